@@ -1,0 +1,320 @@
+"""Group statistics for RSA: one-sample tests with FDR, paired model comparisons, bootstrap CIs.
+
+The paper tested scores against 0 across the 8 subjects (two-sided one-sample t-tests,
+Benjamini–Hochberg FDR at q = 0.05) and compared models with *unpaired* t-tests
+(``paper_methods.md`` §3). Scores of two models on the same subject are paired, so here
+model comparisons are paired: a paired t-test and an exact / seeded sign-flip permutation
+test on the per-subject differences.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+__all__ = [
+    "fdr_bh",
+    "ttest_1samp_fdr",
+    "paired_ttest",
+    "sign_flip_test",
+    "group_tests",
+    "pairwise_model_tests",
+    "bootstrap_rsa_ci",
+]
+
+
+def fdr_bh(pvals, q: float = 0.05):
+    """Benjamini–Hochberg false discovery rate control.
+
+    Parameters
+    ----------
+    pvals : array-like, any shape
+        p-values; NaNs are ignored (not counted as tests, returned as NaN / False).
+    q : float
+        Target false discovery rate.
+
+    Returns
+    -------
+    reject : ndarray of bool, same shape
+        Hypotheses rejected at FDR ``q``.
+    p_adjusted : ndarray, same shape
+        BH-adjusted p-values (equal to :func:`scipy.stats.false_discovery_control`
+        with ``method="bh"`` on the finite entries); ``reject = p_adjusted <= q``.
+
+    Notes
+    -----
+    ``p_(i) · m / i`` made monotone from the largest p downwards, capped at 1
+    (Benjamini & Hochberg 1995).
+    """
+    p = np.asarray(pvals, dtype=np.float64)
+    flat = p.ravel()
+    ok = np.isfinite(flat)
+    adj = np.full(flat.shape, np.nan)
+    m = int(ok.sum())
+    if m:
+        pv = flat[ok]
+        order = np.argsort(pv, kind="stable")
+        ranked = pv[order] * m / np.arange(1, m + 1)
+        ranked = np.minimum.accumulate(ranked[::-1])[::-1]
+        out = np.empty(m)
+        out[order] = np.minimum(ranked, 1.0)
+        adj[ok] = out
+    adj = adj.reshape(p.shape)
+    with np.errstate(invalid="ignore"):
+        reject = np.where(np.isfinite(adj), adj <= q, False)
+    return reject, adj
+
+
+def ttest_1samp_fdr(values, popmean: float = 0.0, q: float = 0.05, alternative="two-sided"):
+    """One-sample t-tests across subjects (axis 0) with BH-FDR over the remaining axes.
+
+    Parameters
+    ----------
+    values : array, shape (n_subjects, ...)
+        E.g. per-subject searchlight maps ``(8, n_centres)`` or ROI scores
+        ``(8, n_rois)``.
+    popmean, q, alternative
+        As :func:`scipy.stats.ttest_1samp`; FDR level ``q``.
+
+    Returns
+    -------
+    dict with ``mean``, ``sem``, ``t``, ``p``, ``p_fdr`` and ``reject`` (arrays of shape
+    ``values.shape[1:]``).
+    """
+    from scipy import stats
+
+    v = np.asarray(values, dtype=np.float64)
+    res = stats.ttest_1samp(v, popmean, axis=0, alternative=alternative, nan_policy="propagate")
+    reject, p_fdr = fdr_bh(res.pvalue, q)
+    n = np.isfinite(v).sum(0)
+    return {
+        "mean": v.mean(0),
+        "sem": v.std(0, ddof=1) / np.sqrt(n),
+        "t": np.asarray(res.statistic),
+        "p": np.asarray(res.pvalue),
+        "p_fdr": p_fdr,
+        "reject": reject,
+    }
+
+
+def paired_ttest(a, b, alternative: str = "two-sided"):
+    """Paired t-test of ``a − b`` over subjects (axis 0) → ``(t, p)`` arrays.
+
+    ``a`` and ``b`` are ``(n_subjects, ...)`` scores of two models on the same subjects
+    (the original analysis used the unpaired :func:`scipy.stats.ttest_ind`).
+    """
+    from scipy import stats
+
+    res = stats.ttest_rel(np.asarray(a, float), np.asarray(b, float), axis=0,
+                          alternative=alternative)
+    return res.statistic, res.pvalue
+
+
+def sign_flip_test(a, b=None, n_perm: int = 10000, seed: int = 0,
+                   alternative: str = "two-sided"):
+    """Sign-flip permutation test of the mean (paired differences) over axis 0.
+
+    Parameters
+    ----------
+    a : array, shape (n_subjects, ...)
+        Values, or the first model's scores when ``b`` is given (then ``a − b`` is tested).
+    b : array, optional
+    n_perm : int
+        Random sign patterns (seeded). When ``2**n_subjects <= n_perm`` all patterns are
+        enumerated (exact test; 256 for 8 subjects).
+    seed : int
+    alternative : {"two-sided", "greater", "less"}
+
+    Returns
+    -------
+    mean_diff : ndarray
+        Observed mean difference.
+    p : ndarray
+        Permutation p-value, ``(1 + #{null ≥ observed}) / (1 + n_perm)`` for random
+        patterns, ``#{null ≥ observed} / 2**n`` when exact (observed pattern included).
+
+    Notes
+    -----
+    Under H0 (differences symmetric about 0) each subject's difference can flip sign;
+    the statistic is the mean difference. The smallest attainable exact p is
+    ``2 / 2**n`` two-sided (0.0078 for 8 subjects).
+    """
+    d = np.asarray(a, dtype=np.float64)
+    if b is not None:
+        d = d - np.asarray(b, dtype=np.float64)
+    n = d.shape[0]
+    flat = d.reshape(n, -1)
+    obs = flat.mean(0)
+    exact = 2**n <= n_perm
+    if exact:
+        signs = np.array(list(itertools.product([1.0, -1.0], repeat=n)))
+    else:
+        rng = np.random.default_rng(seed)
+        signs = rng.choice([-1.0, 1.0], size=(n_perm, n))
+    null = signs @ flat / n  # (n_patterns, n_tests)
+    eps = 1e-12 * np.maximum(1.0, np.abs(obs))
+    if alternative == "two-sided":
+        hits = (np.abs(null) >= np.abs(obs) - eps).sum(0)
+    elif alternative == "greater":
+        hits = (null >= obs - eps).sum(0)
+    elif alternative == "less":
+        hits = (null <= obs + eps).sum(0)
+    else:
+        raise ValueError(f"unknown alternative {alternative!r}")
+    p = hits / len(signs) if exact else (1 + hits) / (1 + len(signs))
+    shape = d.shape[1:]
+    return obs.reshape(shape), np.asarray(p, dtype=np.float64).reshape(shape)
+
+
+def group_tests(df, value: str = "r", by=("roi", "model"), q: float = 0.05,
+                fdr_within: str | None = None):
+    """One-sample tests across subjects for each group of a tidy score table.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        One row per subject and group (e.g. from :func:`brainllm_utils.rsa.roi_rsa`,
+        concatenated over subjects), with a ``subject`` column.
+    value : str
+        Column tested against 0 (``"r"`` or ``"r_normalised"``).
+    by : sequence of str
+        Grouping columns.
+    q : float
+        FDR level; BH over all groups, or within each level of ``fdr_within``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``by`` columns plus ``n, mean, sem, t, p, p_fdr, significant``.
+    """
+    import pandas as pd
+    from scipy import stats
+
+    rows = []
+    for key, g in df.groupby(list(by), sort=False):
+        x = g[value].to_numpy(float)
+        res = stats.ttest_1samp(x, 0.0)
+        key = key if isinstance(key, tuple) else (key,)
+        rows.append(dict(zip(by, key), n=len(x), mean=x.mean(),
+                         sem=x.std(ddof=1) / np.sqrt(len(x)), t=res.statistic, p=res.pvalue))
+    out = pd.DataFrame(rows)
+    out["p_fdr"] = np.nan
+    groups = [out.index] if fdr_within is None else out.groupby(fdr_within).groups.values()
+    for ix in groups:
+        out.loc[ix, "p_fdr"] = fdr_bh(out.loc[ix, "p"].to_numpy(), q)[1]
+    out["significant"] = out["p_fdr"] <= q
+    return out
+
+
+def pairwise_model_tests(df, value: str = "r", model_col: str = "model", by="roi",
+                         pairs=None, q: float = 0.05, n_perm: int = 10000, seed: int = 0):
+    """Paired comparisons between models within each ROI (BH-FDR over pairs per ROI).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Tidy scores with ``subject``, ``model_col``, ``by`` and ``value`` columns.
+    pairs : list of (str, str), optional
+        Model pairs (a, b) to test ``a − b``; default all pairs.
+    n_perm, seed
+        For :func:`sign_flip_test`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``by, model_a, model_b, n, mean_diff, t, p_ttest, p_signflip, p_fdr`` (FDR of the
+        paired t-test p within each ``by`` level), ``significant``.
+    """
+    import pandas as pd
+
+    rows = []
+    for level, g in df.groupby(by, sort=False):
+        wide = g.pivot_table(index="subject", columns=model_col, values=value)
+        models = list(wide.columns)
+        todo = pairs if pairs is not None else list(itertools.combinations(models, 2))
+        sub = []
+        for a, b in todo:
+            x = wide[[a, b]].dropna()
+            t, p = paired_ttest(x[a], x[b])
+            md, pp = sign_flip_test(x[a].to_numpy(), x[b].to_numpy(), n_perm=n_perm, seed=seed)
+            sub.append({by: level, "model_a": a, "model_b": b, "n": len(x),
+                        "mean_diff": float(md), "t": float(t), "p_ttest": float(p),
+                        "p_signflip": float(pp)})
+        if sub:
+            padj = fdr_bh([s["p_ttest"] for s in sub], q)[1]
+            for s, pa in zip(sub, padj):
+                s["p_fdr"] = float(pa)
+                s["significant"] = bool(pa <= q)
+            rows.extend(sub)
+    return pd.DataFrame(rows)
+
+
+def bootstrap_rsa_ci(brain_X, model, n_boot: int = 1000, seed: int = 0, ci: float = 0.95,
+                     method: str = "pearson", brain_metric: str = "correlation",
+                     model_metric: str = "correlation", return_samples: bool = False):
+    """Bootstrap confidence interval of a brain–model RDM correlation over images.
+
+    Images are resampled with replacement; both RDMs are recomputed on the resample and
+    pairs of copies of the same image (zero dissimilarity by construction) are excluded,
+    as rsatoolbox's ``bootstrap_sample_pattern`` / ``eval_bootstrap_pattern`` do.
+
+    Parameters
+    ----------
+    brain_X : array, shape (n_images, n_voxels)
+    model : array, shape (n_images, d) features, or condensed RDM (n_pairs,)
+    n_boot, seed : int
+    ci : float
+        Central percentile interval (0.95 → 2.5 and 97.5 percentiles).
+
+    Returns
+    -------
+    dict with ``estimate`` (full-sample value), ``low``, ``high``, ``se`` (bootstrap SD)
+    and, if ``return_samples``, ``samples`` (n_boot,).
+    """
+    from .rsa import _compare_rowwise, _n_items, compare_rdms, compute_rdm, rdm_to_square
+
+    X = np.asarray(brain_X, dtype=np.float64)
+    n = X.shape[0]
+    model = np.asarray(model, dtype=np.float64)
+    is_rdm = model.ndim == 1
+    if is_rdm and _n_items(model.size) != n:
+        raise ValueError("model RDM does not match the number of images")
+    full_b = compute_rdm(X, brain_metric, dtype="float64", out_dtype="float64")
+    full_m = model if is_rdm else compute_rdm(model, model_metric, dtype="float64",
+                                              out_dtype="float64")
+    estimate = compare_rdms(full_b, full_m, method)
+    Db = rdm_to_square(full_b)
+    Dm = rdm_to_square(full_m if is_rdm else full_m.astype(np.float64))
+    rng = np.random.default_rng(seed)
+    iu = np.triu_indices(n, 1)
+    samples = np.empty(n_boot)
+    step = max(1, int(2**24 // (n * n)))
+    for s0 in range(0, n_boot, step):
+        idx = rng.integers(0, n, size=(min(step, n_boot - s0), n))
+        a = Db[idx[:, :, None], idx[:, None, :]][:, iu[0], iu[1]]
+        m = Dm[idx[:, :, None], idx[:, None, :]][:, iu[0], iu[1]]
+        keep = idx[:, iu[0]] != idx[:, iu[1]]  # drop pairs of copies of one image
+        if method in ("pearson", "corr", "cosine"):
+            samples[s0 : s0 + a.shape[0]] = _masked_corr(a, m, keep, centre=method != "cosine")
+        else:
+            for k in range(a.shape[0]):
+                samples[s0 + k] = _compare_rowwise(a[k, keep[k]], m[k, keep[k]], method)
+    alpha = (1 - ci) / 2
+    low, high = np.nanpercentile(samples, [100 * alpha, 100 * (1 - alpha)])
+    out = {"estimate": float(estimate), "low": float(low), "high": float(high),
+           "se": float(np.nanstd(samples, ddof=1))}
+    if return_samples:
+        out["samples"] = samples
+    return out
+
+
+def _masked_corr(a, b, keep, centre=True):
+    """Row-wise Pearson (or cosine) of a and b over the entries where ``keep`` is True."""
+    w = keep.astype(np.float64)
+    cnt = w.sum(1, keepdims=True)
+    if centre:
+        a = a - (a * w).sum(1, keepdims=True) / cnt
+        b = b - (b * w).sum(1, keepdims=True) / cnt
+    a, b = a * w, b * w
+    return (a * b).sum(1) / np.sqrt((a * a).sum(1) * (b * b).sum(1))
