@@ -1,0 +1,458 @@
+"""Tests of brainllm_utils.encoding against scikit-learn, himalaya and direct formulas."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+torch.set_num_threads(1)
+
+from brainllm_utils import encoding as enc  # noqa: E402
+from brainllm_utils.encoding import (  # noqa: E402
+    BandedRidgeCV,
+    FracRidgeCV,
+    RidgeCV,
+    band_weight_grid,
+    in_silico_contrast,
+    kfold_splits,
+    noise_ceiling_relation,
+    pearson_r,
+    train_test_encoding,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*edge of the grid.*:UserWarning")
+
+
+def _data(rng, n=90, p=12, t=30, noise=1.0, offset=3.0):
+    X = rng.standard_normal((n, p)) + 0.5
+    W = rng.standard_normal((p, t)) * rng.uniform(0, 1, t)
+    Y = X @ W + noise * rng.standard_normal((n, t)) + offset
+    return X, Y
+
+
+def _bands(rng, n=120, pa=8, pb=5, t=45):
+    XA, XB = rng.standard_normal((n, pa)), rng.standard_normal((n, pb))
+    a = rng.uniform(0, 1, t)
+    a[: t // 3], a[t // 3 : 2 * t // 3] = 1.0, 0.0
+    Y = (XA @ rng.standard_normal((pa, t))) * a + (XB @ rng.standard_normal((pb, t))) * (1 - a)
+    Y += 1.5 * rng.standard_normal((n, t))
+    return XA, XB, Y, a
+
+
+# ----------------------------------------------------------------------------- basics
+def test_kfold_matches_sklearn():
+    from sklearn.model_selection import KFold
+
+    for n, k in [(10, 3), (11, 5), (7, 7)]:
+        ours = kfold_splits(n, k)
+        ref = list(KFold(k).split(np.zeros(n)))
+        assert len(ours) == len(ref)
+        for (a, b), (c, d) in zip(ours, ref):
+            np.testing.assert_array_equal(a, c)
+            np.testing.assert_array_equal(b, d)
+
+
+def test_pearson_r_columns_and_constant():
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((50, 3)), rng.standard_normal((50, 3))
+    ref = [np.corrcoef(a[:, j], b[:, j])[0, 1] for j in range(3)]
+    np.testing.assert_allclose(pearson_r(a, b), ref, rtol=1e-12)
+    np.testing.assert_allclose(pearson_r(a.T, b.T, axis=1), ref, rtol=1e-12)
+    assert pearson_r(np.ones(5), np.arange(5.0)) == 0.0
+
+
+# ----------------------------------------------------------------------------- vs scikit-learn Ridge
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("solver", ["primal", "kernel"])
+def test_equals_sklearn_ridge_fixed_alpha(rng, fit_intercept, solver):
+    from sklearn.linear_model import Ridge
+
+    X, Y = _data(rng)
+    m = RidgeCV(alphas=[7.0], device="cpu", dtype="float64", fit_intercept=fit_intercept, solver=solver).fit(X, Y)
+    s = Ridge(alpha=7.0, fit_intercept=fit_intercept).fit(X, Y)
+    np.testing.assert_allclose(m.coef_, s.coef_.T, atol=1e-10)
+    np.testing.assert_allclose(m.intercept_, s.intercept_ if fit_intercept else 0.0, atol=1e-9)
+    np.testing.assert_allclose(m.predict(X), s.predict(X), atol=1e-9)
+    assert np.all(m.best_alphas_ == 7.0)
+
+
+def test_float32_close_to_sklearn(rng):
+    from sklearn.linear_model import Ridge
+
+    X, Y = _data(rng)
+    m = RidgeCV(alphas=[3.0], device="cpu").fit(X, Y)
+    s = Ridge(alpha=3.0).fit(X, Y)
+    assert m.coef_.dtype == np.float32
+    np.testing.assert_allclose(m.predict(X), s.predict(X), atol=2e-4)
+
+
+def test_score_is_per_target_pearson(rng):
+    X, Y = _data(rng)
+    m = RidgeCV(alphas=[1.0, 10.0], device="cpu").fit(X[:60], Y[:60])
+    r = m.score(X[60:], Y[60:])
+    assert r.shape == (Y.shape[1],)
+    np.testing.assert_allclose(r, pearson_r(m.predict(X[60:]), Y[60:]))
+    np.testing.assert_allclose(train_test_encoding(X[:60], Y[:60], X[60:], Y[60:], RidgeCV(alphas=[1.0, 10.0], device="cpu")), r, rtol=1e-6)
+
+
+def test_cv_scores_match_direct_computation(rng):
+    """cv_scores_ = mean over contiguous folds of per-fold R² of a refit sklearn Ridge."""
+    from sklearn.linear_model import Ridge
+
+    X, Y = _data(rng, n=50, t=4)
+    alphas = [0.3, 30.0]
+    m = RidgeCV(alphas=alphas, cv=4, device="cpu", dtype="float64").fit(X, Y)
+    ref = np.zeros((2, 4))
+    for ai, a in enumerate(alphas):
+        for tr, va in kfold_splits(50, 4):
+            P = Ridge(alpha=a).fit(X[tr], Y[tr]).predict(X[va])
+            ref[ai] += enc.r2_score(Y[va], P) / 4
+    np.testing.assert_allclose(m.cv_scores_, ref, atol=1e-10)
+    np.testing.assert_array_equal(m.best_alphas_, np.asarray(alphas)[ref.argmax(0)])
+
+
+def test_kernel_equals_primal_cv(rng):
+    X, Y = _data(rng, n=40, p=10, t=20)
+    alphas = np.logspace(-2, 3, 7)
+    a = RidgeCV(alphas=alphas, device="cpu", dtype="float64", solver="primal").fit(X, Y)
+    b = RidgeCV(alphas=alphas, device="cpu", dtype="float64", solver="kernel").fit(X, Y)
+    np.testing.assert_allclose(a.cv_scores_, b.cv_scores_, atol=1e-9)
+    np.testing.assert_array_equal(a.best_alphas_, b.best_alphas_)
+    np.testing.assert_allclose(a.coef_, b.coef_, atol=1e-9)
+
+
+def test_kernel_auto_when_p_gt_n(rng):
+    from sklearn.linear_model import Ridge
+
+    X, Y = _data(rng, n=30, p=80, t=5)
+    m = RidgeCV(alphas=[2.0], device="cpu", dtype="float64").fit(X, Y)
+    assert m.solver_ == "kernel"
+    np.testing.assert_allclose(m.coef_, Ridge(alpha=2.0).fit(X, Y).coef_.T, atol=1e-9)
+
+
+def test_chunked_equals_unchunked(rng):
+    X, Y = _data(rng, t=37)
+    alphas = np.logspace(-2, 4, 8)
+    a = RidgeCV(alphas=alphas, device="cpu", dtype="float64").fit(X, Y)
+    b = RidgeCV(alphas=alphas, device="cpu", dtype="float64", chunk_size=5).fit(X, Y)
+    assert b.n_chunks_ == 8 and a.n_chunks_ == 1
+    np.testing.assert_array_equal(a.best_alphas_, b.best_alphas_)
+    np.testing.assert_allclose(a.coef_, b.coef_, atol=1e-12)
+    np.testing.assert_allclose(a.cv_scores_, b.cv_scores_, atol=1e-12)
+    XA, XB, Y2, _ = _bands(rng, t=20)
+    c = BandedRidgeCV(alphas=alphas, device="cpu", dtype="float64").fit([XA, XB], Y2)
+    d = BandedRidgeCV(alphas=alphas, device="cpu", dtype="float64", chunk_size=3).fit([XA, XB], Y2)
+    np.testing.assert_array_equal(c.best_band_weights_, d.best_band_weights_)
+    np.testing.assert_allclose(c.coef_, d.coef_, atol=1e-12)
+
+
+def test_memory_budget_drives_chunks(rng):
+    X, Y = _data(rng, t=40)
+    m = RidgeCV(alphas=[1.0, 10.0], device="cpu", memory_budget=1).fit(X, Y)
+    assert m.n_chunks_ > 1
+
+
+def test_global_alpha_and_groups_splitter(rng):
+    from sklearn.model_selection import GroupKFold
+
+    X, Y = _data(rng, t=25)
+    alphas = np.logspace(-2, 4, 7)
+    m = RidgeCV(alphas=alphas, device="cpu", dtype="float64", alpha_per_target=False).fit(X, Y)
+    assert len(np.unique(m.best_alphas_)) == 1
+    full = RidgeCV(alphas=alphas, device="cpu", dtype="float64").fit(X, Y)
+    assert m.best_alphas_[0] == alphas[np.argmax(full.cv_scores_.mean(1))]
+    groups = np.repeat(np.arange(9), 10)
+    g = RidgeCV(alphas=alphas, cv=GroupKFold(3), device="cpu", dtype="float64").fit(X, Y, groups=groups)
+    ref = np.zeros((len(alphas), Y.shape[1]))
+    from sklearn.linear_model import Ridge
+
+    for tr, va in GroupKFold(3).split(X, Y, groups):
+        assert len(np.intersect1d(groups[tr], groups[va])) == 0
+        for ai, a in enumerate(alphas):
+            ref[ai] += enc.r2_score(Y[va], Ridge(alpha=a).fit(X[tr], Y[tr]).predict(X[va])) / 3
+    np.testing.assert_allclose(g.cv_scores_, ref, atol=1e-9)
+
+
+def test_pearson_scoring_and_edge_warning(rng):
+    X, Y = _data(rng, t=10)
+    with pytest.warns(UserWarning, match="edge of the grid"):
+        m = RidgeCV(alphas=[1e6, 1e7], device="cpu", scoring="pearson").fit(X, Y)
+    assert m.alpha_at_edge_ == 1.0
+    assert np.all(np.abs(m.cv_scores_) <= 1 + 1e-6)
+    with pytest.raises(ValueError, match="scoring"):
+        RidgeCV(alphas=[1.0], scoring="bogus", device="cpu").fit(X, Y)
+    with pytest.raises(ValueError, match="alphas"):
+        RidgeCV(alphas=[0.0, 1.0], device="cpu").fit(X, Y)
+
+
+# ----------------------------------------------------------------------------- vs himalaya
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("fit_intercept", [False, True])
+def test_ridgecv_matches_himalaya(rng, backend, fit_intercept):
+    himalaya = pytest.importorskip("himalaya")
+    from himalaya.backend import set_backend
+    from himalaya.ridge import RidgeCV as HRidgeCV
+    from himalaya.scoring import r2_score as h_r2
+
+    set_backend(backend)
+    try:
+        X, Y = _data(rng, n=100, t=60, noise=3.0)
+        alphas = np.logspace(-2, 5, 12)
+        h = HRidgeCV(alphas=alphas, cv=5, fit_intercept=fit_intercept, solver_params=dict(score_func=h_r2)).fit(X, Y)
+        m = RidgeCV(alphas=alphas, cv=5, device="cpu", dtype="float64", fit_intercept=fit_intercept).fit(X, Y)
+        hb = np.asarray(h.best_alphas_, dtype=float)
+        assert np.mean(np.isclose(hb, m.best_alphas_, rtol=1e-6)) >= 0.98
+        np.testing.assert_allclose(m.predict(X), np.asarray(h.predict(X)), atol=1e-8)
+        # himalaya's cv_scores_ include the 1e-10·log(alpha) tie-break
+        np.testing.assert_allclose(m.cv_scores_.max(0), np.asarray(h.cv_scores_), atol=1e-8)
+        # its default score is negative MSE: same selection as ours with scoring="neg_mse"
+        h2 = HRidgeCV(alphas=alphas, cv=5, fit_intercept=fit_intercept).fit(X, Y)
+        m2 = RidgeCV(alphas=alphas, cv=5, device="cpu", dtype="float64", fit_intercept=fit_intercept, scoring="neg_mse").fit(X, Y)
+        assert np.mean(np.isclose(np.asarray(h2.best_alphas_, float), m2.best_alphas_, rtol=1e-6)) >= 0.98
+    finally:
+        set_backend("numpy")
+    del himalaya
+
+
+def test_ridgecv_float32_matches_himalaya(rng):
+    pytest.importorskip("himalaya")
+    from himalaya.ridge import RidgeCV as HRidgeCV
+    from himalaya.scoring import r2_score as h_r2
+
+    X, Y = _data(rng, n=100, t=80, noise=3.0)
+    X, Y = X.astype(np.float32), Y.astype(np.float32)
+    alphas = np.logspace(-2, 5, 12)
+    h = HRidgeCV(alphas=alphas, fit_intercept=True, solver_params=dict(score_func=h_r2)).fit(X, Y)
+    m = RidgeCV(alphas=alphas, device="cpu").fit(X, Y)
+    assert np.mean(np.isclose(np.asarray(h.best_alphas_), m.best_alphas_, rtol=1e-4)) >= 0.95
+    np.testing.assert_allclose(m.predict(X), h.predict(X), atol=1e-3)
+
+
+@pytest.mark.parametrize("fit_intercept", [False, True])
+def test_banded_matches_himalaya_group_ridge(rng, fit_intercept):
+    pytest.importorskip("himalaya")
+    from himalaya.ridge import GroupRidgeCV
+    from himalaya.scoring import r2_score as h_r2
+
+    XA, XB, Y, _ = _bands(rng)
+    alphas = np.logspace(-2, 4, 9)
+    g = band_weight_grid(2)
+    g = g[g.min(1) > 0]  # himalaya cannot scale a band by zero
+    sp = dict(n_iter=g, alphas=alphas, score_func=h_r2, progress_bar=False)
+    h = GroupRidgeCV(groups="input", cv=5, fit_intercept=fit_intercept, solver_params=sp).fit([XA, XB], Y)
+    m = BandedRidgeCV(alphas=alphas, device="cpu", dtype="float64", band_weights=g, fit_intercept=fit_intercept).fit([XA, XB], Y)
+    hg = np.exp(np.asarray(h.deltas_)) * np.asarray(h.best_alphas_)[None]
+    agree = np.all(np.isclose(hg, m.best_band_weights_, atol=1e-8), 0) & np.isclose(h.best_alphas_, m.best_alphas_, rtol=1e-6)
+    assert agree.mean() >= 0.95
+    np.testing.assert_allclose(m.coef_[:, agree], np.asarray(h.coef_)[:, agree], atol=1e-8)
+    np.testing.assert_allclose(m.cv_scores_, np.asarray(h.cv_scores_), atol=1e-8)
+    np.testing.assert_allclose(m.deltas_[:, agree], np.asarray(h.deltas_)[:, agree], atol=1e-6)
+    np.testing.assert_allclose(m.predict([XA, XB])[:, agree], np.asarray(h.predict([XA, XB]))[:, agree], atol=1e-8)
+
+
+def test_banded_one_band_equals_ridgecv(rng):
+    X, Y = _data(rng, t=15)
+    alphas = np.logspace(-2, 4, 7)
+    a = RidgeCV(alphas=alphas, device="cpu", dtype="float64").fit(X, Y)
+    b = BandedRidgeCV(alphas=alphas, device="cpu", dtype="float64").fit([X], Y)
+    np.testing.assert_array_equal(a.best_alphas_, b.best_alphas_)
+    np.testing.assert_allclose(a.coef_, b.coef_, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- banded ridge
+def test_band_selective_targets_recover_their_band(rng):
+    XA, XB, Y, a = _bands(rng, n=200, pa=10, pb=6, t=60)
+    Y = Y - 1.2 * rng.standard_normal(Y.shape)  # lower noise
+    m = BandedRidgeCV(alphas=np.logspace(-2, 5, 10), device="cpu").fit([XA, XB], Y)
+    w = m.best_band_weights_
+    assert w.shape == (2, 60)
+    np.testing.assert_allclose(w.sum(0), 1.0)
+    assert np.median(w[0, :20]) > 0.95  # A-only targets
+    assert np.median(w[1, 20:40]) > 0.95  # B-only targets
+    split = m.score([XA, XB], Y, split=True)
+    assert split.shape == (2, 60)
+    assert np.all(split[0, :20] > split[1, :20]) and np.all(split[1, 20:40] > split[0, 20:40])
+    # split predictions sum to the joint prediction
+    parts = m.predict([XA, XB], split=True)
+    np.testing.assert_allclose(parts.sum(0) + m.intercept_, m.predict([XA, XB]), atol=1e-9)
+    # split R² shares sum to the joint R²
+    P = m.predict([XA, XB])
+    np.testing.assert_allclose(split.sum(0), enc.r2_score(Y, P), atol=1e-9)
+
+
+def test_banded_kernel_equals_primal(rng):
+    XA, XB, Y, _ = _bands(rng, n=50, pa=6, pb=4, t=12)
+    kw = dict(alphas=np.logspace(-2, 3, 6), device="cpu", dtype="float64")
+    a = BandedRidgeCV(solver="primal", **kw).fit([XA, XB], Y)
+    b = BandedRidgeCV(solver="kernel", **kw).fit([XA, XB], Y)
+    np.testing.assert_array_equal(a.best_band_weights_, b.best_band_weights_)
+    np.testing.assert_allclose(a.coef_, b.coef_, atol=1e-9)
+
+
+def test_banded_fixed_gamma_equals_scaled_ridge(rng):
+    """With a single candidate γ, banded ridge = sklearn Ridge on [√γ₁X₁, √γ₂X₂]."""
+    from sklearn.linear_model import Ridge
+
+    XA, XB, Y, _ = _bands(rng, t=6)
+    g = np.array([[0.8, 0.2]])
+    m = BandedRidgeCV(alphas=[2.0], band_weights=g, device="cpu", dtype="float64").fit([XA, XB], Y)
+    Z = np.concatenate([XA * np.sqrt(0.8), XB * np.sqrt(0.2)], 1)
+    s = Ridge(alpha=2.0).fit(Z, Y)
+    scale = np.r_[np.full(XA.shape[1], np.sqrt(0.8)), np.full(XB.shape[1], np.sqrt(0.2))]
+    np.testing.assert_allclose(m.coef_, s.coef_.T * scale[:, None], atol=1e-10)
+    np.testing.assert_allclose(m.predict([XA, XB]), s.predict(Z), atol=1e-9)
+
+
+def test_band_weight_candidates():
+    g2 = band_weight_grid(2)
+    np.testing.assert_allclose(g2.sum(1), 1.0)
+    assert any(np.allclose(r, [1, 0]) for r in g2) and any(np.allclose(r, [0, 1]) for r in g2)
+    g3 = band_weight_grid(3)
+    assert g3.shape[1] == 3 and np.allclose(g3.sum(1), 1)
+    a = enc._dirichlet_weights(5, 10, 0)
+    b = enc._dirichlet_weights(5, 10, 0)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(a[0], 0.2)
+    assert a.shape == (15, 5)
+
+
+def test_banded_many_bands_random_search(rng):
+    Xs = [rng.standard_normal((60, 3)) for _ in range(4)]
+    Y = Xs[2] @ rng.standard_normal((3, 5)) + 0.3 * rng.standard_normal((60, 5))
+    m = BandedRidgeCV(alphas=np.logspace(-2, 3, 6), n_iter=8, device="cpu", random_state=1).fit(Xs, Y)
+    assert m.band_weights_.shape == (12, 4)
+    assert np.all(m.best_band_weights_.argmax(0) == 2)
+
+
+# ----------------------------------------------------------------------------- fractional ridge
+def test_fraction_alphas_direct(rng):
+    """α(f) solves ‖β_α‖/‖β_OLS‖ = f, including f > 1 (negative α)."""
+    from scipy.optimize import brentq
+
+    X, Y = _data(rng, n=60, p=8, t=3)
+    Xc, Yc = X - X.mean(0), Y - Y.mean(0)
+    s, V = np.linalg.eigh(Xc.T @ Xc)
+    Z = V.T @ Xc.T @ Yc
+    fr = np.array([0.1, 0.5, 0.9, 1.04])
+    A = enc._fraction_alphas(torch.from_numpy(s), torch.from_numpy(Z), torch.ones(8, dtype=torch.float64), fr).numpy()
+    ols = np.linalg.lstsq(Xc, Yc, rcond=None)[0]
+    for j in range(3):
+        for fi, f in enumerate(fr):
+            norm = lambda a: np.linalg.norm(np.linalg.solve(Xc.T @ Xc + a * np.eye(8), Xc.T @ Yc[:, j]))  # noqa: E731
+            ref = brentq(lambda a: norm(a) - f * np.linalg.norm(ols[:, j]), -s.min() * 0.999999, 1e9, xtol=1e-12)
+            assert A[fi, j] == pytest.approx(ref, rel=1e-7, abs=1e-7)
+
+
+def test_fracridgecv_whole_brain_matches_direct(rng):
+    from sklearn.linear_model import Ridge
+
+    X, Y = _data(rng, n=80, p=10, t=8, noise=3.0)
+    fr = np.linspace(0.1, 1.0, 6)
+    m = FracRidgeCV(fractions=fr, device="cpu", dtype="float64").fit(X, Y)
+    assert len(np.unique(m.best_fractions_)) == 1
+    # direct: refit with the chosen per-target alpha must give the chosen fraction
+    for j in range(8):
+        b = Ridge(alpha=m.best_alphas_[j]).fit(X, Y[:, j]).coef_
+        ols = np.linalg.lstsq(X - X.mean(0), Y[:, j] - Y[:, j].mean(), rcond=None)[0]
+        assert np.linalg.norm(b) / np.linalg.norm(ols) == pytest.approx(m.best_fractions_[j], rel=1e-6)
+        np.testing.assert_allclose(m.coef_[:, j], b, atol=1e-8)
+    # CV score of one fraction, computed directly with sklearn on every fold
+    f = fr[2]
+    ref = np.zeros(8)
+    for tr, va in kfold_splits(80, 5):
+        Xt = X[tr] - X[tr].mean(0)
+        for j in range(8):
+            yt = Y[tr, j] - Y[tr, j].mean()
+            ols = np.linalg.norm(np.linalg.lstsq(Xt, yt, rcond=None)[0])
+            from scipy.optimize import brentq
+
+            a = brentq(lambda a: np.linalg.norm(np.linalg.solve(Xt.T @ Xt + a * np.eye(10), Xt.T @ yt)) - f * ols, 1e-12, 1e9, xtol=1e-12)
+            P = Ridge(alpha=a).fit(X[tr], Y[tr, j]).predict(X[va])
+            ref[j] += enc.r2_score(Y[va, j][:, None], P[:, None])[0] / 5
+    np.testing.assert_allclose(m.cv_scores_[2], ref, atol=1e-7)
+    assert m.best_fractions_[0] == fr[np.argmax(m.cv_scores_.mean(1))]
+    per = FracRidgeCV(fractions=fr, device="cpu", dtype="float64", fraction_per_target=True).fit(X, Y)
+    np.testing.assert_array_equal(per.best_fractions_, fr[per.cv_scores_.argmax(0)])
+
+
+# ----------------------------------------------------------------------------- analyses
+def test_noise_ceiling_relation():
+    nc = np.linspace(0.1, 0.9, 50)
+    r = 0.5 * nc + 0.01
+    out = noise_ceiling_relation(r, nc)
+    assert out["slope"] == pytest.approx(0.5) and out["intercept"] == pytest.approx(0.01)
+    assert out["pearson"] == pytest.approx(1.0) and out["n"] == 50
+    assert out["fraction_of_ceiling"] == pytest.approx(r.sum() / nc.sum())
+
+
+def test_in_silico_contrast(rng):
+    d, v, n_sub = 6, 40, 5
+    embA, embB = rng.standard_normal((5, d)), rng.standard_normal((5, d))
+    coefs = [rng.standard_normal((d, v)) for _ in range(n_sub)]
+    shared = np.zeros((d, v))
+    shared[:, :10] = 5 * (embA.mean(0) - embB.mean(0))[:, None]  # targets 0-9 prefer A
+    encs = [(c * 0.1 + shared, np.zeros(v)) for c in coefs]
+    out = in_silico_contrast(encs, embA, embB, fdr=True)
+    assert out["diff"].shape == (n_sub, v)
+    expect = np.stack([(embA.mean(0) - embB.mean(0)) @ (c * 0.1 + shared) for c in coefs])
+    np.testing.assert_allclose(out["diff"], expect, atol=1e-10)
+    assert np.all(out["t"][:10] > 0) and out["significant"][:10].all()
+    assert out["significant_fdr"][:10].all()
+    from scipy import stats
+
+    np.testing.assert_allclose(out["p"], stats.ttest_1samp(expect, 0, axis=0).pvalue)
+    # fitted estimators work too
+    X = rng.standard_normal((50, d))
+    ests = [RidgeCV(alphas=[1.0], device="cpu").fit(X, X @ c) for c in coefs[:2]]
+    out2 = in_silico_contrast({"s1": ests[0], "s2": ests[1]}, embA, embB)
+    assert out2["diff"].shape == (2, v)
+
+
+def test_embed_sentence_sets_with_fake_embedder():
+    def fake(sents, **kw):
+        return np.array([[len(s), s.count(" ")] for s in sents], dtype=np.float32)
+
+    out = enc.embed_sentence_sets({"a": ["x y", "zz"], "b": ["q"]}, embed_fn=fake)
+    np.testing.assert_allclose(out["a"], [2.5, 0.5])
+    assert set(enc.embed_sentence_sets(embed_fn=fake)) == {"people", "places", "food"}
+    assert all(len(v) == 5 for v in enc.CATEGORY_SENTENCES.values())
+
+
+def test_input_validation(rng):
+    X, Y = _data(rng)
+    with pytest.raises(ValueError, match="samples"):
+        RidgeCV(device="cpu").fit(X, Y[:-1])
+    with pytest.raises(RuntimeError, match="not fitted"):
+        RidgeCV().predict(X)
+    Xn = X.copy()
+    Xn[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        RidgeCV(device="cpu").fit(Xn, Y)
+    m = RidgeCV(alphas=[1.0], device="cpu").fit(X, Y[:, 0])
+    assert m.predict(X).shape == (X.shape[0],)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert isinstance(m.score(X, Y[:, 0]), float)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_equals_cpu(rng):
+    X, Y = _data(rng, t=50)
+    alphas = np.logspace(-2, 4, 8)
+    a = RidgeCV(alphas=alphas, device="cpu", dtype="float64").fit(X, Y)
+    b = RidgeCV(alphas=alphas, device="cuda", dtype="float64").fit(X, Y)
+    np.testing.assert_array_equal(a.best_alphas_, b.best_alphas_)
+    np.testing.assert_allclose(a.coef_, b.coef_, atol=1e-9)
+
+
+def test_fracridge_kernel_equals_primal(rng):
+    X, Y = _data(rng, n=40, p=8, t=6, noise=3.0)
+    kw = dict(fractions=np.linspace(0.2, 1.05, 5), device="cpu", dtype="float64", fraction_per_target=True)
+    a = FracRidgeCV(solver="primal", **kw).fit(X, Y)
+    b = FracRidgeCV(solver="kernel", **kw).fit(X, Y)
+    np.testing.assert_allclose(a.cv_scores_, b.cv_scores_, atol=1e-8)
+    np.testing.assert_allclose(a.coef_, b.coef_, atol=1e-8)
