@@ -53,6 +53,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from . import __version__
+from ._device import resolve_device as _resolve_device
 from .paths import atomic_save_npy, get_cache_dir
 from .weights import MPNET, canonical_name, resolve_model
 
@@ -242,16 +243,6 @@ def _torch():
     import torch
 
     return torch
-
-
-def _resolve_device(device: Any) -> str:
-    torch = _torch()
-    if device is None or device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device='cuda' requested but torch.cuda.is_available() is False")
-    return str(dev)
 
 
 def _resolve_precision(precision: str, device: str) -> str:

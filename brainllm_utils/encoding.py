@@ -36,6 +36,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from ._device import resolve_device
+
 __all__ = [
     "RidgeCV",
     "BandedRidgeCV",
@@ -64,13 +66,8 @@ def _torch():
 
 
 def _resolve_device(device: Any):
-    torch = _torch()
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device={device!r} requested but CUDA is not available")
-    return dev
+    """A ``torch.device`` from the package-wide :func:`~brainllm_utils._device.resolve_device`."""
+    return _torch().device(resolve_device(device))
 
 
 def _resolve_dtype(dtype: Any):

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._device import resolve_device
+
 __all__ = [
     "RDM_METRICS",
     "COMPARE_METHODS",
@@ -56,19 +58,7 @@ _METHOD_ALIASES = {
 
 
 # --------------------------------------------------------------------------- backend
-def _resolve_device(device: str | None = "auto") -> str:
-    """``"auto"`` → ``"cuda"`` when torch sees a GPU, else ``"cpu"``."""
-    if device in (None, "auto"):
-        try:
-            import torch
-
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        except ImportError:  # pragma: no cover - torch is a dependency
-            return "cpu"
-    device = str(device)
-    if not (device == "cpu" or device.startswith("cuda")):
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:i]', got {device!r}")
-    return device
+_resolve_device = resolve_device
 
 
 @contextlib.contextmanager
