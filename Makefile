@@ -13,7 +13,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DATA ?= data/sandbox
 SANDBOX_PRESET ?= default
-NOTEBOOKS ?= 00_data_tour
+NOTEBOOKS ?=
 
 # 2 vCPUs: one BLAS/OpenMP thread per process is faster and steadier (shared/docs/toolchain.md)
 export OMP_NUM_THREADS ?= 1
@@ -46,8 +46,11 @@ sandbox: install
 		$(PY) -m brainllm_utils.synth data/sandbox --preset $(SANDBOX_PRESET) --seed 0 --overwrite; \
 	fi
 
+# notebooks run one at a time, so they may use both cores (tests and CI use one thread)
+BOOK_THREADS ?= 2
 notebooks: sandbox
-	$(PY) -m brainllm_utils.book run --data "$(DATA)" $(NOTEBOOKS)
+	OMP_NUM_THREADS=$(BOOK_THREADS) MKL_NUM_THREADS=$(BOOK_THREADS) OPENBLAS_NUM_THREADS=$(BOOK_THREADS) \
+		$(PY) -m brainllm_utils.book run --data "$(DATA)" $(NOTEBOOKS)
 
 html: install
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going

@@ -115,6 +115,7 @@ def plot_surface(values, hemi: str = "left", view: str = "lateral", ax=None, kin
         roi = np.nan_to_num(data, nan=0).astype(int)
         plotting.plot_surf_roi(part, roi_map=roi, hemi=hemi, view=view, bg_map=bg_map,
                                axes=ax, figure=fig, cmap=cmap or "tab10", colorbar=False,
+                               threshold=0.5,  # label 0 = background: show the sulcal map
                                vmin=0.5 if vmin is None else vmin,
                                vmax=10.5 if vmax is None else vmax)
         if labels:
@@ -178,3 +179,14 @@ def plot_recovery(truth, estimate, ax=None, xlabel: str = "truth", ylabel: str =
     ax.text(0.03, 0.97, f"r = {r:.3f}, n = {truth.size}", transform=ax.transAxes, va="top")
     ax.legend(loc="lower right", frameon=False)
     return ax
+
+
+# chapter-specific figures live in private modules, re-exported here
+from ._viz_encoding import *  # noqa: E402,F401,F403
+from ._viz_encoding import __all__ as _enc_all  # noqa: E402
+from ._viz_rsa import *  # noqa: E402,F401,F403
+from ._viz_rsa import __all__ as _rsa_all  # noqa: E402
+from ._viz_vision import *  # noqa: E402,F401,F403
+from ._viz_vision import __all__ as _vision_all  # noqa: E402
+
+__all__ = __all__ + list(_rsa_all) + list(_enc_all) + list(_vision_all)

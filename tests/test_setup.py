@@ -76,3 +76,13 @@ def test_book_config_is_offline():
     assert cfg["execute"]["execute_notebooks"] == "off"
     assert "sphinx-mathjax-offline" in cfg["sphinx"]["extra_extensions"]
     assert cfg["sphinx"]["config"]["nb_output_stderr"] == "remove"
+
+
+def test_papermill_parses_every_parameter():
+    """papermill must see every parameter (a '=' or ';' in a comment hides it)."""
+    import papermill as pm
+
+    from brainllm_utils.book import notebook_parameters
+
+    for path in sorted((REPO_ROOT / "notebooks").glob("*.ipynb")):
+        assert set(pm.inspect_notebook(str(path))) == set(notebook_parameters(path)), path.name

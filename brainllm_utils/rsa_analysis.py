@@ -1,0 +1,665 @@
+"""Orchestration of the RSA chapters: sampled ROI RSA over subjects, noise ceilings,
+model-by-model comparisons, role-reversal probes, winner tables and searchlight maps.
+
+The numerics live in :mod:`brainllm_utils.rsa`, :mod:`brainllm_utils.searchlight` and
+:mod:`brainllm_utils.stats`; this module wires them to the NSD reader and the feature
+registry, loops over subjects, ROIs and models, and caches what is slow. Everything is
+seeded; sample sets are saved once per dataset, subject, set size and seed
+(:func:`subject_sets`) and reused by every model, ROI and searchlight.
+
+Conventions (``shared/docs/paper_methods.md`` §3):
+
+- a subject's RSA pool is its images seen 3 times, in ascending nsdId order;
+- sampled RSA: disjoint sets of ``set_size`` images, Pearson r between the 100 × 100
+  correlation-distance RDMs of brain and model, averaged over sets;
+- noise ceiling: on the images every subject saw 3 times, each subject's ROI RDM against
+  the **mean RDM of the other subjects** (leave-one-subject-out, the paper's definition;
+  ``pool="mean"`` in :func:`brainllm_utils.rsa.noise_ceiling`), and each subject's scores
+  are divided by its own LOSO value.
+
+Only the images in the sample sets that are used get embedded (``n_sets`` limits the sets
+per subject), which keeps the first-time embedding cost of the book small on a CPU.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "STREAMS_ROIS",
+    "PAPER_ROIS",
+    "dataset_key",
+    "subject_image_ids",
+    "subject_sets",
+    "rsa_design",
+    "build_feature_table",
+    "rows_of",
+    "roi_patterns",
+    "loso_ceilings",
+    "subject_rsa_table",
+    "model_rdm_correlations",
+    "role_reversal_pairs",
+    "role_reversal_similarity",
+    "caption_variants",
+    "winner_table",
+    "paired_differences",
+    "paper_reference_numbers",
+    "fsaverage_mesh",
+    "surface_searchlight",
+    "volume_searchlight",
+    "group_searchlight_test",
+]
+
+#: The seven stream ROIs (NSD ``streams`` atlas), in the atlas's order.
+STREAMS_ROIS = ["early", "midventral", "midlateral", "midparietal", "ventral", "lateral",
+                "parietal"]
+#: The ROIs shown in the paper's figures.
+PAPER_ROIS = ["early", "ventral", "lateral", "parietal"]
+
+
+# --------------------------------------------------------------------------- design
+def dataset_key(nsd) -> str:
+    """A short key of the dataset root (sample sets and caches of two roots never mix)."""
+    return hashlib.sha256(str(Path(nsd.root).resolve()).encode()).hexdigest()[:12]
+
+
+def subject_image_ids(nsd, subject, min_repeats: int = 3) -> np.ndarray:
+    """Sorted nsdIds the subject saw at least ``min_repeats`` times (the RSA pool).
+
+    Equal to the ``nsd_ids`` that :meth:`NSD.betas` returns for all sessions, without
+    reading any betas.
+    """
+    ids = nsd.trial_images(subject)
+    uniq, counts = np.unique(ids, return_counts=True)
+    return uniq[counts >= min_repeats].astype(np.int64)
+
+
+def _results_dir(nsd, results_dir=None) -> Path:
+    from .paths import get_results_dir
+
+    return get_results_dir(results_dir) / "rsa" / dataset_key(nsd)
+
+
+def subject_sets(nsd, subject, set_size: int = 100, seed: int = 0, n_sets: int | None = None,
+                 results_dir=None):
+    """A subject's image ids and its saved sample sets.
+
+    The partition of all the subject's 3×-seen images is made once by
+    :func:`brainllm_utils.rsa.get_sample_sets` (stored as image ids under
+    ``<results>/rsa/<dataset key>/sampling/``) and reused; ``n_sets`` keeps the first sets.
+
+    Returns
+    -------
+    ids : int64 array (n_images,)
+        The subject's sorted 3×-seen nsdIds (rows of :meth:`NSD.betas`).
+    sets : int64 array (n_sets, set_size)
+        Row positions into ``ids``.
+    """
+    from .rsa import get_sample_sets
+
+    ids = subject_image_ids(nsd, subject)
+    size = min(int(set_size), ids.size)
+    sets = get_sample_sets(subject, ids, set_size=size, seed=seed,
+                           results_dir=_results_dir(nsd, results_dir))
+    if n_sets is not None:
+        sets = sets[: max(1, int(n_sets))]
+    return ids, sets
+
+
+def rsa_design(nsd, subjects=None, set_size: int = 100, seed: int = 0,
+               n_sets: int | None = None, results_dir=None):
+    """Sample sets of several subjects and the images they need.
+
+    Returns
+    -------
+    design : dict
+        subject → ``(ids, sets)`` as :func:`subject_sets`.
+    needed_ids : int64 array
+        Sorted union of the nsdIds in the used sets: the only images whose features the
+        sampled RSA needs.
+    """
+    subjects = list(nsd.subjects if subjects is None else subjects)
+    design = {s: subject_sets(nsd, s, set_size, seed, n_sets, results_dir) for s in subjects}
+    needed = np.unique(np.concatenate([ids[sets].ravel() for ids, sets in design.values()]))
+    return design, needed.astype(np.int64)
+
+
+def rows_of(all_ids, ids) -> np.ndarray:
+    """Row positions of ``ids`` in the sorted id array ``all_ids`` (ValueError if absent)."""
+    all_ids = np.asarray(all_ids)
+    ids = np.asarray(ids)
+    pos = np.clip(np.searchsorted(all_ids, ids), 0, max(all_ids.size - 1, 0))
+    if all_ids.size == 0 or not np.array_equal(all_ids[pos], ids):
+        raise ValueError("some ids are not among the available ids")
+    return pos
+
+
+def build_feature_table(nsd, names, ids, **options) -> dict[str, np.ndarray]:
+    """Feature matrices ``{name: float32 (len(ids), d)}`` for sorted ``ids``.
+
+    Names are registry names (:func:`brainllm_utils.features.build`) or, on the sandbox,
+    ``"truth:<space>"`` for a planted latent space (``lowlevel``, ``category``,
+    ``interaction``, ``layout``): the oracle models that the brain data were made from.
+    """
+    from . import features, synth
+
+    out = {}
+    ids = np.asarray(ids, dtype=np.int64)
+    for name in names:
+        if name.startswith("truth:"):
+            if not synth.is_sandbox(nsd.root):
+                raise ValueError(f"{name}: planted spaces exist only on the sandbox")
+            arr = synth.load_truth_array(nsd.root, f"features_{name.split(':', 1)[1]}")
+            out[name] = np.asarray(arr[ids], dtype=np.float32)
+        else:
+            out[name] = features.build(name, nsd, ids, **options)
+    return out
+
+
+# --------------------------------------------------------------------------- brain data
+def roi_patterns(nsd, subject, rois=None, atlas: str = "streams", space: str = "fsaverage",
+                 ids=None):
+    """A subject's patterns in each ROI from one read of the surface betas.
+
+    Vertices that are NaN for any image are dropped per ROI.
+
+    Parameters
+    ----------
+    rois : list of str, optional
+        Labels of ``atlas`` (default: all labels).
+    ids : int array, optional
+        Keep only these nsdIds (rows in this order).
+
+    Returns
+    -------
+    patterns : dict[str, float32 array (n_images, n_vertices_roi)]
+    nsd_ids : int64 array (n_images,)
+    """
+    Y, all_ids = nsd.betas(subject, space=space, progress=False)
+    rows = slice(None) if ids is None else rows_of(all_ids, ids)
+    labels = nsd.roi_volume(subject, atlas, space).ravel()
+    cols_all = nsd.columns(subject, space)
+    names = nsd.roi_labels(atlas, None if space == "fsaverage" else subject)
+    code = {v: k for k, v in names.items()}
+    rois = [n for k, n in sorted(names.items()) if k > 0] if rois is None else list(rois)
+    out = {}
+    for roi in rois:
+        if roi not in code:
+            raise ValueError(f"ROI {roi!r} not in atlas {atlas!r}: {sorted(code)}")
+        cols = np.flatnonzero(labels[cols_all] == code[roi])
+        X = np.asarray(Y[rows][:, cols], dtype=np.float32)
+        out[roi] = X[:, np.isfinite(X).all(0)]
+    return out, (all_ids if ids is None else np.asarray(ids, dtype=np.int64))
+
+
+def loso_ceilings(nsd, subjects=None, rois=None, atlas: str = "streams", pool: str = "mean",
+                  test_ids=None):
+    """Leave-one-subject-out noise ceilings per ROI on the shared test images.
+
+    Each subject's correlation-distance RDM over the test images (all of them, no
+    sampling, as the paper) is correlated (Pearson) with the pooled RDM of the other
+    subjects. ``pool="mean"`` is the paper's plain mean RDM; ``"method"`` rsatoolbox's
+    z-scored pooling. The "upper" bound correlates with the pool of *all* subjects.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``subject, roi, ceiling`` (the subject's LOSO value), ``ceiling_upper``,
+        ``ceiling_group`` (mean LOSO over subjects), ``n_test_images``.
+    """
+    import pandas as pd
+
+    from .rsa import compute_rdm, noise_ceiling
+
+    subjects = list(nsd.subjects if subjects is None else subjects)
+    test_ids = nsd.shared_test_images() if test_ids is None else np.asarray(test_ids)
+    per_sub = {s: roi_patterns(nsd, s, rois, atlas, ids=test_ids)[0] for s in subjects}
+    rois = list(next(iter(per_sub.values())))
+    rows = []
+    for roi in rois:
+        rdms = np.stack([compute_rdm(per_sub[s][roi], device="cpu") for s in subjects])
+        nc = noise_ceiling(rdms, method="pearson", pool=pool)
+        for k, s in enumerate(subjects):
+            rows.append(dict(subject=s, roi=roi, ceiling=float(nc.per_subject_lower[k]),
+                             ceiling_upper=float(nc.per_subject_upper[k]),
+                             ceiling_group=nc.lower, n_test_images=int(test_ids.size)))
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- ROI RSA
+def subject_rsa_table(nsd, subjects=None, feature_spaces=("mpnet",), rois=None,
+                      set_size: int = 100, seed: int = 0, n_sets: int | None = None,
+                      device: str = "auto", atlas: str = "streams", features=None,
+                      ceilings=None, results_dir=None, **feature_options):
+    """Sampled ROI RSA of every subject × ROI × feature space, as a tidy table.
+
+    Parameters
+    ----------
+    nsd : NSD
+    subjects : list of str, optional (default: all on disk)
+    feature_spaces : list of str
+        Registry names or ``"truth:<space>"`` (:func:`build_feature_table`).
+    rois : list of str, optional (default: all labels of ``atlas``)
+    set_size, seed, n_sets
+        Sample sets (:func:`subject_sets`); ``n_sets=None`` uses all of them (paper).
+    features : dict, optional
+        ``{name: (ids, X)}`` precomputed features over sorted ``ids`` covering the sets'
+        images (otherwise built here for exactly those images).
+    ceilings : pandas.DataFrame, optional
+        From :func:`loso_ceilings` (computed with ``pool="mean"`` when missing); adds
+        ``ceiling`` and ``r_normalised = r / ceiling`` per subject and ROI.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``subject, roi, model, r, r_sd_sets, n_sets, set_size, ceiling, r_normalised``.
+    """
+    import pandas as pd
+
+    from .rsa import sampled_rsa
+
+    design, needed = rsa_design(nsd, subjects, set_size, seed, n_sets, results_dir)
+    names = list(feature_spaces)
+    if features is None:
+        feats = build_feature_table(nsd, names, needed, **feature_options)
+        features = {n: (needed, X) for n, X in feats.items()}
+    if ceilings is None:
+        ceilings = loso_ceilings(nsd, list(design), rois, atlas)
+    ceil = ceilings.set_index(["subject", "roi"])["ceiling"]
+    rows = []
+    for subject, (ids, sets) in design.items():
+        used = np.unique(sets.ravel())
+        local_sets = np.searchsorted(used, sets)
+        patterns, _ = roi_patterns(nsd, subject, rois, atlas, ids=ids[used])
+        models = [features[n][1][rows_of(features[n][0], ids[used])] for n in names]
+        for roi, X in patterns.items():
+            res = sampled_rsa(X, models, local_sets, device=device)
+            for m, name in enumerate(names):
+                per = res.per_set[m]
+                c = float(ceil.get((subject, roi), np.nan))
+                rows.append(dict(subject=subject, roi=roi, model=name, r=float(res.mean[m]),
+                                 r_sd_sets=float(per.std(ddof=1)) if per.size > 1 else np.nan,
+                                 n_sets=int(per.size), set_size=int(sets.shape[1]),
+                                 ceiling=c, r_normalised=float(res.mean[m]) / c if c > 0 else np.nan))
+    return pd.DataFrame(rows)
+
+
+def model_rdm_correlations(features_dict, sets, method: str = "pearson", device: str = "cpu"):
+    """Model-by-model RDM correlations, averaged over sample sets.
+
+    Parameters
+    ----------
+    features_dict : dict[str, array (n_images, d)]
+        Feature matrices over the same images (rows).
+    sets : int array (n_sets, set_size)
+        Row positions (e.g. from :func:`subject_sets`); ``None`` = all rows in one set.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Square, models × models, mean over sets of the comparison of the two models'
+        correlation-distance RDMs (diagonal 1). ``.attrs["sd"]`` holds the SD over sets.
+    """
+    import pandas as pd
+
+    from .rsa import _compare_rowwise, compute_rdm
+
+    names = list(features_dict)
+    n = len(next(iter(features_dict.values())))
+    sets = np.arange(n)[None] if sets is None else np.asarray(sets)
+    rdms = {k: compute_rdm(np.asarray(v, dtype=np.float64)[sets], device=device)
+            for k, v in features_dict.items()}  # (n_sets, n_pairs)
+    mean = np.eye(len(names))
+    sd = np.zeros((len(names), len(names)))
+    for i, a in enumerate(names):
+        for j in range(i + 1, len(names)):
+            r = _compare_rowwise(rdms[a], rdms[names[j]], method)
+            mean[i, j] = mean[j, i] = np.nanmean(r)
+            sd[i, j] = sd[j, i] = np.nanstd(r, ddof=1) if r.size > 1 else np.nan
+    out = pd.DataFrame(mean, index=names, columns=names)
+    out.attrs["sd"] = pd.DataFrame(sd, index=names, columns=names)
+    out.attrs["n_sets"] = int(sets.shape[0])
+    return out
+
+
+# --------------------------------------------------------------------------- role reversal
+def role_reversal_pairs(card, n_pairs: int | None = None, seed: int = 0) -> np.ndarray:
+    """``(n_pairs, 2)`` nsdIds of image pairs that differ only in who does what to whom.
+
+    From the sandbox truth card (``role_reversed_pairs``); ``n_pairs`` draws a seeded
+    subset.
+    """
+    pairs = np.asarray(card["role_reversed_pairs"], dtype=np.int64).reshape(-1, 2)
+    if n_pairs is not None and n_pairs < len(pairs):
+        keep = np.sort(np.random.default_rng(seed).choice(len(pairs), n_pairs, replace=False))
+        pairs = pairs[keep]
+    return pairs
+
+
+def _row_corr(A, B):
+    A = A - A.mean(1, keepdims=True)
+    B = B - B.mean(1, keepdims=True)
+    return (A * B).sum(1) / np.sqrt((A * A).sum(1) * (B * B).sum(1))
+
+
+def role_reversal_similarity(features_dict, ids, pairs, n_random: int = 200, seed: int = 0):
+    """Similarity of role-reversed pairs vs random pairs under each feature space.
+
+    Similarity is ``1 − correlation distance`` (Pearson r of the two feature vectors), the
+    quantity the RDMs are built from.
+
+    Parameters
+    ----------
+    features_dict : dict[str, array (len(ids), d)]
+    ids : sorted int array
+        nsdIds of the rows of each feature matrix (all pair images included).
+    pairs : int array (n_pairs, 2)
+        Role-reversed nsdId pairs.
+    n_random : int
+        Random pairs of distinct images among ``ids`` (seeded), the baseline.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``model, kind ("role-reversed" | "random"), id_a, id_b, similarity``.
+    """
+    import pandas as pd
+
+    ids = np.asarray(ids)
+    pairs = np.asarray(pairs).reshape(-1, 2)
+    a, b = rows_of(ids, pairs[:, 0]), rows_of(ids, pairs[:, 1])
+    rng = np.random.default_rng(seed)
+    ra = rng.integers(0, ids.size, n_random)
+    rb = (ra + rng.integers(1, ids.size, n_random)) % ids.size  # distinct from ra
+    frames = []
+    for name, X in features_dict.items():
+        X = np.asarray(X, dtype=np.float64)
+        for kind, (i, j) in (("role-reversed", (a, b)), ("random", (ra, rb))):
+            frames.append(pd.DataFrame(dict(model=name, kind=kind, id_a=ids[i], id_b=ids[j],
+                                            similarity=_row_corr(X[i], X[j]))))
+    return pd.concat(frames, ignore_index=True)
+
+
+def caption_variants(nsd, nsd_id: int, seed: int = 0):
+    """What each text feature space sees of one image, caption by caption.
+
+    Returns a DataFrame with one row per caption: the caption, its nouns and verbs (the
+    words ``mpnet_nouns`` / ``mpnet_verbs`` embed), the scrambled caption that
+    ``mpnet_scrambled`` embeds (same seeding as :mod:`brainllm_utils.features`), and
+    the category text of ``mpnet_category_all``.
+    """
+    import pandas as pd
+
+    from .features import POS_GROUPS, scramble_caption, tag_captions
+
+    caps = nsd.captions([nsd_id])[0]
+    multi, names = nsd.categories([nsd_id])
+    cat_text = " ".join(names[j] for j in np.flatnonzero(multi[0])) or "something"
+    rows = []
+    for k, (cap, toks) in enumerate(zip(caps, tag_captions(caps))):
+        rng = np.random.default_rng([int(seed), int(nsd_id), k])
+        rows.append({
+            "caption (mpnet)": cap,
+            "nouns": " ".join(w.lower() for w, t in toks if t in POS_GROUPS["nouns"]),
+            "verbs": " ".join(w.lower() for w, t in toks if t in POS_GROUPS["verbs"]),
+            "scrambled": scramble_caption([w for w, _ in toks], rng),
+            "category text": cat_text,
+        })
+    return pd.DataFrame(rows, index=pd.Index(np.arange(1, len(rows) + 1), name="caption"))
+
+
+# --------------------------------------------------------------------------- comparisons
+def paired_differences(df, reference: str = "mpnet", value: str = "r", controls=None):
+    """Per-subject paired differences ``reference − control`` per ROI (long table).
+
+    Returns ``subject, roi, control, diff``.
+    """
+    import pandas as pd
+
+    wide = df.pivot_table(index=["subject", "roi"], columns="model", values=value)
+    controls = [m for m in wide.columns if m != reference] if controls is None else controls
+    frames = [pd.DataFrame({"control": c, "diff": wide[reference] - wide[c]}).reset_index()
+              for c in controls]
+    return pd.concat(frames, ignore_index=True)[["subject", "roi", "control", "diff"]]
+
+
+def winner_table(df, card=None, value: str = "r", rois=None, models=None):
+    """Which model wins in which ROI, with a paired test against the runner-up.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        From :func:`subject_rsa_table`.
+    card : dict, optional
+        The sandbox truth card: adds the planted ``driven_by`` mixture of each ROI.
+    models : list of str, optional
+        Candidates (default: all models in ``df``; pass the non-oracle ones to leave
+        ``truth:*`` out of the competition).
+
+    Returns
+    -------
+    pandas.DataFrame indexed by ROI
+        ``winner, mean, runner_up, runner_up_mean, diff, p_paired`` (paired t-test over
+        subjects, winner − runner-up; NaN with fewer than 2 subjects), ``mpnet_rank``
+        (1 = best) when mpnet is among the models, and ``planted`` from the card.
+    """
+    import pandas as pd
+
+    from .stats import paired_ttest
+
+    d = df if models is None else df[df["model"].isin(models)]
+    rois = list(dict.fromkeys(d["roi"])) if rois is None else list(rois)
+    rows = []
+    for roi in rois:
+        wide = d[d["roi"] == roi].pivot_table(index="subject", columns="model", values=value)
+        means = wide.mean().sort_values(ascending=False)
+        w, ru = means.index[0], means.index[1] if len(means) > 1 else None
+        p = np.nan
+        if ru is not None and len(wide) > 1:
+            p = float(paired_ttest(wide[w].to_numpy(), wide[ru].to_numpy())[1])
+        row = dict(roi=roi, winner=w, mean=float(means.iloc[0]), runner_up=ru,
+                   runner_up_mean=float(means.iloc[1]) if ru is not None else np.nan,
+                   diff=float(means.iloc[0] - means.iloc[1]) if ru is not None else np.nan,
+                   p_paired=p)
+        if "mpnet" in means.index:
+            row["mpnet_rank"] = int(list(means.index).index("mpnet") + 1)
+        if card is not None:
+            mix = card["roi_spaces"].get(roi, {})
+            row["planted"] = ", ".join(f"{k} {v:.0%}" for k, v in
+                                       sorted(mix.items(), key=lambda kv: -kv[1]))
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("roi")
+
+
+def paper_reference_numbers(rois=("ventral", "lateral", "parietal")):
+    """Noise-ceiling-normalised ROI RSA reported by the paper's code (``paper_methods.md`` §7).
+
+    Hand-entered values of ``trainingImgs_vs_brainMatch_scatter.py`` (networks only; the
+    paper's code does not publish absolute per-ROI MPNet values).
+    """
+    import pandas as pd
+
+    data = [
+        ("LLM-trained RCNN (seed avg)", 48_236, 0.429, 0.468, 0.389),
+        ("ecoset RCNN (category)", 1_450_000, 0.367, 0.368, 0.340),
+        ("CORnet-S", 1_280_000, 0.382, 0.361, 0.379),
+        ("NF-ResNet50", 1_280_000, 0.351, 0.337, 0.351),
+        ("AlexNet-GN supervised", 1_280_000, 0.366, 0.330, 0.356),
+        ("AlexNet (brain-score)", 1_280_000, 0.297, 0.261, 0.305),
+        ("ResNet50 (brain-score)", 1_280_000, 0.346, 0.329, 0.348),
+        ("ResNet50 Places365", 1_800_000, 0.334, 0.303, 0.347),
+        ("Taskonomy scene-cat", 4_500_000, 0.112, 0.074, 0.130),
+        ("ResNeXt101 WSL", 940_000_000, 0.323, 0.312, 0.325),
+        ("CLIP RN50 (image)", 400_000_000, 0.325, 0.333, 0.308),
+        ("CLIP ViT (image)", 400_000_000, 0.289, 0.304, 0.278),
+        ("IPCL AlexNet-GN", 1_280_000, 0.283, 0.235, 0.342),
+        ("SimCLR RN50", 1_280_000, 0.342, 0.302, 0.295),
+    ]
+    df = pd.DataFrame(data, columns=["model", "training_images", "ventral", "lateral",
+                                     "parietal"]).set_index("model")
+    return df[["training_images", *rois]]
+
+
+# --------------------------------------------------------------------------- searchlight
+def fsaverage_mesh(nsd, hemi: str, surface: str = "pial"):
+    """(coords, faces) of the fsaverage mesh matching the data's vertex count.
+
+    fsaverage5 (10,242 vertices per hemisphere: the sandbox) comes with nilearn; for full
+    fsaverage (163,842, real NSD) ``nsddata/freesurfer/fsaverage/surf/{lh,rh}.<surface>``
+    is read from the NSD root.
+    """
+    n = nsd.n_vertices()[0 if hemi == "left" else 1]
+    if n == 10242:
+        from nilearn import datasets
+
+        mesh = datasets.load_fsaverage("fsaverage5")[surface].parts[hemi]
+        return np.asarray(mesh.coordinates), np.asarray(mesh.faces)
+    import nibabel as nib
+
+    h = "lh" if hemi == "left" else "rh"
+    coords, faces = nib.freesurfer.read_geometry(
+        nsd.path(f"nsddata/freesurfer/fsaverage/surf/{h}.{surface}", "fsaverage surface"))
+    if coords.shape[0] != n:
+        raise ValueError(f"{h}.{surface} has {coords.shape[0]} vertices, data {n}")
+    return coords, faces
+
+
+def _cache_path(kind: str, *parts) -> Path:
+    from .paths import get_cache_dir
+
+    h = hashlib.sha256("\0".join(map(str, parts)).encode()).hexdigest()[:20]
+    return get_cache_dir() / "searchlight" / f"{kind}_{h}.npy"
+
+
+def _model_rows(nsd, feature_space, ids, features, options):
+    if features is not None:
+        fids, X = features
+        return np.asarray(X)[rows_of(fids, ids)]
+    return build_feature_table(nsd, [feature_space], ids, **options)[feature_space]
+
+
+_DISCS: dict = {}  # (n_vertices, hemi, radius, mask hash) -> (centres, discs), per process
+
+
+def surface_searchlight(nsd, subject, feature_space: str = "mpnet", radius_mm: float = 10.0,
+                        set_size: int = 100, seed: int = 0, n_sets: int | None = None,
+                        device: str = "auto", features=None, results_dir=None,
+                        cache: bool = True, **feature_options) -> np.ndarray:
+    """Searchlight RSA map of one subject and feature space on the fsaverage surface.
+
+    Discs of geodesic radius ``radius_mm`` on each hemisphere's pial mesh
+    (:func:`brainllm_utils.searchlight.surface_neighbourhoods`, restricted to vertices with
+    finite betas), the paper's sampled RSA in each disc (same sets as the ROI analysis).
+
+    Returns
+    -------
+    float32 array (n_vertices_lh + n_vertices_rh,)
+        Mean-over-sets Pearson r per centre vertex, NaN where no disc was centred.
+    """
+    from .paths import atomic_save_npy
+    from .searchlight import searchlight_rsa, surface_neighbourhoods
+
+    ids, sets = subject_sets(nsd, subject, set_size, seed, n_sets, results_dir)
+    path = _cache_path("surface", dataset_key(nsd), subject, feature_space, radius_mm,
+                       sets.tobytes().hex()[:64], sets.shape, sorted(feature_options.items()))
+    if cache and path.exists():
+        return np.load(path)
+    used = np.unique(sets.ravel())
+    local_sets = np.searchsorted(used, sets)
+    Y, all_ids = nsd.betas(subject, space="fsaverage", progress=False)
+    Y = np.asarray(Y[rows_of(all_ids, ids[used])], dtype=np.float32)
+    X = _model_rows(nsd, feature_space, ids[used], features, feature_options)
+    n_lh, n_rh = nsd.n_vertices()
+    out = np.full(n_lh + n_rh, np.nan, dtype=np.float32)
+    finite = np.isfinite(Y).all(0)
+    for hemi, off, nv in (("left", 0, n_lh), ("right", n_lh, n_rh)):
+        mask = finite[off: off + nv]
+        key = (nv, hemi, float(radius_mm), hashlib.sha1(np.packbits(mask).tobytes()).hexdigest())
+        if key not in _DISCS:
+            _DISCS[key] = surface_neighbourhoods(fsaverage_mesh(nsd, hemi), radius_mm, mask=mask)
+        centres, neigh = _DISCS[key]
+        cols = off + np.flatnonzero(mask)
+        r = searchlight_rsa(Y[:, cols], neigh, X, sets=local_sets, device=device,
+                            progress=False)[0]
+        out[cols[centres]] = r
+    if cache:
+        atomic_save_npy(path, out)
+    return out
+
+
+def volume_searchlight(nsd, subject, feature_space: str = "mpnet", radius: float = 3.0,
+                       set_size: int = 100, seed: int = 0, n_sets: int | None = None,
+                       device: str = "auto", features=None, results_dir=None,
+                       cache: bool = True, **feature_options) -> np.ndarray:
+    """Searchlight RSA map of one subject in its func1pt8mm volume.
+
+    Spheres of voxels at distance ``< radius`` (voxels) inside the brain mask (voxels with
+    finite betas), centres whose full sphere is ≥ 50 % in the mask
+    (:func:`brainllm_utils.searchlight.volume_neighbourhoods`), the paper's sampled RSA.
+
+    Returns
+    -------
+    float32 array (X, Y, Z)
+        Mean-over-sets Pearson r per centre voxel, NaN elsewhere.
+    """
+    from .paths import atomic_save_npy
+    from .searchlight import searchlight_rsa, to_volume, volume_neighbourhoods
+
+    ids, sets = subject_sets(nsd, subject, set_size, seed, n_sets, results_dir)
+    path = _cache_path("volume", dataset_key(nsd), subject, feature_space, radius,
+                       sets.tobytes().hex()[:64], sets.shape, sorted(feature_options.items()))
+    if cache and path.exists():
+        return np.load(path)
+    used = np.unique(sets.ravel())
+    local_sets = np.searchsorted(used, sets)
+    Y, all_ids = nsd.betas(subject, space="func1pt8mm", progress=False)
+    Y = np.asarray(Y[rows_of(all_ids, ids[used])], dtype=np.float32)
+    X = _model_rows(nsd, feature_space, ids[used], features, feature_options)
+    brain = nsd.brainmask(subject)
+    finite = np.isfinite(Y).all(0) & (Y.std(0) > 0)
+    mask = np.zeros(brain.size, dtype=bool)
+    mask[np.flatnonzero(brain.ravel())[finite]] = True
+    mask = mask.reshape(brain.shape)
+    centres, neigh = volume_neighbourhoods(mask, radius)
+    r = searchlight_rsa(Y[:, finite], neigh, X, sets=local_sets, device=device,
+                        progress=False)[0]
+    out = to_volume(r, mask, centres)
+    if cache:
+        atomic_save_npy(path, out)
+    return out
+
+
+def group_searchlight_test(maps, q: float = 0.05):
+    """One-sample t-test across subjects at every vertex, BH-FDR (paper: q = 0.05).
+
+    Parameters
+    ----------
+    maps : array (n_subjects, n_vertices) or dict of such rows
+        Per-subject searchlight maps in a common space (fsaverage); NaN where a subject
+        has no centre (such vertices are not tested).
+
+    Returns
+    -------
+    dict
+        ``mean, t, p, p_fdr, reject`` (arrays of n_vertices) and ``thresholded`` (the mean
+        where FDR-significant, NaN elsewhere), ``n_subjects``.
+    """
+    from .stats import ttest_1samp_fdr
+
+    M = np.stack(list(maps.values())) if isinstance(maps, dict) else np.asarray(maps)
+    M = M.astype(np.float64)
+    ok = np.isfinite(M).all(0)
+    n_v = M.shape[1]
+    res = ttest_1samp_fdr(M[:, ok], q=q)
+    out = {k: np.full(n_v, np.nan) for k in ("mean", "t", "p", "p_fdr")}
+    for k in out:
+        out[k][ok] = res[k]
+    reject = np.zeros(n_v, dtype=bool)
+    reject[ok] = res["reject"]
+    out["reject"] = reject
+    out["thresholded"] = np.where(reject, out["mean"], np.nan)
+    out["n_subjects"] = int(M.shape[0])
+    return out

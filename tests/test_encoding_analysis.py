@@ -1,0 +1,397 @@
+"""Tests of brainllm_utils.encoding_analysis (orchestration) and its figures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+torch.set_num_threads(1)
+
+from brainllm_utils import encoding_analysis as ea  # noqa: E402
+from brainllm_utils.encoding import pearson_r  # noqa: E402
+from brainllm_utils.nsd import NSD  # noqa: E402
+
+ALPHAS = np.logspace(-1, 4, 6)
+
+
+@pytest.fixture(scope="module")
+def nsd(tiny_root):
+    return NSD(tiny_root)
+
+
+def _fake_embed(sentences, **kw):
+    """Deterministic 16-d 'embeddings' from a hash of each sentence."""
+    out = []
+    for s in sentences:
+        seed = int.from_bytes(s.encode()[:8].ljust(8, b"\0"), "little") ^ len(s)
+        out.append(np.random.default_rng(seed).standard_normal(16))
+    return np.asarray(out, np.float32)
+
+
+# ----------------------------------------------------------------------------- data split
+def test_subject_data_split(nsd):
+    s = nsd.subjects[0]
+    d = ea.subject_data(nsd, s)
+    test = nsd.shared_test_images()
+    np.testing.assert_array_equal(d.test_ids, test)
+    assert not np.intersect1d(d.train_ids, d.test_ids).size
+    assert d.Y_train.shape == (d.train_ids.size, d.columns.size)
+    assert d.Y_test.shape == (test.size, d.columns.size)
+    Y, ids = nsd.betas(s, progress=False)
+    row = np.searchsorted(ids, d.test_ids[0])
+    np.testing.assert_allclose(np.nan_to_num(Y[row]), d.Y_test[0])
+    assert np.isfinite(d.Y_train).all()
+
+
+def test_subject_data_roi_name_is_union(nsd):
+    s = nsd.subjects[0]
+    d = ea.subject_data(nsd, s, roi="streams")
+    np.testing.assert_array_equal(d.columns, np.flatnonzero(nsd.roi_volume(s, "streams") > 0))
+
+
+def test_resolve_subjects(nsd):
+    assert ea.resolve_subjects(nsd) == nsd.subjects
+    assert ea.resolve_subjects(nsd, [1]) == ["subj01"]
+    with pytest.raises(ValueError):
+        ea.resolve_subjects(nsd, ["subj08"])
+
+
+# ----------------------------------------------------------------------------- encoding
+@pytest.mark.filterwarnings("ignore:.*edge of the grid.*:UserWarning")
+def test_fit_encoders_matches_direct_fit_and_caches(nsd, cache_dir, monkeypatch):
+    from brainllm_utils import features
+    from brainllm_utils.encoding import RidgeCV
+
+    roi = ("streams", "early")
+    res = ea.fit_encoders(nsd, feature="multihot", roi=roi, alphas=ALPHAS, cv=3, device="cpu")
+    assert res.r.shape == (len(nsd.subjects), sum(nsd.n_vertices()))
+    s = nsd.subjects[0]
+    d = ea.subject_data(nsd, s, roi=roi)
+    X_tr = features.build("multihot", nsd, d.train_ids)
+    X_te = features.build("multihot", nsd, d.test_ids)
+    est = RidgeCV(alphas=ALPHAS, cv=3, device="cpu").fit(X_tr, d.Y_train)
+    r = pearson_r(est.predict(X_te), d.Y_test)
+    np.testing.assert_allclose(res.r[0, d.columns], r, atol=1e-5)
+    outside = np.setdiff1d(np.arange(res.r.shape[1]), d.columns)
+    assert np.isnan(res.r[0, outside]).all()
+    assert (cache_dir / "encoding_analysis").is_dir()
+    # second call: read from the cache, never refit
+    monkeypatch.setattr(RidgeCV, "fit", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
+    again = ea.fit_encoders(nsd, feature="multihot", roi=roi, alphas=ALPHAS, cv=3, device="cpu")
+    np.testing.assert_array_equal(np.nan_to_num(again.r), np.nan_to_num(res.r))
+    coef, icpt = again.encoders[s]
+    np.testing.assert_allclose(coef, est.coef_, atol=1e-5)
+    assert list(res.summary().index) == nsd.subjects
+
+
+def test_group_map_detects_positive_vertices():
+    rng = np.random.default_rng(0)
+    v = rng.standard_normal((6, 200)) * 0.05
+    v[:, :20] += 0.5
+    g = ea.group_map(v, q=0.05)
+    assert g["significant"][:20].all()
+    assert g["significant"][20:].mean() < 0.05
+    assert np.isnan(g["thresholded"][~g["significant"]]).all()
+    np.testing.assert_allclose(g["mean"], v.mean(0))
+    m = np.zeros(200, bool)
+    m[:50] = True
+    gm = ea.group_map(v, mask=m)
+    assert np.isnan(gm["p"][50:]).all() and not gm["significant"][50:].any()
+    with pytest.raises(ValueError):
+        ea.group_map(v[:1])
+
+
+def test_inter_subject_ceiling_matches_formula(nsd):
+    roi = ("streams", "ventral")
+    c = ea.inter_subject_ceiling(nsd, roi=roi)
+    data = [ea.subject_data(nsd, s, roi=roi) for s in nsd.subjects]
+    others = np.mean([d.Y_test for d in data[1:]], axis=0)
+    expected = np.nan_to_num(pearson_r(data[0].Y_test, others))
+    np.testing.assert_allclose(c[0, data[0].columns], expected, atol=1e-5)
+    with pytest.raises(ValueError):
+        ea.inter_subject_ceiling(nsd, subjects=nsd.subjects[:1])
+
+
+def test_noise_ceiling_r(nsd):
+    from brainllm_utils.nsd import noise_ceiling_from_ncsnr
+
+    nc = ea.noise_ceiling_r(nsd)
+    s = nsd.subjects[0]
+    snr = np.nan_to_num(nsd.ncsnr(s))
+    np.testing.assert_allclose(nc[0], np.sqrt(noise_ceiling_from_ncsnr(snr, 3) / 100), atol=1e-6)
+    assert nc.shape == (len(nsd.subjects), sum(nsd.n_vertices())) and (nc <= 1).all()
+
+
+def test_ceiling_summary_perfect_relation(nsd):
+    rng = np.random.default_rng(1)
+    c = rng.uniform(0.2, 0.8, sum(nsd.n_vertices()))
+    rel, table = ea.ceiling_summary(0.5 * c, c, nsd)
+    assert rel["slope"] == pytest.approx(0.5)
+    assert rel["pearson"] == pytest.approx(1.0)
+    assert np.allclose(table["fraction"], 0.5)
+
+
+def test_subject_mean_ignores_nan():
+    v = np.array([[1.0, np.nan, np.nan], [3.0, 2.0, np.nan]])
+    m = ea.subject_mean(v)
+    assert m[0] == 2.0 and m[1] == 2.0 and np.isnan(m[2])
+
+
+def test_roi_table_means(nsd):
+    s = nsd.subjects[0]
+    labels = nsd.roi_volume(s, "streams")
+    vals = labels.astype(float)[None]  # value = label code
+    df = ea.roi_table(nsd, vals, [s])
+    names = nsd.roi_labels("streams")
+    for _, row in df.iterrows():
+        code = {v: k for k, v in names.items()}[row["roi"]]
+        assert row["value"] == code
+
+
+# ----------------------------------------------------------------------------- partitioning
+def test_partition_r2_recovers_band():
+    rng = np.random.default_rng(0)
+    n, t = 300, 30
+    Xa, Xb = rng.standard_normal((n, 6)), rng.standard_normal((n, 6))
+    Y = np.zeros((n, t))
+    Y[:, :10] = Xa @ rng.standard_normal((6, 10))  # band a only
+    Y[:, 10:20] = Xb @ rng.standard_normal((6, 10))  # band b only
+    Y += 0.5 * rng.standard_normal((n, t))
+    tr, te = slice(0, 200), slice(200, None)
+    res = ea.partition_r2(Xa[tr], Xb[tr], Y[tr], Xa[te], Xb[te], Y[te], alphas=ALPHAS, cv=4,
+                          device="cpu")
+    assert (res["unique_a"][:10] > 0.5).all() and (np.abs(res["unique_b"][:10]) < 0.05).all()
+    assert (res["unique_b"][10:20] > 0.5).all() and (np.abs(res["unique_a"][10:20]) < 0.05).all()
+    assert (res["joint"][20:] < 0.1).all()
+    np.testing.assert_allclose(res["unique_a"] + res["unique_b"] + res["shared"], res["joint"],
+                               atol=1e-10)
+    # the banded split is computed on test-centred predictions: close to R² where it fits
+    np.testing.assert_allclose((res["split_a"] + res["split_b"])[:20], res["joint"][:20], atol=0.02)
+    assert (res["weight_a"][:10] > 0.5).all() and (res["weight_a"][10:20] < 0.5).all()
+
+
+def test_variance_partition_and_table(nsd, cache_dir):
+    vp = ea.variance_partition(nsd, bands=("multihot", "multihot"), roi=("streams", "early"),
+                               alphas=ALPHAS, cv=3, n_ratios=3, device="cpu")
+    assert vp["joint"].shape == (len(nsd.subjects), sum(nsd.n_vertices()))
+    ok = np.isfinite(vp["joint"])
+    np.testing.assert_allclose((vp["unique_a"] + vp["unique_b"] + vp["shared"])[ok],
+                               vp["joint"][ok], atol=1e-5)
+    table = ea.partition_table(nsd, vp)
+    assert list(table.index) == ["early"]
+    assert {"unique_multihot", "shared", "joint", "shared_sem"} <= set(table.columns)
+    with pytest.raises(ValueError):
+        ea.variance_partition(nsd, bands=("multihot",))
+
+
+# ----------------------------------------------------------------------------- contrasts
+def test_in_silico_contrasts_linear(nsd):
+    rng = np.random.default_rng(0)
+    n_full = sum(nsd.n_vertices())
+    subjects = ["a", "b", "c"]
+    cols = {s: np.arange(10, 40) for s in subjects}
+    encs = {s: (rng.standard_normal((16, 30)).astype(np.float32), rng.standard_normal(30).astype(np.float32))
+            for s in subjects}
+    res = ea.EncodingResults(subjects, "fake", np.zeros((3, n_full)), np.zeros((3, n_full)), encs, cols)
+    sets = {"x": ["one sentence", "another sentence"], "y": ["a third one"]}
+    out = ea.in_silico_contrasts(res, sets=sets, contrasts=[("x", "y")], embed_fn=_fake_embed)
+    m = out["x − y"]
+    ex, ey = _fake_embed(sets["x"]).mean(0), _fake_embed(sets["y"]).mean(0)
+    expected = (ex - ey) @ encs["b"][0]
+    np.testing.assert_allclose(m["diff"][1, 10:40], expected, rtol=1e-4, atol=1e-5)
+    assert np.isnan(m["diff"][:, :10]).all() and np.isnan(m["t"][40:]).all()
+    assert m["significant_fdr"].shape == (n_full,)
+    with pytest.raises(ValueError):
+        ea.in_silico_contrasts(res, sets=sets, contrasts=[("x", "z")], embed_fn=_fake_embed)
+
+
+def test_category_contrast_direct(nsd):
+    s = nsd.subjects[0]
+    cats = nsd.category_names
+    counts = nsd.categories(ea.subject_data(nsd, s).train_ids)[0].sum(0)
+    a, b = cats[int(np.argsort(-counts)[0])], cats[int(np.argsort(-counts)[1])]
+    out = ea.category_contrast(nsd, [s], [a], [b])
+    d = ea.subject_data(nsd, s)
+    multi, names = nsd.categories(d.train_ids)
+    ha, hb = multi[:, names.index(a)] > 0, multi[:, names.index(b)] > 0
+    if (ha & ~hb).any() and (hb & ~ha).any():
+        exp = d.Y_train[ha & ~hb].mean(0) - d.Y_train[hb & ~ha].mean(0)
+        np.testing.assert_allclose(out["diff"][0, d.columns], exp, atol=1e-5)
+    assert out["n_a"][0] == (ha & ~hb).sum()
+    with pytest.raises(ValueError):
+        ea.category_contrast(nsd, [s], ["no such thing"], [b])
+
+
+def test_contrast_agreement():
+    rng = np.random.default_rng(0)
+    p = rng.standard_normal((2, 50))
+    assert np.allclose(ea.contrast_agreement(p, p), 1.0)
+    assert np.allclose(ea.contrast_agreement(p, -p), -1.0)
+    p2 = p.copy()
+    p2[:, 0] = np.nan
+    assert np.allclose(ea.contrast_agreement(p2, p), 1.0)
+
+
+# ----------------------------------------------------------------------------- decoding
+def test_decode_subjects_shapes_and_ranks(nsd, cache_dir):
+    dec = ea.decode_subjects(nsd, feature="multihot", alphas=ALPHAS, cv=3, device="cpu")
+    S, n_test = len(nsd.subjects), nsd.shared_test_images().size
+    assert dec["pred"].shape[:2] == (S, n_test)
+    assert dec["true"].shape == (n_test, dec["pred"].shape[2])
+    assert dec["r"].shape == dec["rank"].shape == (S, n_test)
+    assert dec["rank"].min() >= 0 and dec["rank"].max() <= n_test - 1
+    vox = (nsd.roi_volume(nsd.subjects[0], "streams") > 0).sum()
+    assert dec["n_voxels"][0] == vox
+    again = ea.decode_subjects(nsd, feature="multihot", alphas=ALPHAS, cv=3, device="cpu")
+    np.testing.assert_array_equal(again["pred"], dec["pred"])
+
+
+def test_decode_by_roi(nsd, cache_dir):
+    df = ea.decode_by_roi(nsd, rois=("early", "ventral"), feature="multihot", alphas=ALPHAS,
+                          cv=3, device="cpu")
+    assert len(df) == 2 * len(nsd.subjects)
+    assert set(df["roi"]) == {"early", "ventral"}
+    assert df["identification"].between(0, 1).all() and df["top1"].between(0, 1).all()
+    early = (nsd.roi_volume(nsd.subjects[0], "streams") == 1).sum()
+    assert df.query("roi == 'early'")["n_voxels"].iloc[0] == early
+
+
+def test_caption_consistency_identical_captions(nsd):
+    ids = nsd.shared_test_images()[:3]
+    same = lambda s, **k: np.tile(np.arange(16, dtype=np.float32), (len(s), 1))  # noqa: E731
+    assert np.allclose(ea.caption_consistency(nsd, ids, embed_fn=same), 1.0)
+    c = ea.caption_consistency(nsd, ids, embed_fn=_fake_embed)
+    assert c.shape == (3,) and np.all(np.abs(c) < 1)
+
+
+def test_default_caption_bank_disjoint(nsd):
+    bank, info = ea.default_caption_bank(nsd)
+    test_caps = {c for cs in nsd.captions(nsd.shared_test_images()) for c in cs}
+    assert not test_caps & set(bank)
+    assert len(bank) == len(set(bank)) == info["total"]
+    assert info["pool"] > 0 and info["training"] > 0
+    none, info0 = ea.default_caption_bank(nsd, pool_per_image=0)
+    assert info0["pool"] == 0 and len(none) < len(bank)
+    more, info2 = ea.default_caption_bank(nsd, pool_per_image=None)
+    assert info2["pool"] >= info["pool"]
+
+
+def test_reconstruct_returns_own_caption():
+    from brainllm_utils.decoding import CaptionRetriever
+
+    bank = ["a cat on a mat", "a dog in a park", "two people eating pizza", "a boat on a lake"]
+    ret = CaptionRetriever(bank, embed_fn=_fake_embed, cache=False)
+    E = _fake_embed(bank)
+    dec = dict(subjects=["s1"], pred=E[None, [2, 0]], true=E[[3, 1]])
+    rec = ea.reconstruct_captions(dec, ret)
+    assert rec["s1"] == [bank[2], bank[0]]
+    assert rec["oracle"] == [bank[3], bank[1]]
+
+
+def test_caption_metric_table():
+    from brainllm_utils.caption_metrics import human_ceiling
+
+    refs = [["a cat sits on a mat", "a cat on the mat", "the cat is sitting on a mat"],
+            ["a dog runs in a park", "a dog running in the park", "the dog is in a park"],
+            ["two people eat pizza", "people eating pizza at a table", "two friends eat pizza"]]
+    perfect = [r[0] for r in refs]
+    table = ea.caption_metric_table({"s1": perfect, "oracle": perfect}, refs)
+    assert list(table.index) == ["s1", "oracle", "shuffled", "human"]
+    assert table.loc["s1", "bleu4"] == pytest.approx(1.0)
+    assert table.loc["shuffled", "cider_d"] < table.loc["s1", "cider_d"]
+    assert table.loc["human", "cider_d"] == pytest.approx(human_ceiling(refs)["cider_d"])
+    assert table.loc["oracle", "kind"] == "oracle"
+
+
+def test_gallery_selection():
+    s = np.array([0.1, 0.9, 0.5, 0.3, 0.7])
+    idx = ea.gallery_selection(s, 3)
+    assert idx[0] == 1 and idx[-1] == 0 and idx[1] == 2
+    assert ea.gallery_selection(s, 10).size == 5
+
+
+def test_truth_roi_table(tiny_root):
+    df = ea.truth_roi_table(tiny_root, rois=["early", "ventral"])
+    assert list(df.index) == ["early", "ventral"]
+    assert df.loc["early", "lowlevel"] == 1.0
+
+
+def test_truth_predictability_and_expected(nsd, tiny_root):
+    r2 = ea.truth_predictability(nsd, feature="multihot", alphas=ALPHAS, cv=3, device="cpu")
+    assert set(r2) == {"lowlevel", "category", "interaction", "layout"}
+    assert all(v <= 1 for v in r2.values())
+    exp = ea.expected_fraction(tiny_root, {"lowlevel": 0.25, "category": 1.0, "interaction": 0.0,
+                                           "layout": -0.3})
+    assert exp["early"] == pytest.approx(0.5)
+    assert exp["ventral"] == pytest.approx(1.0)
+    assert exp["parietal"] == pytest.approx(0.0)
+
+
+def test_feature_memo_matches_build(nsd):
+    from brainllm_utils import features
+
+    ids = nsd.shared_test_images()
+    a = ea._features(nsd, "multihot", ids[:3])
+    b = ea._features(nsd, "multihot", ids[::-1])
+    np.testing.assert_array_equal(b, features.build("multihot", nsd, ids[::-1]))
+    np.testing.assert_array_equal(a, b[::-1][:3])
+
+
+def test_hash_distinguishes_arrays():
+    a = np.arange(4.0)
+    assert ea._hash(a, "x") == ea._hash(a.copy(), "x")
+    assert ea._hash(a, "x") != ea._hash(a + 1, "x")
+    assert ea._hash(a) != ea._hash(a.astype(np.float32))
+
+
+# ----------------------------------------------------------------------------- figures
+def test_figures_return_axes():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from brainllm_utils import viz
+
+    rng = np.random.default_rng(0)
+    fig, axes = plt.subplots(2, 4, figsize=(12, 6))
+    axes = axes.ravel()
+    r, c = rng.uniform(0, 0.5, 500), rng.uniform(0, 0.7, 500)
+    assert viz.plot_r_vs_ceiling(r, c, ax=axes[0], labels=rng.integers(0, 3, 500),
+                                 names={1: "a", 2: "b"}) is axes[0]
+    df = pd.DataFrame(dict(subject=["s1", "s2"] * 2, roi=["x", "x", "y", "y"], value=[1, 2, 3, 4.0]))
+    assert viz.plot_roi_bars(df, ax=axes[1], annotate={"x": "truth"}) is axes[1]
+    tab = pd.DataFrame({"unique_a": [0.1, -0.01], "unique_b": [0.02, 0.0], "shared": [0.05, 0.1],
+                        "joint": [0.17, 0.09]}, index=["x", "y"])
+    assert viz.plot_variance_partition(tab, ax=axes[2], bands=("a", "b")) is axes[2]
+    assert viz.plot_decoding_r(rng.uniform(0, 1, (2, 30)), ["s1", "s2"], ax=axes[3], ceiling=0.8) is axes[3]
+    assert viz.plot_identification_ranks(rng.integers(0, 30, (2, 30)), ["s1", "s2"], ax=axes[4]) is axes[4]
+    imgs = rng.integers(0, 255, (3, 8, 8, 3), dtype=np.uint8)
+    caps = {"human": ["a b c"] * 3, "decoded": ["d e f"] * 3}
+    assert viz.plot_caption_gallery(imgs, caps, ax=axes[5], n_cols=3, titles=["1", "2", "3"]) is axes[5]
+    with pytest.raises(ValueError):
+        viz.plot_caption_gallery(imgs, {"human": ["x"]}, ax=axes[5])
+    mt = pd.DataFrame({"kind": ["decoded", "oracle", "chance", "ceiling"], "cider_d": [0.5, 1, 0.1, 1.2]},
+                      index=["s1", "oracle", "shuffled", "human"])
+    assert viz.plot_metric_bars(mt, "cider_d", ax=axes[6]) is axes[6]
+    plt.close(fig)
+
+
+def test_surface_views_axes():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from brainllm_utils import viz
+
+    fig = plt.figure(figsize=(8, 2))
+    axes = [viz.surface_axes(fig, 1, 2, i + 1) for i in range(2)]
+    vals = np.random.default_rng(0).standard_normal(2 * viz.FSAVERAGE5_VERTICES)
+    out = viz.plot_surface_views(vals, axes, views=(("left", "lateral"), ("right", "ventral")))
+    assert out == axes
+    with pytest.raises(ValueError):
+        viz.plot_surface_views(vals, axes[:1], views=(("left", "lateral"), ("right", "ventral")))
+    plt.close(fig)

@@ -1,0 +1,193 @@
+"""brainllm_utils.rsa_analysis: orchestration of ROI RSA, ceilings, model comparisons, searchlights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.spatial.distance import pdist
+
+from brainllm_utils import rsa_analysis as ra
+from brainllm_utils import synth
+from brainllm_utils.nsd import NSD
+
+TRUTH = ["truth:category", "truth:layout"]  # cheap oracle models: no embedding needed
+
+
+@pytest.fixture
+def results(tmp_path):
+    return tmp_path / "results"
+
+
+@pytest.fixture
+def nsd(tiny_root, cache_dir):
+    return NSD(tiny_root)
+
+
+def test_subject_sets_are_saved_seeded_and_reused(nsd, results):
+    ids, sets = ra.subject_sets(nsd, "subj01", set_size=10, seed=3, results_dir=results)
+    assert np.array_equal(ids, np.unique(nsd.betas("subj01", progress=False)[1]))
+    assert sets.shape == (ids.size // 10, 10)
+    assert np.unique(sets).size == sets.size  # disjoint
+    files = list((results / "rsa").rglob("*.npy"))
+    assert len(files) == 1
+    again = ra.subject_sets(nsd, "subj01", set_size=10, seed=3, n_sets=2, results_dir=results)[1]
+    assert np.array_equal(again, sets[:2])
+    other = ra.subject_sets(nsd, "subj01", set_size=10, seed=4, results_dir=results)[1]
+    assert not np.array_equal(other, sets)
+
+
+def test_rsa_design_needs_only_set_images(nsd, results):
+    design, needed = ra.rsa_design(nsd, set_size=10, n_sets=1, results_dir=results)
+    assert set(design) == set(nsd.subjects)
+    union = np.unique(np.concatenate([ids[s].ravel() for ids, s in design.values()]))
+    assert np.array_equal(needed, union) and needed.size <= 10 * len(design)
+
+
+def test_rows_of(rng):
+    all_ids = np.array([2, 5, 9, 11])
+    assert ra.rows_of(all_ids, [11, 2]).tolist() == [3, 0]
+    with pytest.raises(ValueError):
+        ra.rows_of(all_ids, [3])
+
+
+def test_loso_ceiling_matches_definition(nsd):
+    nc = ra.loso_ceilings(nsd, rois=["ventral"])
+    test = nsd.shared_test_images()
+    rdms = [pdist(ra.roi_patterns(nsd, s, ["ventral"], ids=test)[0]["ventral"], "correlation")
+            for s in nsd.subjects]
+    for k, s in enumerate(nsd.subjects):
+        others = np.mean([r for j, r in enumerate(rdms) if j != k], axis=0)
+        want = np.corrcoef(rdms[k], others)[0, 1]
+        got = nc[(nc.subject == s)]["ceiling"].item()
+        assert got == pytest.approx(want, abs=1e-5)
+    assert nc["ceiling_group"].iloc[0] == pytest.approx(nc["ceiling"].mean())
+
+
+def test_subject_rsa_table_matches_direct_computation(nsd, results):
+    df = ra.subject_rsa_table(nsd, feature_spaces=TRUTH, rois=["ventral", "parietal"],
+                              set_size=10, n_sets=2, device="cpu", results_dir=results)
+    assert len(df) == len(nsd.subjects) * 2 * 2
+    assert np.allclose(df["r_normalised"], df["r"] / df["ceiling"])
+    # one cell by hand: mean over sets of pearson(pdist(brain), pdist(model))
+    ids, sets = ra.subject_sets(nsd, "subj02", 10, 0, 2, results)
+    Y = ra.roi_patterns(nsd, "subj02", ["ventral"])[0]["ventral"]
+    F = synth.load_truth_array(nsd.root, "features_category")[ids]
+    want = np.mean([np.corrcoef(pdist(Y[s], "correlation"), pdist(F[s], "correlation"))[0, 1]
+                    for s in sets])
+    got = df.query("subject == 'subj02' and roi == 'ventral' and model == 'truth:category'")
+    assert got["r"].item() == pytest.approx(want, abs=1e-5)
+
+
+def test_truth_oracle_wins_where_it_was_planted(nsd, results):
+    """On the sandbox the planted space must beat the other planted space in its ROI."""
+    df = ra.subject_rsa_table(nsd, feature_spaces=TRUTH, rois=["ventral", "parietal"],
+                              set_size=20, device="cpu", results_dir=results)
+    wt = ra.winner_table(df, card=synth.load_truth(nsd.root))
+    assert wt.loc["ventral", "winner"] == "truth:category"
+    assert wt.loc["parietal", "winner"] == "truth:layout"
+    assert "category" in wt.loc["ventral", "planted"]
+
+
+def test_model_rdm_correlations(rng):
+    A = rng.normal(size=(40, 5))
+    feats = {"a": A, "a_scaled": 3 * A + 1, "b": rng.normal(size=(40, 7))}
+    sets = np.arange(40).reshape(2, 20)
+    M = ra.model_rdm_correlations(feats, sets)
+    assert M.loc["a", "a_scaled"] == pytest.approx(1.0, abs=1e-9)
+    assert np.allclose(M.to_numpy(), M.to_numpy().T)
+    want = np.mean([np.corrcoef(pdist(A[s], "correlation"),
+                                pdist(feats["b"][s], "correlation"))[0, 1] for s in sets])
+    assert M.loc["a", "b"] == pytest.approx(want, abs=1e-6)
+
+
+def test_role_reversal_similarity(rng):
+    ids = np.arange(10, 30)
+    X = rng.normal(size=(20, 8))
+    Y = X.copy()
+    Y[1] = Y[0]  # images 10 and 11 identical in Y
+    df = ra.role_reversal_similarity({"x": X, "y": Y}, ids, [[10, 11]], n_random=50)
+    rev = df[(df.kind == "role-reversed")].set_index("model")["similarity"]
+    assert rev["y"] == pytest.approx(1.0)
+    assert rev["x"] == pytest.approx(np.corrcoef(X[0], X[1])[0, 1])
+    rnd = df[df.kind == "random"]
+    assert (rnd.id_a != rnd.id_b).all() and len(rnd) == 100
+
+
+def test_role_reversal_pairs_subset():
+    card = {"role_reversed_pairs": [[1, 2], [3, 4], [5, 6]]}
+    assert ra.role_reversal_pairs(card).shape == (3, 2)
+    sub = ra.role_reversal_pairs(card, n_pairs=2, seed=1)
+    assert sub.shape == (2, 2) and np.array_equal(sub, ra.role_reversal_pairs(card, 2, 1))
+
+
+def test_caption_variants_keep_the_bag_of_words(nsd):
+    img = int(nsd.shared_test_images()[0])
+    tab = ra.caption_variants(nsd, img)
+    assert len(tab) == len(nsd.captions([img])[0])
+    from brainllm_utils.features import tag_captions
+
+    for cap, scr in zip(tab["caption (mpnet)"], tab["scrambled"]):
+        toks = [w for w, _ in tag_captions([cap])[0]]
+        assert sorted(scr.split(" ")) == sorted(toks)
+
+
+def test_paired_differences_and_winner_table():
+    df = pd.DataFrame(dict(subject=["s1", "s2", "s3"] * 2, roi="v",
+                           model=["mpnet"] * 3 + ["ctl"] * 3, r=[0.5, 0.6, 0.7, 0.1, 0.3, 0.2]))
+    d = ra.paired_differences(df)
+    assert np.allclose(d.sort_values("subject")["diff"], [0.4, 0.3, 0.5])
+    wt = ra.winner_table(df)
+    assert wt.loc["v", "winner"] == "mpnet" and wt.loc["v", "mpnet_rank"] == 1
+    assert wt.loc["v", "diff"] == pytest.approx(0.4)
+    assert 0 < wt.loc["v", "p_paired"] < 0.05
+
+
+def test_paper_reference_numbers():
+    ref = ra.paper_reference_numbers()
+    assert ref.loc["LLM-trained RCNN (seed avg)", "lateral"] == 0.468
+    assert (ref[["ventral", "lateral", "parietal"]].idxmax() == "LLM-trained RCNN (seed avg)").all()
+
+
+def test_group_searchlight_test():
+    rng = np.random.default_rng(0)
+    M = rng.normal(0, 1, size=(6, 50))
+    M[:, :10] += 5
+    M[2, 49] = np.nan
+    out = ra.group_searchlight_test(M)
+    assert out["reject"][:10].all() and not out["reject"][49]
+    assert np.isnan(out["t"][49]) and np.isnan(out["thresholded"][~out["reject"]]).all()
+
+
+def test_surface_and_volume_searchlight_cached(nsd, results):
+    ids, sets = ra.subject_sets(nsd, "subj01", 10, 0, 2, results)
+    used = np.unique(sets)
+    feats = (ids[used], synth.load_truth_array(nsd.root, "features_category")[ids[used]])
+    kw = dict(set_size=10, n_sets=2, device="cpu", features=feats, results_dir=results)
+    m = ra.surface_searchlight(nsd, "subj01", "truth:category", radius_mm=8.0, **kw)
+    assert m.shape == (sum(nsd.n_vertices()),) and np.isfinite(m).sum() > 100
+    assert np.nanmax(np.abs(m)) <= 1
+    again = ra.surface_searchlight(nsd, "subj01", "truth:category", radius_mm=8.0, **kw)
+    np.testing.assert_array_equal(m, again)
+    v = ra.volume_searchlight(nsd, "subj01", "truth:category", radius=2.0, **kw)
+    assert v.shape == nsd.brainmask("subj01").shape
+    assert np.isfinite(v).sum() > 10 and not np.isfinite(v[~nsd.brainmask("subj01")]).any()
+
+
+def test_searchlight_centre_matches_direct_rsa(nsd, results):
+    """One disc's value equals the sampled RSA of that disc's vertices."""
+    from brainllm_utils.rsa import sampled_rsa
+    from brainllm_utils.searchlight import surface_neighbourhoods
+
+    ids, sets = ra.subject_sets(nsd, "subj01", 10, 0, 2, results)
+    used = np.unique(sets)
+    F = synth.load_truth_array(nsd.root, "features_layout")[ids[used]]
+    m = ra.surface_searchlight(nsd, "subj01", "truth:layout", radius_mm=8.0, set_size=10,
+                               n_sets=2, device="cpu", features=(ids[used], F),
+                               results_dir=results, cache=False)
+    Y = np.asarray(nsd.betas("subj01", progress=False)[0])[used]
+    centres, neigh = surface_neighbourhoods(ra.fsaverage_mesh(nsd, "left"), 8.0,
+                                            mask=np.isfinite(Y[:, :nsd.n_vertices()[0]]).all(0))
+    k = len(centres) // 2
+    want = sampled_rsa(Y[:, neigh[k]], F, np.searchsorted(used, sets), device="cpu").mean[0]
+    assert m[centres[k]] == pytest.approx(want, abs=1e-5)
