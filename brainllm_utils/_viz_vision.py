@@ -23,7 +23,7 @@ _OBJECTIVE_COLOURS = {"mpnet": "tab:red", "multihot": "tab:blue"}
 
 def _colour(name: str, i: int):
     for key, c in _OBJECTIVE_COLOURS.items():
-        if name.startswith(key):
+        if name.startswith(key) or name.startswith(f"blt_{key}"):
             return c
     return f"C{(i + 2) % 10}"
 

@@ -351,9 +351,12 @@ def _presets():
         # tests and smoke runs on the tiny sandbox (32 px images): seconds
         "tiny": (BLTConfig(n_layers=2, width=8, image_size=32, n_steps=2, stem_kernel=3),
                  TrainConfig(epochs=2, batch_size=16, lr=3e-3)),
-        # default sandbox (96 px pool, 4,000 images) on 2 CPU cores: about a minute per network
-        "sandbox": (BLTConfig(n_layers=4, width=16, image_size=64, n_steps=4),
-                    TrainConfig(epochs=4, batch_size=64, lr=3e-3)),
+        # default sandbox (96 px pool; 2,000 training images) on 2 CPU cores: 1-2 minutes per
+        # network. 32 px input, stride-1 stem: the 64 px / 4-layer / 4-epoch recipe stayed at
+        # the base-rate plateau; this one beats the held-out floor for both objectives
+        # (multi-hot BCE about 0.245 vs a base rate of 0.278 after 8-10 epochs)
+        "sandbox": (BLTConfig(n_layers=3, width=32, image_size=32, n_steps=3, stem_kernel=3, stem_stride=1),
+                    TrainConfig(epochs=8, batch_size=32, lr=2e-3, min_crop_area=0.5)),
         # a wider net for a GPU on the sandbox
         "sandbox_gpu": (BLTConfig(n_layers=6, width=48, image_size=96, n_steps=6),
                         TrainConfig(epochs=30, batch_size=128, lr=2e-3)),
