@@ -61,6 +61,7 @@ __all__ = [
     "preprocess",
     "augment",
     "train_network",
+    "pool_split",
     "train_or_load",
     "train_networks",
     "load_checkpoint",
@@ -652,6 +653,26 @@ def load_checkpoint(path, device="cpu") -> TrainedNetwork:
                           list(state["history"]), Path(path), state.get("name", ""))
 
 
+def pool_split(n_pool: int, n_train: int | None = None, n_val: int = 0):
+    """Training and validation rows of the pool, as :func:`train_or_load` draws them.
+
+    One permutation of the pool seeded by 0; validation = its last ``n_val`` entries,
+    training = the first ``n_train`` of the rest (nested across sizes), sorted.
+
+    Returns
+    -------
+    train_idx, val_idx : int arrays
+    """
+    perm = np.random.default_rng(0).permutation(int(n_pool))
+    val = perm[len(perm) - n_val:] if n_val else np.zeros(0, int)
+    train = perm[: len(perm) - n_val]
+    if n_train is not None:
+        if n_train > train.size:
+            raise ValueError(f"n_train={n_train} but only {train.size} pool images are available")
+        train = train[:n_train]
+    return np.sort(train), val
+
+
 def train_or_load(root=None, objective: str = "mpnet", seed: int = 0, preset: str = "sandbox", *,
                   config=None, train_config: TrainConfig | None = None, n_train: int | None = None,
                   n_val: int = 0, device="auto", progress: bool = True, pool: TrainingPool | None = None,
@@ -678,14 +699,7 @@ def train_or_load(root=None, objective: str = "mpnet", seed: int = 0, preset: st
     tc = train_config or dataclasses.replace(preset_train, loss="cosine" if objective == "mpnet" else "bce")
     if pool is None:
         pool = load_training_pool(root, progress=progress)
-    perm = np.random.default_rng(0).permutation(len(pool))
-    val_idx = perm[len(perm) - n_val:] if n_val else np.zeros(0, int)
-    train_idx = perm[: len(perm) - n_val]
-    if n_train is not None:
-        if n_train > train_idx.size:
-            raise ValueError(f"n_train={n_train} but only {train_idx.size} pool images are available")
-        train_idx = train_idx[:n_train]
-    train_idx = np.sort(train_idx)
+    train_idx, val_idx = pool_split(len(pool), n_train, n_val)
     targets = make_targets(objective, [pool.captions[i] for i in train_idx], pool.multihot[train_idx],
                            **(embed_options or {}))
     val_targets = None

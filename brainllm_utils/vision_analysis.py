@@ -78,23 +78,10 @@ def chapter_configs(preset: str = "sandbox", epochs: int | None = None, image_si
 
 
 def pool_split(n_pool: int, n_train: int | None = None, n_val: int = 0):
-    """Training and validation rows of the pool, as :func:`vision.train_or_load` draws them.
+    """Training and validation rows of the pool: :func:`brainllm_utils.vision.pool_split`."""
+    from .vision import pool_split as _split
 
-    One permutation of the pool seeded by 0; validation = its last ``n_val`` entries,
-    training = the first ``n_train`` of the rest (nested across sizes), sorted.
-
-    Returns
-    -------
-    train_idx, val_idx : int arrays
-    """
-    perm = np.random.default_rng(0).permutation(int(n_pool))
-    val = perm[len(perm) - n_val:] if n_val else np.zeros(0, int)
-    train = perm[: len(perm) - n_val]
-    if n_train is not None:
-        if n_train > train.size:
-            raise ValueError(f"n_train={n_train} but only {train.size} pool images are available")
-        train = train[:n_train]
-    return np.sort(train), val
+    return _split(n_pool, n_train, n_val)
 
 
 def _resolve_n_train(pool, n_train, n_val):
