@@ -52,40 +52,31 @@ def get_data_home(data_home: str | os.PathLike | None = None) -> Path:
     return _default_base() / "sandbox"
 
 
-def get_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
-    """Cache folder: ``cache_dir`` → ``$BRAINLLM_CACHE`` → ``<repo>/data/cache``. Created."""
-    if cache_dir is not None:
-        path = Path(cache_dir).expanduser()
-    elif os.environ.get("BRAINLLM_CACHE"):
-        path = Path(os.environ["BRAINLLM_CACHE"]).expanduser()
+def _made_dir(explicit, env: str, default: str) -> Path:
+    """``explicit`` → ``$env`` → ``<default base>/default``, created."""
+    if explicit is not None:
+        path = Path(explicit).expanduser()
+    elif os.environ.get(env):
+        path = Path(os.environ[env]).expanduser()
     else:
-        path = _default_base() / "cache"
+        path = _default_base() / default
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def get_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Cache folder: ``cache_dir`` → ``$BRAINLLM_CACHE`` → ``<repo>/data/cache``. Created."""
+    return _made_dir(cache_dir, "BRAINLLM_CACHE", "cache")
 
 
 def get_results_dir(results_dir: str | os.PathLike | None = None) -> Path:
     """Results folder: ``results_dir`` → ``$BRAINLLM_RESULTS`` → ``<repo>/data/results``."""
-    if results_dir is not None:
-        path = Path(results_dir).expanduser()
-    elif os.environ.get("BRAINLLM_RESULTS"):
-        path = Path(os.environ["BRAINLLM_RESULTS"]).expanduser()
-    else:
-        path = _default_base() / "results"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _made_dir(results_dir, "BRAINLLM_RESULTS", "results")
 
 
 def get_models_dir(models_dir: str | os.PathLike | None = None) -> Path:
     """Model weights: ``models_dir`` → ``$BRAINLLM_MODELS`` → ``<repo>/data/models``. Created."""
-    if models_dir is not None:
-        path = Path(models_dir).expanduser()
-    elif os.environ.get("BRAINLLM_MODELS"):
-        path = Path(os.environ["BRAINLLM_MODELS"]).expanduser()
-    else:
-        path = _default_base() / "models"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _made_dir(models_dir, "BRAINLLM_MODELS", "models")
 
 
 @contextlib.contextmanager
