@@ -541,6 +541,24 @@ def _model_rows(nsd, feature_space, ids, features, options):
     return build_feature_table(nsd, [feature_space], ids, **options)[feature_space]
 
 
+def _searchlight_inputs(nsd, subject, kind, space, feature_space, size, set_size, seed,
+                        n_sets, features, results_dir, feature_options):
+    """What both searchlights need: the cache path, and (when computing) the set-local
+    sample sets, the betas of the sets' images and the model's rows for them."""
+    ids, sets = subject_sets(nsd, subject, set_size, seed, n_sets, results_dir)
+    path = _cache_path(kind, dataset_key(nsd), subject, feature_space, size,
+                       sets.tobytes().hex()[:64], sets.shape, sorted(feature_options.items()))
+
+    def load():
+        used = np.unique(sets.ravel())
+        Y, all_ids = nsd.betas(subject, space=space, progress=False)
+        Y = np.asarray(Y[rows_of(all_ids, ids[used])], dtype=np.float32)
+        X = _model_rows(nsd, feature_space, ids[used], features, feature_options)
+        return np.searchsorted(used, sets), Y, X
+
+    return path, load
+
+
 _DISCS: dict = {}  # (n_vertices, hemi, radius, mask hash) -> (centres, discs), per process
 
 
@@ -562,16 +580,12 @@ def surface_searchlight(nsd, subject, feature_space: str = "mpnet", radius_mm: f
     from .paths import atomic_save_npy
     from .searchlight import searchlight_rsa, surface_neighbourhoods
 
-    ids, sets = subject_sets(nsd, subject, set_size, seed, n_sets, results_dir)
-    path = _cache_path("surface", dataset_key(nsd), subject, feature_space, radius_mm,
-                       sets.tobytes().hex()[:64], sets.shape, sorted(feature_options.items()))
+    path, load = _searchlight_inputs(nsd, subject, "surface", "fsaverage", feature_space,
+                                     radius_mm, set_size, seed, n_sets, features, results_dir,
+                                     feature_options)
     if cache and path.exists():
         return np.load(path)
-    used = np.unique(sets.ravel())
-    local_sets = np.searchsorted(used, sets)
-    Y, all_ids = nsd.betas(subject, space="fsaverage", progress=False)
-    Y = np.asarray(Y[rows_of(all_ids, ids[used])], dtype=np.float32)
-    X = _model_rows(nsd, feature_space, ids[used], features, feature_options)
+    local_sets, Y, X = load()
     n_lh, n_rh = nsd.n_vertices()
     out = np.full(n_lh + n_rh, np.nan, dtype=np.float32)
     finite = np.isfinite(Y).all(0)
@@ -608,16 +622,12 @@ def volume_searchlight(nsd, subject, feature_space: str = "mpnet", radius: float
     from .paths import atomic_save_npy
     from .searchlight import searchlight_rsa, to_volume, volume_neighbourhoods
 
-    ids, sets = subject_sets(nsd, subject, set_size, seed, n_sets, results_dir)
-    path = _cache_path("volume", dataset_key(nsd), subject, feature_space, radius,
-                       sets.tobytes().hex()[:64], sets.shape, sorted(feature_options.items()))
+    path, load = _searchlight_inputs(nsd, subject, "volume", "func1pt8mm", feature_space,
+                                     radius, set_size, seed, n_sets, features, results_dir,
+                                     feature_options)
     if cache and path.exists():
         return np.load(path)
-    used = np.unique(sets.ravel())
-    local_sets = np.searchsorted(used, sets)
-    Y, all_ids = nsd.betas(subject, space="func1pt8mm", progress=False)
-    Y = np.asarray(Y[rows_of(all_ids, ids[used])], dtype=np.float32)
-    X = _model_rows(nsd, feature_space, ids[used], features, feature_options)
+    local_sets, Y, X = load()
     brain = nsd.brainmask(subject)
     finite = np.isfinite(Y).all(0) & (Y.std(0) > 0)
     mask = np.zeros(brain.size, dtype=bool)
