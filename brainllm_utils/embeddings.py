@@ -43,6 +43,7 @@ import os
 import queue
 import re
 import threading
+import time
 import uuid
 import warnings
 from collections import OrderedDict
@@ -54,7 +55,7 @@ import numpy as np
 
 from . import __version__
 from ._device import resolve_device as _resolve_device
-from .paths import atomic_save_npy, get_cache_dir
+from .paths import atomic_path, atomic_save_npy, file_lock, get_cache_dir
 from .weights import MPNET, canonical_name, resolve_model
 
 __all__ = [
@@ -633,6 +634,33 @@ class _SentenceStore:
         if len(self._shards()) > _MAX_SHARDS:
             self.compact()
 
+    def claim(self, keys: np.ndarray) -> "_Claim":
+        """Announce that this process is embedding ``keys`` (call under the store lock)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return _Claim(self.folder / f"claim-{uuid.uuid4().hex}.keys", keys)
+
+    def live_claims(self) -> np.ndarray:
+        """Keys that other live processes are embedding now (call under the store lock).
+
+        A claim's owner holds an exclusive lock on its file; a claim whose lock is free
+        belongs to a process that died, and is removed.
+        """
+        import fcntl
+
+        live = []
+        for path in sorted(self.folder.glob("claim-*.keys")) if self.folder.is_dir() else []:
+            try:
+                with open(path, "rb") as fh:
+                    try:
+                        fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        live.append(np.frombuffer(fh.read(), dtype="S16"))
+                        continue
+                path.unlink(missing_ok=True)  # stale: its owner is gone
+            except (OSError, ValueError):
+                continue
+        return np.concatenate(live) if live else np.zeros(0, dtype="S16")
+
     def compact(self) -> None:
         """Merge all shards into one (new shard first, then remove the old ones)."""
         shards = self._shards()
@@ -660,6 +688,24 @@ class _SentenceStore:
                     p.unlink()
                 except OSError:
                     pass
+
+
+class _Claim:
+    """A claim file listing the keys one process is embedding, locked while it lives."""
+
+    def __init__(self, path: Path, keys: np.ndarray):
+        import fcntl
+
+        data = np.ascontiguousarray(keys, dtype="S16").tobytes()
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(data)
+        self.path = path
+        self._fh = open(path, "rb")
+        fcntl.flock(self._fh, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        self.path.unlink(missing_ok=True)
+        self._fh.close()
 
 
 # --------------------------------------------------------------------------- public API
@@ -769,15 +815,40 @@ def embed_sentences(
         keys = _sentence_keys(unique)
         found, rows = store.lookup(keys)
     todo = np.flatnonzero(~found)
-    if len(todo):
-        loaded = _get_model(spec, dev, prec)
-        new = _encode([unique[i] for i in todo], spec, loaded, batch_size, progress)
-        rows[todo] = new
-        if store is not None:
+    if len(todo) and store is not None:
+        # parallel callers (notebooks on several Dask workers) share the store: under a short
+        # lock each one claims the missing sentences nobody else is embedding, embeds them,
+        # and waits for the others' claims instead of embedding those twice
+        lock_path = store.folder.parent / f".{store.folder.name}.lock"
+        while len(todo):
+            claim = None
+            with file_lock(lock_path):
+                again, more = store.lookup(keys[todo])
+                rows[todo[again]] = more[again]
+                todo = todo[~again]
+                if not len(todo):
+                    break
+                busy = np.isin(keys[todo], store.live_claims())
+                mine = todo[~busy]
+                if len(mine):
+                    claim = store.claim(keys[mine])
+            if claim is None:
+                time.sleep(0.25)  # the rest is being embedded elsewhere
+                continue
             try:
-                store.add(keys[todo], new)
-            except OSError as exc:
-                warnings.warn(f"could not write the embedding store ({exc})", stacklevel=2)
+                new = _encode([unique[i] for i in mine], spec, _get_model(spec, dev, prec),
+                              batch_size, progress)
+                rows[mine] = new
+                try:
+                    store.add(keys[mine], new)
+                except OSError as exc:
+                    warnings.warn(f"could not write the embedding store ({exc})", stacklevel=2)
+            finally:
+                claim.release()
+            todo = todo[busy]
+    elif len(todo):
+        loaded = _get_model(spec, dev, prec)
+        rows[todo] = _encode([unique[i] for i in todo], spec, loaded, batch_size, progress)
     result = rows[inverse]
     if list_path is not None:
         try:

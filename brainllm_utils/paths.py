@@ -30,6 +30,7 @@ __all__ = [
     "atomic_path",
     "atomic_save_npy",
     "atomic_write_text",
+    "file_lock",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -116,3 +117,24 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return path
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike, blocking: bool = True):
+    """Hold an exclusive advisory lock on ``path`` (created if needed) for the ``with`` body.
+
+    Processes that compute the same cache entry take the same lock, so the second waits and
+    then finds the first one's result instead of computing it again. The operating system
+    drops the lock when its holder exits, even when killed. ``blocking=False`` raises
+    :class:`BlockingIOError` at once when another process holds it.
+    """
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

@@ -315,7 +315,8 @@ def test_embed_captions_errors(minilm_dir):
 
 
 def _npys(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file())
+    # data files only: the store's lock file holds nothing
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix != ".lock")
 
 
 def test_cache_hit_does_not_load_model(monkeypatch, tmp_path, minilm_dir):
@@ -437,3 +438,80 @@ def test_store_compaction(monkeypatch, tmp_path, minilm_dir):
     _forbid_loading(monkeypatch)
     X = embed_sentences([f"sentence {i}" for i in range(5)][::-1], model=minilm_dir)
     assert X.shape == (5, 384) and len({x.tobytes() for x in X}) == 5
+
+
+def test_parallel_callers_embed_shared_sentences_once(monkeypatch, tmp_path, minilm_dir):
+    """Two concurrent callers (e.g. two notebooks on two Dask workers) wanting the same new
+    sentences: the second waits on the store's lock and reads the first one's rows."""
+    import threading
+    import time as _time
+
+    from brainllm_utils import embeddings as emb
+
+    real = emb._encode
+    calls = []
+
+    def slow_encode(texts, *a, **k):
+        calls.append(len(texts))
+        _time.sleep(0.5)
+        return real(texts, *a, **k)
+
+    monkeypatch.setattr(emb, "_encode", slow_encode)
+    out = {}
+
+    def worker(name, sents):
+        out[name] = embed_sentences(sents, model=minilm_dir)
+
+    a = threading.Thread(target=worker, args=("a", SENTENCES[:6]))
+    b = threading.Thread(target=worker, args=("b", SENTENCES[:6][::-1]))
+    a.start()
+    _time.sleep(0.1)
+    b.start()
+    a.join()
+    b.join()
+    assert calls == [6], calls
+    np.testing.assert_array_equal(out["a"], out["b"][::-1])
+
+
+def test_parallel_callers_with_disjoint_sentences_embed_at_the_same_time(monkeypatch, tmp_path,
+                                                                        minilm_dir):
+    """Disjoint work is not serialised: the second caller starts before the first ends."""
+    import threading
+    import time as _time
+
+    from brainllm_utils import embeddings as emb
+
+    real = emb._encode
+    spans = []
+
+    def slow_encode(texts, *a, **k):
+        t0 = _time.perf_counter()
+        _time.sleep(0.5)
+        out = real(texts, *a, **k)
+        spans.append((t0, _time.perf_counter()))
+        return out
+
+    monkeypatch.setattr(emb, "_encode", slow_encode)
+    threads = [threading.Thread(target=embed_sentences, args=(part,), kwargs={"model": minilm_dir})
+               for part in (SENTENCES[:4], SENTENCES[4:8])]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(spans) == 2
+    (a0, a1), (b0, b1) = sorted(spans)
+    assert b0 < a1, "the second caller waited for the first"
+
+
+def test_stale_claim_of_a_dead_process_is_ignored(tmp_path, minilm_dir):
+    from brainllm_utils import embeddings as emb
+
+    sents = SENTENCES[:3]
+    spec = emb.get_model_spec(minilm_dir)
+    folder = tmp_path / "cache" / "embeddings" / spec.slug / f"sentences-{spec.key('fp32')[:16]}"
+    folder.mkdir(parents=True)
+    stale = folder / "claim-dead.keys"
+    stale.write_bytes(emb._sentence_keys(sents).tobytes())  # nobody holds its lock
+    X = embed_sentences(sents, model=minilm_dir)
+    assert X.shape == (3, 384)
+    assert not stale.exists()

@@ -41,3 +41,14 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="cuda"):
             resolve_device("cuda")
+
+
+def test_file_lock_excludes_a_second_holder(tmp_path):
+    from brainllm_utils.paths import file_lock
+
+    with file_lock(tmp_path / "x.lock"):
+        with pytest.raises(BlockingIOError):
+            with file_lock(tmp_path / "x.lock", blocking=False):
+                pass
+    with file_lock(tmp_path / "x.lock", blocking=False):  # released: free again
+        pass
