@@ -267,6 +267,59 @@ def test_transfer_readout_beats_floor_and_is_seeded(rng):
     assert rb["map"] > 0.9 and rb["score"] > rb["floor"]
 
 
+def _reference_readout(X_train, Y_train, X_test, kind, epochs, lr, batch_size, seed):
+    """One readout the plain way (nn.Linear, Adam, cosine schedule, seeded batches)."""
+    import math
+
+    import torch
+    import torch.nn.functional as F
+
+    mu, sd = X_train.mean(0), X_train.std(0)
+    xt = torch.from_numpy((X_train - mu) / sd)
+    xv = torch.from_numpy((X_test - mu) / sd)
+    yt = torch.from_numpy(Y_train)
+    torch.manual_seed(seed)
+    lin = torch.nn.Linear(xt.shape[1], yt.shape[1])
+    opt = torch.optim.Adam(lin.parameters(), lr=lr, eps=0.1)
+    nb = math.ceil(len(xt) / batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * nb)
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        order = torch.randperm(len(xt), generator=g)
+        for b in range(nb):
+            idx = order[b * batch_size:(b + 1) * batch_size]
+            out = lin(xt[idx])
+            if kind == "cosine":
+                loss = (1 - F.cosine_similarity(out, yt[idx], dim=1)).mean()
+            else:
+                loss = F.binary_cross_entropy_with_logits(out, yt[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+    with torch.no_grad():
+        pred = lin(xv)
+        return (torch.sigmoid(pred) if kind == "bce" else pred).numpy()
+
+
+@pytest.mark.parametrize("kind", ["cosine", "bce"])
+def test_batched_readouts_equal_separate_readouts(rng, kind):
+    n, p, d = 150, 8, 5
+    sets = [rng.standard_normal((n, p)).astype(np.float32) for _ in range(3)]
+    W = rng.standard_normal((p, d))
+    Y = (sets[0] @ W + 2.0).astype(np.float32)
+    if kind == "bce":
+        Y = (Y > 2.0).astype(np.float32)
+    pairs = [(X[:100], X[100:]) for X in sets]
+    batched = vision.transfer_readouts(pairs, Y[:100], Y[100:], kind, epochs=12, lr=0.05,
+                                       batch_size=32, seed=3)
+    for (Xt, Xv), res in zip(pairs, batched):
+        ref = _reference_readout(Xt, Y[:100], Xv, kind, 12, 0.05, 32, 3)
+        np.testing.assert_allclose(res["predictions"], ref, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="differ in shape"):
+        vision.transfer_readouts([pairs[0], (sets[1][:90], sets[1][90:])], Y[:100], Y[100:], kind)
+
+
 def test_transfer_table(rng):
     n = 120
     X = rng.standard_normal((n, 5)).astype(np.float32)
