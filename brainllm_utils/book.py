@@ -4,23 +4,21 @@ Source notebooks live in ``notebooks/`` (no outputs); executed copies go to
 ``book/notebooks/`` (git-ignored), which ``_toc.yml`` lists. Jupyter Book runs with
 execution off and renders the stored outputs.
 
-Command line::
-
-    python -m brainllm_utils.book run [--data PATH] [--smoke] [NOTEBOOK ...]
+The command line and the resumable, parallel runner are in :mod:`brainllm_utils.batch`
+(``python -m brainllm_utils.batch run``), which ``make book`` uses.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 from .paths import REPO_ROOT, atomic_path
 
-__all__ = ["NOTEBOOK_DIR", "OUTPUT_DIR", "list_notebooks", "execute_notebook", "run_book"]
+__all__ = ["NOTEBOOK_DIR", "OUTPUT_DIR", "list_notebooks", "notebook_parameters", "execute_notebook",
+           "output_digest", "run_book"]
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 OUTPUT_DIR = REPO_ROOT / "book" / "notebooks"
@@ -50,11 +48,17 @@ def notebook_parameters(path: Path) -> dict:
 
 
 def execute_notebook(source: Path, output: Path, parameters: dict | None = None,
-                     kernel_name: str | None = None, progress: bool = False) -> float:
+                     kernel_name: str | None = None, progress: bool = False,
+                     metadata: dict | None = None, failed_dir: Path | None = None,
+                     title_suffix: str = "", return_digest: bool = False):
     """Run ``source`` with papermill into ``output`` atomically; return seconds taken.
 
     Unknown parameter names are rejected before anything runs. A failing cell raises
-    ``papermill.PapermillExecutionError`` and leaves no file at ``output``.
+    ``papermill.PapermillExecutionError`` and leaves no file at ``output`` (a copy of the
+    failed notebook goes to ``failed_dir`` when given). ``metadata`` is stored under the
+    notebook's ``metadata.brainllm`` with ``status: complete`` and the output digest;
+    ``title_suffix`` is appended to the first heading (grid runs). With ``return_digest``
+    the result is ``(seconds, digest)``.
     """
     parameters = dict(parameters or {})
     known = notebook_parameters(source)
@@ -68,69 +72,99 @@ def execute_notebook(source: Path, output: Path, parameters: dict | None = None,
     saved_backend = os.environ.get("MPLBACKEND")
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     try:
-        _execute(source, output, parameters, kernel_name, progress)
+        digest = _execute(source, output, parameters, kernel_name, progress, metadata,
+                          failed_dir, title_suffix, t0)
     finally:
         if saved_backend is None:
             os.environ.pop("MPLBACKEND", None)
         else:
             os.environ["MPLBACKEND"] = saved_backend
-    return time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    return (seconds, digest) if return_digest else seconds
 
 
-def _execute(source: Path, output: Path, parameters: dict, kernel_name, progress) -> None:
+def output_digest(nb) -> str:
+    """Digest of a notebook's results: code-cell outputs without stderr streams,
+    execution counts or timing metadata (equal digests ⇔ the same numbers and figures)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for cell in nb["cells"]:
+        if cell.get("cell_type") != "code":
+            continue
+        for out in cell.get("outputs", []):
+            kind = out.get("output_type")
+            if kind == "stream":
+                if out.get("name") == "stderr":
+                    continue
+                h.update(b"stream:" + "".join(out.get("text", "")).encode())
+            elif kind in ("execute_result", "display_data"):
+                for mime in sorted(out.get("data", {})):
+                    value = out["data"][mime]
+                    value = "".join(value) if isinstance(value, list) else json.dumps(value)
+                    h.update(f"{mime}:".encode() + value.encode())
+            elif kind == "error":
+                h.update(f"error:{out.get('ename')}:{out.get('evalue')}".encode())
+    return h.hexdigest()
+
+
+def _add_title_suffix(nb, suffix: str) -> None:
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        lines = cell.source.split("\n")
+        for i, line in enumerate(lines):
+            if line.startswith("# "):
+                lines[i] = f"{line} ({suffix})"
+                cell.source = "\n".join(lines)
+                return
+
+
+def _execute(source: Path, output: Path, parameters: dict, kernel_name, progress,
+             metadata, failed_dir, title_suffix, t0) -> str:
+    import nbformat
     import papermill as pm
 
     with atomic_path(output) as tmp:
         tmp_nb = tmp.with_suffix(".ipynb")
         try:
-            pm.execute_notebook(
-                str(source), str(tmp_nb), parameters=parameters, kernel_name=kernel_name,
-                progress_bar=progress, cwd=str(REPO_ROOT), log_output=False,
-            )
+            try:
+                pm.execute_notebook(
+                    str(source), str(tmp_nb), parameters=parameters, kernel_name=kernel_name,
+                    progress_bar=progress, cwd=str(REPO_ROOT), log_output=False,
+                )
+            except Exception:
+                if failed_dir is not None and tmp_nb.exists():
+                    Path(failed_dir).mkdir(parents=True, exist_ok=True)
+                    os.replace(tmp_nb, Path(failed_dir) / output.name)
+                raise
+            nb = nbformat.read(tmp_nb, as_version=4)
+            digest = output_digest(nb)
+            if title_suffix:
+                _add_title_suffix(nb, title_suffix)
+            nb.metadata["brainllm"] = {**(metadata or {}), "status": "complete",
+                                       "digest": digest,
+                                       "seconds": round(time.perf_counter() - t0, 2)}
+            nbformat.write(nb, tmp_nb)
             os.replace(tmp_nb, tmp)
         finally:
             if tmp_nb.exists():
                 tmp_nb.unlink()
+    return digest
 
 
 def run_book(names=None, data_home: str | None = None, smoke: bool = False,
              output_dir: Path = OUTPUT_DIR, extra: dict | None = None) -> list[tuple[str, float]]:
-    """Execute the chapters in order; returns ``[(name, seconds), ...]``."""
-    timings = []
-    for source in list_notebooks(names):
-        params = dict(extra or {})
-        known = notebook_parameters(source)
-        if data_home is not None and "data_home" in known:
-            params["data_home"] = str(Path(data_home).resolve())
-        if smoke and "smoke" in known:
-            params["smoke"] = True
-        print(f"[book] executing {source.name} ...", flush=True)
-        seconds = execute_notebook(source, output_dir / source.name, params)
-        timings.append((source.stem, seconds))
-    return timings
+    """Execute the chapters in order, serially, every time; returns ``[(name, seconds), ...]``.
 
+    (:mod:`brainllm_utils.batch` is the resumable, parallel runner that ``make book`` uses.)
+    """
+    from .batch import plan_jobs, run_jobs
 
-def format_timings(timings) -> str:
-    lines = ["| notebook | seconds |", "|---|---:|"]
-    lines += [f"| {name} | {sec:.1f} |" for name, sec in timings]
-    lines.append(f"| **total** | **{sum(s for _, s in timings):.1f}** |")
-    return "\n".join(lines)
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m brainllm_utils.book")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    run = sub.add_parser("run", help="execute notebooks into book/notebooks/")
-    run.add_argument("notebooks", nargs="*", help="stems, e.g. 00_data_tour (default: all)")
-    run.add_argument("--data", default=None, help="NSD root (default: the sandbox)")
-    run.add_argument("--smoke", action="store_true", help="pass smoke=True where supported")
-    args = parser.parse_args(argv)
-    if args.data is not None and not Path(args.data).is_dir():
-        parser.error(f"--data {args.data}: no such folder (expected an NSD root)")
-    timings = run_book(args.notebooks or None, data_home=args.data, smoke=args.smoke)
-    print(format_timings(timings))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    jobs = plan_jobs(names, fixed=extra, data_home=data_home, profile="sandbox", smoke=smoke,
+                     output_dir=output_dir)
+    threads = int(os.environ.get("OMP_NUM_THREADS", "1") or 1)
+    for job in jobs:
+        print(f"[book] executing {job.source.name} ...", flush=True)
+    results = run_jobs(jobs, scheduler="serial", threads=threads, force=True, progress=False)
+    return [(r.job.source.stem, r.seconds) for r in results]

@@ -16,10 +16,11 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 @pytest.fixture(scope="session", autouse=True)
 def _offline_session_env(tmp_path_factory):
-    """Tests never write into the repository's data/: caches and nilearn's data dir point
-    at the session's temporary folder (model weights stay in BRAINLLM_MODELS)."""
+    """Tests never write into the repository's data/: caches, results and nilearn's data dir
+    point at the session's temporary folder (model weights stay in BRAINLLM_MODELS)."""
     os.environ["NILEARN_DATA"] = str(tmp_path_factory.mktemp("nilearn_data"))
     os.environ["BRAINLLM_CACHE"] = str(tmp_path_factory.mktemp("session_cache"))
+    os.environ["BRAINLLM_RESULTS"] = str(tmp_path_factory.mktemp("session_results"))
     yield
 
 

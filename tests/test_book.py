@@ -47,6 +47,30 @@ def test_strict_book_build(built_book):
     assert tour.count("<img") >= 4, "figures missing from the rendered tour"
 
 
+@pytest.mark.slow
+def test_rendered_book_in_headless_chromium(built_book):
+    """Every page of the table of contents renders in Chromium: figures decode, no
+    traceback, text present; screenshots are kept in test-artifacts/screenshots/."""
+    import os
+
+    from brainllm_utils import site_check
+
+    if site_check.find_chromium() is None and not os.environ.get("BRAINLLM_REQUIRE_CHROMIUM"):
+        pytest.skip("no Chromium (apt-get install chromium); CI sets BRAINLLM_REQUIRE_CHROMIUM=1")
+    site, _ = built_book
+    html = site / "_build" / "html"
+    if not (html / "book" / "intro.html").exists():
+        test_strict_book_build(built_book)
+    shots = REPO_ROOT / "test-artifacts" / "screenshots"
+    reports = site_check.check_site(html, screenshots=shots, toc=site / "_toc.yml")
+    chapters = [r for r in reports if "/notebooks/" in r.page]
+    assert len(chapters) == len(book.list_notebooks())
+    bad = {r.page: r.problems() for r in reports if not r.ok}
+    assert not bad, bad
+    assert all(r.images >= 1 for r in chapters), [(r.page, r.images) for r in chapters]
+    assert all(Path(r.screenshot).is_file() for r in reports)
+
+
 def test_unknown_parameter_fails_before_running(tmp_path):
     src = book.list_notebooks(["00_data_tour"])[0]
     with pytest.raises(ValueError, match="unknown parameter.*subjekt"):

@@ -1,0 +1,257 @@
+"""brainllm_utils.batch: grid planning, validation, resumability, Dask vs serial."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from brainllm_utils import batch
+from brainllm_utils.paths import REPO_ROOT
+
+
+def _notebook(path: Path, params: str, *cells: str) -> Path:
+    nb = new_notebook()
+    p = new_code_cell(params)
+    p.metadata["tags"] = ["parameters"]
+    nb.cells = [new_markdown_cell(f"# {path.stem}"), p] + [new_code_cell(c) for c in cells]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture
+def toy_notebooks(tmp_path):
+    """Two quick notebooks: 01_square prints x², 02_fail raises when x == 3; 03_wait waits
+    while a flag file exists (to be killed mid-run)."""
+    src = tmp_path / "nbs"
+    _notebook(src / "01_square.ipynb", "data_home = None\nx = 1", "print('square', x * x)")
+    _notebook(src / "02_fail.ipynb", "data_home = None\nx = 1",
+              "if x == 3:\n    raise RuntimeError('planted failure for x=3')\nprint('ok', x)")
+    _notebook(src / "03_wait.ipynb", "data_home = None\nflag = ''",
+              "import os, time\nwhile flag and os.path.exists(flag):\n    time.sleep(0.1)\n"
+              "print('done')")
+    return src
+
+
+def test_plan_expands_the_grid_only_where_declared(tiny_root, tmp_path):
+    jobs = batch.plan_jobs(["00_data_tour", "02_rsa"], grid={"subject": ["subj01", "subj02"]},
+                           data_home=tiny_root, output_dir=tmp_path)
+    names = [j.output.name for j in jobs]
+    assert names == ["00_data_tour__subject-subj01.ipynb", "00_data_tour__subject-subj02.ipynb",
+                     "02_rsa.ipynb"]
+    assert jobs[1].parameters["subject"] == "subj02"
+    assert jobs[0].parameters["data_home"] == str(Path(tiny_root).resolve())
+    assert "subject" not in jobs[2].parameters
+    assert len({j.fingerprint for j in jobs}) == 3
+
+
+def test_paper_profile_applies_the_paper_settings(tiny_root, tmp_path):
+    assert batch.profile_for(tiny_root) == "sandbox"
+    (job,) = batch.plan_jobs(["02_rsa"], data_home=tiny_root, profile="paper",
+                             output_dir=tmp_path)
+    assert job.parameters["searchlight_radius"] == 6
+    assert job.parameters["n_sets"] is None
+    (job,) = batch.plan_jobs(["02_rsa"], data_home=tiny_root, output_dir=tmp_path)
+    assert "searchlight_radius" not in job.parameters
+
+
+@pytest.mark.parametrize("kwargs, named", [
+    ({"grid": {"subject": ["subj01", "subj09"]}}, "subj09"),
+    ({"fixed": {"feature_spaces": ["mpnet", "bogus_space"]}}, "bogus_space"),
+    ({"fixed": {"comparison_models": ["alexnet", "no_such_net"]}}, "no_such_net"),
+    ({"fixed": {"preset": "huge"}}, "preset='huge'"),
+    ({"fixed": {"device": "tpu"}}, "device='tpu'"),
+    ({"fixed": {"subjekt": "subj01"}}, "subjekt"),
+    ({"data_home": "/no/such/nsd"}, "/no/such/nsd"),
+    ({"profile": "fancy"}, "fancy"),
+])
+def test_bad_parameters_fail_before_anything_runs(tiny_root, tmp_path, kwargs, named):
+    kwargs.setdefault("data_home", tiny_root)
+    with pytest.raises(batch.BatchParameterError) as err:
+        batch.plan_jobs(None, output_dir=tmp_path, **kwargs)
+    assert named in str(err.value)
+    assert not any(tmp_path.iterdir())
+
+
+def test_not_an_nsd_root_is_named(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(batch.BatchParameterError, match="not an NSD root"):
+        batch.plan_jobs(["00_data_tour"], data_home=tmp_path / "empty", output_dir=tmp_path)
+
+
+def test_cli_reports_a_bad_subject_with_rc_2(tiny_root, tmp_path, capsys):
+    rc = batch.main(["run", "00_data_tour", "--data", str(tiny_root), "--grid",
+                     "subject=subj01,subj42", "--output-dir", str(tmp_path / "out")])
+    assert rc == 2
+    assert "subj42" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_grid_and_set_parsing():
+    grid = batch._parse_assignments(['subjects=[["subj01"], ["subj02"]]', "seed=0,1"], True)
+    assert grid == {"subjects": [["subj01"], ["subj02"]], "seed": [0, 1]}
+    fixed = batch._parse_assignments(["feature=mpnet", "n_sets=null", "q=0.1"], False)
+    assert fixed == {"feature": "mpnet", "n_sets": None, "q": 0.1}
+    with pytest.raises(batch.BatchParameterError, match="NAME=VALUE"):
+        batch._parse_assignments(["oops"], False)
+
+
+def test_fingerprint_follows_parameters_inputs_and_source(tiny_root, tree_copy, tmp_path):
+    def fp(**kw):
+        kw.setdefault("data_home", tiny_root)
+        return batch.plan_jobs(["00_data_tour"], output_dir=tmp_path, **kw)[0].fingerprint
+
+    base = fp()
+    assert fp() == base
+    assert fp(fixed={"seed": 1}) != base
+    copy = tree_copy()
+    before = batch.data_fingerprint(copy)
+    target = next(p for p in sorted(copy.rglob("*.tsv")))
+    target.unlink()
+    target.write_text("changed\n")
+    assert batch.data_fingerprint(copy) != before
+
+
+def test_failed_cell_fails_loudly_and_leaves_no_output(toy_notebooks, tiny_root, tmp_path):
+    out = tmp_path / "out"
+    jobs = batch.plan_jobs(["01_square", "02_fail"], grid={"x": [2, 3]}, data_home=tiny_root,
+                           output_dir=out, notebook_dir=toy_notebooks)
+    with pytest.raises(batch.BatchError, match="02_fail__x-3") as err:
+        batch.run_jobs(jobs, scheduler="serial", progress=False)
+    status = {r.job.name: r.status for r in err.value.results}
+    assert status == {"01_square__x-2": "executed", "01_square__x-3": "executed",
+                      "02_fail__x-2": "executed", "02_fail__x-3": "failed"}
+    assert "planted failure for x=3" in str(err.value)
+    assert not (out / "02_fail__x-3.ipynb").exists()
+    assert (out / ".failed" / "02_fail__x-3.ipynb").exists()
+    assert not list(out.glob(".*.ipynb.*"))
+    manifest = batch.read_manifest(out / "manifest.json")["notebooks"]
+    assert sorted(manifest) == ["01_square__x-2.ipynb", "01_square__x-3.ipynb",
+                                "02_fail__x-2.ipynb"]
+    entry = manifest["01_square__x-3.ipynb"]
+    assert entry["parameters"]["x"] == 3 and entry["seconds"] > 0
+    assert entry["versions"]["numpy"] and "rev" in entry["git"]
+    nb = json.loads((out / "01_square__x-3.ipynb").read_text())
+    assert nb["metadata"]["brainllm"]["status"] == "complete"
+    assert "".join(nb["cells"][0]["source"]).startswith("# 01_square (x = 3)")
+    printed = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("name") == "stdout"]
+    assert "square 9" in "".join(printed[0]["text"])
+
+
+def test_rerun_skips_finished_work_and_force_reruns(toy_notebooks, tiny_root, tmp_path):
+    out = tmp_path / "out"
+
+    def jobs(x=(1, 2)):
+        return batch.plan_jobs(["01_square"], grid={"x": list(x)}, data_home=tiny_root,
+                               output_dir=out, notebook_dir=toy_notebooks)
+
+    first = batch.run_jobs(jobs(), scheduler="serial", progress=False)
+    assert [r.status for r in first] == ["executed", "executed"]
+    stamp = (out / "01_square__x-1.ipynb").stat().st_mtime_ns
+    again = batch.run_jobs(jobs((1, 2, 4)), scheduler="serial", progress=False)
+    assert [r.status for r in again] == ["skipped", "skipped", "executed"]
+    assert (out / "01_square__x-1.ipynb").stat().st_mtime_ns == stamp
+    forced = batch.run_jobs(jobs((1,)), scheduler="serial", progress=False, force=True)
+    assert [r.status for r in forced] == ["executed"]
+    # a changed source notebook invalidates its outputs
+    src = toy_notebooks / "01_square.ipynb"
+    nb = nbformat.read(src, as_version=4)
+    nb.cells[-1].source = "print('square!', x * x)"
+    nbformat.write(nb, src)
+    assert [r.status for r in batch.run_jobs(jobs((1,)), scheduler="serial",
+                                              progress=False)] == ["executed"]
+
+
+def test_killed_run_resumes(toy_notebooks, tiny_root, tmp_path):
+    out = tmp_path / "out"
+    flag = tmp_path / "hold"
+    flag.write_text("x")
+    cmd = [sys.executable, "-m", "brainllm_utils.batch", "run", "01_square", "03_wait",
+           "--data", str(tiny_root), "--notebook-dir", str(toy_notebooks), "--output-dir",
+           str(out), "--scheduler", "serial", "--set", f"flag={json.dumps(str(flag))}"]
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while not list(out.glob(".03_wait.ipynb.*")) and time.time() < deadline:
+            time.sleep(0.2)
+        assert (out / "01_square.ipynb").exists(), "the first notebook should have finished"
+        time.sleep(1.0)  # 03_wait is now running and waiting on the flag
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not (out / "03_wait.ipynb").exists()
+    flag.unlink()
+    jobs = batch.plan_jobs(["01_square", "03_wait"], fixed={"flag": str(flag)},
+                           data_home=tiny_root, output_dir=out, notebook_dir=toy_notebooks)
+    results = batch.run_jobs(jobs, scheduler="serial", progress=False)
+    assert [r.status for r in results] == ["skipped", "executed"]
+    assert (out / "03_wait.ipynb").exists()
+    assert not list(out.glob(".*.ipynb.*")), "temporary files of the killed run remain"
+
+
+def test_a_second_run_on_the_same_folder_is_refused(tmp_path):
+    with batch._output_lock(tmp_path):
+        with pytest.raises(RuntimeError, match="another batch run"):
+            with batch._output_lock(tmp_path):
+                pass
+
+
+@pytest.mark.slow
+def test_local_cluster_and_serial_give_identical_results(tiny_root, tmp_path):
+    """The same grid (two subjects of the data tour) on a 2-worker LocalCluster and serially,
+    each with its own empty cache: the executed notebooks' outputs are identical."""
+    digests = {}
+    for scheduler in ("local", "serial"):
+        jobs = batch.plan_jobs(["00_data_tour"], grid={"subject": ["subj01", "subj02"]},
+                               data_home=tiny_root, smoke=True, output_dir=tmp_path / scheduler)
+        results = batch.run_jobs(jobs, scheduler=scheduler, workers=2, progress=False,
+                                 env={"BRAINLLM_CACHE": str(tmp_path / f"cache_{scheduler}")})
+        assert [r.status for r in results] == ["executed", "executed"]
+        digests[scheduler] = [r.digest for r in results]
+        manifest = batch.read_manifest(tmp_path / scheduler / "manifest.json")["notebooks"]
+        assert {e["scheduler"] for e in manifest.values()} == {scheduler}
+        if scheduler == "local":
+            assert len({e["worker"] for e in manifest.values()}) == 2, "one worker did it all"
+    assert digests["local"] == digests["serial"]
+    assert digests["local"][0] != digests["local"][1]
+
+
+def test_slurm_cluster_is_configured_through_dask_jobqueue():
+    cluster = batch.make_cluster("slurm", workers=0, threads=4, queue="gpu", memory="64GB",
+                                 walltime="02:00:00", job_extra_directives=["--gres=gpu:1"])
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    assert "#SBATCH -p gpu" in script
+    assert "#SBATCH --gres=gpu:1" in script
+    assert "#SBATCH -t 02:00:00" in script
+    assert "--nthreads 4" in script
+
+
+def test_summary_runs_last_and_follows_its_inputs(tiny_root, tmp_path):
+    jobs = batch.plan_jobs(["01_feature_spaces", "06_summary"], data_home=tiny_root,
+                           output_dir=tmp_path)
+    assert [j.wave for j in jobs] == [0, 1]
+    changed = batch.plan_jobs(["01_feature_spaces", "06_summary"], fixed={"seed": 1},
+                              data_home=tiny_root, output_dir=tmp_path)
+    assert changed[1].parameters == jobs[1].parameters
+    assert changed[1].fingerprint != jobs[1].fingerprint, "summary must rerun after its inputs"
+
+
+def test_cost_hints_order_the_longest_first():
+    hints = {p.stem: batch._cost_hint(p) for p in batch.list_notebooks()}
+    assert all(v > 0 for v in hints.values()), hints
+    assert max(hints, key=hints.get) == "05_image_to_llm"
