@@ -186,7 +186,9 @@ from ._viz_encoding import *  # noqa: E402,F401,F403
 from ._viz_encoding import __all__ as _enc_all  # noqa: E402
 from ._viz_rsa import *  # noqa: E402,F401,F403
 from ._viz_rsa import __all__ as _rsa_all  # noqa: E402
+from ._viz_summary import *  # noqa: E402,F401,F403
+from ._viz_summary import __all__ as _summary_all  # noqa: E402
 from ._viz_vision import *  # noqa: E402,F401,F403
 from ._viz_vision import __all__ as _vision_all  # noqa: E402
 
-__all__ = __all__ + list(_rsa_all) + list(_enc_all) + list(_vision_all)
+__all__ = __all__ + list(_rsa_all) + list(_enc_all) + list(_vision_all) + list(_summary_all)
