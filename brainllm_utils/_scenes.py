@@ -667,7 +667,7 @@ _N_WITH = len(_WITH_INTER)
 CAPTION_RANDOMS = _N_WITH + 1 + _N_WITH * _N_SLOTS
 
 
-def make_captions(graph, u):
+def make_captions(graph, u, n_max: int | None = None):
     """Five (sometimes six) COCO-style captions for ``graph``.
 
     Parameters
@@ -677,9 +677,13 @@ def make_captions(graph, u):
     u : (CAPTION_RANDOMS,) array of uniforms in [0, 1)
         All the randomness used. Two graphs that differ only in roles, given the same
         ``u``, get captions that differ only in who does what to whom.
+    n_max : int, optional
+        Keep only the first ``n_max`` captions (the same ones, whatever ``n_max``).
     """
     order = np.argsort(u[:_N_WITH], kind="stable")
     n_caps = 6 if u[_N_WITH] < 0.05 else 5
+    if n_max is not None:
+        n_caps = min(n_caps, int(n_max))
     slots = np.asarray(u[_N_WITH + 1:]).reshape(_N_WITH, _N_SLOTS)
     return [_caption(graph, int(order[k]), slots[k]) for k in range(n_caps)]
 
