@@ -494,9 +494,12 @@ def run_jobs(jobs: list[Job], scheduler="local", workers: int = 2, threads: int 
                 "env": {**kernel_env, "BRAINLLM_RUN": job.output.stem},
                 "title_suffix": _title_suffix(job.grid_point)}
 
+    label = scheduler if isinstance(scheduler, str) else "client"
+    if progress:
+        print(f"[batch] {len(jobs)} notebook run(s), {len(jobs) - len(todo)} already finished; "
+              f"scheduler {label}", flush=True)
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), unit="notebook",
                desc="batch", disable=not progress)
-    label = scheduler if isinstance(scheduler, str) else "client"
 
     def finish(i, out):
         job = jobs[i]
@@ -683,9 +686,6 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     out_dir = Path(args.output_dir)
-    n_done = sum(j.is_done() for j in jobs) if not args.force else 0
-    print(f"[batch] {len(jobs)} notebook run(s), {n_done} already finished; scheduler "
-          f"{args.scheduler}", flush=True)
     try:
         results = run_jobs(jobs, args.scheduler, args.workers, args.threads, args.force,
                            cluster_options=slurm if args.scheduler == "slurm" else None)

@@ -164,7 +164,5 @@ def run_book(names=None, data_home: str | None = None, smoke: bool = False,
     jobs = plan_jobs(names, fixed=extra, data_home=data_home, profile="sandbox", smoke=smoke,
                      output_dir=output_dir)
     threads = int(os.environ.get("OMP_NUM_THREADS", "1") or 1)
-    for job in jobs:
-        print(f"[book] executing {job.source.name} ...", flush=True)
     results = run_jobs(jobs, scheduler="serial", threads=threads, force=True, progress=False)
     return [(r.job.source.stem, r.seconds) for r in results]
