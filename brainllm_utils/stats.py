@@ -13,6 +13,8 @@ import itertools
 
 import numpy as np
 
+from .rsa import bootstrap_rsa_ci
+
 __all__ = [
     "fdr_bh",
     "ttest_1samp_fdr",
@@ -248,73 +250,3 @@ def pairwise_model_tests(df, value: str = "r", model_col: str = "model", by="roi
                 s["significant"] = bool(pa <= q)
             rows.extend(sub)
     return pd.DataFrame(rows)
-
-
-def bootstrap_rsa_ci(brain_X, model, n_boot: int = 1000, seed: int = 0, ci: float = 0.95,
-                     method: str = "pearson", brain_metric: str = "correlation",
-                     model_metric: str = "correlation", return_samples: bool = False):
-    """Bootstrap confidence interval of a brain–model RDM correlation over images.
-
-    Images are resampled with replacement; both RDMs are recomputed on the resample and
-    pairs of copies of the same image (zero dissimilarity by construction) are excluded,
-    as rsatoolbox's ``bootstrap_sample_pattern`` / ``eval_bootstrap_pattern`` do.
-
-    Parameters
-    ----------
-    brain_X : array, shape (n_images, n_voxels)
-    model : array, shape (n_images, d) features, or condensed RDM (n_pairs,)
-    n_boot, seed : int
-    ci : float
-        Central percentile interval (0.95 → 2.5 and 97.5 percentiles).
-
-    Returns
-    -------
-    dict with ``estimate`` (full-sample value), ``low``, ``high``, ``se`` (bootstrap SD)
-    and, if ``return_samples``, ``samples`` (n_boot,).
-    """
-    from .rsa import _compare_rowwise, _n_items, compare_rdms, compute_rdm, rdm_to_square
-
-    X = np.asarray(brain_X, dtype=np.float64)
-    n = X.shape[0]
-    model = np.asarray(model, dtype=np.float64)
-    is_rdm = model.ndim == 1
-    if is_rdm and _n_items(model.size) != n:
-        raise ValueError("model RDM does not match the number of images")
-    full_b = compute_rdm(X, brain_metric, dtype="float64", out_dtype="float64")
-    full_m = model if is_rdm else compute_rdm(model, model_metric, dtype="float64",
-                                              out_dtype="float64")
-    estimate = compare_rdms(full_b, full_m, method)
-    Db = rdm_to_square(full_b)
-    Dm = rdm_to_square(full_m if is_rdm else full_m.astype(np.float64))
-    rng = np.random.default_rng(seed)
-    iu = np.triu_indices(n, 1)
-    samples = np.empty(n_boot)
-    step = max(1, int(2**24 // (n * n)))
-    for s0 in range(0, n_boot, step):
-        idx = rng.integers(0, n, size=(min(step, n_boot - s0), n))
-        a = Db[idx[:, :, None], idx[:, None, :]][:, iu[0], iu[1]]
-        m = Dm[idx[:, :, None], idx[:, None, :]][:, iu[0], iu[1]]
-        keep = idx[:, iu[0]] != idx[:, iu[1]]  # drop pairs of copies of one image
-        if method in ("pearson", "corr", "cosine"):
-            samples[s0 : s0 + a.shape[0]] = _masked_corr(a, m, keep, centre=method != "cosine")
-        else:
-            for k in range(a.shape[0]):
-                samples[s0 + k] = _compare_rowwise(a[k, keep[k]], m[k, keep[k]], method)
-    alpha = (1 - ci) / 2
-    low, high = np.nanpercentile(samples, [100 * alpha, 100 * (1 - alpha)])
-    out = {"estimate": float(estimate), "low": float(low), "high": float(high),
-           "se": float(np.nanstd(samples, ddof=1))}
-    if return_samples:
-        out["samples"] = samples
-    return out
-
-
-def _masked_corr(a, b, keep, centre=True):
-    """Row-wise Pearson (or cosine) of a and b over the entries where ``keep`` is True."""
-    w = keep.astype(np.float64)
-    cnt = w.sum(1, keepdims=True)
-    if centre:
-        a = a - (a * w).sum(1, keepdims=True) / cnt
-        b = b - (b * w).sum(1, keepdims=True) / cnt
-    a, b = a * w, b * w
-    return (a * b).sum(1) / np.sqrt((a * a).sum(1) * (b * b).sum(1))

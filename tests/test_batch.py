@@ -15,6 +15,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from brainllm_utils import batch
+from brainllm_utils.book import batch as _batch
 from brainllm_utils.paths import REPO_ROOT
 
 
@@ -99,12 +100,12 @@ def test_cli_reports_a_bad_subject_with_rc_2(tiny_root, tmp_path, capsys):
 
 
 def test_cli_grid_and_set_parsing():
-    grid = batch._parse_assignments(['subjects=[["subj01"], ["subj02"]]', "seed=0,1"], True)
+    grid = _batch._parse_assignments(['subjects=[["subj01"], ["subj02"]]', "seed=0,1"], True)
     assert grid == {"subjects": [["subj01"], ["subj02"]], "seed": [0, 1]}
-    fixed = batch._parse_assignments(["feature=mpnet", "n_sets=null", "q=0.1"], False)
+    fixed = _batch._parse_assignments(["feature=mpnet", "n_sets=null", "q=0.1"], False)
     assert fixed == {"feature": "mpnet", "n_sets": None, "q": 0.1}
     with pytest.raises(batch.BatchParameterError, match="NAME=VALUE"):
-        batch._parse_assignments(["oops"], False)
+        _batch._parse_assignments(["oops"], False)
 
 
 def test_fingerprint_follows_parameters_inputs_and_source(tiny_root, tree_copy, tmp_path):
@@ -202,9 +203,9 @@ def test_killed_run_resumes(toy_notebooks, tiny_root, tmp_path):
 
 
 def test_a_second_run_on_the_same_folder_is_refused(tmp_path):
-    with batch._output_lock(tmp_path):
+    with _batch._output_lock(tmp_path):
         with pytest.raises(RuntimeError, match="another batch run"):
-            with batch._output_lock(tmp_path):
+            with _batch._output_lock(tmp_path):
                 pass
 
 
@@ -252,6 +253,6 @@ def test_summary_runs_last_and_follows_its_inputs(tiny_root, tmp_path):
 
 
 def test_cost_hints_order_the_longest_first():
-    hints = {p.stem: batch._cost_hint(p) for p in batch.list_notebooks()}
+    hints = {p.stem: _batch._cost_hint(p) for p in _batch.list_notebooks()}
     assert all(v > 0 for v in hints.values()), hints
     assert max(hints, key=hints.get) == "05_image_to_llm"

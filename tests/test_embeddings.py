@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from brainllm_utils import embeddings as E
+from brainllm_utils.features import embeddings as E
 from brainllm_utils import paths
+from brainllm_utils._utils import paths as _upaths
 from brainllm_utils.embeddings import embed_captions, embed_sentences, get_model_spec
 from brainllm_utils.weights import MINILM, prepare_mpnet, resolve_model
 
@@ -83,7 +84,7 @@ def _one_thread():
 @pytest.fixture(scope="session")
 def mpnet_dir(tmp_path_factory) -> Path:
     env = os.environ.get("BRAINLLM_CACHE")
-    default = Path(env).expanduser() if env else paths._default_base() / "cache"
+    default = Path(env).expanduser() if env else _upaths._default_base() / "cache"
     folder = default / "models" / "all-mpnet-base-v2"
     if (folder / "model.safetensors").is_file():
         return folder
@@ -446,7 +447,7 @@ def test_parallel_callers_embed_shared_sentences_once(monkeypatch, tmp_path, min
     import threading
     import time as _time
 
-    from brainllm_utils import embeddings as emb
+    from brainllm_utils.features import embeddings as emb
 
     real = emb._encode
     calls = []
@@ -479,7 +480,7 @@ def test_parallel_callers_with_disjoint_sentences_embed_at_the_same_time(monkeyp
     import threading
     import time as _time
 
-    from brainllm_utils import embeddings as emb
+    from brainllm_utils.features import embeddings as emb
 
     real = emb._encode
     spans = []
@@ -504,7 +505,7 @@ def test_parallel_callers_with_disjoint_sentences_embed_at_the_same_time(monkeyp
 
 
 def test_stale_claim_of_a_dead_process_is_ignored(tmp_path, minilm_dir):
-    from brainllm_utils import embeddings as emb
+    from brainllm_utils.features import embeddings as emb
 
     sents = SENTENCES[:3]
     spec = emb.get_model_spec(minilm_dir)

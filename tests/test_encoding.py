@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
 
 from brainllm_utils import encoding as enc  # noqa: E402
+from brainllm_utils.encoding import _solvers  # noqa: E402
 from brainllm_utils.encoding import (  # noqa: E402
     BandedRidgeCV,
     FracRidgeCV,
@@ -312,8 +313,8 @@ def test_band_weight_candidates():
     assert any(np.allclose(r, [1, 0]) for r in g2) and any(np.allclose(r, [0, 1]) for r in g2)
     g3 = band_weight_grid(3)
     assert g3.shape[1] == 3 and np.allclose(g3.sum(1), 1)
-    a = enc._dirichlet_weights(5, 10, 0)
-    b = enc._dirichlet_weights(5, 10, 0)
+    a = _solvers.dirichlet_weights(5, 10, 0)
+    b = _solvers.dirichlet_weights(5, 10, 0)
     np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(a[0], 0.2)
     assert a.shape == (15, 5)
@@ -337,7 +338,7 @@ def test_fraction_alphas_direct(rng):
     s, V = np.linalg.eigh(Xc.T @ Xc)
     Z = V.T @ Xc.T @ Yc
     fr = np.array([0.1, 0.5, 0.9, 1.04])
-    A = enc._fraction_alphas(torch.from_numpy(s), torch.from_numpy(Z), torch.ones(8, dtype=torch.float64), fr).numpy()
+    A = _solvers._fraction_alphas(torch.from_numpy(s), torch.from_numpy(Z), torch.ones(8, dtype=torch.float64), fr).numpy()
     ols = np.linalg.lstsq(Xc, Yc, rcond=None)[0]
     for j in range(3):
         for fi, f in enumerate(fr):

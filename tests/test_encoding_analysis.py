@@ -9,6 +9,7 @@ torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
 
 from brainllm_utils import encoding_analysis as ea  # noqa: E402
+from brainllm_utils.chapters import _common  # noqa: E402
 from brainllm_utils.encoding import pearson_r  # noqa: E402
 from brainllm_utils.nsd import NSD  # noqa: E402
 
@@ -332,17 +333,17 @@ def test_feature_memo_matches_build(nsd):
     from brainllm_utils import features
 
     ids = nsd.shared_test_images()
-    a = ea._features(nsd, "multihot", ids[:3])
-    b = ea._features(nsd, "multihot", ids[::-1])
+    a = _common._features(nsd, "multihot", ids[:3])
+    b = _common._features(nsd, "multihot", ids[::-1])
     np.testing.assert_array_equal(b, features.build("multihot", nsd, ids[::-1]))
     np.testing.assert_array_equal(a, b[::-1][:3])
 
 
 def test_hash_distinguishes_arrays():
     a = np.arange(4.0)
-    assert ea._hash(a, "x") == ea._hash(a.copy(), "x")
-    assert ea._hash(a, "x") != ea._hash(a + 1, "x")
-    assert ea._hash(a) != ea._hash(a.astype(np.float32))
+    assert _common._hash(a, "x") == _common._hash(a.copy(), "x")
+    assert _common._hash(a, "x") != _common._hash(a + 1, "x")
+    assert _common._hash(a) != _common._hash(a.astype(np.float32))
 
 
 # ----------------------------------------------------------------------------- figures

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from brainllm_utils import features
+from brainllm_utils.features import _text
 
 CAPTIONS = [
     ["A brown dog chasing a small cat across a grassy field.",
@@ -42,9 +43,9 @@ def test_pos_filter_keeps_exactly_the_expected_words():
     assert [w for w, t in tagged[0] if t in features.POS_GROUPS["adjectives"]] == ["brown", "small", "grassy"]
     assert [w for w, t in tagged[0] if t in features.POS_GROUPS["prepositions"]] == ["across"]
     assert words["."] == "."
-    nouns = features._pos_words(FakeNSD(), np.array([2]), "nouns")
+    nouns = _text.pos_words(FakeNSD(), np.array([2]), "nouns")
     assert nouns == [["pizza", "table", "man", "pizza", "table"]]
-    assert features._pos_words(FakeNSD(), np.array([2]), "adverbs") == [["something"]]
+    assert _text.pos_words(FakeNSD(), np.array([2]), "adverbs") == [["something"]]
 
 
 def test_scrambling_keeps_the_bag_of_words():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from brainllm_utils import paths
-from brainllm_utils._device import resolve_device
+from brainllm_utils._utils.device import resolve_device
 
 
 def test_precedence_argument_env_default(tmp_path, monkeypatch):

@@ -20,6 +20,7 @@ from PIL import Image
 from scipy.io import loadmat
 
 from brainllm_utils import synth
+from brainllm_utils.synth import _generate
 
 BETAS = "betas_fithrf_GLMdenoise_RR"
 # Real COCO 2017 ids, typed in independently of the generator.
@@ -417,7 +418,7 @@ def test_failure_leaves_no_root(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(synth, "_write_stim_info", boom)
+    monkeypatch.setattr(_generate, "_write_stim_info", boom)
     with pytest.raises(RuntimeError, match="disk full"):
         synth.make_synthetic_nsd(tmp_path / "nsd", "tiny", seed=0)
     assert list(tmp_path.iterdir()) == []

@@ -12,7 +12,8 @@ torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
 
 from brainllm_utils import vision  # noqa: E402
-from brainllm_utils._blt import BLTConfig, BLTNet, augment, layer_shapes, preprocess  # noqa: E402
+from brainllm_utils.vision import _comparison  # noqa: E402
+from brainllm_utils.vision._blt import BLTConfig, BLTNet, augment, layer_shapes, preprocess  # noqa: E402
 
 TINY_CFG = BLTConfig(n_layers=3, width=4, image_size=16, n_steps=3, out_dim=6, stem_kernel=3)
 TINY_TRAIN = vision.TrainConfig(epochs=2, batch_size=8, lr=1e-2, warmup_epochs=0)
@@ -206,7 +207,7 @@ def test_missing_library_or_weights_is_skipped(tmp_path, rng, monkeypatch, caplo
     assert "skipped" in caplog.text
 
     # a library that is present but has no local weights: skipped, not an error
-    fm = vision.FeatureModel("fake", lambda: vision._find_weights(["models:fake*.pth"]))
+    fm = vision.FeatureModel("fake", lambda: _comparison._find_weights(["models:fake*.pth"]))
     assert not fm.status.available and "nothing is downloaded" in fm.status.reason
     assert fm.features(imgs) is None
     with pytest.raises(KeyError):
@@ -215,18 +216,18 @@ def test_missing_library_or_weights_is_skipped(tmp_path, rng, monkeypatch, caplo
 
 def test_local_weights_file_is_loaded(tmp_path, rng):
     imgs = _images(rng, 3, 32)
-    net = vision._alexnet_like(seed=7)
+    net = _comparison._alexnet_like(seed=7)
     path = tmp_path / "alex.pth"
     torch.save(net.state_dict(), path)
 
     def build():
-        p = vision._find_weights([], weights=path)
-        m = vision._load_state(vision._alexnet_like(seed=0), p)
-        return m, vision._imagenet_prep(64), lambda m, x: m(x), str(p)
+        p = _comparison._find_weights([], weights=path)
+        m = _comparison._load_state(_comparison._alexnet_like(seed=0), p)
+        return m, _comparison._imagenet_prep(64), lambda m, x: m(x), str(p)
 
     fm = vision.FeatureModel("alex_local", build)
     assert fm.status.available and fm.status.weights == str(path)
-    ref = vision.FeatureModel("alex_seed7", lambda: (vision._alexnet_like(7), vision._imagenet_prep(64),
+    ref = vision.FeatureModel("alex_seed7", lambda: (_comparison._alexnet_like(7), _comparison._imagenet_prep(64),
                                                      lambda m, x: m(x), None))
     np.testing.assert_allclose(fm.features(imgs), ref.features(imgs), rtol=1e-5, atol=1e-6)
 
@@ -361,7 +362,7 @@ def test_vision_figures_return_axes():
 
 def test_efficientnet_lite0_adapter_reads_a_local_file(tmp_path, monkeypatch):
     monkeypatch.setenv("BRAINLLM_MODELS", str(tmp_path / "models"))
-    net = vision._efficientnet_lite0()
+    net = _comparison._efficientnet_lite0()
     sd = net.state_dict()
     assert len(sd) == 296 and sd["_conv_stem.weight"].shape == (32, 3, 3, 3) and sd["_fc.weight"].shape == (1000, 1280)
     path = tmp_path / "lite0.pth"

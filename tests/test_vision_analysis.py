@@ -8,6 +8,7 @@ import pytest
 
 from brainllm_utils import vision
 from brainllm_utils import vision_analysis as va
+from brainllm_utils._utils.device import torch_threads
 
 
 def _fake_pool(rng, n=40, k=6):
@@ -158,8 +159,8 @@ def test_cpu_threads_context_restores():
     import torch
 
     before = torch.get_num_threads()
-    with va._cpu_threads(1):
+    with torch_threads(1):
         assert torch.get_num_threads() == 1 or torch.cuda.is_available()
     assert torch.get_num_threads() == before
-    with va._cpu_threads(None):
+    with torch_threads(None):
         assert torch.get_num_threads() == before

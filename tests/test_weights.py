@@ -19,6 +19,8 @@ import numpy as np
 import pytest
 
 from brainllm_utils import paths, weights
+from brainllm_utils._utils import paths as _upaths
+from brainllm_utils.features import weights as _fweights
 from brainllm_utils.weights import (
     MINILM,
     MINILM_SHA256,
@@ -43,7 +45,7 @@ def _offline(monkeypatch, tmp_path):
 def mpnet_cache_root(tmp_path_factory) -> Path:
     """A cache root whose models/all-mpnet-base-v2 is prepared (reused or extracted once)."""
     env = os.environ.get("BRAINLLM_CACHE")
-    default = Path(env).expanduser() if env else paths._default_base() / "cache"
+    default = Path(env).expanduser() if env else _upaths._default_base() / "cache"
     if (default / "models" / "all-mpnet-base-v2" / "model.safetensors").is_file():
         return default
     root = tmp_path_factory.getbasetemp() / "brainllm_weights"  # shared with test_embeddings
@@ -132,7 +134,7 @@ def test_fake_parts_extract_and_skip(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("parts must not be read again")
 
-    monkeypatch.setattr(weights, "find_mpnet_parts", boom)
+    monkeypatch.setattr(_fweights, "find_mpnet_parts", boom)
     assert prepare_mpnet(cache_dir=tmp_path / "c", search_dirs=[fake], expected_sha256=good) == out
 
 
@@ -172,7 +174,7 @@ def test_concat_reader_seek_and_read(tmp_path):
         f = tmp_path / f"p{i}"
         f.write_bytes(data[cuts[i] : cuts[i + 1]])
         files.append(f)
-    with weights._ConcatReader(files) as raw, io.BufferedReader(raw, buffer_size=64) as r:
+    with _fweights._ConcatReader(files) as raw, io.BufferedReader(raw, buffer_size=64) as r:
         assert r.read() == data
         r.seek(2499)
         assert r.read(3) == data[2499:2502]

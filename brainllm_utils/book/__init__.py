@@ -1,0 +1,29 @@
+"""Layer 6: the book runner — papermill execution (``_execute``), the resumable Dask batch over
+notebooks × parameter grids (:mod:`~brainllm_utils.book.batch`) and the headless-Chromium check
+of the built book (:mod:`~brainllm_utils.book.site_check`).
+
+Source notebooks live in ``notebooks/`` (no outputs); executed copies go to
+``book/notebooks/`` (git-ignored), which ``_toc.yml`` lists. Jupyter Book runs with
+execution off and renders the stored outputs.
+"""
+
+from . import batch, site_check  # noqa: F401  (public submodules)
+from ._execute import (
+    NOTEBOOK_DIR,
+    OUTPUT_DIR,
+    execute_notebook,
+    list_notebooks,
+    notebook_parameters,
+    output_digest,
+)
+from .batch import run_book
+
+__all__ = [
+    "NOTEBOOK_DIR",
+    "OUTPUT_DIR",
+    "list_notebooks",
+    "notebook_parameters",
+    "execute_notebook",
+    "output_digest",
+    "run_book",
+]

@@ -1,0 +1,719 @@
+"""Batch re-execution of the book's notebooks on Dask: a grid of notebooks × parameters.
+
+Every job is one papermill run of one source notebook (``notebooks/NN_*.ipynb``) with one
+set of parameters. Jobs run on a Dask cluster — a :class:`distributed.LocalCluster` by
+default, an existing scheduler (``--scheduler tcp://host:8786``), or SLURM through
+dask-jobqueue (``--scheduler slurm``) — or serially in this process (``--scheduler serial``).
+
+Executed notebooks land where the book renders them (``book/notebooks/``): a notebook run with
+the chapter's own grid point is ``NN_name.ipynb``; other grid points are
+``NN_name__param-value.ipynb``, which ``_toc.yml`` lists under their chapter.
+
+Resumable: each output notebook carries a fingerprint of its source notebook, its
+parameters, its input data (file names, sizes, times) and the package (version and source);
+a job whose output holds the same fingerprint is skipped. Outputs are written atomically, so
+a failed cell or a killed run never leaves a half-written notebook (a failed notebook is kept
+for inspection under ``<output_dir>/.failed/``). ``<output_dir>/manifest.json`` records, for
+every executed notebook, the git revision, parameters, package versions, timings and a
+digest of its outputs.
+
+Command line::
+
+    python -m brainllm_utils.batch run [NOTEBOOK ...] [--data PATH] [--profile auto]
+        [--grid NAME=V1,V2 | --grid 'NAME=[json, ...]'] [--set NAME=VALUE]
+        [--scheduler local|serial|slurm|ADDRESS] [--workers N] [--threads T] [--force]
+
+Bad parameters (an unknown subject, feature space, model or preset, a missing data root)
+fail before anything runs, with a message that names the parameter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as _dt
+import hashlib
+import itertools
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .._utils.paths import REPO_ROOT, atomic_write_text, file_lock, get_data_home
+from ._execute import NOTEBOOK_DIR, OUTPUT_DIR, execute_notebook, list_notebooks, notebook_parameters
+
+__all__ = [
+    "PROFILES",
+    "BatchError",
+    "BatchParameterError",
+    "Job",
+    "JobResult",
+    "data_fingerprint",
+    "package_fingerprint",
+    "profile_for",
+    "plan_jobs",
+    "validate_parameters",
+    "run_jobs",
+    "run_grid",
+    "run_book",
+    "make_cluster",
+    "read_manifest",
+    "format_results",
+    "package_versions",
+    "git_revision",
+    "main",
+]
+
+#: Parameter overrides per profile. ``sandbox``: the notebooks' own defaults (sized for the
+#: generated sandbox on 2 CPU cores). ``paper``: the paper's settings for a real NSD copy
+#: (all sample sets, 6-voxel searchlight spheres, the full BLT recipe with 10 seeds per
+#: objective, all training images); a GPU is strongly recommended (see "Getting NSD").
+PROFILES: dict[str, dict[str, dict]] = {
+    "sandbox": {},
+    "paper": {
+        "01_feature_spaces": {"n_sets": None},
+        "02_rsa": {"n_sets": None, "searchlight_n_sets": None, "searchlight_radius": 6},
+        "03_encoding": {"encoding_roi": None},
+        "04_decoding": {"pool_per_image": None},
+        "05_image_to_llm": {
+            "preset": "paper", "seeds": list(range(10)), "n_train": None, "n_val": 2000,
+            "size_sweep": [5000, 10000, 25000, 48000], "n_sets": None, "searchlight_n_sets": None,
+            "readout_epochs": 200,
+        },
+    },
+}
+
+_SUBJECT_PARAMS = ("subject", "subjects", "gallery_subject")
+_FEATURE_PARAMS = ("feature", "feature_spaces", "word_band")
+
+
+class BatchError(RuntimeError):
+    """One or more jobs failed; ``results`` holds every job's outcome."""
+
+    def __init__(self, message: str, results: list):
+        super().__init__(message)
+        self.results = results
+
+
+class BatchParameterError(ValueError):
+    """A parameter value is invalid (named in the message); raised before anything runs."""
+
+
+# ---------------------------------------------------------------------------- fingerprints
+def _sha(payload) -> str:
+    data = payload if isinstance(payload, bytes) else json.dumps(
+        payload, sort_keys=True, default=str).encode()
+    return hashlib.sha256(data).hexdigest()
+
+
+def data_fingerprint(data_home) -> str:
+    """Digest of every file under the NSD root: relative path, size and modification time.
+
+    Contents are not read (a real NSD copy is hundreds of GB); a regenerated sandbox or an
+    updated NSD file changes the digest.
+    """
+    root = Path(data_home).resolve()
+    entries = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            path = Path(dirpath) / name
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            entries.append((str(path.relative_to(root)), st.st_size, st.st_mtime_ns))
+    return _sha(entries)
+
+
+#: libraries whose version can change a notebook's numbers or figures
+_TRACKED = ("numpy", "scipy", "scikit-learn", "pandas", "torch", "transformers", "nilearn",
+            "nibabel", "matplotlib", "seaborn", "rsatoolbox", "papermill", "spacy")
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from .. import __version__
+
+    out = {"brainllm_utils": __version__, "python": sys.version.split()[0]}
+    for name in _TRACKED:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+def package_fingerprint() -> str:
+    """Digest of the package version, its source files and the tracked library versions."""
+    pkg = Path(__file__).resolve().parents[1]
+    sources = [(p.relative_to(pkg).as_posix(), _sha(p.read_bytes())) for p in sorted(pkg.rglob("*.py"))]
+    return _sha({"versions": package_versions(), "sources": sources})
+
+
+def git_revision() -> dict:
+    """``{"rev": sha or None, "dirty": bool or None}`` of the repository, if it is one."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                             text=True, timeout=10)
+        if rev.returncode != 0:
+            return {"rev": None, "dirty": None}
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                                cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+        return {"rev": rev.stdout.strip(), "dirty": bool(status.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return {"rev": None, "dirty": None}
+
+
+# ---------------------------------------------------------------------------- validation
+def _is_nsd_root(path: Path) -> bool:
+    return (path / "nsddata").is_dir() and (path / "nsddata_betas").is_dir()
+
+
+def _check_data_home(data_home) -> Path:
+    path = Path(data_home).expanduser()
+    if not path.is_dir():
+        raise BatchParameterError(
+            f"data_home={str(data_home)!r}: no such folder (expected an NSD root holding "
+            "nsddata/, nsddata_betas/ and nsddata_stimuli/; see the book's 'Getting NSD' page)")
+    if not _is_nsd_root(path):
+        raise BatchParameterError(
+            f"data_home={str(data_home)!r}: not an NSD root (nsddata/ or nsddata_betas/ missing)")
+    return path.resolve()
+
+
+def validate_parameters(notebook: str, parameters: dict, data_home=None, _cache=None) -> None:
+    """Raise :class:`BatchParameterError` naming the first invalid parameter of a job.
+
+    Checks: parameter names against the notebook's ``parameters`` cell; the data root;
+    subjects against those with betas on disk; feature spaces against the registry;
+    comparison models and presets against :mod:`brainllm_utils.vision`; devices.
+    """
+    source = list_notebooks([notebook])[0] if not isinstance(notebook, Path) else notebook
+    known = notebook_parameters(source)
+    unknown = sorted(set(parameters) - set(known))
+    if unknown:
+        raise BatchParameterError(
+            f"{source.stem}: unknown parameter(s) {unknown}; known: {sorted(known)}")
+    cache = _cache if _cache is not None else {}
+    root = parameters.get("data_home", data_home)
+    root = _check_data_home(root if root is not None else get_data_home())
+
+    def subjects_on_disk():
+        if root not in cache:
+            from ..nsd import NSD
+
+            cache[root] = NSD(root).subjects
+        return cache[root]
+
+    for name, value in parameters.items():
+        if value is None:
+            continue
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if name in _SUBJECT_PARAMS:
+            have = subjects_on_disk()
+            for v in values:
+                label = f"subj{int(v):02d}" if isinstance(v, int) else str(v)
+                if label not in have:
+                    raise BatchParameterError(
+                        f"{source.stem}: {name}={value!r}: unknown subject {v!r}; subjects with "
+                        f"betas under {root}: {have or 'none'}")
+        elif name in _FEATURE_PARAMS:
+            from .. import features
+
+            for v in values:
+                try:
+                    features.lookup(str(v))
+                except ValueError:
+                    raise BatchParameterError(
+                        f"{source.stem}: {name}={value!r}: unknown feature space {v!r}; "
+                        f"available: {features.available()}") from None
+        elif name == "comparison_models":
+            from ..vision import COMPARISON_MODELS
+
+            bad = [v for v in values if v not in COMPARISON_MODELS]
+            if bad:
+                raise BatchParameterError(
+                    f"{source.stem}: comparison_models: unknown model(s) {bad}; available: "
+                    f"{sorted(COMPARISON_MODELS)}")
+        elif name == "preset":
+            from ..vision import PRESETS
+
+            if value not in PRESETS:
+                raise BatchParameterError(
+                    f"{source.stem}: preset={value!r}: unknown; available: {sorted(PRESETS)}")
+        elif name == "device":
+            if not (value in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", str(value))):
+                raise BatchParameterError(
+                    f"{source.stem}: device={value!r}: expected 'auto', 'cpu' or 'cuda[:i]'")
+
+
+# ---------------------------------------------------------------------------- planning
+@dataclass
+class Job:
+    """One papermill run: ``source`` notebook with ``parameters`` into ``output``."""
+
+    source: Path
+    parameters: dict
+    output: Path
+    grid_point: dict = field(default_factory=dict)
+    fingerprint: str = ""
+    #: jobs run wave by wave: a summary notebook (``*_summary``) reads what the others
+    #: recorded, so it runs in wave 1, after every wave-0 job
+    wave: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.output.stem
+
+    def is_done(self) -> bool:
+        """Whether ``output`` exists and was produced by exactly this job."""
+        if not self.output.is_file():
+            return False
+        try:
+            meta = json.loads(self.output.read_text())["metadata"].get("brainllm", {})
+        except (OSError, ValueError, KeyError):
+            return False
+        return meta.get("fingerprint") == self.fingerprint and meta.get("status") == "complete"
+
+
+@dataclass
+class JobResult:
+    job: Job
+    status: str  # "executed", "skipped" or "failed"
+    seconds: float = 0.0
+    digest: str | None = None
+    error: str | None = None
+    worker: str | None = None
+
+
+def _slug(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return "+".join(_slug(v) for v in value) or "none"
+    text = re.sub(r"[^A-Za-z0-9.]+", "-", str(value)).strip("-")
+    return text or "none"
+
+
+def _output_name(stem: str, point: dict) -> str:
+    if not point:
+        return f"{stem}.ipynb"
+    parts = [f"{k}-{_slug(v)}" for k, v in sorted(point.items())]
+    name = f"{stem}__{'_'.join(parts)}"
+    if len(name) > 120:
+        name = f"{name[:100]}_{_sha(point)[:10]}"
+    return f"{name}.ipynb"
+
+
+def profile_for(data_home) -> str:
+    """``"sandbox"`` for a generated sandbox, ``"paper"`` for anything else (real NSD)."""
+    from ..synth import is_sandbox
+
+    return "sandbox" if is_sandbox(data_home) else "paper"
+
+
+def plan_jobs(notebooks=None, grid: dict | None = None, fixed: dict | None = None,
+              data_home=None, profile: str = "auto", smoke: bool = False,
+              output_dir: Path = OUTPUT_DIR, notebook_dir: Path = NOTEBOOK_DIR) -> list[Job]:
+    """Expand notebooks × the grid's cartesian product into validated jobs.
+
+    ``grid`` maps a parameter to a list of values; ``fixed`` maps parameters to one value.
+    A parameter applies to the notebooks that declare it (an error if none does). The
+    profile's overrides come first, then ``fixed``, then the grid point. ``data_home`` is
+    passed to every notebook as an absolute path.
+    """
+    grid = {k: list(v) for k, v in (grid or {}).items()}
+    fixed = dict(fixed or {})
+    for name, values in grid.items():
+        if not values:
+            raise BatchParameterError(f"grid parameter {name!r}: no values")
+    sources = list_notebooks(notebooks, notebook_dir)
+    root = _check_data_home(data_home if data_home is not None else get_data_home())
+    if profile == "auto":
+        profile = profile_for(root)
+    if profile not in PROFILES:
+        raise BatchParameterError(f"profile={profile!r}: unknown; available: {sorted(PROFILES)}")
+    declared = {s.stem: notebook_parameters(s) for s in sources}
+    for name in list(grid) + list(fixed):
+        if not any(name in params for params in declared.values()):
+            raise BatchParameterError(
+                f"parameter {name!r} is declared by none of {[s.stem for s in sources]}")
+    inputs = data_fingerprint(root)
+    package = package_fingerprint()
+    jobs, cache = [], {}
+    for source in sources:
+        known = declared[source.stem]
+        axes = [k for k in grid if k in known]
+        base = dict(PROFILES[profile].get(source.stem, {}))
+        base.update({k: v for k, v in fixed.items() if k in known})
+        if "data_home" in known:
+            base["data_home"] = str(root)
+        if smoke and "smoke" in known:
+            base["smoke"] = True
+        for combo in itertools.product(*(grid[k] for k in axes)):
+            point = dict(zip(axes, combo))
+            params = {**base, **point}
+            validate_parameters(source, params, root, cache)
+            job = Job(source=source, parameters=params,
+                      output=Path(output_dir) / _output_name(source.stem, point), grid_point=point,
+                      wave=1 if source.stem.endswith("_summary") else 0)
+            job.fingerprint = _sha({
+                "notebook": _sha(source.read_bytes()), "parameters": params,
+                "inputs": inputs, "package": package,
+            })
+            jobs.append(job)
+    # a summary is stale whenever anything it summarises is
+    upstream = sorted(j.fingerprint for j in jobs if j.wave == 0)
+    for job in jobs:
+        if job.wave:
+            job.fingerprint = _sha({"own": job.fingerprint, "upstream": upstream})
+    outputs = [j.output for j in jobs]
+    if len(set(outputs)) != len(outputs):
+        raise BatchParameterError("two grid points map to the same output notebook")
+    return jobs
+
+
+# ---------------------------------------------------------------------------- execution
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def _environment(env: dict):
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update({k: str(v) for k, v in env.items()})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _run_one(spec: dict) -> dict:
+    """Execute one job (on a Dask worker or in-process); never raises for a failed cell."""
+    output = Path(spec["output"])
+    meta = {"fingerprint": spec["fingerprint"], "parameters": spec["parameters"],
+            "grid_point": spec["grid_point"]}
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    started = _now()
+    with _environment(spec["env"]):
+        try:
+            seconds, digest = execute_notebook(
+                Path(spec["source"]), output, spec["parameters"], metadata=meta,
+                failed_dir=output.parent / ".failed", title_suffix=spec["title_suffix"],
+                return_digest=True)
+        except Exception as err:  # a failed cell (PapermillExecutionError) or any job error
+            return {"status": "failed", "error": f"{type(err).__name__}: {err}", "worker": worker,
+                    "seconds": 0.0, "started": started}
+    return {"status": "executed", "seconds": seconds, "digest": digest, "worker": worker,
+            "started": started}
+
+
+def make_cluster(scheduler: str = "local", workers: int = 2, threads: int = 1, **options):
+    """A Dask cluster object for ``scheduler`` ``"local"`` or ``"slurm"``.
+
+    ``local``: a :class:`distributed.LocalCluster` of ``workers`` single-threaded worker
+    processes (no dashboard). ``slurm``: a :class:`dask_jobqueue.SLURMCluster` whose every
+    SLURM job is one worker with ``threads`` cores; ``options`` pass through (``queue``,
+    ``account``, ``memory``, ``walltime``, ``job_extra_directives``, ``job_script_prologue``,
+    ...) and it is scaled to ``workers`` jobs.
+    """
+    if scheduler == "local":
+        import logging
+
+        from distributed import LocalCluster
+
+        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                            dashboard_address=None, silence_logs=logging.ERROR, **options)
+    if scheduler == "slurm":
+        from dask_jobqueue import SLURMCluster
+
+        options.setdefault("memory", "32GB")
+        options.setdefault("walltime", "04:00:00")
+        cluster = SLURMCluster(cores=threads, processes=1, **options)
+        if workers:
+            cluster.scale(jobs=workers)
+        return cluster
+    raise ValueError(f"scheduler={scheduler!r}: expected 'local', 'slurm', 'serial' or an address")
+
+
+def _cost_hint(source: Path) -> float:
+    """Seconds a notebook is expected to take (``metadata.brainllm.cost_hint_seconds``)."""
+    try:
+        meta = json.loads(Path(source).read_text())["metadata"]
+        return float(meta.get("brainllm", {}).get("cost_hint_seconds", 0))
+    except (OSError, ValueError, KeyError):
+        return 0.0
+
+
+def _title_suffix(point: dict) -> str:
+    return ", ".join(f"{k} = {json.dumps(v)}" for k, v in point.items())
+
+
+def run_jobs(jobs: list[Job], scheduler="local", workers: int = 2, threads: int = 1,
+             force: bool = False, env: dict | None = None, manifest: Path | None = None,
+             progress: bool = True, cluster_options: dict | None = None,
+             raise_on_failure: bool = True) -> list[JobResult]:
+    """Run ``jobs``; finished ones (same fingerprint on disk) are skipped unless ``force``.
+
+    ``scheduler``: ``"serial"`` (in this process, in order), ``"local"`` (a LocalCluster of
+    ``workers`` processes), ``"slurm"`` (dask-jobqueue), a scheduler address
+    (``"tcp://host:8786"``) or a :class:`distributed.Client`. Each notebook's kernel runs
+    with ``threads`` BLAS/OpenMP threads and the extra environment ``env``. Results come back
+    in job order; the manifest (default ``<output_dir>/manifest.json``) is updated after each
+    job. Failures raise :class:`BatchError` at the end (unless ``raise_on_failure=False``)
+    after every other job has run.
+    """
+    from tqdm.auto import tqdm
+
+    if not jobs:
+        return []
+    manifest = Path(manifest) if manifest else jobs[0].output.parent / "manifest.json"
+    kernel_env = {k: threads for k in _THREAD_VARS}
+    kernel_env.update(env or {})
+    git = git_revision()
+    versions = package_versions()
+    results: dict[int, JobResult] = {}
+    todo = []
+    for i, job in enumerate(jobs):
+        if not force and job.is_done():
+            results[i] = JobResult(job, "skipped")
+        else:
+            todo.append(i)
+
+    def spec(job):
+        return {"source": str(job.source), "output": str(job.output),
+                "parameters": job.parameters, "grid_point": job.grid_point,
+                "fingerprint": job.fingerprint,
+                "env": {**kernel_env, "BRAINLLM_RUN": job.output.stem},
+                "title_suffix": _title_suffix(job.grid_point)}
+
+    label = scheduler if isinstance(scheduler, str) else "client"
+    if progress:
+        print(f"[batch] {len(jobs)} notebook run(s), {len(jobs) - len(todo)} already finished; "
+              f"scheduler {label}", flush=True)
+    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), unit="notebook",
+               desc="batch", disable=not progress)
+
+    def finish(i, out):
+        job = jobs[i]
+        res = JobResult(job, out["status"], out.get("seconds", 0.0), out.get("digest"),
+                        out.get("error"), out.get("worker"))
+        results[i] = res
+        if res.status == "executed":
+            _update_manifest(manifest, job, res, out["started"], git, versions, label)
+        else:
+            print(f"[batch] FAILED {job.name}: {res.error}\n[batch] the failed notebook is "
+                  f"kept in {job.output.parent / '.failed' / job.output.name}",
+                  file=sys.stderr, flush=True)
+        bar.update(1)
+        bar.set_postfix_str(job.name)
+
+    waves = sorted({jobs[i].wave for i in todo})
+    # longest first (the last run's seconds, else the notebook's hint), so that on a small
+    # cluster the longest chapter does not start last
+    previous = read_manifest(manifest)["notebooks"]
+    cost = {i: previous.get(jobs[i].output.name, {}).get("seconds") or _cost_hint(jobs[i].source)
+            for i in todo}
+    with _output_lock(jobs[0].output.parent):
+        if todo and scheduler == "serial":
+            for i in sorted(todo, key=lambda i: jobs[i].wave):
+                finish(i, _run_one(spec(jobs[i])))
+        elif todo:
+            with _client(scheduler, workers, threads, cluster_options or {}) as client:
+                from distributed import as_completed
+
+                for wave in waves:
+                    futures = {client.submit(_run_one, spec(jobs[i]), pure=False,
+                                             key=f"nb-{jobs[i].name}-{uuid.uuid4().hex[:8]}",
+                                             priority=int(cost[i])): i
+                               for i in sorted(todo, key=lambda i: -cost[i])
+                               if jobs[i].wave == wave}  # submitted longest first, too
+                    for fut in as_completed(futures):
+                        finish(futures[fut], fut.result())
+    bar.close()
+    ordered = [results[i] for i in range(len(jobs))]
+    failed = [r for r in ordered if r.status == "failed"]
+    if failed and raise_on_failure:
+        names = ", ".join(r.job.name for r in failed)
+        raise BatchError(f"{len(failed)} notebook(s) failed: {names}\n"
+                         + "\n".join(f"--- {r.job.name}: {r.error}" for r in failed), ordered)
+    return ordered
+
+
+@contextlib.contextmanager
+def _client(scheduler, workers, threads, cluster_options):
+    from distributed import Client
+
+    if not isinstance(scheduler, str):
+        yield scheduler
+        return
+    if scheduler in ("local", "slurm"):
+        with make_cluster(scheduler, workers, threads, **cluster_options) as cluster, \
+                Client(cluster) as client:
+            yield client
+    else:
+        with Client(scheduler) as client:
+            yield client
+
+
+@contextlib.contextmanager
+def _output_lock(folder: Path):
+    """One batch run per output folder at a time (an advisory lock the OS drops on exit)."""
+    try:
+        with file_lock(folder / ".batch.lock", blocking=False):
+            # temporary files of a killed run: never complete, safe to remove under the lock
+            for stale in folder.glob(".*.ipynb.*"):
+                stale.unlink(missing_ok=True)
+            yield
+    except BlockingIOError:
+        raise RuntimeError(f"another batch run is writing to {folder} (lock "
+                           f"{folder / '.batch.lock'}); wait for it or stop it") from None
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def read_manifest(path) -> dict:
+    """The manifest as ``{"notebooks": {output name: entry}}`` (empty when absent)."""
+    path = Path(path)
+    if not path.is_file():
+        return {"notebooks": {}}
+    return json.loads(path.read_text())
+
+
+def _update_manifest(path: Path, job: Job, res: JobResult, started: str, git: dict,
+                     versions: dict, scheduler: str) -> None:
+    data = read_manifest(path)
+    data["notebooks"][job.output.name] = {
+        "notebook": job.source.name, "parameters": job.parameters, "grid_point": job.grid_point,
+        "fingerprint": job.fingerprint, "digest": res.digest, "seconds": round(res.seconds, 2),
+        "started": started, "finished": _now(), "worker": res.worker, "scheduler": scheduler,
+        "git": git, "versions": versions,
+    }
+    atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
+
+
+def format_results(results: list[JobResult], manifest: dict | None = None) -> str:
+    """Markdown timing table: executed notebooks with their seconds, skipped ones with the
+    seconds their stored run took (from the manifest)."""
+    known = (manifest or {}).get("notebooks", {})
+    lines = ["| notebook | status | seconds |", "|---|---|---:|"]
+    total = 0.0
+    for r in results:
+        sec = r.seconds if r.status == "executed" else known.get(r.job.output.name, {}).get(
+            "seconds", float("nan"))
+        if r.status == "executed":
+            total += sec
+        lines.append(f"| {r.job.name} | {r.status} | {sec:.1f} |")
+    lines.append(f"| **executed total** | | **{total:.1f}** |")
+    return "\n".join(lines)
+
+
+def run_grid(notebooks=None, grid=None, fixed=None, data_home=None, profile="auto",
+             smoke=False, output_dir: Path = OUTPUT_DIR, **run_options) -> list[JobResult]:
+    """:func:`plan_jobs` then :func:`run_jobs` (keyword options pass through)."""
+    jobs = plan_jobs(notebooks, grid, fixed, data_home, profile, smoke, output_dir)
+    return run_jobs(jobs, **run_options)
+
+
+def run_book(names=None, data_home: str | None = None, smoke: bool = False,
+             output_dir: Path = OUTPUT_DIR, extra: dict | None = None) -> list[tuple[str, float]]:
+    """Execute the chapters in order, serially, every time; returns ``[(name, seconds), ...]``.
+
+    (:mod:`brainllm_utils.batch` is the resumable, parallel runner that ``make book`` uses.)
+    """
+    jobs = plan_jobs(names, fixed=extra, data_home=data_home, profile="sandbox", smoke=smoke,
+                     output_dir=output_dir)
+    threads = int(os.environ.get("OMP_NUM_THREADS", "1") or 1)
+    results = run_jobs(jobs, scheduler="serial", threads=threads, force=True, progress=False)
+    return [(r.job.source.stem, r.seconds) for r in results]
+
+
+# ---------------------------------------------------------------------------- command line
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _parse_assignments(items, as_grid: bool) -> dict:
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise BatchParameterError(f"{item!r}: expected NAME=VALUE")
+        name, text = item.split("=", 1)
+        name = name.strip()
+        if as_grid:
+            value = _parse_value(text) if text.strip().startswith("[") else [
+                _parse_value(v) for v in text.split(",")]
+            if not isinstance(value, list):
+                raise BatchParameterError(f"--grid {name}: expected a list of values")
+        else:
+            value = _parse_value(text)
+        out[name] = value
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m brainllm_utils.batch",
+                                     description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    run = sub.add_parser("run", help="run notebooks × a parameter grid")
+    run.add_argument("notebooks", nargs="*", help="stems, e.g. 02_rsa (default: all)")
+    run.add_argument("--data", default=None, help="NSD root (default: $BRAINLLM_DATA, else the sandbox)")
+    run.add_argument("--profile", default="auto", help="auto (sandbox defaults, or the paper's "
+                     "settings on real NSD), sandbox or paper")
+    run.add_argument("--grid", action="append", metavar="NAME=V1,V2",
+                     help="a grid axis (comma list or a JSON list)")
+    run.add_argument("--set", action="append", dest="fixed", metavar="NAME=VALUE",
+                     help="one value (JSON, else a string) for every notebook that declares it")
+    run.add_argument("--scheduler", default="local",
+                     help="local (LocalCluster), serial, slurm (dask-jobqueue) or an address")
+    run.add_argument("--workers", type=int, default=2, help="Dask workers (default 2)")
+    run.add_argument("--threads", type=int, default=1, help="BLAS/torch threads per notebook")
+    run.add_argument("--slurm", action="append", metavar="KEY=VALUE",
+                     help="a dask_jobqueue.SLURMCluster option, e.g. queue=gpu, memory=64GB")
+    run.add_argument("--output-dir", default=str(OUTPUT_DIR))
+    run.add_argument("--notebook-dir", default=str(NOTEBOOK_DIR), help="source notebooks")
+    run.add_argument("--force", action="store_true", help="re-run finished notebooks too")
+    run.add_argument("--smoke", action="store_true", help="smoke=True where supported (tests)")
+    run.add_argument("--timings", default=None, help="also write the timing table here")
+    args = parser.parse_args(argv)
+    t0 = time.perf_counter()
+    try:
+        grid = _parse_assignments(args.grid, as_grid=True)
+        fixed = _parse_assignments(args.fixed, as_grid=False)
+        slurm = _parse_assignments(args.slurm, as_grid=False)
+        jobs = plan_jobs(args.notebooks or None, grid, fixed, args.data, args.profile,
+                         args.smoke, Path(args.output_dir), Path(args.notebook_dir))
+    except (BatchParameterError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    out_dir = Path(args.output_dir)
+    try:
+        results = run_jobs(jobs, args.scheduler, args.workers, args.threads, args.force,
+                           cluster_options=slurm if args.scheduler == "slurm" else None)
+        failed = False
+    except BatchError as err:
+        results, failed = err.results, True
+        print(f"error: {err}", file=sys.stderr)
+    table = format_results(results, read_manifest(out_dir / "manifest.json"))
+    table += f"\n\nbatch wall time {time.perf_counter() - t0:.1f} s ({args.scheduler})\n"
+    print(table)
+    if args.timings:
+        atomic_write_text(args.timings, table)
+    return 1 if failed else 0
+

@@ -1,0 +1,202 @@
+"""What every chapter shares: the dataset key, subjects, each subject's RSA images and sample
+sets, feature tables (with an in-process memo) and the analysis cache of arrays."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .._utils.paths import atomic_save_npy, get_cache_dir, get_results_dir
+from .. import features as _features_pkg
+from ..rsa import get_sample_sets
+from ..synth import is_sandbox, load_truth_array
+
+__all__ = ["dataset_key", "resolve_subjects", "subject_image_ids", "subject_sets", "rsa_design",
+           "rows_of", "build_feature_table"]
+
+_CACHE_VERSION = "1"
+
+
+def dataset_key(nsd) -> str:
+    """A short key of the dataset root (sample sets and caches of two roots never mix)."""
+    return hashlib.sha256(str(Path(nsd.root).resolve()).encode()).hexdigest()[:12]
+
+
+def subject_image_ids(nsd, subject, min_repeats: int = 3) -> np.ndarray:
+    """Sorted nsdIds the subject saw at least ``min_repeats`` times (the RSA pool).
+
+    Equal to the ``nsd_ids`` that :meth:`NSD.betas` returns for all sessions, without
+    reading any betas.
+    """
+    ids = nsd.trial_images(subject)
+    uniq, counts = np.unique(ids, return_counts=True)
+    return uniq[counts >= min_repeats].astype(np.int64)
+
+
+def _results_dir(nsd, results_dir=None) -> Path:
+    return get_results_dir(results_dir) / "rsa" / dataset_key(nsd)
+
+
+def subject_sets(nsd, subject, set_size: int = 100, seed: int = 0, n_sets: int | None = None,
+                 results_dir=None):
+    """A subject's image ids and its saved sample sets.
+
+    The partition of all the subject's 3×-seen images is made once by
+    :func:`brainllm_utils.rsa.get_sample_sets` (stored as image ids under
+    ``<results>/rsa/<dataset key>/sampling/``) and reused; ``n_sets`` keeps the first sets.
+
+    Returns
+    -------
+    ids : int64 array (n_images,)
+        The subject's sorted 3×-seen nsdIds (rows of :meth:`NSD.betas`).
+    sets : int64 array (n_sets, set_size)
+        Row positions into ``ids``.
+    """
+    ids = subject_image_ids(nsd, subject)
+    size = min(int(set_size), ids.size)
+    sets = get_sample_sets(subject, ids, set_size=size, seed=seed,
+                           results_dir=_results_dir(nsd, results_dir))
+    if n_sets is not None:
+        sets = sets[: max(1, int(n_sets))]
+    return ids, sets
+
+
+def rsa_design(nsd, subjects=None, set_size: int = 100, seed: int = 0,
+               n_sets: int | None = None, results_dir=None):
+    """Sample sets of several subjects and the images they need.
+
+    Returns
+    -------
+    design : dict
+        subject → ``(ids, sets)`` as :func:`subject_sets`.
+    needed_ids : int64 array
+        Sorted union of the nsdIds in the used sets: the only images whose features the
+        sampled RSA needs.
+    """
+    subjects = list(nsd.subjects if subjects is None else subjects)
+    design = {s: subject_sets(nsd, s, set_size, seed, n_sets, results_dir) for s in subjects}
+    needed = np.unique(np.concatenate([ids[sets].ravel() for ids, sets in design.values()]))
+    return design, needed.astype(np.int64)
+
+
+def rows_of(all_ids, ids) -> np.ndarray:
+    """Row positions of ``ids`` in the sorted id array ``all_ids`` (ValueError if absent)."""
+    all_ids = np.asarray(all_ids)
+    ids = np.asarray(ids)
+    pos = np.clip(np.searchsorted(all_ids, ids), 0, max(all_ids.size - 1, 0))
+    if all_ids.size == 0 or not np.array_equal(all_ids[pos], ids):
+        raise ValueError("some ids are not among the available ids")
+    return pos
+
+
+def build_feature_table(nsd, names, ids, **options) -> dict[str, np.ndarray]:
+    """Feature matrices ``{name: float32 (len(ids), d)}`` for sorted ``ids``.
+
+    Names are registry names (:func:`brainllm_utils.features.build`) or, on the sandbox,
+    ``"truth:<space>"`` for a planted latent space (``lowlevel``, ``category``,
+    ``interaction``, ``layout``): the oracle models that the brain data were made from.
+    """
+    out = {}
+    ids = np.asarray(ids, dtype=np.int64)
+    for name in names:
+        if name.startswith("truth:"):
+            if not is_sandbox(nsd.root):
+                raise ValueError(f"{name}: planted spaces exist only on the sandbox")
+            arr = load_truth_array(nsd.root, f"features_{name.split(':', 1)[1]}")
+            out[name] = np.asarray(arr[ids], dtype=np.float32)
+        else:
+            out[name] = _features_pkg.build(name, nsd, ids, **options)
+    return out
+
+
+def _hash(*parts) -> str:
+    """A short hex key for arrays, strings and numbers."""
+    h = hashlib.sha256(_CACHE_VERSION.encode())
+    for p in parts:
+        if isinstance(p, np.ndarray):
+            a = np.ascontiguousarray(p)
+            h.update(str((a.dtype.str, a.shape)).encode())
+            h.update(a.view(np.uint8).ravel().tobytes() if a.size else b"")
+        else:
+            h.update(json.dumps(p, sort_keys=True, default=str).encode())
+        h.update(b"\0")
+    return h.hexdigest()[:24]
+
+
+@contextlib.contextmanager
+def _quiet_edges():
+    """Silence the estimators' "alpha at the edge of the grid" warnings (the chosen alphas
+    are returned, so callers can report the fraction at the edges themselves)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*edge of the grid.*")
+        yield
+
+
+def _cache_folder(cache) -> Path | None:
+    if cache is False or cache is None:
+        return None
+    base = get_cache_dir() if cache is True else Path(cache)
+    folder = base / "encoding_analysis"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _cached(folder: Path | None, key: str, names: Sequence[str], compute):
+    """Load ``{name: array}`` from ``folder/key_name.npy`` or compute and save them."""
+    if folder is not None:
+        paths = {n: folder / f"{key}_{n}.npy" for n in names}
+        if all(p.exists() for p in paths.values()):
+            try:
+                return {n: np.load(p, allow_pickle=False) for n, p in paths.items()}
+            except (ValueError, OSError):
+                pass
+    out = compute()
+    if folder is not None:
+        for n in names:
+            atomic_save_npy(folder / f"{key}_{n}.npy", np.asarray(out[n]))
+    return out
+
+
+_FEATURE_MEMO: dict = {}
+
+
+def _features(nsd, name: str, ids, **options) -> np.ndarray:
+    """``features.build`` with an in-process memo per (data root, space, options).
+
+    Feature rows depend only on their image, so rows built once are reused by every
+    analysis of the session (``features.build`` re-reads the embedding cache on each
+    call, which costs seconds per call on the sandbox); only missing images are built.
+    """
+    ids = np.asarray(ids, dtype=np.int64).ravel()
+    key = (str(nsd.root), name, json.dumps(options, sort_keys=True, default=str))
+    known_ids, known_X = _FEATURE_MEMO.get(key, (np.zeros(0, np.int64), None))
+    missing = np.setdiff1d(ids, known_ids)
+    if missing.size:
+        new = _features_pkg.build(name, nsd, missing, **options)
+        if known_X is None:
+            known_ids, known_X = missing, new
+        else:
+            known_ids = np.concatenate([known_ids, missing])
+            known_X = np.concatenate([known_X, new])
+        order = np.argsort(known_ids, kind="stable")
+        known_ids, known_X = known_ids[order], known_X[order]
+        _FEATURE_MEMO[key] = (known_ids, known_X)
+    return known_X[np.searchsorted(known_ids, ids)]
+
+
+def resolve_subjects(nsd, subjects=None) -> list[str]:
+    """Subjects to analyse: ``None`` → every subject with data; ints → ``"subjNN"``."""
+    if subjects is None:
+        return list(nsd.subjects)
+    out = [s if isinstance(s, str) else f"subj{int(s):02d}" for s in subjects]
+    missing = sorted(set(out) - set(nsd.subjects))
+    if missing:
+        raise ValueError(f"subjects {missing} have no data; available: {nsd.subjects}")
+    return out
+

@@ -1,0 +1,133 @@
+"""Chapter 01 (feature spaces): model-by-model RDM correlations, role-reversal probes and what
+each text space sees of an image."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..features import POS_GROUPS, scramble_caption, tag_captions
+from ..rsa import compare_rowwise, compute_rdm
+from ._common import rows_of
+
+__all__ = ["model_rdm_correlations", "role_reversal_pairs", "role_reversal_similarity", "caption_variants"]
+
+
+def model_rdm_correlations(features_dict, sets, method: str = "pearson", device: str = "cpu"):
+    """Model-by-model RDM correlations, averaged over sample sets.
+
+    Parameters
+    ----------
+    features_dict : dict[str, array (n_images, d)]
+        Feature matrices over the same images (rows).
+    sets : int array (n_sets, set_size)
+        Row positions (e.g. from :func:`subject_sets`); ``None`` = all rows in one set.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Square, models × models, mean over sets of the comparison of the two models'
+        correlation-distance RDMs (diagonal 1). ``.attrs["sd"]`` holds the SD over sets.
+    """
+    import pandas as pd
+
+    names = list(features_dict)
+    n = len(next(iter(features_dict.values())))
+    sets = np.arange(n)[None] if sets is None else np.asarray(sets)
+    rdms = {k: compute_rdm(np.asarray(v, dtype=np.float64)[sets], device=device)
+            for k, v in features_dict.items()}  # (n_sets, n_pairs)
+    mean = np.eye(len(names))
+    sd = np.zeros((len(names), len(names)))
+    for i, a in enumerate(names):
+        for j in range(i + 1, len(names)):
+            r = compare_rowwise(rdms[a], rdms[names[j]], method)
+            mean[i, j] = mean[j, i] = np.nanmean(r)
+            sd[i, j] = sd[j, i] = np.nanstd(r, ddof=1) if r.size > 1 else np.nan
+    out = pd.DataFrame(mean, index=names, columns=names)
+    out.attrs["sd"] = pd.DataFrame(sd, index=names, columns=names)
+    out.attrs["n_sets"] = int(sets.shape[0])
+    return out
+
+
+# --------------------------------------------------------------------------- role reversal
+def role_reversal_pairs(card, n_pairs: int | None = None, seed: int = 0) -> np.ndarray:
+    """``(n_pairs, 2)`` nsdIds of image pairs that differ only in who does what to whom.
+
+    From the sandbox truth card (``role_reversed_pairs``); ``n_pairs`` draws a seeded
+    subset.
+    """
+    pairs = np.asarray(card["role_reversed_pairs"], dtype=np.int64).reshape(-1, 2)
+    if n_pairs is not None and n_pairs < len(pairs):
+        keep = np.sort(np.random.default_rng(seed).choice(len(pairs), n_pairs, replace=False))
+        pairs = pairs[keep]
+    return pairs
+
+
+def _row_corr(A, B):
+    A = A - A.mean(1, keepdims=True)
+    B = B - B.mean(1, keepdims=True)
+    return (A * B).sum(1) / np.sqrt((A * A).sum(1) * (B * B).sum(1))
+
+
+def role_reversal_similarity(features_dict, ids, pairs, n_random: int = 200, seed: int = 0):
+    """Similarity of role-reversed pairs vs random pairs under each feature space.
+
+    Similarity is ``1 − correlation distance`` (Pearson r of the two feature vectors), the
+    quantity the RDMs are built from.
+
+    Parameters
+    ----------
+    features_dict : dict[str, array (len(ids), d)]
+    ids : sorted int array
+        nsdIds of the rows of each feature matrix (all pair images included).
+    pairs : int array (n_pairs, 2)
+        Role-reversed nsdId pairs.
+    n_random : int
+        Random pairs of distinct images among ``ids`` (seeded), the baseline.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``model, kind ("role-reversed" | "random"), id_a, id_b, similarity``.
+    """
+    import pandas as pd
+
+    ids = np.asarray(ids)
+    pairs = np.asarray(pairs).reshape(-1, 2)
+    a, b = rows_of(ids, pairs[:, 0]), rows_of(ids, pairs[:, 1])
+    rng = np.random.default_rng(seed)
+    ra = rng.integers(0, ids.size, n_random)
+    rb = (ra + rng.integers(1, ids.size, n_random)) % ids.size  # distinct from ra
+    frames = []
+    for name, X in features_dict.items():
+        X = np.asarray(X, dtype=np.float64)
+        for kind, (i, j) in (("role-reversed", (a, b)), ("random", (ra, rb))):
+            frames.append(pd.DataFrame(dict(model=name, kind=kind, id_a=ids[i], id_b=ids[j],
+                                            similarity=_row_corr(X[i], X[j]))))
+    return pd.concat(frames, ignore_index=True)
+
+
+def caption_variants(nsd, nsd_id: int, seed: int = 0):
+    """What each text feature space sees of one image, caption by caption.
+
+    Returns a DataFrame with one row per caption: the caption, its nouns and verbs (the
+    words ``mpnet_nouns`` / ``mpnet_verbs`` embed), the scrambled caption that
+    ``mpnet_scrambled`` embeds (same seeding as :mod:`brainllm_utils.features`), and
+    the category text of ``mpnet_category_all``.
+    """
+    import pandas as pd
+
+    caps = nsd.captions([nsd_id])[0]
+    multi, names = nsd.categories([nsd_id])
+    cat_text = " ".join(names[j] for j in np.flatnonzero(multi[0])) or "something"
+    rows = []
+    for k, (cap, toks) in enumerate(zip(caps, tag_captions(caps))):
+        rng = np.random.default_rng([int(seed), int(nsd_id), k])
+        rows.append({
+            "caption (mpnet)": cap,
+            "nouns": " ".join(w.lower() for w, t in toks if t in POS_GROUPS["nouns"]),
+            "verbs": " ".join(w.lower() for w, t in toks if t in POS_GROUPS["verbs"]),
+            "scrambled": scramble_caption([w for w, _ in toks], rng),
+            "category text": cat_text,
+        })
+    return pd.DataFrame(rows, index=pd.Index(np.arange(1, len(rows) + 1), name="caption"))
+

@@ -1,0 +1,399 @@
+"""Chapter 02 (RSA): sampled ROI RSA over subjects, noise ceilings, paired model comparisons,
+winner tables and searchlight maps.
+
+The numerics live in :mod:`brainllm_utils.rsa`, :mod:`brainllm_utils.searchlight` and
+:mod:`brainllm_utils.stats`; this module wires them to the NSD reader and the feature
+registry, loops over subjects, ROIs and models, and caches what is slow. Everything is
+seeded; sample sets are saved once per dataset, subject, set size and seed
+(:func:`subject_sets`) and reused by every model, ROI and searchlight.
+
+Conventions (``shared/docs/paper_methods.md`` §3):
+
+- a subject's RSA pool is its images seen 3 times, in ascending nsdId order;
+- sampled RSA: disjoint sets of ``set_size`` images, Pearson r between the 100 × 100
+  correlation-distance RDMs of brain and model, averaged over sets;
+- noise ceiling: on the images every subject saw 3 times, each subject's ROI RDM against
+  the **mean RDM of the other subjects** (leave-one-subject-out, the paper's definition;
+  ``pool="mean"`` in :func:`brainllm_utils.rsa.noise_ceiling`), and each subject's scores
+  are divided by its own LOSO value.
+
+Only the images in the sample sets that are used get embedded (``n_sets`` limits the sets
+per subject), which keeps the first-time embedding cost of the book small on a CPU.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from .._utils.paths import atomic_save_npy, get_cache_dir
+from ..rsa import (
+    compute_rdm,
+    noise_ceiling,
+    sampled_rsa,
+    searchlight_rsa,
+    surface_neighbourhoods,
+    to_volume,
+    volume_neighbourhoods,
+)
+from ..stats import paired_ttest, ttest_1samp_fdr
+from ._common import build_feature_table, dataset_key, rows_of, rsa_design, subject_sets
+
+__all__ = ["STREAMS_ROIS", "PAPER_ROIS", "roi_patterns", "loso_ceilings", "subject_rsa_table",
+           "paired_differences", "winner_table", "fsaverage_mesh", "surface_searchlight",
+           "volume_searchlight", "group_searchlight_test"]
+
+#: The seven stream ROIs (NSD ``streams`` atlas), in the atlas's order.
+STREAMS_ROIS = ["early", "midventral", "midlateral", "midparietal", "ventral", "lateral",
+                "parietal"]
+#: The ROIs shown in the paper's figures.
+PAPER_ROIS = ["early", "ventral", "lateral", "parietal"]
+
+
+# --------------------------------------------------------------------------- brain data
+def roi_patterns(nsd, subject, rois=None, atlas: str = "streams", space: str = "fsaverage",
+                 ids=None):
+    """A subject's patterns in each ROI from one read of the surface betas.
+
+    Vertices that are NaN for any image are dropped per ROI.
+
+    Parameters
+    ----------
+    rois : list of str, optional
+        Labels of ``atlas`` (default: all labels).
+    ids : int array, optional
+        Keep only these nsdIds (rows in this order).
+
+    Returns
+    -------
+    patterns : dict[str, float32 array (n_images, n_vertices_roi)]
+    nsd_ids : int64 array (n_images,)
+    """
+    Y, all_ids = nsd.betas(subject, space=space, progress=False)
+    rows = slice(None) if ids is None else rows_of(all_ids, ids)
+    labels = nsd.roi_volume(subject, atlas, space).ravel()
+    cols_all = nsd.columns(subject, space)
+    names = nsd.roi_labels(atlas, None if space == "fsaverage" else subject)
+    code = {v: k for k, v in names.items()}
+    rois = [n for k, n in sorted(names.items()) if k > 0] if rois is None else list(rois)
+    out = {}
+    for roi in rois:
+        if roi not in code:
+            raise ValueError(f"ROI {roi!r} not in atlas {atlas!r}: {sorted(code)}")
+        cols = np.flatnonzero(labels[cols_all] == code[roi])
+        X = np.asarray(Y[rows][:, cols], dtype=np.float32)
+        out[roi] = X[:, np.isfinite(X).all(0)]
+    return out, (all_ids if ids is None else np.asarray(ids, dtype=np.int64))
+
+
+def loso_ceilings(nsd, subjects=None, rois=None, atlas: str = "streams", pool: str = "mean",
+                  test_ids=None):
+    """Leave-one-subject-out noise ceilings per ROI on the shared test images.
+
+    Each subject's correlation-distance RDM over the test images (all of them, no
+    sampling, as the paper) is correlated (Pearson) with the pooled RDM of the other
+    subjects. ``pool="mean"`` is the paper's plain mean RDM; ``"method"`` rsatoolbox's
+    z-scored pooling. The "upper" bound correlates with the pool of *all* subjects.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``subject, roi, ceiling`` (the subject's LOSO value), ``ceiling_upper``,
+        ``ceiling_group`` (mean LOSO over subjects), ``n_test_images``.
+    """
+    import pandas as pd
+
+    subjects = list(nsd.subjects if subjects is None else subjects)
+    test_ids = nsd.shared_test_images() if test_ids is None else np.asarray(test_ids)
+    per_sub = {s: roi_patterns(nsd, s, rois, atlas, ids=test_ids)[0] for s in subjects}
+    rois = list(next(iter(per_sub.values())))
+    rows = []
+    for roi in rois:
+        rdms = np.stack([compute_rdm(per_sub[s][roi], device="cpu") for s in subjects])
+        nc = noise_ceiling(rdms, method="pearson", pool=pool)
+        for k, s in enumerate(subjects):
+            rows.append(dict(subject=s, roi=roi, ceiling=float(nc.per_subject_lower[k]),
+                             ceiling_upper=float(nc.per_subject_upper[k]),
+                             ceiling_group=nc.lower, n_test_images=int(test_ids.size)))
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- ROI RSA
+def subject_rsa_table(nsd, subjects=None, feature_spaces=("mpnet",), rois=None,
+                      set_size: int = 100, seed: int = 0, n_sets: int | None = None,
+                      device: str = "auto", atlas: str = "streams", features=None,
+                      ceilings=None, results_dir=None, **feature_options):
+    """Sampled ROI RSA of every subject × ROI × feature space, as a tidy table.
+
+    Parameters
+    ----------
+    nsd : NSD
+    subjects : list of str, optional (default: all on disk)
+    feature_spaces : list of str
+        Registry names or ``"truth:<space>"`` (:func:`build_feature_table`).
+    rois : list of str, optional (default: all labels of ``atlas``)
+    set_size, seed, n_sets
+        Sample sets (:func:`subject_sets`); ``n_sets=None`` uses all of them (paper).
+    features : dict, optional
+        ``{name: (ids, X)}`` precomputed features over sorted ``ids`` covering the sets'
+        images (otherwise built here for exactly those images).
+    ceilings : pandas.DataFrame, optional
+        From :func:`loso_ceilings` (computed with ``pool="mean"`` when missing); adds
+        ``ceiling`` and ``r_normalised = r / ceiling`` per subject and ROI.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``subject, roi, model, r, r_sd_sets, n_sets, set_size, ceiling, r_normalised``.
+    """
+    import pandas as pd
+
+    design, needed = rsa_design(nsd, subjects, set_size, seed, n_sets, results_dir)
+    names = list(feature_spaces)
+    if features is None:
+        feats = build_feature_table(nsd, names, needed, **feature_options)
+        features = {n: (needed, X) for n, X in feats.items()}
+    if ceilings is None:
+        ceilings = loso_ceilings(nsd, list(design), rois, atlas)
+    ceil = ceilings.set_index(["subject", "roi"])["ceiling"]
+    rows = []
+    for subject, (ids, sets) in design.items():
+        used = np.unique(sets.ravel())
+        local_sets = np.searchsorted(used, sets)
+        patterns, _ = roi_patterns(nsd, subject, rois, atlas, ids=ids[used])
+        models = [features[n][1][rows_of(features[n][0], ids[used])] for n in names]
+        for roi, X in patterns.items():
+            res = sampled_rsa(X, models, local_sets, device=device)
+            for m, name in enumerate(names):
+                per = res.per_set[m]
+                c = float(ceil.get((subject, roi), np.nan))
+                rows.append(dict(subject=subject, roi=roi, model=name, r=float(res.mean[m]),
+                                 r_sd_sets=float(per.std(ddof=1)) if per.size > 1 else np.nan,
+                                 n_sets=int(per.size), set_size=int(sets.shape[1]),
+                                 ceiling=c, r_normalised=float(res.mean[m]) / c if c > 0 else np.nan))
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- comparisons
+def paired_differences(df, reference: str = "mpnet", value: str = "r", controls=None):
+    """Per-subject paired differences ``reference − control`` per ROI (long table).
+
+    Returns ``subject, roi, control, diff``.
+    """
+    import pandas as pd
+
+    wide = df.pivot_table(index=["subject", "roi"], columns="model", values=value)
+    controls = [m for m in wide.columns if m != reference] if controls is None else controls
+    frames = [pd.DataFrame({"control": c, "diff": wide[reference] - wide[c]}).reset_index()
+              for c in controls]
+    return pd.concat(frames, ignore_index=True)[["subject", "roi", "control", "diff"]]
+
+
+def winner_table(df, card=None, value: str = "r", rois=None, models=None):
+    """Which model wins in which ROI, with a paired test against the runner-up.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        From :func:`subject_rsa_table`.
+    card : dict, optional
+        The sandbox truth card: adds the planted ``driven_by`` mixture of each ROI.
+    models : list of str, optional
+        Candidates (default: all models in ``df``; pass the non-oracle ones to leave
+        ``truth:*`` out of the competition).
+
+    Returns
+    -------
+    pandas.DataFrame indexed by ROI
+        ``winner, mean, runner_up, runner_up_mean, diff, p_paired`` (paired t-test over
+        subjects, winner − runner-up; NaN with fewer than 2 subjects), ``mpnet_rank``
+        (1 = best) when mpnet is among the models, and ``planted`` from the card.
+    """
+    import pandas as pd
+
+    d = df if models is None else df[df["model"].isin(models)]
+    rois = list(dict.fromkeys(d["roi"])) if rois is None else list(rois)
+    rows = []
+    for roi in rois:
+        wide = d[d["roi"] == roi].pivot_table(index="subject", columns="model", values=value)
+        means = wide.mean().sort_values(ascending=False)
+        w, ru = means.index[0], means.index[1] if len(means) > 1 else None
+        p = np.nan
+        if ru is not None and len(wide) > 1:
+            p = float(paired_ttest(wide[w].to_numpy(), wide[ru].to_numpy())[1])
+        row = dict(roi=roi, winner=w, mean=float(means.iloc[0]), runner_up=ru,
+                   runner_up_mean=float(means.iloc[1]) if ru is not None else np.nan,
+                   diff=float(means.iloc[0] - means.iloc[1]) if ru is not None else np.nan,
+                   p_paired=p)
+        if "mpnet" in means.index:
+            row["mpnet_rank"] = int(list(means.index).index("mpnet") + 1)
+        if card is not None:
+            mix = card["roi_spaces"].get(roi, {})
+            row["planted"] = ", ".join(f"{k} {v:.0%}" for k, v in
+                                       sorted(mix.items(), key=lambda kv: -kv[1]))
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("roi")
+
+
+# --------------------------------------------------------------------------- searchlight
+def fsaverage_mesh(nsd, hemi: str, surface: str = "pial"):
+    """(coords, faces) of the fsaverage mesh matching the data's vertex count.
+
+    fsaverage5 (10,242 vertices per hemisphere: the sandbox) comes with nilearn; for full
+    fsaverage (163,842, real NSD) ``nsddata/freesurfer/fsaverage/surf/{lh,rh}.<surface>``
+    is read from the NSD root.
+    """
+    n = nsd.n_vertices()[0 if hemi == "left" else 1]
+    if n == 10242:
+        from nilearn import datasets
+
+        mesh = datasets.load_fsaverage("fsaverage5")[surface].parts[hemi]
+        return np.asarray(mesh.coordinates), np.asarray(mesh.faces)
+    import nibabel as nib
+
+    h = "lh" if hemi == "left" else "rh"
+    coords, faces = nib.freesurfer.read_geometry(
+        nsd.path(f"nsddata/freesurfer/fsaverage/surf/{h}.{surface}", "fsaverage surface"))
+    if coords.shape[0] != n:
+        raise ValueError(f"{h}.{surface} has {coords.shape[0]} vertices, data {n}")
+    return coords, faces
+
+
+def _cache_path(kind: str, *parts) -> Path:
+    h = hashlib.sha256("\0".join(map(str, parts)).encode()).hexdigest()[:20]
+    return get_cache_dir() / "searchlight" / f"{kind}_{h}.npy"
+
+
+def _model_rows(nsd, feature_space, ids, features, options):
+    if features is not None:
+        fids, X = features
+        return np.asarray(X)[rows_of(fids, ids)]
+    return build_feature_table(nsd, [feature_space], ids, **options)[feature_space]
+
+
+def _searchlight_inputs(nsd, subject, kind, space, feature_space, size, set_size, seed,
+                        n_sets, features, results_dir, feature_options):
+    """What both searchlights need: the cache path, and (when computing) the set-local
+    sample sets, the betas of the sets' images and the model's rows for them."""
+    ids, sets = subject_sets(nsd, subject, set_size, seed, n_sets, results_dir)
+    path = _cache_path(kind, dataset_key(nsd), subject, feature_space, size,
+                       sets.tobytes().hex()[:64], sets.shape, sorted(feature_options.items()))
+
+    def load():
+        used = np.unique(sets.ravel())
+        Y, all_ids = nsd.betas(subject, space=space, progress=False)
+        Y = np.asarray(Y[rows_of(all_ids, ids[used])], dtype=np.float32)
+        X = _model_rows(nsd, feature_space, ids[used], features, feature_options)
+        return np.searchsorted(used, sets), Y, X
+
+    return path, load
+
+
+_DISCS: dict = {}  # (n_vertices, hemi, radius, mask hash) -> (centres, discs), per process
+
+
+def surface_searchlight(nsd, subject, feature_space: str = "mpnet", radius_mm: float = 10.0,
+                        set_size: int = 100, seed: int = 0, n_sets: int | None = None,
+                        device: str = "auto", features=None, results_dir=None,
+                        cache: bool = True, **feature_options) -> np.ndarray:
+    """Searchlight RSA map of one subject and feature space on the fsaverage surface.
+
+    Discs of geodesic radius ``radius_mm`` on each hemisphere's pial mesh
+    (:func:`brainllm_utils.searchlight.surface_neighbourhoods`, restricted to vertices with
+    finite betas), the paper's sampled RSA in each disc (same sets as the ROI analysis).
+
+    Returns
+    -------
+    float32 array (n_vertices_lh + n_vertices_rh,)
+        Mean-over-sets Pearson r per centre vertex, NaN where no disc was centred.
+    """
+    path, load = _searchlight_inputs(nsd, subject, "surface", "fsaverage", feature_space,
+                                     radius_mm, set_size, seed, n_sets, features, results_dir,
+                                     feature_options)
+    if cache and path.exists():
+        return np.load(path)
+    local_sets, Y, X = load()
+    n_lh, n_rh = nsd.n_vertices()
+    out = np.full(n_lh + n_rh, np.nan, dtype=np.float32)
+    finite = np.isfinite(Y).all(0)
+    for hemi, off, nv in (("left", 0, n_lh), ("right", n_lh, n_rh)):
+        mask = finite[off: off + nv]
+        key = (nv, hemi, float(radius_mm), hashlib.sha1(np.packbits(mask).tobytes()).hexdigest())
+        if key not in _DISCS:
+            _DISCS[key] = surface_neighbourhoods(fsaverage_mesh(nsd, hemi), radius_mm, mask=mask)
+        centres, neigh = _DISCS[key]
+        cols = off + np.flatnonzero(mask)
+        r = searchlight_rsa(Y[:, cols], neigh, X, sets=local_sets, device=device,
+                            progress=False)[0]
+        out[cols[centres]] = r
+    if cache:
+        atomic_save_npy(path, out)
+    return out
+
+
+def volume_searchlight(nsd, subject, feature_space: str = "mpnet", radius: float = 3.0,
+                       set_size: int = 100, seed: int = 0, n_sets: int | None = None,
+                       device: str = "auto", features=None, results_dir=None,
+                       cache: bool = True, **feature_options) -> np.ndarray:
+    """Searchlight RSA map of one subject in its func1pt8mm volume.
+
+    Spheres of voxels at distance ``< radius`` (voxels) inside the brain mask (voxels with
+    finite betas), centres whose full sphere is ≥ 50 % in the mask
+    (:func:`brainllm_utils.searchlight.volume_neighbourhoods`), the paper's sampled RSA.
+
+    Returns
+    -------
+    float32 array (X, Y, Z)
+        Mean-over-sets Pearson r per centre voxel, NaN elsewhere.
+    """
+    path, load = _searchlight_inputs(nsd, subject, "volume", "func1pt8mm", feature_space,
+                                     radius, set_size, seed, n_sets, features, results_dir,
+                                     feature_options)
+    if cache and path.exists():
+        return np.load(path)
+    local_sets, Y, X = load()
+    brain = nsd.brainmask(subject)
+    finite = np.isfinite(Y).all(0) & (Y.std(0) > 0)
+    mask = np.zeros(brain.size, dtype=bool)
+    mask[np.flatnonzero(brain.ravel())[finite]] = True
+    mask = mask.reshape(brain.shape)
+    centres, neigh = volume_neighbourhoods(mask, radius)
+    r = searchlight_rsa(Y[:, finite], neigh, X, sets=local_sets, device=device,
+                        progress=False)[0]
+    out = to_volume(r, mask, centres)
+    if cache:
+        atomic_save_npy(path, out)
+    return out
+
+
+def group_searchlight_test(maps, q: float = 0.05):
+    """One-sample t-test across subjects at every vertex, BH-FDR (paper: q = 0.05).
+
+    Parameters
+    ----------
+    maps : array (n_subjects, n_vertices) or dict of such rows
+        Per-subject searchlight maps in a common space (fsaverage); NaN where a subject
+        has no centre (such vertices are not tested).
+
+    Returns
+    -------
+    dict
+        ``mean, t, p, p_fdr, reject`` (arrays of n_vertices) and ``thresholded`` (the mean
+        where FDR-significant, NaN elsewhere), ``n_subjects``.
+    """
+    M = np.stack(list(maps.values())) if isinstance(maps, dict) else np.asarray(maps)
+    M = M.astype(np.float64)
+    ok = np.isfinite(M).all(0)
+    n_v = M.shape[1]
+    res = ttest_1samp_fdr(M[:, ok], q=q)
+    out = {k: np.full(n_v, np.nan) for k in ("mean", "t", "p", "p_fdr")}
+    for k in out:
+        out[k][ok] = res[k]
+    reject = np.zeros(n_v, dtype=bool)
+    reject[ok] = res["reject"]
+    out["reject"] = reject
+    out["thresholded"] = np.where(reject, out["mean"], np.nan)
+    out["n_subjects"] = int(M.shape[0])
+    return out

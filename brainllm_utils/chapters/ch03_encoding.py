@@ -1,0 +1,645 @@
+"""Chapter 03 (encoding, RQ1/RQ2): the paper's encoding analyses, orchestrated over subjects.
+
+Every function here takes an :class:`~brainllm_utils.nsd.NSD` reader and a list of
+subjects and returns plain arrays or DataFrames; the chapter ``03_encoding`` only calls these
+and plots. The numerics live in :mod:`brainllm_utils.encoding`.
+
+Protocol (``shared/docs/paper_methods.md`` §4):
+
+- **Split.** Per subject, its images seen 3× (betas z-scored per session, averaged over
+  repeats); the *test* set is the shared images seen 3× by every subject
+  (:meth:`NSD.shared_test_images`, 515 on NSD), the *training* set the subject's other
+  images. No image of the test set is used for fitting or for choosing penalties.
+- **Encoding.** ``features.build(feature)`` → fsaverage vertices, :class:`RidgeCV` with
+  one penalty per vertex (5-fold contiguous CV, mean R²); per-vertex Pearson r on the test
+  images; group one-sample t-test over subjects with BH-FDR.
+- **Ceiling.** Inter-participant agreement (§1): per vertex, r of each subject's test
+  betas with the mean of the other subjects' test betas (NaN → 0).
+- **Variance partitioning.** :class:`BandedRidgeCV` on ``[mpnet, word band]`` plus each
+  band alone; test R² split into unique and shared parts.
+- **In-silico contrasts.** Sentence sets embedded and averaged, pushed through every
+  subject's encoder, contrasted and t-tested across subjects.
+- **Decoding** is chapter 04 (:mod:`.ch04_decoding`); it shares the split (:func:`subject_data`).
+
+Results are cached under ``get_cache_dir()/encoding_analysis`` with keys that hash the
+input arrays and every argument, so a re-run with the same data is a file read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ..encoding import (
+    CATEGORY_SENTENCES,
+    BandedRidgeCV,
+    RidgeCV,
+    band_weight_grid,
+    embed_sentence_sets,
+    in_silico_contrast,
+    noise_ceiling_relation,
+    pearson_r,
+    r2_score,
+)
+from ..stats import ttest_1samp_fdr
+from ..synth import load_truth, load_truth_array
+from ._common import _cache_folder, _cached, _features, _hash, _quiet_edges, resolve_subjects
+
+__all__ = [
+    "DEFAULT_ALPHAS",
+    "DEFAULT_CONTRASTS",
+    "CONTRAST_CATEGORIES",
+    "SubjectData",
+    "EncodingResults",
+    "subject_data",
+    "fit_encoders",
+    "group_map",
+    "inter_subject_ceiling",
+    "noise_ceiling_r",
+    "ceiling_summary",
+    "subject_mean",
+    "roi_table",
+    "partition_r2",
+    "variance_partition",
+    "partition_table",
+    "in_silico_contrasts",
+    "category_contrast",
+    "contrast_agreement",
+    "truth_predictability",
+    "expected_fraction",
+    "truth_roi_table",
+]
+
+#: Ridge penalties for encoding (13 log-spaced values, 0.1 … 1e5).
+DEFAULT_ALPHAS = np.logspace(-1, 5, 13)
+#: The paper's in-silico contrasts (Fig. 2a): people − places, food − people.
+DEFAULT_CONTRASTS = (("people", "places"), ("food", "people"))
+#: COCO categories defining the image groups of an observed category contrast.
+CONTRAST_CATEGORIES = {
+    "people": ("person",),
+    "food": ("banana", "apple", "sandwich", "orange", "broccoli", "carrot", "hot dog",
+             "pizza", "donut", "cake"),
+    "animals": ("bird", "cat", "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra",
+                "giraffe"),
+    "vehicles": ("bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat"),
+}
+
+
+def _roi_arg(nsd, subject, roi, space="fsaverage"):
+    """``roi`` as accepted by :meth:`NSD.betas`; ``"streams"`` is the union of its labels."""
+    if isinstance(roi, str):
+        return nsd.roi_mask(subject, roi, None, space)
+    return roi
+
+
+@dataclass
+class SubjectData:
+    """One subject's train/test split (rows sorted by nsdId)."""
+
+    subject: str
+    train_ids: np.ndarray
+    test_ids: np.ndarray
+    Y_train: np.ndarray  # float32 (n_train, n_cols)
+    Y_test: np.ndarray  # float32 (n_test, n_cols)
+    columns: np.ndarray  # flat indices of the columns in the full space
+    valid: np.ndarray  # bool (n_cols,): finite in every image
+
+
+def subject_data(nsd, subject, space: str = "fsaverage", roi=None, test_ids=None) -> SubjectData:
+    """Split a subject's 3×-seen images into training and shared test images.
+
+    Parameters
+    ----------
+    roi : None, (atlas, label), bool mask or atlas name
+        Columns to keep; an atlas name (``"streams"``, ``"nsdgeneral"``) means all its
+        labels > 0.
+    test_ids : array, optional
+        Default :meth:`NSD.shared_test_images`. Every test image must be among the
+        subject's 3×-seen images.
+
+    Columns with a NaN in any image (vertices outside the data) are set to 0 and flagged
+    in ``valid``.
+    """
+    roi = _roi_arg(nsd, subject, roi, space)
+    Y, ids = nsd.betas(subject, space=space, roi=roi, progress=False)
+    test_ids = nsd.shared_test_images() if test_ids is None else np.sort(np.asarray(test_ids))
+    is_test = np.isin(ids, test_ids)
+    if is_test.sum() != test_ids.size:
+        missing = np.setdiff1d(test_ids, ids)
+        raise ValueError(f"{subject}: {missing.size} test images were not seen 3x (e.g. {missing[:5]})")
+    Y = np.asarray(Y, dtype=np.float32)
+    valid = np.isfinite(Y).all(0)
+    if not valid.all():
+        Y = np.where(np.isfinite(Y), Y, np.float32(0))
+    return SubjectData(
+        subject=str(subject), train_ids=ids[~is_test], test_ids=ids[is_test],
+        Y_train=Y[~is_test], Y_test=Y[is_test], columns=nsd.columns(subject, space, roi),
+        valid=valid,
+    )
+
+
+# ----------------------------------------------------------------------------- encoding
+@dataclass
+class EncodingResults:
+    """Per-subject encoders and test accuracies on a common full space.
+
+    Attributes
+    ----------
+    subjects : list of str
+    feature : str
+    r : ndarray (n_subjects, n_full)
+        Test Pearson r per vertex (NaN outside the ROI or where the betas are NaN).
+    alphas : ndarray (n_subjects, n_full)
+        Chosen penalty per vertex (NaN outside).
+    encoders : dict subject → (coef (d, n_cols) float32, intercept (n_cols,))
+    columns : dict subject → flat column indices in the full space
+    n_train, n_test : dict subject → int
+    """
+
+    subjects: list
+    feature: str
+    r: np.ndarray
+    alphas: np.ndarray
+    encoders: dict = field(repr=False)
+    columns: dict = field(repr=False)
+    n_train: dict = field(default_factory=dict)
+    n_test: dict = field(default_factory=dict)
+
+    def to_full(self, subject, values) -> np.ndarray:
+        """Put per-column values of ``subject`` into the full space (NaN elsewhere)."""
+        out = np.full(self.r.shape[1], np.nan, dtype=np.float32)
+        out[self.columns[subject]] = values
+        return out
+
+    def summary(self):
+        """One row per subject: n_train, n_test, mean and 95th-percentile r, median alpha."""
+        import pandas as pd
+
+        rows = []
+        for i, s in enumerate(self.subjects):
+            r = self.r[i][np.isfinite(self.r[i])]
+            rows.append(dict(subject=s, n_train=self.n_train.get(s), n_test=self.n_test.get(s),
+                             mean_r=float(r.mean()), r_95th=float(np.percentile(r, 95)),
+                             median_alpha=float(np.nanmedian(self.alphas[i]))))
+        return pd.DataFrame(rows).set_index("subject")
+
+
+def _full_size(nsd, space):
+    if space == "fsaverage":
+        return int(sum(nsd.n_vertices()))
+    raise ValueError("encoding maps are computed on the fsaverage surface (space='fsaverage')")
+
+
+def fit_encoders(nsd, subjects=None, feature: str = "mpnet", space: str = "fsaverage", roi=None,
+                 alphas=DEFAULT_ALPHAS, cv: int = 5, device="auto", cache=True,
+                 feature_options: Mapping | None = None) -> EncodingResults:
+    """Fit one encoding model per subject (train images) and score it on the test images.
+
+    Parameters
+    ----------
+    nsd : NSD
+    subjects : list, optional
+        Default: every subject with data.
+    feature : str
+        A registered feature space (:func:`brainllm_utils.features.build`).
+    space : "fsaverage"
+    roi : None, atlas name, (atlas, label) or bool mask
+        Vertices to model (default all).
+    alphas, cv, device
+        For :class:`~brainllm_utils.encoding.RidgeCV` (one alpha per vertex).
+    cache : bool or path
+        Cache r, alphas and the weights keyed by the data, the features and the arguments.
+
+    Returns
+    -------
+    EncodingResults
+    """
+    subjects = resolve_subjects(nsd, subjects)
+    n_full = _full_size(nsd, space)
+    folder = _cache_folder(cache)
+    alphas = np.asarray(alphas, dtype=np.float64)
+    R = np.full((len(subjects), n_full), np.nan, dtype=np.float32)
+    A = np.full((len(subjects), n_full), np.nan, dtype=np.float32)
+    encoders, columns, n_train, n_test = {}, {}, {}, {}
+    for i, s in enumerate(subjects):
+        d = subject_data(nsd, s, space, roi)
+        opts = dict(feature_options or {})
+        _features(nsd, feature, np.concatenate([d.train_ids, d.test_ids]), **opts)
+        X_tr = _features(nsd, feature, d.train_ids, **opts)
+        X_te = _features(nsd, feature, d.test_ids, **opts)
+
+        def compute(d=d, X_tr=X_tr, X_te=X_te):
+            with _quiet_edges():
+                est = RidgeCV(alphas=alphas, cv=cv, device=device).fit(X_tr, d.Y_train)
+            r = pearson_r(est.predict(X_te), d.Y_test).astype(np.float32)
+            r[~d.valid] = np.nan
+            return dict(r=r, alphas=est.best_alphas_.astype(np.float32),
+                        coef=est.coef_.astype(np.float32),
+                        intercept=np.asarray(est.intercept_, dtype=np.float32))
+
+        key = _hash("fit_encoders", s, feature, X_tr, X_te, d.Y_train, d.Y_test, alphas, cv)
+        out = _cached(folder, key, ("r", "alphas", "coef", "intercept"), compute)
+        R[i, d.columns] = out["r"]
+        A[i, d.columns] = out["alphas"]
+        encoders[s] = (out["coef"], out["intercept"])
+        columns[s] = d.columns
+        n_train[s], n_test[s] = int(d.train_ids.size), int(d.test_ids.size)
+    return EncodingResults(subjects, feature, R, A, encoders, columns, n_train, n_test)
+
+
+def group_map(values, q: float = 0.05, mask=None) -> dict:
+    """Group statistics of per-subject maps: one-sample t-test over subjects, BH-FDR.
+
+    Parameters
+    ----------
+    values : array (n_subjects, n_vertices)
+        E.g. ``EncodingResults.r``; NaNs (outside the data) are set to 0 as in the paper.
+    mask : bool array (n_vertices,), optional
+        Vertices tested (FDR over these only); others get p = NaN.
+
+    Returns
+    -------
+    dict with ``mean``, ``t``, ``p``, ``p_fdr``, ``significant`` (p_fdr < q) and
+    ``thresholded`` (mean where significant, NaN elsewhere), each (n_vertices,).
+    """
+    v = np.nan_to_num(np.asarray(values, dtype=np.float64))
+    if v.ndim != 2 or v.shape[0] < 2:
+        raise ValueError("values: need (n_subjects >= 2, n_vertices)")
+    mask = np.ones(v.shape[1], bool) if mask is None else np.asarray(mask, bool)
+    out = {k: np.full(v.shape[1], np.nan) for k in ("t", "p", "p_fdr")}
+    res = ttest_1samp_fdr(v[:, mask], q=q)
+    for k in ("t", "p", "p_fdr"):
+        out[k][mask] = res[k]
+    out["mean"] = v.mean(0)
+    with np.errstate(invalid="ignore"):
+        out["significant"] = np.where(np.isfinite(out["p_fdr"]), out["p_fdr"] < q, False)
+    out["thresholded"] = np.where(out["significant"], out["mean"], np.nan)
+    return out
+
+
+def inter_subject_ceiling(nsd, subjects=None, space: str = "fsaverage", roi=None) -> np.ndarray:
+    """Inter-participant agreement per vertex (paper_methods §1, Fig. 1d).
+
+    For each subject, the Pearson r over the shared test images between its betas and
+    the mean betas of the other subjects, per vertex; NaN → 0.
+
+    Returns
+    -------
+    ndarray (n_subjects, n_full) float32 (NaN outside ``roi``). Average over subjects for
+    the paper's map.
+    """
+    subjects = resolve_subjects(nsd, subjects)
+    if len(subjects) < 2:
+        raise ValueError("the inter-participant ceiling needs at least 2 subjects")
+    data = [subject_data(nsd, s, space, roi) for s in subjects]
+    cols = data[0].columns
+    if any(not np.array_equal(d.columns, cols) for d in data):
+        raise ValueError("subjects have different columns; pass a common roi on fsaverage")
+    Y = np.stack([np.where(d.valid, d.Y_test, np.nan) for d in data])  # (S, n_test, V)
+    out = np.full((len(subjects), _full_size(nsd, space)), np.nan, dtype=np.float32)
+    total = np.nansum(Y, axis=0)
+    count = np.isfinite(Y).sum(0)
+    for i in range(len(subjects)):
+        own = np.nan_to_num(Y[i])
+        others = (total - own) / np.maximum(count - np.isfinite(Y[i]), 1)
+        r = pearson_r(Y[i], others)
+        out[i, cols] = np.nan_to_num(r)
+    return out
+
+
+def noise_ceiling_r(nsd, subjects=None, n_trials: float = 3) -> np.ndarray:
+    """NSD's noise ceiling as a correlation: ``sqrt(NC/100)`` per vertex and subject.
+
+    ``NC = 100·ncsnr²/(ncsnr² + 1/n)`` (:meth:`NSD.noise_ceiling`) is the variance
+    fraction explainable in an ``n``-trial average; its square root is the highest
+    Pearson r a model can reach. Unlike the inter-participant agreement it does not ask
+    subjects to share their tuning. Returns (n_subjects, n_full) float32 (NaN → 0).
+    """
+    subjects = resolve_subjects(nsd, subjects)
+    return np.stack([np.sqrt(np.nan_to_num(nsd.noise_ceiling(s, "fsaverage", n_trials)) / 100.0)
+                     for s in subjects]).astype(np.float32)
+
+
+def ceiling_summary(r, ceiling, nsd=None, subject=None, atlas: str = "streams"):
+    """Encoding r against a ceiling: the overall relation and per-ROI medians.
+
+    Parameters
+    ----------
+    r, ceiling : arrays (n_vertices,)
+        E.g. the group-mean test r and the mean inter-participant agreement.
+    nsd, subject : optional
+        With them, a per-ROI table (median r, median ceiling and their ratio where the median ceiling exceeds
+        0.05) is added.
+
+    Returns
+    -------
+    (dict from :func:`~brainllm_utils.encoding.noise_ceiling_relation`, DataFrame or None)
+    """
+    import pandas as pd
+
+    r = np.asarray(r, dtype=np.float64)
+    c = np.asarray(ceiling, dtype=np.float64)
+    rel = noise_ceiling_relation(r, c, min_nc=0.1)
+    table = None
+    if nsd is not None:
+        subject = subject or nsd.subjects[0]
+        labels = nsd.roi_volume(subject, atlas).ravel()
+        rows = []
+        for code, name in sorted(nsd.roi_labels(atlas).items()):
+            sel = (labels == code) & np.isfinite(r) & np.isfinite(c)
+            if code > 0 and sel.any():
+                rows.append(dict(roi=name, n=int(sel.sum()), median_r=np.median(r[sel]),
+                                 median_ceiling=np.median(c[sel]),
+                                 fraction=(np.median(r[sel]) / np.median(c[sel])
+                                           if np.median(c[sel]) > 0.05 else np.nan)))
+        table = pd.DataFrame(rows).set_index("roi")
+    return rel, table
+
+
+def subject_mean(values) -> np.ndarray:
+    """Mean over subjects (axis 0) ignoring NaN; NaN where no subject has a value."""
+    v = np.asarray(values, dtype=np.float64)
+    n = np.isfinite(v).sum(0)
+    total = np.where(np.isfinite(v), v, 0.0).sum(0)
+    return np.where(n > 0, total / np.maximum(n, 1), np.nan)
+
+
+def roi_table(nsd, values, subjects, atlas: str = "streams", name: str = "value",
+              stat: str = "mean"):
+    """Long DataFrame (``subject``, ``roi``, ``name``) of per-ROI averages of per-subject maps.
+
+    ``values`` is (n_subjects, n_full); ``stat`` is "mean" or "median" over the ROI's
+    finite vertices.
+    """
+    import pandas as pd
+
+    values = np.asarray(values)
+    rows = []
+    for i, s in enumerate(subjects):
+        df = nsd.roi_values(s, atlas, values[i])
+        agg = df.groupby("roi", sort=False)["value"].agg(stat)
+        rows += [dict(subject=s, roi=k, **{name: float(v)}) for k, v in agg.items()]
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- variance partitioning
+def partition_r2(Xa_train, Xb_train, Y_train, Xa_test, Xb_test, Y_test, alphas=DEFAULT_ALPHAS,
+                 cv: int = 5, band_weights=None, device="auto") -> dict:
+    """Test-set variance partitioning of two feature bands (one subject, all targets).
+
+    Fits :class:`~brainllm_utils.encoding.BandedRidgeCV` on ``[Xa, Xb]`` and
+    :class:`~brainllm_utils.encoding.RidgeCV` on each band alone (training data), then on
+    the test data: ``joint`` = R²_ab, ``r2_a``, ``r2_b``, ``unique_a = R²_ab − R²_b``,
+    ``unique_b = R²_ab − R²_a``, ``shared = R²_a + R²_b − R²_ab``; ``split_a``/``split_b``
+    are the banded model's own split (product measure) and ``weight_a`` its band weight
+    γ_a per target. Arrays (n_targets,) float64.
+    """
+    grid = band_weight_grid(2) if band_weights is None else band_weights
+    with _quiet_edges():
+        banded = BandedRidgeCV(alphas=alphas, cv=cv, device=device, band_weights=grid)
+        banded.fit([Xa_train, Xb_train], Y_train)
+        joint = r2_score(Y_test, banded.predict([Xa_test, Xb_test]))
+        split = banded.score([Xa_test, Xb_test], Y_test, split=True)
+        r2 = [r2_score(Y_test, RidgeCV(alphas=alphas, cv=cv, device=device)
+                       .fit(Xtr, Y_train).predict(Xte))
+              for Xtr, Xte in ((Xa_train, Xa_test), (Xb_train, Xb_test))]
+    return dict(joint=joint, r2_a=r2[0], r2_b=r2[1], unique_a=joint - r2[1],
+                unique_b=joint - r2[0], shared=r2[0] + r2[1] - joint,
+                split_a=split[0], split_b=split[1], weight_a=banded.best_band_weights_[0])
+
+
+def variance_partition(nsd, subjects=None, bands=("mpnet", "mpnet_word_avg"), roi="streams",
+                       alphas=DEFAULT_ALPHAS, cv: int = 5, n_ratios: int = 5, device="auto",
+                       cache=True) -> dict:
+    """Banded-ridge variance partitioning of two feature bands on the test images.
+
+    Per subject: :class:`BandedRidgeCV` on both bands (band weights and alpha per vertex)
+    and :class:`RidgeCV` on each band alone, all fitted on the training images. On the
+    test images, with ``R²_ab`` (banded), ``R²_a`` and ``R²_b``:
+    ``unique_a = R²_ab − R²_b``, ``unique_b = R²_ab − R²_a``,
+    ``shared = R²_a + R²_b − R²_ab`` (Lescroart et al. 2015; de Heer et al. 2017). The
+    banded model's own split of its prediction (``split_a``, ``split_b``: himalaya's
+    product measure, summing to ``R²_ab``) is returned as well.
+
+    Returns
+    -------
+    dict of arrays (n_subjects, n_full) — ``joint``, ``r2_a``, ``r2_b``, ``unique_a``,
+    ``unique_b``, ``shared``, ``split_a``, ``split_b``, ``weight_a`` (band weight γ_a) —
+    plus ``subjects`` and ``bands``. NaN outside ``roi``.
+    """
+    if len(bands) != 2:
+        raise ValueError("variance_partition takes exactly two bands")
+    subjects = resolve_subjects(nsd, subjects)
+    n_full = _full_size(nsd, "fsaverage")
+    names = ("joint", "r2_a", "r2_b", "unique_a", "unique_b", "shared", "split_a", "split_b", "weight_a")
+    out = {k: np.full((len(subjects), n_full), np.nan, dtype=np.float32) for k in names}
+    folder = _cache_folder(cache)
+    alphas = np.asarray(alphas, dtype=np.float64)
+    grid = band_weight_grid(2, n_ratios)
+    for i, s in enumerate(subjects):
+        d = subject_data(nsd, s, "fsaverage", roi)
+        for b in bands:
+            _features(nsd, b, np.concatenate([d.train_ids, d.test_ids]))
+        Xa_tr, Xb_tr = (_features(nsd, b, d.train_ids) for b in bands)
+        Xa_te, Xb_te = (_features(nsd, b, d.test_ids) for b in bands)
+
+        def compute(d=d, Xa_tr=Xa_tr, Xb_tr=Xb_tr, Xa_te=Xa_te, Xb_te=Xb_te):
+            res = partition_r2(Xa_tr, Xb_tr, d.Y_train, Xa_te, Xb_te, d.Y_test, alphas=alphas,
+                               cv=cv, band_weights=grid, device=device)
+            return {k: np.where(d.valid, np.asarray(v, np.float32), np.nan) for k, v in res.items()}
+
+        key = _hash("variance_partition", s, list(bands), Xa_tr, Xb_tr, Xa_te, Xb_te,
+                    d.Y_train, d.Y_test, alphas, cv, grid)
+        res = _cached(folder, key, names, compute)
+        for k in names:
+            out[k][i, d.columns] = res[k]
+    out["subjects"] = subjects
+    out["bands"] = list(bands)
+    return out
+
+
+def partition_table(nsd, partition: dict, atlas: str = "streams"):
+    """Per-ROI means (over vertices, then subjects ± SEM) of a :func:`variance_partition`.
+
+    Returns a DataFrame indexed by ROI with columns ``unique_<band a>``,
+    ``unique_<band b>``, ``shared``, ``joint`` and their ``*_sem``; R² in test units.
+    """
+    import pandas as pd
+
+    a, b = partition["bands"]
+    parts = {f"unique_{a}": "unique_a", f"unique_{b}": "unique_b", "shared": "shared",
+             "joint": "joint", f"weight_{a}": "weight_a"}
+    frames = []
+    for label, key in parts.items():
+        df = roi_table(nsd, partition[key], partition["subjects"], atlas, name=label)
+        frames.append(df.set_index(["subject", "roi"]))
+    df = pd.concat(frames, axis=1).reset_index()
+    g = df.groupby("roi", sort=False)
+    mean = g[list(parts)].mean()
+    sem = g[list(parts)].sem().add_suffix("_sem")
+    return pd.concat([mean, sem], axis=1)
+
+
+# ----------------------------------------------------------------------------- in-silico contrasts
+def in_silico_contrasts(results: EncodingResults, sets: Mapping[str, Sequence[str]] | None = None,
+                        contrasts=DEFAULT_CONTRASTS, fdr: bool = True, q: float = 0.05,
+                        embed_fn=None, **embed_kwargs) -> dict:
+    """Contrast maps of sentence sets through every subject's encoder (Fig. 2a).
+
+    Each set is embedded sentence by sentence and averaged
+    (:func:`~brainllm_utils.encoding.embed_sentence_sets`); its predicted response is
+    ``mean_embedding @ coef + intercept`` per subject; ``A − B`` is t-tested across
+    subjects per vertex (:func:`~brainllm_utils.encoding.in_silico_contrast`).
+
+    Parameters
+    ----------
+    sets : dict name → sentences, optional
+        Default :data:`~brainllm_utils.encoding.CATEGORY_SENTENCES` (people, places, food).
+    contrasts : sequence of (A, B)
+        Names of sets.
+
+    Returns
+    -------
+    dict ``"A − B"`` → dict of full-space arrays: ``diff`` (n_subjects, n_full), ``mean``,
+    ``t``, ``p``, ``significant`` (p < q uncorrected, the paper's setting) and, with
+    ``fdr``, ``p_fdr``, ``significant_fdr``; all NaN where a subject has no column.
+    """
+    sets = dict(CATEGORY_SENTENCES if sets is None else sets)
+    missing = sorted({n for ab in contrasts for n in ab} - set(sets))
+    if missing:
+        raise ValueError(f"contrasts name unknown sets {missing}; sets: {sorted(sets)}")
+    emb = embed_sentence_sets(sets, embed_fn=embed_fn, **embed_kwargs)
+    common = np.ones(results.r.shape[1], bool)
+    for s in results.subjects:
+        m = np.zeros_like(common)
+        m[results.columns[s]] = True
+        common &= m
+    out = {}
+    for a, b in contrasts:
+        encs = []
+        for s in results.subjects:
+            coef, icpt = results.encoders[s]
+            full_coef = np.zeros((coef.shape[0], common.size), np.float32)
+            full_coef[:, results.columns[s]] = coef
+            full_icpt = np.zeros(common.size, np.float32)
+            full_icpt[results.columns[s]] = icpt
+            encs.append((full_coef[:, common], full_icpt[common]))
+        res = in_silico_contrast(encs, emb[a], emb[b], fdr=fdr, q=q)
+        full = {}
+        for k, v in res.items():
+            v = np.asarray(v)
+            arr = np.full(v.shape[:-1] + (common.size,), np.nan if v.dtype != bool else False,
+                          dtype=v.dtype if v.dtype == bool else np.float64)
+            arr[..., common] = v
+            full[k] = arr
+        out[f"{a} − {b}"] = full
+    return out
+
+
+def category_contrast(nsd, subjects, cats_a: Sequence[str], cats_b: Sequence[str],
+                      space: str = "fsaverage", roi=None) -> dict:
+    """Observed response difference between images of two category groups, per subject.
+
+    Images containing a category of ``cats_a`` and none of ``cats_b`` versus the reverse,
+    over each subject's 3×-seen **training** images (the test images are left out, so the
+    check is independent of the test accuracy). Category names not in the dataset are
+    ignored.
+
+    Returns
+    -------
+    dict with ``diff`` (n_subjects, n_full) mean betas(A) − mean betas(B), ``n_a``,
+    ``n_b`` (per subject).
+    """
+    subjects = resolve_subjects(nsd, subjects)
+    n_full = _full_size(nsd, space)
+    out = np.full((len(subjects), n_full), np.nan, dtype=np.float32)
+    n_a, n_b = [], []
+    for i, s in enumerate(subjects):
+        d = subject_data(nsd, s, space, roi)
+        multi, names = nsd.categories(d.train_ids)
+        col = {n: j for j, n in enumerate(names)}
+        ja = [col[c] for c in cats_a if c in col]
+        jb = [col[c] for c in cats_b if c in col]
+        if not ja or not jb:
+            raise ValueError(f"no category of {cats_a if not ja else cats_b} in this dataset")
+        has_a, has_b = multi[:, ja].any(1), multi[:, jb].any(1)
+        sel_a, sel_b = has_a & ~has_b, has_b & ~has_a
+        n_a.append(int(sel_a.sum()))
+        n_b.append(int(sel_b.sum()))
+        if sel_a.any() and sel_b.any():
+            diff = d.Y_train[sel_a].mean(0) - d.Y_train[sel_b].mean(0)
+            out[i, d.columns] = np.where(d.valid, diff, np.nan)
+    return dict(diff=out, n_a=np.array(n_a), n_b=np.array(n_b))
+
+
+def contrast_agreement(predicted, observed, mask=None) -> np.ndarray:
+    """Per-subject Pearson r across vertices between predicted and observed contrast maps.
+
+    ``predicted``, ``observed``: (n_subjects, n_full); ``mask`` restricts the vertices
+    (e.g. nsdgeneral); non-finite vertices are dropped.
+    """
+    P, O = np.asarray(predicted, np.float64), np.asarray(observed, np.float64)
+    out = []
+    for p, o in zip(P, O):
+        ok = np.isfinite(p) & np.isfinite(o)
+        if mask is not None:
+            ok &= np.asarray(mask, bool)
+        out.append(float(pearson_r(p[ok], o[ok])) if ok.sum() > 2 else np.nan)
+    return np.array(out)
+
+
+# ----------------------------------------------------------------------------- sandbox truth
+def truth_predictability(nsd, feature: str = "mpnet", subjects=None, alphas=DEFAULT_ALPHAS,
+                         cv: int = 5, device="auto") -> dict:
+    """Sandbox only: how much of each planted latent space the feature space predicts.
+
+    A ridge (:class:`RidgeCV`) from ``feature`` to the z-scored latent features of each
+    planted space (``sandbox_truth/features_<space>.npy``), fitted on every subject's
+    training images and scored on the shared test images: ``R²_s = 1 − SSE/SST`` pooled
+    over the space's dimensions. Returns ``{space: R²_s}``.
+    """
+    subjects = resolve_subjects(nsd, subjects)
+    test = nsd.shared_test_images()
+    train = np.setdiff1d(np.unique(np.concatenate(
+        [nsd.betas(s, progress=False)[1] for s in subjects])), test)
+    X_tr, X_te = _features(nsd, feature, train), _features(nsd, feature, test)
+    out = {}
+    for space in load_truth(nsd.root)["feature_spaces"]:
+        Z = load_truth_array(nsd.root, f"features_{space}")
+        with _quiet_edges():
+            est = RidgeCV(alphas=alphas, cv=cv, device=device).fit(X_tr, Z[train])
+        P = est.predict(X_te)
+        Zt = Z[test].astype(np.float64)
+        sst = ((Zt - Zt.mean(0)) ** 2).sum()
+        out[space] = float(1 - ((Zt - P) ** 2).sum() / sst) if sst > 0 else float("nan")
+    return out
+
+
+def expected_fraction(root, r2: Mapping[str, float], rois=None):
+    """Sandbox only: the fraction of the noise ceiling an encoder should reach per ROI.
+
+    Each ROI's signal mixes planted spaces with weights ``w_s`` (``roi_spaces`` of the
+    truth card); if a feature space explains ``R²_s`` of space ``s``, it explains about
+    ``Σ_s w_s R²_s`` of the ROI's signal variance, so its test r should reach about
+    ``sqrt(Σ_s w_s max(R²_s, 0))`` of the ceiling. Returns a Series indexed by ROI.
+    """
+    import pandas as pd
+
+    truth = truth_roi_table(root, rois)
+    vals = {roi: float(np.sqrt(sum(w * max(r2.get(sp, 0.0), 0.0) for sp, w in row.items())))
+            for roi, row in truth.iterrows()}
+    return pd.Series(vals, name="expected r / ceiling")
+
+
+def truth_roi_table(root, rois=None):
+    """The sandbox's planted feature-space weights per ROI as a DataFrame (ROI × space)."""
+    import pandas as pd
+
+    card = load_truth(root)
+    df = pd.DataFrame(card["roi_spaces"]).T.fillna(0.0)
+    df.index.name = "roi"
+    if rois is not None:
+        df = df.loc[[r for r in rois if r in df.index]]
+    return df

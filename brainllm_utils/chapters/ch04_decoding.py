@@ -1,0 +1,247 @@
+"""Chapter 04 (decoding, RQ3): brain → caption embedding per subject, identification, caption
+reconstruction from a bank disjoint from the test images, caption metrics.
+
+Protocol (``shared/docs/paper_methods.md`` §5): betas in the union of the 7 streams ROIs → the
+768-d embedding (:class:`~brainllm_utils.encoding.RidgeCV`, one penalty per dimension);
+per-image r; identification ranks; nearest captions in a bank disjoint from the test images
+(:class:`~brainllm_utils.encoding.decoding.CaptionRetriever`); BLEU-4 / ROUGE-L / CIDEr-D
+against the human captions, next to the human ceiling.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ..encoding import (
+    RidgeCV,
+    embedding_correlation,
+    fit_decoder,
+    human_ceiling,
+    identification_rank,
+    pearson_r,
+    score_captions,
+)
+from ._common import _cache_folder, _cached, _features, _hash, _quiet_edges, resolve_subjects
+from .ch03_encoding import subject_data
+
+__all__ = ["DECODING_ALPHAS", "decode_subjects", "decode_by_roi", "caption_consistency",
+           "default_caption_bank", "reconstruct_captions", "caption_metric_table", "gallery_selection"]
+
+#: Ridge penalties for decoding (betas → embedding; more voxels than images on NSD).
+DECODING_ALPHAS = np.logspace(0, 7, 15)
+
+
+def decode_subjects(nsd, subjects=None, feature: str = "mpnet", roi="streams",
+                    alphas=DECODING_ALPHAS, cv: int = 5, device="auto", cache=True) -> dict:
+    """Brain → embedding decoding per subject, scored on the shared test images.
+
+    Parameters
+    ----------
+    roi : atlas name, (atlas, label) or mask
+        Default ``"streams"``: the union of the 7 streams ROIs (the paper's ``allvisROIs``).
+
+    Returns
+    -------
+    dict with ``subjects``, ``test_ids`` (n_test,), ``true`` (n_test, d) target
+    embeddings, ``pred`` (n_subjects, n_test, d), ``r`` (n_subjects, n_test) per-image
+    Pearson r, ``rank`` (n_subjects, n_test) identification rank among the test images
+    (0 = best; chance (n_test − 1)/2), ``alphas`` (n_subjects, d) and ``n_voxels``.
+    """
+    subjects = resolve_subjects(nsd, subjects)
+    folder = _cache_folder(cache)
+    alphas = np.asarray(alphas, dtype=np.float64)
+    preds, alph, n_vox = [], [], []
+    test_ids = true = None
+    for s in subjects:
+        d = subject_data(nsd, s, "fsaverage", roi)
+        X_tr, X_te = d.Y_train[:, d.valid], d.Y_test[:, d.valid]
+        _features(nsd, feature, np.concatenate([d.train_ids, d.test_ids]))
+        E_tr = _features(nsd, feature, d.train_ids)
+        E_te = _features(nsd, feature, d.test_ids)
+
+        def compute(X_tr=X_tr, X_te=X_te, E_tr=E_tr):
+            with _quiet_edges():
+                est = fit_decoder(X_tr, E_tr, RidgeCV(alphas=alphas, cv=cv, device=device))
+            return dict(pred=np.asarray(est.predict(X_te), np.float32),
+                        alphas=est.best_alphas_.astype(np.float32))
+
+        key = _hash("decode_subjects", s, feature, X_tr, X_te, E_tr, alphas, cv)
+        res = _cached(folder, key, ("pred", "alphas"), compute)
+        preds.append(res["pred"])
+        alph.append(res["alphas"])
+        n_vox.append(int(X_tr.shape[1]))
+        test_ids, true = d.test_ids, E_te
+    pred = np.stack(preds)
+    return dict(
+        subjects=subjects, test_ids=test_ids, true=true, pred=pred,
+        r=np.stack([embedding_correlation(p, true) for p in pred]),
+        rank=np.stack([identification_rank(p, true) for p in pred]),
+        alphas=np.stack(alph), n_voxels=np.array(n_vox),
+    )
+
+
+def decode_by_roi(nsd, subjects=None, rois=("early", "ventral", "lateral", "parietal"),
+                  atlas: str = "streams", **kwargs):
+    """Decoding accuracy from each ROI alone (``decode_subjects`` per ROI).
+
+    Returns a long DataFrame (``subject``, ``roi``, ``mean_r``, ``top1``,
+    ``identification``: mean fraction of other test images beaten, chance 0.5,
+    ``n_voxels``). ``kwargs`` go to :func:`decode_subjects`.
+    """
+    import pandas as pd
+
+    rows = []
+    for roi in rois:
+        dec = decode_subjects(nsd, subjects, roi=(atlas, roi), **kwargs)
+        n = dec["rank"].shape[1]
+        for i, s in enumerate(dec["subjects"]):
+            rows.append(dict(subject=s, roi=roi, mean_r=float(dec["r"][i].mean()),
+                             top1=float((dec["rank"][i] == 0).mean()),
+                             identification=float(1 - dec["rank"][i].mean() / max(n - 1, 1)),
+                             n_voxels=int(dec["n_voxels"][i])))
+    return pd.DataFrame(rows)
+
+
+def caption_consistency(nsd, nsd_ids, embed_fn=None, **embed_kwargs) -> np.ndarray:
+    """Per-image caption consistency: mean over captions of r(caption, mean of the others).
+
+    The paper's "noise ceiling" for decoding r (paper_methods §5), using every caption
+    (the original kept only the last one by a loop bug). Embeddings are MPNet by default.
+    """
+    if embed_fn is None:
+        from ..features.embeddings import embed_sentences as embed_fn
+    caps = nsd.captions(nsd_ids)
+    flat = [c for cs in caps for c in cs]
+    E = np.asarray(embed_fn(flat, **embed_kwargs), dtype=np.float64)
+    out, start = [], 0
+    for cs in caps:
+        e = E[start:start + len(cs)]
+        start += len(cs)
+        if len(cs) < 2:
+            out.append(np.nan)
+            continue
+        rs = [pearson_r(e[j], np.delete(e, j, 0).mean(0)) for j in range(len(cs))]
+        out.append(float(np.mean(rs)))
+    return np.array(out)
+
+
+def default_caption_bank(nsd, subjects=None, test_ids=None, pool_per_image: int | None = 1,
+                         include_training: bool = True) -> tuple[list[str], dict]:
+    """Captions to reconstruct from, disjoint from the test images.
+
+    The bank holds (1) every caption of the subjects' 3×-seen training images, and (2) up
+    to ``pool_per_image`` captions (first by annotation id; ``None`` = all) of each COCO
+    image in ``captions_train2017.json`` that is not an NSD image (the pool). Captions
+    whose text equals a caption of a test image are removed, so a reconstruction can
+    never copy a reference verbatim. Duplicates are kept once (first occurrence).
+
+    Returns
+    -------
+    (captions, info) with ``info`` counting ``training``, ``pool``, ``removed_as_test``
+    and ``total``.
+    """
+    subjects = resolve_subjects(nsd, subjects)
+    test_ids = nsd.shared_test_images() if test_ids is None else np.asarray(test_ids)
+    test_caps = {c for cs in nsd.captions(test_ids) for c in cs}
+    bank: list[str] = []
+    n_train = 0
+    if include_training:
+        train = set()
+        for s in subjects:
+            ids = np.unique(nsd.trial_images(s))
+            train.update(ids.tolist())
+        train_ids = np.setdiff1d(np.fromiter(train, dtype=np.int64), test_ids)
+        flat = [c for cs in nsd.captions(train_ids) for c in cs]
+        bank += flat
+        n_train = len(flat)
+    n_pool = 0
+    if pool_per_image is None or pool_per_image > 0:
+        nsd_coco = set(nsd.stim_info["cocoId"].astype(int).tolist())
+        by_img: dict[int, list[tuple[int, str]]] = {}
+        for ann in nsd._coco_json("captions", "train2017")["annotations"]:
+            img = int(ann["image_id"])
+            if img not in nsd_coco:
+                by_img.setdefault(img, []).append((int(ann["id"]), ann["caption"].strip()))
+        for img in sorted(by_img):
+            caps = [c for _, c in sorted(by_img[img])]
+            caps = caps if pool_per_image is None else caps[:pool_per_image]
+            bank += caps
+            n_pool += len(caps)
+    seen, out, removed = set(), [], 0
+    for c in bank:
+        if c in test_caps:
+            removed += 1
+            continue
+        if c not in seen:
+            seen.add(c)
+            out.append(c)
+    return out, dict(training=n_train, pool=n_pool, removed_as_test=removed, total=len(out))
+
+
+def reconstruct_captions(decoded: dict, retriever, oracle: bool = True) -> dict:
+    """Nearest bank caption for every decoded embedding (and for the true embeddings).
+
+    Returns ``{subject: [caption per test image]}``, plus ``"oracle"`` (the bank's
+    nearest caption to the *true* embedding: the best any decoder could do with this
+    bank) when ``oracle``.
+    """
+    out = {s: retriever.query(p, k=1).best() for s, p in zip(decoded["subjects"], decoded["pred"])}
+    if oracle:
+        out["oracle"] = retriever.query(decoded["true"], k=1).best()
+    return out
+
+
+def caption_metric_table(reconstructions: Mapping[str, Sequence[str]], references,
+                         shuffle_seed: int | None = 0):
+    """BLEU-4, ROUGE-L and CIDEr-D of each set of reconstructions, with ceiling and chance.
+
+    Parameters
+    ----------
+    reconstructions : dict name → captions (one per test image)
+    references : list of lists of str (human captions per test image)
+    shuffle_seed : int or None
+        Adds a ``"shuffled"`` row: the first subject's reconstructions paired with the
+        wrong images (a seeded derangement): the chance level of the metrics.
+
+    Returns
+    -------
+    DataFrame indexed by ``source`` (the names, ``shuffled``, ``human``) with columns
+    ``bleu4``, ``rouge_l``, ``cider_d`` and ``kind`` (decoded / oracle / chance / ceiling).
+    """
+    import pandas as pd
+
+    rows = []
+    for name, caps in reconstructions.items():
+        sc = score_captions(list(caps), references)
+        rows.append(dict(source=name, kind="oracle" if name == "oracle" else "decoded",
+                         bleu4=sc["bleu4"], rouge_l=sc["rouge_l"], cider_d=sc["cider_d"]))
+    if shuffle_seed is not None:
+        first = next(k for k in reconstructions if k != "oracle")
+        caps = list(reconstructions[first])
+        n = len(caps)
+        perm = (np.arange(n) + 1 + np.random.default_rng(shuffle_seed).integers(0, max(n - 1, 1))) % n
+        if n > 1 and np.any(perm == np.arange(n)):  # pragma: no cover - impossible for a shift
+            perm = np.roll(np.arange(n), 1)
+        sc = score_captions([caps[j] for j in perm], references)
+        rows.append(dict(source="shuffled", kind="chance", bleu4=sc["bleu4"],
+                         rouge_l=sc["rouge_l"], cider_d=sc["cider_d"]))
+    hc = human_ceiling(references)
+    rows.append(dict(source="human", kind="ceiling", bleu4=hc["bleu4"], rouge_l=hc["rouge_l"],
+                     cider_d=hc["cider_d"]))
+    return pd.DataFrame(rows).set_index("source")
+
+
+def gallery_selection(scores, n: int = 8) -> np.ndarray:
+    """Indices of ``n`` items at evenly spaced quantiles of ``scores`` (best first).
+
+    Shows the spread of quality instead of the best cases only.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(-s, kind="stable")
+    n = int(min(n, s.size))
+    pos = np.unique(np.round(np.linspace(0, s.size - 1, n)).astype(int))
+    return order[pos]
+
+

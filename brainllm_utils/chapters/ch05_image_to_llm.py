@@ -1,0 +1,530 @@
+"""Chapter 05 (image-to-LLM networks, RQ4; Doerig et al. 2025, §6–7).
+
+The networks, training, activations, comparison models and transfer readouts live in
+:mod:`brainllm_utils.vision`; the RSA machinery in :mod:`brainllm_utils.rsa_analysis`.
+This module wires them together for the chapter and caches what is slow:
+
+- :func:`chapter_configs`, :func:`pool_split`, :func:`train_objective_networks`,
+  :func:`train_size_sweep`: seeded BLT networks for both objectives (cosine to the mean
+  MPNet caption embedding; BCE to multi-hot labels), trained on the training pool
+  (images no subject saw) or loaded from their checkpoints; nested training subsets for
+  the training-set-size sweep.
+- :func:`training_table`, :func:`validation_floors`: per-network training time and
+  held-out loss/cosine against the mean-target (or base-rate) floor.
+- :func:`network_features`, :func:`comparison_features`: last-layer/last-step activations
+  (cached by weights hash and nsdIds) and comparison-model features, with a table of the
+  models that were skipped and why.
+- :func:`average_over_seeds`, :func:`network_rsa_table`: ROI RSA of every seed network,
+  averaged over seeds per subject and ROI (the paper's reading: correlation values
+  averaged over seeds), next to the caption embeddings and comparison models.
+- :func:`searchlight_contrast`: per-subject surface searchlight maps of the networks
+  (mean over seeds), the per-subject difference LLM-trained − category-trained, and the
+  group t-test with BH-FDR.
+- :func:`transfer_summary`: linear readouts from frozen features to caption embeddings
+  and multi-hot labels on held-out NSD images, aggregated over seeds, with floors.
+- :func:`size_alignment_table`: brain alignment against the number of training images.
+- :func:`paper_transfer_numbers`, :func:`paper_comparison_table`: the paper's reference
+  numbers next to ours.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+
+import numpy as np
+
+from .. import vision
+from .._utils.device import torch_threads
+from .._utils.paths import atomic_save_npy, get_cache_dir
+from .ch02_rsa import group_searchlight_test, subject_rsa_table, surface_searchlight
+from ._common import rsa_design, subject_image_ids
+from .reference import paper_reference_numbers, paper_transfer_numbers
+
+__all__ = [
+    "OBJECTIVES",
+    "chapter_configs",
+    "pool_split",
+    "validation_floors",
+    "train_objective_networks",
+    "train_size_sweep",
+    "training_table",
+    "split_histories",
+    "network_features",
+    "comparison_features",
+    "average_over_seeds",
+    "network_rsa_table",
+    "searchlight_contrast",
+    "transfer_image_ids",
+    "transfer_summary",
+    "size_alignment_table",
+    "paper_transfer_numbers",
+    "paper_comparison_table",
+]
+
+#: Training objectives: name → (loss, what the target is).
+OBJECTIVES = {"mpnet": ("cosine", "mean MPNet caption embedding (LLM-trained)"),
+              "multihot": ("bce", "multi-hot COCO categories (category-trained)")}
+
+
+# --------------------------------------------------------------------------- training
+def chapter_configs(preset: str = "sandbox", epochs: int | None = None, image_size: int | None = None):
+    """The ``(BLTConfig, TrainConfig)`` of a :data:`vision.PRESETS` entry with overrides.
+
+    ``epochs`` and ``image_size`` replace the preset's values when given (``None`` keeps
+    them). The loss is set per objective by :func:`train_objective_networks`.
+    """
+    cfg, tc = vision.PRESETS[preset]
+    if image_size is not None:
+        cfg = dataclasses.replace(cfg, image_size=int(image_size))
+    if epochs is not None:
+        tc = dataclasses.replace(tc, epochs=int(epochs))
+    return cfg, tc
+
+
+def pool_split(n_pool: int, n_train: int | None = None, n_val: int = 0):
+    """Training and validation rows of the pool: :func:`brainllm_utils.vision.pool_split`."""
+    return vision.pool_split(n_pool, n_train, n_val)
+
+
+def _resolve_n_train(pool, n_train, n_val):
+    avail = len(pool) - int(n_val)
+    return avail if n_train is None else min(int(n_train), avail)
+
+
+def validation_floors(pool, objective: str, n_train: int | None = None, n_val: int = 200,
+                      targets=None) -> dict:
+    """What a network that ignores the image scores on the validation images.
+
+    ``mpnet``: the mean training target; loss ``1 − cosine`` and its cosine with each
+    held-out target. ``multihot``: the training base rate per category; its binary
+    cross-entropy and the cosine of the base-rate vector with each held-out label vector.
+
+    Parameters
+    ----------
+    pool : :class:`vision.TrainingPool`
+    targets : float array (len(pool), d), optional
+        Targets of the whole pool (else built with :func:`vision.make_targets`, which for
+        ``mpnet`` embeds only the training and validation captions).
+
+    Returns
+    -------
+    dict ``loss``, ``cosine`` (floats)
+    """
+    train, val = pool_split(len(pool), _resolve_n_train(pool, n_train, n_val), n_val)
+    if val.size == 0:
+        return {"loss": float("nan"), "cosine": float("nan")}
+    if targets is None:
+        idx = np.concatenate([train, val])
+        Y = vision.make_targets(objective, [pool.captions[i] for i in idx], pool.multihot[idx])
+        Yt, Yv = Y[: train.size], Y[train.size:]
+    else:
+        Yt, Yv = np.asarray(targets)[train], np.asarray(targets)[val]
+    m = Yt.astype(np.float64).mean(0)
+    norm = np.maximum(np.linalg.norm(Yv, axis=1) * np.linalg.norm(m), 1e-12)
+    cos = float(np.mean(Yv @ m / norm))
+    if objective == "mpnet":
+        return {"loss": 1.0 - cos, "cosine": cos}
+    p = np.clip(m, 1e-7, 1 - 1e-7)
+    bce = float(-np.mean(Yv * np.log(p) + (1 - Yv) * np.log(1 - p)))
+    return {"loss": bce, "cosine": cos}
+
+
+def train_objective_networks(root=None, objectives=("mpnet", "multihot"), seeds=(0, 1), preset: str = "sandbox",
+                             *, n_train: int | None = 2000, n_val: int = 200, epochs: int | None = None,
+                             image_size: int | None = None, device="auto", progress: bool = False,
+                             pool=None, checkpoint_root=None, cpu_threads: int | None = 1) -> dict:
+    """Train (or load) one network per objective × seed on the training pool.
+
+    Each run is cached by :func:`vision.train_or_load` (key: objective, seed, configs,
+    training images and targets), so a second call loads the checkpoints.
+
+    Parameters
+    ----------
+    n_train : training images (``None`` or more than available: all but ``n_val``).
+    n_val : held-out pool images scored after every epoch.
+    epochs, image_size : overrides of the preset (:func:`chapter_configs`).
+    cpu_threads : torch threads while training on the CPU (restored afterwards; ``None``:
+        leave as is). One thread is nearly as fast as two for these small networks on a
+        2-core machine and does not collapse when another process competes for a core.
+
+    Returns
+    -------
+    dict ``"<objective>_seed<seed>"`` → :class:`vision.TrainedNetwork`, objective-then-seed
+    order; ``net.meta`` holds ``objective``, ``n_train``, ``n_val``, ``seconds`` (the
+    training time summed over epochs, also for a loaded checkpoint).
+    """
+    if pool is None:
+        pool = vision.load_training_pool(root, progress=progress)
+    cfg, tc = chapter_configs(preset, epochs, image_size)
+    n = _resolve_n_train(pool, n_train, n_val)
+    for objective in objectives:
+        if objective not in OBJECTIVES:
+            raise ValueError(f"unknown objective {objective!r}; use one of {list(OBJECTIVES)}")
+    out = {}
+    with torch_threads(cpu_threads if str(device).startswith(("cpu", "auto")) else None):
+        for objective in objectives:
+            tco = dataclasses.replace(tc, loss=OBJECTIVES[objective][0])
+            for seed in seeds:
+                net = vision.train_or_load(root, objective, int(seed), preset, config=cfg, train_config=tco,
+                                           n_train=n, n_val=n_val, device=device, progress=progress, pool=pool,
+                                           checkpoint_root=checkpoint_root)
+                net.meta.update(n_val=int(n_val), seconds=float(sum(r["seconds"] for r in net.history)))
+                out[f"{objective}_seed{seed}"] = net
+    return out
+
+
+def train_size_sweep(root=None, sizes=(500, 1000, 2000), objective: str = "mpnet", seed: int = 0,
+                     preset: str = "sandbox", **options) -> dict:
+    """Networks trained on nested subsets of the pool (brain alignment vs training size).
+
+    Sizes above the available pool are dropped. ``options`` pass to
+    :func:`train_objective_networks` (``n_val``, ``epochs``, ``image_size``, ``device``,
+    ``pool``...); a size equal to the main networks' ``n_train`` reuses their checkpoint.
+
+    Returns
+    -------
+    dict ``"<objective>_n<size>"`` → TrainedNetwork, ascending size.
+    """
+    pool = options.pop("pool", None)
+    if pool is None:
+        pool = vision.load_training_pool(root, progress=options.get("progress", False))
+    avail = len(pool) - int(options.get("n_val", 200))
+    out = {}
+    for size in sorted(set(int(s) for s in sizes)):
+        if size > avail:
+            continue
+        nets = train_objective_networks(root, [objective], [seed], preset, n_train=size, pool=pool, **options)
+        out[f"{objective}_n{size}"] = next(iter(nets.values()))
+    return out
+
+
+def training_table(networks, pool=None, floors=None):
+    """One row per network: objective, seed, sizes, training time and held-out scores.
+
+    Parameters
+    ----------
+    networks : dict name → TrainedNetwork (from :func:`train_objective_networks`)
+    floors : dict objective → :func:`validation_floors` result, optional
+        (computed from ``pool`` when given and missing).
+
+    Returns
+    -------
+    pandas.DataFrame indexed by network: ``objective, seed, n_train, epochs, seconds,
+    seconds_per_epoch, train_loss, val_loss, val_cosine`` (last step), and
+    ``floor_loss, floor_cosine``.
+    """
+    import pandas as pd
+
+    floors = dict(floors or {})
+    rows = []
+    for name, net in networks.items():
+        obj = net.meta.get("objective", name.split("_")[0])
+        if obj not in floors and pool is not None:
+            floors[obj] = validation_floors(pool, obj, net.meta.get("n_train"), net.meta.get("n_val", 0))
+        h = net.history
+        last = h[-1] if h else {}
+        secs = float(sum(r["seconds"] for r in h))
+        rows.append(dict(network=name, objective=obj, seed=net.seed, n_train=net.meta.get("n_train"),
+                         epochs=len(h), seconds=secs, seconds_per_epoch=secs / max(1, len(h)),
+                         train_loss=last.get("loss", np.nan), val_loss=last.get("val_loss", np.nan),
+                         val_cosine=(last["val_cosine"][-1] if "val_cosine" in last else np.nan),
+                         floor_loss=floors.get(obj, {}).get("loss", np.nan),
+                         floor_cosine=floors.get(obj, {}).get("cosine", np.nan)))
+    return pd.DataFrame(rows).set_index("network")
+
+
+def split_histories(networks) -> dict:
+    """``{objective: {name: history}}`` for the training-curve panels."""
+    out: dict = {}
+    for name, net in networks.items():
+        out.setdefault(net.meta.get("objective", name.split("_")[0]), {})[name] = net.history
+    return out
+
+
+# --------------------------------------------------------------------------- features
+def network_features(networks, nsd, ids, device="auto", layer: int = -1, step: int = -1) -> dict:
+    """Spatially averaged activations of each network on NSD images (last layer and step).
+
+    Cached by :func:`vision.extract_activations` (weights hash, layer, step, nsdIds).
+
+    Returns
+    -------
+    dict name → float32 (len(ids), channels)
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    images = nsd.images(ids)
+    return {name: next(iter(vision.extract_activations(net, images, (layer,), (step,), image_ids=ids,
+                                                       device=device).values()))
+            for name, net in networks.items()}
+
+
+def comparison_features(nsd, ids, models=("untrained_blt", "untrained_alexnet"), device="auto",
+                        blt_config=None, seed: int = 0):
+    """Features of comparison models on NSD images, and a status table.
+
+    Models without a library or local weights are skipped (never downloaded) and listed
+    with the reason. With ``blt_config``, ``untrained_blt`` is the chapter's own
+    architecture with random weights (``seed``) rather than the ``sandbox`` preset's.
+
+    Returns
+    -------
+    features : dict name → float32 (len(ids), d), models that ran
+    status : pandas.DataFrame indexed by model: ``available, reason, description,
+        training_images``
+    """
+    import pandas as pd
+
+    ids = np.asarray(ids, dtype=np.int64)
+    models = list(models)
+    if not models:
+        return {}, pd.DataFrame(columns=["available", "reason", "description", "training_images"])
+    spec = {m: None for m in models}
+    if blt_config is not None and "untrained_blt" in spec:
+        spec["untrained_blt"] = vision.build_network(blt_config, seed)
+    feats, statuses = vision.extract_features(spec, nsd.images(ids), image_ids=ids, device=device)
+    rows = []
+    for st in statuses:
+        kind, desc, n = vision.COMPARISON_MODELS.get(st.name, ("", "", None))
+        if st.name == "untrained_blt" and blt_config is not None:
+            st.reason = f"random weights (seed {seed}), the chapter's architecture"
+            desc = "our BLT, untrained"
+        rows.append(dict(model=st.name, available=st.available, reason=st.reason, description=desc,
+                         training_images=n))
+    return feats, pd.DataFrame(rows).set_index("model")
+
+
+# --------------------------------------------------------------------------- ROI RSA
+def average_over_seeds(df, groups, value_cols=("r", "r_normalised")):
+    """Average per-seed scores per subject and ROI into one model per group.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        :func:`rsa_analysis.subject_rsa_table` output.
+    groups : dict new name → list of model names (the seeds)
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``df`` without the seed rows, plus one row per group, subject and ROI with the
+        seed means of ``value_cols``, the shared ``ceiling`` and ``n_seeds``.
+    """
+    import pandas as pd
+
+    members = {m for ms in groups.values() for m in ms}
+    keep = df[~df["model"].isin(members)].copy()
+    frames = [keep]
+    for new, ms in groups.items():
+        sub = df[df["model"].isin(ms)]
+        if sub.empty:
+            continue
+        agg = sub.groupby(["subject", "roi"], sort=False).agg(
+            **{c: (c, "mean") for c in value_cols if c in sub},
+            ceiling=("ceiling", "first"), n_seeds=("model", "nunique"),
+            n_sets=("n_sets", "first"), set_size=("set_size", "first")).reset_index()
+        agg["model"] = new
+        frames.append(agg)
+    return pd.concat(frames, ignore_index=True)
+
+
+def network_rsa_table(nsd, network_feats, *, seed_groups=None, other_features=None, subjects=None,
+                      rois=None, set_size: int = 100, seed: int = 0, n_sets=None, device="auto",
+                      ceilings=None, ids=None):
+    """ROI RSA of seed networks (averaged over seeds) and other feature spaces.
+
+    Parameters
+    ----------
+    network_feats : dict name → (len(ids), d)
+        Per-seed network features over ``ids`` (:func:`network_features`).
+    seed_groups : dict new name → list of names in ``network_feats``, optional
+        Seeds to average (per subject and ROI, after RSA). ``None``: keep every network.
+    other_features : dict name → (len(ids), d), optional
+        Caption embeddings, comparison models, planted spaces... over the same ``ids``.
+    ids : sorted nsdIds of the feature rows (default: the images the sample sets need).
+
+    Returns
+    -------
+    pandas.DataFrame
+        As :func:`rsa_analysis.subject_rsa_table` (seed groups replace their members and
+        carry ``n_seeds``).
+    """
+    if ids is None:
+        ids = rsa_design(nsd, subjects, set_size, seed, n_sets)[1]
+    ids = np.asarray(ids, dtype=np.int64)
+    allf = dict(network_feats)
+    allf.update(other_features or {})
+    features = {k: (ids, np.asarray(v, np.float32)) for k, v in allf.items()}
+    df = subject_rsa_table(nsd, subjects, list(allf), rois=rois, set_size=set_size, seed=seed,
+                              n_sets=n_sets, device=device, features=features, ceilings=ceilings)
+    return average_over_seeds(df, seed_groups) if seed_groups else df
+
+
+# --------------------------------------------------------------------------- searchlight
+def _feature_key(name: str, X: np.ndarray) -> str:
+    h = hashlib.sha256(np.ascontiguousarray(np.asarray(X, np.float32)).tobytes()).hexdigest()[:16]
+    return f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}@{h}"
+
+
+def searchlight_contrast(nsd, feats_a: dict, feats_b: dict, ids, subjects=None, *, radius_mm: float = 10.0,
+                         set_size: int = 100, seed: int = 0, n_sets=1, device="auto", q: float = 0.05):
+    """Surface searchlight contrast A − B (e.g. LLM-trained minus category-trained networks).
+
+    Every network in ``feats_a`` and ``feats_b`` gets a surface searchlight map per
+    subject (:func:`rsa_analysis.surface_searchlight`, cached under a name that includes a
+    hash of its features); the maps of each group are averaged over its networks (seeds);
+    the per-subject difference A − B is tested across subjects at every vertex (two-sided
+    one-sample t-test, BH-FDR at ``q``; :func:`rsa_analysis.group_searchlight_test`).
+
+    Parameters
+    ----------
+    feats_a, feats_b : dict name → (len(ids), d) features over sorted nsdIds ``ids``
+
+    Returns
+    -------
+    dict
+        ``diff`` (subject → map), ``a``/``b`` (subject → seed-mean map), ``test`` (the
+        group test of the differences), ``test_a``/``test_b`` (group tests of each map).
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    subjects = list(nsd.subjects if subjects is None else subjects)
+
+    def group_maps(feats):
+        out = {}
+        for s in subjects:
+            maps = [surface_searchlight(nsd, s, _feature_key(name, X), radius_mm=radius_mm, set_size=set_size,
+                                           seed=seed, n_sets=n_sets, device=device, features=(ids, X))
+                    for name, X in feats.items()]
+            out[s] = np.mean(maps, axis=0)
+        return out
+
+    a, b = group_maps(feats_a), group_maps(feats_b)
+    diff = {s: a[s] - b[s] for s in subjects}
+    return {"a": a, "b": b, "diff": diff, "test": group_searchlight_test(diff, q=q),
+            "test_a": group_searchlight_test(a, q=q), "test_b": group_searchlight_test(b, q=q)}
+
+
+# --------------------------------------------------------------------------- transfer
+def transfer_image_ids(nsd, subjects=None, min_repeats: int = 3) -> np.ndarray:
+    """Sorted union of the subjects' RSA images (seen ``min_repeats`` times): the NSD images
+    the transfer readout is trained and tested on (none was in the training pool)."""
+    subjects = list(nsd.subjects if subjects is None else subjects)
+    return np.unique(np.concatenate([subject_image_ids(nsd, s, min_repeats) for s in subjects])).astype(np.int64)
+
+
+def _cached_transfer_table(features, targets, n_test, *, seed, epochs, lr, batch_size, cache=True):
+    """:func:`vision.transfer_table`, cached under ``get_cache_dir()/vision/transfer`` by a hash
+    of the features, targets and settings (the readouts take a minute or two on a CPU)."""
+    import pandas as pd
+
+    h = hashlib.sha256(repr((n_test, seed, epochs, lr, batch_size, list(features), list(targets))).encode())
+    for arr in [*features.values(), *targets.values()]:
+        h.update(np.ascontiguousarray(np.asarray(arr, np.float32)).tobytes())
+    path = get_cache_dir() / "vision" / "transfer" / f"{h.hexdigest()[:24]}.npy"
+    rows = [(f, t) for t in targets for f in features]  # vision.transfer_table's row order
+    if cache and path.exists():
+        vals = np.load(path)
+        per = pd.DataFrame(rows, columns=["features", "target"])
+        per["kind"] = ["bce" if np.isin(np.asarray(targets[t]), (0.0, 1.0)).all() else "cosine" for _, t in rows]
+        per[["score", "floor", "map"]] = vals
+        return per
+    with torch_threads(1):  # thousands of tiny steps: one thread is fastest and robust to a busy machine
+        per = vision.transfer_table(features, targets, n_test, seed=seed, epochs=epochs, lr=lr,
+                                    batch_size=batch_size)
+    if cache:
+        atomic_save_npy(path, per[["score", "floor", "map"]].to_numpy(np.float64))
+    return per
+
+
+def transfer_summary(network_feats: dict, targets: dict, n_test: int, *, groups=None, seed: int = 0,
+                     epochs: int = 200, lr: float = 0.05, batch_size: int = 96, cache: bool = True):
+    """Transfer readouts of every network onto every target, aggregated over seeds.
+
+    Runs :func:`vision.transfer_table` (the last ``n_test`` rows held out; floor = the
+    mean training target's cosine with each held-out target) and averages each group's
+    networks (seeds).
+
+    Parameters
+    ----------
+    network_feats : dict name → (n, d)
+    targets : dict target name → (n, k) (binary targets get a sigmoid/BCE readout)
+    cache : reuse the readouts of identical features, targets and settings (on disk).
+    groups : dict group → list of names (default: ``blt_`` + the name up to ``_seed`` for
+        names with a ``_seed`` suffix, else the name itself)
+
+    Returns
+    -------
+    per_network : pandas.DataFrame (``features, target, kind, score, floor, map``)
+    summary : pandas.DataFrame indexed by ``(network, target)``: ``score`` (seed mean),
+        ``score_min``, ``score_max``, ``n_seeds``, ``floor``, ``above_floor``, ``map``
+    """
+    per = _cached_transfer_table(network_feats, targets, n_test, seed=seed, epochs=epochs, lr=lr,
+                                 batch_size=batch_size, cache=cache)
+    if groups is None:
+        groups = {}
+        for name in network_feats:
+            groups.setdefault(f"blt_{name.split('_seed')[0]}" if "_seed" in name else name, []).append(name)
+    inv = {m: g for g, ms in groups.items() for m in ms}
+    per["network"] = per["features"].map(inv).fillna(per["features"])
+    summary = per.groupby(["network", "target"], sort=False).agg(
+        score=("score", "mean"), score_min=("score", "min"), score_max=("score", "max"),
+        n_seeds=("score", "size"), floor=("floor", "first"), map=("map", "mean"))
+    summary["above_floor"] = summary["score"] - summary["floor"]
+    return per, summary[["score", "score_min", "score_max", "n_seeds", "floor", "above_floor", "map"]]
+
+
+# --------------------------------------------------------------------------- size sweep
+def size_alignment_table(df, n_images: dict, value: str = "r_normalised", rois=None):
+    """Brain alignment (mean over subjects ± SEM) per network and ROI, with its training size.
+
+    Parameters
+    ----------
+    df : tidy RSA table with ``model`` in ``n_images``
+    n_images : dict model → number of training images
+
+    Returns
+    -------
+    pandas.DataFrame ``model, n_train, roi, mean, sem, n_subjects`` sorted by size.
+    """
+    import pandas as pd
+
+    d = df[df["model"].isin(list(n_images))]
+    if rois is not None:
+        d = d[d["roi"].isin(list(rois))]
+    g = d.groupby(["model", "roi"], sort=False)[value]
+    out = pd.DataFrame({"mean": g.mean(), "sem": g.sem(ddof=1), "n_subjects": g.count()}).reset_index()
+    out.insert(1, "n_train", out["model"].map(n_images).astype(int))
+    return out.sort_values(["n_train", "roi"], kind="stable").reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- paper numbers
+
+def paper_comparison_table(df, ours: dict, value: str = "r_normalised", rois=("ventral", "lateral", "parietal")):
+    """The paper's noise-ceiling-normalised ROI RSA (§7) next to ours.
+
+    Parameters
+    ----------
+    df : tidy RSA table (seed-averaged)
+    ours : dict paper row → our model name, e.g.
+        ``{"LLM-trained RCNN (seed avg)": "blt_mpnet", "ecoset RCNN (category)": "blt_multihot"}``
+
+    Returns
+    -------
+    pandas.DataFrame indexed by ROI: ``paper: <row>`` and ``ours: <model>`` columns
+    (subject means), and the LLM − category difference for both when both are given.
+    """
+    import pandas as pd
+
+    ref = paper_reference_numbers(rois)
+    out = pd.DataFrame(index=pd.Index(list(rois), name="roi"))
+    for row, model in ours.items():
+        out[f"paper: {row}"] = [float(ref.loc[row, r]) for r in rois]
+        means = df[df["model"] == model].groupby("roi")[value].mean()
+        out[f"ours: {model}"] = [float(means.get(r, np.nan)) for r in rois]
+    names = list(ours.items())
+    if len(names) >= 2:
+        (ra_, ma), (rb, mb) = names[0], names[1]
+        out["paper: difference"] = out[f"paper: {ra_}"] - out[f"paper: {rb}"]
+        out["ours: difference"] = out[f"ours: {ma}"] - out[f"ours: {mb}"]
+    return out

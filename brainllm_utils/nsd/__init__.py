@@ -1,0 +1,29 @@
+"""Layer 1: the NSD reader (:class:`NSD`) and the NSD release layout (:mod:`.layout`).
+
+``NSD`` is a facade over five concerns, one module each: file layout, experiment design
+(``_design``), stimuli (``_stimuli``), atlases and masks (``_atlas``), betas (``_betas``).
+"""
+
+from ._atlas import noise_ceiling_from_ncsnr
+from ._reader import NSD
+from .layout import (
+    BETA_VERSION,
+    N_SUBJECTS,
+    NSD_SESSIONS,
+    SPACES,
+    NSDFileError,
+    download_hint,
+    subject_name,
+)
+
+__all__ = [
+    "NSD",
+    "NSDFileError",
+    "NSD_SESSIONS",
+    "N_SUBJECTS",
+    "BETA_VERSION",
+    "SPACES",
+    "download_hint",
+    "noise_ceiling_from_ncsnr",
+    "subject_name",
+]

@@ -1,0 +1,198 @@
+"""Atlases and masks of an NSD copy: ROI labels, brain masks, vertex counts, ncsnr, columns."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .layout import SPACES, NSDFileError, read_ctab, subject_name
+
+__all__ = ["noise_ceiling_from_ncsnr"]
+
+
+def noise_ceiling_from_ncsnr(ncsnr: np.ndarray, n: float | np.ndarray = 3) -> np.ndarray:
+    """Noise ceiling (% explainable variance) of ``n``-trial averages from ``ncsnr``.
+
+    ``NC = 100 * ncsnr**2 / (ncsnr**2 + 1/n)`` (Allen et al. 2022). ``n`` may be an array
+    of per-image trial counts, in which case ``1/n`` is replaced by its mean.
+    """
+    ncsnr = np.asarray(ncsnr, dtype=np.float64)
+    n = np.asarray(n, dtype=np.float64)
+    inv_n = np.mean(1.0 / n) if n.ndim else 1.0 / float(n)
+    snr2 = ncsnr**2
+    return (100.0 * snr2 / (snr2 + inv_n)).astype(np.float32)
+
+
+class _AtlasMixin:
+    """Methods of :class:`~brainllm_utils.nsd.NSD` that read atlases, masks and ``ncsnr``.
+
+    Needs ``self.root``, ``self.path``, ``self.subjects`` and ``self._beta_dir``.
+    """
+
+    def roi_labels(self, atlas: str, subject=None) -> dict[int, str]:
+        """``{label: name}`` of an atlas, from its ``.ctab`` (fsaverage's if no subject)."""
+        who = "fsaverage" if subject is None else subject_name(subject)
+        p = self.root / "nsddata" / "freesurfer" / who / "label" / f"{atlas}.mgz.ctab"
+        if not p.exists() and who != "fsaverage":
+            p = self.root / "nsddata" / "freesurfer" / "fsaverage" / "label" / f"{atlas}.mgz.ctab"
+        if not p.exists():
+            self.path(f"nsddata/freesurfer/{who}/label/{atlas}.mgz.ctab", "ROI colour table")
+        return read_ctab(p)
+
+    def roi_volume(self, subject, atlas: str, space: str = "fsaverage") -> np.ndarray:
+        """Integer label array of an atlas: (V_lh + V_rh,) on fsaverage, (X, Y, Z) in func1pt8mm."""
+        import nibabel as nib
+
+        name = subject_name(subject)
+        if space == "fsaverage":
+            parts = []
+            for h in ("lh", "rh"):
+                rel = f"nsddata/freesurfer/fsaverage/label/{h}.{atlas}.mgz"
+                parts.append(np.rint(self._load_image(rel, nib)).astype(np.int16).ravel())
+            return np.concatenate(parts)
+        if space == "func1pt8mm":
+            rel = f"nsddata/ppdata/{name}/func1pt8mm/roi/{atlas}.nii.gz"
+            return np.rint(self._load_image(rel, nib)).astype(np.int16)
+        raise ValueError(f"space={space!r}: expected one of {SPACES}")
+
+    def _load_image(self, rel: str, nib) -> np.ndarray:
+        p = self.path(rel)
+        try:
+            return np.asarray(nib.load(p).get_fdata(dtype=np.float32))
+        except Exception as err:
+            raise NSDFileError(f"{p}: cannot read the image ({err}); the file may be truncated") from err
+
+    def roi_mask(self, subject, atlas: str, label=None, space: str = "fsaverage") -> np.ndarray:
+        """Boolean mask of ``atlas`` label(s); ``label`` None means every label > 0.
+
+        ``label`` may be a name from the ctab (``"ventral"``), an integer, or a list of them.
+        """
+        vol = self.roi_volume(subject, atlas, space)
+        if label is None:
+            return vol > 0
+        names = self.roi_labels(atlas, None if space == "fsaverage" else subject)
+        by_name = {v: k for k, v in names.items()}
+        wanted = [label] if isinstance(label, (str, int, np.integer)) else list(label)
+        codes = []
+        for lab in wanted:
+            if isinstance(lab, str):
+                if lab not in by_name:
+                    raise ValueError(
+                        f"label {lab!r} is not in atlas {atlas!r}; names: "
+                        f"{[n for k, n in sorted(names.items()) if k > 0]}"
+                    )
+                codes.append(by_name[lab])
+            else:
+                if int(lab) <= 0:
+                    raise ValueError(f"label {lab}: ROI labels are positive (−1/0 mean outside)")
+                codes.append(int(lab))
+        return np.isin(vol, codes)
+
+    def brainmask(self, subject) -> np.ndarray:
+        """Boolean (X, Y, Z) brain mask of the subject's func1pt8mm space."""
+        import nibabel as nib
+
+        name = subject_name(subject)
+        return self._load_image(f"nsddata/ppdata/{name}/func1pt8mm/brainmask.nii.gz", nib) > 0
+
+    def affine(self, subject) -> np.ndarray:
+        """4 × 4 affine of the subject's func1pt8mm grid."""
+        import nibabel as nib
+
+        name = subject_name(subject)
+        return nib.load(self.path(f"nsddata/ppdata/{name}/func1pt8mm/brainmask.nii.gz")).affine
+
+    def n_vertices(self) -> tuple[int, int]:
+        """Vertices per hemisphere of the fsaverage data (163,842 on NSD, 10,242 in the sandbox)."""
+        import nibabel as nib
+
+        out = []
+        for h in ("lh", "rh"):
+            rel = f"nsddata/freesurfer/fsaverage/label/{h}.streams.mgz"
+            p = self.root / rel
+            if not p.exists():
+                name = self.subjects[0] if self.subjects else "subj01"
+                p = self._beta_dir(name, "fsaverage") / f"{h}.betas_session01.mgh"
+            out.append(int(nib.load(self.path(str(p.relative_to(self.root)))).shape[0]))
+        return out[0], out[1]
+
+    # ----------------------------------------------------------- ncsnr
+    def ncsnr(self, subject, space: str = "fsaverage") -> np.ndarray:
+        """Shipped ``ncsnr`` (float32): (V_lh + V_rh,) on fsaverage, (X, Y, Z) in func1pt8mm."""
+        import nibabel as nib
+
+        name = subject_name(subject)
+        d = self._beta_dir(name, space).relative_to(self.root)
+        if space == "fsaverage":
+            return np.concatenate(
+                [self._load_image(f"{d}/{h}.ncsnr.mgh", nib).ravel() for h in ("lh", "rh")]
+            )
+        return self._load_image(f"{d}/ncsnr.nii.gz", nib)
+
+    def noise_ceiling(self, subject, space: str = "fsaverage", n: float = 3) -> np.ndarray:
+        """Noise ceiling in % for ``n``-trial averages: ``100·ncsnr²/(ncsnr² + 1/n)``."""
+        return noise_ceiling_from_ncsnr(self.ncsnr(subject, space), n)
+
+    def roi_values(self, subject, atlas: str, values: np.ndarray, space: str = "fsaverage"):
+        """Long DataFrame (``roi``, ``value``) of per-vertex/voxel ``values`` in each label.
+
+        ``values`` has the full-space shape ((V_lh + V_rh,) or (X, Y, Z)); NaNs are dropped.
+        """
+        import pandas as pd
+
+        labels = self.roi_volume(subject, atlas, space).ravel()
+        values = np.asarray(values).ravel()
+        if values.shape != labels.shape:
+            raise ValueError(f"values: expected {labels.shape} entries for {space}, got {values.shape}")
+        names = self.roi_labels(atlas, None if space == "fsaverage" else subject)
+        frames = []
+        for code, name in sorted(names.items()):
+            sel = (labels == code) & np.isfinite(values)
+            if code > 0 and sel.any():
+                frames.append(pd.DataFrame({"roi": name, "value": values[sel]}))
+        if not frames:
+            return pd.DataFrame({"roi": pd.Series(dtype=str), "value": pd.Series(dtype=float)})
+        return pd.concat(frames, ignore_index=True)
+
+    # ------------------------------------------------------------ betas
+    def columns(self, subject, space: str = "fsaverage", roi=None) -> np.ndarray:
+        """Flat indices (C order) of the columns :meth:`betas` returns for ``roi``.
+
+        fsaverage: indices into the lh-then-rh vertex list. func1pt8mm: indices into the
+        flattened (X, Y, Z) grid, restricted to the brain mask.
+        """
+        name = subject_name(subject)
+        if space == "fsaverage":
+            n_total = sum(self.n_vertices())
+            base = np.ones(n_total, dtype=bool)
+        elif space == "func1pt8mm":
+            base = self.brainmask(name)
+        else:
+            raise ValueError(f"space={space!r}: expected one of {SPACES}")
+        if roi is None:
+            mask = base
+        elif isinstance(roi, tuple) and len(roi) == 2 and isinstance(roi[0], str):
+            mask = self.roi_mask(name, roi[0], roi[1], space) & base
+        else:
+            mask = np.asarray(roi)
+            if mask.dtype != bool or mask.shape != base.shape:
+                raise ValueError(
+                    f"roi: expected None, (atlas, label) or a boolean mask of shape {base.shape} "
+                    f"for space {space!r}; got dtype {mask.dtype}, shape {mask.shape}"
+                )
+            mask = mask & base
+        return np.flatnonzero(mask.ravel())
+
+    def to_space(self, values: np.ndarray, subject, space: str = "fsaverage", roi=None,
+                 fill: float = np.nan) -> np.ndarray:
+        """Put per-column ``values`` (…, n_columns) back into the full surface or volume."""
+        cols = self.columns(subject, space, roi)
+        values = np.asarray(values)
+        if values.shape[-1] != cols.size:
+            raise ValueError(f"values have {values.shape[-1]} columns; roi has {cols.size}")
+        if space == "fsaverage":
+            shape = (sum(self.n_vertices()),)
+        else:
+            shape = self.brainmask(subject).shape
+        out = np.full(values.shape[:-1] + (int(np.prod(shape)),), fill, dtype=np.float32)
+        out[..., cols] = values
+        return out.reshape(values.shape[:-1] + shape)

@@ -1,0 +1,300 @@
+"""Betas of an NSD copy: read session by session, masked, z-scored, averaged over repeats, cached."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .._utils.paths import atomic_path, atomic_save_npy
+from .layout import SPACES, NSDFileError
+
+__all__: list[str] = []
+
+_CACHE_VERSION = "1"
+
+
+def _file_identity(path: Path) -> str:
+    st = path.stat()
+    return f"{path.name}:{st.st_size}:{st.st_mtime_ns}"
+
+
+class _BetasMixin:
+    """Methods of :class:`~brainllm_utils.nsd.NSD` that read and average betas.
+
+    Needs the design (:class:`_DesignMixin`), the atlas (``columns``) and ``self.cache_dir``.
+    """
+
+    def _read_session(self, subject: str, space: str, session: int, cols: np.ndarray,
+                      chunk: int = 64, chunk_columns: int = 65536) -> np.ndarray:
+        """Betas of one session restricted to ``cols``: float32 (T, n_cols), PSC units.
+
+        Filled in place, block by block: peak memory is the output plus one block.
+        """
+        files = self._beta_files(subject, space, session)
+        for f in files:
+            self.path(str(f.relative_to(self.root)), "beta file")
+        T = self.trials_per_session()
+        if space == "func1pt8mm":
+            out = _read_nifti_masked(files[0], cols, T, chunk=chunk)
+            out /= np.float32(300.0)
+            return out
+        out = np.empty((T, cols.size), dtype=np.float32)
+        offset = 0
+        for f in files:
+            nv = _read_mgh_columns(f, cols, offset, T, out, chunk_columns)
+            offset += nv
+        if cols.size and cols.max() >= offset:
+            raise NSDFileError(f"{files[0].parent}: {offset} vertices, fewer than the ROI needs")
+        return out
+
+    def _betas_cache_path(self, subject, space, cols, zscore, min_repeats, sessions) -> Path:
+        files = [f for s in sessions for f in self._beta_files(subject, space, s)]
+        h = hashlib.sha256()
+        for part in (
+            _CACHE_VERSION, str(self.root.resolve()), subject, space, self.beta_version,
+            str(zscore), str(min_repeats), ",".join(map(str, sessions)),
+            ";".join(_file_identity(f) for f in files),
+        ):
+            h.update(part.encode() + b"\0")
+        h.update(np.ascontiguousarray(cols, dtype=np.int64).tobytes())
+        return self.cache_dir / "betas" / f"{subject}_{space}_{h.hexdigest()[:20]}"
+
+    def betas(self, subject, space: str = "fsaverage", roi=None, zscore: bool = True,
+              min_repeats: int = 3, sessions: Sequence[int] | None = None, cache: bool = True,
+              progress: bool = True, chunk_columns: int = 65536):
+        """Per-image betas averaged over repeats.
+
+        Each session's betas are read (volume: int16 ÷ 300), restricted to the ROI columns,
+        z-scored per voxel over the session's trials (``zscore=True``; constant or NaN
+        columns become NaN for that session), then averaged over the repeats of each image
+        (``nanmean``). Images with fewer than ``min_repeats`` showings in the selected
+        sessions are dropped.
+
+        Parameters
+        ----------
+        subject : str or int
+        space : {"fsaverage", "func1pt8mm"}
+        roi : None, (atlas, label) or bool mask
+            ``None`` = all vertices (fsaverage) or the brain mask (func1pt8mm).
+        zscore : bool
+        min_repeats : int
+        sessions : sequence of int, optional
+            1-based sessions to use (default: all acquired sessions).
+        cache : bool
+            Reuse/write a float32 ``.npy`` cache keyed by every argument and the input files.
+
+        Returns
+        -------
+        Y : float32 ndarray (n_images, n_columns)
+            Rows sorted by nsdId; fsaverage columns are lh vertices then rh (see
+            :meth:`columns`). A memory map when read from the cache.
+        nsd_ids : int64 ndarray (n_images,)
+        """
+        name = self._check_subject(subject)
+        if space not in SPACES:
+            raise ValueError(f"space={space!r}: expected one of {SPACES}")
+        if int(min_repeats) < 1:
+            raise ValueError(f"min_repeats={min_repeats}: expected an integer ≥ 1")
+        n_sess = self.n_sessions(name)
+        if sessions is None:
+            sessions = list(range(1, n_sess + 1))
+        sessions = [int(s) for s in sessions]
+        bad = [s for s in sessions if not 1 <= s <= n_sess]
+        if bad or not sessions:
+            raise ValueError(f"sessions {bad or sessions}: {name} has sessions 1..{n_sess}")
+        cols = self.columns(name, space, roi)
+        if cols.size == 0:
+            raise ValueError(f"roi {roi!r} selects no {space} columns for {name}")
+
+        table = self.trial_table(name)
+        table = table[table["session"].isin(sessions)]
+        ids_per_trial = table["nsdId"].to_numpy()
+        uniq, counts = np.unique(ids_per_trial, return_counts=True)
+        nsd_ids = uniq[counts >= min_repeats]
+        if nsd_ids.size == 0:
+            raise ValueError(f"{name}: no image has ≥ {min_repeats} repeats in sessions {sessions}")
+
+        cache_base = self._betas_cache_path(name, space, cols, zscore, min_repeats, sessions)
+        y_path, id_path = cache_base.with_suffix(".npy"), Path(f"{cache_base}_ids.npy")
+        if cache and y_path.exists() and id_path.exists():
+            try:
+                Y = np.load(y_path, mmap_mode="r")
+                cached_ids = np.load(id_path)
+                if Y.shape == (nsd_ids.size, cols.size) and np.array_equal(cached_ids, nsd_ids):
+                    return Y, cached_ids
+            except (ValueError, OSError):
+                pass  # unreadable cache: recompute and overwrite
+
+        row_of = np.full(self.n_images, -1, dtype=np.int64)
+        row_of[nsd_ids] = np.arange(nsd_ids.size)
+        shape = (nsd_ids.size, cols.size)
+        args = (name, space, sessions, table, row_of, cols, zscore, progress, chunk_columns)
+        if not cache:
+            if shape[0] * shape[1] * 4 <= 512 * 2**20:
+                out = np.zeros(shape, dtype=np.float32)
+            else:  # large output: an anonymous file-backed memory map
+                tmp = self.cache_dir / f".betas-nocache-{os.getpid()}-{id(args)}.npy"
+                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+                tmp.unlink()  # the mapping stays valid; nothing is left on disk
+            self._average_sessions(out, *args)
+            return out, nsd_ids
+        with atomic_path(y_path) as tmp:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+            self._average_sessions(out, *args)
+            out.flush()
+            del out
+        atomic_save_npy(id_path, nsd_ids)
+        return np.load(y_path, mmap_mode="r"), nsd_ids
+
+    def _average_sessions(self, out, name, space, sessions, table, row_of, cols, zscore,
+                          progress, chunk_columns) -> None:
+        """Fill ``out`` (zeros, (n_images, n_cols)) with the repeat-averaged betas."""
+        from tqdm.auto import tqdm
+
+        n_rows, n_cols = out.shape
+        per_session = np.zeros((n_rows, len(sessions)), dtype=np.float32)
+        valid = np.zeros((len(sessions), n_cols), dtype=bool)
+        bar = tqdm(sessions, desc=f"{name} {space} betas", disable=not progress, leave=False)
+        for j, s in enumerate(bar):
+            B = self._read_session(name, space, s, cols)
+            rows = row_of[table.loc[table["session"] == s, "nsdId"].to_numpy()]
+            if B.shape[0] != rows.size:
+                raise NSDFileError(
+                    f"{self._beta_files(name, space, s)[0]}: {B.shape[0]} trials, "
+                    f"expected {rows.size}"
+                )
+            valid[j] = _zscore_columns(B, zscore, chunk_columns)
+            _accumulate_rows(out, rows, B, chunk_columns)
+            np.add.at(per_session[:, j], rows[rows >= 0], 1.0)
+            del B
+        # count[i, c] = sum over sessions of trials(i, s) * valid(s, c)
+        for c0 in range(0, n_cols, chunk_columns):
+            c1 = min(n_cols, c0 + chunk_columns)
+            count = per_session @ valid[:, c0:c1].astype(np.float32)
+            block = np.asarray(out[:, c0:c1])
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[:, c0:c1] = np.where(count > 0, block / count, np.nan)
+
+
+def _zscore_columns(B: np.ndarray, zscore: bool, chunk_columns: int) -> np.ndarray:
+    """In place: z-score each column of ``B`` (ddof 0); invalid columns set to 0.
+
+    A column is invalid when it holds a non-finite value or (with ``zscore``) is constant.
+    Statistics are accumulated in float64, one block of columns at a time. Returns the
+    boolean validity of each column.
+    """
+    ok = np.empty(B.shape[1], dtype=bool)
+    for c0 in range(0, B.shape[1], chunk_columns):
+        block = B[:, c0:c0 + chunk_columns]
+        good = np.isfinite(block).all(axis=0)
+        if zscore:
+            mu = block.mean(axis=0, dtype=np.float64)
+            sd = np.sqrt(np.mean((block - mu.astype(np.float32)) ** 2, axis=0, dtype=np.float64))
+            good &= sd > 0
+            block -= mu.astype(np.float32)
+            block /= np.where(good, sd, 1.0).astype(np.float32)
+        block[:, ~good] = 0.0
+        ok[c0:c0 + chunk_columns] = good
+    return ok
+
+
+def _read_mgh_columns(path: Path, cols: np.ndarray, offset: int, T: int, out: np.ndarray,
+                      chunk_columns: int) -> int:
+    """Copy the vertices of ``cols`` that fall in this hemisphere file into ``out``.
+
+    ``out`` is (T, n_cols); ``cols`` index lh-then-rh vertices and this file holds vertices
+    ``offset .. offset + n_vertices``. The file is memory-mapped (MGH is uncompressed).
+    Returns the file's number of vertices.
+    """
+    import nibabel as nib
+
+    try:
+        img = nib.load(path, mmap=True)
+        shape = img.shape
+    except Exception as err:
+        raise NSDFileError(f"{path}: cannot read the MGH header ({err}); truncated or corrupt?") from err
+    if len(shape) != 4 or shape[1:3] != (1, 1) or shape[3] != T:
+        raise NSDFileError(f"{path}: expected shape (n_vertices, 1, 1, {T}), found {shape}")
+    nv = shape[0]
+    where = np.flatnonzero((cols >= offset) & (cols < offset + nv))
+    try:
+        data = np.asanyarray(img.dataobj)
+        for i0 in range(0, where.size, chunk_columns):
+            idx = where[i0:i0 + chunk_columns]
+            out[:, idx] = np.asarray(data[cols[idx] - offset, 0, 0, :], dtype=np.float32).T
+    except Exception as err:
+        raise NSDFileError(f"{path}: cannot read betas ({err}); truncated or corrupt?") from err
+    return nv
+
+
+def _accumulate_rows(total, rows: np.ndarray, B: np.ndarray, chunk_columns: int) -> None:
+    """``total[rows[k]] += B[k]`` for every trial ``k`` with ``rows[k] >= 0``.
+
+    Repeated rows are summed. Done as a sparse (n_rows_hit × T) 0/1 matrix times ``B``,
+    block by block of columns, so ``B`` is never copied.
+    """
+    import scipy.sparse as sp
+
+    trials = np.flatnonzero(rows >= 0)
+    if trials.size == 0:
+        return
+    uniq, inv = np.unique(rows[trials], return_inverse=True)
+    S = sp.csr_matrix(
+        (np.ones(trials.size, dtype=np.float32), (inv, trials)), shape=(uniq.size, rows.size)
+    )
+    for c0 in range(0, B.shape[1], chunk_columns):
+        c1 = min(B.shape[1], c0 + chunk_columns)
+        total[uniq, c0:c1] += S @ B[:, c0:c1]
+
+
+def _read_nifti_masked(path: Path, cols: np.ndarray, T: int, chunk: int = 64) -> np.ndarray:
+    """Stream a 4-D NIfTI (X, Y, Z, T) in trial chunks, keeping only ``cols``.
+
+    ``cols`` are C-order flat indices into (X, Y, Z). Returns float32 (T, n_cols) in the
+    file's units (scaling applied if the header sets it). Never holds the whole session.
+    """
+    import nibabel as nib
+
+    try:
+        img = nib.load(path)
+        header = img.header
+        shape = img.shape
+        offset = int(img.dataobj.offset)
+        dtype = header.get_data_dtype()
+        slope, inter = header.get_slope_inter()
+    except Exception as err:
+        raise NSDFileError(f"{path}: cannot read the NIfTI header ({err})") from err
+    if len(shape) != 4 or shape[3] != T:
+        raise NSDFileError(f"{path}: expected a 4-D (X, Y, Z, {T}) image, found shape {shape}")
+    n_vox = int(np.prod(shape[:3]))
+    if cols.size and cols.max() >= n_vox:
+        raise NSDFileError(f"{path}: grid {shape[:3]} is smaller than the mask it is read with")
+    # NIfTI stores data in Fortran order: trial k is a contiguous block of X·Y·Z values,
+    # themselves in Fortran order. Map C-order indices to Fortran-order positions.
+    fpos = np.ravel_multi_index(np.unravel_index(cols, shape[:3]), shape[:3], order="F")
+    out = np.empty((T, cols.size), dtype=np.float32)
+    itemsize = dtype.itemsize
+    opener = gzip.open if str(path).endswith(".gz") else open
+    try:
+        with opener(path, "rb") as fh:
+            fh.seek(offset)
+            for k0 in range(0, T, chunk):
+                k1 = min(T, k0 + chunk)
+                nbytes = (k1 - k0) * n_vox * itemsize
+                buf = fh.read(nbytes)
+                if len(buf) != nbytes:
+                    raise NSDFileError(
+                        f"{path}: file ends after trial {k0}: truncated (expected {T} trials)"
+                    )
+                block = np.frombuffer(buf, dtype=dtype).reshape(k1 - k0, n_vox)
+                out[k0:k1] = block[:, fpos]
+    except (OSError, EOFError, gzip.BadGzipFile) as err:
+        raise NSDFileError(f"{path}: cannot decompress ({err}); truncated or corrupt?") from err
+    if slope is not None and np.isfinite(slope) and (slope != 1 or (inter or 0) != 0):
+        out = out * np.float32(slope) + np.float32(inter or 0)
+    return out

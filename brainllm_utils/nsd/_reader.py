@@ -1,0 +1,94 @@
+"""Reader for the Natural Scenes Dataset (NSD) release layout.
+
+One class, :class:`NSD`, reads a local NSD copy (or the generated sandbox, which uses the
+same layout) with no special cases: every size (number of images, trials per session,
+grids, vertices) is derived from the files, never hard-coded.
+
+It is a facade over five concerns, one module each: the file layout (:mod:`.layout`,
+:class:`_LayoutMixin` below), the experiment design (:mod:`._design`), the stimuli
+(:mod:`._stimuli`), atlases and masks (:mod:`._atlas`) and the betas (:mod:`._betas`).
+
+Index conventions (``shared/docs/nsd_layout.md``):
+
+- ``nsdId`` is 0-based (row of ``nsd_stim_info_merged.csv``, index into ``imgBrick``);
+- ``masterordering``, ``subjectim``, ``sharedix``, ``73KID``/``10KID`` are 1-based.
+
+Betas are read session by session, masked before anything is accumulated, z-scored per
+voxel within each session, and averaged over repeats into a float32 array (a memory map
+for large outputs), cached atomically and keyed by every argument.
+
+Examples
+--------
+>>> nsd = NSD("data/sandbox")                                   # doctest: +SKIP
+>>> Y, ids = nsd.betas("subj01", space="fsaverage", roi=("streams", "ventral"))  # doctest: +SKIP
+>>> caps = nsd.captions(ids[:3])                                 # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .._utils.paths import get_cache_dir, get_data_home
+from ._atlas import _AtlasMixin
+from ._betas import _BetasMixin
+from ._design import _DesignMixin
+from ._stimuli import _StimuliMixin
+from .layout import BETA_VERSION, NSDFileError, beta_dir, beta_files, download_hint
+
+__all__ = ["NSD"]
+
+
+class _LayoutMixin:
+    """Where the files of one NSD root are: ``path`` (checked), ``cache_dir``, beta folders."""
+
+    def path(self, relpath: str, kind: str = "file") -> Path:
+        """Absolute path of ``relpath``; raises :class:`NSDFileError` if it is missing."""
+        p = self.root / relpath
+        if not p.exists():
+            raise NSDFileError(
+                f"missing NSD {kind}: {p}\n  expected: {relpath} under the NSD root\n"
+                f"  get it with: {download_hint(relpath)}"
+            )
+        return p
+
+    @property
+    def cache_dir(self) -> Path:
+        return get_cache_dir(self._cache_dir)
+
+    def _beta_dir(self, subject: str, space: str) -> Path:
+        return self.root / beta_dir(subject, space, self.beta_version)
+
+    def _beta_files(self, subject: str, space: str, session: int) -> list[Path]:
+        return [self.root / p for p in beta_files(subject, space, session, self.beta_version)]
+
+
+class NSD(_LayoutMixin, _DesignMixin, _StimuliMixin, _AtlasMixin, _BetasMixin):
+    """A local NSD copy (or the sandbox) in the NSD release layout.
+
+    Parameters
+    ----------
+    root : path-like, optional
+        The NSD root (the folder holding ``nsddata/``, ``nsddata_betas/`` and
+        ``nsddata_stimuli/``). Default: ``$BRAINLLM_DATA``, then ``<repo>/data/sandbox``.
+    cache_dir : path-like, optional
+        Where averaged betas are cached (default: :func:`brainllm_utils.paths.get_cache_dir`).
+    beta_version : str
+        GLMsingle beta version folder, default ``betas_fithrf_GLMdenoise_RR``.
+    """
+
+    def __init__(self, root=None, cache_dir=None, beta_version: str = BETA_VERSION):
+        self.root = get_data_home(root)
+        if not self.root.is_dir():
+            raise NSDFileError(
+                f"NSD root {self.root} does not exist: expected a folder with the NSD release "
+                "layout (nsddata/, nsddata_betas/, nsddata_stimuli/). Generate the sandbox with "
+                "`python -m brainllm_utils.synth data/sandbox` or point BRAINLLM_DATA / the "
+                "data_home parameter at a local NSD copy."
+            )
+        self._cache_dir = cache_dir
+        self.beta_version = beta_version
+        self._json_cache: dict[str, dict] = {}
+
+    def __repr__(self) -> str:
+        return f"NSD(root={str(self.root)!r})"
+

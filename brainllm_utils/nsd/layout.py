@@ -1,0 +1,105 @@
+"""The NSD release layout: relative paths, constants, subject names and file errors.
+
+One place for everything the reader (:class:`~brainllm_utils.nsd.NSD`), the sandbox generator
+(:mod:`brainllm_utils.synth`) and the analyses need to know about where NSD keeps what
+(``shared/docs/nsd_layout.md``). Nothing here reads a file except :func:`read_ctab`.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "NSD_SESSIONS",
+    "N_SUBJECTS",
+    "BETA_VERSION",
+    "SPACES",
+    "EXPDESIGN",
+    "STIM_INFO",
+    "STIMULI",
+    "ANNOTATIONS",
+    "COCO_DIR",
+    "NSDFileError",
+    "download_hint",
+    "subject_name",
+    "read_ctab",
+    "beta_dir",
+    "beta_files",
+]
+
+#: Sessions acquired per subject in the full NSD release (2023), used only to define the
+#: shared test set for subjects whose files are not on disk.
+NSD_SESSIONS = {1: 40, 2: 40, 3: 32, 4: 30, 5: 40, 6: 32, 7: 40, 8: 30}
+#: Subjects in NSD (rows of ``subjectim``).
+N_SUBJECTS = 8
+#: The GLMsingle beta version used by the paper ("b3").
+BETA_VERSION = "betas_fithrf_GLMdenoise_RR"
+#: The two spaces the betas come in.
+SPACES = ("fsaverage", "func1pt8mm")
+
+#: Relative paths of the experiment and stimulus files.
+EXPDESIGN = "nsddata/experiments/nsd/nsd_expdesign.mat"
+STIM_INFO = "nsddata/experiments/nsd/nsd_stim_info_merged.csv"
+STIMULI = "nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5"
+ANNOTATIONS = "nsddata_stimuli/stimuli/nsd/annotations"
+#: COCO images next to NSD (``coco/{train2017,val2017}/<cocoId:012d>.jpg``): the training pool.
+COCO_DIR = "coco"
+
+
+class NSDFileError(FileNotFoundError):
+    """A file of the NSD layout is missing, truncated, corrupt or has the wrong shape."""
+
+
+def download_hint(relpath: str) -> str:
+    """The command that fetches ``relpath`` (relative to the NSD root) from the NSD bucket."""
+    relpath = str(relpath).strip("/")
+    if relpath.startswith("nsddata_stimuli/stimuli/nsd/annotations"):
+        return (
+            "COCO 2017 annotations are not in the NSD bucket: download "
+            "annotations_trainval2017.zip from the COCO website and place captions_*2017.json "
+            f"and instances_*2017.json in <root>/{ANNOTATIONS}/"
+        )
+    return (
+        f"aws s3 sync --no-sign-request s3://natural-scenes-dataset/{relpath} <root>/{relpath}"
+        " (accept the NSD Terms and Conditions first; see the book's 'Getting NSD' page)"
+    )
+
+
+def subject_name(subject) -> str:
+    """``"subjNN"`` for ``"subj01"``, ``"01"``, ``1`` or ``np.int64(1)``; ValueError otherwise."""
+    if isinstance(subject, (int, np.integer)):
+        return f"subj{int(subject):02d}"
+    m = re.fullmatch(r"(?:subj)?0*(\d+)", str(subject))
+    if not m:
+        raise ValueError(f"subject {subject!r}: expected 'subjNN' (e.g. 'subj01') or an integer")
+    return f"subj{int(m.group(1)):02d}"
+
+
+def read_ctab(path: Path) -> dict[int, str]:
+    """``{label: name}`` of a FreeSurfer colour table (``<int> <name> ...`` lines)."""
+    labels = {}
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0].lstrip("-").isdigit():
+            labels[int(parts[0])] = parts[1]
+    if not labels:
+        raise NSDFileError(f"{path}: expected lines '<int> <name>' (a FreeSurfer colour table)")
+    return labels
+
+
+def beta_dir(subject: str, space: str, beta_version: str = BETA_VERSION) -> str:
+    """Relative folder of a subject's betas in ``space``."""
+    if space not in SPACES:
+        raise ValueError(f"space={space!r}: expected one of {SPACES}")
+    return f"nsddata_betas/ppdata/{subject}/{space}/{beta_version}"
+
+
+def beta_files(subject: str, space: str, session: int, beta_version: str = BETA_VERSION) -> list[str]:
+    """Relative paths of one session's beta files (lh and rh on fsaverage, one NIfTI in the volume)."""
+    d = beta_dir(subject, space, beta_version)
+    if space == "fsaverage":
+        return [f"{d}/{h}.betas_session{session:02d}.mgh" for h in ("lh", "rh")]
+    return [f"{d}/betas_session{session:02d}.nii.gz"]

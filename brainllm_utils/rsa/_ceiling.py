@@ -1,0 +1,105 @@
+"""Noise ceilings of RDMs across subjects (leave-one-subject-out) and normalisation by them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._compare import canonical_method, compare_rowwise, rank
+
+__all__ = ["pool_rdms", "NoiseCeiling", "noise_ceiling", "normalise_by_ceiling"]
+
+
+def pool_rdms(rdms, method: str = "pearson") -> np.ndarray:
+    """Average RDMs into the best predictor under ``method`` (as rsatoolbox ``pool_rdm``).
+
+    Pearson: mean of z-scored RDMs; Spearman / tau-a: mean of ranks; cosine: mean of RDMs
+    scaled to unit root-mean-square. ``rdms`` is ``(n_subjects, ..., n_pairs)``; pooling is
+    over axis 0.
+    """
+    method = canonical_method(method)
+    r = np.asarray(rdms, dtype=np.float64)
+    if method == "pearson":
+        r = r - r.mean(-1, keepdims=True)
+        r = r / r.std(-1, keepdims=True)
+    elif method in ("spearman", "kendall_tau_a"):
+        r = rank(r)
+    elif method == "cosine":
+        r = r / np.sqrt((r**2).mean(-1, keepdims=True))
+    return r.mean(axis=0)
+
+
+@dataclass
+class NoiseCeiling:
+    """Leave-one-subject-out noise ceiling.
+
+    Attributes
+    ----------
+    lower : float
+        Mean over subjects of each subject's RDM vs the pooled RDM of the *other*
+        subjects (leave-one-subject-out; the paper's ceiling).
+    upper : float
+        Mean over subjects of each subject's RDM vs the pooled RDM of *all* subjects
+        (rsatoolbox's upper bound; it overfits, so the true ceiling lies in between).
+    per_subject_lower, per_subject_upper : ndarray, shape (n_subjects,)
+        The values averaged into ``lower`` / ``upper`` (each already averaged over sets).
+    """
+
+    lower: float
+    upper: float
+    per_subject_lower: np.ndarray
+    per_subject_upper: np.ndarray
+
+
+def noise_ceiling(rdms, method: str = "pearson", pool: str = "method") -> NoiseCeiling:
+    """Leave-one-subject-out noise ceiling from subjects' RDMs on shared images.
+
+    Parameters
+    ----------
+    rdms : array-like, shape (n_subjects, n_pairs) or (n_subjects, n_sets, n_pairs)
+        Each subject's brain RDM over the *same* images (NSD shared images), optionally
+        one per sample set (e.g. ``compute_rdm(X[sets])``); per-set ceilings are
+        averaged over sets like the scores.
+    method : {"pearson", "spearman", "kendall_tau_a", "cosine"}
+    pool : {"method", "mean"}
+        How the other subjects' RDMs are averaged: ``"method"`` as rsatoolbox
+        (:func:`pool_rdms`, z-scored for Pearson), ``"mean"`` the plain mean RDM.
+
+    Returns
+    -------
+    NoiseCeiling
+        ``lower`` (LOSO), ``upper`` (vs all), and per-subject values.
+        With ``pool="method"`` these equal rsatoolbox ``boot_noise_ceiling``.
+    """
+    r = np.asarray(rdms, dtype=np.float64)
+    if r.ndim == 2:
+        r = r[:, None, :]
+    n_sub = r.shape[0]
+    if n_sub < 2:
+        raise ValueError("need at least two subjects")
+
+    def _pool(x):
+        return pool_rdms(x, method) if pool == "method" else x.mean(axis=0)
+
+    full = _pool(r)
+    lower = np.empty(n_sub)
+    upper = np.empty(n_sub)
+    for s in range(n_sub):
+        others = _pool(np.delete(r, s, axis=0))
+        lower[s] = compare_rowwise(r[s], others, method).mean()
+        upper[s] = compare_rowwise(r[s], full, method).mean()
+    return NoiseCeiling(float(lower.mean()), float(upper.mean()), lower, upper)
+
+
+def normalise_by_ceiling(scores, ceiling):
+    """Noise-ceiling-normalised scores ``scores / ceiling`` (broadcast; NaN if ceiling ≤ 0).
+
+    ``ceiling`` may be a float, a :class:`NoiseCeiling` (its ``lower`` bound is used, as
+    in the paper's LOSO normalisation) or an array broadcastable to ``scores``.
+    """
+    if isinstance(ceiling, NoiseCeiling):
+        ceiling = ceiling.lower
+    c = np.asarray(ceiling, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(c > 0, np.asarray(scores, dtype=np.float64) / c, np.nan)

@@ -1,0 +1,145 @@
+"""Sampled RSA of brain regions against models (the paper's ROI analysis)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._searchlight import searchlight_rsa
+
+__all__ = ["SampledRSA", "sampled_rsa", "roi_rsa"]
+
+
+@dataclass
+class SampledRSA:
+    """Result of :func:`sampled_rsa`.
+
+    Attributes
+    ----------
+    per_set : ndarray, shape (n_models, n_sets)
+        Brain–model comparison in each sample set.
+    mean : ndarray, shape (n_models,)
+        Mean over sets (the subject's score in the paper).
+    """
+
+    per_set: np.ndarray
+    mean: np.ndarray
+
+
+def sampled_rsa(
+    brain_X,
+    models,
+    sets=None,
+    *,
+    method: str = "pearson",
+    brain_metric: str = "correlation",
+    model_metric: str = "correlation",
+    device: str = "auto",
+    dtype: str = "float32",
+) -> SampledRSA:
+    """The paper's sampled RSA of one brain region against one or more models.
+
+    Parameters
+    ----------
+    brain_X : array-like, shape (n_images, n_voxels)
+        A subject's ROI patterns (rows = images in the subject's order).
+    models : array-like
+        Either condensed model RDMs over *all* ``n_images`` (``(n_pairs,)`` or
+        ``(n_models, n_pairs)``), or model feature matrices (one ``(n_images, d)`` array, or
+        a list / ``(n_models, n_images, d)`` array) whose RDMs use ``model_metric``.
+    sets : int array, shape (n_sets, set_size), optional
+        From :func:`make_sample_sets` / :func:`get_sample_sets`. ``None`` compares the
+        full RDMs over all images (one "set").
+    method : {"pearson", "spearman", "kendall_tau_a", "cosine"}
+    brain_metric, model_metric : {"correlation", "cosine", "euclidean"}
+
+    Returns
+    -------
+    SampledRSA
+        ``per_set`` (n_models, n_sets) and ``mean`` (n_models,).
+
+    Notes
+    -----
+    This is :func:`brainllm_utils.searchlight.searchlight_rsa` with one neighbourhood (all
+    voxels), so Pearson uses the trace form and never builds the brain RDM: with rows
+    standardised, ``C = Z Zᵀ``, ``Σ_{i<j} c_ij = (‖1ᵀZ‖² − n)/2``,
+    ``Σ_{i<j} c_ij² = (‖ZᵀZ‖²_F − n)/2`` (``‖Z Zᵀ‖²_F`` when n < p) and, for a fixed
+    model, ``Σ_{i<j} m̃_ij c_ij = ⟨Z, M̃Z⟩/2``; feature models use the low-rank form
+    ``Σ_{i<j} g_ij c_ij = (‖UᵀZ‖²_F − n)/2``.
+    """
+    X = np.asarray(brain_X)
+    if X.ndim != 2:
+        raise ValueError(f"brain_X must be (n_images, n_voxels), got {X.shape}")
+    nb = np.arange(X.shape[1])[None, :]
+    per = searchlight_rsa(
+        X,
+        nb,
+        models,
+        method=method,
+        sets=sets,
+        device=device,
+        dtype=dtype,
+        brain_metric=brain_metric,
+        model_metric=model_metric,
+        return_per_set=True,
+        progress=False,
+    )  # (n_models, n_sets, 1)
+    per = per[..., 0]
+    return SampledRSA(per_set=per, mean=per.mean(axis=1))
+
+
+def roi_rsa(
+    rois: dict,
+    models: dict,
+    sets=None,
+    *,
+    subject: str | None = None,
+    method: str = "pearson",
+    device: str = "auto",
+    ceilings: dict | None = None,
+):
+    """Sampled RSA for several ROIs and models as a tidy DataFrame (one subject).
+
+    Parameters
+    ----------
+    rois : dict[str, array (n_images, n_voxels)]
+        ROI name → the subject's patterns (same image rows for all ROIs and models).
+    models : dict[str, array]
+        Model name → feature matrix ``(n_images, d)`` or condensed RDM over all images.
+    sets : int array (n_sets, set_size), optional
+    subject : str, optional
+        Written to a ``subject`` column.
+    ceilings : dict[str, float], optional
+        ROI → noise ceiling (e.g. :attr:`NoiseCeiling.lower` of that ROI); adds
+        ``r_normalised = r / ceiling``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``subject, roi, model, r, r_sd_sets, n_sets`` (+ ``ceiling,
+        r_normalised``). Concatenate over subjects and pass to
+        :func:`brainllm_utils.stats.group_tests`.
+    """
+    import pandas as pd
+
+    names = list(models)
+    rows = []
+    for roi, X in rois.items():
+        res = [sampled_rsa(X, models[m], sets, method=method, device=device) for m in names]
+        for m, r in zip(names, res):
+            per = r.per_set[0]
+            row = {
+                "subject": subject,
+                "roi": roi,
+                "model": m,
+                "r": float(r.mean[0]),
+                "r_sd_sets": float(per.std(ddof=1)) if per.size > 1 else np.nan,
+                "n_sets": int(per.size),
+            }
+            if ceilings is not None:
+                row["ceiling"] = float(ceilings[roi])
+                row["r_normalised"] = row["r"] / row["ceiling"]
+            rows.append(row)
+    return pd.DataFrame(rows)
+

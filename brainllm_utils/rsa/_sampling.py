@@ -1,0 +1,109 @@
+"""The paper's sampling: seeded, saved partitions of a subject's images into disjoint sets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .._utils.paths import atomic_save_npy, get_results_dir
+
+__all__ = ["make_sample_sets", "save_sample_sets", "load_sample_sets", "get_sample_sets"]
+
+
+def make_sample_sets(n_images_or_ids, set_size: int = 100, seed: int = 0) -> np.ndarray:
+    """Seeded partition of a subject's images into disjoint sets (the paper's sampling).
+
+    Parameters
+    ----------
+    n_images_or_ids : int or array of int, shape (n_images,)
+        The number of images, or the subject's image identifiers (e.g. NSD ids, in the
+        order of the rows of its betas). With identifiers the partition depends only on
+        the *set* of ids and the seed, not on their row order.
+    set_size : int
+        Images per set (paper: 100).
+    seed : int
+        Seed of :func:`numpy.random.default_rng` (the original used an unseeded draw).
+
+    Returns
+    -------
+    sets : ndarray, int64, shape (n_images // set_size, set_size)
+        Row positions (indices into the subject's rows), disjoint; the
+        ``n_images % set_size`` left-over images are in no set (as in the paper). Each row
+        is sorted ascending.
+    """
+    if np.ndim(n_images_or_ids) == 0:
+        n = int(n_images_or_ids)
+        order = np.arange(n)
+    else:
+        ids = np.asarray(n_images_or_ids)
+        if len(np.unique(ids)) != len(ids):
+            raise ValueError("image ids must be unique")
+        n = len(ids)
+        order = np.argsort(ids, kind="stable")  # canonical (sorted-id) order
+    if set_size < 2 or n < set_size:
+        raise ValueError(f"need set_size >= 2 and at least set_size images (n={n})")
+    rng = np.random.default_rng(seed)
+    perm = order[rng.permutation(n)]
+    n_sets = n // set_size
+    sets = perm[: n_sets * set_size].reshape(n_sets, set_size)
+    return np.sort(sets, axis=1).astype(np.int64)
+
+
+def save_sample_sets(path, sets) -> Path:
+    """Save sample sets atomically as ``.npy`` (int64, (n_sets, set_size))."""
+    return atomic_save_npy(path, np.asarray(sets, dtype=np.int64))
+
+
+def load_sample_sets(path) -> np.ndarray:
+    """Load sample sets saved by :func:`save_sample_sets`."""
+    sets = np.load(path, allow_pickle=False)
+    if sets.ndim != 2:
+        raise ValueError(f"{path}: expected a 2-D array of sets, got shape {sets.shape}")
+    return sets.astype(np.int64)
+
+
+def get_sample_sets(
+    subject: str,
+    n_images_or_ids,
+    *,
+    set_size: int = 100,
+    seed: int = 0,
+    results_dir=None,
+) -> np.ndarray:
+    """Get or create a subject's sample sets, saved once and reused by every analysis.
+
+    The file is ``<results_dir>/sampling/{subject}_sample-sets_size{set_size}_seed{seed}.npy``
+    (``results_dir`` → ``$BRAINLLM_RESULTS`` → default, see :mod:`brainllm_utils.paths`).
+    When ``n_images_or_ids`` holds image ids, the file stores the *ids* of each set (robust
+    to a different row order later) and the returned array holds row positions; a saved
+    set whose ids are missing from ``n_images_or_ids`` raises ``ValueError``.
+
+    Returns
+    -------
+    sets : ndarray, int64, shape (n_sets, set_size)
+        Row positions, as :func:`make_sample_sets`.
+    """
+    path = (
+        get_results_dir(results_dir)
+        / "sampling"
+        / f"{subject}_sample-sets_size{set_size}_seed{seed}.npy"
+    )
+    with_ids = np.ndim(n_images_or_ids) != 0
+    ids = np.asarray(n_images_or_ids) if with_ids else None
+    if not path.exists():
+        sets = make_sample_sets(n_images_or_ids, set_size=set_size, seed=seed)
+        save_sample_sets(path, ids[sets] if with_ids else sets)
+        return sets
+    stored = load_sample_sets(path)
+    if not with_ids:
+        if stored.max() >= int(n_images_or_ids):
+            raise ValueError(f"{path} indexes beyond {n_images_or_ids} images")
+        return stored
+    order = np.argsort(ids, kind="stable")
+    pos = np.searchsorted(ids[order], stored)
+    pos = np.clip(pos, 0, len(ids) - 1)
+    if not np.array_equal(ids[order][pos], stored):
+        raise ValueError(f"{path} holds image ids that this subject's data lacks")
+    return order[pos].astype(np.int64)
+

@@ -1,0 +1,52 @@
+"""Layer 1: a synthetic NSD ("sandbox") in the real NSD release layout, with a known ground truth.
+
+:func:`make_synthetic_nsd` writes the tree (``_generate``, scenes and captions in ``_scenes``);
+:func:`load_truth`, :func:`is_sandbox`, :func:`truth_table` and :func:`load_truth_array` read
+its ground truth (``_truth``). Command line: ``python -m brainllm_utils.synth ROOT``.
+"""
+
+from ._generate import (
+    BETAS,
+    CTABS,
+    GENERATIVE_MODEL,
+    NSDGENERAL_RADIUS,
+    N_SUBJECTS,
+    PRESETS,
+    RESPONSE_COLUMNS,
+    ROI_ORDER,
+    ROI_SPACES,
+    SNR_RANGES,
+    STREAMS_NAMES,
+    STREAMS_SEEDS,
+    VOLUME_ROIS,
+    Design,
+    compute_ncsnr,
+    main,
+    make_synthetic_nsd,
+)
+from ._truth import TRUTH_DIR, is_sandbox, load_truth, load_truth_array, truth_table
+
+__all__ = [
+    "PRESETS",
+    "ROI_SPACES",
+    "TRUTH_DIR",
+    "Design",
+    "compute_ncsnr",
+    "make_synthetic_nsd",
+    "main",
+    "is_sandbox",
+    "load_truth",
+    "load_truth_array",
+    "truth_table",
+    "BETAS",
+    "CTABS",
+    "GENERATIVE_MODEL",
+    "NSDGENERAL_RADIUS",
+    "N_SUBJECTS",
+    "RESPONSE_COLUMNS",
+    "ROI_ORDER",
+    "SNR_RANGES",
+    "STREAMS_NAMES",
+    "STREAMS_SEEDS",
+    "VOLUME_ROIS",
+]

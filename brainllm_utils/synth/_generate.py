@@ -1,0 +1,1016 @@
+"""A synthetic NSD ("sandbox") in the real NSD release layout, with a known ground truth.
+
+:func:`make_synthetic_nsd` writes a tree that an unchanged real-NSD reader can read: same
+paths, file names, formats, dtypes, axis orders and 1-/0-based index conventions as the
+release (``shared/docs/nsd_layout.md`` §1–§4, §7); only the sizes shrink.
+
+What is in the tree (``<root>/...``)
+------------------------------------
+- ``nsddata/experiments/nsd/nsd_expdesign.mat`` (``masterordering`` (1, D·T),
+  ``subjectim`` (8, K), ``sharedix`` (1, S); float64, 1-based) and
+  ``nsd_stim_info_merged.csv`` (row i ↔ nsdId i, the real columns).
+- ``nsddata/ppdata/subjXX/behav/responses.tsv`` (19 columns, acquired trials only) and
+  ``func1pt8mm/brainmask.nii.gz``, ``func1pt8mm/roi/{,lh.,rh.}{ROI}.nii.gz`` (int16).
+- ``nsddata/freesurfer/{fsaverage,subjXX}/label/``: ``{ROI}.mgz.ctab`` and, for fsaverage,
+  ``{lh,rh}.{streams,nsdgeneral}.mgz``.
+- ``nsddata_betas/ppdata/subjXX/func1pt8mm/betas_fithrf_GLMdenoise_RR/``:
+  ``betas_sessionNN.nii.gz`` (int16, PSC × 300) and ``ncsnr.nii.gz``;
+  ``.../fsaverage/betas_fithrf_GLMdenoise_RR/{lh,rh}.betas_sessionNN.mgh`` (float32 PSC,
+  (V, 1, 1, T)) and ``{lh,rh}.ncsnr.mgh``. The surface is nilearn's bundled fsaverage5
+  (10,242 vertices per hemisphere; its vertices are the first 10,242 of fsaverage).
+- ``nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5`` (``imgBrick`` (N, H, W, 3) uint8; pixel
+  (0, 0) encodes the nsdId as ``(id >> 16, id >> 8 & 255, id & 255)``),
+  ``nsddata/stimuli/nsd/shared1000/sharedNNNN_nsdNNNNN.png`` and COCO 2017-format
+  ``captions_*`` / ``instances_*`` JSONs under ``nsddata_stimuli/stimuli/nsd/annotations/``.
+- ``coco/{train2017,val2017}/{cocoId:012d}.jpg``: a *training pool* of images never shown
+  to subjects (the COCO images outside NSD), laid out as a user would unpack a COCO
+  download next to NSD. Their captions and instances are in the same COCO JSONs; their
+  cocoIds are not in the CSV.
+- ``sandbox_truth/``: the ground truth (``card.json``, planted SNR per vertex/voxel, latent
+  features, scene graphs). Analyses never read it; tests and the book do.
+
+Generative model
+----------------
+Each image has a scene graph (background scene, 1–4 COCO-category objects with colour,
+size, count and position, often one agent–action–patient interaction), rendered
+procedurally, and described by 5 (sometimes 6) template captions. Four latent feature
+spaces are computed per image: ``lowlevel`` (pixel statistics), ``category`` (multi-hot +
+counts), ``interaction`` (agent⊗action, patient⊗action, action: role-bound) and
+``layout`` (coarse occupancy, number/size/position of objects); each is z-scored per
+dimension over the NSD images. For a voxel/vertex v driven by ROI r,
+
+    g_s = Z_s P_s,v / sqrt(d_s)       (P_s,v ~ N(0, 1): subject- and voxel-specific)
+    f_v = standardise( Σ_s sqrt(w_r,s) g_s )          (unit variance over the images)
+    β[t, v] = scale_n,v · (a_v f_v[image(t)] + e[t, v]) + offset_n,v,  e ~ N(0, 1)
+
+with a_v the true SNR (0 outside nsdgeneral), session n's per-voxel offset and scale,
+and w_r the ROI → space mixture (:data:`ROI_SPACES`). Subjects share the ROI → space
+mapping (so the representational geometry per ROI) but not the voxel weights. No language
+model is involved anywhere.
+
+Notes for readers of the tree
+-----------------------------
+- Volume ROI files hold −1 outside cortex, 0 in unlabelled cortex, 1..N labels; in
+  ``lh.*``/``rh.*`` the other hemisphere's voxels are −1.
+- ``ncsnr`` follows NSD (§4): per-session z-scoring, images with exactly 3 trials among the
+  acquired sessions, ``ncsnr = sqrt(max(0, 1 − v²)) / v``. Volume voxels outside the brain
+  mask get 0; fsaverage vertices that are NaN in the betas get NaN.
+- The expdesign, CSV and COCO files cover all 8 subjects; betas, masks, ROIs and
+  responses exist only for the subjects with data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+import time
+import warnings
+import zlib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from .._utils.paths import atomic_save_npy, atomic_write_text
+from . import _scenes
+from ._truth import TRUTH_DIR
+
+__all__ = ["PRESETS", "ROI_SPACES", "Design", "compute_ncsnr", "make_synthetic_nsd", "main", "BETAS", "CTABS", "GENERATIVE_MODEL", "NSDGENERAL_RADIUS", "N_SUBJECTS", "RESPONSE_COLUMNS", "ROI_ORDER", "SNR_RANGES", "STREAMS_NAMES", "STREAMS_SEEDS", "VOLUME_ROIS"]
+
+N_SUBJECTS = 8
+BETAS = "betas_fithrf_GLMdenoise_RR"
+
+#: Generation presets. ``data_sessions``: subject -> number of acquired sessions.
+PRESETS = {
+    # 3 captions per image (COCO has 5): the book's cold build on 2 CPU cores is bound by
+    # MPNet (~20 captions/s per core), so the default sandbox embeds ~60 % of the captions
+    "default": dict(data_sessions={1: 3, 2: 3, 3: 3, 4: 2}, trials_per_session=750, n_shared=150,
+                    n_strict=100, image_size=96, n_pool=2000, n_captions=3, shared_reversal_pairs=10,
+                    subject_reversal_pairs=10,
+                    grids={1: (24, 28, 22), 2: (25, 27, 22), 3: (24, 29, 21), 4: (26, 27, 23)},
+                    nan_vertices={2: 2}, zeroed_voxels={1: (2, 3)}),
+    "tiny": dict(data_sessions={1: 3, 2: 3, 3: 2}, trials_per_session=60, n_shared=12,
+                 n_strict=8, image_size=32, n_pool=40, shared_reversal_pairs=1,
+                 subject_reversal_pairs=1,
+                 grids={1: (10, 12, 9), 2: (11, 11, 9), 3: (10, 12, 10)},
+                 nan_vertices={2: 2}, zeroed_voxels={1: (2, 3)}),
+}
+
+STREAMS_NAMES = ["early", "midventral", "midlateral", "midparietal", "ventral", "lateral", "parietal"]
+#: ROI -> {feature space: variance share}; "other" = nsdgeneral outside the streams.
+ROI_SPACES = {
+    "early": {"lowlevel": 1.0},
+    "midventral": {"lowlevel": 0.5, "category": 0.5},
+    "midlateral": {"lowlevel": 0.5, "interaction": 0.3, "category": 0.2},
+    "midparietal": {"lowlevel": 0.5, "layout": 0.5},
+    "ventral": {"category": 1.0},
+    "lateral": {"interaction": 0.7, "category": 0.3},
+    "parietal": {"layout": 1.0},
+    "other": {"lowlevel": 0.25, "category": 0.25, "interaction": 0.25, "layout": 0.25},
+}
+#: ROI -> (low, high) of the uniform draw of the true SNR a_v (before border taper).
+SNR_RANGES = {"early": (0.8, 1.5), "midventral": (0.6, 1.2), "midlateral": (0.5, 1.1),
+              "midparietal": (0.5, 1.1), "ventral": (0.6, 1.3), "lateral": (0.4, 1.0),
+              "parietal": (0.3, 0.9), "other": (0.1, 0.4)}
+ROI_ORDER = STREAMS_NAMES + ["other"]
+
+#: Seeds (right hemisphere, MNI-like mm; x mirrored for the left) and geodesic radii (mm,
+#: measured on the inflated fsaverage5 mesh) of the streams labels.
+STREAMS_SEEDS = {
+    1: ([(8, -100, 0), (6, -88, 4), (8, -85, -4)], 30.0),
+    2: ([(24, -82, -14)], 20.0),
+    3: ([(36, -86, 2)], 20.0),
+    4: ([(22, -86, 26)], 20.0),
+    5: ([(34, -55, -15), (30, -68, -12)], 28.0),
+    6: ([(46, -70, 4), (50, -62, 0)], 26.0),
+    7: ([(24, -65, 50), (28, -58, 40)], 28.0),
+}
+NSDGENERAL_RADIUS = 45.0
+#: Volume-only ROIs: name -> list of (label name, seed (right hemisphere, mm)).
+VOLUME_ROIS = {
+    "prf-visualrois": [("V1v", (8, -92, -6)), ("V1d", (8, -92, 6)), ("V2v", (14, -88, -12)),
+                       ("V2d", (14, -88, 14)), ("V3v", (22, -84, -16)), ("V3d", (22, -86, 20)),
+                       ("hV4", (30, -78, -14))],
+    "floc-faces": [("OFA", (40, -78, -10)), ("FFA-1", (40, -55, -20)), ("FFA-2", (42, -45, -20)),
+                   ("mTL-faces", (30, -20, -30)), ("aTL-faces", (35, 0, -35))],
+    "floc-bodies": [("EBA", (48, -72, 2)), ("FBA-1", (40, -50, -18)), ("FBA-2", (42, -40, -18)),
+                    ("mTL-bodies", (32, -25, -28))],
+    "floc-places": [("OPA", (35, -80, 25)), ("PPA", (25, -45, -10)), ("RSC", (12, -55, 10))],
+    "floc-words": [("OWFA", (42, -75, -12)), ("VWFA-1", (44, -58, -15)), ("VWFA-2", (45, -48, -15)),
+                   ("mfs-words", (38, -40, -18)), ("mTL-words", (35, -28, -25))],
+}
+CTABS = {"streams": STREAMS_NAMES, "nsdgeneral": ["nsdgeneral"],
+         **{roi: [name for name, _ in seeds] for roi, seeds in VOLUME_ROIS.items()}}
+#: pseudo-mm extent of the fsaverage pial surface the volume grid is stretched over
+_BRAIN_BOX = (np.array([-70.0, -106.0, -50.0]), np.array([70.0, 70.0, 80.0]))
+RESPONSE_COLUMNS = ["SUBJECT", "SESSION", "RUN", "TRIAL", "73KID", "10KID", "TIME", "ISOLD",
+                    "ISCORRECT", "RT", "CHANGEMIND", "MEMORYRECENT", "MEMORYFIRST", "ISOLDCURRENT",
+                    "ISCORRECTCURRENT", "TOTAL1", "TOTAL2", "BUTTON", "MISSINGDATA"]
+
+
+# --------------------------------------------------------------------------------------
+# Small helpers
+# --------------------------------------------------------------------------------------
+
+
+def _rng(seed, *keys):
+    """Independent named random stream: ``default_rng(SeedSequence([seed, *crc32(keys)]))``."""
+    ints = [zlib.crc32(str(k).encode()) for k in keys]
+    return np.random.default_rng(np.random.SeedSequence([int(seed), *ints]))
+
+
+def _subj(s):
+    return f"subj{s:02d}"
+
+
+def _affine(shape):
+    """NSD func1pt8mm affine (nsdcode's writer): 1.8 mm, centred."""
+    A = np.diag([1.8, 1.8, 1.8, 1.0])
+    A[:3, 3] = -(((1 + np.asarray(shape, float)) / 2) - 1) * 1.8
+    return A
+
+
+def _save_nifti(path, data, affine):
+    import nibabel as nib
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = nib.Nifti1Image(data, affine)
+    img.header.set_data_dtype(data.dtype)
+    nib.save(img, path)
+
+
+def _save_mgh(path, data):
+    import nibabel as nib
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.MGHImage(data, np.eye(4)), path)
+
+
+def _resolve_preset(preset, overrides):
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
+    cfg = {**PRESETS[preset], **(overrides or {})}
+    cfg["name"] = preset
+    T, S = cfg["trials_per_session"], cfg["n_shared"]
+    D = max(cfg["data_sessions"].values())
+    if (D * T) % 3:
+        raise ValueError("max(data_sessions) * trials_per_session must be divisible by 3")
+    K = D * T // 3
+    if not 0 < S < K:
+        raise ValueError("need 0 < n_shared < K")
+    if cfg["image_size"] % 32:
+        raise ValueError("image_size must be a multiple of 32")
+    cfg.update(D=D, K=K, N=S + N_SUBJECTS * (K - S), T=T, S=S)
+    return cfg
+
+
+# --------------------------------------------------------------------------------------
+# Design (expdesign, CSV, responses)
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Design:
+    """Experimental design; all index arrays follow NSD's bases (see nsd_layout.md §2)."""
+
+    masterordering: np.ndarray  # (D*T,) 1-based indices into subjectim rows
+    subjectim: np.ndarray  # (8, K) 1-based 73k ids
+    sharedix: np.ndarray  # (S,) sorted 1-based 73k ids
+    data_sessions: dict
+    T: int
+    strict_nsd_ids: np.ndarray = field(default=None)  # 0-based nsdIds of the strict shared set
+
+    @property
+    def K(self):
+        return self.subjectim.shape[1]
+
+    @property
+    def N(self):
+        return int(self.subjectim.max())
+
+    def trials(self, subject):
+        """(10k index q, 1-based 73k id) of each acquired trial of ``subject``."""
+        n = self.data_sessions[subject] * self.T
+        q = self.masterordering[:n]
+        return q, self.subjectim[subject - 1, q - 1]
+
+
+def _make_masterordering(rng, cfg):
+    """Each of 1..K exactly 3× over D·T trials; ``n_strict`` shared indices have all three
+    showings within the first min(n_sessions)·T trials, the other shared ones at least one
+    later; everything else placed at random."""
+    T, D, K, S = cfg["T"], cfg["D"], cfg["K"], cfg["S"]
+    m = min(cfg["data_sessions"].values())
+    n_first = m * T
+    shared = rng.permutation(np.arange(1, S + 1))
+    n_strict = S if m == D else min(cfg["n_strict"], S, n_first // 3)
+    strict, loose = shared[:n_strict], shared[n_strict:]
+    first = list(np.repeat(strict, 3))
+    rest = list(loose) if m < D else []
+    free = np.concatenate([np.repeat(loose, 3 - (m < D)), np.repeat(np.arange(S + 1, K + 1), 3)])
+    free = rng.permutation(free)
+    k = n_first - len(first)
+    first = np.concatenate([first, free[:k]]).astype(np.int64)
+    rest = np.concatenate([rest, free[k:]]).astype(np.int64)
+    return np.concatenate([rng.permutation(first), rng.permutation(rest)])
+
+
+def _make_design(cfg, seed):
+    rng = _rng(seed, "design")
+    K, S, N = cfg["K"], cfg["S"], cfg["N"]
+    mo = _make_masterordering(rng, cfg)
+    ids = rng.permutation(np.arange(1, N + 1))
+    sharedix = np.sort(ids[:S])
+    others = ids[S:].reshape(N_SUBJECTS, K - S)
+    subjectim = np.concatenate([np.broadcast_to(sharedix, (N_SUBJECTS, S)), others], axis=1)
+    design = Design(mo, subjectim.astype(np.int64), sharedix, dict(cfg["data_sessions"]), cfg["T"])
+    m = min(cfg["data_sessions"].values())
+    counts = np.bincount(mo[: m * cfg["T"]], minlength=K + 1)
+    strict_q = np.flatnonzero(counts[1 : S + 1] == 3) + 1
+    design.strict_nsd_ids = np.sort(sharedix[strict_q - 1] - 1)
+    return design
+
+
+def _write_expdesign(tree, design):
+    from scipy.io import savemat
+
+    path = tree / "nsddata/experiments/nsd/nsd_expdesign.mat"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    savemat(path, {"masterordering": design.masterordering[None, :].astype(np.float64),
+                   "subjectim": design.subjectim.astype(np.float64),
+                   "sharedix": design.sharedix[None, :].astype(np.float64)})
+
+
+def _rep_trials(design):
+    """(K, 3) sorted 1-based global trial numbers of the three showings of each index."""
+    order = np.argsort(design.masterordering, kind="stable")
+    return (order.reshape(design.K, 3) + 1)  # masterordering sorted: each q exactly 3×
+
+
+def _write_stim_info(tree, seed, design, coco_ids, splits):
+    import pandas as pd
+
+    rng = _rng(seed, "stim_info")
+    N = design.N
+    nsd = np.arange(N)
+    crops = ["(0, 0, 0.1, 0.1)", "(0, 0, 0.125, 0.125)", "(0.1, 0.1, 0, 0)", "(0, 0, 0, 0)",
+             "(0.05, 0.05, 0.1, 0.1)"]
+    cols = {"cocoId": coco_ids, "cocoSplit": splits,
+            "cropBox": [crops[i] for i in rng.integers(len(crops), size=N)],
+            "loss": np.round(rng.uniform(0, 0.2, N) * (rng.random(N) < 0.3), 4),
+            "nsdId": nsd, "flagged": np.zeros(N, bool), "BOLD5000": rng.random(N) < 0.02,
+            "shared1000": np.isin(nsd + 1, design.sharedix)}
+    reps = _rep_trials(design)
+    rep_cols = {}
+    for s in range(1, N_SUBJECTS + 1):
+        ids0 = design.subjectim[s - 1] - 1
+        member = np.zeros(N, np.int64)
+        member[ids0] = 1
+        cols[f"subject{s}"] = member
+        r = np.zeros((N, 3), np.int64)
+        r[ids0] = reps
+        for j in range(3):
+            rep_cols[f"subject{s}_rep{j}"] = r[:, j]
+    df = pd.DataFrame({**cols, **rep_cols})
+    path = tree / "nsddata/experiments/nsd/nsd_stim_info_merged.csv"
+    df.to_csv(path)
+
+
+def _run_sizes(T):
+    """Split T trials over 12 runs, odd runs taking the extra trials (750 -> 63/62)."""
+    base, extra = divmod(T, 12)
+    sizes = np.full(12, base)
+    order = list(range(0, 12, 2)) + list(range(1, 12, 2))
+    sizes[order[:extra]] += 1
+    return sizes
+
+
+def _write_responses(tree, seed, design, subject):
+    import pandas as pd
+
+    rng = _rng(seed, "responses", subject)
+    q, k73 = design.trials(subject)
+    n = len(q)
+    T = design.T
+    sizes = _run_sizes(T)
+    run_of = np.repeat(np.arange(1, 13), sizes)
+    trial_of = np.concatenate([np.arange(1, s + 1) for s in sizes])
+    k = np.arange(n) % T
+    session = np.arange(n) // T + 1
+    seen, first_seen, session_seen = {}, {}, set()
+    isold = np.zeros(n, np.int64)
+    isoldcur = np.zeros(n, np.int64)
+    recent = np.full(n, np.nan)
+    firstm = np.full(n, np.nan)
+    for t in range(n):
+        key = int(q[t])
+        if key in seen:
+            isold[t] = 1
+            recent[t] = t - seen[key]
+            firstm[t] = t - first_seen[key]
+        else:
+            first_seen[key] = t
+        if (session[t], key) in session_seen:
+            isoldcur[t] = 1
+        session_seen.add((session[t], key))
+        seen[key] = t
+    missing = rng.random(n) < 0.01
+    correct = (rng.random(n) < 0.85).astype(float)
+    button = np.where(correct == 1, 2 - isold, 1 + isold).astype(float)
+    rt = rng.gamma(9.0, 90.0, n)
+    for arr in (correct, button, rt):
+        arr[missing] = np.nan
+    df = pd.DataFrame({
+        "SUBJECT": subject, "SESSION": session, "RUN": run_of[k], "TRIAL": trial_of[k],
+        "73KID": k73, "10KID": q,
+        "TIME": 737000.0 + session * 7 + run_of[k] * 0.004 + trial_of[k] * 4.0 / 86400,
+        "ISOLD": isold, "ISCORRECT": correct, "RT": rt, "CHANGEMIND": (rng.random(n) < 0.02).astype(float),
+        "MEMORYRECENT": recent, "MEMORYFIRST": firstm, "ISOLDCURRENT": isoldcur,
+        "ISCORRECTCURRENT": correct, "TOTAL1": (~missing).astype(float), "TOTAL2": (~missing).astype(float),
+        "BUTTON": button, "MISSINGDATA": missing.astype(np.int64),
+    })[RESPONSE_COLUMNS]
+    for c in ("ISCORRECT", "CHANGEMIND", "MEMORYRECENT", "MEMORYFIRST", "ISCORRECTCURRENT",
+              "TOTAL1", "TOTAL2", "BUTTON"):
+        df[c] = df[c].astype("Int64")
+    df["CHANGEMIND"] = df["CHANGEMIND"].mask(missing)
+    path = tree / f"nsddata/ppdata/{_subj(subject)}/behav/responses.tsv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(path, sep="\t", index=False, na_rep="NaN", float_format="%.6f")
+
+
+# --------------------------------------------------------------------------------------
+# Scenes, images, captions, COCO files
+# --------------------------------------------------------------------------------------
+
+
+def _reversal_pairs(rng, cfg, design):
+    """Pairs (a, b) of nsdIds, a < b, for role-reversed scenes: some within the shared
+    images, the others within each subject's own images."""
+    pools = [(design.sharedix - 1, cfg["shared_reversal_pairs"])]
+    pools += [(design.subjectim[s, design.sharedix.size:] - 1, cfg["subject_reversal_pairs"])
+              for s in range(N_SUBJECTS)]
+    pairs = []
+    for ids, n in pools:
+        chosen = rng.choice(ids, size=2 * n, replace=False).reshape(n, 2)
+        pairs += [tuple(sorted(map(int, p))) for p in chosen]
+    return sorted(pairs)
+
+
+def _make_graphs(rng, n, pairs=()):
+    """Scene graphs (with layout) for ``n`` images; ``b`` of each pair is ``a`` reversed."""
+    partner = {b: a for a, b in pairs}
+    starts = {a for a, _ in pairs}
+    graphs = []
+    for i in range(n):
+        if i in partner:
+            graphs.append(_scenes.reverse_roles(graphs[partner[i]]))
+            continue
+        g = _scenes.sample_scene_graph(rng, reversible=i in starts)
+        graphs.append(_scenes.layout_scene(rng, g))
+    return graphs
+
+
+def _render_all(seed, tag, graphs, size, progress=None):
+    rng = _rng(seed, "render", tag)
+    images = np.empty((len(graphs), size, size, 3), np.uint8)
+    for i, g in enumerate(graphs):
+        images[i] = _scenes.render_image(rng, g, size, size)
+        if progress is not None:
+            progress.update(1)
+    return images
+
+
+def _captions(seed, graphs, pairs=(), tag="nsd", n_max=None):
+    """Captions per image; the two images of a reversal pair share the caption stream."""
+    key = {b: a for a, b in pairs}
+    u = _rng(seed, "captions", tag).random((len(graphs), _scenes.CAPTION_RANDOMS))
+    return [_scenes.make_captions(g, u[key.get(i, i)], n_max) for i, g in enumerate(graphs)]
+
+
+def _stamp_ids(images):
+    ids = np.arange(len(images))
+    images[:, 0, 0] = np.stack([ids >> 16, (ids >> 8) & 255, ids & 255], axis=1)
+
+
+def _write_stimuli(tree, design, images):
+    import h5py
+    from PIL import Image
+
+    path = tree / "nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as fh:
+        fh.create_dataset("imgBrick", data=images, chunks=(1, *images.shape[1:]),
+                          compression="gzip", compression_opts=1)
+    folder = tree / "nsddata/stimuli/nsd/shared1000"
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, nsd73 in enumerate(design.sharedix, start=1):
+        Image.fromarray(images[nsd73 - 1]).save(folder / f"shared{i:04d}_nsd{nsd73:05d}.png")
+
+
+def _coco_json(kind, split, entries, size):
+    """One COCO 2017-style JSON dict (``kind`` = captions or instances)."""
+    out = {"info": {"description": "brainllm synthetic COCO-style annotations", "version": "1.0",
+                    "year": 2017, "contributor": "brainllm sandbox", "date_created": "2017/09/01"},
+           "licenses": [{"url": "https://creativecommons.org/licenses/by/4.0/", "id": 1,
+                         "name": "Attribution License"}],
+           "images": [], "annotations": []}
+    for e in entries:
+        if e["split"] != split:
+            continue
+        out["images"].append({"license": 1, "file_name": f"{e['coco_id']:012d}.jpg", "coco_url": "",
+                              "height": size, "width": size, "date_captured": "2013-11-14 11:18:45",
+                              "flickr_url": "", "id": e["coco_id"]})
+        out["annotations"] += e[kind]
+    if kind == "instances":
+        out["categories"] = [{"supercategory": sup, "id": cid, "name": name}
+                             for name, (cid, sup, _, _) in sorted(_scenes.CATEGORIES.items(), key=lambda kv: kv[1][0])]
+    return out
+
+
+def _coco_entries(graphs, captions, coco_ids, splits, size, counters):
+    entries = []
+    for g, caps, cid, split in zip(graphs, captions, coco_ids, splits):
+        cap_anns = []
+        for c in caps:
+            counters["caption"] += 1
+            cap_anns.append({"image_id": int(cid), "id": counters["caption"], "caption": c})
+        inst = []
+        for obj in g["objects"]:
+            for x0, y0, x1, y1 in obj["boxes"]:
+                x0, x1 = np.clip([x0 * size, x1 * size], 0, size)
+                y0, y1 = np.clip([y0 * size, y1 * size], 0, size)
+                w, h = float(x1 - x0), float(y1 - y0)
+                if w <= 0 or h <= 0:
+                    continue
+                counters["instance"] += 1
+                box = [round(float(x0), 2), round(float(y0), 2), round(w, 2), round(h, 2)]
+                poly = [box[0], box[1], box[0] + w, box[1], box[0] + w, box[1] + h, box[0], box[1] + h]
+                inst.append({"segmentation": [[round(v, 2) for v in poly]], "area": round(w * h, 2),
+                             "iscrowd": 0, "image_id": int(cid), "bbox": box,
+                             "category_id": _scenes.CATEGORIES[obj["category"]][0],
+                             "id": counters["instance"]})
+        entries.append({"coco_id": int(cid), "split": split, "captions": cap_anns, "instances": inst})
+    return entries
+
+
+def _write_coco(tree, entries, size):
+    folder = tree / "nsddata_stimuli/stimuli/nsd/annotations"
+    folder.mkdir(parents=True, exist_ok=True)
+    for kind in ("captions", "instances"):
+        for split in ("train2017", "val2017"):
+            text = json.dumps(_coco_json(kind, split, entries, size))
+            atomic_write_text(folder / f"{kind}_{split}.json", text)
+
+
+def _write_pool_jpegs(tree, images, coco_ids, splits):
+    from PIL import Image
+
+    for img, cid, split in zip(images, coco_ids, splits):
+        folder = tree / "coco" / split
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(folder / f"{cid:012d}.jpg", quality=95)
+
+
+# --------------------------------------------------------------------------------------
+# Feature spaces and the voxel model
+# --------------------------------------------------------------------------------------
+
+
+def _feature_spaces(graphs, images):
+    """Z-scored (per dimension, over NSD images) feature matrices, float32 (N, d_s).
+
+    Constant dimensions are set to 0.
+    """
+    raw = {"lowlevel": _scenes.lowlevel_features(images)}
+    per_graph = [_scenes.graph_features(g) for g in graphs]
+    for space in ("category", "interaction", "layout"):
+        raw[space] = np.stack([f[space] for f in per_graph])
+    out = {}
+    for space in _scenes.FEATURE_SPACES:
+        x = raw[space].astype(np.float64)
+        sd = x.std(axis=0)
+        z = np.where(sd > 0, (x - x.mean(axis=0)) / np.where(sd > 0, sd, 1), 0.0)
+        out[space] = z.astype(np.float32)
+    return out
+
+
+def _signal(rng, features, rows, roi_index):
+    """Unit-variance signal f (len(rows), V) for voxels with ROI ``roi_index`` (−1: none).
+
+    Parameters
+    ----------
+    features : dict of (N, d_s) arrays
+    rows : (K,) int array, nsdIds of the subject's images (the signal is standardised
+        over these)
+    roi_index : (V,) int array into :data:`ROI_ORDER`, −1 for voxels without signal
+    """
+    V = roi_index.size
+    f = np.zeros((rows.size, V), np.float32)
+    for space in _scenes.FEATURE_SPACES:
+        mix = np.array([ROI_SPACES[r].get(space, 0.0) for r in ROI_ORDER] + [0.0])
+        w = mix[roi_index]
+        cols = np.flatnonzero(w > 0)
+        if cols.size == 0:
+            continue
+        X = features[space][rows]
+        P = rng.standard_normal((X.shape[1], cols.size), dtype=np.float32)
+        f[:, cols] += np.sqrt(w[cols]).astype(np.float32) * (X @ P) / np.sqrt(X.shape[1])
+    sd = f.std(axis=0)
+    return np.where(sd > 0, (f - f.mean(axis=0)) / np.where(sd > 0, sd, 1), 0).astype(np.float32)
+
+
+def _true_snr(rng, roi_index, taper):
+    """a_v per voxel: uniform in the ROI's range times (1 − 0.4·taper²); 0 without ROI."""
+    lo = np.array([SNR_RANGES[r][0] for r in ROI_ORDER] + [0.0])[roi_index]
+    hi = np.array([SNR_RANGES[r][1] for r in ROI_ORDER] + [0.0])[roi_index]
+    a = rng.uniform(lo, hi) * (1 - 0.4 * np.clip(taper, 0, 1) ** 2)
+    return np.where(roi_index >= 0, a, 0.0).astype(np.float32)
+
+
+def _simulate_session(rng, snr, signal, active, q):
+    """(n_trials, V) float32 PSC betas of one session.
+
+    ``signal`` (K, len(active)) holds f for the voxels ``active``; the others get noise.
+    """
+    V = snr.size
+    beta = rng.standard_normal((q.size, V), dtype=np.float32)
+    beta[:, active] += signal[q - 1] * snr[active]
+    beta *= rng.uniform(1.0, 3.0, V).astype(np.float32)
+    beta += rng.normal(0.0, 1.0, V).astype(np.float32)
+    return beta
+
+
+def compute_ncsnr(sessions, q_sessions):
+    """NSD noise-ceiling SNR from per-session betas (nsd_layout.md §4).
+
+    Parameters
+    ----------
+    sessions : list of (T_n, V) float arrays (trials in rows)
+    q_sessions : list of (T_n,) int arrays, the image (10k index) of each trial
+
+    Returns
+    -------
+    ncsnr : (V,) float32; NaN where a voxel is NaN in every image
+    """
+    z = []
+    for b in sessions:
+        b = np.asarray(b, np.float32)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z.append((b - b.mean(axis=0)) / b.std(axis=0))
+    Z = np.concatenate(z, axis=0)
+    q = np.concatenate(q_sessions)
+    order = np.argsort(q, kind="stable")
+    counts = np.bincount(q)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    three = np.flatnonzero(counts == 3)
+    trials = order[starts[three][:, None] + np.arange(3)]
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN voxels
+        x1, x2, x3 = (Z[trials[:, j]] for j in range(3))
+        m = (x1 + x2 + x3) / 3
+        var = np.nanmean(((x1 - m) ** 2 + (x2 - m) ** 2 + (x3 - m) ** 2) / 2, axis=0)
+        v = np.sqrt(var)
+        ncsnr = np.sqrt(np.maximum(0, 1 - v**2)) / v
+    return ncsnr.astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------
+# fsaverage and volume anatomy
+# --------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _fsaverage5():
+    """{hemi: (pial coords (V, 3), inflated coords (V, 3), faces)} from nilearn's bundle."""
+    import nibabel as nib
+
+    spec = importlib.util.find_spec("nilearn")
+    if spec is None:
+        raise ImportError("nilearn is needed for its bundled fsaverage5 mesh")
+    folder = Path(spec.submodule_search_locations[0]) / "datasets/data/fsaverage5"
+    out = {}
+    for hemi in ("left", "right"):
+        pial = nib.load(folder / f"pial_{hemi}.gii.gz")
+        infl = nib.load(folder / f"infl_{hemi}.gii.gz")
+        out[hemi] = (pial.darrays[0].data.astype(np.float64), infl.darrays[0].data.astype(np.float64),
+                     pial.darrays[1].data.astype(np.int64))
+    return out
+
+
+def _mesh_graph(coords, faces):
+    from scipy.sparse import coo_matrix
+
+    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    w = np.linalg.norm(coords[e[:, 0]] - coords[e[:, 1]], axis=1)
+    n = coords.shape[0]
+    return coo_matrix((np.r_[w, w], (np.r_[e[:, 0], e[:, 1]], np.r_[e[:, 1], e[:, 0]])), shape=(n, n)).tocsr()
+
+
+@lru_cache(maxsize=1)
+def _fsaverage_labels():
+    """Per hemisphere: streams (V,) 0..7, nsdgeneral (V,) 0/1, taper (V,) in [0, 1]."""
+    from scipy.sparse.csgraph import dijkstra
+
+    out = {}
+    for hemi, sign in (("left", -1), ("right", 1)):
+        pial, infl, faces = _fsaverage5()[hemi]
+        sources, labels, radii = [], [], []
+        for label, (seeds, radius) in STREAMS_SEEDS.items():
+            for seed in seeds:
+                xyz = np.array(seed, float) * [sign, 1, 1]
+                sources.append(int(np.argmin(np.linalg.norm(pial - xyz, axis=1))))
+                labels.append(label)
+                radii.append(radius)
+        dist, _, src = dijkstra(_mesh_graph(infl, faces), indices=sources, min_only=True,
+                                return_predecessors=True)
+        lookup = {s: i for i, s in enumerate(sources)}
+        idx = np.array([lookup.get(int(s), -1) for s in src])
+        lab = np.where(idx >= 0, np.array(labels)[idx], 0)
+        rad = np.where(idx >= 0, np.array(radii)[idx], 0.0)
+        streams = np.where(dist <= rad, lab, 0).astype(np.int32)
+        nsdgeneral = ((dist <= NSDGENERAL_RADIUS) | (streams > 0)).astype(np.int32)
+        taper = np.where(streams > 0, dist / np.maximum(rad, 1e-9), 0.0)
+        out[hemi] = (streams, nsdgeneral, taper)
+    return out
+
+
+def _roi_index(streams, nsdgeneral):
+    """Index into ROI_ORDER (streams label − 1, 7 = other nsdgeneral, −1 = none)."""
+    return np.where(streams > 0, streams - 1, np.where(nsdgeneral > 0, len(STREAMS_NAMES), -1))
+
+
+def _volume_anatomy(shape):
+    """Brain mask, cortex, pseudo-mm coordinates and streams/nsdgeneral/taper per voxel."""
+    from scipy.spatial import cKDTree
+
+    shape = np.array(shape)
+    ijk = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), axis=-1).reshape(-1, 3)
+    centre = (shape - 1) / 2
+    rel = (ijk - centre) / ((shape - 2) / 2)  # ellipsoid leaving a 1-voxel shell
+    mask = (rel**2).sum(axis=1) <= 1.0
+    lo, hi = _BRAIN_BOX
+    mm = (lo + hi) / 2 + rel * (hi - lo) / 2
+    fs = _fsaverage5()
+    labels = _fsaverage_labels()
+    pts = np.concatenate([fs[h][0] for h in ("left", "right")])
+    streams = np.concatenate([labels[h][0] for h in ("left", "right")])
+    nsdgen = np.concatenate([labels[h][1] for h in ("left", "right")])
+    taper = np.concatenate([labels[h][2] for h in ("left", "right")])
+    voxel_mm = ((hi - lo) / (shape - 2)).max()
+    dist, nearest = cKDTree(pts).query(mm)
+    cortex = mask & (dist <= 0.75 * voxel_mm)
+    return dict(mask=mask, cortex=cortex, mm=mm, voxel_mm=voxel_mm,
+                streams=np.where(cortex, streams[nearest], 0), nsdgeneral=np.where(cortex, nsdgen[nearest], 0),
+                taper=np.where(cortex, taper[nearest], 0.0))
+
+
+def _seed_labels(anat, seeds):
+    """Label cortex voxels by the nearest seed (both hemispheres) within ~1.2 voxels + 6 mm."""
+    pts, labs = [], []
+    for k, (_, xyz) in enumerate(seeds, start=1):
+        for sign in (-1, 1):
+            pts.append(np.array(xyz, float) * [sign, 1, 1])
+            labs.append(k)
+    d = np.linalg.norm(anat["mm"][:, None, :] - np.array(pts)[None], axis=2)
+    best = d.argmin(axis=1)
+    near = d[np.arange(len(best)), best] <= 6.0 + 1.2 * anat["voxel_mm"]
+    return np.where(anat["cortex"] & near, np.array(labs)[best], 0)
+
+
+def _write_volume_rois(folder, anat, shape, affine):
+    rois = {"streams": anat["streams"], "nsdgeneral": anat["nsdgeneral"]}
+    rois.update({name: _seed_labels(anat, seeds) for name, seeds in VOLUME_ROIS.items()})
+    x = np.arange(shape[0])[:, None, None] * np.ones(shape)
+    left = (x < shape[0] / 2).ravel()  # voxel i increases towards +x (right)
+    for name, lab in rois.items():
+        full = np.where(anat["cortex"], lab, -1).astype(np.int16)
+        _save_nifti(folder / f"{name}.nii.gz", full.reshape(shape), affine)
+        for hemi, keep in (("lh", left), ("rh", ~left)):
+            _save_nifti(folder / f"{hemi}.{name}.nii.gz", np.where(keep, full, -1).astype(np.int16).reshape(shape), affine)
+
+
+def _write_ctab(path, names):
+    lines = ["0 Unknown"] + [f"{i} {n}" for i, n in enumerate(names, start=1)]
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def _write_label_files(tree, subjects):
+    labels = _fsaverage_labels()
+    fs_label = tree / "nsddata/freesurfer/fsaverage/label"
+    for hemi, h in (("left", "lh"), ("right", "rh")):
+        streams, nsdgeneral, _ = labels[hemi]
+        _save_mgh(fs_label / f"{h}.streams.mgz", streams.reshape(-1, 1, 1))
+        _save_mgh(fs_label / f"{h}.nsdgeneral.mgz", nsdgeneral.reshape(-1, 1, 1))
+    for folder in [fs_label] + [tree / f"nsddata/freesurfer/{_subj(s)}/label" for s in subjects]:
+        folder.mkdir(parents=True, exist_ok=True)
+        for roi, names in CTABS.items():
+            _write_ctab(folder / f"{roi}.mgz.ctab", names)
+
+
+# --------------------------------------------------------------------------------------
+# Per-subject brain data
+# --------------------------------------------------------------------------------------
+
+
+def _subject_signal_rows(design, subject):
+    return design.subjectim[subject - 1] - 1  # nsdIds, row q-1 ↔ 10k index q
+
+
+def _write_fsaverage_subject(tree, seed, cfg, design, features, subject, progress):
+    labels = _fsaverage_labels()
+    streams = np.concatenate([labels[h][0] for h in ("left", "right")])
+    nsdgen = np.concatenate([labels[h][1] for h in ("left", "right")])
+    taper = np.concatenate([labels[h][2] for h in ("left", "right")])
+    V = streams.size
+    Vh = V // 2
+    roi = _roi_index(streams, nsdgen)
+    rng = _rng(seed, "fsaverage", subject)
+    snr = _true_snr(rng, roi, taper)
+    active = np.flatnonzero(roi >= 0)
+    signal = _signal(rng, features, _subject_signal_rows(design, subject), roi[active])
+    nan_vertices = np.sort(rng.choice(V, size=cfg["nan_vertices"].get(subject, 0), replace=False))
+    folder = tree / f"nsddata_betas/ppdata/{_subj(subject)}/fsaverage/{BETAS}"
+    q_all, _ = design.trials(subject)
+    sessions, qs = [], []
+    for n in range(1, design.data_sessions[subject] + 1):
+        q = q_all[(n - 1) * design.T: n * design.T]
+        beta = _simulate_session(_rng(seed, "fsaverage-noise", subject, n), snr, signal, active, q)
+        beta[:, nan_vertices] = np.nan
+        for h, sl in (("lh", slice(0, Vh)), ("rh", slice(Vh, V))):
+            # (T, Vh) C-order == (Vh, 1, 1, T) F-order, the MGH on-disk order: no copy
+            _save_mgh(folder / f"{h}.betas_session{n:02d}.mgh",
+                      np.ascontiguousarray(beta[:, sl]).T.reshape(Vh, 1, 1, -1))
+        sessions.append(beta)
+        qs.append(q)
+        _tick(progress)
+    ncsnr = compute_ncsnr(sessions, qs)
+    for h, sl in (("lh", slice(0, Vh)), ("rh", slice(Vh, V))):
+        _save_mgh(folder / f"{h}.ncsnr.mgh", ncsnr[sl].reshape(Vh, 1, 1))
+    return snr, nan_vertices
+
+
+def _write_volume_subject(tree, seed, cfg, design, features, subject, progress):
+    shape = tuple(cfg["grids"][subject])
+    affine = _affine(shape)
+    anat = _volume_anatomy(shape)
+    rng = _rng(seed, "volume", subject)
+    roi = _roi_index(anat["streams"], anat["nsdgeneral"])
+    snr = _true_snr(rng, roi, anat["taper"])
+    inmask = np.flatnonzero(anat["mask"])
+    signal = _signal(rng, features, _subject_signal_rows(design, subject), roi[inmask])
+    active = np.arange(inmask.size)
+    zero_session, n_zero = cfg["zeroed_voxels"].get(subject, (0, 0))
+    zeroed = np.sort(rng.choice(inmask.size, size=n_zero, replace=False))
+    ppdata = tree / f"nsddata/ppdata/{_subj(subject)}/func1pt8mm"
+    _save_nifti(ppdata / "brainmask.nii.gz", anat["mask"].reshape(shape).astype(np.int16), affine)
+    _write_volume_rois(ppdata / "roi", anat, shape, affine)
+    folder = tree / f"nsddata_betas/ppdata/{_subj(subject)}/func1pt8mm/{BETAS}"
+    q_all, _ = design.trials(subject)
+    sessions, qs = [], []
+    for n in range(1, design.data_sessions[subject] + 1):
+        q = q_all[(n - 1) * design.T: n * design.T]
+        beta = _simulate_session(_rng(seed, "volume-noise", subject, n), snr[inmask], signal, active, q)
+        stored = np.clip(np.rint(beta * 300), -32768, 32767).astype(np.int16)
+        if n == zero_session:
+            stored[:, zeroed] = 0
+        full = np.zeros((anat["mask"].size, q.size), np.int16)
+        full[inmask] = stored.T
+        _save_nifti(folder / f"betas_session{n:02d}.nii.gz", full.reshape(*shape, q.size), affine)
+        sessions.append(stored.astype(np.float32) / 300)
+        qs.append(q)
+        _tick(progress)
+    ncsnr = np.zeros(anat["mask"].size, np.float32)
+    ncsnr[inmask] = np.nan_to_num(compute_ncsnr(sessions, qs), nan=0.0)
+    _save_nifti(folder / "ncsnr.nii.gz", ncsnr.reshape(shape), affine)
+    return snr.reshape(shape), inmask[zeroed]
+
+
+def _tick(progress):
+    if progress is not None:
+        progress.update(1)
+
+
+# --------------------------------------------------------------------------------------
+# Truth
+# --------------------------------------------------------------------------------------
+
+GENERATIVE_MODEL = (
+    "beta[t, v] = scale[n, v] * (a_v * f_v[image(t)] + e[t, v]) + offset[n, v], e ~ N(0, 1); "
+    "f_v = standardise(sum_s sqrt(w[roi(v), s]) * Z_s @ P_s[:, v] / sqrt(d_s)), P ~ N(0, 1) per subject; "
+    "Z_s = z-scored feature space s over NSD images; scale ~ U(1, 3), offset ~ N(0, 1) per session "
+    "and voxel; volume betas stored as int16 round(300 * beta); a_v = U(ROI range) * (1 - 0.4 * "
+    "(geodesic distance to seed / radius)^2) inside the streams, U(0.1, 0.4) elsewhere in "
+    "nsdgeneral, 0 outside nsdgeneral."
+)
+
+
+def _write_truth(tree, cfg, seed, design, graphs, pool_graphs, pairs, features, subject_truth, t0):
+    folder = tree / TRUTH_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    for space, x in features.items():
+        atomic_save_npy(folder / f"features_{space}.npy", x)
+    for s, info in subject_truth.items():
+        atomic_save_npy(folder / f"snr_fsaverage_{_subj(s)}.npy", info["snr_fs"])
+        atomic_save_npy(folder / f"snr_func1pt8mm_{_subj(s)}.npy", info["snr_vol"])
+    atomic_write_text(folder / "scenes.json", json.dumps({"nsd": graphs, "pool": pool_graphs}))
+    card = {
+        "seed": int(seed), "preset": cfg["name"],
+        "sizes": {"n_images": cfg["N"], "images_per_subject": cfg["K"], "n_shared": cfg["S"],
+                  "trials_per_session": cfg["T"], "planned_sessions": cfg["D"],
+                  "image_size": cfg["image_size"], "n_pool": cfg["n_pool"],
+                  "captions_per_image": cfg.get("n_captions") or "5 (6 for ~5 %)",
+                  "fsaverage_vertices_per_hemi": int(_fsaverage_labels()["left"][0].size),
+                  "grids": {_subj(s): list(g) for s, g in cfg["grids"].items()}},
+        "subjects_with_data": [int(s) for s in sorted(design.data_sessions)],
+        "n_sessions": {_subj(s): int(n) for s, n in design.data_sessions.items()},
+        "generative_model": GENERATIVE_MODEL,
+        "roi_spaces": ROI_SPACES, "snr_ranges": {k: list(v) for k, v in SNR_RANGES.items()},
+        "feature_spaces": {s: int(x.shape[1]) for s, x in features.items()},
+        "categories": {n: v[0] for n, v in _scenes.CATEGORIES.items()},
+        "actions": _scenes.ACTION_NAMES, "scenes": _scenes.SCENE_NAMES,
+        "n_caption_templates": _scenes.N_TEMPLATES,
+        "role_reversed_pairs": [list(p) for p in pairs],
+        "strict_shared_nsd_ids": design.strict_nsd_ids.tolist(),
+        "n_strict_shared": int(design.strict_nsd_ids.size),
+        "nan_vertices": {_subj(s): i["nan_vertices"].tolist() for s, i in subject_truth.items()},
+        "zeroed_voxels": {_subj(s): {"session": cfg["zeroed_voxels"].get(s, (0, 0))[0],
+                                     "flat_indices": i["zeroed"].tolist()} for s, i in subject_truth.items()},
+        "generation_seconds": round(time.perf_counter() - t0, 2),
+    }
+    atomic_write_text(folder / "card.json", json.dumps(card, indent=1))
+
+
+# --------------------------------------------------------------------------------------
+# Public entry point
+# --------------------------------------------------------------------------------------
+
+
+def _check_root(root, overwrite):
+    if root.exists() and (not root.is_dir() or any(root.iterdir())) and not overwrite:
+        raise ValueError(f"{root} exists and is not empty; pass overwrite=True to replace it")
+
+
+def _commit(partial, root):
+    """Move the finished tree onto ``root`` (replacing an old one last)."""
+    trash = None
+    if root.exists():
+        trash = root.parent / f".{root.name}.old-{os.getpid()}-{time.time_ns()}"
+        os.replace(root, trash)
+    os.replace(partial, root)
+    if trash is not None:
+        shutil.rmtree(trash) if trash.is_dir() else trash.unlink()
+
+
+def _build(tree, cfg, seed, progress, t0):
+    design = _make_design(cfg, seed)
+    _write_expdesign(tree, design)
+    subjects = sorted(design.data_sessions)
+    for s in subjects:
+        _write_responses(tree, seed, design, s)
+
+    pairs = _reversal_pairs(_rng(seed, "pairs"), cfg, design)
+    graphs = _make_graphs(_rng(seed, "scenes"), cfg["N"], pairs)
+    pool_graphs = _make_graphs(_rng(seed, "pool-scenes"), cfg["n_pool"])
+    size = cfg["image_size"]
+    images = _render_all(seed, "nsd", graphs, size, progress)
+    features = _feature_spaces(graphs, images)
+    _stamp_ids(images)
+    _write_stimuli(tree, design, images)
+    del images
+    pool_images = _render_all(seed, "pool", pool_graphs, size, progress)
+
+    rng = _rng(seed, "coco")
+    coco_ids = 100000 + np.arange(cfg["N"])
+    splits = np.where(rng.random(cfg["N"]) < 0.75, "train2017", "val2017")
+    pool_ids = 500000 + np.arange(cfg["n_pool"])
+    pool_splits = np.where(rng.random(cfg["n_pool"]) < 0.95, "train2017", "val2017")
+    counters = {"caption": 0, "instance": 0}
+    n_caps = cfg.get("n_captions")
+    entries = _coco_entries(graphs, _captions(seed, graphs, pairs, n_max=n_caps), coco_ids, splits,
+                            size, counters)
+    entries += _coco_entries(pool_graphs, _captions(seed, pool_graphs, tag="pool", n_max=n_caps), pool_ids,
+                             pool_splits, size, counters)
+    _write_coco(tree, entries, size)
+    _write_pool_jpegs(tree, pool_images, pool_ids, pool_splits)
+    _write_stim_info(tree, seed, design, coco_ids, splits)
+
+    _write_label_files(tree, subjects)
+    truth = {}
+    for s in subjects:
+        snr_fs, nan_v = _write_fsaverage_subject(tree, seed, cfg, design, features, s, progress)
+        snr_vol, zeroed = _write_volume_subject(tree, seed, cfg, design, features, s, progress)
+        truth[s] = {"snr_fs": snr_fs, "snr_vol": snr_vol, "nan_vertices": nan_v, "zeroed": zeroed}
+    _write_truth(tree, cfg, seed, design, graphs, pool_graphs, pairs, features, truth, t0)
+
+
+def make_synthetic_nsd(root, preset="default", seed=0, *, overwrite=False, overrides=None, progress=None):
+    """Write a synthetic NSD tree (real NSD layout) with a known ground truth.
+
+    Parameters
+    ----------
+    root : str or path-like
+        Destination; built in ``root.parent/.{root.name}.partial-XXXX`` and renamed at the
+        end, so an interrupted run never leaves a tree that looks complete.
+    preset : {"default", "tiny"}
+        ``default``: 4 subjects with data, 750 trials per session, 4,950 NSD images
+        (≤ 90 s, < 1 GB); ``tiny``: 3 subjects, 60 trials per session (≈ 2 s, for tests).
+    seed : int
+        Same seed → identical arrays.
+    overwrite : bool
+        Replace an existing non-empty ``root`` (otherwise ``ValueError``).
+    overrides : dict, optional
+        Keys of :data:`PRESETS` entries to change (e.g. ``{"trials_per_session": 150}``).
+    progress : bool, optional
+        Show a tqdm bar; default: only for the ``default`` preset.
+
+    Returns
+    -------
+    pathlib.Path
+        ``root``.
+    """
+    t0 = time.perf_counter()
+    cfg = _resolve_preset(preset, overrides)
+    root = Path(root).expanduser().absolute()
+    _check_root(root, overwrite)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
+    bar = None
+    if progress if progress is not None else preset == "default":
+        from tqdm.auto import tqdm
+
+        n_sessions = sum(cfg["data_sessions"].values())
+        bar = tqdm(total=cfg["N"] + cfg["n_pool"] + 2 * n_sessions, desc="synthetic NSD", unit="step",
+                   mininterval=1.0)
+    try:
+        _build(partial, cfg, seed, bar, t0)
+        _commit(partial, root)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    return root
+
+
+def _disk_usage(path):
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+def main(argv=None):
+    """Command line: ``python -m brainllm_utils.synth ROOT [--preset P] [--seed S]``."""
+    parser = argparse.ArgumentParser(description="Write a synthetic NSD tree (real NSD layout).")
+    parser.add_argument("root", type=Path)
+    parser.add_argument("--preset", default="default", choices=sorted(PRESETS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--overwrite", action="store_true")
+    args = parser.parse_args(argv)
+    t0 = time.perf_counter()
+    root = make_synthetic_nsd(args.root, args.preset, args.seed, overwrite=args.overwrite)
+    print(f"wrote {root} in {time.perf_counter() - t0:.1f} s, {_disk_usage(root) / 1e6:.1f} MB")
+

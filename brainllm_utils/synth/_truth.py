@@ -1,0 +1,51 @@
+"""Reading a sandbox's ground truth (``<root>/sandbox_truth/``): the card and its arrays."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["TRUTH_DIR", "load_truth", "is_sandbox", "truth_table", "load_truth_array"]
+
+#: Folder of the ground truth inside a sandbox root.
+TRUTH_DIR = "sandbox_truth"
+
+
+def load_truth(root):
+    """The truth card (``<root>/sandbox_truth/card.json``) as a dict."""
+    return json.loads((Path(root) / TRUTH_DIR / "card.json").read_text())
+
+
+def is_sandbox(root) -> bool:
+    """Whether ``root`` is a generated sandbox (it holds a truth card)."""
+    return (Path(root) / TRUTH_DIR / "card.json").is_file()
+
+
+def truth_table(card):
+    """The truth card as a DataFrame: one row per stream ROI, its planted feature spaces
+    (weights), SNR range, and the sandbox's sizes in the caption."""
+    import pandas as pd
+
+    rows = []
+    for roi, spaces in card["roi_spaces"].items():
+        lo, hi = card["snr_ranges"][roi]
+        mix = ", ".join(f"{name} {w:.0%}" if w < 1 else name
+                        for name, w in sorted(spaces.items(), key=lambda kv: -kv[1]))
+        rows.append(dict(roi=roi if roi != "other" else "rest of nsdgeneral",
+                         driven_by=mix, snr=f"{lo:.1f}-{hi:.1f}"))
+    table = pd.DataFrame(rows).set_index("roi")
+    sizes = card["sizes"]
+    table.attrs["caption"] = (
+        f"preset {card['preset']} (seed {card['seed']}): {sizes['n_images']} images, "
+        f"{len(card['subjects_with_data'])} subjects, {sizes['trials_per_session']} trials per "
+        f"session, {card['n_strict_shared']} shared test images, "
+        f"{len(card['role_reversed_pairs'])} role-reversed image pairs"
+    )
+    return table
+
+
+def load_truth_array(root, name):
+    """A truth array, e.g. ``features_category`` or ``snr_fsaverage_subj01``."""
+    return np.load(Path(root) / TRUTH_DIR / f"{name}.npy", allow_pickle=False)

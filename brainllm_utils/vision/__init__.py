@@ -1,0 +1,101 @@
+"""Layer 3: image-to-LLM networks (Doerig et al. 2025, §6, RQ4): BLT training, activations,
+comparisons.
+
+On this module
+--------------
+- **Training pool** (:func:`load_training_pool`): COCO images never shown to subjects
+  (``<root>/coco/{train2017,val2017}/*.jpg`` whose cocoId is not in
+  ``nsd_stim_info_merged.csv``), their captions and multi-hot categories from the COCO
+  JSONs under ``nsddata_stimuli/stimuli/nsd/annotations/``.
+- **Targets** (:func:`make_targets`): mean MPNet caption embedding (cosine loss) or
+  multi-hot categories (binary cross-entropy; the control).
+- **Network** (:class:`BLTNet`, :class:`BLTConfig`, :data:`PRESETS`): a BLT recurrent CNN
+  with a readout at every time step.
+- **Training** (:func:`train_network`, :func:`train_or_load`): seeded, deterministic on
+  CPU, an atomic checkpoint per epoch, resumable (a resumed run ends with the same weights
+  as an uninterrupted one), tqdm progress, CPU or CUDA (bf16 autocast on CUDA).
+  Augmentation at training only; evaluation is a deterministic resize/centre crop.
+- **Activations** (:func:`extract_activations`): any layer × time step, spatially averaged,
+  cached on disk keyed by the weights' hash, layer/step and image ids.
+- **Comparison models** (:func:`comparison_model`, :func:`extract_features`): torchvision,
+  timm and open_clip architectures with weights from a local file only, untrained
+  baselines (random BLT, a small AlexNet-like net); a missing library or weights file gives
+  a :class:`ModelStatus` with the reason, never an error.
+- **Transfer readout** (:func:`transfer_readout`, :func:`transfer_table`): linear readouts
+  from frozen features to caption embeddings (cosine) and multi-hot labels (BCE), scored on
+  held-out images against the mean-target floor (and mean average precision).
+
+Modules: ``_pool`` (training pool, targets), ``_blt`` (the network), ``_train`` (presets,
+training, checkpoints), ``_activations``, ``_comparison`` (comparison models), ``_transfer``
+(readouts). Torch is imported lazily: importing this package does not import torch (the
+network classes of ``_blt`` are loaded on first access).
+"""
+
+from ._activations import extract_activations, layer_names
+from ._comparison import COMPARISON_MODELS, FeatureModel, ModelStatus, comparison_model, extract_features
+from ._pool import (
+    TrainingPool,
+    load_coco_annotations,
+    load_coco_images,
+    load_training_pool,
+    make_targets,
+    pool_coco_ids,
+)
+from ._train import (
+    PRESETS,
+    TrainConfig,
+    TrainedNetwork,
+    build_network,
+    load_checkpoint,
+    pool_split,
+    train_network,
+    train_networks,
+    train_or_load,
+    weights_hash,
+)
+from ._transfer import mean_average_precision, transfer_readout, transfer_readouts, transfer_table
+
+__all__ = [
+    "BLTConfig",
+    "BLTNet",
+    "TrainConfig",
+    "PRESETS",
+    "TrainingPool",
+    "TrainedNetwork",
+    "ModelStatus",
+    "FeatureModel",
+    "pool_coco_ids",
+    "load_coco_images",
+    "load_coco_annotations",
+    "load_training_pool",
+    "make_targets",
+    "build_network",
+    "preprocess",
+    "augment",
+    "layer_shapes",
+    "train_network",
+    "pool_split",
+    "train_or_load",
+    "train_networks",
+    "load_checkpoint",
+    "weights_hash",
+    "extract_activations",
+    "layer_names",
+    "COMPARISON_MODELS",
+    "comparison_model",
+    "extract_features",
+    "mean_average_precision",
+    "transfer_readout",
+    "transfer_readouts",
+    "transfer_table",
+]
+
+_LAZY = ("BLTConfig", "BLTNet", "preprocess", "augment", "layer_shapes")
+
+
+def __getattr__(name):  # the torch-backed network classes, imported on first access
+    if name in _LAZY:
+        from . import _blt
+
+        return getattr(_blt, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

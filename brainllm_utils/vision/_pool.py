@@ -1,0 +1,212 @@
+"""The training pool of the image-to-LLM networks: COCO images no subject saw, their captions,
+multi-hot categories and training targets."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .._utils.paths import atomic_save_npy, get_cache_dir, get_data_home
+from ..nsd.layout import ANNOTATIONS, COCO_DIR, STIM_INFO
+from ._keys import CACHE_FORMAT, sha
+
+__all__ = ["pool_coco_ids", "load_coco_images", "load_coco_annotations", "TrainingPool",
+           "load_training_pool", "make_targets"]
+
+
+def _stim_coco_ids(root: Path) -> set[int]:
+    import pandas as pd
+
+    p = root / STIM_INFO
+    if not p.exists():
+        raise FileNotFoundError(f"{p} is missing: the NSD stimulus table is needed to exclude NSD images")
+    return set(int(c) for c in pd.read_csv(p, usecols=["cocoId"])["cocoId"])
+
+
+def pool_coco_ids(root=None, splits: Sequence[str] = ("train2017", "val2017")) -> tuple[np.ndarray, np.ndarray]:
+    """COCO images on disk that no subject saw: ``(coco_ids int64, splits str)``, sorted by id.
+
+    Looks for ``<root>/coco/<split>/<cocoId:012d>.jpg`` and drops every cocoId listed in
+    ``nsd_stim_info_merged.csv`` (the 73k NSD images).
+    """
+    root = get_data_home(root)
+    nsd = _stim_coco_ids(root)
+    ids, sp = [], []
+    for split in splits:
+        folder = root / COCO_DIR / split
+        if not folder.is_dir():
+            continue
+        for p in folder.glob("*.jpg"):
+            try:
+                cid = int(p.stem)
+            except ValueError:
+                continue
+            if cid not in nsd:
+                ids.append(cid)
+                sp.append(split)
+    if not ids:
+        raise FileNotFoundError(
+            f"no training-pool images under {root / COCO_DIR}/{{{','.join(splits)}}}/*.jpg "
+            "(unpack COCO 2017 train/val images there)")
+    ids_a = np.asarray(ids, dtype=np.int64)
+    order = np.argsort(ids_a, kind="stable")
+    return ids_a[order], np.asarray(sp)[order]
+
+
+def _load_one(path: Path, size: int | None) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        if size is not None:
+            w, h = im.size
+            side = min(w, h)
+            left, top = (w - side) // 2, (h - side) // 2
+            im = im.crop((left, top, left + side, top + side))
+            if side != size:
+                im = im.resize((size, size), Image.BICUBIC, reducing_gap=None)
+        return np.asarray(im, dtype=np.uint8)
+
+
+def load_coco_images(root, coco_ids, splits, size: int | None = None, cache: bool = True,
+                     progress: bool = False) -> np.ndarray:
+    """Read COCO JPEGs as uint8 ``(n, size, size, 3)`` (centre square crop, bicubic resize).
+
+    ``size=None`` keeps the native size (all images must then share it). With ``cache``,
+    the array is stored as ``.npy`` under ``get_cache_dir()/vision/images`` keyed by the
+    ids, splits, size and the files' sizes/mtimes.
+    """
+    root = get_data_home(root)
+    coco_ids = np.asarray(coco_ids, dtype=np.int64).ravel()
+    splits = np.broadcast_to(np.asarray(splits), coco_ids.shape)
+    paths = [root / COCO_DIR / str(s) / f"{int(c):012d}.jpg" for c, s in zip(coco_ids, splits)]
+    path = None
+    if cache:
+        stats = [(p.stat().st_size, p.stat().st_mtime_ns) for p in paths]
+        key = sha("images", CACHE_FORMAT, coco_ids, list(map(str, splits)), size, stats)[:24]
+        path = get_cache_dir() / "vision" / "images" / f"{key}.npy"
+        if path.exists():
+            try:
+                return np.load(path)
+            except (OSError, ValueError):
+                path.unlink(missing_ok=True)
+    from tqdm.auto import tqdm
+
+    arrays = [_load_one(p, size) for p in tqdm(paths, desc="COCO images", disable=not progress, leave=False)]
+    out = np.stack(arrays) if arrays else np.zeros((0, size or 0, size or 0, 3), np.uint8)
+    if path is not None:
+        atomic_save_npy(path, out)
+    return out
+
+
+def _read_json(path: Path) -> dict:
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing (COCO 2017 annotations)")
+    return json.loads(path.read_text())
+
+
+def load_coco_annotations(root, coco_ids, splits) -> tuple[list[list[str]], np.ndarray, list[str]]:
+    """Captions and multi-hot categories of COCO images.
+
+    Returns
+    -------
+    captions : list of list of str (caption id order, stripped)
+    multihot : float32 (n, n_categories), columns ordered by category id (as
+        :meth:`NSD.categories` and the ``multihot`` feature space)
+    names : list of str, the category names
+    """
+    root = get_data_home(root)
+    coco_ids = np.asarray(coco_ids, dtype=np.int64).ravel()
+    splits = np.broadcast_to(np.asarray(splits), coco_ids.shape)
+    folder = root / ANNOTATIONS
+    caps: dict[int, list[tuple[int, str]]] = {}
+    inst: dict[int, set[int]] = {}
+    categories = None
+    for split in sorted(set(map(str, splits))):
+        for ann in _read_json(folder / f"captions_{split}.json")["annotations"]:
+            caps.setdefault(int(ann["image_id"]), []).append((int(ann["id"]), ann["caption"].strip()))
+        data = _read_json(folder / f"instances_{split}.json")
+        categories = categories or data.get("categories")
+        for ann in data["annotations"]:
+            inst.setdefault(int(ann["image_id"]), set()).add(int(ann["category_id"]))
+    if categories is None:
+        categories = _read_json(folder / "instances_train2017.json")["categories"]
+    cats = sorted(categories, key=lambda c: c["id"])
+    col = {c["id"]: j for j, c in enumerate(cats)}
+    captions, multihot = [], np.zeros((coco_ids.size, len(cats)), np.float32)
+    for i, cid in enumerate(coco_ids):
+        cs = caps.get(int(cid))
+        if not cs:
+            raise ValueError(f"cocoId {cid} has no captions in {folder}")
+        captions.append([c for _, c in sorted(cs)])
+        for k in inst.get(int(cid), ()):
+            multihot[i, col[k]] = 1.0
+    return captions, multihot, [c["name"] for c in cats]
+
+
+@dataclass
+class TrainingPool:
+    """Images never shown to subjects, with their annotations (:func:`load_training_pool`)."""
+
+    images: np.ndarray  # uint8 (n, H, W, 3)
+    coco_ids: np.ndarray  # int64 (n,)
+    splits: np.ndarray  # str (n,)
+    captions: list  # list of list of str
+    multihot: np.ndarray  # float32 (n, n_categories)
+    category_names: list
+
+    def __len__(self) -> int:
+        return int(self.coco_ids.size)
+
+    def subset(self, index) -> "TrainingPool":
+        index = np.asarray(index)
+        return TrainingPool(self.images[index], self.coco_ids[index], self.splits[index],
+                            [self.captions[i] for i in np.arange(len(self))[index]],
+                            self.multihot[index], self.category_names)
+
+
+def load_training_pool(root=None, n_images: int | None = None, size: int | None = None,
+                       splits: Sequence[str] = ("train2017", "val2017"), seed: int = 0,
+                       cache: bool = True, progress: bool = False) -> TrainingPool:
+    """The training pool: COCO images outside NSD with captions and multi-hot labels.
+
+    Parameters
+    ----------
+    root : path or None
+        NSD root (``get_data_home``).
+    n_images : int or None
+        Keep a seeded random subset of this many images (``None``: all), sorted by cocoId.
+    size : int or None
+        Resize to ``size`` × ``size`` after a centre square crop (``None``: native).
+    splits : COCO splits to look in.
+    seed : int
+        Seed of the subset.
+    """
+    ids, sp = pool_coco_ids(root, splits)
+    if n_images is not None and n_images < ids.size:
+        keep = np.sort(np.random.default_rng(seed).choice(ids.size, n_images, replace=False))
+        ids, sp = ids[keep], sp[keep]
+    captions, multihot, names = load_coco_annotations(root, ids, sp)
+    images = load_coco_images(root, ids, sp, size=size, cache=cache, progress=progress)
+    return TrainingPool(images, ids, sp, captions, multihot, names)
+
+
+def make_targets(objective: str, captions=None, multihot=None, **embed_options) -> np.ndarray:
+    """Training targets: ``"mpnet"`` (mean caption embedding, via
+    :func:`embeddings.embed_captions`; ``embed_options`` pass through) or ``"multihot"``."""
+    if objective == "mpnet":
+        from ..features.embeddings import embed_captions
+
+        if captions is None:
+            raise ValueError("objective 'mpnet' needs captions")
+        return embed_captions(captions, **embed_options)
+    if objective == "multihot":
+        if multihot is None:
+            raise ValueError("objective 'multihot' needs multihot labels")
+        return np.asarray(multihot, np.float32)
+    raise ValueError(f"unknown objective {objective!r}; use 'mpnet' or 'multihot'")
+
