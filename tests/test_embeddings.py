@@ -20,7 +20,6 @@ import numpy as np
 import pytest
 
 from brainllm_utils.features import embeddings as E
-from brainllm_utils import paths
 from brainllm_utils._utils import paths as _upaths
 from brainllm_utils.embeddings import embed_captions, embed_sentences, get_model_spec
 from brainllm_utils.weights import MINILM, prepare_mpnet, resolve_model
@@ -380,7 +379,7 @@ def test_cache_false_and_explicit_dir(tmp_path, minilm_dir):
     embed_sentences(["one"], model=minilm_dir, cache=False)
     assert not (tmp_path / "cache" / "embeddings").exists()
     embed_sentences(["one"], model=minilm_dir, cache=tmp_path / "mine")
-    assert list((tmp_path / "mine" / "model").glob("*.npy"))
+    assert list((tmp_path / "mine" / "embeddings" / "model").glob("*.npy"))  # a path is a cache root
     assert not (tmp_path / "cache" / "embeddings").exists()
 
 

@@ -76,7 +76,7 @@ def test_fit_encoders_matches_direct_fit_and_caches(nsd, cache_dir, monkeypatch)
     np.testing.assert_allclose(res.r[0, d.columns], r, atol=1e-5)
     outside = np.setdiff1d(np.arange(res.r.shape[1]), d.columns)
     assert np.isnan(res.r[0, outside]).all()
-    assert (cache_dir / "encoding_analysis").is_dir()
+    assert (cache_dir / "encoding").is_dir()
     # second call: read from the cache, never refit
     monkeypatch.setattr(RidgeCV, "fit", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
     again = ea.fit_encoders(nsd, feature="multihot", roi=roi, alphas=ALPHAS, cv=3, device="cpu")
@@ -337,47 +337,6 @@ def test_feature_memo_matches_build(nsd):
     b = _common._features(nsd, "multihot", ids[::-1])
     np.testing.assert_array_equal(b, features.build("multihot", nsd, ids[::-1]))
     np.testing.assert_array_equal(a, b[::-1][:3])
-
-
-def test_hash_distinguishes_arrays():
-    a = np.arange(4.0)
-    assert _common._hash(a, "x") == _common._hash(a.copy(), "x")
-    assert _common._hash(a, "x") != _common._hash(a + 1, "x")
-    assert _common._hash(a) != _common._hash(a.astype(np.float32))
-
-
-# ----------------------------------------------------------------------------- figures
-def test_figures_return_axes():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import pandas as pd
-
-    from brainllm_utils import viz
-
-    rng = np.random.default_rng(0)
-    fig, axes = plt.subplots(2, 4, figsize=(12, 6))
-    axes = axes.ravel()
-    r, c = rng.uniform(0, 0.5, 500), rng.uniform(0, 0.7, 500)
-    assert viz.plot_r_vs_ceiling(r, c, ax=axes[0], labels=rng.integers(0, 3, 500),
-                                 names={1: "a", 2: "b"}) is axes[0]
-    df = pd.DataFrame(dict(subject=["s1", "s2"] * 2, roi=["x", "x", "y", "y"], value=[1, 2, 3, 4.0]))
-    assert viz.plot_roi_bars(df, ax=axes[1], annotate={"x": "truth"}) is axes[1]
-    tab = pd.DataFrame({"unique_a": [0.1, -0.01], "unique_b": [0.02, 0.0], "shared": [0.05, 0.1],
-                        "joint": [0.17, 0.09]}, index=["x", "y"])
-    assert viz.plot_variance_partition(tab, ax=axes[2], bands=("a", "b")) is axes[2]
-    assert viz.plot_decoding_r(rng.uniform(0, 1, (2, 30)), ["s1", "s2"], ax=axes[3], ceiling=0.8) is axes[3]
-    assert viz.plot_identification_ranks(rng.integers(0, 30, (2, 30)), ["s1", "s2"], ax=axes[4]) is axes[4]
-    imgs = rng.integers(0, 255, (3, 8, 8, 3), dtype=np.uint8)
-    caps = {"human": ["a b c"] * 3, "decoded": ["d e f"] * 3}
-    assert viz.plot_caption_gallery(imgs, caps, ax=axes[5], n_cols=3, titles=["1", "2", "3"]) is axes[5]
-    with pytest.raises(ValueError):
-        viz.plot_caption_gallery(imgs, {"human": ["x"]}, ax=axes[5])
-    mt = pd.DataFrame({"kind": ["decoded", "oracle", "chance", "ceiling"], "cider_d": [0.5, 1, 0.1, 1.2]},
-                      index=["s1", "oracle", "shuffled", "human"])
-    assert viz.plot_metric_bars(mt, "cider_d", ax=axes[6]) is axes[6]
-    plt.close(fig)
 
 
 def test_surface_views_axes():

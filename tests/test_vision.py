@@ -13,7 +13,7 @@ torch.set_num_threads(1)
 
 from brainllm_utils import vision  # noqa: E402
 from brainllm_utils.vision import _comparison  # noqa: E402
-from brainllm_utils.vision._blt import BLTConfig, BLTNet, augment, layer_shapes, preprocess  # noqa: E402
+from brainllm_utils.vision._blt import BLTConfig, augment, layer_shapes, preprocess  # noqa: E402
 
 TINY_CFG = BLTConfig(n_layers=3, width=4, image_size=16, n_steps=3, out_dim=6, stem_kernel=3)
 TINY_TRAIN = vision.TrainConfig(epochs=2, batch_size=8, lr=1e-2, warmup_epochs=0)
@@ -182,7 +182,7 @@ def test_train_or_load_caches_and_activation_cache_hit(tiny_root, tmp_path, monk
     assert sub.meta["n_train"] == 10 and sub.checkpoint != net.checkpoint
     imgs, ids = pool.images[:6], pool.coco_ids[:6]
     a = vision.extract_activations(net, imgs, image_ids=ids)
-    files = list((tmp_path / "cache" / "vision" / "activations").rglob("*.npy"))
+    files = list((tmp_path / "cache" / "activations").rglob("*.npy"))
     assert len(files) == 1
     calls = []
     real_forward = type(net.model).forward

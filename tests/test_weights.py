@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from brainllm_utils import paths, weights
+from brainllm_utils import weights
 from brainllm_utils._utils import paths as _upaths
 from brainllm_utils.features import weights as _fweights
 from brainllm_utils.weights import (

@@ -2,9 +2,23 @@
 
 - :mod:`~brainllm_utils._utils.paths`: where data, caches and results live; atomic files; locks.
 - :mod:`~brainllm_utils._utils.device`: the one device resolver, lazy torch, TF32 and thread guards.
+- :mod:`~brainllm_utils._utils.cache`: the one cache (keys, versions, the corrupt-entry policy).
 """
 
-from .device import resolve_device
+from .cache import (
+    CACHE_VERSIONS,
+    CorruptCacheWarning,
+    array_digest,
+    cache_key,
+    cached_arrays,
+    cached_json,
+    file_identity,
+    load_entry,
+    load_npy,
+    resolve_cache,
+    save_npy,
+)
+from .device import import_torch, resolve_device, tf32, torch_threads
 from .paths import (
     REPO_ROOT,
     atomic_path,
@@ -28,4 +42,18 @@ __all__ = [
     "atomic_write_text",
     "file_lock",
     "resolve_device",
+    "import_torch",
+    "tf32",
+    "torch_threads",
+    "CACHE_VERSIONS",
+    "CorruptCacheWarning",
+    "resolve_cache",
+    "cache_key",
+    "array_digest",
+    "file_identity",
+    "load_entry",
+    "load_npy",
+    "save_npy",
+    "cached_arrays",
+    "cached_json",
 ]

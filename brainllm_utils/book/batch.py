@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as _dt
-import hashlib
 import itertools
 import json
 import os
@@ -45,6 +44,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._utils.cache import cache_key, load_entry
 from .._utils.paths import REPO_ROOT, atomic_write_text, file_lock, get_data_home
 from ._execute import NOTEBOOK_DIR, OUTPUT_DIR, execute_notebook, list_notebooks, notebook_parameters
 
@@ -107,9 +107,10 @@ class BatchParameterError(ValueError):
 
 # ---------------------------------------------------------------------------- fingerprints
 def _sha(payload) -> str:
-    data = payload if isinstance(payload, bytes) else json.dumps(
-        payload, sort_keys=True, default=str).encode()
-    return hashlib.sha256(data).hexdigest()
+    """A fingerprint (the one cache's key builder, kind ``"notebooks"``)."""
+    if not isinstance(payload, bytes):  # JSON-like: canonical text (paths, numbers, nested dicts)
+        payload = json.dumps(payload, sort_keys=True, default=str)
+    return cache_key("notebooks", payload, length=64)
 
 
 def data_fingerprint(data_home) -> str:
@@ -277,13 +278,9 @@ class Job:
 
     def is_done(self) -> bool:
         """Whether ``output`` exists and was produced by exactly this job."""
-        if not self.output.is_file():
-            return False
-        try:
-            meta = json.loads(self.output.read_text())["metadata"].get("brainllm", {})
-        except (OSError, ValueError, KeyError):
-            return False
-        return meta.get("fingerprint") == self.fingerprint and meta.get("status") == "complete"
+        meta = load_entry(self.output, lambda p: json.loads(p.read_text())["metadata"].get("brainllm", {}),
+                          check=lambda m: None if isinstance(m, dict) else "no brainllm metadata")
+        return bool(meta) and meta.get("fingerprint") == self.fingerprint and meta.get("status") == "complete"
 
 
 @dataclass

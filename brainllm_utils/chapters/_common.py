@@ -1,31 +1,28 @@
 """What every chapter shares: the dataset key, subjects, each subject's RSA images and sample
-sets, feature tables (with an in-process memo) and the analysis cache of arrays."""
+sets, and feature tables (with an in-process memo)."""
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import warnings
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
-from .._utils.paths import atomic_save_npy, get_cache_dir, get_results_dir
 from .. import features as _features_pkg
+from .._utils.cache import cache_key
+from .._utils.paths import get_results_dir
+from ..nsd import subject_name
 from ..rsa import get_sample_sets
 from ..synth import is_sandbox, load_truth_array
 
 __all__ = ["dataset_key", "resolve_subjects", "subject_image_ids", "subject_sets", "rsa_design",
            "rows_of", "build_feature_table"]
 
-_CACHE_VERSION = "1"
-
-
 def dataset_key(nsd) -> str:
     """A short key of the dataset root (sample sets and caches of two roots never mix)."""
-    return hashlib.sha256(str(Path(nsd.root).resolve()).encode()).hexdigest()[:12]
+    return cache_key("dataset", str(Path(nsd.root).resolve()), length=12)
 
 
 def subject_image_ids(nsd, subject, min_repeats: int = 3) -> np.ndarray:
@@ -115,20 +112,6 @@ def build_feature_table(nsd, names, ids, **options) -> dict[str, np.ndarray]:
     return out
 
 
-def _hash(*parts) -> str:
-    """A short hex key for arrays, strings and numbers."""
-    h = hashlib.sha256(_CACHE_VERSION.encode())
-    for p in parts:
-        if isinstance(p, np.ndarray):
-            a = np.ascontiguousarray(p)
-            h.update(str((a.dtype.str, a.shape)).encode())
-            h.update(a.view(np.uint8).ravel().tobytes() if a.size else b"")
-        else:
-            h.update(json.dumps(p, sort_keys=True, default=str).encode())
-        h.update(b"\0")
-    return h.hexdigest()[:24]
-
-
 @contextlib.contextmanager
 def _quiet_edges():
     """Silence the estimators' "alpha at the edge of the grid" warnings (the chosen alphas
@@ -136,31 +119,6 @@ def _quiet_edges():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*edge of the grid.*")
         yield
-
-
-def _cache_folder(cache) -> Path | None:
-    if cache is False or cache is None:
-        return None
-    base = get_cache_dir() if cache is True else Path(cache)
-    folder = base / "encoding_analysis"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def _cached(folder: Path | None, key: str, names: Sequence[str], compute):
-    """Load ``{name: array}`` from ``folder/key_name.npy`` or compute and save them."""
-    if folder is not None:
-        paths = {n: folder / f"{key}_{n}.npy" for n in names}
-        if all(p.exists() for p in paths.values()):
-            try:
-                return {n: np.load(p, allow_pickle=False) for n, p in paths.items()}
-            except (ValueError, OSError):
-                pass
-    out = compute()
-    if folder is not None:
-        for n in names:
-            atomic_save_npy(folder / f"{key}_{n}.npy", np.asarray(out[n]))
-    return out
 
 
 _FEATURE_MEMO: dict = {}
@@ -194,7 +152,7 @@ def resolve_subjects(nsd, subjects=None) -> list[str]:
     """Subjects to analyse: ``None`` → every subject with data; ints → ``"subjNN"``."""
     if subjects is None:
         return list(nsd.subjects)
-    out = [s if isinstance(s, str) else f"subj{int(s):02d}" for s in subjects]
+    out = [subject_name(s) for s in subjects]
     missing = sorted(set(out) - set(nsd.subjects))
     if missing:
         raise ValueError(f"subjects {missing} have no data; available: {nsd.subjects}")

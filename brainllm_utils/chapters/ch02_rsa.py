@@ -23,12 +23,9 @@ per subject), which keeps the first-time embedding cost of the book small on a C
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-
 import numpy as np
 
-from .._utils.paths import atomic_save_npy, get_cache_dir
+from .._utils.cache import array_digest, cache_key, file_identity, load_npy, resolve_cache, save_npy
 from ..rsa import (
     compute_rdm,
     noise_ceiling,
@@ -39,7 +36,7 @@ from ..rsa import (
     volume_neighbourhoods,
 )
 from ..stats import paired_ttest, ttest_1samp_fdr
-from ._common import build_feature_table, dataset_key, rows_of, rsa_design, subject_sets
+from ._common import build_feature_table, rows_of, rsa_design, subject_sets
 
 __all__ = ["STREAMS_ROIS", "PAPER_ROIS", "roi_patterns", "loso_ceilings", "subject_rsa_table",
            "paired_differences", "winner_table", "fsaverage_mesh", "surface_searchlight",
@@ -261,9 +258,14 @@ def fsaverage_mesh(nsd, hemi: str, surface: str = "pial"):
     return coords, faces
 
 
-def _cache_path(kind: str, *parts) -> Path:
-    h = hashlib.sha256("\0".join(map(str, parts)).encode()).hexdigest()[:20]
-    return get_cache_dir() / "searchlight" / f"{kind}_{h}.npy"
+def _mesh_identity(nsd, surface: str = "pial"):
+    """What defines the surface meshes of :func:`fsaverage_mesh` (for cache keys)."""
+    if nsd.n_vertices()[0] == 10242:
+        from importlib.metadata import version
+
+        return ["nilearn fsaverage5", surface, version("nilearn")]
+    return [file_identity(nsd.path(f"nsddata/freesurfer/fsaverage/surf/{h}.{surface}", "fsaverage surface"))
+            for h in ("lh", "rh")]
 
 
 def _model_rows(nsd, feature_space, ids, features, options):
@@ -273,25 +275,41 @@ def _model_rows(nsd, feature_space, ids, features, options):
     return build_feature_table(nsd, [feature_space], ids, **options)[feature_space]
 
 
+def _searchlight_key(kind: str, betas_key: str, sets_ids: np.ndarray, X: np.ndarray, size, *extra) -> str:
+    """Cache key of a searchlight map: everything that changes it (no brain data is hashed).
+
+    ``betas_key`` covers the subject's betas (files, design, arguments); ``sets_ids`` the
+    sample sets as image ids (the whole partition, every id); ``X`` the model's rows of the
+    sets' images (its content); ``size`` the sphere or disc radius; ``extra`` the meshes.
+    """
+    return cache_key("searchlight", kind, betas_key, np.asarray(sets_ids, dtype=np.int64),
+                     np.asarray(X), float(size), list(extra))
+
+
 def _searchlight_inputs(nsd, subject, kind, space, feature_space, size, set_size, seed,
-                        n_sets, features, results_dir, feature_options):
-    """What both searchlights need: the cache path, and (when computing) the set-local
-    sample sets, the betas of the sets' images and the model's rows for them."""
+                        n_sets, features, results_dir, feature_options, cache):
+    """What both searchlights need: the cache file of this map (``None`` without a cache),
+    and a loader of the set-local sample sets and the betas of the sets' images; plus the
+    model's rows for those images."""
     ids, sets = subject_sets(nsd, subject, set_size, seed, n_sets, results_dir)
-    path = _cache_path(kind, dataset_key(nsd), subject, feature_space, size,
-                       sets.tobytes().hex()[:64], sets.shape, sorted(feature_options.items()))
+    used = np.unique(sets.ravel())
+    X = _model_rows(nsd, feature_space, ids[used], features, feature_options)
+    folder = resolve_cache(cache, "searchlight")
+    path = None
+    if folder is not None:
+        extra = _mesh_identity(nsd) if space == "fsaverage" else []
+        key = _searchlight_key(kind, nsd.betas_key(subject, space=space), ids[sets], X, size, *extra)
+        path = folder / f"{kind}_{subject}_{key}.npy"
 
     def load():
-        used = np.unique(sets.ravel())
         Y, all_ids = nsd.betas(subject, space=space, progress=False)
         Y = np.asarray(Y[rows_of(all_ids, ids[used])], dtype=np.float32)
-        X = _model_rows(nsd, feature_space, ids[used], features, feature_options)
-        return np.searchsorted(used, sets), Y, X
+        return np.searchsorted(used, sets), Y
 
-    return path, load
+    return path, load, X
 
 
-_DISCS: dict = {}  # (n_vertices, hemi, radius, mask hash) -> (centres, discs), per process
+_DISCS: dict = {}  # (n_vertices, hemi, radius, mesh, mask digest) -> (centres, discs), per process
 
 
 def surface_searchlight(nsd, subject, feature_space: str = "mpnet", radius_mm: float = 10.0,
@@ -303,24 +321,29 @@ def surface_searchlight(nsd, subject, feature_space: str = "mpnet", radius_mm: f
     Discs of geodesic radius ``radius_mm`` on each hemisphere's pial mesh
     (:func:`brainllm_utils.searchlight.surface_neighbourhoods`, restricted to vertices with
     finite betas), the paper's sampled RSA in each disc (same sets as the ROI analysis).
+    Maps are cached (the one cache, kind ``"searchlight"``) under a key of the subject's
+    betas, the whole sample-set partition, the model's feature rows, the radius and the mesh.
 
     Returns
     -------
     float32 array (n_vertices_lh + n_vertices_rh,)
         Mean-over-sets Pearson r per centre vertex, NaN where no disc was centred.
     """
-    path, load = _searchlight_inputs(nsd, subject, "surface", "fsaverage", feature_space,
-                                     radius_mm, set_size, seed, n_sets, features, results_dir,
-                                     feature_options)
-    if cache and path.exists():
-        return np.load(path)
-    local_sets, Y, X = load()
+    path, load, X = _searchlight_inputs(nsd, subject, "surface", "fsaverage", feature_space,
+                                        radius_mm, set_size, seed, n_sets, features, results_dir,
+                                        feature_options, cache)
     n_lh, n_rh = nsd.n_vertices()
+    if path is not None:
+        hit = load_npy(path, shape=(n_lh + n_rh,), dtype=np.float32)
+        if hit is not None:
+            return hit
+    local_sets, Y = load()
     out = np.full(n_lh + n_rh, np.nan, dtype=np.float32)
     finite = np.isfinite(Y).all(0)
+    mesh_id = _mesh_identity(nsd)
     for hemi, off, nv in (("left", 0, n_lh), ("right", n_lh, n_rh)):
         mask = finite[off: off + nv]
-        key = (nv, hemi, float(radius_mm), hashlib.sha1(np.packbits(mask).tobytes()).hexdigest())
+        key = (nv, hemi, float(radius_mm), repr(mesh_id), array_digest(mask))
         if key not in _DISCS:
             _DISCS[key] = surface_neighbourhoods(fsaverage_mesh(nsd, hemi), radius_mm, mask=mask)
         centres, neigh = _DISCS[key]
@@ -328,8 +351,8 @@ def surface_searchlight(nsd, subject, feature_space: str = "mpnet", radius_mm: f
         r = searchlight_rsa(Y[:, cols], neigh, X, sets=local_sets, device=device,
                             progress=False)[0]
         out[cols[centres]] = r
-    if cache:
-        atomic_save_npy(path, out)
+    if path is not None:
+        save_npy(path, out)
     return out
 
 
@@ -342,19 +365,22 @@ def volume_searchlight(nsd, subject, feature_space: str = "mpnet", radius: float
     Spheres of voxels at distance ``< radius`` (voxels) inside the brain mask (voxels with
     finite betas), centres whose full sphere is ≥ 50 % in the mask
     (:func:`brainllm_utils.searchlight.volume_neighbourhoods`), the paper's sampled RSA.
+    Cached like :func:`surface_searchlight`.
 
     Returns
     -------
     float32 array (X, Y, Z)
         Mean-over-sets Pearson r per centre voxel, NaN elsewhere.
     """
-    path, load = _searchlight_inputs(nsd, subject, "volume", "func1pt8mm", feature_space,
-                                     radius, set_size, seed, n_sets, features, results_dir,
-                                     feature_options)
-    if cache and path.exists():
-        return np.load(path)
-    local_sets, Y, X = load()
+    path, load, X = _searchlight_inputs(nsd, subject, "volume", "func1pt8mm", feature_space,
+                                        radius, set_size, seed, n_sets, features, results_dir,
+                                        feature_options, cache)
     brain = nsd.brainmask(subject)
+    if path is not None:
+        hit = load_npy(path, shape=brain.shape, dtype=np.float32)
+        if hit is not None:
+            return hit
+    local_sets, Y = load()
     finite = np.isfinite(Y).all(0) & (Y.std(0) > 0)
     mask = np.zeros(brain.size, dtype=bool)
     mask[np.flatnonzero(brain.ravel())[finite]] = True
@@ -363,8 +389,8 @@ def volume_searchlight(nsd, subject, feature_space: str = "mpnet", radius: float
     r = searchlight_rsa(Y[:, finite], neigh, X, sets=local_sets, device=device,
                         progress=False)[0]
     out = to_volume(r, mask, centres)
-    if cache:
-        atomic_save_npy(path, out)
+    if path is not None:
+        save_npy(path, out)
     return out
 
 

@@ -21,8 +21,10 @@ Protocol (``shared/docs/paper_methods.md`` §4):
   subject's encoder, contrasted and t-tested across subjects.
 - **Decoding** is chapter 04 (:mod:`.ch04_decoding`); it shares the split (:func:`subject_data`).
 
-Results are cached under ``get_cache_dir()/encoding_analysis`` with keys that hash the
-input arrays and every argument, so a re-run with the same data is a file read.
+Results are in the one cache (:mod:`brainllm_utils._utils.cache`, kind ``"encoding"``) under
+keys of every input: the betas by their key (:meth:`NSD.betas_key`: files, design and
+arguments; the brain data are never hashed), the features by content and every argument; a
+re-run with the same data is a file read.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ from ..encoding import (
 )
 from ..stats import ttest_1samp_fdr
 from ..synth import load_truth, load_truth_array
-from ._common import _cache_folder, _cached, _features, _hash, _quiet_edges, resolve_subjects
+from .._utils.cache import cache_key, cached_arrays, resolve_cache
+from ._common import _features, _quiet_edges, resolve_subjects
 
 __all__ = [
     "DEFAULT_ALPHAS",
@@ -105,6 +108,7 @@ class SubjectData:
     Y_test: np.ndarray  # float32 (n_test, n_cols)
     columns: np.ndarray  # flat indices of the columns in the full space
     valid: np.ndarray  # bool (n_cols,): finite in every image
+    key: str = ""  # cache key of the split: the betas' key and the test images (no data hashed)
 
 
 def subject_data(nsd, subject, space: str = "fsaverage", roi=None, test_ids=None) -> SubjectData:
@@ -133,9 +137,11 @@ def subject_data(nsd, subject, space: str = "fsaverage", roi=None, test_ids=None
     valid = np.isfinite(Y).all(0)
     if not valid.all():
         Y = np.where(np.isfinite(Y), Y, np.float32(0))
+    key = cache_key("encoding", "subject_data", nsd.betas_key(subject, space=space, roi=roi), test_ids)
     return SubjectData(
         subject=str(subject), train_ids=ids[~is_test], test_ids=ids[is_test],
         Y_train=Y[~is_test], Y_test=Y[is_test], columns=nsd.columns(subject, space, roi),
+        key=key,
         valid=valid,
     )
 
@@ -218,7 +224,7 @@ def fit_encoders(nsd, subjects=None, feature: str = "mpnet", space: str = "fsave
     """
     subjects = resolve_subjects(nsd, subjects)
     n_full = _full_size(nsd, space)
-    folder = _cache_folder(cache)
+    folder = resolve_cache(cache, "encoding")
     alphas = np.asarray(alphas, dtype=np.float64)
     R = np.full((len(subjects), n_full), np.nan, dtype=np.float32)
     A = np.full((len(subjects), n_full), np.nan, dtype=np.float32)
@@ -239,8 +245,8 @@ def fit_encoders(nsd, subjects=None, feature: str = "mpnet", space: str = "fsave
                         coef=est.coef_.astype(np.float32),
                         intercept=np.asarray(est.intercept_, dtype=np.float32))
 
-        key = _hash("fit_encoders", s, feature, X_tr, X_te, d.Y_train, d.Y_test, alphas, cv)
-        out = _cached(folder, key, ("r", "alphas", "coef", "intercept"), compute)
+        key = cache_key("encoding", "fit_encoders", d.key, feature, opts, X_tr, X_te, alphas, int(cv))
+        out = cached_arrays("encoding", key, ("r", "alphas", "coef", "intercept"), compute, folder=folder)
         R[i, d.columns] = out["r"]
         A[i, d.columns] = out["alphas"]
         encoders[s] = (out["coef"], out["intercept"])
@@ -435,7 +441,7 @@ def variance_partition(nsd, subjects=None, bands=("mpnet", "mpnet_word_avg"), ro
     n_full = _full_size(nsd, "fsaverage")
     names = ("joint", "r2_a", "r2_b", "unique_a", "unique_b", "shared", "split_a", "split_b", "weight_a")
     out = {k: np.full((len(subjects), n_full), np.nan, dtype=np.float32) for k in names}
-    folder = _cache_folder(cache)
+    folder = resolve_cache(cache, "encoding")
     alphas = np.asarray(alphas, dtype=np.float64)
     grid = band_weight_grid(2, n_ratios)
     for i, s in enumerate(subjects):
@@ -450,9 +456,9 @@ def variance_partition(nsd, subjects=None, bands=("mpnet", "mpnet_word_avg"), ro
                                cv=cv, band_weights=grid, device=device)
             return {k: np.where(d.valid, np.asarray(v, np.float32), np.nan) for k, v in res.items()}
 
-        key = _hash("variance_partition", s, list(bands), Xa_tr, Xb_tr, Xa_te, Xb_te,
-                    d.Y_train, d.Y_test, alphas, cv, grid)
-        res = _cached(folder, key, names, compute)
+        key = cache_key("encoding", "variance_partition", d.key, list(bands), Xa_tr, Xb_tr, Xa_te, Xb_te,
+                        alphas, int(cv), grid)
+        res = cached_arrays("encoding", key, names, compute, folder=folder)
         for k in names:
             out[k][i, d.columns] = res[k]
     out["subjects"] = subjects

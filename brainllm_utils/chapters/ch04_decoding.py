@@ -23,7 +23,8 @@ from ..encoding import (
     pearson_r,
     score_captions,
 )
-from ._common import _cache_folder, _cached, _features, _hash, _quiet_edges, resolve_subjects
+from .._utils.cache import cache_key, cached_arrays, resolve_cache
+from ._common import _features, _quiet_edges, resolve_subjects
 from .ch03_encoding import subject_data
 
 __all__ = ["DECODING_ALPHAS", "decode_subjects", "decode_by_roi", "caption_consistency",
@@ -50,7 +51,7 @@ def decode_subjects(nsd, subjects=None, feature: str = "mpnet", roi="streams",
     (0 = best; chance (n_test − 1)/2), ``alphas`` (n_subjects, d) and ``n_voxels``.
     """
     subjects = resolve_subjects(nsd, subjects)
-    folder = _cache_folder(cache)
+    folder = resolve_cache(cache, "encoding")
     alphas = np.asarray(alphas, dtype=np.float64)
     preds, alph, n_vox = [], [], []
     test_ids = true = None
@@ -67,8 +68,8 @@ def decode_subjects(nsd, subjects=None, feature: str = "mpnet", roi="streams",
             return dict(pred=np.asarray(est.predict(X_te), np.float32),
                         alphas=est.best_alphas_.astype(np.float32))
 
-        key = _hash("decode_subjects", s, feature, X_tr, X_te, E_tr, alphas, cv)
-        res = _cached(folder, key, ("pred", "alphas"), compute)
+        key = cache_key("encoding", "decode_subjects", d.key, feature, E_tr, alphas, int(cv))
+        res = cached_arrays("encoding", key, ("pred", "alphas"), compute, folder=folder)
         preds.append(res["pred"])
         alph.append(res["alphas"])
         n_vox.append(int(X_tr.shape[1]))

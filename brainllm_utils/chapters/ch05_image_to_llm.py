@@ -30,14 +30,12 @@ This module wires them together for the chapter and caches what is slow:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import re
 
 import numpy as np
 
 from .. import vision
+from .._utils.cache import cache_key, load_npy, resolve_cache, save_npy
 from .._utils.device import torch_threads
-from .._utils.paths import atomic_save_npy, get_cache_dir
 from .ch02_rsa import group_searchlight_test, subject_rsa_table, surface_searchlight
 from ._common import rsa_design, subject_image_ids
 from .reference import paper_reference_numbers, paper_transfer_numbers
@@ -362,20 +360,15 @@ def network_rsa_table(nsd, network_feats, *, seed_groups=None, other_features=No
 
 
 # --------------------------------------------------------------------------- searchlight
-def _feature_key(name: str, X: np.ndarray) -> str:
-    h = hashlib.sha256(np.ascontiguousarray(np.asarray(X, np.float32)).tobytes()).hexdigest()[:16]
-    return f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}@{h}"
-
-
 def searchlight_contrast(nsd, feats_a: dict, feats_b: dict, ids, subjects=None, *, radius_mm: float = 10.0,
                          set_size: int = 100, seed: int = 0, n_sets=1, device="auto", q: float = 0.05):
     """Surface searchlight contrast A − B (e.g. LLM-trained minus category-trained networks).
 
     Every network in ``feats_a`` and ``feats_b`` gets a surface searchlight map per
-    subject (:func:`rsa_analysis.surface_searchlight`, cached under a name that includes a
-    hash of its features); the maps of each group are averaged over its networks (seeds);
+    subject (:func:`.ch02_rsa.surface_searchlight`, cached under a key that includes the
+    content of its features); the maps of each group are averaged over its networks (seeds);
     the per-subject difference A − B is tested across subjects at every vertex (two-sided
-    one-sample t-test, BH-FDR at ``q``; :func:`rsa_analysis.group_searchlight_test`).
+    one-sample t-test, BH-FDR at ``q``; :func:`.ch02_rsa.group_searchlight_test`).
 
     Parameters
     ----------
@@ -393,7 +386,7 @@ def searchlight_contrast(nsd, feats_a: dict, feats_b: dict, ids, subjects=None, 
     def group_maps(feats):
         out = {}
         for s in subjects:
-            maps = [surface_searchlight(nsd, s, _feature_key(name, X), radius_mm=radius_mm, set_size=set_size,
+            maps = [surface_searchlight(nsd, s, name, radius_mm=radius_mm, set_size=set_size,
                                            seed=seed, n_sets=n_sets, device=device, features=(ids, X))
                     for name, X in feats.items()]
             out[s] = np.mean(maps, axis=0)
@@ -414,26 +407,31 @@ def transfer_image_ids(nsd, subjects=None, min_repeats: int = 3) -> np.ndarray:
 
 
 def _cached_transfer_table(features, targets, n_test, *, seed, epochs, lr, batch_size, cache=True):
-    """:func:`vision.transfer_table`, cached under ``get_cache_dir()/vision/transfer`` by a hash
-    of the features, targets and settings (the readouts take a minute or two on a CPU)."""
+    """:func:`vision.transfer_table`, in the one cache (kind ``"transfer"``) under a key of the
+    features, targets (their content, streamed) and settings (the readouts take a minute or two
+    on a CPU)."""
     import pandas as pd
 
-    h = hashlib.sha256(repr((n_test, seed, epochs, lr, batch_size, list(features), list(targets))).encode())
-    for arr in [*features.values(), *targets.values()]:
-        h.update(np.ascontiguousarray(np.asarray(arr, np.float32)).tobytes())
-    path = get_cache_dir() / "vision" / "transfer" / f"{h.hexdigest()[:24]}.npy"
     rows = [(f, t) for t in targets for f in features]  # vision.transfer_table's row order
-    if cache and path.exists():
-        vals = np.load(path)
-        per = pd.DataFrame(rows, columns=["features", "target"])
-        per["kind"] = ["bce" if np.isin(np.asarray(targets[t]), (0.0, 1.0)).all() else "cosine" for _, t in rows]
-        per[["score", "floor", "map"]] = vals
-        return per
+    folder = resolve_cache(cache, "transfer")
+    path = None
+    if folder is not None:
+        key = cache_key("transfer", int(n_test), int(seed), int(epochs), float(lr), int(batch_size),
+                        {k: np.asarray(v, np.float32) for k, v in features.items()}, list(features),
+                        {k: np.asarray(v, np.float32) for k, v in targets.items()}, list(targets))
+        path = folder / f"{key}.npy"
+        vals = load_npy(path, shape=(len(rows), 3), dtype=np.float64)
+        if vals is not None:
+            per = pd.DataFrame(rows, columns=["features", "target"])
+            per["kind"] = ["bce" if np.isin(np.asarray(targets[t]), (0.0, 1.0)).all() else "cosine"
+                           for _, t in rows]
+            per[["score", "floor", "map"]] = vals
+            return per
     with torch_threads(1):  # thousands of tiny steps: one thread is fastest and robust to a busy machine
         per = vision.transfer_table(features, targets, n_test, seed=seed, epochs=epochs, lr=lr,
                                     batch_size=batch_size)
-    if cache:
-        atomic_save_npy(path, per[["score", "floor", "map"]].to_numpy(np.float64))
+    if path is not None:
+        save_npy(path, per[["score", "floor", "map"]].to_numpy(np.float64))
     return per
 
 

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .._utils.cache import file_identity
 from ._registry import register_pattern
 from ._text import CATEGORY_RENAMES, POS_GROUPS, flat_captions, pos_words, tag_captions
 
 __all__ = ["load_word_vectors"]
 
-_VECTORS: dict[tuple[str, int, int], dict[str, np.ndarray]] = {}
+_VECTORS: dict[tuple, dict[str, np.ndarray]] = {}  # the last file read, per process
 
 
 def load_word_vectors(path, vocabulary=None) -> dict[str, np.ndarray]:
@@ -93,7 +94,9 @@ def _static_factory(nsd, ids, lib: str, kind: str, vectors_path=None, **options)
         raise ValueError(f"{lib}_{kind}: kind must be all, categories or one of {list(POS_GROUPS)}")
     vocab = {w for ws in words_per_image for w in ws}
     vocab |= {w.capitalize() for w in vocab}
-    key = (str(path.resolve()), path.stat().st_size, hash(frozenset(vocab)))
+    if not path.is_file():
+        load_word_vectors(path)  # raises, naming the file and how to get one
+    key = (file_identity(path), frozenset(vocab))
     if key not in _VECTORS:
         _VECTORS.clear()
         _VECTORS[key] = load_word_vectors(path, vocab)

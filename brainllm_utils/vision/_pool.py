@@ -10,9 +10,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .._utils.paths import atomic_save_npy, get_cache_dir, get_data_home
+from .._utils.cache import cache_key, file_identity, load_npy, resolve_cache, save_npy
+from .._utils.paths import get_data_home
 from ..nsd.layout import ANNOTATIONS, COCO_DIR, STIM_INFO
-from ._keys import CACHE_FORMAT, sha
 
 __all__ = ["pool_coco_ids", "load_coco_images", "load_coco_annotations", "TrainingPool",
            "load_training_pool", "make_targets"]
@@ -77,30 +77,34 @@ def load_coco_images(root, coco_ids, splits, size: int | None = None, cache: boo
     """Read COCO JPEGs as uint8 ``(n, size, size, 3)`` (centre square crop, bicubic resize).
 
     ``size=None`` keeps the native size (all images must then share it). With ``cache``,
-    the array is stored as ``.npy`` under ``get_cache_dir()/vision/images`` keyed by the
-    ids, splits, size and the files' sizes/mtimes.
+    the array is stored in the one cache (kind ``"vision_images"``) keyed by the ids, splits,
+    size and the files' identities (path, size, modification time).
     """
     root = get_data_home(root)
     coco_ids = np.asarray(coco_ids, dtype=np.int64).ravel()
     splits = np.broadcast_to(np.asarray(splits), coco_ids.shape)
     paths = [root / COCO_DIR / str(s) / f"{int(c):012d}.jpg" for c, s in zip(coco_ids, splits)]
+    folder = resolve_cache(cache, "vision_images")
     path = None
-    if cache:
-        stats = [(p.stat().st_size, p.stat().st_mtime_ns) for p in paths]
-        key = sha("images", CACHE_FORMAT, coco_ids, list(map(str, splits)), size, stats)[:24]
-        path = get_cache_dir() / "vision" / "images" / f"{key}.npy"
-        if path.exists():
-            try:
-                return np.load(path)
-            except (OSError, ValueError):
-                path.unlink(missing_ok=True)
+    if folder is not None:
+        path = folder / f"{images_key(coco_ids, splits, size, paths)}.npy"
+        shape = (coco_ids.size, size, size, 3) if size is not None else None
+        hit = load_npy(path, shape=shape, dtype=np.uint8, rows=coco_ids.size, ndim=4)
+        if hit is not None:
+            return hit
     from tqdm.auto import tqdm
 
     arrays = [_load_one(p, size) for p in tqdm(paths, desc="COCO images", disable=not progress, leave=False)]
     out = np.stack(arrays) if arrays else np.zeros((0, size or 0, size or 0, 3), np.uint8)
     if path is not None:
-        atomic_save_npy(path, out)
+        save_npy(path, out)
     return out
+
+
+def images_key(coco_ids, splits, size, paths) -> str:
+    """Cache key of pool images: ids, splits, size and every file's identity."""
+    return cache_key("vision_images", np.asarray(coco_ids, dtype=np.int64), [str(s) for s in splits],
+                     size, [file_identity(p) for p in paths])
 
 
 def _read_json(path: Path) -> dict:
@@ -158,6 +162,7 @@ class TrainingPool:
     captions: list  # list of list of str
     multihot: np.ndarray  # float32 (n, n_categories)
     category_names: list
+    key: str = ""  # cache key of the images (ids, size, files); "" for pools built by hand
 
     def __len__(self) -> int:
         return int(self.coco_ids.size)
@@ -166,7 +171,8 @@ class TrainingPool:
         index = np.asarray(index)
         return TrainingPool(self.images[index], self.coco_ids[index], self.splits[index],
                             [self.captions[i] for i in np.arange(len(self))[index]],
-                            self.multihot[index], self.category_names)
+                            self.multihot[index], self.category_names,
+                            cache_key("vision_images", self.key, index) if self.key else "")
 
 
 def load_training_pool(root=None, n_images: int | None = None, size: int | None = None,
@@ -192,7 +198,9 @@ def load_training_pool(root=None, n_images: int | None = None, size: int | None 
         ids, sp = ids[keep], sp[keep]
     captions, multihot, names = load_coco_annotations(root, ids, sp)
     images = load_coco_images(root, ids, sp, size=size, cache=cache, progress=progress)
-    return TrainingPool(images, ids, sp, captions, multihot, names)
+    root = get_data_home(root)
+    paths = [root / COCO_DIR / str(s) / f"{int(c):012d}.jpg" for c, s in zip(ids, sp)]
+    return TrainingPool(images, ids, sp, captions, multihot, names, images_key(ids, sp, size, paths))
 
 
 def make_targets(objective: str, captions=None, multihot=None, **embed_options) -> np.ndarray:

@@ -18,8 +18,8 @@ import numpy as np
 
 from .._utils.device import import_torch as _torch
 from .._utils.device import resolve_device as _resolve_device
-from .._utils.paths import atomic_path, get_cache_dir
-from ._keys import CACHE_FORMAT, sha
+from .._utils.cache import array_digest, cache_key, load_entry, resolve_cache
+from .._utils.paths import atomic_path
 from ._pool import TrainingPool, load_training_pool, make_targets
 
 __all__ = ["TrainConfig", "PRESETS", "build_network", "TrainedNetwork", "weights_hash", "train_network",
@@ -144,7 +144,8 @@ def weights_hash(model) -> str:
         t = v.detach().cpu().contiguous()
         h.update(k.encode())
         h.update(str(t.dtype).encode())
-        h.update(t.view(-1).view(_torch().uint8).numpy().tobytes() if t.numel() else b"")
+        if t.numel():
+            h.update(memoryview(t.view(-1).view(_torch().uint8).numpy()))  # no copy
     return h.hexdigest()
 
 
@@ -165,9 +166,14 @@ class _Deterministic:
 
 
 def _epoch_generator(seed: int, epoch: int):
+    """The random stream of one epoch, derived from ``(seed, epoch)`` (a seed, not a cache key:
+    the derivation is fixed, so trained weights stay the same across versions)."""
     torch = _torch()
-    s = int(sha("epoch", seed, epoch)[:15], 16)
-    return torch.Generator().manual_seed(s)
+    h = hashlib.sha256()
+    for part in ("epoch", int(seed), int(epoch)):
+        h.update(json.dumps(part).encode())
+        h.update(b"\x00")
+    return torch.Generator().manual_seed(int(h.hexdigest()[:15], 16))
 
 
 def _loss_fn(kind: str):
@@ -290,14 +296,17 @@ def train_network(images: np.ndarray, targets: np.ndarray, config=None, train_co
     start = 0
     ckdir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if ckdir is not None and resume:
-        done = sorted(ckdir.glob("epoch_*.pt"))
-        if done:
-            state = torch.load(done[-1], map_location=device, weights_only=False)
+        for ck in sorted(ckdir.glob("epoch_*.pt"), reverse=True):  # the last good checkpoint
+            state = load_entry(ck, lambda p: torch.load(p, map_location=device, weights_only=False),
+                               check=_check_state)
+            if state is None:
+                continue
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
             history = list(state["history"])
             start = int(state["epoch"])
-            log.info("resumed %s from %s", name or "network", done[-1])
+            log.info("resumed %s from %s", name or "network", ck)
+            break
     loss = _loss_fn(tc.loss)
     loss.__name__ = tc.loss
     x_val = y_val = None
@@ -357,6 +366,13 @@ def train_network(images: np.ndarray, targets: np.ndarray, config=None, train_co
     return TrainedNetwork(model, config, tc, seed, history, ck, name)
 
 
+def _check_state(state) -> str | None:
+    keys = {"model", "optimizer", "history", "epoch", "config", "train_config", "seed"}
+    if not isinstance(state, dict) or not keys <= set(state):
+        return f"not a training checkpoint (keys {sorted(state) if isinstance(state, dict) else type(state)})"
+    return None
+
+
 def load_checkpoint(path, device="cpu") -> TrainedNetwork:
     """Load a checkpoint written by :func:`train_network` (model in eval mode)."""
     torch = _torch()
@@ -397,10 +413,12 @@ def train_or_load(root=None, objective: str = "mpnet", seed: int = 0, preset: st
                   embed_options: dict | None = None, checkpoint_root=None) -> TrainedNetwork:
     """Train (or load the finished checkpoint of) one seeded network on the training pool.
 
-    The run lives in ``<checkpoint_root or get_cache_dir()/vision/blt>/<name>_<key>/`` where ``key``
-    hashes the objective, seed, architecture, optimisation settings and the training
-    images' cocoIds and targets; a finished run is loaded without training, an interrupted
-    one resumes from its last epoch.
+    The run lives in ``<checkpoint_root or get_cache_dir()/checkpoints>/<name>_<key>/`` where
+    ``key`` (the one cache, kind ``"checkpoints"``) covers the objective, seed, architecture,
+    optimisation settings, the pool's images (ids, size and files; their pixels when the pool
+    was built by hand) and the training and validation targets; a finished run is loaded
+    without training, an interrupted one resumes from its last good epoch (a corrupt
+    checkpoint is reported, deleted and retrained).
 
     Parameters
     ----------
@@ -424,15 +442,16 @@ def train_or_load(root=None, objective: str = "mpnet", seed: int = 0, preset: st
     if n_val:
         val_targets = make_targets(objective, [pool.captions[i] for i in val_idx], pool.multihot[val_idx],
                                    **(embed_options or {}))
-    key = sha("blt-run", CACHE_FORMAT, objective, seed, config.to_dict(), tc.to_dict(),
-               pool.coco_ids[train_idx], targets, pool.coco_ids[val_idx], pool.images.shape[1:])[:20]
+    images_id = pool.key or array_digest(pool.images)
+    key = cache_key("checkpoints", objective, int(seed), config.to_dict(), tc.to_dict(), images_id,
+                    pool.coco_ids[train_idx], targets, pool.coco_ids[val_idx], val_targets,
+                    list(pool.images.shape[1:]), length=20)
     name = f"{objective}_seed{seed}"
-    base = Path(checkpoint_root) if checkpoint_root is not None else get_cache_dir() / "vision" / "blt"
+    base = Path(checkpoint_root) if checkpoint_root is not None else resolve_cache(True, "checkpoints")
     ckdir = base / f"{name}_{key}"
     final = ckdir / f"epoch_{tc.epochs:03d}.pt"
-    if final.exists():
-        net = load_checkpoint(final, device=_resolve_device(device))
-    else:
+    net = load_entry(final, lambda p: load_checkpoint(p, device=_resolve_device(device)))
+    if net is None:
         net = train_network(pool.images[train_idx], targets, config, tc, seed,
                             val_images=pool.images[val_idx] if n_val else None, val_targets=val_targets,
                             checkpoint_dir=ckdir, device=device, progress=progress, name=name)

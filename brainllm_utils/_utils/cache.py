@@ -1,0 +1,464 @@
+"""The one cache: where derived files live, how they are keyed, and what happens to a bad one.
+
+Every module that caches goes through here, with one policy:
+
+- **Where.** ``cache=True`` → ``get_cache_dir()/<kind>``; a path → ``<path>/<kind>`` (a path is
+  a cache *root*, like ``$BRAINLLM_CACHE``); ``False``/``None`` → no disk cache
+  (:func:`resolve_cache`).
+- **Keys.** :func:`cache_key` hashes the kind, its version (:data:`CACHE_VERSIONS`, the one
+  version table) and every input that changes the result: arguments (canonical JSON),
+  arrays (dtype, shape and content streamed block by block, never copied whole:
+  :func:`array_digest`), files by identity (path, size, modification time:
+  :func:`file_identity`).
+- **Writes** are atomic (temporary file, ``fsync``, rename): an interrupted write never
+  leaves an entry that looks complete.
+- **A corrupt entry** (unreadable, truncated, wrong shape or dtype, non-finite where finite is
+  required) is reported with a :class:`CorruptCacheWarning`, deleted, and recomputed by the
+  caller (:func:`load_entry` returns ``None``). A cache never crashes an analysis and never
+  returns a bad entry silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import sys
+import warnings
+from pathlib import Path, PurePath
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from .paths import atomic_save_npy, atomic_write_text, get_cache_dir
+
+__all__ = [
+    "CACHE_VERSIONS",
+    "CorruptCacheWarning",
+    "resolve_cache",
+    "cache_key",
+    "array_digest",
+    "file_identity",
+    "FileIdentity",
+    "load_entry",
+    "discard",
+    "load_npy",
+    "save_npy",
+    "cached_arrays",
+    "cached_json",
+]
+
+#: The one version table: bump a kind's number when the format or the meaning of its entries
+#: changes, and every old entry of that kind is ignored (it has another key).
+CACHE_VERSIONS = {
+    "betas": 2,             # NSD.betas: repeat-averaged betas (+ the nsdIds of the rows)
+    "embeddings": 2,        # embed_sentences: one call's rows, and the per-sentence store
+    "pos_tags": 2,          # features: part-of-speech tags of captions
+    "encoding": 2,          # chapters 03/04: encoders, decoders, variance partitions
+    "searchlight": 2,       # chapter 02: searchlight maps
+    "vision_images": 2,     # vision: decoded, cropped COCO images
+    "activations": 2,       # vision: network activations
+    "features": 2,          # vision: comparison-model features
+    "checkpoints": 2,       # vision: BLT training runs
+    "transfer": 2,          # chapter 05: transfer readouts
+    "sample_sets": 1,       # rsa: saved partitions into sample sets (a result; same policy)
+    "notebooks": 1,         # book.batch: executed notebooks, skipped when their key matches
+    "dataset": 1,           # chapters: the key of a data root
+}
+
+_BLOCK = 1 << 24  # bytes hashed at a time from a non-contiguous array
+
+
+class CorruptCacheWarning(UserWarning):
+    """A cache entry could not be used; it was deleted and is being recomputed."""
+
+
+# --------------------------------------------------------------------------- where
+def resolve_cache(cache, kind: str) -> Path | None:
+    """The folder of ``kind``'s entries for a ``cache=`` argument, or ``None`` (no disk cache).
+
+    Parameters
+    ----------
+    cache : bool, str or path-like or None
+        ``True``: ``get_cache_dir()/kind`` (``$BRAINLLM_CACHE`` or the repository's
+        ``data/cache``); a path: ``<path>/kind``; ``False`` or ``None``: no disk cache.
+    kind : str
+        A key of :data:`CACHE_VERSIONS`.
+
+    Returns
+    -------
+    pathlib.Path or None
+        The folder (not created).
+    """
+    _check_kind(kind)
+    if cache is None or cache is False:
+        return None
+    if cache is True:
+        return get_cache_dir() / kind
+    if isinstance(cache, (str, os.PathLike)):
+        return Path(cache).expanduser() / kind
+    raise TypeError(f"cache={cache!r}: expected True, False or a folder path")
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in CACHE_VERSIONS:
+        raise ValueError(f"unknown cache kind {kind!r}; known: {sorted(CACHE_VERSIONS)}")
+
+
+# --------------------------------------------------------------------------- keys
+@dataclasses.dataclass(frozen=True)
+class FileIdentity:
+    """A file as a cache key sees it: resolved path, size and modification time (ns)."""
+
+    path: str
+    size: int
+    mtime_ns: int
+
+
+def file_identity(path: str | os.PathLike) -> FileIdentity:
+    """The identity of a file (no byte of it is read).
+
+    Parameters
+    ----------
+    path : str or path-like
+        An existing file.
+
+    Returns
+    -------
+    FileIdentity
+        Resolved path, size and modification time; a changed or replaced file has another.
+
+    Raises
+    ------
+    FileNotFoundError
+        Naming the missing file.
+    """
+    p = Path(path)
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{p}: missing (needed to key a cache entry)") from None
+    return FileIdentity(str(p.resolve()), int(st.st_size), int(st.st_mtime_ns))
+
+
+def _feed_array(h, a: np.ndarray) -> None:
+    h.update(f"ndarray:{a.dtype.str}:{a.shape}".encode())
+    if a.size == 0:
+        return
+    if a.flags.c_contiguous and a.dtype.hasobject is False:
+        h.update(memoryview(a).cast("B"))  # no copy (a memmap is read page by page)
+        return
+    if a.dtype.hasobject:
+        h.update(json.dumps(a.tolist(), default=str).encode())
+        return
+    rows = max(1, _BLOCK // max(1, a[:1].nbytes))
+    for i in range(0, a.shape[0], rows):
+        h.update(memoryview(np.ascontiguousarray(a[i:i + rows])).cast("B"))
+
+
+def _feed(h, part) -> None:
+    """Feed ``part`` into the hash ``h`` with a type tag, so that different values never collide."""
+    if part is None or isinstance(part, (bool, str)):
+        h.update(f"{type(part).__name__}:{json.dumps(part)}".encode())
+    elif isinstance(part, (int, np.integer)):
+        h.update(f"int:{int(part)}".encode())
+    elif isinstance(part, (float, np.floating)):
+        v = float(part)
+        h.update(f"float:{v!r}".encode() if math.isfinite(v) else f"float:{v}".encode())
+    elif isinstance(part, bytes):
+        h.update(b"bytes:%d:" % len(part))
+        h.update(part)
+    elif isinstance(part, np.ndarray):
+        _feed_array(h, part)
+    elif isinstance(part, FileIdentity):
+        h.update(f"file:{part.path}:{part.size}:{part.mtime_ns}".encode())
+    elif isinstance(part, PurePath):
+        h.update(f"path:{part}".encode())
+    elif dataclasses.is_dataclass(part) and not isinstance(part, type):
+        h.update(f"dataclass:{type(part).__name__}".encode())
+        _feed(h, dataclasses.asdict(part))
+    elif isinstance(part, Mapping):
+        h.update(f"mapping:{len(part)}".encode())
+        for k in sorted(part, key=str):
+            _feed(h, str(k))
+            _feed(h, part[k])
+    elif isinstance(part, (list, tuple)):
+        h.update(f"seq:{len(part)}".encode())
+        for x in part:
+            _feed(h, x)
+    elif isinstance(part, (set, frozenset)):
+        _feed(h, sorted(part, key=repr))
+    else:
+        raise TypeError(f"cannot key a cache entry on {type(part).__name__} ({part!r:.60})")
+    h.update(b"\0")
+
+
+def cache_key(kind: str, *parts, length: int = 24) -> str:
+    """A hex key of ``kind`` (and its version) and every input in ``parts``.
+
+    Parameters
+    ----------
+    kind : str
+        A key of :data:`CACHE_VERSIONS`; its version is part of the key.
+    *parts
+        Everything that changes the result: ``None``, bools, numbers, strings, bytes, arrays
+        (content streamed, never copied whole), :class:`FileIdentity`, paths, dataclasses,
+        and lists, tuples, sets and mappings of these. Other types raise ``TypeError``.
+    length : int
+        Hex digits kept (24 by default; at most 64).
+
+    Returns
+    -------
+    str
+        Lower-case hex digits of a sha256.
+
+    Examples
+    --------
+    >>> cache_key("betas", "subj01", [1, 2]) == cache_key("betas", "subj01", [1, 2])
+    True
+    >>> cache_key("betas", "subj01", [1, 2]) == cache_key("betas", "subj01", [1, 3])
+    False
+    """
+    _check_kind(kind)
+    h = hashlib.sha256(f"brainllm-cache:{kind}:v{CACHE_VERSIONS[kind]}".encode())
+    for p in parts:
+        _feed(h, p)
+    return h.hexdigest()[: int(length)]
+
+
+def array_digest(a, length: int = 64) -> str:
+    """sha256 of an array's dtype, shape and content, streamed (a memory map is never copied).
+
+    Parameters
+    ----------
+    a : array-like
+        Any array (a memmap is read page by page).
+    length : int
+        Hex digits kept.
+
+    Returns
+    -------
+    str
+    """
+    h = hashlib.sha256()
+    _feed_array(h, a if isinstance(a, np.ndarray) else np.asarray(a))
+    return h.hexdigest()[: int(length)]
+
+
+# --------------------------------------------------------------------------- the policy
+def _caller_stacklevel() -> int:
+    """``stacklevel`` that points a warning at the first frame outside this module."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename == __file__:
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def discard(paths: Path | Iterable[Path], reason) -> None:
+    """Report a corrupt entry (:class:`CorruptCacheWarning`) and delete its files.
+
+    Parameters
+    ----------
+    paths : path or iterable of paths
+        The entry's files (all are deleted; missing ones are ignored).
+    reason : str or Exception
+        What is wrong, for the message.
+    """
+    paths = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
+    warnings.warn(CorruptCacheWarning(f"corrupt cache entry {paths[0]} ({reason}); deleted, recomputing"),
+                  stacklevel=_caller_stacklevel())
+    for p in paths:
+        try:
+            p.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def load_entry(path: Path, loader: Callable[[Path], Any], check: Callable[[Any], str | None] | None = None,
+               companions: Sequence[Path] = ()):
+    """Load one cache entry under the one policy.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The entry's main file.
+    loader : callable
+        ``loader(path) -> value``; any exception it raises means the entry is corrupt.
+    check : callable, optional
+        ``check(value) -> None`` when the value is usable, else the reason it is not.
+    companions : sequence of Path
+        Other files of the same entry, deleted with it.
+
+    Returns
+    -------
+    object or None
+        The value, or ``None`` when the entry is missing or was corrupt (then it has been
+        reported with a :class:`CorruptCacheWarning` and deleted: recompute).
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        value = loader(path)
+    except FileNotFoundError:
+        return None
+    except Exception as err:  # noqa: BLE001 - truncated or garbled files raise many types
+        discard([path, *companions], f"{type(err).__name__}: {err}")
+        return None
+    reason = check(value) if check is not None else None
+    if reason:
+        discard([path, *companions], reason)
+        return None
+    return value
+
+
+def _array_check(shape=None, dtype=None, finite: bool = False, rows: int | None = None, ndim: int | None = None):
+    def check(a):
+        if not isinstance(a, np.ndarray):
+            return f"not an array ({type(a).__name__})"
+        if shape is not None and tuple(a.shape) != tuple(shape):
+            return f"shape {a.shape}, expected {tuple(shape)}"
+        if ndim is not None and a.ndim != ndim:
+            return f"{a.ndim} dimensions, expected {ndim}"
+        if rows is not None and (a.ndim == 0 or a.shape[0] != rows):
+            return f"shape {a.shape}, expected {rows} rows"
+        if dtype is not None and a.dtype != np.dtype(dtype):
+            return f"dtype {a.dtype}, expected {np.dtype(dtype)}"
+        if finite and a.dtype.kind == "f" and not np.isfinite(a).all():
+            return "non-finite values"
+        return None
+
+    return check
+
+
+def load_npy(path: Path, *, shape=None, dtype=None, finite: bool = False, mmap: bool = False,
+             rows: int | None = None, ndim: int | None = None,
+             companions: Sequence[Path] = ()) -> np.ndarray | None:
+    """Load a cached ``.npy`` under the one policy (see :func:`load_entry`).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+    shape : tuple of int, optional
+        Required shape.
+    dtype : dtype-like, optional
+        Required dtype.
+    finite : bool
+        Require finite values (floating arrays).
+    mmap : bool
+        Return a read-only memory map.
+    rows : int, optional
+        Required length of the first axis (when the other axes are not known).
+    ndim : int, optional
+        Required number of dimensions.
+    companions : sequence of Path
+        Other files of the entry, deleted with it when it is corrupt.
+
+    Returns
+    -------
+    ndarray or None
+    """
+    return load_entry(path, lambda p: np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False),
+                      _array_check(shape, dtype, finite, rows, ndim), companions)
+
+
+def save_npy(path: Path, array) -> Path | None:
+    """Write a cache entry atomically; a failed write (read-only or full disk) only warns.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+    array : array-like
+
+    Returns
+    -------
+    pathlib.Path or None
+        ``path``, or ``None`` when the entry could not be written.
+    """
+    try:
+        return atomic_save_npy(path, array)
+    except OSError as err:
+        warnings.warn(f"could not write cache entry {path} ({err}); continuing without it",
+                      stacklevel=_caller_stacklevel())
+        return None
+
+
+def cached_arrays(kind: str, key: str, names: Sequence[str], compute: Callable[[], Mapping[str, Any]],
+                  cache=True, folder: Path | None = None) -> dict[str, np.ndarray]:
+    """``{name: array}`` from the cache, or computed, saved (atomically) and returned.
+
+    Parameters
+    ----------
+    kind : str
+        A key of :data:`CACHE_VERSIONS`.
+    key : str
+        From :func:`cache_key`.
+    names : sequence of str
+        The arrays of one entry, stored as ``<key>_<name>.npy``.
+    compute : callable
+        ``compute() -> {name: array}``, called on a miss or a corrupt entry.
+    cache : bool or path
+        As in :func:`resolve_cache`.
+    folder : pathlib.Path, optional
+        Overrides the folder that ``cache`` resolves to.
+
+    Returns
+    -------
+    dict of str to ndarray
+    """
+    folder = folder if folder is not None else resolve_cache(cache, kind)
+    if folder is not None:
+        paths = {n: folder / f"{key}_{n}.npy" for n in names}
+        if all(p.exists() for p in paths.values()):
+            out = {}
+            for n, p in paths.items():
+                a = load_npy(p, companions=[q for q in paths.values() if q != p])
+                if a is None:
+                    break
+                out[n] = a
+            else:
+                return out
+    out = dict(compute())
+    if folder is not None:
+        for n in names:
+            save_npy(folder / f"{key}_{n}.npy", np.asarray(out[n]))
+    return out
+
+
+def cached_json(kind: str, key: str, compute: Callable[[], Any], cache=True,
+                check: Callable[[Any], str | None] | None = None):
+    """A JSON-serialisable value from the cache, or computed, saved atomically and returned.
+
+    Parameters
+    ----------
+    kind : str
+    key : str
+    compute : callable
+        ``compute() -> value`` (JSON-serialisable).
+    cache : bool or path
+        As in :func:`resolve_cache`.
+    check : callable, optional
+        ``check(value) -> None`` when a loaded value is usable, else the reason.
+
+    Returns
+    -------
+    object
+        The value (as JSON loads it when it came from the cache).
+    """
+    folder = resolve_cache(cache, kind)
+    path = folder / f"{key}.json" if folder is not None else None
+    if path is not None:
+        value = load_entry(path, lambda p: json.loads(p.read_text()), check)
+        if value is not None:
+            return value
+    value = compute()
+    if path is not None:
+        try:
+            atomic_write_text(path, json.dumps(value))
+        except OSError as err:
+            warnings.warn(f"could not write cache entry {path} ({err}); continuing without it",
+                      stacklevel=_caller_stacklevel())
+    return value
+
