@@ -3,6 +3,7 @@
 - :mod:`~brainllm_utils._utils.paths`: where data, caches and results live; atomic files; locks.
 - :mod:`~brainllm_utils._utils.device`: the one device resolver, lazy torch, TF32 and thread guards.
 - :mod:`~brainllm_utils._utils.cache`: the one cache (keys, versions, the corrupt-entry policy).
+- :mod:`~brainllm_utils._utils.numeric`: the one Pearson correlation (NaN for constant inputs).
 """
 
 from .cache import (
@@ -19,6 +20,7 @@ from .cache import (
     save_npy,
 )
 from .device import import_torch, resolve_device, tf32, torch_threads
+from .numeric import pearson_r
 from .paths import (
     REPO_ROOT,
     atomic_path,
@@ -56,4 +58,5 @@ __all__ = [
     "save_npy",
     "cached_arrays",
     "cached_json",
+    "pearson_r",
 ]

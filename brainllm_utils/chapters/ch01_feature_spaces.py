@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..features import POS_GROUPS, scramble_caption, tag_captions
+from .._utils.numeric import pearson_r
 from ..rsa import compare_rowwise, compute_rdm
 from ._common import rows_of
 
@@ -62,12 +63,6 @@ def role_reversal_pairs(card, n_pairs: int | None = None, seed: int = 0) -> np.n
     return pairs
 
 
-def _row_corr(A, B):
-    A = A - A.mean(1, keepdims=True)
-    B = B - B.mean(1, keepdims=True)
-    return (A * B).sum(1) / np.sqrt((A * A).sum(1) * (B * B).sum(1))
-
-
 def role_reversal_similarity(features_dict, ids, pairs, n_random: int = 200, seed: int = 0):
     """Similarity of role-reversed pairs vs random pairs under each feature space.
 
@@ -102,7 +97,7 @@ def role_reversal_similarity(features_dict, ids, pairs, n_random: int = 200, see
         X = np.asarray(X, dtype=np.float64)
         for kind, (i, j) in (("role-reversed", (a, b)), ("random", (ra, rb))):
             frames.append(pd.DataFrame(dict(model=name, kind=kind, id_a=ids[i], id_b=ids[j],
-                                            similarity=_row_corr(X[i], X[j]))))
+                                            similarity=pearson_r(X[i], X[j], axis=1))))
     return pd.concat(frames, ignore_index=True)
 
 

@@ -35,6 +35,7 @@ from ..rsa import (
     to_volume,
     volume_neighbourhoods,
 )
+from ..nsd.layout import STREAMS_LABELS
 from ..stats import paired_ttest, ttest_1samp_fdr
 from ._common import build_feature_table, rows_of, rsa_design, subject_sets
 
@@ -43,8 +44,7 @@ __all__ = ["STREAMS_ROIS", "PAPER_ROIS", "roi_patterns", "loso_ceilings", "subje
            "volume_searchlight", "group_searchlight_test"]
 
 #: The seven stream ROIs (NSD ``streams`` atlas), in the atlas's order.
-STREAMS_ROIS = ["early", "midventral", "midlateral", "midparietal", "ventral", "lateral",
-                "parietal"]
+STREAMS_ROIS = list(STREAMS_LABELS)
 #: The ROIs shown in the paper's figures.
 PAPER_ROIS = ["early", "ventral", "lateral", "parietal"]
 

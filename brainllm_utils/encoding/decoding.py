@@ -66,8 +66,9 @@ def similarity_matrix(pred, true, metric: str = "correlation") -> np.ndarray:
         raise ValueError("metric must be 'correlation' or 'cosine'")
     na = np.linalg.norm(A, axis=1, keepdims=True)
     nb = np.linalg.norm(B, axis=1, keepdims=True)
-    A = A / np.where(na > 0, na, 1.0)
-    B = B / np.where(nb > 0, nb, 1.0)
+    # the package's rule for Pearson (pearson_r): a constant row has no correlation → NaN
+    A = np.where(na > 0, A / np.where(na > 0, na, 1.0), np.nan)
+    B = np.where(nb > 0, B / np.where(nb > 0, nb, 1.0), np.nan)
     return A @ B.T
 
 
@@ -81,7 +82,9 @@ def identification_rank(pred, true, metric: str = "correlation") -> np.ndarray:
     if S.shape[0] != S.shape[1]:
         raise ValueError("pred and true must hold the same items")
     own = np.diag(S)
-    return (S > own[:, None]).sum(1)
+    rank = (S > own[:, None]).sum(1)
+    # a constant prediction (or true item) has no similarity: it identifies nothing
+    return np.where(np.isnan(own), S.shape[0] - 1, rank)
 
 
 def identification_accuracy(pred, true, metric: str = "correlation") -> float:

@@ -11,7 +11,7 @@ import numpy as np
 
 from .._utils.cache import cache_key, discard, file_identity, load_npy, resolve_cache, save_npy
 from .._utils.paths import atomic_path
-from .layout import EXPDESIGN, SPACES, NSDFileError
+from .layout import EXPDESIGN, SPACES, NSDFileError, responses_file
 
 __all__: list[str] = []
 
@@ -75,7 +75,7 @@ class _BetasMixin:
         files = [self.path(str(f.relative_to(self.root)), "beta file")
                  for s in sessions for f in self._beta_files(name, space, s)]
         design = [self.path(EXPDESIGN)]
-        responses = self.root / "nsddata" / "ppdata" / name / "behav" / "responses.tsv"
+        responses = self.root / responses_file(name)
         if responses.exists():
             design.append(responses)
         return cache_key("betas", str(self.root.resolve()), name, space, self.beta_version, bool(zscore),

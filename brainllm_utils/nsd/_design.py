@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .layout import EXPDESIGN, NSD_SESSIONS, SPACES, STIM_INFO, NSDFileError, subject_name
+from .layout import EXPDESIGN, responses_file, NSD_SESSIONS, SPACES, STIM_INFO, NSDFileError, subject_name
 
 __all__: list[str] = []
 
@@ -108,7 +108,7 @@ class _DesignMixin:
     def _responses(self, subject: str):
         import pandas as pd
 
-        p = self.root / "nsddata" / "ppdata" / subject / "behav" / "responses.tsv"
+        p = self.root / responses_file(subject)
         if not p.exists():
             return None
         try:
@@ -182,7 +182,7 @@ class _DesignMixin:
         if resp is not None and len(resp):
             if len(resp) != n_trials or not np.array_equal(resp["73KID"].to_numpy(), nsd73):
                 raise NSDFileError(
-                    f"{self.root / 'nsddata/ppdata' / name / 'behav/responses.tsv'}: its 73KID "
+                    f"{self.root / responses_file(name)}: its 73KID "
                     f"column disagrees with masterordering/subjectim of {self.root / EXPDESIGN}"
                 )
         return table

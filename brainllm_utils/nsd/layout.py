@@ -22,6 +22,9 @@ __all__ = [
     "STIMULI",
     "ANNOTATIONS",
     "COCO_DIR",
+    "SHARED1000",
+    "STREAMS_LABELS",
+    "responses_file",
     "NSDFileError",
     "download_hint",
     "subject_name",
@@ -47,6 +50,10 @@ STIMULI = "nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5"
 ANNOTATIONS = "nsddata_stimuli/stimuli/nsd/annotations"
 #: COCO images next to NSD (``coco/{train2017,val2017}/<cocoId:012d>.jpg``): the training pool.
 COCO_DIR = "coco"
+#: The shared images as PNG files (``sharedNNNN_nsdNNNNN.png``).
+SHARED1000 = "nsddata/stimuli/nsd/shared1000"
+#: Labels 1..7 of NSD's ``streams`` atlas, in the atlas's order.
+STREAMS_LABELS = ("early", "midventral", "midlateral", "midparietal", "ventral", "lateral", "parietal")
 
 
 class NSDFileError(FileNotFoundError):
@@ -88,6 +95,11 @@ def read_ctab(path: Path) -> dict[int, str]:
     if not labels:
         raise NSDFileError(f"{path}: expected lines '<int> <name>' (a FreeSurfer colour table)")
     return labels
+
+
+def responses_file(subject: str) -> str:
+    """Relative path of a subject's behavioural responses (one row per acquired trial)."""
+    return f"nsddata/ppdata/{subject_name(subject)}/behav/responses.tsv"
 
 
 def beta_dir(subject: str, space: str, beta_version: str = BETA_VERSION) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._utils.numeric import pearson_r
+
 __all__ = ["COMPARE_METHODS", "canonical_method", "rank", "tau_a", "compare_rdms", "compare_rowwise"]
 
 COMPARE_METHODS = ("pearson", "spearman", "kendall_tau_a", "cosine")
@@ -109,9 +111,5 @@ def compare_rowwise(a: np.ndarray, b: np.ndarray, method: str = "pearson") -> np
         return np.array([tau_a(x, y) for x, y in zip(fa, fb)]).reshape(a.shape[:-1])
     if method == "spearman":
         a, b = rank(a), rank(b)
-    if method in ("pearson", "spearman"):
-        a = a - a.mean(axis=-1, keepdims=True)
-        b = b - b.mean(axis=-1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (a * b).sum(-1) / np.sqrt((a * a).sum(-1) * (b * b).sum(-1))
+    return pearson_r(a, b, axis=-1, centre=method != "cosine")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._utils.numeric import pearson_r
 from ._compare import compare_rdms, compare_rowwise
 from ._rdm import compute_rdm, n_items, rdm_to_square
 
@@ -54,7 +55,7 @@ def bootstrap_rsa_ci(brain_X, model, n_boot: int = 1000, seed: int = 0, ci: floa
         m = Dm[idx[:, :, None], idx[:, None, :]][:, iu[0], iu[1]]
         keep = idx[:, iu[0]] != idx[:, iu[1]]  # drop pairs of copies of one image
         if method in ("pearson", "corr", "cosine"):
-            samples[s0 : s0 + a.shape[0]] = _masked_corr(a, m, keep, centre=method != "cosine")
+            samples[s0 : s0 + a.shape[0]] = pearson_r(a, m, axis=1, centre=method != "cosine", where=keep)
         else:
             for k in range(a.shape[0]):
                 samples[s0 + k] = compare_rowwise(a[k, keep[k]], m[k, keep[k]], method)
@@ -65,14 +66,3 @@ def bootstrap_rsa_ci(brain_X, model, n_boot: int = 1000, seed: int = 0, ci: floa
     if return_samples:
         out["samples"] = samples
     return out
-
-
-def _masked_corr(a, b, keep, centre=True):
-    """Row-wise Pearson (or cosine) of a and b over the entries where ``keep`` is True."""
-    w = keep.astype(np.float64)
-    cnt = w.sum(1, keepdims=True)
-    if centre:
-        a = a - (a * w).sum(1, keepdims=True) / cnt
-        b = b - (b * w).sum(1, keepdims=True) / cnt
-    a, b = a * w, b * w
-    return (a * b).sum(1) / np.sqrt((a * a).sum(1) * (b * b).sum(1))

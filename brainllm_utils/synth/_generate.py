@@ -77,13 +77,29 @@ from pathlib import Path
 import numpy as np
 
 from .._utils.paths import atomic_save_npy, atomic_write_text
+from ..nsd.layout import (
+    ANNOTATIONS,
+    BETA_VERSION,
+    COCO_DIR,
+    EXPDESIGN,
+    N_SUBJECTS,
+    SHARED1000,
+    STIM_INFO,
+    STIMULI,
+    STREAMS_LABELS,
+    beta_dir,
+    responses_file,
+    subject_name,
+)
 from . import _scenes
 from ._truth import TRUTH_DIR
 
-__all__ = ["PRESETS", "ROI_SPACES", "Design", "compute_ncsnr", "make_synthetic_nsd", "main", "BETAS", "CTABS", "GENERATIVE_MODEL", "NSDGENERAL_RADIUS", "N_SUBJECTS", "RESPONSE_COLUMNS", "ROI_ORDER", "SNR_RANGES", "STREAMS_NAMES", "STREAMS_SEEDS", "VOLUME_ROIS"]
+__all__ = ["PRESETS", "ROI_SPACES", "Design", "compute_ncsnr", "make_synthetic_nsd", "main", "BETAS", "CTABS",
+           "GENERATIVE_MODEL", "NSDGENERAL_RADIUS", "N_SUBJECTS", "RESPONSE_COLUMNS", "ROI_ORDER", "SNR_RANGES",
+           "STREAMS_NAMES", "STREAMS_SEEDS", "VOLUME_ROIS"]
 
-N_SUBJECTS = 8
-BETAS = "betas_fithrf_GLMdenoise_RR"
+#: The beta version folder the sandbox writes (NSD's, :data:`brainllm_utils.nsd.BETA_VERSION`).
+BETAS = BETA_VERSION
 
 #: Generation presets. ``data_sessions``: subject -> number of acquired sessions.
 PRESETS = {
@@ -101,7 +117,7 @@ PRESETS = {
                  nan_vertices={2: 2}, zeroed_voxels={1: (2, 3)}),
 }
 
-STREAMS_NAMES = ["early", "midventral", "midlateral", "midparietal", "ventral", "lateral", "parietal"]
+STREAMS_NAMES = list(STREAMS_LABELS)
 #: ROI -> {feature space: variance share}; "other" = nsdgeneral outside the streams.
 ROI_SPACES = {
     "early": {"lowlevel": 1.0},
@@ -162,10 +178,6 @@ def _rng(seed, *keys):
     """Independent named random stream: ``default_rng(SeedSequence([seed, *crc32(keys)]))``."""
     ints = [zlib.crc32(str(k).encode()) for k in keys]
     return np.random.default_rng(np.random.SeedSequence([int(seed), *ints]))
-
-
-def _subj(s):
-    return f"subj{s:02d}"
 
 
 def _affine(shape):
@@ -279,7 +291,7 @@ def _make_design(cfg, seed):
 def _write_expdesign(tree, design):
     from scipy.io import savemat
 
-    path = tree / "nsddata/experiments/nsd/nsd_expdesign.mat"
+    path = tree / EXPDESIGN
     path.parent.mkdir(parents=True, exist_ok=True)
     savemat(path, {"masterordering": design.masterordering[None, :].astype(np.float64),
                    "subjectim": design.subjectim.astype(np.float64),
@@ -317,7 +329,7 @@ def _write_stim_info(tree, seed, design, coco_ids, splits):
         for j in range(3):
             rep_cols[f"subject{s}_rep{j}"] = r[:, j]
     df = pd.DataFrame({**cols, **rep_cols})
-    path = tree / "nsddata/experiments/nsd/nsd_stim_info_merged.csv"
+    path = tree / STIM_INFO
     df.to_csv(path)
 
 
@@ -378,7 +390,7 @@ def _write_responses(tree, seed, design, subject):
               "TOTAL1", "TOTAL2", "BUTTON"):
         df[c] = df[c].astype("Int64")
     df["CHANGEMIND"] = df["CHANGEMIND"].mask(missing)
-    path = tree / f"nsddata/ppdata/{_subj(subject)}/behav/responses.tsv"
+    path = tree / responses_file(subject)
     path.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(path, sep="\t", index=False, na_rep="NaN", float_format="%.6f")
 
@@ -441,12 +453,12 @@ def _write_stimuli(tree, design, images):
     import h5py
     from PIL import Image
 
-    path = tree / "nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5"
+    path = tree / STIMULI
     path.parent.mkdir(parents=True, exist_ok=True)
     with h5py.File(path, "w") as fh:
         fh.create_dataset("imgBrick", data=images, chunks=(1, *images.shape[1:]),
                           compression="gzip", compression_opts=1)
-    folder = tree / "nsddata/stimuli/nsd/shared1000"
+    folder = tree / SHARED1000
     folder.mkdir(parents=True, exist_ok=True)
     for i, nsd73 in enumerate(design.sharedix, start=1):
         Image.fromarray(images[nsd73 - 1]).save(folder / f"shared{i:04d}_nsd{nsd73:05d}.png")
@@ -499,7 +511,7 @@ def _coco_entries(graphs, captions, coco_ids, splits, size, counters):
 
 
 def _write_coco(tree, entries, size):
-    folder = tree / "nsddata_stimuli/stimuli/nsd/annotations"
+    folder = tree / ANNOTATIONS
     folder.mkdir(parents=True, exist_ok=True)
     for kind in ("captions", "instances"):
         for split in ("train2017", "val2017"):
@@ -511,7 +523,7 @@ def _write_pool_jpegs(tree, images, coco_ids, splits):
     from PIL import Image
 
     for img, cid, split in zip(images, coco_ids, splits):
-        folder = tree / "coco" / split
+        folder = tree / COCO_DIR / split
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(img).save(folder / f"{cid:012d}.jpg", quality=95)
 
@@ -746,7 +758,7 @@ def _write_label_files(tree, subjects):
         streams, nsdgeneral, _ = labels[hemi]
         _save_mgh(fs_label / f"{h}.streams.mgz", streams.reshape(-1, 1, 1))
         _save_mgh(fs_label / f"{h}.nsdgeneral.mgz", nsdgeneral.reshape(-1, 1, 1))
-    for folder in [fs_label] + [tree / f"nsddata/freesurfer/{_subj(s)}/label" for s in subjects]:
+    for folder in [fs_label] + [tree / f"nsddata/freesurfer/{subject_name(s)}/label" for s in subjects]:
         folder.mkdir(parents=True, exist_ok=True)
         for roi, names in CTABS.items():
             _write_ctab(folder / f"{roi}.mgz.ctab", names)
@@ -774,7 +786,7 @@ def _write_fsaverage_subject(tree, seed, cfg, design, features, subject, progres
     active = np.flatnonzero(roi >= 0)
     signal = _signal(rng, features, _subject_signal_rows(design, subject), roi[active])
     nan_vertices = np.sort(rng.choice(V, size=cfg["nan_vertices"].get(subject, 0), replace=False))
-    folder = tree / f"nsddata_betas/ppdata/{_subj(subject)}/fsaverage/{BETAS}"
+    folder = tree / beta_dir(subject_name(subject), "fsaverage")
     q_all, _ = design.trials(subject)
     sessions, qs = [], []
     for n in range(1, design.data_sessions[subject] + 1):
@@ -806,10 +818,10 @@ def _write_volume_subject(tree, seed, cfg, design, features, subject, progress):
     active = np.arange(inmask.size)
     zero_session, n_zero = cfg["zeroed_voxels"].get(subject, (0, 0))
     zeroed = np.sort(rng.choice(inmask.size, size=n_zero, replace=False))
-    ppdata = tree / f"nsddata/ppdata/{_subj(subject)}/func1pt8mm"
+    ppdata = tree / f"nsddata/ppdata/{subject_name(subject)}/func1pt8mm"
     _save_nifti(ppdata / "brainmask.nii.gz", anat["mask"].reshape(shape).astype(np.int16), affine)
     _write_volume_rois(ppdata / "roi", anat, shape, affine)
-    folder = tree / f"nsddata_betas/ppdata/{_subj(subject)}/func1pt8mm/{BETAS}"
+    folder = tree / beta_dir(subject_name(subject), "func1pt8mm")
     q_all, _ = design.trials(subject)
     sessions, qs = [], []
     for n in range(1, design.data_sessions[subject] + 1):
@@ -855,8 +867,8 @@ def _write_truth(tree, cfg, seed, design, graphs, pool_graphs, pairs, features, 
     for space, x in features.items():
         atomic_save_npy(folder / f"features_{space}.npy", x)
     for s, info in subject_truth.items():
-        atomic_save_npy(folder / f"snr_fsaverage_{_subj(s)}.npy", info["snr_fs"])
-        atomic_save_npy(folder / f"snr_func1pt8mm_{_subj(s)}.npy", info["snr_vol"])
+        atomic_save_npy(folder / f"snr_fsaverage_{subject_name(s)}.npy", info["snr_fs"])
+        atomic_save_npy(folder / f"snr_func1pt8mm_{subject_name(s)}.npy", info["snr_vol"])
     atomic_write_text(folder / "scenes.json", json.dumps({"nsd": graphs, "pool": pool_graphs}))
     card = {
         "seed": int(seed), "preset": cfg["name"],
@@ -865,9 +877,9 @@ def _write_truth(tree, cfg, seed, design, graphs, pool_graphs, pairs, features, 
                   "image_size": cfg["image_size"], "n_pool": cfg["n_pool"],
                   "captions_per_image": cfg.get("n_captions") or "5 (6 for ~5 %)",
                   "fsaverage_vertices_per_hemi": int(_fsaverage_labels()["left"][0].size),
-                  "grids": {_subj(s): list(g) for s, g in cfg["grids"].items()}},
+                  "grids": {subject_name(s): list(g) for s, g in cfg["grids"].items()}},
         "subjects_with_data": [int(s) for s in sorted(design.data_sessions)],
-        "n_sessions": {_subj(s): int(n) for s, n in design.data_sessions.items()},
+        "n_sessions": {subject_name(s): int(n) for s, n in design.data_sessions.items()},
         "generative_model": GENERATIVE_MODEL,
         "roi_spaces": ROI_SPACES, "snr_ranges": {k: list(v) for k, v in SNR_RANGES.items()},
         "feature_spaces": {s: int(x.shape[1]) for s, x in features.items()},
@@ -877,8 +889,8 @@ def _write_truth(tree, cfg, seed, design, graphs, pool_graphs, pairs, features, 
         "role_reversed_pairs": [list(p) for p in pairs],
         "strict_shared_nsd_ids": design.strict_nsd_ids.tolist(),
         "n_strict_shared": int(design.strict_nsd_ids.size),
-        "nan_vertices": {_subj(s): i["nan_vertices"].tolist() for s, i in subject_truth.items()},
-        "zeroed_voxels": {_subj(s): {"session": cfg["zeroed_voxels"].get(s, (0, 0))[0],
+        "nan_vertices": {subject_name(s): i["nan_vertices"].tolist() for s, i in subject_truth.items()},
+        "zeroed_voxels": {subject_name(s): {"session": cfg["zeroed_voxels"].get(s, (0, 0))[0],
                                      "flat_indices": i["zeroed"].tolist()} for s, i in subject_truth.items()},
         "generation_seconds": round(time.perf_counter() - t0, 2),
     }
