@@ -4,6 +4,7 @@
 - :mod:`~brainllm_utils._utils.device`: the one device resolver, lazy torch, TF32 and thread guards.
 - :mod:`~brainllm_utils._utils.cache`: the one cache (keys, versions, the corrupt-entry policy).
 - :mod:`~brainllm_utils._utils.numeric`: the one Pearson correlation (NaN for constant inputs).
+- :mod:`~brainllm_utils._utils.docs`: shared docstring fragments (``docdict``) and ``fill_doc``.
 """
 
 from .cache import (
@@ -20,6 +21,7 @@ from .cache import (
     save_npy,
 )
 from .device import import_torch, resolve_device, tf32, torch_threads
+from .docs import docdict, fill_doc
 from .numeric import pearson_r
 from .paths import (
     REPO_ROOT,
@@ -59,4 +61,6 @@ __all__ = [
     "cached_arrays",
     "cached_json",
     "pearson_r",
+    "docdict",
+    "fill_doc",
 ]
