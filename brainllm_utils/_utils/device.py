@@ -10,21 +10,46 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from .docs import fill_doc
+
 __all__ = ["resolve_device", "import_torch", "tf32", "torch_threads"]
 
 
 def import_torch():
-    """The ``torch`` module, imported on first use."""
+    """The ``torch`` module, imported on first use.
+
+    Returns
+    -------
+    module
+        ``torch``.
+    """
     import torch
 
     return torch
 
 
+@fill_doc
 def resolve_device(device: Any = "auto") -> str:
     """``"auto"``/``None`` → ``"cuda"`` when torch sees a GPU, else ``"cpu"``.
 
     Explicit values (``"cpu"``, ``"cuda"``, ``"cuda:1"``, a ``torch.device``) are validated;
     asking for CUDA without a GPU raises a ``RuntimeError`` that says so.
+
+    Parameters
+    ----------
+    %(device)s
+
+    Returns
+    -------
+    str
+        ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+
+    Raises
+    ------
+    ValueError
+        For a value that is not a CPU or CUDA device.
+    RuntimeError
+        For a CUDA device when ``torch.cuda.is_available()`` is False.
     """
     torch = import_torch()
 
@@ -47,6 +72,12 @@ def tf32(allow: bool = False):
 
     Uses ``torch.backends.cuda.matmul.fp32_precision`` where torch has it (2.9+), else the
     older ``allow_tf32`` flag. Without CUDA the setting has no effect.
+
+    Parameters
+    ----------
+    allow : bool, default=False
+        Allow TF32 (faster, about 10 mantissa bits) for the block; ``False`` forces IEEE
+        float32.
     """
     matmul = import_torch().backends.cuda.matmul
     if hasattr(matmul, "fp32_precision"):
@@ -66,7 +97,15 @@ def tf32(allow: bool = False):
 
 
 class torch_threads:
-    """``torch.set_num_threads(n)`` for a block when no GPU is present (``None``: no change)."""
+    """``torch.set_num_threads(n)`` for a block when no GPU is present (``None``: no change).
+
+    A context manager; the previous thread count is restored on exit.
+
+    Parameters
+    ----------
+    n : int or None
+        CPU threads inside the block; ignored when torch sees a GPU.
+    """
 
     def __init__(self, n: int | None):
         self.n = n

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .docs import fill_doc
+
 __all__ = [
     "REPO_ROOT",
     "get_data_home",
@@ -43,8 +45,19 @@ def _default_base() -> Path:
     return Path.home() / ".cache" / "brainllm"
 
 
+@fill_doc
 def get_data_home(data_home: str | os.PathLike | None = None) -> Path:
-    """NSD root: ``data_home`` → ``$BRAINLLM_DATA`` → ``<repo>/data/sandbox``."""
+    """NSD root: ``data_home`` → ``$BRAINLLM_DATA`` → ``<repo>/data/sandbox``.
+
+    Parameters
+    ----------
+    %(data_home)s
+
+    Returns
+    -------
+    pathlib.Path
+        The root, ``~`` expanded; not created (a missing root is the reader's error).
+    """
     if data_home is not None:
         return Path(data_home).expanduser()
     env = os.environ.get("BRAINLLM_DATA")
@@ -66,17 +79,50 @@ def _made_dir(explicit, env: str, default: str) -> Path:
 
 
 def get_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
-    """Cache folder: ``cache_dir`` → ``$BRAINLLM_CACHE`` → ``<repo>/data/cache``. Created."""
+    """Cache folder: ``cache_dir`` → ``$BRAINLLM_CACHE`` → ``<repo>/data/cache``. Created.
+
+    Parameters
+    ----------
+    cache_dir : str or path-like, optional
+        Explicit folder; ``None``: ``$BRAINLLM_CACHE``, then ``<repo>/data/cache``.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder (created with its parents if missing).
+    """
     return _made_dir(cache_dir, "BRAINLLM_CACHE", "cache")
 
 
+@fill_doc
 def get_results_dir(results_dir: str | os.PathLike | None = None) -> Path:
-    """Results folder: ``results_dir`` → ``$BRAINLLM_RESULTS`` → ``<repo>/data/results``."""
+    """Results folder: ``results_dir`` → ``$BRAINLLM_RESULTS`` → ``<repo>/data/results``.
+
+    Parameters
+    ----------
+    %(results_dir)s
+
+    Returns
+    -------
+    pathlib.Path
+        The folder (created with its parents if missing).
+    """
     return _made_dir(results_dir, "BRAINLLM_RESULTS", "results")
 
 
 def get_models_dir(models_dir: str | os.PathLike | None = None) -> Path:
-    """Model weights: ``models_dir`` → ``$BRAINLLM_MODELS`` → ``<repo>/data/models``. Created."""
+    """Model weights: ``models_dir`` → ``$BRAINLLM_MODELS`` → ``<repo>/data/models``. Created.
+
+    Parameters
+    ----------
+    models_dir : str or path-like, optional
+        Explicit folder; ``None``: ``$BRAINLLM_MODELS``, then ``<repo>/data/models``.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder (created with its parents if missing).
+    """
     return _made_dir(models_dir, "BRAINLLM_MODELS", "models")
 
 
@@ -86,6 +132,16 @@ def atomic_path(path: str | os.PathLike):
 
     An interrupted or failed write leaves no file at ``path`` (the temporary file is
     removed), so a half-written cache is never read as complete.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The final file; its folder is created if missing.
+
+    Yields
+    ------
+    pathlib.Path
+        A temporary file in the same folder (so the rename is atomic): write there.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -101,7 +157,20 @@ def atomic_path(path: str | os.PathLike):
 
 
 def atomic_save_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
-    """Save ``array`` as ``.npy`` atomically (temporary file, fsync, rename)."""
+    """Save ``array`` as ``.npy`` atomically (temporary file, fsync, rename).
+
+    Parameters
+    ----------
+    path : str or path-like
+        Destination file (its folder is created if missing).
+    array : array-like
+        Saved with ``allow_pickle=False`` (object arrays are refused).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     path = Path(path)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
@@ -112,7 +181,20 @@ def atomic_save_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write text atomically."""
+    """Write text atomically (temporary file, rename).
+
+    Parameters
+    ----------
+    path : str or path-like
+        Destination file (its folder is created if missing).
+    text : str
+        The content.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     path = Path(path)
     with atomic_path(path) as tmp:
         tmp.write_text(text)
@@ -125,8 +207,15 @@ def file_lock(path: str | os.PathLike, blocking: bool = True):
 
     Processes that compute the same cache entry take the same lock, so the second waits and
     then finds the first one's result instead of computing it again. The operating system
-    drops the lock when its holder exits, even when killed. ``blocking=False`` raises
-    :class:`BlockingIOError` at once when another process holds it.
+    drops the lock when its holder exits, even when killed.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The lock file (created, with its folder, if missing; its content is never read).
+    blocking : bool, default=True
+        Wait for the lock; ``False`` raises :class:`BlockingIOError` at once when another
+        process holds it.
     """
     import fcntl
 
