@@ -6,17 +6,29 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._utils.docs import fill_doc
 from ._compare import canonical_method, compare_rowwise, rank
 
 __all__ = ["pool_rdms", "NoiseCeiling", "noise_ceiling", "normalise_by_ceiling"]
 
 
+@fill_doc
 def pool_rdms(rdms, method: str = "pearson") -> np.ndarray:
     """Average RDMs into the best predictor under ``method`` (as rsatoolbox ``pool_rdm``).
 
     Pearson: mean of z-scored RDMs; Spearman / tau-a: mean of ranks; cosine: mean of RDMs
-    scaled to unit root-mean-square. ``rdms`` is ``(n_subjects, ..., n_pairs)``; pooling is
-    over axis 0.
+    scaled to unit root-mean-square.
+
+    Parameters
+    ----------
+    rdms : array-like of shape (n_subjects, ..., n_pairs)
+        Condensed RDMs; pooling is over axis 0.
+    %(method)s
+
+    Returns
+    -------
+    pooled : ndarray of float64 of shape (..., n_pairs)
+        The pooled RDM(s) (z-scores, ranks or scaled values, not dissimilarities).
     """
     method = canonical_method(method)
     r = np.asarray(rdms, dtype=np.float64)
@@ -42,7 +54,7 @@ class NoiseCeiling:
     upper : float
         Mean over subjects of each subject's RDM vs the pooled RDM of *all* subjects
         (rsatoolbox's upper bound; it overfits, so the true ceiling lies in between).
-    per_subject_lower, per_subject_upper : ndarray, shape (n_subjects,)
+    per_subject_lower, per_subject_upper : ndarray of shape (n_subjects,)
         The values averaged into ``lower`` / ``upper`` (each already averaged over sets).
     """
 
@@ -52,23 +64,24 @@ class NoiseCeiling:
     per_subject_upper: np.ndarray
 
 
+@fill_doc
 def noise_ceiling(rdms, method: str = "pearson", pool: str = "method") -> NoiseCeiling:
     """Leave-one-subject-out noise ceiling from subjects' RDMs on shared images.
 
     Parameters
     ----------
-    rdms : array-like, shape (n_subjects, n_pairs) or (n_subjects, n_sets, n_pairs)
+    rdms : array-like of shape (n_subjects, n_pairs) or (n_subjects, n_sets, n_pairs)
         Each subject's brain RDM over the *same* images (NSD shared images), optionally
         one per sample set (e.g. ``compute_rdm(X[sets])``); per-set ceilings are
         averaged over sets like the scores.
-    method : {"pearson", "spearman", "kendall_tau_a", "cosine"}
-    pool : {"method", "mean"}
+    %(method)s
+    pool : {"method", "mean"}, default="method"
         How the other subjects' RDMs are averaged: ``"method"`` as rsatoolbox
         (:func:`pool_rdms`, z-scored for Pearson), ``"mean"`` the plain mean RDM.
 
     Returns
     -------
-    NoiseCeiling
+    ceiling : NoiseCeiling
         ``lower`` (LOSO), ``upper`` (vs all), and per-subject values.
         With ``pool="method"`` these equal rsatoolbox ``boot_noise_ceiling``.
     """
@@ -95,8 +108,18 @@ def noise_ceiling(rdms, method: str = "pearson", pool: str = "method") -> NoiseC
 def normalise_by_ceiling(scores, ceiling):
     """Noise-ceiling-normalised scores ``scores / ceiling`` (broadcast; NaN if ceiling ≤ 0).
 
-    ``ceiling`` may be a float, a :class:`NoiseCeiling` (its ``lower`` bound is used, as
-    in the paper's LOSO normalisation) or an array broadcastable to ``scores``.
+    Parameters
+    ----------
+    scores : array-like
+        RSA scores (any shape).
+    ceiling : float, NoiseCeiling or array-like
+        A float, a :class:`NoiseCeiling` (its ``lower`` bound is used, as in the paper's
+        LOSO normalisation) or an array broadcastable to ``scores``.
+
+    Returns
+    -------
+    normalised : ndarray of float64
+        ``scores / ceiling`` in the broadcast shape; NaN where the ceiling is ≤ 0.
     """
     if isinstance(ceiling, NoiseCeiling):
         ceiling = ceiling.lower

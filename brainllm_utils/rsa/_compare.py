@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._utils.docs import fill_doc
 from .._utils.numeric import pearson_r
 
 __all__ = ["COMPARE_METHODS", "canonical_method", "rank", "tau_a", "compare_rdms", "compare_rowwise"]
@@ -22,7 +23,24 @@ _METHOD_ALIASES = {
 
 
 def canonical_method(method: str) -> str:
-    """The canonical name of an RDM comparison (rsatoolbox aliases accepted); ValueError otherwise."""
+    """The canonical name of an RDM comparison (rsatoolbox aliases accepted).
+
+    Parameters
+    ----------
+    method : str
+        A name of :data:`COMPARE_METHODS` or an rsatoolbox alias (``"corr"``, ``"rho"``,
+        ``"tau-a"``, ``"tau_a"``).
+
+    Returns
+    -------
+    str
+        One of :data:`COMPARE_METHODS`.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name.
+    """
     try:
         return _METHOD_ALIASES[method]
     except KeyError:
@@ -30,14 +48,36 @@ def canonical_method(method: str) -> str:
 
 
 def rank(a: np.ndarray) -> np.ndarray:
-    """Ranks along the last axis, ties averaged (as scipy and rsatoolbox)."""
+    """Ranks along the last axis, ties averaged (as scipy and rsatoolbox).
+
+    Parameters
+    ----------
+    a : array-like of shape (..., n)
+        Values, e.g. condensed RDMs ``(k, n_pairs)``.
+
+    Returns
+    -------
+    ranks : ndarray of float64 of shape (..., n)
+        1-based ranks within each last-axis row.
+    """
     from scipy.stats import rankdata
 
     return rankdata(a, axis=-1, method="average")
 
 
 def tau_a(x: np.ndarray, y: np.ndarray) -> float:
-    """Kendall tau-a (no tie correction in the denominator) in O(N log N)."""
+    """Kendall tau-a (no tie correction in the denominator) in O(N log N).
+
+    Parameters
+    ----------
+    x, y : ndarray of shape (n,)
+        Two condensed RDMs (or any paired values).
+
+    Returns
+    -------
+    float
+        ``(n_c - n_d) / (n (n - 1) / 2)``; NaN when tau-b is undefined (a constant input).
+    """
     from scipy.stats import kendalltau
 
     n = x.size
@@ -53,20 +93,21 @@ def tau_a(x: np.ndarray, y: np.ndarray) -> float:
     return float(tau_b * np.sqrt((n0 - ties(x)) * (n0 - ties(y))) / n0)
 
 
+@fill_doc
 def compare_rdms(a, b, method: str = "pearson"):
     """Compare RDMs: Pearson, Spearman, Kendall tau-a or cosine similarity.
 
     Parameters
     ----------
-    a, b : array-like, shape (n_pairs,) or (k_a, n_pairs) / (k_b, n_pairs)
+    a, b : array-like of shape (n_pairs,) or (k_a, n_pairs) / (k_b, n_pairs)
         Condensed RDMs over the same conditions.
-    method : {"pearson", "spearman", "kendall_tau_a", "cosine"}
-        rsatoolbox names ``"corr"``, ``"tau-a"`` are accepted too. Spearman ranks with
-        average ties (as :func:`scipy.stats.spearmanr` and rsatoolbox).
+    %(method)s
+        Spearman ranks with average ties (as :func:`scipy.stats.spearmanr` and
+        rsatoolbox).
 
     Returns
     -------
-    float or ndarray, shape (k_a, k_b)
+    similarity : float or ndarray of shape (k_a, k_b)
         A scalar when both inputs are single RDMs, else the matrix of comparisons
         (a single RDM counts as a stack of one).
 
@@ -100,8 +141,24 @@ def compare_rdms(a, b, method: str = "pearson"):
     return float(out[0, 0]) if scalar else out
 
 
+@fill_doc
 def compare_rowwise(a: np.ndarray, b: np.ndarray, method: str = "pearson") -> np.ndarray:
-    """Compare RDMs pairwise along the leading axes: (..., N) × (..., N) → (...)."""
+    """Compare RDMs pairwise along the leading axes: (..., N) × (..., N) → (...).
+
+    Unlike :func:`compare_rdms` (every RDM of ``a`` against every RDM of ``b``), row ``i``
+    of ``a`` is compared with row ``i`` of ``b`` only.
+
+    Parameters
+    ----------
+    a, b : array-like of shape (..., n_pairs)
+        Condensed RDMs, broadcast against each other.
+    %(method)s
+
+    Returns
+    -------
+    similarity : ndarray of float64 of shape (...)
+        The broadcast leading shape; NaN where an RDM is constant.
+    """
     method = canonical_method(method)
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)

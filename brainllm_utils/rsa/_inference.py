@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._utils.docs import fill_doc
 from .._utils.numeric import pearson_r
 from ._compare import compare_rdms, compare_rowwise
 from ._rdm import compute_rdm, n_items, rdm_to_square
@@ -11,6 +12,7 @@ from ._rdm import compute_rdm, n_items, rdm_to_square
 __all__ = ["bootstrap_rsa_ci"]
 
 
+@fill_doc
 def bootstrap_rsa_ci(brain_X, model, n_boot: int = 1000, seed: int = 0, ci: float = 0.95,
                      method: str = "pearson", brain_metric: str = "correlation",
                      model_metric: str = "correlation", return_samples: bool = False):
@@ -22,16 +24,26 @@ def bootstrap_rsa_ci(brain_X, model, n_boot: int = 1000, seed: int = 0, ci: floa
 
     Parameters
     ----------
-    brain_X : array, shape (n_images, n_voxels)
-    model : array, shape (n_images, d) features, or condensed RDM (n_pairs,)
-    n_boot, seed : int
-    ci : float
+    brain_X : array-like of shape (n_images, n_voxels)
+        Brain patterns (one row per image).
+    model : array-like of shape (n_images, n_features) or (n_pairs,)
+        Model features, or the model's condensed RDM over the same images.
+    n_boot : int, default=1000
+        Bootstrap resamples of the images.
+    %(seed)s
+    ci : float, default=0.95
         Central percentile interval (0.95 → 2.5 and 97.5 percentiles).
+    %(method)s
+    %(brain_metric)s
+    %(model_metric)s
+    return_samples : bool, default=False
+        Also return the bootstrap distribution.
 
     Returns
     -------
-    dict with ``estimate`` (full-sample value), ``low``, ``high``, ``se`` (bootstrap SD)
-    and, if ``return_samples``, ``samples`` (n_boot,).
+    result : dict
+        ``estimate`` (full-sample value), ``low``, ``high``, ``se`` (bootstrap SD) and, if
+        ``return_samples``, ``samples`` (ndarray of shape (n_boot,)).
     """
     X = np.asarray(brain_X, dtype=np.float64)
     n = X.shape[0]

@@ -25,7 +25,18 @@ __all__ = ["sphere_offsets", "volume_neighbourhoods", "surface_neighbourhoods", 
 
 
 def sphere_offsets(radius: float) -> np.ndarray:
-    """Integer offsets ``(n_offsets, 3)`` with ``dx² + dy² + dz² < radius²`` (C order)."""
+    """Integer offsets ``(n_offsets, 3)`` with ``dx² + dy² + dz² < radius²`` (C order).
+
+    Parameters
+    ----------
+    radius : float
+        Sphere radius in voxels (> 0); the inequality is strict.
+
+    Returns
+    -------
+    offsets : ndarray of int of shape (n_offsets, 3)
+        27 / 93 / 251 / 485 offsets for radius 2 / 3 / 4 / 5.
+    """
     if radius <= 0:
         raise ValueError("radius must be positive")
     R = int(math.ceil(radius)) - 1
@@ -39,21 +50,22 @@ def volume_neighbourhoods(mask, radius: float, threshold: float = 0.5, *, chunk:
 
     Parameters
     ----------
-    mask : array-like of bool, shape (X, Y, Z)
+    mask : array-like of bool of shape (X, Y, Z)
+        The voxels to analyse (e.g. nsdgeneral).
     radius : float
         Sphere radius in voxels; a voxel is in the sphere when its distance to the centre
         is strictly less than ``radius`` (paper: 6 voxels at 1.8 mm).
-    threshold : float
+    threshold : float, default=0.5
         Minimum fraction of the full sphere that must lie in the mask for a voxel to be a
         centre (paper: 0.5).
-    chunk : int
+    chunk : int, default=16384
         Mask voxels processed at once (memory ``chunk × n_offsets`` int32).
 
     Returns
     -------
-    centres : ndarray, int64, shape (n_centres,)
+    centres : ndarray of int64 of shape (n_centres,)
         Indices into the mask's voxels (``np.flatnonzero(mask)`` order).
-    neighbourhoods : list of ndarray (int64)
+    neighbourhoods : list of ndarray of int64
         For each centre, the sorted indices (same indexing) of its in-mask sphere voxels.
 
     Notes
@@ -114,23 +126,24 @@ def surface_neighbourhoods(mesh, radius_mm: float, mask=None, threshold: float =
 
     Parameters
     ----------
-    mesh : (coords, faces) or mesh object
+    mesh : tuple of (coords, faces) or mesh object
         ``coords`` (n_vertices, 3) in mm, ``faces`` (n_faces, 3); any object with
         ``.coordinates`` and ``.faces`` (e.g. ``nilearn.datasets.load_fsaverage
         ("fsaverage5")["pial"].parts["left"]``).
     radius_mm : float
         Disc radius: vertices at geodesic distance ``< radius_mm``.
-    mask : array of bool, shape (n_vertices,), optional
+    mask : array-like of bool of shape (n_vertices,), optional
         Vertices to analyse (e.g. cortex without the medial wall). Distances are computed
         on the whole mesh; discs are restricted to the mask, and a vertex is a centre when
         at least ``threshold`` of its full disc is in the mask.
-    threshold : float
+    threshold : float, default=0.5
+        Minimum fraction of a vertex's full disc inside ``mask`` for it to be a centre.
 
     Returns
     -------
-    centres : ndarray, int64
+    centres : ndarray of int64 of shape (n_centres,)
         Indices into the mask's vertices (all vertices without a mask).
-    neighbourhoods : list of ndarray (int64)
+    neighbourhoods : list of ndarray of int64
         Sorted disc members, same indexing.
 
     Notes
@@ -175,15 +188,16 @@ def pad_neighbourhoods(neighbourhoods, fill: int = -1):
 
     Parameters
     ----------
-    neighbourhoods : list of int arrays, or int array (n_centres, max_size)
+    neighbourhoods : list of array-like of int, or ndarray of int of shape (n_centres, max_size)
         A 2-D array is taken as already padded with negative ``fill`` values.
-    fill : int
+    fill : int, default=-1
         Value written in unused slots.
 
     Returns
     -------
-    idx : ndarray, int64, shape (n_centres, max_size)
-    counts : ndarray, int64, shape (n_centres,)
+    idx : ndarray of int64 of shape (n_centres, max_size)
+        Each row's real entries first, then ``fill``.
+    counts : ndarray of int64 of shape (n_centres,)
         Number of real entries per row (real entries come first).
     """
     if isinstance(neighbourhoods, np.ndarray) and neighbourhoods.ndim == 2:
@@ -212,17 +226,19 @@ def to_volume(values, mask, centres, affine=None):
 
     Parameters
     ----------
-    values : array, shape (n_centres,) or (k, n_centres)
-    mask : bool array (X, Y, Z)
+    values : array-like of shape (n_centres,) or (k, n_centres)
+        One value (or ``k`` values) per centre.
+    mask : array-like of bool of shape (X, Y, Z)
         The mask that defined the neighbourhoods.
-    centres : int array (n_centres,)
+    centres : array-like of int of shape (n_centres,)
         Indices into the mask's voxels (from :func:`volume_neighbourhoods`).
-    affine : (4, 4) array, optional
+    affine : array-like of shape (4, 4), optional
         If given, return a :class:`nibabel.Nifti1Image` (4-D when ``values`` is 2-D).
 
     Returns
     -------
-    ndarray float32 (X, Y, Z) or (X, Y, Z, k), NaN outside centres; or a Nifti1Image.
+    volume : ndarray of float32 of shape (X, Y, Z) or (X, Y, Z, k), or nibabel.Nifti1Image
+        NaN outside the centres; a Nifti1Image when ``affine`` is given.
     """
     mask = np.asarray(mask, dtype=bool)
     values = np.asarray(values, dtype=np.float32)
@@ -243,8 +259,22 @@ def to_volume(values, mask, centres, affine=None):
 def to_surface(values, n_vertices: int, centres, mask=None):
     """Place per-centre values on a surface: ``(n_vertices,)`` or ``(k, n_vertices)``, NaN elsewhere.
 
-    ``centres`` index the mask's vertices when ``mask`` (bool, (n_vertices,)) is given, as
-    returned by :func:`surface_neighbourhoods`; otherwise they are vertex ids.
+    Parameters
+    ----------
+    values : array-like of shape (n_centres,) or (k, n_centres)
+        One value (or ``k`` values) per centre.
+    n_vertices : int
+        Vertices of the surface.
+    centres : array-like of int of shape (n_centres,)
+        Indices of the mask's vertices when ``mask`` is given, as returned by
+        :func:`surface_neighbourhoods`; otherwise vertex ids.
+    mask : array-like of bool of shape (n_vertices,), optional
+        The mask that defined the neighbourhoods.
+
+    Returns
+    -------
+    surface : ndarray of float32 of shape (n_vertices,) or (k, n_vertices)
+        NaN at vertices that are not centres.
     """
     values = np.asarray(values, dtype=np.float32)
     centres = np.asarray(centres, dtype=np.int64)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._utils.device import resolve_device, tf32
+from .._utils.docs import fill_doc
 
 __all__ = ["RDM_METRICS", "compute_rdm", "rdm_to_square", "sub_rdm", "n_items"]
 
@@ -12,13 +13,30 @@ RDM_METRICS = ("correlation", "cosine", "euclidean")
 
 
 def n_items(n_pairs: int) -> int:
-    """Number of items ``n`` of a condensed RDM with ``n_pairs = n (n - 1) / 2`` entries."""
+    """Number of items ``n`` of a condensed RDM with ``n_pairs = n (n - 1) / 2`` entries.
+
+    Parameters
+    ----------
+    n_pairs : int
+        Length of the condensed RDM.
+
+    Returns
+    -------
+    n : int
+        Number of items (images).
+
+    Raises
+    ------
+    ValueError
+        When ``n_pairs`` is not a triangular number.
+    """
     n = int(round((1 + np.sqrt(1 + 8 * n_pairs)) / 2))
     if n * (n - 1) // 2 != n_pairs:
         raise ValueError(f"{n_pairs} is not a triangular number n(n-1)/2")
     return n
 
 
+@fill_doc
 def compute_rdm(
     X, metric: str = "correlation", *, device: str = "auto", dtype="float32",
     out_dtype="float32",
@@ -27,24 +45,24 @@ def compute_rdm(
 
     Parameters
     ----------
-    X : array-like, shape (n, p) or (k, n, p)
+    X : array-like of shape (n_images, n_features) or (k, n_images, n_features)
         Patterns: one row per condition (image), one column per feature (voxel). A 3-D
         array computes ``k`` RDMs at once (e.g. the 100 sample sets of a subject).
-    metric : {"correlation", "cosine", "euclidean"}
+    metric : {"correlation", "cosine", "euclidean"}, default="correlation"
         ``1 - Pearson r`` between rows, ``1 - cosine`` similarity, or Euclidean distance
-        (not divided by ``p``), exactly as :func:`scipy.spatial.distance.pdist`.
-    device : {"auto", "cpu", "cuda"}
-        Where the Gram matrices are computed (torch); ``"auto"`` picks CUDA if present.
-    dtype : {"float32", "float64"}
+        (not divided by ``n_features``), exactly as :func:`scipy.spatial.distance.pdist`.
+    %(device)s
+        The Gram matrices are computed there.
+    dtype : {"float32", "float64"}, default="float32"
         Precision of the Gram matrix products (the centring, norms and the Euclidean
         combination are done in float64 whichever is chosen).
-    out_dtype : {"float32", "float64"}
+    out_dtype : {"float32", "float64"}, default="float32"
         Returned dtype (float32 by default, ~200 MB per 10,000-image RDM).
 
     Returns
     -------
-    rdm : ndarray, shape (n_pairs,) or (k, n_pairs)
-        Upper triangle, row-major (``pdist`` order), ``n_pairs = n (n - 1) / 2``.
+    rdm : ndarray of shape (n_pairs,) or (k, n_pairs)
+        Upper triangle, row-major (``pdist`` order), ``n_pairs = n_images (n_images - 1) / 2``.
 
     Notes
     -----
@@ -98,7 +116,18 @@ def compute_rdm(
 
 
 def rdm_to_square(rdm):
-    """Condensed RDM(s) ``(..., n_pairs)`` → square ``(..., n, n)`` with a zero diagonal."""
+    """Condensed RDM(s) ``(..., n_pairs)`` → square ``(..., n, n)`` with a zero diagonal.
+
+    Parameters
+    ----------
+    rdm : array-like of shape (..., n_pairs)
+        Condensed RDM(s) in ``pdist`` order.
+
+    Returns
+    -------
+    square : ndarray of shape (..., n_images, n_images)
+        Symmetric matrices, same dtype as ``rdm``.
+    """
     rdm = np.asarray(rdm)
     n = n_items(rdm.shape[-1])
     out = np.zeros(rdm.shape[:-1] + (n, n), dtype=rdm.dtype)
@@ -125,13 +154,16 @@ def sub_rdm(rdm, idx):
 
     Parameters
     ----------
-    rdm : ndarray, shape (n_pairs,) or (k, n_pairs)
-    idx : int array, shape (m,) or (s, m)
+    rdm : array-like of shape (n_pairs,) or (k, n_pairs)
+        Condensed RDM(s) over all ``n_images`` items.
+    idx : array-like of int of shape (m,) or (s, m)
         Distinct item indices (e.g. one sample set, or all sets at once).
 
     Returns
     -------
-    ndarray, shape (m_pairs,), (k, m_pairs), (s, m_pairs) or (k, s, m_pairs)
+    sub : ndarray of shape (m_pairs,), (k, m_pairs), (s, m_pairs) or (k, s, m_pairs)
+        The condensed RDM(s) among ``idx``, in the ``pdist`` order of ``idx``
+        (``m_pairs = m (m - 1) / 2``).
     """
     rdm = np.asarray(rdm)
     n = n_items(rdm.shape[-1])

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._utils.docs import fill_doc
 from ._searchlight import searchlight_rsa
 
 __all__ = ["SampledRSA", "sampled_rsa", "roi_rsa"]
@@ -17,9 +18,9 @@ class SampledRSA:
 
     Attributes
     ----------
-    per_set : ndarray, shape (n_models, n_sets)
+    per_set : ndarray of shape (n_models, n_sets)
         Brain–model comparison in each sample set.
-    mean : ndarray, shape (n_models,)
+    mean : ndarray of shape (n_models,)
         Mean over sets (the subject's score in the paper).
     """
 
@@ -27,6 +28,7 @@ class SampledRSA:
     mean: np.ndarray
 
 
+@fill_doc
 def sampled_rsa(
     brain_X,
     models,
@@ -42,21 +44,25 @@ def sampled_rsa(
 
     Parameters
     ----------
-    brain_X : array-like, shape (n_images, n_voxels)
+    brain_X : array-like of shape (n_images, n_voxels)
         A subject's ROI patterns (rows = images in the subject's order).
     models : array-like
         Either condensed model RDMs over *all* ``n_images`` (``(n_pairs,)`` or
-        ``(n_models, n_pairs)``), or model feature matrices (one ``(n_images, d)`` array, or
-        a list / ``(n_models, n_images, d)`` array) whose RDMs use ``model_metric``.
-    sets : int array, shape (n_sets, set_size), optional
-        From :func:`make_sample_sets` / :func:`get_sample_sets`. ``None`` compares the
-        full RDMs over all images (one "set").
-    method : {"pearson", "spearman", "kendall_tau_a", "cosine"}
-    brain_metric, model_metric : {"correlation", "cosine", "euclidean"}
+        ``(n_models, n_pairs)``), or model feature matrices (one ``(n_images, n_features)``
+        array, or a list / ``(n_models, n_images, n_features)`` array) whose RDMs use
+        ``model_metric``.
+    %(sets)s
+        ``None`` compares the full RDMs over all images.
+    %(method)s
+    %(brain_metric)s
+    %(model_metric)s
+    %(device)s
+    dtype : {"float32", "float64"}, default="float32"
+        Precision of the GEMMs (as :func:`searchlight_rsa`).
 
     Returns
     -------
-    SampledRSA
+    result : SampledRSA
         ``per_set`` (n_models, n_sets) and ``mean`` (n_models,).
 
     Notes
@@ -89,6 +95,7 @@ def sampled_rsa(
     return SampledRSA(per_set=per, mean=per.mean(axis=1))
 
 
+@fill_doc
 def roi_rsa(
     rois: dict,
     models: dict,
@@ -103,21 +110,24 @@ def roi_rsa(
 
     Parameters
     ----------
-    rois : dict[str, array (n_images, n_voxels)]
+    rois : dict of str to array-like of shape (n_images, n_voxels)
         ROI name → the subject's patterns (same image rows for all ROIs and models).
-    models : dict[str, array]
-        Model name → feature matrix ``(n_images, d)`` or condensed RDM over all images.
-    sets : int array (n_sets, set_size), optional
+    models : dict of str to array-like
+        Model name → feature matrix ``(n_images, n_features)`` or condensed RDM
+        ``(n_pairs,)`` over all images.
+    %(sets)s
     subject : str, optional
         Written to a ``subject`` column.
-    ceilings : dict[str, float], optional
+    %(method)s
+    %(device)s
+    ceilings : dict of str to float, optional
         ROI → noise ceiling (e.g. :attr:`NoiseCeiling.lower` of that ROI); adds
         ``r_normalised = r / ceiling``.
 
     Returns
     -------
-    pandas.DataFrame
-        Columns ``subject, roi, model, r, r_sd_sets, n_sets`` (+ ``ceiling,
+    table : pandas.DataFrame
+        One row per ROI and model; columns ``subject, roi, model, r, r_sd_sets, n_sets`` (+ ``ceiling,
         r_normalised``). Concatenate over subjects and pass to
         :func:`brainllm_utils.stats.group_tests`.
     """

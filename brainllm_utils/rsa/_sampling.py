@@ -7,28 +7,30 @@ from pathlib import Path
 import numpy as np
 
 from .._utils.cache import load_entry
+from .._utils.docs import fill_doc
 from .._utils.paths import atomic_save_npy, get_results_dir
 
 __all__ = ["make_sample_sets", "save_sample_sets", "load_sample_sets", "get_sample_sets"]
 
 
+@fill_doc
 def make_sample_sets(n_images_or_ids, set_size: int = 100, seed: int = 0) -> np.ndarray:
     """Seeded partition of a subject's images into disjoint sets (the paper's sampling).
 
     Parameters
     ----------
-    n_images_or_ids : int or array of int, shape (n_images,)
+    n_images_or_ids : int or array-like of int of shape (n_images,)
         The number of images, or the subject's image identifiers (e.g. NSD ids, in the
         order of the rows of its betas). With identifiers the partition depends only on
         the *set* of ids and the seed, not on their row order.
-    set_size : int
+    set_size : int, default=100
         Images per set (paper: 100).
-    seed : int
-        Seed of :func:`numpy.random.default_rng` (the original used an unseeded draw).
+    %(seed)s
+        The original used an unseeded draw.
 
     Returns
     -------
-    sets : ndarray, int64, shape (n_images // set_size, set_size)
+    sets : ndarray of int64 of shape (n_images // set_size, set_size)
         Row positions (indices into the subject's rows), disjoint; the
         ``n_images % set_size`` left-over images are in no set (as in the paper). Each row
         is sorted ascending.
@@ -52,18 +54,48 @@ def make_sample_sets(n_images_or_ids, set_size: int = 100, seed: int = 0) -> np.
 
 
 def save_sample_sets(path, sets) -> Path:
-    """Save sample sets atomically as ``.npy`` (int64, (n_sets, set_size))."""
+    """Save sample sets atomically as ``.npy`` (int64, (n_sets, set_size)).
+
+    Parameters
+    ----------
+    path : str or path-like
+        Destination ``.npy`` file.
+    sets : array-like of int of shape (n_sets, set_size)
+        Row positions or image ids, one row per set.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     return atomic_save_npy(path, np.asarray(sets, dtype=np.int64))
 
 
 def load_sample_sets(path) -> np.ndarray:
-    """Load sample sets saved by :func:`save_sample_sets`."""
+    """Load sample sets saved by :func:`save_sample_sets`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``.npy`` file of a 2-D integer array.
+
+    Returns
+    -------
+    sets : ndarray of int64 of shape (n_sets, set_size)
+        As saved.
+
+    Raises
+    ------
+    ValueError
+        When the file does not hold a 2-D array.
+    """
     sets = np.load(path, allow_pickle=False)
     if sets.ndim != 2:
         raise ValueError(f"{path}: expected a 2-D array of sets, got shape {sets.shape}")
     return sets.astype(np.int64)
 
 
+@fill_doc
 def get_sample_sets(
     subject: str,
     n_images_or_ids,
@@ -80,9 +112,21 @@ def get_sample_sets(
     to a different row order later) and the returned array holds row positions; a saved
     set whose ids are missing from ``n_images_or_ids`` raises ``ValueError``.
 
+    Parameters
+    ----------
+    %(subject)s
+        Part of the file name.
+    n_images_or_ids : int or array-like of int of shape (n_images,)
+        As in :func:`make_sample_sets`: the number of images or the subject's image ids
+        (in the order of its rows).
+    set_size : int, default=100
+        Images per set (paper: 100).
+    %(seed)s
+    %(results_dir)s
+
     Returns
     -------
-    sets : ndarray, int64, shape (n_sets, set_size)
+    sets : ndarray of int64 of shape (n_sets, set_size)
         Row positions, as :func:`make_sample_sets`.
     """
     path = (

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._utils.device import resolve_device, tf32
+from .._utils.docs import fill_doc
 from ._compare import canonical_method, rank, tau_a
 from ._neighbourhoods import pad_neighbourhoods
 from ._rdm import compute_rdm, sub_rdm
@@ -52,6 +53,7 @@ def _std_rows(t, metric: str):
 
 
 # --------------------------------------------------------------------------- engine
+@fill_doc
 def searchlight_rsa(
     data,
     neighbourhoods,
@@ -72,28 +74,27 @@ def searchlight_rsa(
 
     Parameters
     ----------
-    data : array-like, shape (n_images, n_voxels)
+    data : array-like of shape (n_images, n_voxels)
         Brain patterns, columns indexed by ``neighbourhoods`` (may be a memmap; only one
         group of sample sets at a time is copied to the device).
-    neighbourhoods : list of int arrays, or padded int array (n_centres, max_size)
+    neighbourhoods : list of array-like of int, or ndarray of int of shape (n_centres, max_size)
         From :func:`volume_neighbourhoods` / :func:`surface_neighbourhoods` (a 2-D array
         is read as padded with negative values).
     models : array-like
         Condensed model RDMs over all ``n_images`` (``(n_pairs,)`` or
-        ``(n_models, n_pairs)``), or model feature matrices (``(n_images, d)``, a list of
-        them or ``(n_models, n_images, d)``) whose RDMs use ``model_metric``.
-    method : {"pearson", "spearman", "kendall_tau_a", "cosine"}
-        RDM comparison. Pearson with correlation/cosine brain RDMs is the fast path.
-    sets : int array (n_sets, set_size), optional
-        Sample sets (:func:`brainllm_utils.rsa.make_sample_sets`): the analysis runs in
-        each set of images and the result is the mean over sets (the paper's 100-image
-        sampling). ``None``: one set of all images.
-    device : {"auto", "cpu", "cuda"}
-    brain_metric, model_metric : {"correlation", "cosine", "euclidean"}
-    dtype : {"float32", "float64"}
+        ``(n_models, n_pairs)``), or model feature matrices (``(n_images, n_features)``, a
+        list of them or ``(n_models, n_images, n_features)``) whose RDMs use
+        ``model_metric``.
+    %(method)s
+        Pearson with correlation/cosine brain RDMs is the fast path.
+    %(sets)s
+    %(device)s
+    %(brain_metric)s
+    %(model_metric)s
+    dtype : {"float32", "float64"}, default="float32"
         Precision of the GEMMs and of the gathered patterns; per-centre sums are combined
         in float64. TF32 is disabled. Non-Pearson methods always use float64.
-    form : {"auto", "gram", "lowrank"}
+    form : {"auto", "gram", "lowrank"}, default="auto"
         Pearson fast path: ``"gram"`` builds each sphere's n × n similarity matrix
         ``C = Z Zᵀ`` in a batched GEMM and reads every sum off it (cost n² v per centre,
         plus n² per model); ``"lowrank"`` (feature models with d < n only) avoids C
@@ -101,14 +102,14 @@ def searchlight_rsa(
     chunk_elements : int, optional
         Size (elements) of the per-chunk working block (default 2**22 on CPU, about 1/24
         of free memory on CUDA); sets the number of centres per chunk.
-    return_per_set : bool
+    return_per_set : bool, default=False
         Return ``(n_models, n_sets, n_centres)`` instead of the mean over sets.
-    progress : bool
-        Show a tqdm bar over chunks.
+    %(progress_true)s
+        One step per chunk of centres.
 
     Returns
     -------
-    ndarray, float64, shape (n_models, n_centres) (or (n_models, n_sets, n_centres))
+    scores : ndarray of float64 of shape (n_models, n_centres) or (n_models, n_sets, n_centres)
         NaN where a neighbourhood has fewer than 2 voxels or constant patterns.
 
     Notes
