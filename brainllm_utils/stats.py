@@ -13,6 +13,7 @@ import itertools
 
 import numpy as np
 
+from ._utils.docs import fill_doc
 from .rsa import bootstrap_rsa_ci
 
 __all__ = [
@@ -26,21 +27,22 @@ __all__ = [
 ]
 
 
+@fill_doc
 def fdr_bh(pvals, q: float = 0.05):
     """Benjamini–Hochberg false discovery rate control.
 
     Parameters
     ----------
-    pvals : array-like, any shape
-        p-values; NaNs are ignored (not counted as tests, returned as NaN / False).
-    q : float
-        Target false discovery rate.
+    pvals : array-like
+        p-values, any shape; NaNs are ignored (not counted as tests, returned as NaN /
+        False).
+    %(q)s
 
     Returns
     -------
-    reject : ndarray of bool, same shape
+    reject : ndarray of bool of the shape of ``pvals``
         Hypotheses rejected at FDR ``q``.
-    p_adjusted : ndarray, same shape
+    p_adjusted : ndarray of float64 of the shape of ``pvals``
         BH-adjusted p-values (equal to :func:`scipy.stats.false_discovery_control`
         with ``method="bh"`` on the finite entries); ``reject = p_adjusted <= q``.
 
@@ -68,21 +70,26 @@ def fdr_bh(pvals, q: float = 0.05):
     return reject, adj
 
 
+@fill_doc
 def ttest_1samp_fdr(values, popmean: float = 0.0, q: float = 0.05, alternative="two-sided"):
     """One-sample t-tests across subjects (axis 0) with BH-FDR over the remaining axes.
 
     Parameters
     ----------
-    values : array, shape (n_subjects, ...)
+    values : array-like of shape (n_subjects, ...)
         E.g. per-subject searchlight maps ``(8, n_centres)`` or ROI scores
         ``(8, n_rois)``.
-    popmean, q, alternative
-        As :func:`scipy.stats.ttest_1samp`; FDR level ``q``.
+    popmean : float, default=0.0
+        Mean under the null hypothesis (as :func:`scipy.stats.ttest_1samp`).
+    %(q)s
+        BH over all the tests (every entry of ``values.shape[1:]``).
+    %(alternative)s
 
     Returns
     -------
-    dict with ``mean``, ``sem``, ``t``, ``p``, ``p_fdr`` and ``reject`` (arrays of shape
-    ``values.shape[1:]``).
+    result : dict
+        ``mean``, ``sem``, ``t``, ``p``, ``p_fdr`` and ``reject``, arrays of shape
+        ``values.shape[1:]``.
     """
     from scipy import stats
 
@@ -100,11 +107,24 @@ def ttest_1samp_fdr(values, popmean: float = 0.0, q: float = 0.05, alternative="
     }
 
 
+@fill_doc
 def paired_ttest(a, b, alternative: str = "two-sided"):
     """Paired t-test of ``a − b`` over subjects (axis 0) → ``(t, p)`` arrays.
 
-    ``a`` and ``b`` are ``(n_subjects, ...)`` scores of two models on the same subjects
-    (the original analysis used the unpaired :func:`scipy.stats.ttest_ind`).
+    The original analysis used the unpaired :func:`scipy.stats.ttest_ind`.
+
+    Parameters
+    ----------
+    a, b : array-like of shape (n_subjects, ...)
+        Scores of two models on the same subjects.
+    %(alternative)s
+
+    Returns
+    -------
+    t : ndarray of shape (...)
+        t statistics (:func:`scipy.stats.ttest_rel`), ``a.shape[1:]``.
+    p : ndarray of shape (...)
+        p-values.
     """
     from scipy import stats
 
@@ -113,26 +133,29 @@ def paired_ttest(a, b, alternative: str = "two-sided"):
     return res.statistic, res.pvalue
 
 
+@fill_doc
 def sign_flip_test(a, b=None, n_perm: int = 10000, seed: int = 0,
                    alternative: str = "two-sided"):
     """Sign-flip permutation test of the mean (paired differences) over axis 0.
 
     Parameters
     ----------
-    a : array, shape (n_subjects, ...)
+    a : array-like of shape (n_subjects, ...)
         Values, or the first model's scores when ``b`` is given (then ``a − b`` is tested).
-    b : array, optional
-    n_perm : int
+    b : array-like of shape (n_subjects, ...), optional
+        The second model's scores.
+    n_perm : int, default=10000
         Random sign patterns (seeded). When ``2**n_subjects <= n_perm`` all patterns are
         enumerated (exact test; 256 for 8 subjects).
-    seed : int
-    alternative : {"two-sided", "greater", "less"}
+    %(seed)s
+        Used only for random patterns.
+    %(alternative)s
 
     Returns
     -------
-    mean_diff : ndarray
-        Observed mean difference.
-    p : ndarray
+    mean_diff : ndarray of shape (...)
+        Observed mean difference, ``a.shape[1:]``.
+    p : ndarray of float64 of shape (...)
         Permutation p-value, ``(1 + #{null ≥ observed}) / (1 + n_perm)`` for random
         patterns, ``#{null ≥ observed} / 2**n`` when exact (observed pattern included).
 
@@ -169,6 +192,7 @@ def sign_flip_test(a, b=None, n_perm: int = 10000, seed: int = 0,
     return obs.reshape(shape), np.asarray(p, dtype=np.float64).reshape(shape)
 
 
+@fill_doc
 def group_tests(df, value: str = "r", by=("roi", "model"), q: float = 0.05,
                 fdr_within: str | None = None):
     """One-sample tests across subjects for each group of a tidy score table.
@@ -178,17 +202,20 @@ def group_tests(df, value: str = "r", by=("roi", "model"), q: float = 0.05,
     df : pandas.DataFrame
         One row per subject and group (e.g. from :func:`brainllm_utils.rsa.roi_rsa`,
         concatenated over subjects), with a ``subject`` column.
-    value : str
+    value : str, default="r"
         Column tested against 0 (``"r"`` or ``"r_normalised"``).
-    by : sequence of str
+    by : sequence of str, default=("roi", "model")
         Grouping columns.
-    q : float
-        FDR level; BH over all groups, or within each level of ``fdr_within``.
+    %(q)s
+        BH over all groups, or within each level of ``fdr_within``.
+    fdr_within : str, optional
+        A column of the result (e.g. ``"roi"``) within whose levels FDR is controlled
+        separately; ``None``: over all groups at once.
 
     Returns
     -------
-    pandas.DataFrame
-        ``by`` columns plus ``n, mean, sem, t, p, p_fdr, significant``.
+    table : pandas.DataFrame
+        One row per group: ``by`` columns plus ``n, mean, sem, t, p, p_fdr, significant``.
     """
     import pandas as pd
     from scipy import stats
@@ -209,6 +236,7 @@ def group_tests(df, value: str = "r", by=("roi", "model"), q: float = 0.05,
     return out
 
 
+@fill_doc
 def pairwise_model_tests(df, value: str = "r", model_col: str = "model", by="roi",
                          pairs=None, q: float = 0.05, n_perm: int = 10000, seed: int = 0):
     """Paired comparisons between models within each ROI (BH-FDR over pairs per ROI).
@@ -217,14 +245,24 @@ def pairwise_model_tests(df, value: str = "r", model_col: str = "model", by="roi
     ----------
     df : pandas.DataFrame
         Tidy scores with ``subject``, ``model_col``, ``by`` and ``value`` columns.
-    pairs : list of (str, str), optional
+    value : str, default="r"
+        Column of the scores compared.
+    model_col : str, default="model"
+        Column naming the model.
+    by : str, default="roi"
+        Column within whose levels models are compared (and FDR is controlled).
+    pairs : list of tuple of (str, str), optional
         Model pairs (a, b) to test ``a − b``; default all pairs.
-    n_perm, seed
+    %(q)s
+        BH over the pairs within each ``by`` level (paired t-test p-values).
+    n_perm : int, default=10000
+        For :func:`sign_flip_test`.
+    %(seed)s
         For :func:`sign_flip_test`.
 
     Returns
     -------
-    pandas.DataFrame
+    table : pandas.DataFrame
         ``by, model_a, model_b, n, mean_diff, t, p_ttest, p_signflip, p_fdr`` (FDR of the
         paired t-test p within each ``by`` level), ``significant``.
     """
