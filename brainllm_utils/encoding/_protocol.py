@@ -7,6 +7,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from .._utils.docs import fill_doc
 from ._scoring import pearson_r
 from ._sklearn_api import RidgeCV
 
@@ -14,10 +15,28 @@ __all__ = ["train_test_encoding", "noise_ceiling_relation", "CATEGORY_SENTENCES"
            "in_silico_contrast"]
 
 
+@fill_doc
 def train_test_encoding(X_train, Y_train, X_test, Y_test, estimator=None) -> np.ndarray:
     """Fit ``estimator`` (default :class:`RidgeCV`) on train, return per-target test r.
 
     Works with any estimator exposing ``fit`` and ``predict`` (e.g. scikit-learn's).
+
+    Parameters
+    ----------
+    X_train : array-like of shape (n_train, n_features)
+        Training features (e.g. caption embeddings of the training images).
+    Y_train : array-like of shape (n_train, n_targets)
+        Training responses (e.g. vertices).
+    X_test : array-like of shape (n_test, n_features)
+        Test features.
+    Y_test : array-like of shape (n_test, n_targets)
+        Test responses.
+    %(estimator)s
+
+    Returns
+    -------
+    r : ndarray of float64 of shape (n_targets,)
+        Pearson r between predicted and measured test responses, per target.
     """
     est = RidgeCV() if estimator is None else estimator
     est.fit(X_train, Y_train)
@@ -29,16 +48,17 @@ def noise_ceiling_relation(r, nc, *, min_nc: float = 0.0) -> dict:
 
     Parameters
     ----------
-    r, nc : array (n_targets,)
+    r, nc : array-like of shape (n_targets,)
         Test correlation and noise ceiling per target (NaNs are dropped pairwise).
-    min_nc : float
+    min_nc : float, default=0.0
         Targets with ``nc <= min_nc`` are excluded from the normalised summary.
 
     Returns
     -------
-    dict with ``pearson`` and ``spearman`` (r vs nc across targets), ``slope`` and
-    ``intercept`` of the least-squares line r ≈ a·nc + b, ``median_fraction`` (median of
-    r/nc where nc > min_nc), ``fraction_of_ceiling`` (Σr/Σnc there), ``n``.
+    summary : dict
+        ``pearson`` and ``spearman`` (r vs nc across targets), ``slope`` and ``intercept``
+        of the least-squares line r ≈ a·nc + b, ``median_fraction`` (median of r/nc where
+        nc > min_nc), ``fraction_of_ceiling`` (Σr/Σnc there), ``n`` (finite targets).
     """
     from scipy import stats
 
@@ -91,8 +111,20 @@ CATEGORY_SENTENCES: dict[str, list[str]] = {
 def embed_sentence_sets(sets: Mapping[str, Sequence[str]] | None = None, embed_fn: Callable | None = None, **kwargs) -> dict:
     """Embed each sentence set and average (the paper's embed-then-average rule).
 
-    Returns ``{name: (d,) float32}``. ``embed_fn(sentences, **kwargs)`` defaults to
-    :func:`brainllm_utils.embeddings.embed_sentences`.
+    Parameters
+    ----------
+    sets : mapping of str to sequence of str, optional
+        Set name → sentences; ``None``: :data:`CATEGORY_SENTENCES`.
+    embed_fn : callable, optional
+        ``embed_fn(sentences, **kwargs)`` → ``(n_sentences, n_dims)`` array; default
+        :func:`brainllm_utils.embeddings.embed_sentences` (imported lazily).
+    **kwargs
+        Passed to ``embed_fn`` (e.g. ``model``, ``device``).
+
+    Returns
+    -------
+    embeddings : dict of str to ndarray of float32 of shape (n_dims,)
+        ``{name: mean embedding of the set}``.
     """
     sets = CATEGORY_SENTENCES if sets is None else sets
     if embed_fn is None:
@@ -108,25 +140,33 @@ def _predict_one(enc, emb):
     return emb @ np.asarray(coef, np.float64) + np.asarray(intercept, np.float64)
 
 
+@fill_doc
 def in_silico_contrast(encoders, emb_A, emb_B, *, fdr: bool = False, q: float = 0.05, alternative: str = "two-sided") -> dict:
     """Predicted response difference A − B per subject and a one-sample t-test over subjects.
 
     Parameters
     ----------
-    encoders : sequence or dict of fitted estimators (with ``predict``) or ``(coef, intercept)``
-        One per subject; every encoder must have the same targets (e.g. fsaverage vertices).
-    emb_A, emb_B : array (d,) or (k, d)
+    encoders : sequence or dict of fitted estimators or of tuple of (coef, intercept)
+        One per subject: estimators with ``predict``, or ``(coef, intercept)`` with coef
+        ``(n_dims, n_targets)``; every encoder must have the same targets (e.g. fsaverage
+        vertices).
+    emb_A, emb_B : array-like of shape (n_dims,) or (k, n_dims)
         Embeddings of the two sentence sets; several rows are averaged *after* prediction
         (the same as averaging embeddings first for a linear encoder).
-    fdr : bool
+    fdr : bool, default=False
         Also return Benjamini–Hochberg significance (``q``) over targets. The paper used
         p < 0.05 uncorrected.
+    q : float, default=0.05
+        Significance level: ``p < q`` uncorrected, and the FDR level with ``fdr=True``.
+    %(alternative)s
+        Of the one-sample t-test of the differences over subjects.
 
     Returns
     -------
-    dict with ``diff`` (n_subjects, n_targets), ``mean`` (n_targets,), ``t``, ``p``,
-    ``significant`` (p < q, uncorrected) and, with ``fdr=True``, ``significant_fdr``
-    and ``p_fdr`` (adjusted p).
+    result : dict
+        ``diff`` (n_subjects, n_targets), ``mean`` (n_targets,), ``t``, ``p`` (n_targets,;
+        NaN with a single subject), ``significant`` (p < q, uncorrected) and, with
+        ``fdr=True``, ``significant_fdr`` and ``p_fdr`` (adjusted p).
     """
     from scipy import stats
 

@@ -18,6 +18,7 @@ import warnings
 
 import numpy as np
 
+from .._utils.docs import fill_doc
 from ._scoring import pearson_r
 from ._solvers import (
     as_2d_float,
@@ -38,12 +39,37 @@ _EDGE_WARN = 0.10  # warn when more than this fraction of targets sit at a grid 
 
 class _Base:
     def get_params(self, deep=True):
+        """The constructor's arguments (scikit-learn's estimator API).
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            Accepted for scikit-learn compatibility; these estimators hold no
+            sub-estimators, so it changes nothing.
+
+        Returns
+        -------
+        params : dict
+            Argument name → current value.
+        """
         import inspect
 
         names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
         return {k: getattr(self, k) for k in names}
 
     def set_params(self, **params):
+        """Set constructor arguments (scikit-learn's estimator API); no validation here.
+
+        Parameters
+        ----------
+        **params
+            Argument name → new value.
+
+        Returns
+        -------
+        self : object
+            The estimator.
+        """
         for k, v in params.items():
             setattr(self, k, v)
         return self
@@ -72,6 +98,7 @@ class _Base:
             )
 
 
+@fill_doc
 class RidgeCV(_Base):
     """Ridge regression with one penalty per target chosen by K-fold cross-validation.
 
@@ -80,37 +107,28 @@ class RidgeCV(_Base):
 
     Parameters
     ----------
-    alphas : array-like of float > 0, default ``np.logspace(-2, 6, 17)``
-        Candidate penalties.
-    cv : int, splitter or iterable of (train, val), default 5
-        An int means contiguous unshuffled K-fold (as scikit-learn ``KFold`` and
-        himalaya). Splitters get ``groups`` from :meth:`fit` (e.g. ``GroupKFold``).
-    device : {"auto", "cpu", "cuda", ...}, default "auto"
-    fit_intercept : bool, default True
-        Centre X and Y with each fold's training means (as scikit-learn / himalaya).
-    scoring : {"r2", "pearson", "neg_mse"}, default "r2"
-        Validation score. ``"r2"`` is the mean over folds of each fold's R² (himalaya's
-        ``r2_score``); himalaya's solver default is ``"neg_mse"``.
-    alpha_per_target : bool, default True
+    %(alphas)s
+    %(cv)s
+    %(device)s
+    %(fit_intercept)s
+    %(scoring)s
+    alpha_per_target : bool, default=True
         False: one alpha for all targets, by the mean score over targets (paper protocol).
-    solver : {"auto", "primal", "kernel"}, default "auto"
-        ``"auto"`` uses the kernel form ``XXᵀ`` when ``n_features > n_samples``.
-    dtype : {"float32", "float64"}, default "float32"
-        Data precision; decompositions are always float64.
-    allow_tf32 : bool, default False
-        Allow TF32 matmuls on CUDA (faster, ~0.04 % of targets change alpha).
-    memory_budget : int, optional
-        Bytes per target chunk (default: half the free GPU memory; a quarter of free RAM,
-        at most 4 GiB, on the CPU).
-    chunk_size : int, optional
-        Force the number of targets per chunk.
+    %(solver)s
+    %(ridge_dtype)s
+    %(allow_tf32)s
+    %(memory_budget)s
+    %(chunk_size)s
 
     Attributes
     ----------
-    best_alphas_ : ndarray (n_targets,)
-    coef_ : ndarray (n_features, n_targets)
-    intercept_ : ndarray (n_targets,)
-    cv_scores_ : ndarray (n_alphas, n_targets)
+    best_alphas_ : ndarray of shape (n_targets,)
+        The chosen penalty of each target.
+    coef_ : ndarray of shape (n_features, n_targets)
+        Coefficients refitted on all samples.
+    intercept_ : ndarray of shape (n_targets,)
+        Intercepts (zeros without ``fit_intercept``).
+    cv_scores_ : ndarray of shape (n_alphas, n_targets)
         Mean validation score over folds for every alpha.
     alpha_at_edge_ : float
         Fraction of targets whose alpha is the smallest or largest candidate (a warning is
@@ -160,8 +178,21 @@ class RidgeCV(_Base):
     def _alphas(self):
         return np.logspace(-2, 6, 17) if self.alphas is None else np.atleast_1d(np.asarray(self.alphas, float))
 
+    @fill_doc
     def fit(self, X, Y, groups=None):
-        """Fit on X (n, p) and Y (n, t) or (n,); ``groups`` go to the splitter."""
+        """Fit on X (n, p) and Y (n, t) or (n,); ``groups`` go to the splitter.
+
+        Parameters
+        ----------
+        %(X_features)s
+        %(Y_targets)s
+        %(groups)s
+
+        Returns
+        -------
+        self : RidgeCV
+            The fitted estimator.
+        """
         dtype = resolve_dtype(self.dtype)
         device = as_device(self.device)
         X = cast(as_2d_float(X, "X"), dtype)
@@ -188,8 +219,19 @@ class RidgeCV(_Base):
         self._edge_report(alphas, self.best_alphas_)
         return self
 
+    @fill_doc
     def predict(self, X):
-        """Predictions (n, t) as float64 (``(n,)`` if fitted on 1-D Y)."""
+        """Predictions (n, t) as float64 (``(n,)`` if fitted on 1-D Y).
+
+        Parameters
+        ----------
+        %(X_features)s
+
+        Returns
+        -------
+        Y_pred : ndarray of float64 of shape (n_samples, n_targets) or (n_samples,)
+            ``X @ coef_ + intercept_``; 1-D when the model was fitted on a 1-D ``Y``.
+        """
         self._check_fitted()
         X = as_2d_float(X, "X")
         if X.shape[1] != self.coef_.shape[0]:
@@ -197,8 +239,20 @@ class RidgeCV(_Base):
         P = X.astype(np.float64) @ self.coef_.astype(np.float64) + self.intercept_
         return P[:, 0] if getattr(self, "_ravel", False) else P
 
+    @fill_doc
     def score(self, X, Y):
-        """Per-target Pearson r between predictions and Y (deviation from scikit-learn)."""
+        """Per-target Pearson r between predictions and Y (deviation from scikit-learn).
+
+        Parameters
+        ----------
+        %(X_features)s
+        %(Y_targets)s
+
+        Returns
+        -------
+        r : ndarray of float64 of shape (n_targets,) or float
+            Pearson r of each target (a float when fitted on a 1-D ``Y``).
+        """
         P = self.predict(X)
         Y = np.asarray(Y, dtype=np.float64)
         if P.ndim == 1:
@@ -206,6 +260,7 @@ class RidgeCV(_Base):
         return pearson_r(P, Y)
 
 
+@fill_doc
 class BandedRidgeCV(_Base):
     """Banded (group) ridge: per-target band weights γ (on the simplex) and penalty α.
 
@@ -220,29 +275,40 @@ class BandedRidgeCV(_Base):
 
     Parameters
     ----------
-    alphas : array-like, default ``np.logspace(-2, 6, 17)``
-    cv : int or splitter, default 5
-    n_iter : int, default 20
+    %(alphas)s
+    %(cv)s
+    n_iter : int, default=20
         Random candidates when there are more than 3 bands.
-    device : str, default "auto"
-    random_state : int, default 0
-    band_weights : array (n_candidates, n_bands), optional
+    %(device)s
+    %(random_state)s
+        Draws the Dirichlet candidates (more than 3 bands).
+    band_weights : array-like of shape (n_candidates, n_bands), optional
         Explicit candidates (each row is normalised to sum 1).
-    fit_intercept, scoring, alpha_per_target, solver, dtype, allow_tf32, memory_budget, chunk_size
-        As in :class:`RidgeCV` (``alpha_per_target=False`` picks one (γ, α) for all).
+    %(fit_intercept)s
+    %(scoring)s
+    alpha_per_target : bool, default=True
+        False: one (γ, α) for all targets, by the mean score over targets.
+    %(solver)s
+    %(ridge_dtype)s
+    %(allow_tf32)s
+    %(memory_budget)s
+    %(chunk_size)s
 
     Attributes
     ----------
-    best_band_weights_ : ndarray (n_bands, n_targets)
-    best_alphas_ : ndarray (n_targets,)
-    coef_ : ndarray (n_features_total, n_targets)
+    best_band_weights_ : ndarray of shape (n_bands, n_targets)
+        The chosen band weights γ of each target (columns sum to 1).
+    best_alphas_ : ndarray of shape (n_targets,)
+        The chosen penalty of each target.
+    coef_ : ndarray of shape (n_features_total, n_targets)
         Coefficients on the unscaled, concatenated bands.
-    intercept_ : ndarray (n_targets,)
-    cv_scores_ : ndarray (n_candidates, n_targets)
+    intercept_ : ndarray of shape (n_targets,)
+        Intercepts (zeros without ``fit_intercept``).
+    cv_scores_ : ndarray of shape (n_candidates, n_targets)
         Best mean validation score over alphas, per band-weight candidate.
-    band_weights_ : ndarray (n_candidates, n_bands)
+    band_weights_ : ndarray of shape (n_candidates, n_bands)
         The candidates searched.
-    deltas_ : ndarray (n_bands, n_targets)
+    deltas_ : ndarray of shape (n_bands, n_targets)
         himalaya's ``log(γ/α)`` (``-inf`` for a dropped band).
     """
 
@@ -301,8 +367,21 @@ class BandedRidgeCV(_Base):
             Xs = [cast(x, dtype) for x in Xs]
         return Xs
 
+    @fill_doc
     def fit(self, Xs, Y, groups=None):
-        """Fit on a list of bands ``Xs`` (each (n, p_b)) and Y (n, t)."""
+        """Fit on a list of bands ``Xs`` (each (n, p_b)) and Y (n, t).
+
+        Parameters
+        ----------
+        %(Xs)s
+        %(Y_targets)s
+        %(groups)s
+
+        Returns
+        -------
+        self : BandedRidgeCV
+            The fitted estimator.
+        """
         dtype = resolve_dtype(self.dtype)
         device = as_device(self.device)
         Xs = self._check_Xs(Xs, dtype)
@@ -335,11 +414,24 @@ class BandedRidgeCV(_Base):
         e = np.concatenate([[0], np.cumsum(self.n_features_per_band_)])
         return [slice(a, b) for a, b in zip(e[:-1], e[1:])]
 
+    @fill_doc
     def predict(self, Xs, split=False):
         """Predictions (n, t); with ``split=True`` the per-band parts (n_bands, n, t).
 
         The split holds ``X_b β_b`` for each band, so ``split.sum(0) + intercept_`` equals
         the joint prediction.
+
+        Parameters
+        ----------
+        %(Xs)s
+            Band widths must equal those of the fit.
+        split : bool, default=False
+            Return each band's part (without the intercept) instead of the sum.
+
+        Returns
+        -------
+        Y_pred : ndarray of float64 of shape (n_samples, n_targets) or (n_bands, n_samples, n_targets)
+            The joint prediction, or the per-band parts with ``split=True``.
         """
         self._check_fitted()
         Xs = self._check_Xs(Xs)
@@ -351,12 +443,26 @@ class BandedRidgeCV(_Base):
             return parts
         return parts.sum(0) + self.intercept_
 
+    @fill_doc
     def score(self, Xs, Y, split=False):
         """Per-target Pearson r; with ``split=True`` per-band R² shares (n_bands, t).
 
         The split uses the product measure (as himalaya's ``r2_score_split``):
         ``R²_b = (2⟨ŷ_b, y⟩ − ⟨ŷ_b, ŷ⟩)/‖y‖²`` on test-centred data; the shares sum to the
         joint R².
+
+        Parameters
+        ----------
+        %(Xs)s
+        Y : array-like of shape (n_samples, n_targets)
+            Test targets.
+        split : bool, default=False
+            Return the per-band R² shares instead of the joint Pearson r.
+
+        Returns
+        -------
+        scores : ndarray of float64 of shape (n_targets,) or (n_bands, n_targets)
+            Pearson r per target, or the R² share of each band with ``split=True``.
         """
         Y = np.asarray(Y, dtype=np.float64)
         if not split:
@@ -374,6 +480,7 @@ class BandedRidgeCV(_Base):
 GroupRidgeCV = BandedRidgeCV
 
 
+@fill_doc
 class FracRidgeCV(_Base):
     """Fractional ridge (Rokem & Kay 2020) with K-fold selection of the fraction.
 
@@ -383,12 +490,41 @@ class FracRidgeCV(_Base):
     whole brain by the mean CV R² over targets (Doerig et al. 2025 used
     ``np.linspace(0.05, 1.05, 20)``, 5-fold unshuffled KFold, ``fit_intercept=True``).
 
+    Parameters
+    ----------
+    fractions : array-like of float > 0, optional
+        Candidate fractions ``‖β_α‖/‖β_OLS‖``; ``None``: ``np.linspace(0.05, 1.05, 20)``
+        (the paper's grid). Fractions above 1 give negative penalties.
+    %(cv)s
+    %(device)s
+    fraction_per_target : bool, default=False
+        True: one fraction per target; False: one for all targets, by the mean CV score
+        over targets (the paper's protocol).
+    %(fit_intercept)s
+    %(scoring)s
+    %(solver)s
+    %(ridge_dtype)s
+    %(allow_tf32)s
+
     Attributes
     ----------
-    best_fractions_ : ndarray (n_targets,)
-    best_alphas_ : ndarray (n_targets,)
+    best_fractions_ : ndarray of shape (n_targets,)
+        The chosen fraction of each target.
+    best_alphas_ : ndarray of shape (n_targets,)
         The penalty of each target on all training data for its fraction.
-    coef_, intercept_, cv_scores_ (n_fractions, n_targets)
+    coef_ : ndarray of shape (n_features, n_targets)
+        Coefficients refitted on all samples.
+    intercept_ : ndarray of shape (n_targets,)
+        Intercepts (zeros without ``fit_intercept``).
+    cv_scores_ : ndarray of shape (n_fractions, n_targets)
+        Mean validation score over folds for every fraction.
+    fractions_ : ndarray of shape (n_fractions,)
+        The fractions searched.
+
+    Notes
+    -----
+    ``predict`` and ``score`` are those of :class:`RidgeCV` (predictions stay 2-D even
+    after a fit on a 1-D ``Y``).
     """
 
     def __init__(
@@ -414,7 +550,21 @@ class FracRidgeCV(_Base):
         self.dtype = dtype
         self.allow_tf32 = allow_tf32
 
+    @fill_doc
     def fit(self, X, Y, groups=None):
+        """Choose the fraction(s) by K-fold CV and refit on all samples.
+
+        Parameters
+        ----------
+        %(X_features)s
+        %(Y_targets)s
+        %(groups)s
+
+        Returns
+        -------
+        self : FracRidgeCV
+            The fitted estimator.
+        """
         dtype = resolve_dtype(self.dtype)
         device = as_device(self.device)
         X = cast(as_2d_float(X, "X"), dtype)

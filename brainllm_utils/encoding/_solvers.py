@@ -17,7 +17,7 @@ Written in torch so that the CPU and the GPU run the same code:
 Selection follows himalaya (Dupré la Tour et al. 2022): per target, the alpha maximising
 the mean over folds of the validation score (R² by default), with a ``1e-10·log α`` bias
 towards larger alphas on ties. An integer ``cv`` means contiguous, unshuffled K-fold
-(scikit-learn ``KFold``). Deviation from scikit-learn, as in himalaya: ``score`` returns
+(scikit-learn ``KFold``).
 
 The estimators (:mod:`._sklearn_api`) validate their arguments and call :func:`cv_search` or
 :func:`frac_ridge_search`; nothing here stores state between calls.
@@ -34,6 +34,7 @@ import numpy as np
 
 from .._utils.device import import_torch as _torch
 from .._utils.device import resolve_device, tf32
+from .._utils.docs import fill_doc
 
 __all__ = ["SCORINGS", "kfold_splits", "check_splits", "band_weight_grid", "dirichlet_weights",
            "resolve_dtype", "as_device", "as_2d_float", "cast", "cv_search", "frac_ridge_search"]
@@ -41,12 +42,40 @@ __all__ = ["SCORINGS", "kfold_splits", "check_splits", "band_weight_grid", "diri
 SCORINGS = ("r2", "pearson", "neg_mse")
 
 
+@fill_doc
 def as_device(device: Any):
-    """A ``torch.device`` from the package-wide :func:`~brainllm_utils._utils.device.resolve_device`."""
+    """A ``torch.device`` from the package-wide :func:`~brainllm_utils._utils.device.resolve_device`.
+
+    Parameters
+    ----------
+    %(device)s
+
+    Returns
+    -------
+    torch.device
+        The resolved device.
+    """
     return _torch().device(resolve_device(device))
 
 
 def resolve_dtype(dtype: Any):
+    """The torch dtype of a ``dtype`` argument (float32 or float64 only).
+
+    Parameters
+    ----------
+    dtype : {"float32", "float64"}, numpy or torch float dtype
+        The requested precision.
+
+    Returns
+    -------
+    torch.dtype
+        ``torch.float32`` or ``torch.float64``.
+
+    Raises
+    ------
+    ValueError
+        For any other dtype.
+    """
     torch = _torch()
     if dtype in ("float32", np.float32, torch.float32):
         return torch.float32
@@ -75,6 +104,20 @@ def kfold_splits(n_samples: int, n_splits: int = 5) -> list[tuple[np.ndarray, np
 
     The first ``n_samples % n_splits`` folds hold one extra sample.
 
+    Parameters
+    ----------
+    n_samples : int
+        Number of samples.
+    n_splits : int, default=5
+        Number of folds, ``2 <= n_splits <= n_samples``.
+
+    Returns
+    -------
+    splits : list of tuple of (ndarray, ndarray)
+        ``(train, val)`` index arrays, one pair per fold, validation folds in order.
+
+    Examples
+    --------
     >>> [v.tolist() for _, v in kfold_splits(5, 2)]
     [[0, 1, 2], [3, 4]]
     """
@@ -93,6 +136,32 @@ def kfold_splits(n_samples: int, n_splits: int = 5) -> list[tuple[np.ndarray, np
 
 
 def check_splits(cv, n_samples: int, X=None, Y=None, groups=None):
+    """The ``(train, val)`` index pairs of a ``cv`` argument, checked to be non-empty.
+
+    Parameters
+    ----------
+    cv : int, splitter or iterable of (train, val)
+        An int: :func:`kfold_splits`; an object with ``split``: ``cv.split(X, Y, groups)``;
+        otherwise the pairs themselves.
+    n_samples : int
+        Number of samples.
+    X : array-like of shape (n_samples, n_features), optional
+        Passed to a splitter (zeros of shape ``(n_samples, 1)`` when missing).
+    Y : array-like of shape (n_samples, n_targets), optional
+        Passed to a splitter.
+    groups : array-like of shape (n_samples,), optional
+        Passed to a splitter (e.g. ``GroupKFold``).
+
+    Returns
+    -------
+    splits : list of tuple of (ndarray, ndarray)
+        ``(train, val)`` index arrays.
+
+    Raises
+    ------
+    ValueError
+        When ``cv`` gives no split, or a split with an empty train or validation set.
+    """
     if isinstance(cv, (int, np.integer)):
         splits = kfold_splits(n_samples, int(cv))
     elif hasattr(cv, "split"):
@@ -114,6 +183,18 @@ def band_weight_grid(n_bands: int, n_ratios: int | None = None) -> np.ndarray:
     Two bands: ``n_ratios`` (default 11) log-spaced ratios ``γ₁/γ₂`` in ``[1e-2.5, 1e2.5]``
     plus both pure bands. Three bands: ratios ``(10^i, 10^j, 1)`` for i, j in −2…2, every
     pair alone with ratios 10^−2…10^2, and the three pure bands. Rows sum to 1.
+
+    Parameters
+    ----------
+    n_bands : int
+        1, 2 or 3 (``ValueError`` beyond; use :func:`dirichlet_weights`).
+    n_ratios : int, optional
+        Ratios per pair of bands (default 11 for two bands, 5 exponents for three).
+
+    Returns
+    -------
+    weights : ndarray of float64 of shape (n_candidates, n_bands)
+        Unique candidates, each row on the simplex (sums to 1).
     """
     rows = []
     if n_bands == 1:
@@ -143,6 +224,24 @@ def band_weight_grid(n_bands: int, n_ratios: int | None = None) -> np.ndarray:
 
 
 def dirichlet_weights(n_bands: int, n_iter: int, random_state, concentration=(0.1, 1.0)):
+    """Random band-weight candidates on the simplex (more than 3 bands), plus the pure bands.
+
+    Parameters
+    ----------
+    n_bands : int
+        Number of bands.
+    n_iter : int
+        Random candidates; the first is replaced by uniform weights ``1 / n_bands``.
+    random_state : int or None
+        Seed of :func:`numpy.random.default_rng`.
+    concentration : sequence of float, default=(0.1, 1.0)
+        Dirichlet concentrations, cycled over the candidates (sparse and spread weights).
+
+    Returns
+    -------
+    weights : ndarray of float64 of shape (n_iter + n_bands, n_bands)
+        The candidates, then one pure band per row; rows sum to 1.
+    """
     rng = np.random.default_rng(random_state)
     conc = np.atleast_1d(np.asarray(concentration, dtype=float))
     g = np.empty((n_iter, n_bands))
@@ -408,7 +507,54 @@ def cv_search(
     chunk_size=None,
     keep_grid=False,
 ):
-    """Grid search over (band weights × alphas), per target or global. See RidgeCV."""
+    """Grid search over (band weights × alphas), per target or global. See RidgeCV.
+
+    For every candidate band weighting and alpha the validation score is averaged over the
+    folds; each target keeps its best ``(γ, α)`` (or, with ``local=False``, all targets
+    share the best by the mean score), and the model is refitted on all samples.
+
+    Parameters
+    ----------
+    Xs : list of ndarray of shape (n_samples, n_features_b)
+        The feature bands, already cast to ``dtype`` (one band for plain ridge).
+    Y : ndarray of shape (n_samples, n_targets)
+        Targets, cast to ``dtype``.
+    alphas : array-like of float of shape (n_alphas,)
+        Candidate penalties, finite and > 0.
+    gammas : array-like of float of shape (n_gammas, n_bands)
+        Candidate band weights (``np.ones((1, 1))`` for plain ridge).
+    splits : list of tuple of (ndarray, ndarray)
+        ``(train, val)`` index pairs (:func:`check_splits`).
+    fit_intercept : bool
+        Centre X and Y with each fold's training means.
+    scoring : {"r2", "pearson", "neg_mse"}
+        Validation score.
+    local : bool
+        One ``(γ, α)`` per target (True) or one for all targets (False).
+    solver : {"auto", "primal", "kernel"}
+        ``"auto"``: the kernel form when ``n_features > n_samples``.
+    device : torch.device
+        Already resolved (:func:`as_device`).
+    dtype : torch.dtype
+        Data precision (:func:`resolve_dtype`); decompositions are float64.
+    budget : int or None
+        Bytes per chunk of targets (``None``: from free memory).
+    allow_tf32 : bool
+        Allow TF32 matmuls on CUDA.
+    chunk_size : int, optional
+        Force the number of targets per chunk.
+    keep_grid : bool, default=False
+        Also return every score of the grid.
+
+    Returns
+    -------
+    result : dict
+        ``best_alphas`` (n_targets,), ``best_alpha_idx`` and ``best_gamma_idx``
+        (n_targets,) int, ``best_scores`` (n_targets,), ``cv_best`` (n_gammas, n_targets)
+        the best mean score over alphas per weighting, ``grid`` (n_gammas, n_alphas,
+        n_targets) or ``None``, ``coef`` (n_features, n_targets), ``intercept``
+        (n_targets,), ``n_chunks`` and ``kernel`` (whether the kernel form was used).
+    """
     torch = _torch()
     if scoring not in SCORINGS:
         raise ValueError(f"scoring must be one of {SCORINGS}, got {scoring!r}")
@@ -490,6 +636,25 @@ def cv_search(
 
 
 def as_2d_float(a, name):
+    """A finite float array of 2 dimensions (a 1-D input becomes one column).
+
+    Parameters
+    ----------
+    a : array-like of shape (n_samples,) or (n_samples, n_columns)
+        The input; integer arrays become float64, float arrays keep their dtype.
+    name : str
+        Named in the error messages.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_columns)
+        ``a`` as a 2-D float array.
+
+    Raises
+    ------
+    ValueError
+        When ``a`` is not 1-D or 2-D, or holds NaN or inf.
+    """
     a = np.asarray(a)
     if a.ndim == 1:
         a = a[:, None]
@@ -503,6 +668,20 @@ def as_2d_float(a, name):
 
 
 def cast(a, dtype):
+    """``a`` as the numpy dtype matching a torch float dtype (no copy when it already is).
+
+    Parameters
+    ----------
+    a : ndarray
+        The array.
+    dtype : torch.dtype
+        ``torch.float32`` or ``torch.float64``.
+
+    Returns
+    -------
+    ndarray
+        ``a`` as float32 or float64.
+    """
     torch = _torch()
     return a.astype(np.float32 if dtype == torch.float32 else np.float64, copy=False)
 
@@ -539,7 +718,40 @@ def frac_ridge_search(X, Y, *, fracs, splits, fit_intercept, scoring, per_target
                       dtype, allow_tf32) -> dict:
     """Fractional-ridge CV: per fold, the alphas of each fraction (exact bisection), the mean
     validation score of every fraction, the chosen fraction (per target or global) and the
-    refit on all samples. See :class:`FracRidgeCV`."""
+    refit on all samples. See :class:`FracRidgeCV`.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Features, cast to ``dtype``.
+    Y : ndarray of shape (n_samples, n_targets)
+        Targets, cast to ``dtype`` (all targets in one chunk).
+    fracs : array-like of float of shape (n_fractions,)
+        Candidate fractions ``‖β_α‖/‖β_OLS‖`` (> 0).
+    splits : list of tuple of (ndarray, ndarray)
+        ``(train, val)`` index pairs (:func:`check_splits`).
+    fit_intercept : bool
+        Centre X and Y with each fold's training means.
+    scoring : {"r2", "pearson", "neg_mse"}
+        Validation score.
+    per_target : bool
+        One fraction per target (True) or one for all by the mean score (False).
+    solver : {"auto", "primal", "kernel"}
+        ``"auto"``: the kernel form when ``n_features > n_samples``.
+    device : torch.device
+        Already resolved (:func:`as_device`).
+    dtype : torch.dtype
+        Data precision; decompositions and the bisection are float64.
+    allow_tf32 : bool
+        Allow TF32 matmuls on CUDA.
+
+    Returns
+    -------
+    result : dict
+        ``cv_scores`` (n_fractions, n_targets), ``best`` (n_targets,) fraction indices,
+        ``alphas`` (n_targets,), ``coef`` (n_features, n_targets) and ``intercept``
+        (n_targets,).
+    """
     torch = _torch()
     if scoring not in SCORINGS:
         raise ValueError(f"scoring must be one of {SCORINGS}")

@@ -31,6 +31,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .._utils.docs import fill_doc
+
 __all__ = [
     "tokenize",
     "bleu",
@@ -46,7 +48,18 @@ _NON_WORD = re.compile(r"[^a-z0-9']+")
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-case, strip punctuation, split: ``"A dog, running!"`` → ``['a', 'dog', 'running']``."""
+    """Lower-case, strip punctuation, split: ``"A dog, running!"`` → ``['a', 'dog', 'running']``.
+
+    Parameters
+    ----------
+    text : str
+        A caption (anything else is converted with ``str``).
+
+    Returns
+    -------
+    tokens : list of str
+        Letters, digits and in-word apostrophes; clitics stay attached (``"don't"``).
+    """
     text = _NON_WORD.sub(" ", str(text).lower())
     toks = [t.strip("'") for t in text.split()]
     return [t for t in toks if t]
@@ -89,16 +102,45 @@ def _combine(matches, totals, clen, rlen, smooth: bool) -> float:
     return float(bp * math.exp(logp))
 
 
+@fill_doc
 def sentence_bleu(candidate, references, max_n: int = 4, smooth: bool = False) -> float:
-    """BLEU-``max_n`` of one candidate against its references (strings or token lists)."""
+    """BLEU-``max_n`` of one candidate against its references (strings or token lists).
+
+    Parameters
+    ----------
+    %(candidate)s
+    %(references_one)s
+    %(max_n)s
+    smooth : bool, default=False
+        Add one to the matches and totals of n > 1 (Lin & Och 2004), for sentence-level
+        use; without it a zero precision gives 0.
+
+    Returns
+    -------
+    float
+        BLEU in [0, 1].
+    """
     refs = [_toks(r) for r in references]
     if not refs:
         raise ValueError("need at least one reference")
     return _combine(*_bleu_stats(_toks(candidate), refs, max_n), smooth)
 
 
+@fill_doc
 def corpus_bleu(candidates: Sequence, references: Sequence[Sequence], max_n: int = 4) -> float:
-    """Corpus BLEU-``max_n``: counts and lengths summed over sentences first."""
+    """Corpus BLEU-``max_n``: counts and lengths summed over sentences first.
+
+    Parameters
+    ----------
+    %(candidates)s
+    %(references)s
+    %(max_n)s
+
+    Returns
+    -------
+    float
+        Corpus BLEU in [0, 1] (unsmoothed).
+    """
     if len(candidates) != len(references):
         raise ValueError("candidates and references differ in length")
     M, T, C, R = np.zeros(max_n), np.zeros(max_n), 0, 0
@@ -108,8 +150,21 @@ def corpus_bleu(candidates: Sequence, references: Sequence[Sequence], max_n: int
     return _combine(M, T, C, R, smooth=False)
 
 
+@fill_doc
 def bleu(candidates, references, max_n: int = 4) -> dict:
-    """Corpus BLEU-1…``max_n`` (``{"bleu1": …, "bleu4": …}``)."""
+    """Corpus BLEU-1…``max_n`` (``{"bleu1": …, "bleu4": …}``).
+
+    Parameters
+    ----------
+    %(candidates)s
+    %(references)s
+    %(max_n)s
+
+    Returns
+    -------
+    scores : dict of str to float
+        ``"bleu1"`` … ``"bleu{max_n}"``, each :func:`corpus_bleu`.
+    """
     return {f"bleu{n}": corpus_bleu(candidates, references, n) for n in range(1, max_n + 1)}
 
 
@@ -125,8 +180,22 @@ def _lcs(a: Sequence[str], b: Sequence[str]) -> int:
     return prev[-1]
 
 
+@fill_doc
 def rouge_l(candidate, references, beta: float = 1.2) -> float:
-    """ROUGE-L F-measure of one candidate (coco-caption: β = 1.2, max P and R over refs)."""
+    """ROUGE-L F-measure of one candidate (coco-caption: β = 1.2, max P and R over refs).
+
+    Parameters
+    ----------
+    %(candidate)s
+    %(references_one)s
+    beta : float, default=1.2
+        Weight of recall against precision in ``F = (1+β²)PR/(R + β²P)``.
+
+    Returns
+    -------
+    float
+        ROUGE-L in [0, 1] (0 for an empty candidate or no references).
+    """
     cand = _toks(candidate)
     refs = [_toks(r) for r in references]
     if not cand or not refs:
@@ -149,11 +218,27 @@ def _tfidf(tokens, n, df, log_n):
     return vec, norm
 
 
+@fill_doc
 def cider_d(candidates: Sequence, references: Sequence[Sequence], sigma: float = 6.0, max_n: int = 4, df: dict | None = None) -> tuple[float, np.ndarray]:
     """CIDEr-D: ``(corpus score, per-image scores)``.
 
-    Document frequencies come from ``references`` (one document per image) unless
-    ``df`` (n-gram → count, with ``df["__N__"]`` the number of documents) is given.
+    Parameters
+    ----------
+    %(candidates)s
+    %(references)s
+    sigma : float, default=6.0
+        Width of the Gaussian length penalty ``exp(−(|c| − |r|)²/(2σ²))``.
+    %(max_n)s
+    df : dict, optional
+        Document frequencies: n-gram tuple → count, with ``df["__N__"]`` the number of
+        documents. ``None``: computed from ``references`` (one document per image).
+
+    Returns
+    -------
+    score : float
+        Mean over images (0 for no images).
+    per_image : ndarray of float64 of shape (n_images,)
+        Each image's CIDEr-D.
     """
     if len(candidates) != len(references):
         raise ValueError("candidates and references differ in length")
@@ -198,8 +283,19 @@ def _document_frequency(refs_t: Sequence[Sequence[list[str]]], max_n: int) -> di
 def score_captions(candidates: Sequence[str], references: Sequence[Sequence[str]]) -> dict:
     """BLEU-4 (corpus), ROUGE-L (mean) and CIDEr-D (mean), with per-image arrays.
 
-    Returns ``{"bleu4", "rouge_l", "cider_d", "per_image": {"bleu4", "rouge_l", "cider_d"}}``
-    (per-image BLEU-4 is the unsmoothed sentence BLEU).
+    Parameters
+    ----------
+    candidates : sequence of str
+        One candidate caption per image (e.g. decoded).
+    references : sequence of sequence of str
+        For each image, its reference captions.
+
+    Returns
+    -------
+    scores : dict
+        ``{"bleu4", "rouge_l", "cider_d", "per_image": {"bleu4", "rouge_l", "cider_d"}}``:
+        corpus values (floats) and per-image arrays of shape (n_images,) (per-image
+        BLEU-4 is the unsmoothed sentence BLEU).
     """
     cands = [tokenize(c) for c in candidates]
     refs = [[tokenize(r) for r in rs] for rs in references]
@@ -219,8 +315,23 @@ def human_ceiling(references: Sequence[Sequence[str]]) -> dict:
 
     Round ``i`` takes the i-th caption of every image with more than ``i`` captions (and
     at least 2) as the candidate and the others as references; CIDEr-D document
-    frequencies come from that round's references. Returns the mean over rounds of
-    BLEU-4, ROUGE-L and CIDEr-D, plus ``per_round``.
+    frequencies come from that round's references.
+
+    Parameters
+    ----------
+    references : sequence of sequence of str
+        For each image, its human captions (images with fewer than 2 are skipped).
+
+    Returns
+    -------
+    ceiling : dict
+        The mean over rounds of ``bleu4``, ``rouge_l`` and ``cider_d``, plus
+        ``per_round`` (a list of dicts with the same keys).
+
+    Raises
+    ------
+    ValueError
+        When no image has 2 or more captions.
     """
     refs = [[tokenize(r) for r in rs] for rs in references]
     n_max = max((len(r) for r in refs), default=0)

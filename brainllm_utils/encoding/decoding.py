@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .._utils.docs import fill_doc
 from ._scoring import pearson_r
 from ._sklearn_api import RidgeCV
 
@@ -36,25 +37,85 @@ __all__ = [
 ]
 
 
+@fill_doc
 def fit_decoder(X_train, E_train, estimator=None):
-    """Fit brain (n, voxels) → embedding (n, d). Default: ``RidgeCV()`` (per-dimension α)."""
+    """Fit brain (n, voxels) → embedding (n, d). Default: ``RidgeCV()`` (per-dimension α).
+
+    Parameters
+    ----------
+    X_train : array-like of shape (n_train, n_voxels)
+        Brain activity of the training images.
+    E_train : array-like of shape (n_train, n_dims)
+        Their caption embeddings (the decoder's targets).
+    %(estimator)s
+        With :class:`RidgeCV`, one penalty per embedding dimension.
+
+    Returns
+    -------
+    estimator : object
+        The fitted estimator (what its ``fit`` returns).
+    """
     est = RidgeCV() if estimator is None else estimator
     return est.fit(X_train, E_train)
 
 
+@fill_doc
 def decode_embeddings(X_train, E_train, X_test, estimator=None) -> np.ndarray:
-    """Fit on train and return predicted embeddings for ``X_test`` (float64, (n_test, d))."""
+    """Fit on train and return predicted embeddings for ``X_test`` (float64, (n_test, d)).
+
+    Parameters
+    ----------
+    X_train : array-like of shape (n_train, n_voxels)
+        Brain activity of the training images.
+    E_train : array-like of shape (n_train, n_dims)
+        Their caption embeddings.
+    X_test : array-like of shape (n_test, n_voxels)
+        Brain activity of the test images.
+    %(estimator)s
+
+    Returns
+    -------
+    E_pred : ndarray of float64 of shape (n_test, n_dims)
+        Decoded embeddings.
+    """
     est = fit_decoder(X_train, E_train, estimator)
     return np.asarray(est.predict(X_test), dtype=np.float64)
 
 
+@fill_doc
 def embedding_correlation(pred, true) -> np.ndarray:
-    """Per-image Pearson r between predicted and true embeddings (rows), shape (n,)."""
+    """Per-image Pearson r between predicted and true embeddings (rows), shape (n,).
+
+    Parameters
+    ----------
+    %(pred_true)s
+
+    Returns
+    -------
+    r : ndarray of shape (n_items,)
+        Pearson r of each row of ``pred`` with the same row of ``true``.
+    """
     return pearson_r(np.asarray(pred), np.asarray(true), axis=1)
 
 
+@fill_doc
 def similarity_matrix(pred, true, metric: str = "correlation") -> np.ndarray:
-    """``S[i, j]`` = similarity of prediction i with true embedding j (correlation or cosine)."""
+    """``S[i, j]`` = similarity of prediction i with true embedding j (correlation or cosine).
+
+    Parameters
+    ----------
+    pred : array-like of shape (n_pred, n_dims)
+        Predicted embeddings.
+    true : array-like of shape (n_true, n_dims)
+        True embeddings.
+    %(decoding_metric)s
+
+    Returns
+    -------
+    S : ndarray of float64 of shape (n_pred, n_true)
+        Similarities; a row of zero norm (after centring, for correlation) has similarity
+        0 with everything.
+    """
     A = np.asarray(pred, dtype=np.float64)
     B = np.asarray(true, dtype=np.float64)
     if A.shape[1] != B.shape[1]:
@@ -72,11 +133,22 @@ def similarity_matrix(pred, true, metric: str = "correlation") -> np.ndarray:
     return A @ B.T
 
 
+@fill_doc
 def identification_rank(pred, true, metric: str = "correlation") -> np.ndarray:
     """Rank of the true item among all items for each prediction (0 = identified).
 
     The rank counts the items strictly more similar to prediction i than its own true
     item (ties count in its favour). Chance mean rank is ``(n − 1)/2``.
+
+    Parameters
+    ----------
+    %(pred_true)s
+    %(decoding_metric)s
+
+    Returns
+    -------
+    ranks : ndarray of int of shape (n_items,)
+        Rank of item i's true embedding for prediction i, in 0 … n_items − 1.
     """
     S = similarity_matrix(pred, true, metric)
     if S.shape[0] != S.shape[1]:
@@ -87,22 +159,50 @@ def identification_rank(pred, true, metric: str = "correlation") -> np.ndarray:
     return np.where(np.isnan(own), S.shape[0] - 1, rank)
 
 
+@fill_doc
 def identification_accuracy(pred, true, metric: str = "correlation") -> float:
-    """Pairwise identification accuracy: mean fraction of other items beaten (chance 0.5)."""
+    """Pairwise identification accuracy: mean fraction of other items beaten (chance 0.5).
+
+    Parameters
+    ----------
+    %(pred_true)s
+    %(decoding_metric)s
+
+    Returns
+    -------
+    float
+        ``1 − mean rank / (n_items − 1)`` (:func:`identification_rank`); 1 is perfect.
+    """
     n = len(pred)
     return float(1.0 - identification_rank(pred, true, metric).mean() / max(n - 1, 1))
 
 
 @dataclass
 class Retrieval:
-    """Result of :meth:`CaptionRetriever.query`."""
+    """Result of :meth:`CaptionRetriever.query`.
+
+    Attributes
+    ----------
+    captions : list of list of str
+        The ``k`` nearest bank captions of each query, ``(n_queries, k)``.
+    scores : ndarray of float32 of shape (n_queries, k)
+        Their cosine similarities, descending.
+    indices : ndarray of int64 of shape (n_queries, k)
+        Their rows in the bank.
+    """
 
     captions: list[list[str]]  # (n_queries, k)
     scores: np.ndarray  # (n_queries, k) cosine similarities, descending
     indices: np.ndarray  # (n_queries, k) rows of the bank
 
     def best(self) -> list[str]:
-        """The top caption per query."""
+        """The top caption per query.
+
+        Returns
+        -------
+        list of str
+            One caption per query (``n_queries``).
+        """
         return [c[0] for c in self.captions]
 
 
@@ -110,6 +210,26 @@ def read_caption_file(path, column: int = 0, max_captions: int | None = None) ->
     """Read a caption corpus: one caption per line, or a TSV (caption in ``column``).
 
     Conceptual Captions TSVs (caption, URL) work as they are. Empty lines are skipped.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A text file; read as TSV when its suffix is ``.tsv``/``.tab`` or its first line
+        holds a tab.
+    column : int, default=0
+        TSV column of the caption (rows without it are skipped).
+    max_captions : int, optional
+        Stop after this many captions.
+
+    Returns
+    -------
+    captions : list of str
+        Stripped, non-empty captions in file order.
+
+    Raises
+    ------
+    ValueError
+        When the file holds no caption.
     """
     path = Path(path)
     out: list[str] = []
@@ -141,7 +261,9 @@ class CaptionRetriever:
     bank_captions : sequence of str
         The bank (e.g. generated sandbox captions disjoint from the test images, or
         Conceptual Captions via :meth:`from_file`).
-    model : str, default: the package's default sentence encoder (MPNet)
+    model : str, optional
+        Sentence encoder passed to ``embed_fn``; ``None``: the package's default sentence
+        encoder (MPNet) with the default ``embed_fn``, none passed to a custom one.
     embed_fn : callable, optional
         ``embed_fn(sentences, model=..., cache=..., **embed_kwargs)`` → (n, d) array.
         Default: :func:`brainllm_utils.embeddings.embed_sentences` (imported lazily).
@@ -174,7 +296,24 @@ class CaptionRetriever:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, column: int = 0, max_captions: int | None = None, **kwargs) -> "CaptionRetriever":
-        """Build from a corpus file (see :func:`read_caption_file`)."""
+        """Build from a corpus file (see :func:`read_caption_file`).
+
+        Parameters
+        ----------
+        path : str or path-like
+            One caption per line, or a TSV.
+        column : int, default=0
+            TSV column of the caption.
+        max_captions : int, optional
+            Keep only the first captions.
+        **kwargs
+            Passed to :class:`CaptionRetriever` (``model``, ``embed_fn``, ``cache``, ...).
+
+        Returns
+        -------
+        CaptionRetriever
+            A retriever over the file's captions (embedded on first use).
+        """
         return cls(read_caption_file(path, column, max_captions), **kwargs)
 
     def _embed(self, sentences: Sequence[str]) -> np.ndarray:
@@ -192,7 +331,7 @@ class CaptionRetriever:
 
     @property
     def bank_embeddings(self) -> np.ndarray:
-        """Unit-norm bank embeddings (n_bank, d), computed on first use."""
+        """Unit-norm bank embeddings ``(n_bank, n_dims)`` float32, computed on first use."""
         if self._bank is None:
             E = self._embed(self.captions)
             if E.shape[0] != len(self.captions):
@@ -202,11 +341,35 @@ class CaptionRetriever:
         return self._bank
 
     def embed_queries(self, sentences: Sequence[str]) -> np.ndarray:
-        """Embed query sentences with the bank's encoder."""
+        """Embed query sentences with the bank's encoder.
+
+        Parameters
+        ----------
+        sentences : sequence of str
+            The queries.
+
+        Returns
+        -------
+        ndarray of float32 of shape (n_sentences, n_dims)
+            Their embeddings (not normalised).
+        """
         return self._embed(sentences)
 
     def query(self, embeddings, k: int = 5) -> Retrieval:
-        """The ``k`` nearest bank captions (cosine) for each query embedding (n, d) or (d,)."""
+        """The ``k`` nearest bank captions (cosine) for each query embedding (n, d) or (d,).
+
+        Parameters
+        ----------
+        embeddings : array-like of shape (n_queries, n_dims) or (n_dims,)
+            Query embeddings (e.g. decoded from brain activity), any norm.
+        k : int, default=5
+            Captions per query (at most the bank's size).
+
+        Returns
+        -------
+        Retrieval
+            Captions, cosine similarities (descending, ties by bank order) and bank rows.
+        """
         Q = np.atleast_2d(np.asarray(embeddings, dtype=np.float32))
         B = self.bank_embeddings
         if Q.shape[1] != B.shape[1]:
@@ -235,7 +398,20 @@ class CaptionRetriever:
         return Retrieval(caps, best_s, best_i)
 
     def query_sentences(self, sentences: Sequence[str], k: int = 5) -> Retrieval:
-        """Embed ``sentences`` and query (handy for checks: a bank caption finds itself)."""
+        """Embed ``sentences`` and query (handy for checks: a bank caption finds itself).
+
+        Parameters
+        ----------
+        sentences : sequence of str
+            The queries.
+        k : int, default=5
+            Captions per query.
+
+        Returns
+        -------
+        Retrieval
+            As :meth:`query`.
+        """
         return self.query(self.embed_queries(sentences), k)
 
     def __len__(self) -> int:
