@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._utils.docs import fill_doc
 from ._axes import get_ax
 
 __all__ = ["FSAVERAGE5_VERTICES", "SURFACE_VIEWS", "surface_axes", "plot_surface", "plot_surface_views",
@@ -19,7 +20,22 @@ SURFACE_VIEWS = (("left", "lateral"), ("left", "ventral"), ("right", "lateral"),
 
 
 def surface_axes(fig, nrows: int, ncols: int, index: int):
-    """A 3-D ``Axes`` for surface plots (``fig.add_subplot(..., projection='3d')``)."""
+    """A 3-D ``Axes`` for surface plots (``fig.add_subplot(..., projection='3d')``).
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure.
+    nrows, ncols : int
+        Grid of subplots.
+    index : int
+        1-based position in the grid (as :meth:`~matplotlib.figure.Figure.add_subplot`).
+
+    Returns
+    -------
+    ax : mpl_toolkits.mplot3d.axes3d.Axes3D
+        The new Axes.
+    """
     return fig.add_subplot(nrows, ncols, index, projection="3d")
 
 
@@ -44,6 +60,7 @@ def _to_fsaverage5(values: np.ndarray, hemi: str) -> np.ndarray:
     return half[:FSAVERAGE5_VERTICES]  # fsaverage5 vertices are the first of each finer mesh
 
 
+@fill_doc
 def plot_surface(values, hemi: str = "left", view: str = "lateral", ax=None, kind: str = "stat",
                  cmap=None, vmin=None, vmax=None, threshold=None, title=None, colorbar=True,
                  labels=None):
@@ -51,18 +68,33 @@ def plot_surface(values, hemi: str = "left", view: str = "lateral", ax=None, kin
 
     Parameters
     ----------
-    values : array (2 · V,)
+    values : array-like of shape (2 * n_vertices,)
         Values for the left then right hemisphere of an fsaverage mesh (fsaverage5 or a
         finer one, which is decimated by keeping its first 10,242 vertices per hemisphere).
-    hemi : {"left", "right"}
-    view : str
+    hemi : {"left", "right"}, default="left"
+        Hemisphere drawn.
+    view : str, default="lateral"
         nilearn view ("lateral", "medial", "ventral", "posterior", ...).
-    ax : 3-D Axes, optional
-        From :func:`surface_axes`; created when missing.
-    kind : {"stat", "roi"}
+    ax : mpl_toolkits.mplot3d.axes3d.Axes3D, optional
+        From :func:`surface_axes`; ``None``: a 3-D Axes filling the current figure.
+    kind : {"stat", "roi"}, default="stat"
         Continuous map (with sulcal background) or integer labels.
+    cmap : str or matplotlib.colors.Colormap, optional
+        Colormap; ``None``: ``"inferno"`` for ``kind="stat"``, ``"tab10"`` for ``"roi"``.
+    vmin, vmax : float, optional
+        Colour limits; ``None``: nilearn's for a stat map, 0.5 and 10.5 for labels.
+    %(plot_threshold)s
+        Stat maps only (nilearn's ``threshold``).
+    %(title)s
+    %(colorbar)s
+        Stat maps only.
     labels : list of str, optional
         Names of ROI labels 1..N (for ``kind="roi"``), drawn as a legend.
+
+    Returns
+    -------
+    ax : mpl_toolkits.mplot3d.axes3d.Axes3D
+        The Axes drawn into.
     """
     import matplotlib.pyplot as plt
     from nilearn import plotting
@@ -102,26 +134,36 @@ def plot_surface(values, hemi: str = "left", view: str = "lateral", ax=None, kin
     return ax
 
 
+@fill_doc
 def plot_surface_views(values, axes, views=SURFACE_VIEWS, vmin=None, vmax=None, cmap=None,
                        threshold=None, title=None, colorbar=True):
     """Draw one lh-then-rh map in several (hemisphere, view) panels.
 
     Parameters
     ----------
-    values : array (2 · V,)
-        NaN vertices are shown as background.
-    axes : list of 3-D Axes
+    values : array-like of shape (2 * n_vertices,)
+        Left then right hemisphere (as :func:`plot_surface`). NaN vertices are shown as
+        background.
+    axes : sequence of mpl_toolkits.mplot3d.axes3d.Axes3D
         From :func:`brainllm_utils.viz.surface_axes`, one per view.
+    views : sequence of tuple of (str, str), default=SURFACE_VIEWS
+        ``(hemisphere, view)`` of each panel.
     vmin, vmax : float, optional
         Shared colour limits (default: symmetric around 0 when the map has negative
-        values, else 0 … the 99th percentile).
+        values, else 0 … the 99th percentile of ``|values|``).
+    cmap : str or matplotlib.colors.Colormap, optional
+        ``None``: ``"RdBu_r"`` when ``vmin < 0``, else ``"inferno"``.
+    %(plot_threshold)s
     title : str, optional
         Written above the row of panels (left-aligned with the first); each panel is
         labelled with its hemisphere and view underneath.
+    %(colorbar)s
+        Drawn beside the last panel only.
 
     Returns
     -------
-    list of Axes
+    axes : list of mpl_toolkits.mplot3d.axes3d.Axes3D
+        The panels.
     """
     values = np.asarray(values, dtype=np.float64)
     finite = values[np.isfinite(values)]
@@ -145,6 +187,7 @@ def plot_surface_views(values, axes, views=SURFACE_VIEWS, vmin=None, vmax=None, 
     return axes
 
 
+@fill_doc
 def plot_volume_slices(volume, background=None, axis: int = 2, n_slices: int = 8,
                        n_cols: int = 4, ax=None, cmap: str = "inferno", vmin=None, vmax=None,
                        threshold=None, title: str | None = None, colorbar: bool = True):
@@ -152,14 +195,29 @@ def plot_volume_slices(volume, background=None, axis: int = 2, n_slices: int = 8
 
     Parameters
     ----------
-    volume : array (X, Y, Z)
+    volume : array-like of shape (X, Y, Z)
         The map (e.g. :func:`brainllm_utils.rsa_analysis.volume_searchlight`).
-    background : array (X, Y, Z), optional
+    background : array-like of shape (X, Y, Z), optional
         Grey background (e.g. the brain mask or a mean beta image).
-    axis : int
+    axis : int, default=2
         Slicing axis (2 = axial for the NSD func1pt8mm grid).
-    threshold : float, optional
-        Values with ``|v| < threshold`` are not drawn.
+    n_slices : int, default=8
+        Slices shown, evenly spaced between the first and last slice with finite values.
+    n_cols : int, default=4
+        Slices per row of the montage.
+    %(ax_new)s
+    cmap : str or matplotlib.colors.Colormap, default="inferno"
+        Colormap of the map.
+    vmin, vmax : float, optional
+        Colour limits; ``None``: from the data.
+    %(plot_threshold)s
+    %(title)s
+    %(colorbar)s
+
+    Returns
+    -------
+    ax : matplotlib.axes.Axes
+        The Axes drawn into.
     """
     import matplotlib.pyplot as plt
 

@@ -4,11 +4,27 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._utils.docs import fill_doc
+
 __all__ = ["image_montage", "plot_image_montage", "plot_roi_distributions", "plot_recovery"]
 
 
+@fill_doc
 def image_montage(images: np.ndarray, n_cols: int = 4, pad: int = 2) -> np.ndarray:
-    """Tile ``(n, H, W, 3)`` uint8 images into one ``(rows·H, n_cols·W, 3)`` image."""
+    """Tile ``(n, H, W, 3)`` uint8 images into one ``(rows·H, n_cols·W, 3)`` image.
+
+    Parameters
+    ----------
+    %(images)s
+    %(n_cols)s
+    pad : int, default=2
+        White pixels between images.
+
+    Returns
+    -------
+    montage : ndarray of uint8 of shape (n_rows * (height + pad) - pad, n_cols * (width + pad) - pad, 3)
+        The tiled images on a white background, row by row.
+    """
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"images: expected (n, H, W, 3), got shape {images.shape}")
@@ -22,8 +38,22 @@ def image_montage(images: np.ndarray, n_cols: int = 4, pad: int = 2) -> np.ndarr
     return canvas
 
 
+@fill_doc
 def plot_image_montage(images, labels=None, n_cols: int = 4, ax=None):
-    """Show images as a montage, each numbered (or labelled) in its top-left corner."""
+    """Show images as a montage, each numbered (or labelled) in its top-left corner.
+
+    Parameters
+    ----------
+    %(images)s
+    labels : sequence, optional
+        One label per image (converted with ``str``); ``None``: 1, 2, 3, …
+    %(n_cols)s
+    %(ax)s
+
+    Returns
+    -------
+    %(returns_ax)s
+    """
     import matplotlib.pyplot as plt
 
     ax = ax if ax is not None else plt.gca()
@@ -42,9 +72,31 @@ def plot_image_montage(images, labels=None, n_cols: int = 4, ax=None):
     return ax
 
 
+@fill_doc
 def plot_roi_distributions(df, x: str = "roi", y: str = "value", hue: str | None = None,
                            ax=None, ylabel: str | None = None, order=None):
-    """Box plots of per-voxel values by ROI (a long DataFrame, e.g. from ``NSD.roi_values``)."""
+    """Box plots of per-voxel values by ROI (a long DataFrame, e.g. from ``NSD.roi_values``).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Long table, one row per voxel (or vertex).
+    x : str, default="roi"
+        Column of the groups on the x axis.
+    y : str, default="value"
+        Column of the values.
+    hue : str, optional
+        Column that splits each group by colour (e.g. ``"subject"``).
+    %(ax)s
+    ylabel : str, optional
+        y-axis label; ``None``: ``y``.
+    order : sequence of str, optional
+        Order of the groups; ``None``: as they appear.
+
+    Returns
+    -------
+    %(returns_ax)s
+    """
     import matplotlib.pyplot as plt
     import seaborn as sns
 
@@ -57,9 +109,29 @@ def plot_roi_distributions(df, x: str = "roi", y: str = "value", hue: str | None
     return ax
 
 
+@fill_doc
 def plot_recovery(truth, estimate, ax=None, xlabel: str = "truth", ylabel: str = "estimate",
                   max_points: int = 5000, seed: int = 0):
-    """Scatter of an estimate against its planted truth, with the identity line and Pearson r."""
+    """Scatter of an estimate against its planted truth, with the identity line and Pearson r.
+
+    Parameters
+    ----------
+    truth : array-like
+        Planted values (e.g. the sandbox's SNR per vertex), flattened.
+    estimate : array-like
+        Recovered values, same shape as ``truth``; pairs with a NaN are dropped.
+    %(ax)s
+    xlabel, ylabel : str, default="truth", "estimate"
+        Axis labels.
+    max_points : int, default=5000
+        Points drawn at most (a random subset beyond; r uses all points).
+    %(seed)s
+        Picks the subset drawn.
+
+    Returns
+    -------
+    %(returns_ax)s
+    """
     import matplotlib.pyplot as plt
 
     ax = ax if ax is not None else plt.gca()

@@ -4,14 +4,37 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._utils.docs import fill_doc
 from ._axes import get_ax
 
 __all__ = ["plot_model_matrix", "plot_pair_similarity"]
 
 
+@fill_doc
 def plot_model_matrix(matrix, ax=None, cmap: str = "viridis", vmin=None, vmax=1.0,
                       annotate: bool = True, title: str | None = None, colorbar: bool = True):
-    """Heatmap of a square model-by-model DataFrame (e.g. RDM correlations), annotated."""
+    """Heatmap of a square model-by-model DataFrame (e.g. RDM correlations), annotated.
+
+    Parameters
+    ----------
+    matrix : pandas.DataFrame or array-like of shape (n_models, n_models)
+        The values; a DataFrame's index and columns label the rows and columns.
+    %(ax_new)s
+    cmap : str or matplotlib.colors.Colormap, default="viridis"
+        Colormap.
+    vmin : float, optional
+        Lower colour limit; ``None``: the smallest finite value.
+    vmax : float, default=1.0
+        Upper colour limit.
+    annotate : bool, default=True
+        Write each value (2 decimals) in its cell.
+    %(title)s
+    %(colorbar)s
+
+    Returns
+    -------
+    %(returns_ax)s
+    """
     import matplotlib.pyplot as plt
 
     ax = get_ax(ax, (6, 5))
@@ -38,10 +61,24 @@ def plot_model_matrix(matrix, ax=None, cmap: str = "viridis", vmin=None, vmax=1.
     return ax
 
 
+@fill_doc
 def plot_pair_similarity(df, models=None, ax=None, kinds=("role-reversed", "random")):
     """Feature similarity of role-reversed vs random image pairs, per model (strip + mean).
 
-    ``df`` from :func:`brainllm_utils.rsa_analysis.role_reversal_similarity`.
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        ``model``, ``kind`` and ``similarity`` columns, from
+        :func:`brainllm_utils.rsa_analysis.role_reversal_similarity`.
+    models : sequence of str, optional
+        Models in x order; ``None``: as they appear in ``df``.
+    %(ax_new)s
+    kinds : sequence of str, default=("role-reversed", "random")
+        Pair kinds drawn side by side for each model.
+
+    Returns
+    -------
+    %(returns_ax)s
     """
     ax = get_ax(ax, (8, 3.5))
     models = list(dict.fromkeys(df["model"])) if models is None else list(models)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._utils.docs import fill_doc
 from ._axes import get_ax
 
 __all__ = ["plot_roi_rsa_bars", "plot_paired_differences"]
 
 
+@fill_doc
 def plot_roi_rsa_bars(df, value: str = "r", rois=None, models=None, ceilings=None, ax=None,
                       palette: str = "tab10", ylabel: str | None = None, legend: bool = True):
     """Grouped bars of the subject mean per ROI and model, with one point per subject.
@@ -18,10 +20,26 @@ def plot_roi_rsa_bars(df, value: str = "r", rois=None, models=None, ceilings=Non
     df : pandas.DataFrame
         Tidy scores (``subject, roi, model`` and ``value``), e.g.
         :func:`brainllm_utils.rsa_analysis.subject_rsa_table`.
+    value : str, default="r"
+        Column of the scores.
+    rois : sequence of str, optional
+        ROIs in x order; ``None``: as they appear in ``df``.
+    models : sequence of str, optional
+        Models (bars within each ROI); ``None``: as they appear in ``df``.
     ceilings : pandas.DataFrame, optional
         :func:`brainllm_utils.rsa_analysis.loso_ceilings`: a grey band per ROI spans the
         subjects' mean LOSO ceiling (lower) to the mean ceiling against all subjects
         (upper). For normalised scores pass ``None`` (the ceiling is 1 by construction).
+    %(ax_new)s
+    %(palette)s
+    ylabel : str, optional
+        y-axis label; ``None``: ``value``.
+    legend : bool, default=True
+        Draw the legend of models (and ceiling) beside the Axes.
+
+    Returns
+    -------
+    %(returns_ax)s
     """
     import matplotlib.pyplot as plt
 
@@ -53,6 +71,7 @@ def plot_roi_rsa_bars(df, value: str = "r", rois=None, models=None, ceilings=Non
     return ax
 
 
+@fill_doc
 def plot_paired_differences(diffs, tests=None, rois=None, controls=None, ax=None,
                             reference: str = "mpnet", palette: str = "tab10",
                             ylabel: str | None = None):
@@ -65,6 +84,20 @@ def plot_paired_differences(diffs, tests=None, rois=None, controls=None, ax=None
     tests : pandas.DataFrame, optional
         :func:`brainllm_utils.stats.pairwise_model_tests` output with ``model_a ==
         reference``: FDR-significant pairs get a star above their points.
+    rois : sequence of str, optional
+        ROIs in x order; ``None``: as they appear in ``diffs``.
+    controls : sequence of str, optional
+        Control models; ``None``: as they appear in ``diffs``.
+    %(ax_new)s
+    reference : str, default="mpnet"
+        The model the controls are subtracted from (``model_a`` in ``tests``).
+    %(palette)s
+    ylabel : str, optional
+        y-axis label; ``None``: ``"<reference> − control (r)"``.
+
+    Returns
+    -------
+    %(returns_ax)s
     """
     import matplotlib.pyplot as plt
 

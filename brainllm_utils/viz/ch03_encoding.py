@@ -5,19 +5,33 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._utils.docs import fill_doc
+
 __all__ = ["plot_r_vs_ceiling", "plot_roi_bars", "plot_variance_partition"]
 
 
+@fill_doc
 def plot_r_vs_ceiling(r, ceiling, ax=None, labels=None, names=None, gridsize=45,
                       xlabel="inter-participant agreement (r)", ylabel="encoding accuracy (test r)"):
     """Hexbin of per-vertex accuracy against a ceiling, identity line, ROI medians.
 
     Parameters
     ----------
-    r, ceiling : arrays (n_vertices,)
-    labels : int array (n_vertices,), optional
+    r, ceiling : array-like of shape (n_vertices,)
+        Encoding accuracy and its ceiling per vertex; vertices with a NaN are dropped.
+    %(ax)s
+    labels : array-like of int of shape (n_vertices,), optional
         ROI label per vertex (0 = none); each ROI's median (ceiling, r) is marked.
-    names : dict label → name, optional
+    names : dict of int to str, optional
+        Label → ROI name for the legend (default: the label number).
+    gridsize : int, default=45
+        Hexagons across the x axis (log-scaled counts).
+    xlabel, ylabel : str
+        Axis labels.
+
+    Returns
+    -------
+    %(returns_ax)s
     """
     import matplotlib.pyplot as plt
 
@@ -48,13 +62,31 @@ def plot_r_vs_ceiling(r, ceiling, ax=None, labels=None, names=None, gridsize=45,
     return ax
 
 
+@fill_doc
 def plot_roi_bars(df, value: str = "value", ax=None, order=None, ylabel=None, color="C0",
                   annotate=None):
     """Mean over subjects (bar) ± SEM with one dot per subject, per ROI.
 
-    ``df`` is long (``subject``, ``roi``, ``value``), e.g. from
-    :func:`brainllm_utils.encoding_analysis.roi_table`. ``annotate`` maps ROI → text
-    written under its tick (e.g. the sandbox's planted feature spaces).
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Long (``subject``, ``roi``, ``value``), e.g. from
+        :func:`brainllm_utils.encoding_analysis.roi_table`.
+    value : str, default="value"
+        Column of the values.
+    %(ax)s
+    order : sequence of str, optional
+        ROIs in x order; ``None``: as they appear in ``df``.
+    ylabel : str, optional
+        y-axis label; ``None``: ``value``.
+    color : str, default="C0"
+        Colour of the bars.
+    annotate : dict of str to str, optional
+        ROI → text written under its tick (e.g. the sandbox's planted feature spaces).
+
+    Returns
+    -------
+    %(returns_ax)s
     """
     import matplotlib.pyplot as plt
 
@@ -77,13 +109,30 @@ def plot_roi_bars(df, value: str = "value", ax=None, order=None, ylabel=None, co
     return ax
 
 
+@fill_doc
 def plot_variance_partition(table, ax=None, bands=("mpnet", "mpnet_word_avg"), order=None,
                             ylabel="test R² (mean over vertices, subjects)"):
     """Stacked bars per ROI: unique to band a, shared, unique to band b.
 
-    ``table`` comes from :func:`brainllm_utils.encoding_analysis.partition_table`
-    (columns ``unique_<a>``, ``shared``, ``unique_<b>`` and ``*_sem``). Negative parts
-    (possible on test data) are drawn below zero.
+    Negative parts (possible on test data) are drawn below zero.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`brainllm_utils.encoding_analysis.partition_table`: indexed by ROI,
+        columns ``unique_<a>``, ``shared``, ``unique_<b>`` and ``*_sem`` (and ``joint``,
+        drawn as a black tick when present).
+    %(ax)s
+    bands : tuple of (str, str), default=("mpnet", "mpnet_word_avg")
+        The two bands ``a`` and ``b``.
+    order : sequence of str, optional
+        ROIs in x order; ``None``: the table's index.
+    ylabel : str, default="test R² (mean over vertices, subjects)"
+        y-axis label.
+
+    Returns
+    -------
+    %(returns_ax)s
     """
     import matplotlib.pyplot as plt
 

@@ -6,17 +6,30 @@ import textwrap
 
 import numpy as np
 
+from .._utils.docs import fill_doc
+
 __all__ = ["plot_decoding_r", "plot_identification_ranks", "plot_caption_gallery", "plot_metric_bars"]
 
 
+@fill_doc
 def plot_decoding_r(r, subjects, ax=None, ceiling=None, bins=20):
     """Distribution of per-image decoding r: one KDE (or histogram) per subject.
 
     Parameters
     ----------
-    r : array (n_subjects, n_images)
-    ceiling : float or array (n_images,), optional
+    r : array-like of shape (n_subjects, n_images)
+        Per-image decoding r of each subject.
+    subjects : sequence of str
+        Subject names for the legend, one per row of ``r``.
+    %(ax)s
+    ceiling : float or array-like of shape (n_images,), optional
         Caption consistency; its mean is drawn as a vertical line.
+    bins : int, default=20
+        Histogram bins, used for a subject with too few or constant values for a KDE.
+
+    Returns
+    -------
+    %(returns_ax)s
     """
     import matplotlib.pyplot as plt
     from scipy.stats import gaussian_kde
@@ -44,11 +57,25 @@ def plot_decoding_r(r, subjects, ax=None, ceiling=None, bins=20):
     return ax
 
 
+@fill_doc
 def plot_identification_ranks(ranks, subjects=None, ax=None, n_bins=None):
     """Histogram of identification ranks (0 = the true image is the best match).
 
-    ``ranks`` is (n_subjects, n_images) with ranks in 0 … n_images − 1; bars stack the
-    subjects; the dashed line is chance (uniform ranks).
+    Bars stack the subjects; the dashed line is chance (uniform ranks).
+
+    Parameters
+    ----------
+    ranks : array-like of int of shape (n_subjects, n_images) or (n_images,)
+        Ranks in 0 … n_images − 1 (:func:`brainllm_utils.encoding.identification_rank`).
+    subjects : sequence of str, optional
+        Legend names; ``None``: "subject 1", "subject 2", …
+    %(ax)s
+    n_bins : int, optional
+        Histogram bins; ``None``: ``min(20, n_images)``.
+
+    Returns
+    -------
+    %(returns_ax)s
     """
     import matplotlib.pyplot as plt
 
@@ -74,6 +101,7 @@ def plot_identification_ranks(ranks, subjects=None, ax=None, n_bins=None):
     return ax
 
 
+@fill_doc
 def plot_caption_gallery(images, captions, ax=None, n_cols: int = 4, image_fraction: float = 0.5,
                          fontsize: float = 7.5, titles=None):
     """Images with their captions underneath, in one Axes.
@@ -83,13 +111,22 @@ def plot_caption_gallery(images, captions, ax=None, n_cols: int = 4, image_fract
 
     Parameters
     ----------
-    images : uint8 array (n, H, W, 3)
-    captions : dict label → list of n str
-        E.g. ``{"human": [...], "decoded (subj01)": [...]}``; the first label is black.
-    image_fraction : float
+    %(images)s
+    captions : dict of str to list of str
+        Label → one caption per image, e.g. ``{"human": [...], "decoded (subj01)": [...]}``;
+        the first label is black.
+    %(ax)s
+    %(n_cols)s
+    image_fraction : float, default=0.5
         Fraction of each cell's height taken by the image (the rest holds the text).
+    fontsize : float, default=7.5
+        Caption font size (points); captions are wrapped to the cell's width.
     titles : list of str, optional
         A short title above each image (e.g. its identification rank).
+
+    Returns
+    -------
+    %(returns_ax)s
     """
     import matplotlib.pyplot as plt
 
@@ -129,11 +166,25 @@ def plot_caption_gallery(images, captions, ax=None, n_cols: int = 4, image_fract
     return ax
 
 
+@fill_doc
 def plot_metric_bars(table, metric: str = "cider_d", ax=None, label=None):
     """Bars of one caption metric per source, with the human ceiling and chance lines.
 
-    ``table`` comes from :func:`brainllm_utils.encoding_analysis.caption_metric_table`
-    (index ``source``, a ``kind`` column: decoded / oracle / chance / ceiling).
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`brainllm_utils.encoding_analysis.caption_metric_table` (index
+        ``source``, a ``kind`` column: decoded / oracle / chance / ceiling, one column per
+        metric).
+    metric : str, default="cider_d"
+        Column drawn (``"bleu4"``, ``"rouge_l"`` or ``"cider_d"``).
+    %(ax)s
+    label : str, optional
+        Title; ``None``: ``metric``.
+
+    Returns
+    -------
+    %(returns_ax)s
     """
     import matplotlib.pyplot as plt
 

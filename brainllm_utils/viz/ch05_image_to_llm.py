@@ -9,6 +9,8 @@ from typing import Mapping
 
 import numpy as np
 
+from .._utils.docs import fill_doc
+
 __all__ = [
     "plot_training_curves",
     "plot_model_comparison",
@@ -32,15 +34,25 @@ def _history(h):
     return getattr(h, "history", h)
 
 
+@fill_doc
 def plot_training_curves(histories: Mapping, metric: str = "loss", step: int = -1, ax=None):
     """Per-epoch training curves of several networks.
 
     Parameters
     ----------
-    histories : mapping name → TrainedNetwork or list of per-epoch dicts
-        (``vision.train_network`` history). Networks whose name starts with ``mpnet`` are
-        red, ``multihot`` blue; seeds of one objective share a colour.
-    metric : ``"loss"``, ``"val_loss"`` or ``"val_cosine"`` (at time step ``step``).
+    histories : mapping of str to TrainedNetwork or to list of dict
+        Name → a trained network or its per-epoch history (``vision.train_network``).
+        Networks whose name starts with ``mpnet`` are red, ``multihot`` blue; seeds of one
+        objective (``<name>_seed<k>``) share a colour and a legend entry.
+    metric : {"loss", "val_loss", "val_cosine"}, default="loss"
+        Per-epoch value drawn (``"val_cosine"`` at time step ``step``).
+    step : int, default=-1
+        Time step of ``"val_cosine"`` (the last by default).
+    %(ax)s
+
+    Returns
+    -------
+    %(returns_ax)s
     """
     import matplotlib.pyplot as plt
 
@@ -69,12 +81,29 @@ def plot_training_curves(histories: Mapping, metric: str = "loss", step: int = -
     return ax
 
 
+@fill_doc
 def plot_model_comparison(scores: Mapping[str, np.ndarray], ax=None, ylabel: str = "RSA (Pearson r)",
                           sort: bool = True, highlight=("mpnet", "multihot"), ceiling: float | None = None):
     """Bars of mean ± SEM over subjects with one dot per subject, one bar per model.
 
-    ``scores``: name → per-subject values (NaNs ignored). Bars whose name starts with a
-    ``highlight`` prefix are coloured (red for mpnet, blue for multihot), others grey.
+    Parameters
+    ----------
+    scores : mapping of str to array-like of shape (n_subjects,)
+        Model name → per-subject values (NaNs ignored).
+    %(ax)s
+    ylabel : str, default="RSA (Pearson r)"
+        y-axis label.
+    sort : bool, default=True
+        Order the bars by decreasing mean.
+    highlight : sequence of str, default=("mpnet", "multihot")
+        Bars whose name starts with one of these prefixes are coloured (red for mpnet,
+        blue for multihot), others grey.
+    ceiling : float, optional
+        Drawn as a dashed horizontal line.
+
+    Returns
+    -------
+    %(returns_ax)s
     """
     import matplotlib.pyplot as plt
 
@@ -103,9 +132,23 @@ def plot_model_comparison(scores: Mapping[str, np.ndarray], ax=None, ylabel: str
     return ax
 
 
+@fill_doc
 def plot_transfer(table, ax=None, target: str | None = None):
     """Transfer-readout scores (``vision.transfer_table``): bars per feature set, grouped by
-    target, with the mean-target floor as a dashed line per group."""
+    target, with the mean-target floor as a dashed line per group.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        ``target``, ``features``, ``score`` and ``floor`` columns (``vision.transfer_table``).
+    %(ax)s
+    target : str, optional
+        Draw only this target; ``None``: every target.
+
+    Returns
+    -------
+    %(returns_ax)s
+    """
     import matplotlib.pyplot as plt
 
     ax = ax if ax is not None else plt.gca()
@@ -130,12 +173,27 @@ def plot_transfer(table, ax=None, target: str | None = None):
     return ax
 
 
+@fill_doc
 def plot_alignment_vs_training_size(n_images: Mapping[str, float], scores: Mapping[str, float], ax=None,
                                     ylabel: str = "brain alignment", logx: bool = True):
     """Brain alignment of each model against its number of training images (Fig. 4-style).
 
-    ``n_images`` and ``scores`` are keyed by model name (models missing from either are
-    left out; per-subject arrays are averaged).
+    Parameters
+    ----------
+    n_images : mapping of str to float
+        Model name → number of training images (models with none, or 0, are left out).
+    scores : mapping of str to float or array-like
+        Model name → alignment (per-subject arrays are averaged); models missing from
+        ``n_images`` are left out.
+    %(ax)s
+    ylabel : str, default="brain alignment"
+        y-axis label.
+    logx : bool, default=True
+        Logarithmic x axis.
+
+    Returns
+    -------
+    %(returns_ax)s
     """
     import matplotlib.pyplot as plt
 
@@ -153,13 +211,32 @@ def plot_alignment_vs_training_size(n_images: Mapping[str, float], scores: Mappi
     return ax
 
 
+@fill_doc
 def plot_learning_curves(histories: Mapping, metric: str = "val_loss", floor: float | None = None,
                          floor_label: str = "floor (mean target)", step: int = -1, ax=None,
                          title: str | None = None):
     """:func:`plot_training_curves` plus a dashed horizontal line at a floor.
 
-    ``floor`` is what a network that ignores the image reaches (e.g. the held-out loss of
-    the mean training target, :func:`brainllm_utils.vision_analysis.validation_floors`).
+    Parameters
+    ----------
+    histories : mapping of str to TrainedNetwork or to list of dict
+        As :func:`plot_training_curves`.
+    metric : {"loss", "val_loss", "val_cosine"}, default="val_loss"
+        As :func:`plot_training_curves`.
+    floor : float, optional
+        What a network that ignores the image reaches (e.g. the held-out loss of the mean
+        training target, :func:`brainllm_utils.vision_analysis.validation_floors`); not
+        drawn when ``None`` or not finite.
+    floor_label : str, default="floor (mean target)"
+        Legend entry of the floor.
+    step : int, default=-1
+        Time step of ``"val_cosine"``.
+    %(ax)s
+    %(title)s
+
+    Returns
+    -------
+    %(returns_ax)s
     """
     import matplotlib.pyplot as plt
 
@@ -173,11 +250,23 @@ def plot_learning_curves(histories: Mapping, metric: str = "val_loss", floor: fl
     return ax
 
 
+@fill_doc
 def plot_alignment_curve(table, ax=None, ylabel: str = "RSA / LOSO ceiling", palette: str = "tab10"):
     """Brain alignment against training-set size, one line per ROI (mean ± SEM).
 
-    ``table``: :func:`brainllm_utils.vision_analysis.size_alignment_table` output
-    (``n_train, roi, mean, sem``).
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        :func:`brainllm_utils.vision_analysis.size_alignment_table` output
+        (``n_train, roi, mean, sem``).
+    %(ax)s
+    ylabel : str, default="RSA / LOSO ceiling"
+        y-axis label.
+    %(palette)s
+
+    Returns
+    -------
+    %(returns_ax)s
     """
     import matplotlib.pyplot as plt
 

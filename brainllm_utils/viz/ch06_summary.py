@@ -4,15 +4,34 @@ from __future__ import annotations
 
 import textwrap
 
+from .._utils.docs import fill_doc
+
 __all__ = ["plot_findings"]
 
 _MARKS = {True: ("✓", "#1a9850"), False: ("✗", "#d73027"), None: ("–", "0.55")}
 
 
+@fill_doc
 def plot_findings(df, ax=None, width: int = 88, value_width: int = 30):
     """Scorecard of recorded findings: one row per finding, grouped by research question,
     with its recovered value and a mark — ✓ agrees with the planted truth (or criterion),
-    ✗ does not, – no criterion. ``df``: :func:`brainllm_utils.findings.load`."""
+    ✗ does not, – no criterion.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame or None
+        :func:`brainllm_utils.findings.load` (columns ``rq``, ``analysis``, ``recovered``,
+        ``agrees``); ``None`` or empty draws a "no findings" note.
+    %(ax)s
+    width : int, default=88
+        Characters of each finding's text kept (shortened with "…").
+    value_width : int, default=30
+        Characters of each recovered value kept.
+
+    Returns
+    -------
+    %(returns_ax)s
+    """
     import matplotlib.pyplot as plt
 
     ax = ax if ax is not None else plt.gca()
