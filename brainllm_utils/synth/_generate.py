@@ -76,6 +76,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._utils.docs import fill_doc
 from .._utils.paths import atomic_save_npy, atomic_write_text
 from ..nsd.layout import (
     ANNOTATIONS,
@@ -228,7 +229,26 @@ def _resolve_preset(preset, overrides):
 
 @dataclass
 class Design:
-    """Experimental design; all index arrays follow NSD's bases (see nsd_layout.md §2)."""
+    """Experimental design; all index arrays follow NSD's bases (see nsd_layout.md §2).
+
+    Attributes
+    ----------
+    masterordering : ndarray of int of shape (n_sessions * T,)
+        1-based indices into the rows of ``subjectim`` (the 10k index of each trial), the
+        same for every subject.
+    subjectim : ndarray of int64 of shape (8, K)
+        1-based 73k ids of each subject's images (shared images first).
+    sharedix : ndarray of int of shape (n_shared,)
+        Sorted 1-based 73k ids of the images shown to every subject.
+    data_sessions : dict of int to int
+        Subject number (1-based) → number of acquired sessions.
+    T : int
+        Trials per session.
+    strict_nsd_ids : ndarray of int of shape (n_strict,)
+        0-based nsdIds of the strict shared set (shared images with all three showings
+        within the sessions that every subject with data acquired); ``None`` until set by
+        the generator.
+    """
 
     masterordering: np.ndarray  # (D*T,) 1-based indices into subjectim rows
     subjectim: np.ndarray  # (8, K) 1-based 73k ids
@@ -239,14 +259,29 @@ class Design:
 
     @property
     def K(self):
+        """Images per subject (columns of ``subjectim``)."""
         return self.subjectim.shape[1]
 
     @property
     def N(self):
+        """Number of NSD images (the largest 73k id)."""
         return int(self.subjectim.max())
 
     def trials(self, subject):
-        """(10k index q, 1-based 73k id) of each acquired trial of ``subject``."""
+        """(10k index q, 1-based 73k id) of each acquired trial of ``subject``.
+
+        Parameters
+        ----------
+        subject : int
+            1-based subject number (a key of ``data_sessions``).
+
+        Returns
+        -------
+        q : ndarray of int of shape (n_trials,)
+            1-based index into the subject's images, per trial in acquisition order.
+        ids : ndarray of int64 of shape (n_trials,)
+            1-based 73k id of each trial's image.
+        """
         n = self.data_sessions[subject] * self.T
         q = self.masterordering[:n]
         return q, self.subjectim[subject - 1, q - 1]
@@ -602,12 +637,15 @@ def compute_ncsnr(sessions, q_sessions):
 
     Parameters
     ----------
-    sessions : list of (T_n, V) float arrays (trials in rows)
-    q_sessions : list of (T_n,) int arrays, the image (10k index) of each trial
+    sessions : list of array-like of float of shape (n_trials_session, n_voxels)
+        Betas of each session, trials in rows.
+    q_sessions : list of array-like of int of shape (n_trials_session,)
+        The image (10k index) of each trial of each session.
 
     Returns
     -------
-    ncsnr : (V,) float32; NaN where a voxel is NaN in every image
+    ncsnr : ndarray of float32 of shape (n_voxels,)
+        NaN where a voxel is NaN in every image.
     """
     z = []
     for b in sessions:
@@ -960,6 +998,7 @@ def _build(tree, cfg, seed, progress, t0):
     _write_truth(tree, cfg, seed, design, graphs, pool_graphs, pairs, features, truth, t0)
 
 
+@fill_doc
 def make_synthetic_nsd(root, preset="default", seed=0, *, overwrite=False, overrides=None, progress=None):
     """Write a synthetic NSD tree (real NSD layout) with a known ground truth.
 
@@ -968,12 +1007,12 @@ def make_synthetic_nsd(root, preset="default", seed=0, *, overwrite=False, overr
     root : str or path-like
         Destination; built in ``root.parent/.{root.name}.partial-XXXX`` and renamed at the
         end, so an interrupted run never leaves a tree that looks complete.
-    preset : {"default", "tiny"}
+    preset : {"default", "tiny"}, default="default"
         ``default``: 4 subjects with data, 750 trials per session, 4,950 NSD images
         (≤ 90 s, < 1 GB); ``tiny``: 3 subjects, 60 trials per session (≈ 2 s, for tests).
-    seed : int
+    %(seed)s
         Same seed → identical arrays.
-    overwrite : bool
+    overwrite : bool, default=False
         Replace an existing non-empty ``root`` (otherwise ``ValueError``).
     overrides : dict, optional
         Keys of :data:`PRESETS` entries to change (e.g. ``{"trials_per_session": 150}``).
@@ -982,8 +1021,8 @@ def make_synthetic_nsd(root, preset="default", seed=0, *, overwrite=False, overr
 
     Returns
     -------
-    pathlib.Path
-        ``root``.
+    root : pathlib.Path
+        ``root``, absolute.
     """
     t0 = time.perf_counter()
     cfg = _resolve_preset(preset, overrides)
@@ -1014,8 +1053,16 @@ def _disk_usage(path):
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
 
 
+@fill_doc
 def main(argv=None):
-    """Command line: ``python -m brainllm_utils.synth ROOT [--preset P] [--seed S]``."""
+    """Command line: ``python -m brainllm_utils.synth ROOT [--preset P] [--seed S]``.
+
+    Writes the tree with :func:`make_synthetic_nsd` and prints its size and duration.
+
+    Parameters
+    ----------
+    %(argv)s
+    """
     parser = argparse.ArgumentParser(description="Write a synthetic NSD tree (real NSD layout).")
     parser.add_argument("root", type=Path)
     parser.add_argument("--preset", default="default", choices=sorted(PRESETS))

@@ -23,6 +23,8 @@ import functools
 import numpy as np
 from PIL import Image, ImageDraw
 
+from .._utils.docs import fill_doc
+
 # --------------------------------------------------------------------------------------
 # Vocabulary
 # --------------------------------------------------------------------------------------
@@ -188,14 +190,20 @@ def _new_object(rng, category, count=1):
             "kind": kind, "facing": 1 if u[3] < 0.5 else -1, "boxes": []}
 
 
+@fill_doc
 def sample_scene_graph(rng, reversible=False):
     """Sample one scene graph (without boxes; see :func:`layout_scene`).
 
     Parameters
     ----------
-    rng : numpy.random.Generator
-    reversible : bool
+    %(rng)s
+    reversible : bool, default=False
         Force an interaction whose role-swapped version is also valid.
+
+    Returns
+    -------
+    graph : dict
+        A scene graph whose objects have empty ``boxes``.
     """
     scene = _weighted(rng, {s: 1.0 for s in SCENE_NAMES})
     cats = SCENES[scene]["cats"]
@@ -223,8 +231,20 @@ def sample_scene_graph(rng, reversible=False):
             "horizon": float(rng.uniform(0.35, 0.55))}
 
 
+@fill_doc
 def reverse_roles(graph):
-    """Copy of ``graph`` with agent and patient swapped (same objects, same layout)."""
+    """Copy of ``graph`` with agent and patient swapped (same objects, same layout).
+
+    Parameters
+    ----------
+    %(graph)s
+        It must have an interaction.
+
+    Returns
+    -------
+    graph : dict
+        A deep copy with roles swapped; when laid out, the new agent faces its patient.
+    """
     out = copy.deepcopy(graph)
     inter = out["interaction"]
     inter["agent"], inter["patient"] = inter["patient"], inter["agent"]
@@ -258,8 +278,20 @@ def _base_dims(obj, foot, horizon):
     return w * s, h * s
 
 
+@fill_doc
 def layout_scene(rng, graph):
-    """Fill ``boxes`` (one per instance) for every object, in place; returns ``graph``."""
+    """Fill ``boxes`` (one per instance) for every object, in place; returns ``graph``.
+
+    Parameters
+    ----------
+    %(rng)s
+    %(graph)s
+
+    Returns
+    -------
+    graph : dict
+        The same dict, with boxes in image-normalised coordinates.
+    """
     hz = graph["horizon"]
     inter = graph["interaction"]
     placed = set()
@@ -560,8 +592,24 @@ def _draw_glyph(draw, graph, W, H):
             draw.ellipse((cx - lw, cy - lw, cx + lw, cy + lw), fill=(120, 70, 20))
 
 
+@fill_doc
 def render_image(rng, graph, H, W):
-    """Render ``graph`` (with boxes) into an (H, W, 3) uint8 array."""
+    """Render ``graph`` (with boxes) into an (H, W, 3) uint8 array.
+
+    Parameters
+    ----------
+    %(rng)s
+        Draws the background texture and decorations.
+    %(graph)s
+        With boxes (:func:`layout_scene`).
+    H, W : int
+        Height and width in pixels.
+
+    Returns
+    -------
+    image : ndarray of uint8 of shape (H, W, 3)
+        RGB image.
+    """
     img = Image.fromarray(_background(rng, graph, H, W))
     draw = ImageDraw.Draw(img)
     _decorate(rng, draw, graph, H, W)
@@ -674,11 +722,16 @@ def make_captions(graph, u, n_max: int | None = None):
     ----------
     graph : dict
         Scene graph with layout.
-    u : (CAPTION_RANDOMS,) array of uniforms in [0, 1)
-        All the randomness used. Two graphs that differ only in roles, given the same
-        ``u``, get captions that differ only in who does what to whom.
+    u : ndarray of float of shape (CAPTION_RANDOMS,)
+        Uniforms in [0, 1): all the randomness used. Two graphs that differ only in roles,
+        given the same ``u``, get captions that differ only in who does what to whom.
     n_max : int, optional
         Keep only the first ``n_max`` captions (the same ones, whatever ``n_max``).
+
+    Returns
+    -------
+    captions : list of str
+        5 (sometimes 6) captions, at most ``n_max``.
     """
     order = np.argsort(u[:_N_WITH], kind="stable")
     n_caps = 6 if u[_N_WITH] < 0.05 else 5
@@ -701,6 +754,18 @@ def lowlevel_features(images, batch=512):
     Computed on a 4x box-reduced copy (H and W should be multiples of 32): coarse 4x4
     luminance grid (16), then per quadrant the mean RGB (3), luminance contrast (1),
     horizontal and vertical edge energy (2) and mean saturation (1).
+
+    Parameters
+    ----------
+    images : array-like of uint8 of shape (n_images, H, W, 3)
+        RGB images.
+    batch : int, default=512
+        Images processed at once.
+
+    Returns
+    -------
+    features : ndarray of float32 of shape (n_images, 44)
+        One row per image.
     """
     images = np.asarray(images)
     return np.concatenate([_lowlevel_batch(images[i:i + batch]) for i in range(0, len(images), batch)])
@@ -724,8 +789,19 @@ def _lowlevel_batch(images):
     return np.concatenate(feats, axis=1).astype(np.float32)
 
 
+@fill_doc
 def category_features(graph):
-    """Multi-hot (n_categories) followed by instance counts (n_categories)."""
+    """Multi-hot (n_categories) followed by instance counts (n_categories).
+
+    Parameters
+    ----------
+    %(graph)s
+
+    Returns
+    -------
+    features : ndarray of float32 of shape (2 * n_categories,)
+        Presence of each category, then its number of instances.
+    """
     n = len(CATEGORY_NAMES)
     out = np.zeros(2 * n, np.float32)
     for obj in graph["objects"]:
@@ -741,6 +817,7 @@ CATEGORY_CODES = _CODES.standard_normal((len(CATEGORY_NAMES), 12)).astype(np.flo
 ACTION_CODES = _CODES.standard_normal((len(ACTION_NAMES), 6)).astype(np.float32)
 
 
+@fill_doc
 def interaction_features(graph):
     """Role-bound interaction code (152 values; zeros without an interaction).
 
@@ -749,6 +826,15 @@ def interaction_features(graph):
     action: swapping agent and patient changes the code, and the dimensions are dense
     enough for per-dimension z-scoring to stay well-behaved (sparse one-hot
     agent⊗action dimensions would blow up to z ≈ 1/sqrt(p)).
+
+    Parameters
+    ----------
+    %(graph)s
+
+    Returns
+    -------
+    features : ndarray of float32 of shape (152,)
+        The role-bound code.
     """
     nc, na = CATEGORY_CODES.shape[1], ACTION_CODES.shape[1]
     out = np.zeros(2 * nc * na + len(ACTION_NAMES), np.float32)
@@ -764,9 +850,21 @@ def interaction_features(graph):
     return out
 
 
+@fill_doc
 def layout_features(graph):
     """3x3 area-weighted occupancy (9), n instances, mean/max box area, mean x, mean y,
-    x spread, horizon height (16 values)."""
+    x spread, horizon height (16 values).
+
+    Parameters
+    ----------
+    %(graph)s
+        With boxes (:func:`layout_scene`).
+
+    Returns
+    -------
+    features : ndarray of float32 of shape (16,)
+        The layout summary.
+    """
     occ = np.zeros((3, 3), np.float32)
     boxes = np.array([b for o in graph["objects"] for b in o["boxes"]], np.float32)
     b = np.clip(boxes, 0, 1)
@@ -778,7 +876,20 @@ def layout_features(graph):
     return np.concatenate([occ.ravel(), np.array(extra, np.float32)])
 
 
+@fill_doc
 def graph_features(graph):
-    """Scene-graph feature spaces (all but ``lowlevel``) as a dict of 1-D arrays."""
+    """Scene-graph feature spaces (all but ``lowlevel``) as a dict of 1-D arrays.
+
+    Parameters
+    ----------
+    %(graph)s
+        With boxes (:func:`layout_scene`).
+
+    Returns
+    -------
+    features : dict of str to ndarray of float32
+        ``category`` (:func:`category_features`), ``interaction``
+        (:func:`interaction_features`) and ``layout`` (:func:`layout_features`).
+    """
     return {"category": category_features(graph), "interaction": interaction_features(graph),
             "layout": layout_features(graph)}

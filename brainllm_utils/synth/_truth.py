@@ -7,25 +7,62 @@ from pathlib import Path
 
 import numpy as np
 
+from .._utils.docs import fill_doc
+
 __all__ = ["TRUTH_DIR", "load_truth", "is_sandbox", "truth_table", "load_truth_array"]
 
 #: Folder of the ground truth inside a sandbox root.
 TRUTH_DIR = "sandbox_truth"
 
 
+@fill_doc
 def load_truth(root):
-    """The truth card (``<root>/sandbox_truth/card.json``) as a dict."""
+    """The truth card (``<root>/sandbox_truth/card.json``) as a dict.
+
+    Parameters
+    ----------
+    %(root)s
+
+    Returns
+    -------
+    card : dict
+        The generator's settings and planted truth (preset, seed, ROI → feature spaces,
+        SNR ranges, sizes, ...).
+    """
     return json.loads((Path(root) / TRUTH_DIR / "card.json").read_text())
 
 
+@fill_doc
 def is_sandbox(root) -> bool:
-    """Whether ``root`` is a generated sandbox (it holds a truth card)."""
+    """Whether ``root`` is a generated sandbox (it holds a truth card).
+
+    Parameters
+    ----------
+    %(root)s
+
+    Returns
+    -------
+    bool
+        True when ``<root>/sandbox_truth/card.json`` exists.
+    """
     return (Path(root) / TRUTH_DIR / "card.json").is_file()
 
 
 def truth_table(card):
     """The truth card as a DataFrame: one row per stream ROI, its planted feature spaces
-    (weights), SNR range, and the sandbox's sizes in the caption."""
+    (weights), SNR range, and the sandbox's sizes in the caption.
+
+    Parameters
+    ----------
+    card : dict
+        From :func:`load_truth`.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        Indexed by ROI, columns ``driven_by`` and ``snr``; ``table.attrs["caption"]``
+        states the preset, seed and sizes.
+    """
     import pandas as pd
 
     rows = []
@@ -46,6 +83,19 @@ def truth_table(card):
     return table
 
 
+@fill_doc
 def load_truth_array(root, name):
-    """A truth array, e.g. ``features_category`` or ``snr_fsaverage_subj01``."""
+    """A truth array, e.g. ``features_category`` or ``snr_fsaverage_subj01``.
+
+    Parameters
+    ----------
+    %(root)s
+    name : str
+        File stem under ``<root>/sandbox_truth/``.
+
+    Returns
+    -------
+    ndarray
+        The array, as saved.
+    """
     return np.load(Path(root) / TRUTH_DIR / f"{name}.npy", allow_pickle=False)
