@@ -15,6 +15,7 @@ import os
 import time
 from pathlib import Path
 
+from .._utils.docs import fill_doc
 from .._utils.paths import REPO_ROOT, atomic_path
 
 __all__ = ["NOTEBOOK_DIR", "OUTPUT_DIR", "list_notebooks", "notebook_parameters", "execute_notebook",
@@ -25,7 +26,26 @@ OUTPUT_DIR = REPO_ROOT / "book" / "notebooks"
 
 
 def list_notebooks(names=None, notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
-    """Source notebooks, in chapter order; ``names`` selects by stem (``00_data_tour``)."""
+    """Source notebooks, in chapter order; ``names`` selects by stem (``00_data_tour``).
+
+    Parameters
+    ----------
+    names : sequence of str, optional
+        Notebook stems, returned in this order; ``None`` or empty: every
+        ``NN_*.ipynb`` of ``notebook_dir``.
+    notebook_dir : pathlib.Path, default=NOTEBOOK_DIR
+        Folder of the source notebooks.
+
+    Returns
+    -------
+    paths : list of pathlib.Path
+        The notebooks.
+
+    Raises
+    ------
+    ValueError
+        For a name that is not a notebook of ``notebook_dir`` (the message lists them).
+    """
     available = sorted(notebook_dir.glob("[0-9][0-9]_*.ipynb"))
     if not names:
         return available
@@ -37,7 +57,24 @@ def list_notebooks(names=None, notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
 
 
 def notebook_parameters(path: Path) -> dict:
-    """The literal defaults of a notebook's cell tagged ``parameters``."""
+    """The literal defaults of a notebook's cell tagged ``parameters``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        An ``.ipynb`` file.
+
+    Returns
+    -------
+    parameters : dict
+        Name → default of the first cell tagged ``parameters`` (names starting with ``_``
+        left out).
+
+    Raises
+    ------
+    ValueError
+        When no cell is tagged ``parameters``.
+    """
     nb = json.loads(Path(path).read_text())
     for cell in nb["cells"]:
         if "parameters" in cell.get("metadata", {}).get("tags", []):
@@ -47,6 +84,7 @@ def notebook_parameters(path: Path) -> dict:
     raise ValueError(f"{path}: no cell tagged 'parameters' (papermill needs one)")
 
 
+@fill_doc
 def execute_notebook(source: Path, output: Path, parameters: dict | None = None,
                      kernel_name: str | None = None, progress: bool = False,
                      metadata: dict | None = None, failed_dir: Path | None = None,
@@ -54,11 +92,35 @@ def execute_notebook(source: Path, output: Path, parameters: dict | None = None,
     """Run ``source`` with papermill into ``output`` atomically; return seconds taken.
 
     Unknown parameter names are rejected before anything runs. A failing cell raises
-    ``papermill.PapermillExecutionError`` and leaves no file at ``output`` (a copy of the
-    failed notebook goes to ``failed_dir`` when given). ``metadata`` is stored under the
-    notebook's ``metadata.brainllm`` with ``status: complete`` and the output digest;
-    ``title_suffix`` is appended to the first heading (grid runs). With ``return_digest``
-    the result is ``(seconds, digest)``.
+    ``papermill.PapermillExecutionError`` and leaves no file at ``output``. The kernel
+    runs in the repository root with matplotlib's inline backend.
+
+    Parameters
+    ----------
+    source : pathlib.Path
+        The source notebook (with a cell tagged ``parameters``).
+    output : str or path-like
+        Where the executed notebook is written (atomically, only on success).
+    parameters : dict, optional
+        Values for the ``parameters`` cell (papermill); unknown names raise ``ValueError``.
+    kernel_name : str, optional
+        Jupyter kernel; ``None``: the notebook's own.
+    %(progress)s
+        papermill's bar over cells.
+    metadata : dict, optional
+        Stored under the notebook's ``metadata.brainllm`` with ``status: complete``, the
+        output digest and the seconds taken.
+    failed_dir : str or path-like, optional
+        Where a copy of a failed notebook goes (named like ``output``).
+    title_suffix : str, default=""
+        Appended in parentheses to the first heading (grid runs).
+    return_digest : bool, default=False
+        Also return the output digest (:func:`output_digest`).
+
+    Returns
+    -------
+    seconds : float or tuple of (float, str)
+        Seconds taken; ``(seconds, digest)`` with ``return_digest``.
     """
     parameters = dict(parameters or {})
     known = notebook_parameters(source)
@@ -85,7 +147,18 @@ def execute_notebook(source: Path, output: Path, parameters: dict | None = None,
 
 def output_digest(nb) -> str:
     """Digest of a notebook's results: code-cell outputs without stderr streams,
-    execution counts or timing metadata (equal digests ⇔ the same numbers and figures)."""
+    execution counts or timing metadata (equal digests ⇔ the same numbers and figures).
+
+    Parameters
+    ----------
+    nb : dict or nbformat.NotebookNode
+        A notebook (its ``cells``).
+
+    Returns
+    -------
+    digest : str
+        SHA-256, hexadecimal.
+    """
     import hashlib
 
     h = hashlib.sha256()

@@ -26,6 +26,8 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .._utils.docs import fill_doc
+
 __all__ = ["CHROMIUM_FLAGS", "PageReport", "find_chromium", "toc_pages", "check_page", "check_site", "main"]
 
 #: flags from shared/docs/toolchain.md (offline, no profile in $HOME, root-safe)
@@ -63,6 +65,32 @@ window.addEventListener('load', function () {
 
 @dataclass
 class PageReport:
+    """What one page rendered in headless Chromium (see :func:`check_page`).
+
+    Attributes
+    ----------
+    page : str
+        Absolute path of the HTML page.
+    title : str
+        The page's ``<title>``.
+    h1 : str
+        Text of its first ``<h1>``.
+    images : int
+        Number of ``<img>`` elements.
+    broken : list of str
+        ``src`` of the images that did not decode (``naturalWidth == 0``).
+    traceback : bool
+        Whether the rendered text shows a Python traceback.
+    text_chars : int
+        Characters of text in ``<main>`` (or the body).
+    screenshot : str or None
+        Path of the saved screenshot.
+    blank_screenshot : bool
+        Whether the screenshot is blank (grey-level standard deviation below 2).
+    error : str or None
+        Why the page could not be checked (missing, timeout, no report).
+    """
+
     page: str
     title: str = ""
     h1: str = ""
@@ -76,10 +104,19 @@ class PageReport:
 
     @property
     def ok(self) -> bool:
+        """Whether the page passes: a title, more than 200 characters of text, every image
+        loaded, no traceback, a non-blank screenshot and no error."""
         return (self.error is None and not self.broken and not self.traceback
                 and bool(self.title) and self.text_chars > 200 and not self.blank_screenshot)
 
     def problems(self) -> list[str]:
+        """What makes the page fail, in words.
+
+        Returns
+        -------
+        problems : list of str
+            One sentence per problem; empty when :attr:`ok`.
+        """
         out = []
         if self.error:
             out.append(self.error)
@@ -95,7 +132,13 @@ class PageReport:
 
 
 def find_chromium() -> str | None:
-    """``$CHROMIUM``, else the first of chromium, chromium-browser, google-chrome on PATH."""
+    """``$CHROMIUM``, else the first of chromium, chromium-browser, google-chrome on PATH.
+
+    Returns
+    -------
+    str or None
+        The browser's command, or ``None`` when none is found.
+    """
     if os.environ.get("CHROMIUM"):
         return os.environ["CHROMIUM"]
     for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
@@ -106,7 +149,26 @@ def find_chromium() -> str | None:
 
 
 def toc_pages(html_dir, toc="_toc.yml") -> list[Path]:
-    """The HTML pages of ``_toc.yml`` (root first, glob entries expanded), in reading order."""
+    """The HTML pages of ``_toc.yml`` (root first, glob entries expanded), in reading order.
+
+    Parameters
+    ----------
+    html_dir : str or path-like
+        The built book (``_build/html``).
+    toc : str or path-like, default="_toc.yml"
+        The table of contents; a relative path is taken from the book's root, two levels
+        above ``html_dir``.
+
+    Returns
+    -------
+    pages : list of pathlib.Path
+        HTML files, each once (they need not exist).
+
+    Raises
+    ------
+    FileNotFoundError
+        When the table of contents is missing.
+    """
     import yaml
 
     html_dir = Path(html_dir)
@@ -150,7 +212,31 @@ def _blank(png: Path) -> bool:
 
 def check_page(page, chromium: str | None = None, screenshot=None,
                timeout: float = 90, budget_ms: int = 8000) -> PageReport:
-    """Load ``page`` in headless Chromium; return what it rendered (see the module doc)."""
+    """Load ``page`` in headless Chromium; return what it rendered (see the module doc).
+
+    Parameters
+    ----------
+    page : str or path-like
+        An HTML file; a missing file is reported in ``error``.
+    chromium : str, optional
+        The browser's command; ``None``: :func:`find_chromium`.
+    screenshot : str or path-like, optional
+        Where a 1280×900 PNG screenshot is saved; ``None``: no screenshot.
+    timeout : float, default=90
+        Seconds allowed for each Chromium run.
+    budget_ms : int, default=8000
+        Chromium's virtual-time budget for the page to load and report.
+
+    Returns
+    -------
+    report : PageReport
+        What the page rendered.
+
+    Raises
+    ------
+    FileNotFoundError
+        When no Chromium is found.
+    """
     page = Path(page).resolve()
     report = PageReport(page=str(page))
     chromium = chromium or find_chromium()
@@ -199,7 +285,26 @@ def check_page(page, chromium: str | None = None, screenshot=None,
 def check_site(html_dir, screenshots=None, pages=None, chromium=None,
                toc="_toc.yml") -> list[PageReport]:
     """:func:`check_page` for every page of the book (or ``pages``); screenshots are
-    written to ``screenshots/<page path with / as __>.png`` when a folder is given."""
+    written to ``screenshots/<page path with / as __>.png`` when a folder is given.
+
+    Parameters
+    ----------
+    html_dir : str or path-like
+        The built book (``_build/html``).
+    screenshots : str or path-like, optional
+        Folder of the screenshots; ``None``: none taken.
+    pages : sequence of str or path-like, optional
+        The pages to check (under ``html_dir``); ``None``: :func:`toc_pages`.
+    chromium : str, optional
+        The browser's command; ``None``: :func:`find_chromium`.
+    toc : str or path-like, default="_toc.yml"
+        As :func:`toc_pages`.
+
+    Returns
+    -------
+    reports : list of PageReport
+        One per page, in order.
+    """
     html_dir = Path(html_dir)
     pages = [Path(p) for p in pages] if pages is not None else toc_pages(html_dir, toc)
     reports = []
@@ -212,7 +317,23 @@ def check_site(html_dir, screenshots=None, pages=None, chromium=None,
     return reports
 
 
+@fill_doc
 def main(argv=None) -> int:
+    """Command line: ``python -m brainllm_utils.site_check [HTML_DIR] [--screenshots DIR]``.
+
+    Prints one line per page and a summary; ``--report`` writes the reports as JSON,
+    ``--if-available`` skips (exit status 0) when no Chromium is installed.
+
+    Parameters
+    ----------
+    %(argv)s
+
+    Returns
+    -------
+    int
+        Exit status: 0 when every page passes (or skipped), 1 when a page fails, 2 when no
+        Chromium is found.
+    """
     parser = argparse.ArgumentParser(prog="python -m brainllm_utils.site_check")
     parser.add_argument("html_dir", nargs="?", default="_build/html")
     parser.add_argument("--screenshots", default="test-artifacts/screenshots")
