@@ -23,9 +23,9 @@ import importlib
 import inspect
 import textwrap
 
+# numpydoc is pinned in requirements.txt: imported plainly, so a missing install fails loudly
 import pytest
-
-docscrape = pytest.importorskip("numpydoc.docscrape")
+from numpydoc import docscrape
 
 MODULES = [
     "brainllm_utils._utils.docs",
