@@ -4,7 +4,7 @@ Public: the names in a module's ``__all__`` (or, without one, its names that do 
 with ``_``) that are functions or classes defined in that module, and the public methods
 of those classes (inherited ones included when defined in the same module). Each needs
 
-- a summary line;
+- a summary that fits on one line (details go in the paragraphs after it);
 - a ``Parameters`` section naming every parameter of the signature (``self``/``cls`` aside;
   ``*args``/``**kwargs`` may be written with their stars), and no parameter that the
   signature lacks; for a dataclass, its fields may be listed under ``Attributes`` instead;
@@ -137,6 +137,8 @@ def docstring_problems(name: str, obj) -> list[str]:
     parsed = docscrape.NumpyDocString(doc)
     if not "".join(parsed["Summary"]).strip():
         problems.append(f"{name}: no summary line")
+    elif len(parsed["Summary"]) > 1:
+        problems.append(f"{name}: the summary takes {len(parsed['Summary'])} lines, not one")
     if is_property:
         return problems
     func = obj.__init__ if inspect.isclass(obj) else obj
@@ -222,6 +224,11 @@ def test_the_checker_reports_what_is_missing():
         %(seed)s
         """
 
+    def long_summary():
+        """A summary that goes on
+        over two lines.
+        """
+
     def complete(a, *args, **kwargs):
         """Collect.
 
@@ -244,6 +251,7 @@ def test_the_checker_reports_what_is_missing():
     assert docstring_problems("n", no_returns) == ["n: returns a value but has no Returns section"]
     assert docstring_problems("s", stale) == ["s: documents b, which is not in the signature"]
     assert any("placeholder" in p for p in docstring_problems("u", unfilled))
+    assert docstring_problems("l", long_summary) == ["l: the summary takes 2 lines, not one"]
     assert docstring_problems("c", complete) == []
     assert docstring_problems("x", lambda: None) == ["x: no docstring"]
 

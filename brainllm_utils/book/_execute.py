@@ -146,8 +146,10 @@ def execute_notebook(source: Path, output: Path, parameters: dict | None = None,
 
 
 def output_digest(nb) -> str:
-    """Digest of a notebook's results: code-cell outputs without stderr streams,
-    execution counts or timing metadata (equal digests ⇔ the same numbers and figures).
+    """Digest of a notebook's results (equal digests ⇔ the same numbers and figures).
+
+    It hashes the code-cell outputs without stderr streams, execution counts or timing
+    metadata.
 
     Parameters
     ----------

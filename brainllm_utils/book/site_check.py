@@ -104,8 +104,11 @@ class PageReport:
 
     @property
     def ok(self) -> bool:
-        """Whether the page passes: a title, more than 200 characters of text, every image
-        loaded, no traceback, a non-blank screenshot and no error."""
+        """Whether the page passes.
+
+        It passes with a title, more than 200 characters of text, every image loaded, no
+        traceback, a non-blank screenshot and no error.
+        """
         return (self.error is None and not self.broken and not self.traceback
                 and bool(self.title) and self.text_chars > 200 and not self.blank_screenshot)
 
@@ -284,8 +287,10 @@ def check_page(page, chromium: str | None = None, screenshot=None,
 
 def check_site(html_dir, screenshots=None, pages=None, chromium=None,
                toc="_toc.yml") -> list[PageReport]:
-    """:func:`check_page` for every page of the book (or ``pages``); screenshots are
-    written to ``screenshots/<page path with / as __>.png`` when a folder is given.
+    """:func:`check_page` for every page of the book (or ``pages``).
+
+    Screenshots are written to ``screenshots/<page path with / as __>.png`` when a folder
+    is given.
 
     Parameters
     ----------

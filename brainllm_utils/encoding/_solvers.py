@@ -716,9 +716,11 @@ def _fraction_alphas(s, Z, w, fracs, n_iter=64):
 
 def frac_ridge_search(X, Y, *, fracs, splits, fit_intercept, scoring, per_target, solver, device,
                       dtype, allow_tf32) -> dict:
-    """Fractional-ridge CV: per fold, the alphas of each fraction (exact bisection), the mean
-    validation score of every fraction, the chosen fraction (per target or global) and the
-    refit on all samples. See :class:`FracRidgeCV`.
+    """Fractional-ridge cross-validation: the solver behind :class:`FracRidgeCV`.
+
+    Per fold, the alphas of each fraction (exact bisection) and the mean validation score
+    of every fraction; then the chosen fraction (per target or global) and the refit on all
+    samples.
 
     Parameters
     ----------

@@ -852,8 +852,10 @@ def interaction_features(graph):
 
 @fill_doc
 def layout_features(graph):
-    """3x3 area-weighted occupancy (9), n instances, mean/max box area, mean x, mean y,
-    x spread, horizon height (16 values).
+    """Coarse layout of a scene: where, how many and how large its objects are (16 values).
+
+    3x3 area-weighted occupancy (9), n instances, mean/max box area, mean x, mean y,
+    x spread, horizon height.
 
     Parameters
     ----------

@@ -49,8 +49,10 @@ def is_sandbox(root) -> bool:
 
 
 def truth_table(card):
-    """The truth card as a DataFrame: one row per stream ROI, its planted feature spaces
-    (weights), SNR range, and the sandbox's sizes in the caption.
+    """The truth card as a DataFrame, one row per stream ROI.
+
+    Each row gives the ROI's planted feature spaces (weights) and SNR range; the
+    sandbox's sizes are in the caption.
 
     Parameters
     ----------

@@ -134,8 +134,10 @@ def plot_model_comparison(scores: Mapping[str, np.ndarray], ax=None, ylabel: str
 
 @fill_doc
 def plot_transfer(table, ax=None, target: str | None = None):
-    """Transfer-readout scores (``vision.transfer_table``): bars per feature set, grouped by
-    target, with the mean-target floor as a dashed line per group.
+    """Transfer-readout scores (``vision.transfer_table``), bars grouped by target.
+
+    One bar per feature set, grouped by target, with the mean-target floor as a dashed
+    line per group.
 
     Parameters
     ----------

@@ -13,9 +13,10 @@ _MARKS = {True: ("✓", "#1a9850"), False: ("✗", "#d73027"), None: ("–", "0.
 
 @fill_doc
 def plot_findings(df, ax=None, width: int = 88, value_width: int = 30):
-    """Scorecard of recorded findings: one row per finding, grouped by research question,
-    with its recovered value and a mark — ✓ agrees with the planted truth (or criterion),
-    ✗ does not, – no criterion.
+    """Scorecard of recorded findings, grouped by research question.
+
+    One row per finding, with its recovered value and a mark — ✓ agrees with the planted
+    truth (or criterion), ✗ does not, – no criterion.
 
     Parameters
     ----------
