@@ -59,8 +59,8 @@ docdict["results_dir"] = """results_dir : str or path-like, optional
 
 docdict["cache"] = """cache : bool or path-like, default=True
     ``True``: reuse and write results in the package's disk cache
-    (:func:`~brainllm_utils._utils.paths.get_cache_dir`); a folder: cache there;
-    ``False``: compute without the disk cache."""
+    (:func:`~brainllm_utils._utils.paths.get_cache_dir`); a folder: cache under it
+    instead; ``False``: compute without the disk cache."""
 
 # ----------------------------------------------------------------------------- computation
 docdict["device"] = """device : {"auto", "cpu", "cuda", "cuda:N"} or torch.device, default="auto"
