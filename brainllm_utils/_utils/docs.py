@@ -58,9 +58,10 @@ docdict["results_dir"] = """results_dir : str or path-like, optional
     ``<repo>/data/results`` (:func:`~brainllm_utils._utils.paths.get_results_dir`)."""
 
 docdict["cache"] = """cache : bool or path-like, default=True
-    ``True``: reuse and write results in the package's disk cache
-    (:func:`~brainllm_utils._utils.paths.get_cache_dir`); a folder: cache under it
-    instead; ``False``: compute without the disk cache."""
+    ``True``: reuse and write entries in the package's one disk cache, under
+    :func:`~brainllm_utils._utils.paths.get_cache_dir`; a folder: cache under it instead
+    (:func:`~brainllm_utils._utils.cache.resolve_cache`); ``False`` or ``None``: compute
+    without the disk cache."""
 
 # ----------------------------------------------------------------------------- computation
 docdict["device"] = """device : {"auto", "cpu", "cuda", "cuda:N"} or torch.device, default="auto"

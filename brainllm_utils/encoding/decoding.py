@@ -113,8 +113,8 @@ def similarity_matrix(pred, true, metric: str = "correlation") -> np.ndarray:
     Returns
     -------
     S : ndarray of float64 of shape (n_pred, n_true)
-        Similarities; a row of zero norm (after centring, for correlation) has similarity
-        0 with everything.
+        Similarities; a row of zero norm (constant, for correlation) has NaN similarity with
+        everything (the package's rule for Pearson).
     """
     A = np.asarray(pred, dtype=np.float64)
     B = np.asarray(true, dtype=np.float64)
@@ -148,7 +148,9 @@ def identification_rank(pred, true, metric: str = "correlation") -> np.ndarray:
     Returns
     -------
     ranks : ndarray of int of shape (n_items,)
-        Rank of item i's true embedding for prediction i, in 0 … n_items − 1.
+        Rank of item i's true embedding for prediction i, in 0 … n_items − 1; a constant
+        prediction or true embedding (NaN similarity) identifies nothing: rank
+        n_items − 1.
     """
     S = similarity_matrix(pred, true, metric)
     if S.shape[0] != S.shape[1]:

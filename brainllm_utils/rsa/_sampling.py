@@ -110,7 +110,9 @@ def get_sample_sets(
     (``results_dir`` → ``$BRAINLLM_RESULTS`` → default, see :mod:`brainllm_utils.paths`).
     When ``n_images_or_ids`` holds image ids, the file stores the *ids* of each set (robust
     to a different row order later) and the returned array holds row positions; a saved
-    set whose ids are missing from ``n_images_or_ids`` raises ``ValueError``.
+    set whose ids are missing from ``n_images_or_ids`` raises ``ValueError``. A file that
+    cannot be read as sets of ``set_size`` is reported, deleted and made again (same seed:
+    the same partition); a readable one is never overwritten.
 
     Parameters
     ----------
