@@ -2,7 +2,10 @@
 
 Public: the names in a module's ``__all__`` (or, without one, its names that do not start
 with ``_``) that are functions or classes defined in that module, and the public methods
-of those classes (inherited ones included when defined in the same module). Each needs
+of those classes (inherited ones included when defined in the same module), and the public
+methods of the module's private ``_*Mixin`` classes (they are public through the class that
+mixes them in, e.g. ``NSD.betas`` defined on ``nsd._betas._BetasMixin``). Properties,
+cached properties and ``functools.cache`` methods count as methods. Each needs
 
 - a summary that fits on one line (details go in the paragraphs after it);
 - a ``Parameters`` section naming every parameter of the signature (``self``/``cls`` aside;
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import importlib
 import inspect
 import textwrap
@@ -68,15 +72,19 @@ def _public_objects(module):
     names = getattr(module, "__all__", None)
     if names is None:
         names = [n for n in vars(module) if not n.startswith("_")]
+    mixins = [n for n, obj in vars(module).items()
+              if n.startswith("_") and n.endswith("Mixin") and inspect.isclass(obj)
+              and obj.__module__ == module.__name__]
     out, seen = [], set()
-    for name in names:
+    for name in list(names) + mixins:
         obj = getattr(module, name)
         if not (inspect.isfunction(obj) or inspect.isclass(obj)):
             continue
         if obj.__module__ != module.__name__ or id(obj) in seen:
             continue  # re-exported (checked in its own module) or an alias
         seen.add(id(obj))
-        out.append((name, obj))
+        if name not in mixins:
+            out.append((name, obj))
         if inspect.isclass(obj):
             for attr in dir(obj):
                 if attr.startswith("_"):
@@ -84,8 +92,13 @@ def _public_objects(module):
                 raw = inspect.getattr_static(obj, attr)
                 if isinstance(raw, (classmethod, staticmethod)):
                     raw = raw.__func__
+                if isinstance(raw, functools.cached_property):
+                    raw = property(raw.func, doc=raw.__doc__)
+                elif not inspect.isfunction(raw) and inspect.isfunction(getattr(raw, "__wrapped__", None)):
+                    raw = raw.__wrapped__  # functools.cache / lru_cache
                 func = raw.fget if isinstance(raw, property) else raw
-                if inspect.isfunction(func) and func.__module__ == module.__name__:
+                if inspect.isfunction(func) and func.__module__ == module.__name__ and id(func) not in seen:
+                    seen.add(id(func))
                     out.append((f"{name}.{attr}", raw))
     return out
 
@@ -295,3 +308,48 @@ def test_the_checker_sees_classes_methods_and_dataclass_fields():
     assert docstring_problems("Result", Result) == ["Result: parameter n not documented"]
     assert docstring_problems("Model", Model) == []
     assert docstring_problems("Model.fit", Model.fit) == ["Model.fit: no docstring"]
+
+
+def test_the_checker_sees_mixin_methods_cached_properties_and_cached_methods():
+    import types
+
+    class _ThingMixin:
+        """Methods of a public class, defined on a private mixin."""
+
+        def read(self, subject):
+            """Read."""
+            return subject
+
+        @functools.cached_property
+        def table(self):
+            return 1
+
+        @functools.cache
+        def count(self, n):
+            """Count.
+
+            Parameters
+            ----------
+            n : int
+                How many.
+
+            Returns
+            -------
+            int
+            """
+            return n
+
+        def _private(self):
+            pass
+
+    mod = types.ModuleType("fake_mixins")
+    _ThingMixin.__module__ = "fake_mixins"
+    for f in (_ThingMixin.read, _ThingMixin.table.func, _ThingMixin.count.__wrapped__):
+        f.__module__ = "fake_mixins"
+    mod._ThingMixin, mod.__all__ = _ThingMixin, []
+    objects = dict(_public_objects(mod))
+    assert sorted(objects) == ["_ThingMixin.count", "_ThingMixin.read", "_ThingMixin.table"]
+    assert docstring_problems("r", objects["_ThingMixin.read"]) == [
+        "r: parameter subject not documented", "r: returns a value but has no Returns section"]
+    assert docstring_problems("t", objects["_ThingMixin.table"]) == ["t: no docstring"]
+    assert docstring_problems("c", objects["_ThingMixin.count"]) == []
