@@ -11,6 +11,7 @@ cached properties and ``functools.cache`` methods count as methods. Each needs
 - a ``Parameters`` section naming every parameter of the signature (``self``/``cls`` aside;
   ``*args``/``**kwargs`` may be written with their stars), and no parameter that the
   signature lacks; for a dataclass, its fields may be listed under ``Attributes`` instead;
+  a class without an ``__init__`` of its own in Python (an exception class) has none;
 - a ``Returns`` (or ``Yields``) section when the function returns (or yields) a value;
 - no ``%(key)s`` placeholder left unfilled (a missing ``@fill_doc``).
 
@@ -35,6 +36,8 @@ MODULES = [
     "brainllm_utils._utils.docs",
     "brainllm_utils._utils.paths",
     "brainllm_utils._utils.device",
+    "brainllm_utils._utils.cache",
+    "brainllm_utils._utils.numeric",
     "brainllm_utils.rsa._ceiling",
     "brainllm_utils.rsa._compare",
     "brainllm_utils.rsa._inference",
@@ -47,6 +50,7 @@ MODULES = [
     "brainllm_utils.encoding._sklearn_api",
     "brainllm_utils.encoding._solvers",
     "brainllm_utils.encoding._protocol",
+    "brainllm_utils.encoding._scoring",
     "brainllm_utils.encoding.decoding",
     "brainllm_utils.encoding.caption_metrics",
     "brainllm_utils.viz._axes",
@@ -160,8 +164,8 @@ def docstring_problems(name: str, obj) -> list[str]:
     except (TypeError, ValueError):  # pragma: no cover - builtins
         return problems
     params = [p for p in sig.parameters.values() if p.name not in ("self", "cls")]
-    if inspect.isclass(obj) and func is object.__init__:
-        params = []
+    if inspect.isclass(obj) and not inspect.isfunction(func):
+        params = []  # a builtin's __init__ (object, Exception): nothing of the class's own
     documented = _documented(parsed["Parameters"])
     if dataclasses.is_dataclass(obj):
         documented |= _documented(parsed["Attributes"])

@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .docs import fill_doc
 from .paths import atomic_save_npy, atomic_write_text, get_cache_dir
 
 __all__ = [
@@ -110,7 +111,17 @@ def _check_kind(kind: str) -> None:
 # --------------------------------------------------------------------------- keys
 @dataclasses.dataclass(frozen=True)
 class FileIdentity:
-    """A file as a cache key sees it: resolved path, size and modification time (ns)."""
+    """A file as a cache key sees it: resolved path, size and modification time (ns).
+
+    Attributes
+    ----------
+    path : str
+        The resolved (absolute) path.
+    size : int
+        Size in bytes.
+    mtime_ns : int
+        Modification time in nanoseconds.
+    """
 
     path: str
     size: int
@@ -206,8 +217,8 @@ def cache_key(kind: str, *parts, length: int = 24) -> str:
         Everything that changes the result: ``None``, bools, numbers, strings, bytes, arrays
         (content streamed, never copied whole), :class:`FileIdentity`, paths, dataclasses,
         and lists, tuples, sets and mappings of these. Other types raise ``TypeError``.
-    length : int
-        Hex digits kept (24 by default; at most 64).
+    length : int, default=24
+        Hex digits kept (at most 64).
 
     Returns
     -------
@@ -235,12 +246,13 @@ def array_digest(a, length: int = 64) -> str:
     ----------
     a : array-like
         Any array (a memmap is read page by page).
-    length : int
+    length : int, default=64
         Hex digits kept.
 
     Returns
     -------
     str
+        Lower-case hex digits of the sha256.
     """
     h = hashlib.sha256()
     _feed_array(h, a if isinstance(a, np.ndarray) else np.asarray(a))
@@ -288,7 +300,7 @@ def load_entry(path: Path, loader: Callable[[Path], Any], check: Callable[[Any],
         ``loader(path) -> value``; any exception it raises means the entry is corrupt.
     check : callable, optional
         ``check(value) -> None`` when the value is usable, else the reason it is not.
-    companions : sequence of Path
+    companions : sequence of pathlib.Path, default=()
         Other files of the same entry, deleted with it.
 
     Returns
@@ -341,24 +353,27 @@ def load_npy(path: Path, *, shape=None, dtype=None, finite: bool = False, mmap: 
     Parameters
     ----------
     path : pathlib.Path
+        The ``.npy`` file.
     shape : tuple of int, optional
         Required shape.
     dtype : dtype-like, optional
         Required dtype.
-    finite : bool
+    finite : bool, default=False
         Require finite values (floating arrays).
-    mmap : bool
+    mmap : bool, default=False
         Return a read-only memory map.
     rows : int, optional
         Required length of the first axis (when the other axes are not known).
     ndim : int, optional
         Required number of dimensions.
-    companions : sequence of Path
+    companions : sequence of pathlib.Path, default=()
         Other files of the entry, deleted with it when it is corrupt.
 
     Returns
     -------
     ndarray or None
+        The array, or ``None`` when the entry is missing or was corrupt (reported and
+        deleted: recompute).
     """
     return load_entry(path, lambda p: np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False),
                       _array_check(shape, dtype, finite, rows, ndim), companions)
@@ -370,7 +385,9 @@ def save_npy(path: Path, array) -> Path | None:
     Parameters
     ----------
     path : pathlib.Path
+        The ``.npy`` file to write (its folder is created).
     array : array-like
+        The entry's content.
 
     Returns
     -------
@@ -385,6 +402,7 @@ def save_npy(path: Path, array) -> Path | None:
         return None
 
 
+@fill_doc
 def cached_arrays(kind: str, key: str, names: Sequence[str], compute: Callable[[], Mapping[str, Any]],
                   cache=True, folder: Path | None = None) -> dict[str, np.ndarray]:
     """``{name: array}`` from the cache, or computed, saved (atomically) and returned.
@@ -399,14 +417,14 @@ def cached_arrays(kind: str, key: str, names: Sequence[str], compute: Callable[[
         The arrays of one entry, stored as ``<key>_<name>.npy``.
     compute : callable
         ``compute() -> {name: array}``, called on a miss or a corrupt entry.
-    cache : bool or path
-        As in :func:`resolve_cache`.
+    %(cache)s
     folder : pathlib.Path, optional
         Overrides the folder that ``cache`` resolves to.
 
     Returns
     -------
     dict of str to ndarray
+        The arrays of ``names``.
     """
     folder = folder if folder is not None else resolve_cache(cache, kind)
     if folder is not None:
@@ -427,6 +445,7 @@ def cached_arrays(kind: str, key: str, names: Sequence[str], compute: Callable[[
     return out
 
 
+@fill_doc
 def cached_json(kind: str, key: str, compute: Callable[[], Any], cache=True,
                 check: Callable[[Any], str | None] | None = None):
     """A JSON-serialisable value from the cache, or computed, saved atomically and returned.
@@ -434,11 +453,12 @@ def cached_json(kind: str, key: str, compute: Callable[[], Any], cache=True,
     Parameters
     ----------
     kind : str
+        A key of :data:`CACHE_VERSIONS`.
     key : str
+        From :func:`cache_key`; the entry is ``<key>.json``.
     compute : callable
         ``compute() -> value`` (JSON-serialisable).
-    cache : bool or path
-        As in :func:`resolve_cache`.
+    %(cache)s
     check : callable, optional
         ``check(value) -> None`` when a loaded value is usable, else the reason.
 

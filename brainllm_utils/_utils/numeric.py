@@ -22,13 +22,13 @@ def pearson_r(a, b, axis: int = 0, *, centre: bool = True, where=None, broadcast
     a, b : array-like
         Same shape (or broadcastable with ``broadcast=True``), e.g. ``(n_images, n_vertices)``
         for per-vertex r along ``axis=0``.
-    axis : int
+    axis : int, default=0
         The axis correlated over (0: per column; 1 or -1: per row).
-    centre : bool
+    centre : bool, default=True
         Subtract the means first (Pearson); ``False`` gives the cosine similarity.
     where : array of bool, optional
         Only these entries count (broadcastable to the data); means and sums are over them.
-    broadcast : bool
+    broadcast : bool, default=False
         Broadcast ``a`` and ``b`` against each other instead of requiring equal shapes.
 
     Returns
