@@ -44,6 +44,34 @@ docdict["subjects"] = """subjects : list of str or int, optional
 docdict["subject"] = """subject : str
     A subject, ``"subj01"`` … ``"subj08"``."""
 
+docdict["subject_any"] = """subject : str or int
+    A subject, as ``"subj01"``, ``"01"`` or ``1``
+    (:func:`~brainllm_utils.nsd.subject_name`)."""
+
+docdict["space"] = """space : {"fsaverage", "func1pt8mm"}, default="fsaverage"
+    Where the betas live: fsaverage surface vertices (lh then rh) or the subject's 1.8-mm
+    functional volume."""
+
+docdict["atlas"] = """atlas : str
+    An NSD atlas, e.g. ``"streams"`` or ``"floc-faces"``: ``label/{lh,rh}.<atlas>.mgz`` of
+    fsaverage, ``func1pt8mm/roi/<atlas>.nii.gz`` of a subject, labels named by
+    ``<atlas>.mgz.ctab``."""
+
+docdict["atlas_streams"] = """atlas : str, default="streams"
+    The NSD atlas whose labels are the ROIs (:meth:`~brainllm_utils.nsd.NSD.roi_labels`)."""
+
+docdict["roi"] = """roi : (str, str or int) or ndarray of bool, optional
+    Columns kept: ``(atlas, label)`` such as ``("streams", "ventral")``
+    (:meth:`~brainllm_utils.nsd.NSD.roi_mask`), or a boolean mask of the full surface
+    ``(n_vertices_lh + n_vertices_rh,)`` or volume ``(X, Y, Z)``; ``None``: every fsaverage
+    vertex, or the func1pt8mm brain mask."""
+
+docdict["nsd_ids"] = """nsd_ids : array-like of int of shape (n_images,)
+    0-based nsdIds (rows of ``nsd_stim_info_merged.csv``); the output follows their order."""
+
+docdict["min_repeats"] = """min_repeats : int, default=3
+    Keep the images the subject saw at least this many times (3: the paper's images)."""
+
 docdict["root"] = """root : str or path-like
     An NSD root: the folder holding ``nsddata/``, ``nsddata_betas/`` and
     ``nsddata_stimuli/`` (a real NSD copy or a sandbox from

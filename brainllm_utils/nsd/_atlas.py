@@ -4,16 +4,36 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._utils.docs import fill_doc
 from .layout import SPACES, NSDFileError, read_ctab, subject_name
 
 __all__ = ["noise_ceiling_from_ncsnr"]
 
 
+@fill_doc
 def noise_ceiling_from_ncsnr(ncsnr: np.ndarray, n: float | np.ndarray = 3) -> np.ndarray:
     """Noise ceiling (% explainable variance) of ``n``-trial averages from ``ncsnr``.
 
     ``NC = 100 * ncsnr**2 / (ncsnr**2 + 1/n)`` (Allen et al. 2022). ``n`` may be an array
     of per-image trial counts, in which case ``1/n`` is replaced by its mean.
+
+    Parameters
+    ----------
+    ncsnr : array-like of shape (n_vertices,) or (X, Y, Z)
+        Noise-ceiling SNR per vertex or voxel (:meth:`NSD.ncsnr`).
+    n : float or array-like of float, default=3
+        Trials averaged per image (3: the paper's repeat-averaged betas); an array of
+        per-image counts uses the mean of ``1/n``.
+
+    Returns
+    -------
+    nc : ndarray of float32, the shape of ``ncsnr``
+        Noise ceiling in percent of variance (NaN where ``ncsnr`` is NaN).
+
+    Examples
+    --------
+    >>> noise_ceiling_from_ncsnr(np.array([0.0, 1.0]), n=1)
+    array([ 0., 50.], dtype=float32)
     """
     ncsnr = np.asarray(ncsnr, dtype=np.float64)
     n = np.asarray(n, dtype=np.float64)
@@ -28,8 +48,22 @@ class _AtlasMixin:
     Needs ``self.root``, ``self.path``, ``self.subjects`` and ``self._beta_dir``.
     """
 
+    @fill_doc
     def roi_labels(self, atlas: str, subject=None) -> dict[int, str]:
-        """``{label: name}`` of an atlas, from its ``.ctab`` (fsaverage's if no subject)."""
+        """``{label: name}`` of an atlas, from its ``.ctab`` (fsaverage's if no subject).
+
+        Parameters
+        ----------
+        %(atlas)s
+        subject : str or int, optional
+            Read the subject's colour table (falling back to fsaverage's when the subject
+            has none); ``None``: fsaverage's.
+
+        Returns
+        -------
+        labels : dict of int to str
+            Label value → ROI name (:func:`~brainllm_utils.nsd.layout.read_ctab`).
+        """
         who = "fsaverage" if subject is None else subject_name(subject)
         p = self.root / "nsddata" / "freesurfer" / who / "label" / f"{atlas}.mgz.ctab"
         if not p.exists() and who != "fsaverage":
@@ -38,8 +72,22 @@ class _AtlasMixin:
             self.path(f"nsddata/freesurfer/{who}/label/{atlas}.mgz.ctab", "ROI colour table")
         return read_ctab(p)
 
+    @fill_doc
     def roi_volume(self, subject, atlas: str, space: str = "fsaverage") -> np.ndarray:
-        """Integer label array of an atlas: (V_lh + V_rh,) on fsaverage, (X, Y, Z) in func1pt8mm."""
+        """Integer label array of an atlas: (V_lh + V_rh,) on fsaverage, (X, Y, Z) in func1pt8mm.
+
+        Parameters
+        ----------
+        %(subject_any)s
+            Unused on fsaverage (the atlas is fsaverage's).
+        %(atlas)s
+        %(space)s
+
+        Returns
+        -------
+        labels : ndarray of int16 of shape (n_vertices_lh + n_vertices_rh,) or (X, Y, Z)
+            The label of each vertex (lh then rh) or voxel; 0 or −1 outside every ROI.
+        """
         import nibabel as nib
 
         name = subject_name(subject)
@@ -61,10 +109,28 @@ class _AtlasMixin:
         except Exception as err:
             raise NSDFileError(f"{p}: cannot read the image ({err}); the file may be truncated") from err
 
+    @fill_doc
     def roi_mask(self, subject, atlas: str, label=None, space: str = "fsaverage") -> np.ndarray:
         """Boolean mask of ``atlas`` label(s); ``label`` None means every label > 0.
 
-        ``label`` may be a name from the ctab (``"ventral"``), an integer, or a list of them.
+        Parameters
+        ----------
+        %(subject_any)s
+        %(atlas)s
+        label : str, int or list of str or int, optional
+            A name from the ctab (``"ventral"``), a positive integer, or a list of them;
+            ``None``: every label > 0.
+        %(space)s
+
+        Returns
+        -------
+        mask : ndarray of bool of shape (n_vertices_lh + n_vertices_rh,) or (X, Y, Z)
+            ``True`` on the vertices or voxels of the label(s) (as :meth:`roi_volume`).
+
+        Raises
+        ------
+        ValueError
+            For a name the atlas lacks (the message lists its names) or a label ≤ 0.
         """
         vol = self.roi_volume(subject, atlas, space)
         if label is None:
@@ -87,22 +153,53 @@ class _AtlasMixin:
                 codes.append(int(lab))
         return np.isin(vol, codes)
 
+    @fill_doc
     def brainmask(self, subject) -> np.ndarray:
-        """Boolean (X, Y, Z) brain mask of the subject's func1pt8mm space."""
+        """Boolean (X, Y, Z) brain mask of the subject's func1pt8mm space.
+
+        Parameters
+        ----------
+        %(subject_any)s
+
+        Returns
+        -------
+        mask : ndarray of bool of shape (X, Y, Z)
+            ``brainmask.nii.gz`` > 0.
+        """
         import nibabel as nib
 
         name = subject_name(subject)
         return self._load_image(f"nsddata/ppdata/{name}/func1pt8mm/brainmask.nii.gz", nib) > 0
 
+    @fill_doc
     def affine(self, subject) -> np.ndarray:
-        """4 × 4 affine of the subject's func1pt8mm grid."""
+        """4 × 4 affine of the subject's func1pt8mm grid.
+
+        Parameters
+        ----------
+        %(subject_any)s
+
+        Returns
+        -------
+        affine : ndarray of shape (4, 4)
+            Voxel indices → scanner millimetres (from ``brainmask.nii.gz``).
+        """
         import nibabel as nib
 
         name = subject_name(subject)
         return nib.load(self.path(f"nsddata/ppdata/{name}/func1pt8mm/brainmask.nii.gz")).affine
 
     def n_vertices(self) -> tuple[int, int]:
-        """Vertices per hemisphere of the fsaverage data (163,842 on NSD, 10,242 in the sandbox)."""
+        """Vertices per hemisphere of the fsaverage data (163,842 on NSD, 10,242 in the sandbox).
+
+        Read from the fsaverage ``streams`` atlas, or else from the first subject's first
+        session of fsaverage betas.
+
+        Returns
+        -------
+        n_lh, n_rh : int
+            Vertices of the left and the right hemisphere.
+        """
         import nibabel as nib
 
         out = []
@@ -116,8 +213,20 @@ class _AtlasMixin:
         return out[0], out[1]
 
     # ----------------------------------------------------------- ncsnr
+    @fill_doc
     def ncsnr(self, subject, space: str = "fsaverage") -> np.ndarray:
-        """Shipped ``ncsnr`` (float32): (V_lh + V_rh,) on fsaverage, (X, Y, Z) in func1pt8mm."""
+        """Shipped ``ncsnr`` (float32): (V_lh + V_rh,) on fsaverage, (X, Y, Z) in func1pt8mm.
+
+        Parameters
+        ----------
+        %(subject_any)s
+        %(space)s
+
+        Returns
+        -------
+        ncsnr : ndarray of float32 of shape (n_vertices_lh + n_vertices_rh,) or (X, Y, Z)
+            Noise-ceiling SNR of each vertex (lh then rh) or voxel.
+        """
         import nibabel as nib
 
         name = subject_name(subject)
@@ -128,14 +237,42 @@ class _AtlasMixin:
             )
         return self._load_image(f"{d}/ncsnr.nii.gz", nib)
 
+    @fill_doc
     def noise_ceiling(self, subject, space: str = "fsaverage", n: float = 3) -> np.ndarray:
-        """Noise ceiling in % for ``n``-trial averages: ``100·ncsnr²/(ncsnr² + 1/n)``."""
+        """Noise ceiling in % for ``n``-trial averages: ``100·ncsnr²/(ncsnr² + 1/n)``.
+
+        Parameters
+        ----------
+        %(subject_any)s
+        %(space)s
+        n : float or array-like of float, default=3
+            Trials averaged per image (as :func:`noise_ceiling_from_ncsnr`).
+
+        Returns
+        -------
+        nc : ndarray of float32 of shape (n_vertices_lh + n_vertices_rh,) or (X, Y, Z)
+            :func:`noise_ceiling_from_ncsnr` of :meth:`ncsnr`.
+        """
         return noise_ceiling_from_ncsnr(self.ncsnr(subject, space), n)
 
+    @fill_doc
     def roi_values(self, subject, atlas: str, values: np.ndarray, space: str = "fsaverage"):
         """Long DataFrame (``roi``, ``value``) of per-vertex/voxel ``values`` in each label.
 
-        ``values`` has the full-space shape ((V_lh + V_rh,) or (X, Y, Z)); NaNs are dropped.
+        Parameters
+        ----------
+        %(subject_any)s
+        %(atlas)s
+        values : array-like of shape (n_vertices_lh + n_vertices_rh,) or (X, Y, Z)
+            One value per vertex or voxel of the full space (e.g. from :meth:`to_space`);
+            NaNs are dropped.
+        %(space)s
+
+        Returns
+        -------
+        table : pandas.DataFrame
+            Columns ``roi`` (label name) and ``value``, one row per finite value inside a
+            label > 0, labels in ctab order (empty, with those columns, when there is none).
         """
         import pandas as pd
 
@@ -154,11 +291,23 @@ class _AtlasMixin:
         return pd.concat(frames, ignore_index=True)
 
     # ------------------------------------------------------------ betas
+    @fill_doc
     def columns(self, subject, space: str = "fsaverage", roi=None) -> np.ndarray:
         """Flat indices (C order) of the columns :meth:`betas` returns for ``roi``.
 
         fsaverage: indices into the lh-then-rh vertex list. func1pt8mm: indices into the
         flattened (X, Y, Z) grid, restricted to the brain mask.
+
+        Parameters
+        ----------
+        %(subject_any)s
+        %(space)s
+        %(roi)s
+
+        Returns
+        -------
+        columns : ndarray of int64 of shape (n_columns,)
+            Increasing flat indices.
         """
         name = subject_name(subject)
         if space == "fsaverage":
@@ -182,9 +331,28 @@ class _AtlasMixin:
             mask = mask & base
         return np.flatnonzero(mask.ravel())
 
+    @fill_doc
     def to_space(self, values: np.ndarray, subject, space: str = "fsaverage", roi=None,
                  fill: float = np.nan) -> np.ndarray:
-        """Put per-column ``values`` (…, n_columns) back into the full surface or volume."""
+        """Put per-column ``values`` (…, n_columns) back into the full surface or volume.
+
+        Parameters
+        ----------
+        values : array-like of shape (..., n_columns)
+            Values of the columns of :meth:`columns` (e.g. one encoding score per vertex of
+            an ROI), with any leading axes.
+        %(subject_any)s
+        %(space)s
+        %(roi)s
+            The ROI the columns came from.
+        fill : float, default=nan
+            Value of the vertices or voxels outside the columns.
+
+        Returns
+        -------
+        full : ndarray of float32 of shape (..., n_vertices_lh + n_vertices_rh) or (..., X, Y, Z)
+            ``values`` in the full space.
+        """
         cols = self.columns(subject, space, roi)
         values = np.asarray(values)
         if values.shape[-1] != cols.size:

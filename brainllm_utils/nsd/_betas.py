@@ -10,6 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from .._utils.cache import cache_key, discard, file_identity, load_npy, resolve_cache, save_npy
+from .._utils.docs import fill_doc
 from .._utils.paths import atomic_path
 from .layout import EXPDESIGN, SPACES, NSDFileError, responses_file
 
@@ -82,6 +83,7 @@ class _BetasMixin:
                          int(min_repeats), sessions, np.asarray(cols, dtype=np.int64),
                          [file_identity(f) for f in files + design])
 
+    @fill_doc
     def betas_key(self, subject, space: str = "fsaverage", roi=None, zscore: bool = True,
                   min_repeats: int = 3, sessions: Sequence[int] | None = None) -> str:
         """The cache key of :meth:`betas` with these arguments (no beta is read).
@@ -94,7 +96,10 @@ class _BetasMixin:
 
         Parameters
         ----------
-        subject, space, roi, zscore, min_repeats, sessions
+        %(subject_any)s
+        %(space)s
+        %(roi)s
+        zscore, min_repeats, sessions
             As in :meth:`betas`.
 
         Returns
@@ -105,6 +110,7 @@ class _BetasMixin:
         name, sessions, cols, _, _ = self._betas_plan(subject, space, roi, zscore, min_repeats, sessions)
         return self._betas_key(name, space, cols, zscore, min_repeats, sessions)
 
+    @fill_doc
     def betas(self, subject, space: str = "fsaverage", roi=None, zscore: bool = True,
               min_repeats: int = 3, sessions: Sequence[int] | None = None, cache: bool = True,
               progress: bool = True, chunk_columns: int = 65536):
@@ -118,23 +124,30 @@ class _BetasMixin:
 
         Parameters
         ----------
-        subject : str or int
-        space : {"fsaverage", "func1pt8mm"}
-        roi : None, (atlas, label) or bool mask
-            ``None`` = all vertices (fsaverage) or the brain mask (func1pt8mm).
-        zscore : bool
-        min_repeats : int
+        %(subject_any)s
+        %(space)s
+        %(roi)s
+        zscore : bool, default=True
+            Z-score each column over each session's trials before averaging.
+        %(min_repeats)s
         sessions : sequence of int, optional
             1-based sessions to use (default: all acquired sessions).
-        cache : bool
-            Reuse/write a float32 ``.npy`` cache keyed by every argument and the input files.
+        cache : bool, default=True
+            Reuse/write a float32 ``.npy`` cache keyed by every argument and the input files
+            (:meth:`betas_key`), under ``<cache_dir>/betas`` (the NSD's ``cache_dir``, else
+            the package's cache).
+        %(progress_true)s
+        chunk_columns : int, default=65536
+            Columns processed at a time when z-scoring and averaging (bounds the memory
+            beyond the output).
 
         Returns
         -------
-        Y : float32 ndarray (n_images, n_columns)
+        Y : ndarray of float32 of shape (n_images, n_columns)
             Rows sorted by nsdId; fsaverage columns are lh vertices then rh (see
             :meth:`columns`). A memory map when read from the cache.
-        nsd_ids : int64 ndarray (n_images,)
+        nsd_ids : ndarray of int64 of shape (n_images,)
+            The sorted 0-based nsdIds of the rows.
         """
         name, sessions, cols, table, nsd_ids = self._betas_plan(subject, space, roi, zscore, min_repeats,
                                                                sessions)

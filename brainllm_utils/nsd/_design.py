@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._utils.docs import fill_doc
 from .layout import EXPDESIGN, responses_file, NSD_SESSIONS, SPACES, STIM_INFO, NSDFileError, subject_name
 
 __all__: list[str] = []
@@ -97,8 +98,21 @@ class _DesignMixin:
             return [d / f"{h}.betas_session{session:02d}.mgh" for h in ("lh", "rh")]
         return [d / f"betas_session{session:02d}.nii.gz"]
 
+    @fill_doc
     def sessions_on_disk(self, subject, space: str) -> int:
-        """Number of consecutive sessions (from 1) whose beta files exist in ``space``."""
+        """Number of consecutive sessions (from 1) whose beta files exist in ``space``.
+
+        Parameters
+        ----------
+        %(subject_any)s
+        space : {"fsaverage", "func1pt8mm"}
+            The betas' space.
+
+        Returns
+        -------
+        n : int
+            Sessions 1..n have all their beta files on disk (0: none).
+        """
         name = subject_name(subject)
         n = 0
         while all(p.exists() for p in self._beta_files(name, space, n + 1)):
@@ -118,7 +132,13 @@ class _DesignMixin:
 
     @functools.cache
     def trials_per_session(self) -> int:
-        """Trials per session (750 on NSD), from the first beta file found on disk."""
+        """Trials per session (750 on NSD), from the first beta file found on disk.
+
+        Returns
+        -------
+        n : int
+            The last dimension of that file's image (its number of trials).
+        """
         import nibabel as nib
 
         for subject in self.subjects:
@@ -132,8 +152,23 @@ class _DesignMixin:
         raise NSDFileError(f"no beta files found under {self.root / 'nsddata_betas'}")
 
     @functools.cache
+    @fill_doc
     def n_sessions(self, subject) -> int:
-        """Sessions acquired for ``subject``: from ``responses.tsv``, else the betas on disk."""
+        """Sessions acquired for ``subject``: from ``responses.tsv``, else the betas on disk.
+
+        Without either on a full-size design (10,000 images per subject), the session count
+        of the NSD release (:data:`~brainllm_utils.nsd.NSD_SESSIONS`) is used, so that the
+        shared test set is defined by every subject.
+
+        Parameters
+        ----------
+        %(subject_any)s
+
+        Returns
+        -------
+        n : int
+            The number of sessions (0 when nothing is known).
+        """
         name = subject_name(subject)
         resp = self._responses(name)
         if resp is not None and len(resp):
@@ -143,12 +178,27 @@ class _DesignMixin:
             n = NSD_SESSIONS.get(int(name[4:]), 0)
         return n
 
+    @fill_doc
     def trial_table(self, subject):
         """One row per acquired trial, in trial order.
 
-        Columns: ``session`` (1-based), ``k`` (0-based trial within session), ``t`` (0-based
-        global trial), ``idx10k`` (1-based), ``nsd73`` (1-based), ``nsdId`` (0-based),
-        ``is_shared``, ``repeat`` (0 for the first showing, 1, 2).
+        Parameters
+        ----------
+        %(subject_any)s
+
+        Returns
+        -------
+        table : pandas.DataFrame
+            One row per trial (``n_sessions × trials_per_session`` rows). Columns:
+            ``session`` (1-based), ``k`` (0-based trial within session), ``t`` (0-based
+            global trial), ``idx10k`` (1-based), ``nsd73`` (1-based), ``nsdId`` (0-based),
+            ``is_shared``, ``repeat`` (0 for the first showing, 1, 2).
+
+        Raises
+        ------
+        NSDFileError
+            When the sessions outnumber ``masterordering``, or ``responses.tsv`` disagrees
+            with the design.
         """
         import pandas as pd
 
@@ -187,12 +237,29 @@ class _DesignMixin:
                 )
         return table
 
+    @fill_doc
     def trial_images(self, subject) -> np.ndarray:
-        """0-based nsdIds of the subject's acquired trials, in trial order."""
+        """0-based nsdIds of the subject's acquired trials, in trial order.
+
+        Parameters
+        ----------
+        %(subject_any)s
+
+        Returns
+        -------
+        nsd_ids : ndarray of int64 of shape (n_trials,)
+            The ``nsdId`` column of :meth:`trial_table`.
+        """
         return self.trial_table(subject)["nsdId"].to_numpy()
 
     def shared_test_images(self) -> np.ndarray:
-        """Sorted nsdIds of shared images seen 3× by every acquired subject (515 on NSD)."""
+        """Sorted nsdIds of shared images seen 3× by every acquired subject (515 on NSD).
+
+        Returns
+        -------
+        nsd_ids : ndarray of int64 of shape (n_test,)
+            0-based nsdIds, sorted (the shared test set of the encoding and decoding chapters).
+        """
         design = self.expdesign
         mo = design["masterordering"]
         T = self.trials_per_session()
@@ -208,7 +275,15 @@ class _DesignMixin:
         return np.sort(design["sharedix"][keep] - 1)
 
     def summary(self):
-        """One row per subject on disk: sessions, trials, images by number of repeats."""
+        """One row per subject on disk: sessions, trials, images by number of repeats.
+
+        Returns
+        -------
+        summary : pandas.DataFrame
+            Indexed by ``subject``; columns ``sessions``, ``trials``, ``images``,
+            ``images_3x`` (images seen 3 times or more), ``fsaverage_sessions`` and
+            ``func1pt8mm_sessions`` (sessions with beta files on disk).
+        """
         import pandas as pd
 
         rows = []

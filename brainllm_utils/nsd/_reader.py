@@ -42,7 +42,26 @@ class _LayoutMixin:
     """Where the files of one NSD root are: ``path`` (checked), ``cache_dir``, beta folders."""
 
     def path(self, relpath: str, kind: str = "file") -> Path:
-        """Absolute path of ``relpath``; raises :class:`NSDFileError` if it is missing."""
+        """Absolute path of ``relpath``; raises :class:`NSDFileError` if it is missing.
+
+        Parameters
+        ----------
+        relpath : str
+            A file or folder relative to the NSD root.
+        kind : str, default="file"
+            What the file is, for the error message (e.g. ``"beta file"``).
+
+        Returns
+        -------
+        path : pathlib.Path
+            ``root / relpath``, which exists.
+
+        Raises
+        ------
+        NSDFileError
+            When it is missing; the message says where it was expected and how to download
+            it (:func:`~brainllm_utils.nsd.download_hint`).
+        """
         p = self.root / relpath
         if not p.exists():
             raise NSDFileError(
@@ -53,6 +72,7 @@ class _LayoutMixin:
 
     @property
     def cache_dir(self) -> Path:
+        """The cache root: ``cache_dir`` if given, else ``$BRAINLLM_CACHE`` or ``<repo>/data/cache``."""
         return get_cache_dir(self._cache_dir)
 
     def _beta_dir(self, subject: str, space: str) -> Path:
@@ -71,9 +91,10 @@ class NSD(_LayoutMixin, _DesignMixin, _StimuliMixin, _AtlasMixin, _BetasMixin):
         The NSD root (the folder holding ``nsddata/``, ``nsddata_betas/`` and
         ``nsddata_stimuli/``). Default: ``$BRAINLLM_DATA``, then ``<repo>/data/sandbox``.
     cache_dir : path-like, optional
-        Where averaged betas are cached (default: :func:`brainllm_utils.paths.get_cache_dir`).
-    beta_version : str
-        GLMsingle beta version folder, default ``betas_fithrf_GLMdenoise_RR``.
+        Cache root of averaged betas (entries go to ``<cache_dir>/betas``); default:
+        :func:`brainllm_utils._utils.paths.get_cache_dir`.
+    beta_version : str, default="betas_fithrf_GLMdenoise_RR"
+        GLMsingle beta version folder (the paper's "b3").
     """
 
     def __init__(self, root=None, cache_dir=None, beta_version: str = BETA_VERSION):

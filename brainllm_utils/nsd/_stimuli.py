@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 
+from .._utils.docs import fill_doc
 from .layout import ANNOTATIONS, STIMULI, NSDFileError
 
 __all__: list[str] = []
@@ -42,8 +43,24 @@ class _StimuliMixin:
         info = self.stim_info
         return ids, info["cocoId"].to_numpy()[ids], list(info["cocoSplit"].to_numpy()[ids])
 
+    @fill_doc
     def captions(self, nsd_ids) -> list[list[str]]:
-        """COCO captions of each image (usually 5, sometimes 6), in the order asked."""
+        """COCO captions of each image (usually 5, sometimes 6), in the order asked.
+
+        Parameters
+        ----------
+        %(nsd_ids)s
+
+        Returns
+        -------
+        captions : list of list of str
+            For each image, its captions (whitespace-stripped) ordered by annotation id.
+
+        Raises
+        ------
+        NSDFileError
+            When an image has no caption in the COCO captions file of its split.
+        """
         ids, coco, splits = self._coco_rows(nsd_ids)
         out = []
         for i, c, split in zip(ids, coco, splits):
@@ -69,8 +86,21 @@ class _StimuliMixin:
             index.setdefault(int(ann["image_id"]), set()).add(int(ann["category_id"]))
         return index
 
+    @fill_doc
     def categories(self, nsd_ids) -> tuple[np.ndarray, list[str]]:
-        """Multi-hot COCO categories: ``(float32 (n, n_categories), names)``."""
+        """Multi-hot COCO categories: ``(float32 (n, n_categories), names)``.
+
+        Parameters
+        ----------
+        %(nsd_ids)s
+
+        Returns
+        -------
+        multihot : ndarray of float32 of shape (n_images, n_categories)
+            1 where a category has at least one instance in the image, else 0.
+        names : list of str
+            The category names of the columns (:attr:`category_names`).
+        """
         _, coco, splits = self._coco_rows(nsd_ids)
         cats = sorted(c["id"] for c in self._coco_json("instances", "train2017")["categories"])
         col = {cid: j for j, cid in enumerate(cats)}
@@ -80,8 +110,19 @@ class _StimuliMixin:
                 out[row, col[cid]] = 1.0
         return out, self.category_names
 
+    @fill_doc
     def images(self, nsd_ids) -> np.ndarray:
-        """Stimulus images, uint8 ``(n, H, W, 3)``, in the order asked."""
+        """Stimulus images, uint8 ``(n, H, W, 3)``, in the order asked.
+
+        Parameters
+        ----------
+        %(nsd_ids)s
+
+        Returns
+        -------
+        images : ndarray of uint8 of shape (n_images, height, width, 3)
+            RGB images from ``imgBrick`` of ``nsd_stimuli.hdf5`` (425 × 425 on NSD).
+        """
         import h5py
 
         ids = np.asarray(nsd_ids, dtype=np.int64).ravel()

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._utils.docs import fill_doc
+
 __all__ = [
     "NSD_SESSIONS",
     "N_SUBJECTS",
@@ -61,7 +63,18 @@ class NSDFileError(FileNotFoundError):
 
 
 def download_hint(relpath: str) -> str:
-    """The command that fetches ``relpath`` (relative to the NSD root) from the NSD bucket."""
+    """The command that fetches ``relpath`` (relative to the NSD root) from the NSD bucket.
+
+    Parameters
+    ----------
+    relpath : str or path-like
+        A file or folder of the NSD layout, relative to the NSD root.
+
+    Returns
+    -------
+    hint : str
+        An ``aws s3 sync`` command (or, for the COCO annotations, where to get them).
+    """
     relpath = str(relpath).strip("/")
     if relpath.startswith("nsddata_stimuli/stimuli/nsd/annotations"):
         return (
@@ -76,7 +89,23 @@ def download_hint(relpath: str) -> str:
 
 
 def subject_name(subject) -> str:
-    """``"subjNN"`` for ``"subj01"``, ``"01"``, ``1`` or ``np.int64(1)``; ValueError otherwise."""
+    """``"subjNN"`` for ``"subj01"``, ``"01"``, ``1`` or ``np.int64(1)``; ValueError otherwise.
+
+    Parameters
+    ----------
+    subject : str or int
+        A subject as a name (``"subj01"``), digits (``"01"``) or an integer.
+
+    Returns
+    -------
+    name : str
+        ``"subjNN"`` (two digits).
+
+    Examples
+    --------
+    >>> subject_name(1), subject_name("subj02"), subject_name("3")
+    ('subj01', 'subj02', 'subj03')
+    """
     if isinstance(subject, (int, np.integer)):
         return f"subj{int(subject):02d}"
     m = re.fullmatch(r"(?:subj)?0*(\d+)", str(subject))
@@ -86,7 +115,18 @@ def subject_name(subject) -> str:
 
 
 def read_ctab(path: Path) -> dict[int, str]:
-    """``{label: name}`` of a FreeSurfer colour table (``<int> <name> ...`` lines)."""
+    """``{label: name}`` of a FreeSurfer colour table (``<int> <name> ...`` lines).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        A ``.ctab`` file.
+
+    Returns
+    -------
+    labels : dict of int to str
+        Label value → name (``0``/``-1`` included when the table lists them).
+    """
     labels = {}
     for line in path.read_text().splitlines():
         parts = line.split()
@@ -97,20 +137,64 @@ def read_ctab(path: Path) -> dict[int, str]:
     return labels
 
 
+@fill_doc
 def responses_file(subject: str) -> str:
-    """Relative path of a subject's behavioural responses (one row per acquired trial)."""
+    """Relative path of a subject's behavioural responses (one row per acquired trial).
+
+    Parameters
+    ----------
+    %(subject_any)s
+
+    Returns
+    -------
+    relpath : str
+        ``nsddata/ppdata/subjNN/behav/responses.tsv``.
+    """
     return f"nsddata/ppdata/{subject_name(subject)}/behav/responses.tsv"
 
 
 def beta_dir(subject: str, space: str, beta_version: str = BETA_VERSION) -> str:
-    """Relative folder of a subject's betas in ``space``."""
+    """Relative folder of a subject's betas in ``space``.
+
+    Parameters
+    ----------
+    subject : str
+        A subject name, ``"subj01"`` … (used as is).
+    space : {"fsaverage", "func1pt8mm"}
+        The betas' space.
+    beta_version : str, default="betas_fithrf_GLMdenoise_RR"
+        The GLMsingle beta version folder (:data:`BETA_VERSION`).
+
+    Returns
+    -------
+    relpath : str
+        ``nsddata_betas/ppdata/<subject>/<space>/<beta_version>``.
+    """
     if space not in SPACES:
         raise ValueError(f"space={space!r}: expected one of {SPACES}")
     return f"nsddata_betas/ppdata/{subject}/{space}/{beta_version}"
 
 
 def beta_files(subject: str, space: str, session: int, beta_version: str = BETA_VERSION) -> list[str]:
-    """Relative paths of one session's beta files (lh and rh on fsaverage, one NIfTI in the volume)."""
+    """Relative paths of one session's beta files (lh and rh on fsaverage, one NIfTI in the volume).
+
+    Parameters
+    ----------
+    subject : str
+        A subject name, ``"subj01"`` … (used as is).
+    space : {"fsaverage", "func1pt8mm"}
+        The betas' space.
+    session : int
+        1-based session number.
+    beta_version : str, default="betas_fithrf_GLMdenoise_RR"
+        The GLMsingle beta version folder (:data:`BETA_VERSION`).
+
+    Returns
+    -------
+    relpaths : list of str
+        ``[lh.betas_sessionNN.mgh, rh.betas_sessionNN.mgh]`` on fsaverage,
+        ``[betas_sessionNN.nii.gz]`` in func1pt8mm.
+    """
     d = beta_dir(subject, space, beta_version)
     if space == "fsaverage":
         return [f"{d}/{h}.betas_session{session:02d}.mgh" for h in ("lh", "rh")]
