@@ -8,13 +8,27 @@ from typing import Callable
 
 import numpy as np
 
+from .._utils.docs import fill_doc
+
 __all__ = ["FeatureSpace", "register", "register_pattern", "lookup", "available", "describe",
            "build", "build_many"]
 
 
 @dataclasses.dataclass(frozen=True)
 class FeatureSpace:
-    """A registered feature space."""
+    """A registered feature space.
+
+    Attributes
+    ----------
+    name : str
+        The space's name, as passed to :func:`build` (e.g. ``"mpnet"``).
+    builder : callable
+        ``builder(nsd, nsd_ids, **options)`` → array of shape ``(n_images, n_features)``.
+    description : str
+        One line for :func:`describe`.
+    group : str
+        Its family in :func:`describe` (``"main"``, ``"encoders"``, ``"words"``, ...).
+    """
 
     name: str
     builder: Callable
@@ -27,7 +41,22 @@ _PATTERNS: list[tuple[re.Pattern, Callable]] = []
 
 
 def register(name: str, description: str, group: str = "other"):
-    """Decorator registering ``fn(nsd, nsd_ids, **options) -> (n, d)`` under ``name``."""
+    """Decorator registering ``fn(nsd, nsd_ids, **options) -> (n, d)`` under ``name``.
+
+    Parameters
+    ----------
+    name : str
+        The new space's name; a name registered twice raises ``ValueError``.
+    description : str
+        One line for :func:`describe`.
+    group : str, default="other"
+        Its family in :func:`describe`.
+
+    Returns
+    -------
+    decorator : callable
+        Registers the function it decorates and returns it unchanged.
+    """
 
     def deco(fn):
         if name in _REGISTRY:
@@ -40,18 +69,40 @@ def register(name: str, description: str, group: str = "other"):
 
 
 def register_pattern(pattern: str, factory: Callable) -> None:
-    """Register a family of spaces: names matching the regular expression ``pattern`` are built
-    by ``factory(nsd, nsd_ids, **named_groups, **options)``."""
+    """Register a family of spaces whose names match a regular expression.
+
+    Parameters
+    ----------
+    pattern : str
+        A regular expression that a whole name must match (``re.fullmatch``), e.g.
+        ``r"sbert:(?P<model>.+)"``.
+    factory : callable
+        Builds a matching space as ``factory(nsd, nsd_ids, **named_groups, **options)``.
+    """
     _PATTERNS.append((re.compile(pattern), factory))
 
 
 def available() -> list[str]:
-    """Names of the registered feature spaces (pattern families listed with ``*``)."""
+    """Names of the registered feature spaces (pattern families listed with ``*``).
+
+    Returns
+    -------
+    names : list of str
+        The registered names, sorted, then the pattern families (``"sbert:<model>"``,
+        ``"fasttext_<kind>"``, ``"glove_<kind>"``).
+    """
     return sorted(_REGISTRY) + ["sbert:<model>", "fasttext_<kind>", "glove_<kind>"]
 
 
 def describe():
-    """A DataFrame of the registered spaces: name, group, description."""
+    """A DataFrame of the registered spaces: name, group, description.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        Indexed by ``name``; columns ``group`` and ``description`` (pattern families
+        included).
+    """
     import pandas as pd
 
     rows = [dict(name=s.name, group=s.group, description=s.description) for s in _REGISTRY.values()]
@@ -66,7 +117,20 @@ def describe():
 
 
 def lookup(name: str):
-    """``(builder, extra options)`` of a space name; ValueError naming the available ones."""
+    """``(builder, extra options)`` of a space name; ValueError naming the available ones.
+
+    Parameters
+    ----------
+    name : str
+        A registered name, or one that a pattern family matches.
+
+    Returns
+    -------
+    builder : callable
+        The registered builder, or the family's factory.
+    extra : dict of str to str
+        The named groups of the matched pattern (empty for a registered name).
+    """
     if name in _REGISTRY:
         return _REGISTRY[name].builder, {}
     for pattern, factory in _PATTERNS:
@@ -76,10 +140,23 @@ def lookup(name: str):
     raise ValueError(f"unknown feature space {name!r}; available: {available()}")
 
 
+@fill_doc
 def build(name: str, nsd, nsd_ids, **options) -> np.ndarray:
     """Feature matrix ``float32 (n_images, d)`` of space ``name`` for ``nsd_ids``.
 
-    ``options`` go to the space's builder (e.g. ``device``, ``seed``, ``vectors_path``).
+    Parameters
+    ----------
+    name : str
+        A feature space (:func:`available`).
+    %(nsd)s
+    %(nsd_ids)s
+    **options
+        Go to the space's builder (e.g. ``device``, ``seed``, ``vectors_path``).
+
+    Returns
+    -------
+    X : ndarray of float32 of shape (n_images, n_features)
+        One row per image of ``nsd_ids``.
     """
     fn, extra = lookup(name)
     ids = np.asarray(nsd_ids, dtype=np.int64).ravel()
@@ -89,8 +166,24 @@ def build(name: str, nsd, nsd_ids, **options) -> np.ndarray:
     return out
 
 
+@fill_doc
 def build_many(names, nsd, nsd_ids, **options) -> dict[str, np.ndarray]:
-    """``{name: build(name, ...)}`` for several spaces, with a progress bar."""
+    """``{name: build(name, ...)}`` for several spaces, with a progress bar.
+
+    Parameters
+    ----------
+    names : iterable of str
+        Feature spaces (:func:`available`).
+    %(nsd)s
+    %(nsd_ids)s
+    **options
+        Go to every space's builder (as :func:`build`).
+
+    Returns
+    -------
+    features : dict of str to ndarray of shape (n_images, n_features)
+        :func:`build` of each name, in the order of ``names``.
+    """
     from tqdm.auto import tqdm
 
     return {n: build(n, nsd, nsd_ids, **options) for n in tqdm(list(names), desc="feature spaces")}

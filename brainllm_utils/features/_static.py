@@ -21,6 +21,27 @@ def load_word_vectors(path, vocabulary=None) -> dict[str, np.ndarray]:
 
     Only words in ``vocabulary`` are kept when it is given (the full files hold millions of
     words). Lines with the wrong number of values raise an error naming the line.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The vectors file (e.g. fastText ``crawl-300d-2M.vec`` or GloVe
+        ``glove.840B.300d.txt``).
+    vocabulary : iterable of str, optional
+        Words to keep; ``None``: every word of the file.
+
+    Returns
+    -------
+    vectors : dict of str to ndarray of float32 of shape (n_dims,)
+        Word → vector, plus the key ``"__dim__"`` holding zeros of the vectors' length.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``path`` is not a file (the message says which files to get and
+        ``BRAINLLM_FASTTEXT`` / ``BRAINLLM_GLOVE``).
+    ValueError
+        For a line with too few values, or a file without vectors.
     """
     path = Path(path).expanduser()
     if not path.is_file():

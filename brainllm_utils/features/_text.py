@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._utils.cache import cache_key, cached_json
+from .._utils.docs import fill_doc
 
 __all__ = ["POS_GROUPS", "POS_FALLBACK", "CATEGORY_RENAMES", "tag_captions", "scramble_caption"]
 
@@ -68,6 +69,7 @@ def _check_tags(value, n: int):
     return None
 
 
+@fill_doc
 def tag_captions(captions: list[str], cache: bool = True) -> list[list[tuple[str, str]]]:
     """``[(token, Penn tag), ...]`` per caption, cached on disk by content.
 
@@ -75,9 +77,9 @@ def tag_captions(captions: list[str], cache: bool = True) -> list[list[tuple[str
     ----------
     captions : list of str
         The texts to tag.
-    cache : bool or path
-        The package's one cache (kind ``"pos_tags"``), keyed by the tagger's versions and the
-        ordered captions; ``False``: no disk cache.
+    %(cache)s
+        Entries (kind ``"pos_tags"``) are keyed by the tagger's versions and the ordered
+        captions.
 
     Returns
     -------
@@ -96,18 +98,71 @@ def tag_captions(captions: list[str], cache: bool = True) -> list[list[tuple[str
     return [[tuple(t) for t in cap] for cap in tagged]
 
 
+@fill_doc
 def scramble_caption(caption_tokens: list[str], rng: np.random.Generator) -> str:
-    """Shuffle a caption's tokens and rejoin them with spaces (the bag of words is kept)."""
+    """Shuffle a caption's tokens and rejoin them with spaces (the bag of words is kept).
+
+    Parameters
+    ----------
+    caption_tokens : list of str
+        The caption's tokens (e.g. from :func:`tag_captions`).
+    %(rng)s
+
+    Returns
+    -------
+    scrambled : str
+        The tokens in a random order, joined by single spaces.
+
+    Examples
+    --------
+    >>> out = scramble_caption(["a", "dog", "runs"], np.random.default_rng(0))
+    >>> sorted(out.split())
+    ['a', 'dog', 'runs']
+    """
     order = rng.permutation(len(caption_tokens))
     return " ".join(caption_tokens[i] for i in order)
 
 
+@fill_doc
 def flat_captions(nsd, ids):
+    """The captions of images, nested and flat, with the image each flat caption belongs to.
+
+    Parameters
+    ----------
+    %(nsd)s
+    ids : array-like of int of shape (n_images,)
+        0-based nsdIds.
+
+    Returns
+    -------
+    captions : list of list of str
+        Each image's captions (:meth:`~brainllm_utils.nsd.NSD.captions`).
+    flat : list of str
+        All captions, image by image (``n_captions`` of them).
+    owner : ndarray of int of shape (n_captions,)
+        Row (position in ``ids``) of the image of each flat caption.
+    """
     caps = nsd.captions(ids)
     return caps, [c for cs in caps for c in cs], np.repeat(np.arange(len(caps)), [len(c) for c in caps])
 
 
 def mean_by_owner(vectors: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
+    """Mean of the vectors of each image (e.g. caption embeddings → image embeddings).
+
+    Parameters
+    ----------
+    vectors : ndarray of shape (n_items, n_features)
+        One vector per item (caption or word).
+    owner : ndarray of int of shape (n_items,)
+        The row (0 … n − 1) each item belongs to.
+    n : int
+        Number of rows; every row needs at least one item (``ValueError`` otherwise).
+
+    Returns
+    -------
+    means : ndarray of float32 of shape (n, n_features)
+        Row i is the mean (accumulated in float64) of the items owned by i.
+    """
     out = np.zeros((n, vectors.shape[1]), dtype=np.float64)
     np.add.at(out, owner, vectors)
     counts = np.bincount(owner, minlength=n)
@@ -117,7 +172,24 @@ def mean_by_owner(vectors: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
 
 
 
+@fill_doc
 def pos_words(nsd, ids, group: str) -> list[list[str]]:
+    """The words of one word class in each image's captions, lower-cased.
+
+    Parameters
+    ----------
+    %(nsd)s
+    ids : array-like of int of shape (n_images,)
+        0-based nsdIds.
+    group : {"nouns", "verbs", "adjectives", "adverbs", "prepositions"}
+        A word class of :data:`POS_GROUPS`.
+
+    Returns
+    -------
+    words : list of list of str
+        Per image, the words of the class over all its captions, in order; an image without
+        any gets ``[POS_FALLBACK[group]]``.
+    """
     caps, flat, owner = flat_captions(nsd, ids)
     tags = POS_GROUPS[group]
     tagged = tag_captions(flat)

@@ -57,6 +57,7 @@ import numpy as np
 
 from .._utils.cache import cache_key, discard, file_identity, load_npy, resolve_cache
 from .._utils.device import resolve_device as _resolve_device
+from .._utils.docs import fill_doc
 from .._utils.paths import atomic_path, atomic_save_npy, file_lock
 from .weights import MPNET, canonical_name, resolve_model
 
@@ -128,10 +129,24 @@ class ModelSpec:
 
     @property
     def slug(self) -> str:
+        """The name's last path part, made file-name safe (the cache folder of the model)."""
         base = re.split(r"[/\\]", self.name.rstrip("/\\"))[-1]
         return re.sub(r"[^A-Za-z0-9._-]+", "_", base) or "model"
 
     def key(self, precision: str) -> str:
+        """The cache key of the model's output: every field that changes it, and ``precision``.
+
+        Parameters
+        ----------
+        precision : {"fp32", "bf16", "fp16"}
+            The resolved precision the model runs in.
+
+        Returns
+        -------
+        key : str
+            64 hex digits (:func:`~brainllm_utils._utils.cache.cache_key`, kind
+            ``"embeddings"``).
+        """
         ident = {
             "name": self.name,
             "weights": self.weights_id,
@@ -221,13 +236,14 @@ def get_model_spec(model: str | os.PathLike = DEFAULT_MODEL) -> ModelSpec:
 
     Parameters
     ----------
-    model : str or path
+    model : str or path-like, default="sentence-transformers/all-mpnet-base-v2"
         Hub name, alias (``"mpnet"``, ``"minilm"``) or local folder; see
         :func:`brainllm_utils.weights.resolve_model`.
 
     Returns
     -------
-    ModelSpec
+    spec : ModelSpec
+        The encoder's identity and configuration (no weights loaded).
     """
     folder = resolve_model(model)
     name = canonical_name(os.fspath(model))
@@ -691,6 +707,7 @@ def _check_sentences(sentences: Any, what: str = "sentences") -> list[str]:
     return items
 
 
+@fill_doc
 def embed_sentences(
     sentences: Sequence[str],
     model: str | os.PathLike = DEFAULT_MODEL,
@@ -710,30 +727,29 @@ def embed_sentences(
 
     Parameters
     ----------
-    sentences : sequence of str, length n
+    sentences : sequence of str of length n_sentences
         Texts; duplicates are embedded once. Truncated to the model's
         ``max_seq_length`` tokens (MPNet 384, MiniLM 256).
-    model : str or path, default ``"sentence-transformers/all-mpnet-base-v2"``
+    model : str or path-like, default="sentence-transformers/all-mpnet-base-v2"
         Hub name, alias (``"mpnet"``, ``"minilm"``) or local folder; resolved offline by
         :func:`brainllm_utils.weights.resolve_model`.
-    device : {"auto", "cpu", "cuda", "cuda:N"} or torch.device, default "auto"
-        ``"auto"`` picks CUDA when available.
+    %(device)s
     batch_size : int, optional
         Sentences per batch. Default: automatic, by a token budget (CPU: 4,096 padded
         tokens per batch; CUDA: from free GPU memory).
-    cache : bool or path, default True
-        ``True``: cache under ``get_cache_dir()/embeddings``; a path: a cache root (entries
-        under ``<path>/embeddings``); ``False``: no disk cache.
-    precision : {"auto", "fp32", "bf16", "fp16"}, keyword-only
-        ``"auto"``: fp32 on CPU, bf16 on CUDA (fp16 without bf16 support). Part of the
-        cache key.
-    progress : bool, optional, keyword-only
-        Progress bar; default: shown when more than 2,000 sentences must be embedded.
+    %(cache)s
+        Entries go under ``<cache>/embeddings/<model-slug>/`` (see *Cache* in the module).
+    precision : {"auto", "fp32", "bf16", "fp16"}, default="auto"
+        Keyword-only. ``"auto"``: fp32 on CPU, bf16 on CUDA (fp16 without bf16 support).
+        Part of the cache key.
+    progress : bool, optional
+        Keyword-only. Progress bar; default: shown when more than 2,000 sentences must be
+        embedded.
 
     Returns
     -------
-    ndarray of float32, shape (n, d)
-        One row per input sentence, in input order (d = 768 for MPNet, 384 for MiniLM).
+    X : ndarray of float32 of shape (n_sentences, n_dims)
+        One row per input sentence, in input order (768 dims for MPNet, 384 for MiniLM).
 
     Raises
     ------
@@ -840,14 +856,15 @@ def embed_captions(
 
     Parameters
     ----------
-    captions_per_image : sequence of sequences of str, length n_images
+    captions_per_image : sequence of sequence of str of length n_images
         Captions of each image (NSD/COCO: usually 5, at least 1).
     model, device, batch_size, cache, precision, progress
         As in :func:`embed_sentences`.
 
     Returns
     -------
-    ndarray of float32, shape (n_images, d)
+    X : ndarray of float32 of shape (n_images, n_dims)
+        Row i is the mean of image i's caption embeddings.
 
     Raises
     ------

@@ -34,6 +34,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Sequence
 
+from .._utils.docs import fill_doc
 from .._utils.paths import get_cache_dir, get_models_dir
 
 __all__ = [
@@ -84,14 +85,44 @@ class ModelNotFoundError(FileNotFoundError):
 
 
 def canonical_name(name: str) -> str:
-    """Map a short alias (``"mpnet"``, ``"all-MiniLM-L6-v2"``) to its Hub name."""
+    """Map a short alias (``"mpnet"``, ``"all-MiniLM-L6-v2"``) to its Hub name.
+
+    Parameters
+    ----------
+    name : str
+        A model name or alias (case-insensitive for the aliases).
+
+    Returns
+    -------
+    name : str
+        The Hub name of an alias (e.g. ``"sentence-transformers/all-mpnet-base-v2"``),
+        else ``name`` unchanged.
+
+    Examples
+    --------
+    >>> canonical_name("mpnet")
+    'sentence-transformers/all-mpnet-base-v2'
+    """
     if not isinstance(name, str):
         raise TypeError(f"model name must be a string, got {type(name).__name__}")
     return _ALIASES.get(name.lower(), name)
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = _CHUNK) -> str:
-    """Hex sha256 of a file, read in chunks."""
+    """Hex sha256 of a file, read in chunks.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file.
+    chunk : int, default=4194304
+        Bytes read at a time (4 MiB).
+
+    Returns
+    -------
+    digest : str
+        64 lower-case hex digits.
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(chunk):
@@ -125,7 +156,8 @@ def find_mpnet_parts(search_dirs: Iterable[str | os.PathLike] | None = None) -> 
 
     Returns
     -------
-    list of Path, length 5
+    parts : list of pathlib.Path
+        The five part files, in order.
 
     Raises
     ------
@@ -236,14 +268,14 @@ def prepare_mpnet(
         ``<cache_dir>/models/all-mpnet-base-v2``.
     search_dirs : iterable of path, optional
         Where to look for the parts (default: site-packages). Injectable for tests.
-    expected_sha256 : str
+    expected_sha256 : str, default=MPNET_SHA256
         sha256 of ``model.safetensors``; a mismatch aborts and leaves nothing behind.
-    force : bool
+    force : bool, default=False
         Re-extract even if the folder exists.
 
     Returns
     -------
-    Path
+    folder : pathlib.Path
         Folder with ``model.safetensors``, ``config.json``, tokenizer files,
         ``modules.json`` and ``1_Pooling/``.
     """
@@ -341,7 +373,7 @@ def resolve_model(
 
     Returns
     -------
-    Path
+    folder : pathlib.Path
         Folder with ``config.json`` and the weights.
 
     Raises
@@ -372,9 +404,24 @@ def resolve_model(
     )
 
 
+@fill_doc
 def main(argv: Sequence[str] | None = None) -> int:
-    """Prepare both pip-packaged models and print their folders."""
-    parser = argparse.ArgumentParser(prog="python -m brainllm_utils.weights", description=main.__doc__)
+    """Prepare both pip-packaged models and print their folders.
+
+    Command line: ``python -m brainllm_utils.weights [MODELS ...] [--cache-dir DIR]``.
+
+    Parameters
+    ----------
+    %(argv)s
+
+    Returns
+    -------
+    status : int
+        Exit status: 0 when every model is available, 1 when one is not (its error is
+        printed to stderr).
+    """
+    parser = argparse.ArgumentParser(prog="python -m brainllm_utils.weights",
+                                     description=(main.__doc__ or "").split("\n\n")[0])
     parser.add_argument("models", nargs="*", default=[MPNET, MINILM], help="model names (default: both)")
     parser.add_argument("--cache-dir", default=None, help="cache root (default: $BRAINLLM_CACHE)")
     args = parser.parse_args(argv)
