@@ -81,6 +81,10 @@ docdict["data_home"] = """data_home : str or path-like, optional
     The NSD root (a real NSD copy or the sandbox); ``None``: ``$BRAINLLM_DATA``, then
     ``<repo>/data/sandbox`` (:func:`~brainllm_utils._utils.paths.get_data_home`)."""
 
+docdict["root_optional"] = """root : str or path-like, optional
+    The NSD root (a real NSD copy or the sandbox); ``None``: ``$BRAINLLM_DATA``, then
+    ``<repo>/data/sandbox`` (:func:`~brainllm_utils._utils.paths.get_data_home`)."""
+
 docdict["results_dir"] = """results_dir : str or path-like, optional
     Folder for analysis outputs; ``None``: ``$BRAINLLM_RESULTS``, then
     ``<repo>/data/results`` (:func:`~brainllm_utils._utils.paths.get_results_dir`)."""
@@ -96,6 +100,9 @@ docdict["device"] = """device : {"auto", "cpu", "cuda", "cuda:N"} or torch.devic
     Where torch computes. ``"auto"`` (or ``None``) picks CUDA when torch sees a GPU, else
     the CPU; asking for CUDA without a GPU raises a ``RuntimeError``
     (:func:`~brainllm_utils._utils.device.resolve_device`)."""
+
+docdict["device_cpu"] = """device : str or torch.device, default="cpu"
+    The torch device to compute on: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``."""
 
 docdict["seed"] = """seed : int, default=0
     Seed of :func:`numpy.random.default_rng`: the same seed gives the same result."""
@@ -214,6 +221,30 @@ docdict["max_n"] = """max_n : int, default=4
 # ----------------------------------------------------------------------------- sandbox
 docdict["graph"] = """graph : dict
     A scene graph (the JSON-able dict described in :mod:`brainllm_utils.synth._scenes`)."""
+
+# ----------------------------------------------------------------------------- vision
+docdict["blt_config"] = """config : BLTConfig
+    The network's architecture (:class:`~brainllm_utils.vision.BLTConfig`)."""
+
+docdict["preset"] = """preset : {"tiny", "sandbox", "sandbox_gpu", "paper"}, default="sandbox"
+    Architecture and optimisation settings: a key of
+    :data:`~brainllm_utils.vision.PRESETS`."""
+
+docdict["image_ids"] = """image_ids : array-like of int of shape (n_images,), optional
+    Ids of the images (e.g. nsdIds) that key the cache; ``None``: the pixels are hashed."""
+
+docdict["transfer_kind"] = """kind : {"cosine", "bce"}, default="cosine"
+    ``"cosine"``: linear map to the caption embedding, loss 1 − cosine; ``"bce"``: linear
+    map to logits, sigmoid binary cross-entropy on multi-hot labels."""
+
+docdict["transfer_epochs"] = """epochs : int, default=200
+    Passes over the training rows."""
+
+docdict["transfer_lr"] = """lr : float, default=0.05
+    Peak learning rate of Adam (cosine-annealed over all batches)."""
+
+docdict["transfer_batch_size"] = """batch_size : int, default=96
+    Training rows per batch."""
 
 # ----------------------------------------------------------------------------- figures
 docdict["ax"] = """ax : matplotlib.axes.Axes, optional

@@ -9,23 +9,49 @@ import numpy as np
 from .._utils.device import import_torch as _torch
 from .._utils.device import resolve_device as _resolve_device
 from .._utils.cache import cache_key, load_npy, resolve_cache, save_npy
+from .._utils.docs import fill_doc
 from ._train import TrainedNetwork, weights_hash
 
 __all__ = ["layer_names", "extract_activations", "images_identity"]
 
 
+@fill_doc
 def images_identity(images, image_ids=None) -> str:
-    """A key of the images a network saw: their ids when given, else their pixels (streamed)."""
+    """A key of the images a network saw: their ids when given, else their pixels (streamed).
+
+    Parameters
+    ----------
+    %(images)s
+    %(image_ids)s
+
+    Returns
+    -------
+    key : str
+        16 hex digits (:func:`~brainllm_utils._utils.cache.cache_key`, kind
+        ``"activations"``).
+    """
     if image_ids is not None:
         return cache_key("activations", "ids", np.asarray(image_ids).astype(np.int64), length=16)
     return cache_key("activations", "pixels", np.asarray(images), length=16)
 
 
+@fill_doc
 def layer_names(config) -> list[str]:
-    """Readout names ``layer_{l}_time_{t}`` (the paper's ``layernorm_layer_{l}_time_{t}``)."""
+    """Readout names ``layer_{l}_time_{t}`` (the paper's ``layernorm_layer_{l}_time_{t}``).
+
+    Parameters
+    ----------
+    %(blt_config)s
+
+    Returns
+    -------
+    names : list of str
+        One name per layer × time step, layer-major.
+    """
     return [f"layer_{l}_time_{t}" for l in range(config.n_layers) for t in range(config.n_steps)]
 
 
+@fill_doc
 def extract_activations(network, images: np.ndarray, layers=(-1,), steps=(-1,), *, image_ids=None,
                         batch_size: int = 128, device="auto", cache: bool | str | os.PathLike = True,
                         crop: float = 1.0) -> dict[tuple[int, int], np.ndarray]:
@@ -34,17 +60,27 @@ def extract_activations(network, images: np.ndarray, layers=(-1,), steps=(-1,), 
     Parameters
     ----------
     network : TrainedNetwork or BLTNet
-    images : uint8 (n, H, W, 3)
-    layers, steps : ints (negative counts from the end)
-        Every combination is returned.
-    image_ids : ids of the images (e.g. nsdIds) for the cache key (``None``: hash pixels).
-    cache : True, a cache root, or False: the one cache (kind ``"activations"``), keyed by
-        the weights' hash, layer, step, crop and the images.
-    crop : centre-crop fraction of the evaluation transform.
+        The network (moved to ``device`` for the forward passes, then back).
+    %(images)s
+    layers, steps : sequence of int, default=(-1,)
+        Layers and time steps (negative counts from the end); every combination is
+        returned.
+    %(image_ids)s
+        Keyword-only.
+    batch_size : int, default=128
+        Images per forward pass.
+    %(device)s
+    %(cache)s
+        Entries (kind ``"activations"``) are keyed by the weights' hash, layer, step, crop
+        and the images.
+    crop : float, default=1.0
+        Centre-crop fraction of the evaluation transform
+        (:func:`~brainllm_utils.vision.preprocess`).
 
     Returns
     -------
-    dict ``(layer, step) -> float32 (n, C_layer)`` with non-negative indices.
+    activations : dict of (int, int) to ndarray of float32 of shape (n_images, n_channels_layer)
+        ``(layer, step)`` with non-negative indices → spatially averaged activations.
     """
     torch = _torch()
     from ._blt import preprocess as _preprocess

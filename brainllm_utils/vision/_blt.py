@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._utils.docs import fill_doc
+
 __all__ = ["BLTConfig", "BLTNet", "preprocess", "augment", "layer_shapes"]
 
 
@@ -36,24 +38,26 @@ class BLTConfig:
 
     Parameters
     ----------
-    n_layers : int
+    n_layers : int, default=4
         Recurrent convolutional layers (paper: 10).
-    width : int
+    width : int, default=32
         Channels of the first layer; layer ``l`` has ``width · channel_mult[l]`` channels
         (``channel_mult`` defaults to doubling at every pooling stage, capped at 4×).
-    image_size : int
+    image_size : int, default=64
         Input side in pixels (square; paper ≈ 128).
-    n_steps : int
+    n_steps : int, default=4
         Time steps (paper: 6).
-    out_dim : int
+    out_dim : int, default=768
         Readout size (768 for MPNet targets, the number of categories for multi-hot).
-    stem_kernel, stem_stride : int
+    stem_kernel, stem_stride : int, default=5 and 2
         Kernel and stride of layer 0's bottom-up convolution (followed by a 2×2 max pool
         when ``stem_pool``).
-    pool_layers : tuple of int or None
+    stem_pool : bool, default=True
+        Max-pool 2×2 after layer 0's bottom-up convolution.
+    pool_layers : tuple of int, optional
         Layers whose bottom-up input is max-pooled 2×2 first (``None``: every other layer
         from layer 1, as many as keep the map ≥ 4 px).
-    channel_mult : tuple of float or None
+    channel_mult : tuple of float, optional
         Per-layer channel multipliers (``None``: see ``width``).
     """
 
@@ -75,7 +79,23 @@ class BLTConfig:
             raise ValueError("image_size must be ≥ 8")
 
     def resolved(self) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
-        """``(channels, pooled_layers, spatial sizes)`` per layer."""
+        """``(channels, pooled_layers, spatial sizes)`` per layer.
+
+        Returns
+        -------
+        channels : tuple of int
+            Channels of each layer (``n_layers`` entries).
+        pooled_layers : tuple of int
+            The layers whose bottom-up input is max-pooled, sorted.
+        sizes : tuple of int
+            Side in pixels of each layer's (square) activation map.
+
+        Raises
+        ------
+        ValueError
+            For ``pool_layers`` outside ``1 .. n_layers - 1``, an ``image_size`` too small
+            for the pooling, or a ``channel_mult`` of the wrong length.
+        """
         size = math.ceil(self.image_size / self.stem_stride)
         if self.stem_pool:
             size //= 2
@@ -111,6 +131,13 @@ class BLTConfig:
         return channels, tuple(pools), tuple(sizes)
 
     def to_dict(self) -> dict:
+        """The fields as a JSON-able dict (tuples as lists), as checkpoints store them.
+
+        Returns
+        -------
+        fields : dict
+            Field name → value; :meth:`from_dict` inverts it.
+        """
         d = dataclasses.asdict(self)
         for k in ("pool_layers", "channel_mult"):
             if d[k] is not None:
@@ -119,6 +146,18 @@ class BLTConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "BLTConfig":
+        """The config of a dict written by :meth:`to_dict`.
+
+        Parameters
+        ----------
+        d : dict
+            Field name → value (lists are turned back into tuples).
+
+        Returns
+        -------
+        config : BLTConfig
+            The (validated) configuration.
+        """
         d = dict(d)
         for k in ("pool_layers", "channel_mult"):
             if d.get(k) is not None:
@@ -126,18 +165,34 @@ class BLTConfig:
         return cls(**d)
 
 
+@fill_doc
 def layer_shapes(config: BLTConfig) -> list[tuple[int, int, int]]:
-    """``(channels, height, width)`` of every layer's activation map."""
+    """``(channels, height, width)`` of every layer's activation map.
+
+    Parameters
+    ----------
+    %(blt_config)s
+
+    Returns
+    -------
+    shapes : list of (int, int, int)
+        One ``(channels, height, width)`` per layer.
+    """
     channels, _, sizes = config.resolved()
     return [(c, s, s) for c, s in zip(channels, sizes)]
 
 
+@fill_doc
 class BLTNet(nn.Module):
     """BLT recurrent CNN; see the module docstring for the update rule.
 
     ``forward(x)`` takes images ``(B, 3, H, W)`` in [-1, 1] and returns the readouts of all
     time steps, shape ``(n_steps, B, out_dim)``. ``forward(x, collect=[(layer, step), ...])``
     also returns a dict of spatially averaged activations ``(B, C_layer)``.
+
+    Parameters
+    ----------
+    %(blt_config)s
     """
 
     def __init__(self, config: BLTConfig):
@@ -164,6 +219,25 @@ class BLTNet(nn.Module):
         return self.bottom_up[layer](x)
 
     def forward(self, x, collect=None, n_steps: int | None = None):
+        """Run the network for ``n_steps`` time steps.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (batch, 3, image_size, image_size)
+            Images scaled to [-1, 1] (:func:`preprocess` or :func:`augment`).
+        collect : iterable of (int, int), optional
+            ``(layer, step)`` pairs (non-negative) whose activations are returned, averaged
+            over space.
+        n_steps : int, optional
+            Time steps to run (``None``: ``config.n_steps``).
+
+        Returns
+        -------
+        out : torch.Tensor of shape (n_steps, batch, out_dim)
+            The readout at every time step.
+        pooled : dict of (int, int) to torch.Tensor of shape (batch, n_channels_layer)
+            Only with ``collect``: float32 activations of each pair.
+        """
         n_steps = self.config.n_steps if n_steps is None else int(n_steps)
         n = self.config.n_layers
         want = {}
@@ -212,15 +286,17 @@ def preprocess(images, image_size: int, crop: float = 1.0) -> torch.Tensor:
 
     Parameters
     ----------
-    images : uint8 array or tensor, shape (n, H, W, 3)
+    images : ndarray or torch.Tensor of uint8 of shape (n_images, height, width, 3)
+        RGB images.
     image_size : int
         Output side (square).
-    crop : float in (0, 1]
+    crop : float in (0, 1], default=1.0
         Side of the centred square crop as a fraction of the shorter image side.
 
     Returns
     -------
-    float32 tensor, shape (n, 3, image_size, image_size), values in [-1, 1]
+    x : torch.Tensor of float32 of shape (n_images, 3, image_size, image_size)
+        Values in [-1, 1].
     """
     x = _to_float(images)
     h, w = x.shape[-2:]
@@ -244,6 +320,28 @@ def augment(images, image_size: int, generator: torch.Generator, min_area: float
     saturation and contrast factors drawn uniformly from the given ranges; then [-1, 1].
     All random numbers come from ``generator`` (CPU), in a fixed order; ``images`` may be a
     uint8 tensor on any device, where the transform then runs.
+
+    Parameters
+    ----------
+    images : ndarray or torch.Tensor of uint8 of shape (n_images, height, width, 3)
+        RGB images.
+    image_size : int
+        Output side (square).
+    generator : torch.Generator
+        CPU generator of every random number (the same stream gives the same batch).
+    min_area : float, default=0.33
+        Smallest crop area, as a fraction of the image.
+    flip : bool, default=True
+        Flip horizontally with probability 0.5.
+    brightness : float, default=32/255
+        Largest additive brightness change (on the [0, 1] scale).
+    saturation, contrast : (float, float), default=(0.5, 1.5)
+        Ranges of the saturation and contrast factors.
+
+    Returns
+    -------
+    x : torch.Tensor of float32 of shape (n_images, 3, image_size, image_size)
+        Values in [-1, 1], on the device of ``images``.
     """
     x = _to_float(images)
     n = x.shape[0]

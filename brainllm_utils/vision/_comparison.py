@@ -15,6 +15,7 @@ import numpy as np
 from .._utils.device import import_torch as _torch
 from .._utils.device import resolve_device as _resolve_device
 from .._utils.cache import cache_key, file_identity, load_npy, resolve_cache, save_npy
+from .._utils.docs import fill_doc
 from .._utils.paths import get_models_dir
 from ._activations import extract_activations, images_identity
 from ._train import PRESETS, TrainedNetwork, build_network
@@ -26,7 +27,19 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ModelStatus:
-    """Whether a comparison model can run here, and why not."""
+    """Whether a comparison model can run here, and why not.
+
+    Attributes
+    ----------
+    name : str
+        The model's name.
+    available : bool
+        Whether it can run (library and weights found).
+    reason : str, default=""
+        ``"loaded"``, or why it is skipped.
+    weights : str, optional
+        The weights file used (``None`` for untrained baselines and skipped models).
+    """
 
     name: str
     available: bool
@@ -40,8 +53,21 @@ class ModelStatus:
 class FeatureModel:
     """Adapter: ``status`` (:class:`ModelStatus`) and ``features(images) -> (n, d)``.
 
-    ``builder()`` returns ``(module, preprocess, forward)``; it is called lazily, and any
-    import error or missing weights file is caught into ``status``.
+    ``builder()`` returns ``(module, preprocess, forward, weights)``; it is called lazily,
+    and any import error or missing weights file is caught into ``status``.
+
+    Parameters
+    ----------
+    name : str
+        The model's name.
+    builder : callable
+        ``builder() -> (module, preprocess, forward, weights)``: the torch module,
+        ``preprocess(images) -> tensor``, ``forward(module, x) -> features`` and the path
+        of the weights file (or ``None``).
+    description : str, default=""
+        One line about the model.
+    n_train_images : int, optional
+        Images the model was trained on (the paper's §7 comparison).
     """
 
     def __init__(self, name: str, builder: Callable, description: str = "", n_train_images: int | None = None):
@@ -54,6 +80,7 @@ class FeatureModel:
 
     @property
     def status(self) -> ModelStatus:
+        """:class:`ModelStatus` of the model, built on first use (a skip is logged once)."""
         if self._status is None:
             try:
                 self._built = self._builder()
@@ -66,8 +93,23 @@ class FeatureModel:
                 log.warning("comparison model %s skipped: %s", self.name, self._status.reason)
         return self._status
 
+    @fill_doc
     def features(self, images: np.ndarray, batch_size: int = 64, device="auto") -> np.ndarray | None:
-        """float32 ``(n, d)``, or ``None`` (with a logged reason) when unavailable."""
+        """float32 ``(n, d)``, or ``None`` (with a logged reason) when unavailable.
+
+        Parameters
+        ----------
+        %(images)s
+        batch_size : int, default=64
+            Images per forward pass.
+        %(device)s
+
+        Returns
+        -------
+        features : ndarray of float32 of shape (n_images, n_features) or None
+            Spatially averaged (when 4-D) and flattened outputs; ``None`` when the model
+            is unavailable.
+        """
         if not self.status.available:
             return None
         torch = _torch()
@@ -330,6 +372,18 @@ def comparison_model(name: str, weights=None) -> FeatureModel:
     ``weights`` names a local weights file (else the local caches are searched). Nothing
     is loaded until ``.status`` or ``.features`` is used; a missing library or weights file
     turns into ``status.available == False`` with the reason.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`COMPARISON_MODELS` (an unknown name raises ``KeyError``).
+    weights : str or path-like, optional
+        A local weights file (ignored by the untrained baselines).
+
+    Returns
+    -------
+    model : FeatureModel
+        The adapter (nothing loaded yet).
     """
     builders = {
         "untrained_blt": _untrained_blt_builder(),
@@ -348,6 +402,7 @@ def comparison_model(name: str, weights=None) -> FeatureModel:
     return FeatureModel(name, builders[name], desc, n)
 
 
+@fill_doc
 def extract_features(models: Mapping[str, Any] | Sequence, images: np.ndarray, *, image_ids=None,
                      device="auto", cache: bool = True, layer: int = -1, step: int = -1,
                      progress: bool = False) -> tuple[dict[str, np.ndarray], list[ModelStatus]]:
@@ -358,10 +413,25 @@ def extract_features(models: Mapping[str, Any] | Sequence, images: np.ndarray, *
     :func:`comparison_model`); a list of names means ``{name: None}``. Comparison-model
     features are in the one cache (kind ``"features"``) keyed by name, weights file and images.
 
+    Parameters
+    ----------
+    models : dict of str to (TrainedNetwork, FeatureModel or None), or sequence of str
+        The models (see above).
+    %(images)s
+    %(image_ids)s
+        Keyword-only.
+    %(device)s
+    %(cache)s
+    layer, step : int, default=-1
+        Layer and time step of the trained networks (negative counts from the end).
+    %(progress)s
+
     Returns
     -------
-    features : dict name → float32 (n, d) for the models that ran
-    statuses : list of :class:`ModelStatus` (skipped models included, with the reason)
+    features : dict of str to ndarray of float32 of shape (n_images, n_features)
+        For the models that ran.
+    statuses : list of ModelStatus
+        One per model (skipped models included, with the reason).
     """
     from tqdm.auto import tqdm
 

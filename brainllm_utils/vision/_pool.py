@@ -11,6 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from .._utils.cache import cache_key, file_identity, load_npy, resolve_cache, save_npy
+from .._utils.docs import fill_doc
 from .._utils.paths import get_data_home
 from ..nsd.layout import ANNOTATIONS, COCO_DIR, STIM_INFO
 
@@ -27,11 +28,30 @@ def _stim_coco_ids(root: Path) -> set[int]:
     return set(int(c) for c in pd.read_csv(p, usecols=["cocoId"])["cocoId"])
 
 
+@fill_doc
 def pool_coco_ids(root=None, splits: Sequence[str] = ("train2017", "val2017")) -> tuple[np.ndarray, np.ndarray]:
     """COCO images on disk that no subject saw: ``(coco_ids int64, splits str)``, sorted by id.
 
     Looks for ``<root>/coco/<split>/<cocoId:012d>.jpg`` and drops every cocoId listed in
     ``nsd_stim_info_merged.csv`` (the 73k NSD images).
+
+    Parameters
+    ----------
+    %(root_optional)s
+    splits : sequence of str, default=("train2017", "val2017")
+        COCO splits to look in (missing folders are skipped).
+
+    Returns
+    -------
+    coco_ids : ndarray of int64 of shape (n_pool,)
+        The pool's cocoIds, sorted.
+    splits : ndarray of str of shape (n_pool,)
+        The split folder of each image.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``nsd_stim_info_merged.csv`` is missing or no pool image is found.
     """
     root = get_data_home(root)
     nsd = _stim_coco_ids(root)
@@ -72,6 +92,7 @@ def _load_one(path: Path, size: int | None) -> np.ndarray:
         return np.asarray(im, dtype=np.uint8)
 
 
+@fill_doc
 def load_coco_images(root, coco_ids, splits, size: int | None = None, cache: bool = True,
                      progress: bool = False) -> np.ndarray:
     """Read COCO JPEGs as uint8 ``(n, size, size, 3)`` (centre square crop, bicubic resize).
@@ -79,6 +100,24 @@ def load_coco_images(root, coco_ids, splits, size: int | None = None, cache: boo
     ``size=None`` keeps the native size (all images must then share it). With ``cache``,
     the array is stored in the one cache (kind ``"vision_images"``) keyed by the ids, splits,
     size and the files' identities (path, size, modification time).
+
+    Parameters
+    ----------
+    %(root)s
+        The images are ``<root>/coco/<split>/<cocoId:012d>.jpg``.
+    coco_ids : array-like of int of shape (n_images,)
+        The images, in the order returned.
+    splits : str or array-like of str of shape (n_images,)
+        The split folder of each image (one string: all of them).
+    size : int, optional
+        Side of the output after a centre square crop; ``None``: native size.
+    %(cache)s
+    %(progress)s
+
+    Returns
+    -------
+    images : ndarray of uint8 of shape (n_images, size, size, 3)
+        RGB images, in the order of ``coco_ids``.
     """
     root = get_data_home(root)
     coco_ids = np.asarray(coco_ids, dtype=np.int64).ravel()
@@ -102,7 +141,24 @@ def load_coco_images(root, coco_ids, splits, size: int | None = None, cache: boo
 
 
 def images_key(coco_ids, splits, size, paths) -> str:
-    """Cache key of pool images: ids, splits, size and every file's identity."""
+    """Cache key of pool images: ids, splits, size and every file's identity.
+
+    Parameters
+    ----------
+    coco_ids : array-like of int of shape (n_images,)
+        The images' cocoIds.
+    splits : sequence of str of length n_images
+        Their split folders.
+    size : int or None
+        The output side (``None``: native).
+    paths : sequence of path-like
+        The JPEG files (identified by path, size and modification time).
+
+    Returns
+    -------
+    key : str
+        Hex key (:func:`~brainllm_utils._utils.cache.cache_key`, kind ``"vision_images"``).
+    """
     return cache_key("vision_images", np.asarray(coco_ids, dtype=np.int64), [str(s) for s in splits],
                      size, [file_identity(p) for p in paths])
 
@@ -113,15 +169,33 @@ def _read_json(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
+@fill_doc
 def load_coco_annotations(root, coco_ids, splits) -> tuple[list[list[str]], np.ndarray, list[str]]:
     """Captions and multi-hot categories of COCO images.
 
+    Parameters
+    ----------
+    %(root)s
+        Annotations are read from ``<root>/nsddata_stimuli/stimuli/nsd/annotations``.
+    coco_ids : array-like of int of shape (n_images,)
+        The images, in the order returned.
+    splits : str or array-like of str of shape (n_images,)
+        The COCO split of each image (``"train2017"`` or ``"val2017"``).
+
     Returns
     -------
-    captions : list of list of str (caption id order, stripped)
-    multihot : float32 (n, n_categories), columns ordered by category id (as
-        :meth:`NSD.categories` and the ``multihot`` feature space)
-    names : list of str, the category names
+    captions : list of list of str
+        Each image's captions, in caption id order, stripped.
+    multihot : ndarray of float32 of shape (n_images, n_categories)
+        Columns ordered by category id (as :meth:`NSD.categories` and the ``multihot``
+        feature space).
+    names : list of str
+        The category names.
+
+    Raises
+    ------
+    ValueError
+        For an image without captions.
     """
     root = get_data_home(root)
     coco_ids = np.asarray(coco_ids, dtype=np.int64).ravel()
@@ -154,7 +228,25 @@ def load_coco_annotations(root, coco_ids, splits) -> tuple[list[list[str]], np.n
 
 @dataclass
 class TrainingPool:
-    """Images never shown to subjects, with their annotations (:func:`load_training_pool`)."""
+    """Images never shown to subjects, with their annotations (:func:`load_training_pool`).
+
+    Attributes
+    ----------
+    images : ndarray of uint8 of shape (n_images, height, width, 3)
+        RGB images.
+    coco_ids : ndarray of int64 of shape (n_images,)
+        Their cocoIds.
+    splits : ndarray of str of shape (n_images,)
+        Their COCO split folders.
+    captions : list of list of str
+        Each image's captions.
+    multihot : ndarray of float32 of shape (n_images, n_categories)
+        COCO category labels.
+    category_names : list of str
+        Names of the ``multihot`` columns.
+    key : str, default=""
+        Cache key of the images (ids, size, files); ``""`` for pools built by hand.
+    """
 
     images: np.ndarray  # uint8 (n, H, W, 3)
     coco_ids: np.ndarray  # int64 (n,)
@@ -168,6 +260,18 @@ class TrainingPool:
         return int(self.coco_ids.size)
 
     def subset(self, index) -> "TrainingPool":
+        """The pool restricted to some images.
+
+        Parameters
+        ----------
+        index : array-like of int or of bool
+            Rows to keep (positions, or a mask of length ``len(pool)``).
+
+        Returns
+        -------
+        pool : TrainingPool
+            The selected rows; its ``key`` derives from this pool's key and ``index``.
+        """
         index = np.asarray(index)
         return TrainingPool(self.images[index], self.coco_ids[index], self.splits[index],
                             [self.captions[i] for i in np.arange(len(self))[index]],
@@ -175,6 +279,7 @@ class TrainingPool:
                             cache_key("vision_images", self.key, index) if self.key else "")
 
 
+@fill_doc
 def load_training_pool(root=None, n_images: int | None = None, size: int | None = None,
                        splits: Sequence[str] = ("train2017", "val2017"), seed: int = 0,
                        cache: bool = True, progress: bool = False) -> TrainingPool:
@@ -182,15 +287,23 @@ def load_training_pool(root=None, n_images: int | None = None, size: int | None 
 
     Parameters
     ----------
-    root : path or None
-        NSD root (``get_data_home``).
-    n_images : int or None
+    %(root_optional)s
+    n_images : int, optional
         Keep a seeded random subset of this many images (``None``: all), sorted by cocoId.
-    size : int or None
+    size : int, optional
         Resize to ``size`` × ``size`` after a centre square crop (``None``: native).
-    splits : COCO splits to look in.
-    seed : int
-        Seed of the subset.
+    splits : sequence of str, default=("train2017", "val2017")
+        COCO splits to look in.
+    seed : int, default=0
+        Seed of the subset (:func:`numpy.random.default_rng`).
+    %(cache)s
+    %(progress)s
+
+    Returns
+    -------
+    pool : TrainingPool
+        The images (:func:`load_coco_images`) with their captions and labels
+        (:func:`load_coco_annotations`).
     """
     ids, sp = pool_coco_ids(root, splits)
     if n_images is not None and n_images < ids.size:
@@ -204,8 +317,26 @@ def load_training_pool(root=None, n_images: int | None = None, size: int | None 
 
 
 def make_targets(objective: str, captions=None, multihot=None, **embed_options) -> np.ndarray:
-    """Training targets: ``"mpnet"`` (mean caption embedding, via
-    :func:`embeddings.embed_captions`; ``embed_options`` pass through) or ``"multihot"``."""
+    """Training targets: the mean caption embedding (``"mpnet"``) or the multi-hot labels.
+
+    Parameters
+    ----------
+    objective : {"mpnet", "multihot"}
+        ``"mpnet"``: :func:`~brainllm_utils.features.embeddings.embed_captions` of
+        ``captions``; ``"multihot"``: ``multihot`` as float32.
+    captions : list of list of str, optional
+        Each image's captions (needed for ``"mpnet"``).
+    multihot : array-like of shape (n_images, n_categories), optional
+        Category labels (needed for ``"multihot"``).
+    **embed_options
+        Passed to :func:`~brainllm_utils.features.embeddings.embed_captions` (e.g.
+        ``device``, ``cache``).
+
+    Returns
+    -------
+    targets : ndarray of float32 of shape (n_images, n_targets)
+        768 columns for MPNet, one per category for multi-hot.
+    """
     if objective == "mpnet":
         from ..features.embeddings import embed_captions
 

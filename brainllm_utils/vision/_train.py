@@ -19,6 +19,7 @@ import numpy as np
 from .._utils.device import import_torch as _torch
 from .._utils.device import resolve_device as _resolve_device
 from .._utils.cache import array_digest, cache_key, load_entry, resolve_cache
+from .._utils.docs import fill_doc
 from .._utils.paths import atomic_path
 from ._pool import TrainingPool, load_training_pool, make_targets
 
@@ -37,6 +38,30 @@ class TrainConfig:
     steps. AdamW with a cosine-annealed learning rate after ``warmup_epochs`` of linear
     warm-up (per batch). ``precision``: ``"auto"`` (bf16 autocast on CUDA, float32 on CPU),
     ``"float32"`` or ``"bf16"``.
+
+    Parameters
+    ----------
+    epochs : int, default=4
+        Passes over the training images.
+    batch_size : int, default=64
+        Images per batch (the last incomplete batch of an epoch is dropped).
+    lr : float, default=3e-3
+        Peak learning rate of AdamW.
+    weight_decay : float, default=1e-4
+        AdamW's weight decay.
+    warmup_epochs : float, default=0.5
+        Epochs of linear warm-up before the cosine annealing.
+    loss : {"cosine", "bce"}, default="cosine"
+        1 − cosine to the target, or sigmoid binary cross-entropy.
+    augment : bool, default=True
+        Random crops, flips and colour changes (:func:`~brainllm_utils.vision.augment`);
+        ``False``: the evaluation transform.
+    min_crop_area : float, default=0.33
+        Smallest crop area of the augmentation, as a fraction of the image.
+    precision : {"auto", "float32", "bf16"}, default="auto"
+        Autocast precision (see above).
+    grad_clip : float, optional, default=5.0
+        Clip the gradient norm to this (``None`` or 0: no clipping).
     """
 
     epochs: int = 4
@@ -57,6 +82,13 @@ class TrainConfig:
             raise ValueError("epochs and batch_size must be ≥ 1")
 
     def to_dict(self) -> dict:
+        """The fields as a dict (as checkpoints store them; ``TrainConfig(**d)`` inverts it).
+
+        Returns
+        -------
+        fields : dict
+            Field name → value.
+        """
         return dataclasses.asdict(self)
 
 
@@ -103,8 +135,22 @@ class _Presets(Mapping):
 PRESETS = _Presets()
 
 
+@fill_doc
 def build_network(config, seed: int = 0):
-    """A :class:`BLTNet` with weights initialised from ``seed`` (same seed → same weights)."""
+    """A :class:`BLTNet` with weights initialised from ``seed`` (same seed → same weights).
+
+    Parameters
+    ----------
+    %(blt_config)s
+    seed : int, default=0
+        Seed of ``torch.manual_seed`` for the initial weights (the global torch generator
+        is left as it was).
+
+    Returns
+    -------
+    net : BLTNet
+        The network, with channels-last weights.
+    """
     torch = _torch()
     from ._blt import BLTNet
 
@@ -118,7 +164,29 @@ def build_network(config, seed: int = 0):
 # =========================================================================== training
 @dataclass
 class TrainedNetwork:
-    """A trained (or loaded) network: the model, configs, per-epoch history, checkpoint."""
+    """A trained (or loaded) network: the model, configs, per-epoch history, checkpoint.
+
+    Attributes
+    ----------
+    model : BLTNet
+        The network (in eval mode after training or loading).
+    config : BLTConfig
+        Its architecture.
+    train_config : TrainConfig
+        Its optimisation settings.
+    seed : int
+        The seed of the weights, batches and augmentation.
+    history : list of dict, default=[]
+        One dict per epoch (``epoch``, ``loss``, ``seconds``; ``val_loss``/``val_cosine``
+        with a validation set).
+    checkpoint : pathlib.Path, optional
+        The last checkpoint file (``None``: none was written).
+    name : str, default=""
+        E.g. ``"mpnet_seed0"``.
+    meta : dict, default={}
+        What :func:`train_or_load` knows of the run (``objective``, ``n_train``, ``preset``,
+        ``key``).
+    """
 
     model: Any
     config: Any
@@ -131,11 +199,23 @@ class TrainedNetwork:
 
     @property
     def weights_hash(self) -> str:
+        """:func:`weights_hash` of the model."""
         return weights_hash(self.model)
 
 
 def weights_hash(model) -> str:
-    """sha256 of a model's class, config and state-dict tensors (names, dtypes, values)."""
+    """sha256 of a model's class, config and state-dict tensors (names, dtypes, values).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A network (its ``config.to_dict()`` is hashed too when it has one).
+
+    Returns
+    -------
+    digest : str
+        64 hex digits; equal weights (and config) give equal digests on any device.
+    """
     h = hashlib.sha256(type(model).__name__.encode())
     cfg = getattr(model, "config", None)
     if cfg is not None and hasattr(cfg, "to_dict"):
@@ -225,6 +305,7 @@ def _evaluate(model, x_eval, y_eval, loss, device, batch_size, autocast):
     return tot_loss / n, tot_cos / n
 
 
+@fill_doc
 def train_network(images: np.ndarray, targets: np.ndarray, config=None, train_config: TrainConfig | None = None,
                   seed: int = 0, *, val_images=None, val_targets=None, checkpoint_dir=None,
                   resume: bool = True, device="auto", progress: bool = True, max_epochs: int | None = None,
@@ -233,32 +314,39 @@ def train_network(images: np.ndarray, targets: np.ndarray, config=None, train_co
 
     Parameters
     ----------
-    images : uint8 (n, H, W, 3)
+    images : ndarray of uint8 of shape (n_images, height, width, 3)
         Training images (never shown to subjects).
-    targets : float32 (n, d)
+    targets : ndarray of float32 of shape (n_images, n_targets)
         Caption embeddings (``loss="cosine"``) or multi-hot labels (``loss="bce"``).
-    config : BLTConfig or None
-        Architecture (``None``: the ``sandbox`` preset); ``out_dim`` is set to ``d``.
-    train_config : TrainConfig or None
+    config : BLTConfig, optional
+        Architecture (``None``: the ``sandbox`` preset); ``out_dim`` is set to ``n_targets``.
+    train_config : TrainConfig, optional
         Optimisation (``None``: the ``sandbox`` preset).
-    seed : int
+    seed : int, default=0
         Seeds the weights, the batch order and the augmentation (a fresh generator per
         epoch derived from ``(seed, epoch)``, so a resumed run sees the same batches).
-    val_images, val_targets : optional held-out set, scored after every epoch
-        (deterministic transform; per-step cosine and loss in ``history``).
-    checkpoint_dir : path or None
+    val_images, val_targets : array-like, optional
+        Keyword-only. A held-out set, scored after every epoch (deterministic transform;
+        per-step cosine and loss in ``history``).
+    checkpoint_dir : path-like, optional
         Where ``epoch_NNN.pt`` files are written atomically after every epoch (``None``:
         no checkpoints). With ``resume``, training restarts after the last one found.
-    device : "auto", "cpu", "cuda", ...
-    max_epochs : int or None
+    resume : bool, default=True
+        Restart after the last good checkpoint in ``checkpoint_dir`` (a corrupt one is
+        reported, deleted and skipped).
+    %(device)s
+    %(progress_true)s
+    max_epochs : int, optional
         Stop after this many epochs in total (to simulate an interruption; the schedule
         still spans ``train_config.epochs``).
-    deterministic : bool or None
+    name : str, default=""
+        Name of the run (progress bar, log, checkpoints, ``TrainedNetwork.name``).
+    deterministic : bool, optional
         ``torch.use_deterministic_algorithms`` during training (default: on for CPU).
 
     Returns
     -------
-    TrainedNetwork
+    network : TrainedNetwork
         ``history``: one dict per epoch (``epoch``, ``loss``, ``seconds``, and
         ``val_loss``/``val_cosine`` (per step) when a validation set is given).
     """
@@ -373,8 +461,22 @@ def _check_state(state) -> str | None:
     return None
 
 
+@fill_doc
 def load_checkpoint(path, device="cpu") -> TrainedNetwork:
-    """Load a checkpoint written by :func:`train_network` (model in eval mode)."""
+    """Load a checkpoint written by :func:`train_network` (model in eval mode).
+
+    Parameters
+    ----------
+    path : str or path-like
+        An ``epoch_NNN.pt`` file.
+    %(device_cpu)s
+
+    Returns
+    -------
+    network : TrainedNetwork
+        The model, configs, seed, history and name of the checkpoint (``checkpoint`` is
+        ``path``).
+    """
     torch = _torch()
     from ._blt import BLTConfig, BLTNet
 
@@ -393,9 +495,22 @@ def pool_split(n_pool: int, n_train: int | None = None, n_val: int = 0):
     One permutation of the pool seeded by 0; validation = its last ``n_val`` entries,
     training = the first ``n_train`` of the rest (nested across sizes), sorted.
 
+    Parameters
+    ----------
+    n_pool : int
+        Images in the pool.
+    n_train : int, optional
+        Training images (``None``: all but ``n_val``); more than are left raises
+        ``ValueError``.
+    n_val : int, default=0
+        Validation images.
+
     Returns
     -------
-    train_idx, val_idx : int arrays
+    train_idx : ndarray of int of shape (n_train,)
+        Sorted training rows.
+    val_idx : ndarray of int of shape (n_val,)
+        Validation rows (in permutation order).
     """
     perm = np.random.default_rng(0).permutation(int(n_pool))
     val = perm[len(perm) - n_val:] if n_val else np.zeros(0, int)
@@ -407,6 +522,7 @@ def pool_split(n_pool: int, n_train: int | None = None, n_val: int = 0):
     return np.sort(train), val
 
 
+@fill_doc
 def train_or_load(root=None, objective: str = "mpnet", seed: int = 0, preset: str = "sandbox", *,
                   config=None, train_config: TrainConfig | None = None, n_train: int | None = None,
                   n_val: int = 0, device="auto", progress: bool = True, pool: TrainingPool | None = None,
@@ -422,13 +538,38 @@ def train_or_load(root=None, objective: str = "mpnet", seed: int = 0, preset: st
 
     Parameters
     ----------
-    objective : ``"mpnet"`` (cosine to the mean caption embedding) or ``"multihot"`` (BCE).
-    preset : key of :data:`PRESETS`; ``config``/``train_config`` override it.
-    n_train : use a seeded subset of this many pool images (``None``: all but ``n_val``);
+    %(root_optional)s
+        Only read when ``pool`` is not given.
+    objective : {"mpnet", "multihot"}, default="mpnet"
+        Cosine to the mean caption embedding, or BCE on the multi-hot labels.
+    seed : int, default=0
+        Seed of the weights, batches and augmentation (:func:`train_network`).
+    %(preset)s
+        ``config``/``train_config`` override it.
+    config : BLTConfig, optional
+        Keyword-only. Architecture instead of the preset's.
+    train_config : TrainConfig, optional
+        Optimisation instead of the preset's (whose ``loss`` follows ``objective``).
+    n_train : int, optional
+        Use a seeded subset of this many pool images (``None``: all but ``n_val``);
         the subset is nested across sizes (the first ``n`` of one permutation of the pool,
         seeded by 0), for brain alignment against training-set size.
-    n_val : hold out this many pool images (the last of the permutation) for validation.
-    pool : a :class:`TrainingPool` already loaded (else :func:`load_training_pool`).
+    n_val : int, default=0
+        Hold out this many pool images (the last of the permutation) for validation.
+    %(device)s
+    %(progress_true)s
+    pool : TrainingPool, optional
+        A pool already loaded (else :func:`load_training_pool`).
+    embed_options : dict, optional
+        Passed to :func:`make_targets` (e.g. ``{"device": "cuda"}``).
+    checkpoint_root : path-like, optional
+        Folder of the runs (``None``: ``get_cache_dir()/checkpoints``).
+
+    Returns
+    -------
+    network : TrainedNetwork
+        ``name`` is ``"<objective>_seed<seed>"``; ``meta`` holds ``objective``,
+        ``n_train``, ``preset`` and the run's ``key``.
     """
     preset_cfg, preset_train = PRESETS[preset]
     config = config or preset_cfg
@@ -460,13 +601,28 @@ def train_or_load(root=None, objective: str = "mpnet", seed: int = 0, preset: st
     return net
 
 
+@fill_doc
 def train_networks(root=None, objectives: Sequence[str] = ("mpnet", "multihot"), seeds: Sequence[int] = (0, 1),
                    preset: str = "sandbox", **options) -> dict[str, TrainedNetwork]:
     """:func:`train_or_load` for every objective × seed, the pool read once.
 
-    Returns ``{"<objective>_seed<seed>": TrainedNetwork}`` in objective-then-seed order;
-    ``options`` pass through (``config``, ``train_config``, ``n_train``, ``n_val``,
-    ``device``, ``progress``, ``embed_options``, ``checkpoint_root``, ``pool``).
+    Parameters
+    ----------
+    %(root_optional)s
+    objectives : sequence of {"mpnet", "multihot"}, default=("mpnet", "multihot")
+        Training objectives.
+    seeds : sequence of int, default=(0, 1)
+        Seeds, one network each per objective.
+    %(preset)s
+    **options
+        Pass through to :func:`train_or_load` (``config``, ``train_config``, ``n_train``,
+        ``n_val``, ``device``, ``progress``, ``embed_options``, ``checkpoint_root``,
+        ``pool``).
+
+    Returns
+    -------
+    networks : dict of str to TrainedNetwork
+        ``{"<objective>_seed<seed>": TrainedNetwork}`` in objective-then-seed order.
     """
     pool = options.pop("pool", None)
     if pool is None:

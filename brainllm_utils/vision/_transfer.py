@@ -8,6 +8,7 @@ from typing import Mapping
 import numpy as np
 
 from .._utils.device import import_torch as _torch
+from .._utils.docs import fill_doc
 
 __all__ = ["mean_average_precision", "transfer_readout", "transfer_readouts", "transfer_table"]
 
@@ -16,6 +17,23 @@ def mean_average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
     """Macro mean of per-category average precision over categories with a positive.
 
     ``AP = Σ_k P(k)·rel(k) / n_pos`` over images ranked by score (ties in stable order).
+
+    Parameters
+    ----------
+    scores : array-like of shape (n_images, n_categories)
+        Predicted scores (higher: more likely).
+    labels : array-like of shape (n_images, n_categories)
+        Multi-hot labels (> 0.5 is positive).
+
+    Returns
+    -------
+    map : float
+        Mean AP over the categories with at least one positive (NaN when none has).
+
+    Examples
+    --------
+    >>> mean_average_precision(np.array([[0.9], [0.1]]), np.array([[1], [0]]))
+    1.0
     """
     scores = np.asarray(scores, float)
     labels = np.asarray(labels) > 0.5
@@ -37,6 +55,7 @@ def _cos_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sum(a * b, axis=1) / np.maximum(na * nb, 1e-12)
 
 
+@fill_doc
 def transfer_readout(X_train, Y_train, X_test, Y_test, kind: str = "cosine", *, epochs: int = 200,
                      lr: float = 0.05, batch_size: int = 96, seed: int = 0, device="cpu") -> dict:
     """A linear readout from frozen features, trained on train and scored on test.
@@ -49,15 +68,35 @@ def transfer_readout(X_train, Y_train, X_test, Y_test, kind: str = "cosine", *, 
     the mean training target with each held-out target; ``map`` (``bce`` only) = mean
     average precision.
 
+    Parameters
+    ----------
+    X_train : array-like of shape (n_train, n_features)
+        Frozen features of the training images.
+    Y_train : array-like of shape (n_train, n_targets)
+        Their targets (caption embeddings or multi-hot labels).
+    X_test : array-like of shape (n_test, n_features)
+        Features of the held-out images.
+    Y_test : array-like of shape (n_test, n_targets)
+        Their targets.
+    %(transfer_kind)s
+    %(transfer_epochs)s
+    %(transfer_lr)s
+    %(transfer_batch_size)s
+    seed : int, default=0
+        Seeds the initial weights (``torch.manual_seed``) and the batch order.
+    %(device_cpu)s
+
     Returns
     -------
-    dict with ``score``, ``floor``, ``map`` (or NaN), ``per_image`` (n_test,),
-    ``predictions`` (n_test, k), ``loss`` (per epoch)
+    result : dict
+        ``score``, ``floor``, ``map`` (or NaN), ``per_image`` (n_test,), ``predictions``
+        (n_test, n_targets), ``loss`` (per epoch).
     """
     return transfer_readouts([(X_train, X_test)], Y_train, Y_test, kind, epochs=epochs, lr=lr,
                              batch_size=batch_size, seed=seed, device=device)[0]
 
 
+@fill_doc
 def transfer_readouts(features, Y_train, Y_test, kind: str = "cosine", *, epochs: int = 200,
                       lr: float = 0.05, batch_size: int = 96, seed: int = 0, device="cpu") -> list[dict]:
     """:func:`transfer_readout` for several feature sets of one width at once.
@@ -67,6 +106,28 @@ def transfer_readouts(features, Y_train, Y_test, kind: str = "cosine", *, epochs
     them); each one sees exactly what it would alone — the same initial weights (from
     ``seed``), batches, learning rates and Adam state — so the results equal separate calls
     up to float rounding, in a fraction of the time (the per-step cost is overhead).
+
+    Parameters
+    ----------
+    features : list of (array-like, array-like)
+        ``(X_train, X_test)`` pairs of shapes ``(n_train, n_features)`` and
+        ``(n_test, n_features)``, the same for every pair.
+    Y_train : array-like of shape (n_train, n_targets)
+        Training targets, shared by all readouts.
+    Y_test : array-like of shape (n_test, n_targets)
+        Held-out targets.
+    %(transfer_kind)s
+    %(transfer_epochs)s
+    %(transfer_lr)s
+    %(transfer_batch_size)s
+    seed : int, default=0
+        Seeds the initial weights (``torch.manual_seed``) and the batch order.
+    %(device_cpu)s
+
+    Returns
+    -------
+    results : list of dict
+        One :func:`transfer_readout` result per pair, in order.
     """
     torch = _torch()
     F = torch.nn.functional
@@ -129,16 +190,35 @@ def transfer_readouts(features, Y_train, Y_test, kind: str = "cosine", *, epochs
     return out
 
 
+@fill_doc
 def transfer_table(features: Mapping[str, np.ndarray], targets: Mapping[str, np.ndarray], n_test: int,
                    *, seed: int = 0, epochs: int = 200, lr: float = 0.05, batch_size: int = 96):
-    """Transfer readouts of every feature set onto every target; the last ``n_test`` rows
-    of each array are held out (the paper: the last 2,000 NSD images).
+    """Transfer readouts of every feature set onto every target, the last rows held out.
 
-    ``targets`` values are ``"cosine"`` targets unless they are binary (then ``"bce"``).
+    The last ``n_test`` rows of each array are held out (the paper: the last 2,000 NSD
+    images). ``targets`` values are ``"cosine"`` targets unless they are binary (then
+    ``"bce"``). Feature sets of one width are trained side by side
+    (:func:`transfer_readouts`).
+
+    Parameters
+    ----------
+    features : dict of str to array-like of shape (n_images, n_features)
+        Frozen features, one set per name (same images, same order).
+    targets : dict of str to array-like of shape (n_images, n_targets)
+        Targets, one set per name (e.g. ``"mpnet"`` embeddings, ``"multihot"`` labels).
+    n_test : int
+        Held-out rows (the last ones).
+    seed : int, default=0
+        Keyword-only. Seeds the initial weights and the batch order.
+    %(transfer_epochs)s
+    %(transfer_lr)s
+    %(transfer_batch_size)s
 
     Returns
     -------
-    pandas.DataFrame with columns ``features, target, kind, score, floor, map``.
+    table : pandas.DataFrame
+        One row per target × feature set; columns ``features, target, kind, score, floor,
+        map``.
     """
     import pandas as pd
 
