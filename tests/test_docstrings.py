@@ -83,6 +83,10 @@ MODULES = [
     "brainllm_utils.synth._generate",
     "brainllm_utils.synth._scenes",
     "brainllm_utils.synth._truth",
+    "brainllm_utils.chapters._common",
+    "brainllm_utils.chapters.ch01_feature_spaces",
+    "brainllm_utils.chapters.ch02_rsa",
+    "brainllm_utils.chapters.reference",
     "brainllm_utils.book._execute",
     "brainllm_utils.book.site_check",
 ]

@@ -140,6 +140,28 @@ docdict["sets"] = """sets : array-like of int of shape (n_sets, set_size), optio
     is averaged over sets (the paper's 100-image sampling). ``None``: one set of all
     images."""
 
+docdict["set_size"] = """set_size : int, default=100
+    Images per sample set (the paper's 100; at most the subject's number of images)."""
+
+docdict["n_sets"] = """n_sets : int, optional
+    Use only each subject's first ``n_sets`` sample sets (fewer images to embed);
+    ``None``: all of them, as the paper."""
+
+docdict["sets_seed"] = """seed : int, default=0
+    Seed of the subjects' partitions into sample sets
+    (:func:`~brainllm_utils.rsa.get_sample_sets`; saved once per seed and reused)."""
+
+docdict["rois"] = """rois : list of str, optional
+    ROIs, labels of ``atlas`` (e.g. ``["ventral", "lateral"]``); ``None``: every label."""
+
+docdict["feature_options"] = """**feature_options : dict
+    Passed to the feature builders (:func:`~brainllm_utils.features.build`), e.g.
+    ``batch_size`` or ``cache``."""
+
+docdict["test_ids"] = """test_ids : array-like of int, optional
+    nsdIds of the test images; ``None``: the images every subject saw 3 times
+    (:meth:`~brainllm_utils.nsd.NSD.shared_test_images`, the paper's 515)."""
+
 # ----------------------------------------------------------------------------- statistics
 docdict["q"] = """q : float, default=0.05
     False discovery rate of the Benjamini–Hochberg procedure."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..features import POS_GROUPS, scramble_caption, tag_captions
+from .._utils.docs import fill_doc
 from .._utils.numeric import pearson_r
 from ..rsa import compare_rowwise, compute_rdm
 from ._common import rows_of
@@ -13,19 +14,23 @@ from ._common import rows_of
 __all__ = ["model_rdm_correlations", "role_reversal_pairs", "role_reversal_similarity", "caption_variants"]
 
 
+@fill_doc
 def model_rdm_correlations(features_dict, sets, method: str = "pearson", device: str = "cpu"):
     """Model-by-model RDM correlations, averaged over sample sets.
 
     Parameters
     ----------
-    features_dict : dict[str, array (n_images, d)]
+    features_dict : dict of str to array-like of shape (n_images, n_features)
         Feature matrices over the same images (rows).
-    sets : int array (n_sets, set_size)
+    sets : array-like of int of shape (n_sets, set_size) or None
         Row positions (e.g. from :func:`subject_sets`); ``None`` = all rows in one set.
+    %(method)s
+    device : {"auto", "cpu", "cuda", "cuda:N"} or torch.device, default="cpu"
+        Where the RDMs are computed (:func:`~brainllm_utils.rsa.compute_rdm`).
 
     Returns
     -------
-    pandas.DataFrame
+    table : pandas.DataFrame
         Square, models × models, mean over sets of the comparison of the two models'
         correlation-distance RDMs (diagonal 1). ``.attrs["sd"]`` holds the SD over sets.
     """
@@ -50,11 +55,25 @@ def model_rdm_correlations(features_dict, sets, method: str = "pearson", device:
 
 
 # --------------------------------------------------------------------------- role reversal
+@fill_doc
 def role_reversal_pairs(card, n_pairs: int | None = None, seed: int = 0) -> np.ndarray:
     """``(n_pairs, 2)`` nsdIds of image pairs that differ only in who does what to whom.
 
     From the sandbox truth card (``role_reversed_pairs``); ``n_pairs`` draws a seeded
     subset.
+
+    Parameters
+    ----------
+    card : dict
+        The sandbox truth card (:func:`~brainllm_utils.synth.load_truth`).
+    n_pairs : int, optional
+        Keep a seeded random subset of this many pairs (in card order); ``None``: all.
+    %(seed)s
+
+    Returns
+    -------
+    pairs : ndarray of int64 of shape (n_pairs, 2)
+        nsdIds of the two images of each pair.
     """
     pairs = np.asarray(card["role_reversed_pairs"], dtype=np.int64).reshape(-1, 2)
     if n_pairs is not None and n_pairs < len(pairs):
@@ -63,6 +82,7 @@ def role_reversal_pairs(card, n_pairs: int | None = None, seed: int = 0) -> np.n
     return pairs
 
 
+@fill_doc
 def role_reversal_similarity(features_dict, ids, pairs, n_random: int = 200, seed: int = 0):
     """Similarity of role-reversed pairs vs random pairs under each feature space.
 
@@ -71,17 +91,19 @@ def role_reversal_similarity(features_dict, ids, pairs, n_random: int = 200, see
 
     Parameters
     ----------
-    features_dict : dict[str, array (len(ids), d)]
-    ids : sorted int array
-        nsdIds of the rows of each feature matrix (all pair images included).
-    pairs : int array (n_pairs, 2)
+    features_dict : dict of str to array-like of shape (n_images, n_features)
+        Feature matrices whose rows are the images of ``ids``.
+    ids : array-like of int of shape (n_images,)
+        Sorted nsdIds of the rows of each feature matrix (all pair images included).
+    pairs : array-like of int of shape (n_pairs, 2)
         Role-reversed nsdId pairs.
-    n_random : int
+    n_random : int, default=200
         Random pairs of distinct images among ``ids`` (seeded), the baseline.
+    %(seed)s
 
     Returns
     -------
-    pandas.DataFrame
+    table : pandas.DataFrame
         ``model, kind ("role-reversed" | "random"), id_a, id_b, similarity``.
     """
     import pandas as pd
@@ -101,13 +123,25 @@ def role_reversal_similarity(features_dict, ids, pairs, n_random: int = 200, see
     return pd.concat(frames, ignore_index=True)
 
 
+@fill_doc
 def caption_variants(nsd, nsd_id: int, seed: int = 0):
     """What each text feature space sees of one image, caption by caption.
 
-    Returns a DataFrame with one row per caption: the caption, its nouns and verbs (the
-    words ``mpnet_nouns`` / ``mpnet_verbs`` embed), the scrambled caption that
-    ``mpnet_scrambled`` embeds (same seeding as :mod:`brainllm_utils.features`), and
-    the category text of ``mpnet_category_all``.
+    Parameters
+    ----------
+    %(nsd)s
+    nsd_id : int
+        The image's 0-based nsdId.
+    seed : int, default=0
+        Seed of the scrambling, as the ``mpnet_scrambled`` feature space's.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        One row per caption (index ``caption``, from 1): the caption, its nouns and verbs
+        (the words ``mpnet_nouns`` / ``mpnet_verbs`` embed), the scrambled caption that
+        ``mpnet_scrambled`` embeds (same seeding as :mod:`brainllm_utils.features`), and
+        the category text of ``mpnet_category_all``.
     """
     import pandas as pd
 

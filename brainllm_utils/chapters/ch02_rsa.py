@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._utils.cache import array_digest, cache_key, file_identity, load_npy, resolve_cache, save_npy
+from .._utils.docs import fill_doc
 from ..rsa import (
     compute_rdm,
     noise_ceiling,
@@ -50,6 +51,7 @@ PAPER_ROIS = ["early", "ventral", "lateral", "parietal"]
 
 
 # --------------------------------------------------------------------------- brain data
+@fill_doc
 def roi_patterns(nsd, subject, rois=None, atlas: str = "streams", space: str = "fsaverage",
                  ids=None):
     """A subject's patterns in each ROI from one read of the surface betas.
@@ -58,15 +60,21 @@ def roi_patterns(nsd, subject, rois=None, atlas: str = "streams", space: str = "
 
     Parameters
     ----------
-    rois : list of str, optional
-        Labels of ``atlas`` (default: all labels).
-    ids : int array, optional
-        Keep only these nsdIds (rows in this order).
+    %(nsd)s
+    %(subject)s
+    %(rois)s
+    %(atlas_streams)s
+    %(space)s
+    ids : array-like of int, optional
+        Keep only these nsdIds (rows in this order); ``None``: all the subject's 3×-seen
+        images.
 
     Returns
     -------
-    patterns : dict[str, float32 array (n_images, n_vertices_roi)]
-    nsd_ids : int64 array (n_images,)
+    patterns : dict of str to ndarray of float32 of shape (n_images, n_vertices_roi)
+        Each ROI's patterns (finite columns only).
+    nsd_ids : ndarray of int64 of shape (n_images,)
+        The nsdIds of the rows.
     """
     Y, all_ids = nsd.betas(subject, space=space, progress=False)
     rows = slice(None) if ids is None else rows_of(all_ids, ids)
@@ -85,6 +93,7 @@ def roi_patterns(nsd, subject, rois=None, atlas: str = "streams", space: str = "
     return out, (all_ids if ids is None else np.asarray(ids, dtype=np.int64))
 
 
+@fill_doc
 def loso_ceilings(nsd, subjects=None, rois=None, atlas: str = "streams", pool: str = "mean",
                   test_ids=None):
     """Leave-one-subject-out noise ceilings per ROI on the shared test images.
@@ -94,9 +103,19 @@ def loso_ceilings(nsd, subjects=None, rois=None, atlas: str = "streams", pool: s
     subjects. ``pool="mean"`` is the paper's plain mean RDM; ``"method"`` rsatoolbox's
     z-scored pooling. The "upper" bound correlates with the pool of *all* subjects.
 
+    Parameters
+    ----------
+    %(nsd)s
+    %(subjects)s
+    %(rois)s
+    %(atlas_streams)s
+    pool : {"mean", "method"}, default="mean"
+        How the other subjects' RDMs are pooled (:func:`~brainllm_utils.rsa.noise_ceiling`).
+    %(test_ids)s
+
     Returns
     -------
-    pandas.DataFrame
+    table : pandas.DataFrame
         ``subject, roi, ceiling`` (the subject's LOSO value), ``ceiling_upper``,
         ``ceiling_group`` (mean LOSO over subjects), ``n_test_images``.
     """
@@ -118,6 +137,7 @@ def loso_ceilings(nsd, subjects=None, rois=None, atlas: str = "streams", pool: s
 
 
 # --------------------------------------------------------------------------- ROI RSA
+@fill_doc
 def subject_rsa_table(nsd, subjects=None, feature_spaces=("mpnet",), rois=None,
                       set_size: int = 100, seed: int = 0, n_sets: int | None = None,
                       device: str = "auto", atlas: str = "streams", features=None,
@@ -126,23 +146,29 @@ def subject_rsa_table(nsd, subjects=None, feature_spaces=("mpnet",), rois=None,
 
     Parameters
     ----------
-    nsd : NSD
-    subjects : list of str, optional (default: all on disk)
-    feature_spaces : list of str
+    %(nsd)s
+    %(subjects)s
+    feature_spaces : list of str, default=("mpnet",)
         Registry names or ``"truth:<space>"`` (:func:`build_feature_table`).
-    rois : list of str, optional (default: all labels of ``atlas``)
-    set_size, seed, n_sets
-        Sample sets (:func:`subject_sets`); ``n_sets=None`` uses all of them (paper).
+    %(rois)s
+    %(set_size)s
+    %(sets_seed)s
+    %(n_sets)s
+    %(device)s
+    %(atlas_streams)s
     features : dict, optional
         ``{name: (ids, X)}`` precomputed features over sorted ``ids`` covering the sets'
         images (otherwise built here for exactly those images).
     ceilings : pandas.DataFrame, optional
         From :func:`loso_ceilings` (computed with ``pool="mean"`` when missing); adds
         ``ceiling`` and ``r_normalised = r / ceiling`` per subject and ROI.
+    %(results_dir)s
+        Sample sets are saved under ``<results_dir>/rsa/<dataset key>/sampling/``.
+    %(feature_options)s
 
     Returns
     -------
-    pandas.DataFrame
+    table : pandas.DataFrame
         ``subject, roi, model, r, r_sd_sets, n_sets, set_size, ceiling, r_normalised``.
     """
     import pandas as pd
@@ -177,7 +203,22 @@ def subject_rsa_table(nsd, subjects=None, feature_spaces=("mpnet",), rois=None,
 def paired_differences(df, reference: str = "mpnet", value: str = "r", controls=None):
     """Per-subject paired differences ``reference − control`` per ROI (long table).
 
-    Returns ``subject, roi, control, diff``.
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Long table with columns ``subject``, ``roi``, ``model`` and ``value`` (e.g. from
+        :func:`subject_rsa_table`).
+    reference : str, default="mpnet"
+        The model whose score the others are subtracted from.
+    value : str, default="r"
+        The score column (e.g. ``"r_normalised"``).
+    controls : list of str, optional
+        Models compared with ``reference`` (default: every other model).
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        ``subject, roi, control, diff``.
     """
     import pandas as pd
 
@@ -197,14 +238,18 @@ def winner_table(df, card=None, value: str = "r", rois=None, models=None):
         From :func:`subject_rsa_table`.
     card : dict, optional
         The sandbox truth card: adds the planted ``driven_by`` mixture of each ROI.
+    value : str, default="r"
+        The score column compared (e.g. ``"r_normalised"``).
+    rois : list of str, optional
+        ROIs, in this order (default: those of ``df``, in order of appearance).
     models : list of str, optional
         Candidates (default: all models in ``df``; pass the non-oracle ones to leave
         ``truth:*`` out of the competition).
 
     Returns
     -------
-    pandas.DataFrame indexed by ROI
-        ``winner, mean, runner_up, runner_up_mean, diff, p_paired`` (paired t-test over
+    table : pandas.DataFrame
+        Indexed by ROI: ``winner, mean, runner_up, runner_up_mean, diff, p_paired`` (paired t-test over
         subjects, winner − runner-up; NaN with fewer than 2 subjects), ``mpnet_rank``
         (1 = best) when mpnet is among the models, and ``planted`` from the card.
     """
@@ -235,12 +280,28 @@ def winner_table(df, card=None, value: str = "r", rois=None, models=None):
 
 
 # --------------------------------------------------------------------------- searchlight
+@fill_doc
 def fsaverage_mesh(nsd, hemi: str, surface: str = "pial"):
     """(coords, faces) of the fsaverage mesh matching the data's vertex count.
 
     fsaverage5 (10,242 vertices per hemisphere: the sandbox) comes with nilearn; for full
     fsaverage (163,842, real NSD) ``nsddata/freesurfer/fsaverage/surf/{lh,rh}.<surface>``
     is read from the NSD root.
+
+    Parameters
+    ----------
+    %(nsd)s
+    hemi : {"left", "right"}
+        The hemisphere.
+    surface : str, default="pial"
+        The FreeSurfer surface (``"pial"``, ``"white"``, ``"inflated"``, ...).
+
+    Returns
+    -------
+    coords : ndarray of shape (n_vertices, 3)
+        Vertex coordinates in mm.
+    faces : ndarray of int of shape (n_faces, 3)
+        Triangles, as vertex indices.
     """
     n = nsd.n_vertices()[0 if hemi == "left" else 1]
     if n == 10242:
@@ -312,6 +373,7 @@ def _searchlight_inputs(nsd, subject, kind, space, feature_space, size, set_size
 _DISCS: dict = {}  # (n_vertices, hemi, radius, mesh, mask digest) -> (centres, discs), per process
 
 
+@fill_doc
 def surface_searchlight(nsd, subject, feature_space: str = "mpnet", radius_mm: float = 10.0,
                         set_size: int = 100, seed: int = 0, n_sets: int | None = None,
                         device: str = "auto", features=None, results_dir=None,
@@ -324,9 +386,29 @@ def surface_searchlight(nsd, subject, feature_space: str = "mpnet", radius_mm: f
     Maps are cached (the one cache, kind ``"searchlight"``) under a key of the subject's
     betas, the whole sample-set partition, the model's feature rows, the radius and the mesh.
 
+    Parameters
+    ----------
+    %(nsd)s
+    %(subject)s
+    feature_space : str, default="mpnet"
+        The model: a registry name or ``"truth:<space>"`` (:func:`build_feature_table`).
+    radius_mm : float, default=10.0
+        Geodesic radius of the discs, in mm.
+    %(set_size)s
+    %(sets_seed)s
+    %(n_sets)s
+    %(device)s
+    features : (array-like, array-like), optional
+        ``(ids, X)``: precomputed features ``X`` whose rows are the sorted nsdIds ``ids``,
+        covering the sets' images (otherwise built here for exactly those images).
+    %(results_dir)s
+        Sample sets are saved under ``<results_dir>/rsa/<dataset key>/sampling/``.
+    %(cache)s
+    %(feature_options)s
+
     Returns
     -------
-    float32 array (n_vertices_lh + n_vertices_rh,)
+    r : ndarray of float32 of shape (n_vertices_lh + n_vertices_rh,)
         Mean-over-sets Pearson r per centre vertex, NaN where no disc was centred.
     """
     path, load, X = _searchlight_inputs(nsd, subject, "surface", "fsaverage", feature_space,
@@ -356,6 +438,7 @@ def surface_searchlight(nsd, subject, feature_space: str = "mpnet", radius_mm: f
     return out
 
 
+@fill_doc
 def volume_searchlight(nsd, subject, feature_space: str = "mpnet", radius: float = 3.0,
                        set_size: int = 100, seed: int = 0, n_sets: int | None = None,
                        device: str = "auto", features=None, results_dir=None,
@@ -367,9 +450,29 @@ def volume_searchlight(nsd, subject, feature_space: str = "mpnet", radius: float
     (:func:`brainllm_utils.searchlight.volume_neighbourhoods`), the paper's sampled RSA.
     Cached like :func:`surface_searchlight`.
 
+    Parameters
+    ----------
+    %(nsd)s
+    %(subject)s
+    feature_space : str, default="mpnet"
+        The model: a registry name or ``"truth:<space>"`` (:func:`build_feature_table`).
+    radius : float, default=3.0
+        Sphere radius in voxels (1.8 mm each).
+    %(set_size)s
+    %(sets_seed)s
+    %(n_sets)s
+    %(device)s
+    features : (array-like, array-like), optional
+        ``(ids, X)``: precomputed features ``X`` whose rows are the sorted nsdIds ``ids``,
+        covering the sets' images (otherwise built here for exactly those images).
+    %(results_dir)s
+        Sample sets are saved under ``<results_dir>/rsa/<dataset key>/sampling/``.
+    %(cache)s
+    %(feature_options)s
+
     Returns
     -------
-    float32 array (X, Y, Z)
+    r : ndarray of float32 of shape (X, Y, Z)
         Mean-over-sets Pearson r per centre voxel, NaN elsewhere.
     """
     path, load, X = _searchlight_inputs(nsd, subject, "volume", "func1pt8mm", feature_space,
@@ -394,18 +497,20 @@ def volume_searchlight(nsd, subject, feature_space: str = "mpnet", radius: float
     return out
 
 
+@fill_doc
 def group_searchlight_test(maps, q: float = 0.05):
     """One-sample t-test across subjects at every vertex, BH-FDR (paper: q = 0.05).
 
     Parameters
     ----------
-    maps : array (n_subjects, n_vertices) or dict of such rows
+    maps : array-like of shape (n_subjects, n_vertices) or dict of str to such rows
         Per-subject searchlight maps in a common space (fsaverage); NaN where a subject
         has no centre (such vertices are not tested).
+    %(q)s
 
     Returns
     -------
-    dict
+    result : dict
         ``mean, t, p, p_fdr, reject`` (arrays of n_vertices) and ``thresholded`` (the mean
         where FDR-significant, NaN elsewhere), ``n_subjects``.
     """

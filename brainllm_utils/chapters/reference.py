@@ -37,6 +37,16 @@ def paper_reference_numbers(rois=("ventral", "lateral", "parietal")):
 
     Hand-entered values of ``trainingImgs_vs_brainMatch_scatter.py`` (networks only; the
     paper's code does not publish absolute per-ROI MPNet values): :data:`PAPER_ROI_RSA`.
+
+    Parameters
+    ----------
+    rois : sequence of {"ventral", "lateral", "parietal"}, default=("ventral", "lateral", "parietal")
+        The ROI columns kept, in this order.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        Indexed by ``model``; columns ``training_images`` and one per ROI.
     """
     import pandas as pd
 
@@ -46,10 +56,15 @@ def paper_reference_numbers(rois=("ventral", "lateral", "parietal")):
 
 
 def paper_transfer_numbers():
-    """The paper's transfer readout (held-out cosine, Fig. 4b; ``paper_methods.md`` §7):
-    :data:`PAPER_TRANSFER`.
+    """The paper's transfer readout (held-out cosine, Fig. 4b; ``paper_methods.md`` §7).
 
-    ``low``/``high`` span the 10 seeds where the paper's code reports a range.
+    The values of :data:`PAPER_TRANSFER`; ``low``/``high`` span the 10 seeds where the
+    paper's code reports a range.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        Indexed by ``(network, target)``; columns ``low`` and ``high``.
     """
     import pandas as pd
 
