@@ -208,6 +208,21 @@ docdict["groups"] = """groups : array-like of shape (n_samples,), optional
     Group labels passed to the splitter's ``split`` (e.g. ``GroupKFold``); ignored for an
     int ``cv``."""
 
+docdict["feature"] = """feature : str, default="mpnet"
+    A registered feature space (:func:`~brainllm_utils.features.build`)."""
+
+docdict["alphas_encoding"] = """alphas : array-like of float > 0, default=DEFAULT_ALPHAS
+    Candidate ridge penalties (13 log-spaced values, 0.1 … 1e5), one chosen per target
+    by cross-validation on the training images."""
+
+docdict["space_fsaverage"] = """space : {"fsaverage"}, default="fsaverage"
+    The encoding maps are computed on the fsaverage surface (the only space accepted)."""
+
+docdict["roi_encoding"] = """roi : str, (str, str or int) or ndarray of bool, optional
+    Vertices to keep: an atlas name (``"streams"``, ``"nsdgeneral"``: all its labels > 0),
+    ``(atlas, label)`` or a boolean mask of the full space (as
+    :meth:`~brainllm_utils.nsd.NSD.betas`); ``None``: every vertex."""
+
 docdict["X_features"] = """X : array-like of shape (n_samples, n_features)
     Features (e.g. caption embeddings), one row per image."""
 

@@ -48,6 +48,7 @@ from ..encoding import (
 from ..stats import ttest_1samp_fdr
 from ..synth import load_truth, load_truth_array
 from .._utils.cache import cache_key, cached_arrays, resolve_cache
+from .._utils.docs import fill_doc
 from ._common import _features, _quiet_edges, resolve_subjects
 
 __all__ = [
@@ -99,7 +100,27 @@ def _roi_arg(nsd, subject, roi, space="fsaverage"):
 
 @dataclass
 class SubjectData:
-    """One subject's train/test split (rows sorted by nsdId)."""
+    """One subject's train/test split (rows sorted by nsdId).
+
+    Attributes
+    ----------
+    subject : str
+        The subject.
+    train_ids : ndarray of int64 of shape (n_train,)
+        nsdIds of the training images (the subject's other 3×-seen images).
+    test_ids : ndarray of int64 of shape (n_test,)
+        nsdIds of the test images.
+    Y_train : ndarray of float32 of shape (n_train, n_columns)
+        Training betas (non-finite values set to 0).
+    Y_test : ndarray of float32 of shape (n_test, n_columns)
+        Test betas (non-finite values set to 0).
+    columns : ndarray of int64 of shape (n_columns,)
+        Flat indices of the columns in the full space (:meth:`NSD.columns`).
+    valid : ndarray of bool of shape (n_columns,)
+        Finite in every image.
+    key : str, default=""
+        Cache key of the split: the betas' key and the test images (no data hashed).
+    """
 
     subject: str
     train_ids: np.ndarray
@@ -111,20 +132,27 @@ class SubjectData:
     key: str = ""  # cache key of the split: the betas' key and the test images (no data hashed)
 
 
+@fill_doc
 def subject_data(nsd, subject, space: str = "fsaverage", roi=None, test_ids=None) -> SubjectData:
     """Split a subject's 3×-seen images into training and shared test images.
 
-    Parameters
-    ----------
-    roi : None, (atlas, label), bool mask or atlas name
-        Columns to keep; an atlas name (``"streams"``, ``"nsdgeneral"``) means all its
-        labels > 0.
-    test_ids : array, optional
-        Default :meth:`NSD.shared_test_images`. Every test image must be among the
-        subject's 3×-seen images.
-
     Columns with a NaN in any image (vertices outside the data) are set to 0 and flagged
     in ``valid``.
+
+    Parameters
+    ----------
+    %(nsd)s
+    %(subject)s
+    %(space)s
+    %(roi_encoding)s
+    %(test_ids)s
+        Every test image must be among the subject's 3×-seen images (``ValueError``
+        otherwise).
+
+    Returns
+    -------
+    data : SubjectData
+        The split, rows sorted by nsdId.
     """
     roi = _roi_arg(nsd, subject, roi, space)
     Y, ids = nsd.betas(subject, space=space, roi=roi, progress=False)
@@ -154,14 +182,20 @@ class EncodingResults:
     Attributes
     ----------
     subjects : list of str
+        The subjects, in the order of the rows.
     feature : str
-    r : ndarray (n_subjects, n_full)
+        The feature space encoded.
+    r : ndarray of float32 of shape (n_subjects, n_full)
         Test Pearson r per vertex (NaN outside the ROI or where the betas are NaN).
-    alphas : ndarray (n_subjects, n_full)
+    alphas : ndarray of float32 of shape (n_subjects, n_full)
         Chosen penalty per vertex (NaN outside).
-    encoders : dict subject → (coef (d, n_cols) float32, intercept (n_cols,))
-    columns : dict subject → flat column indices in the full space
-    n_train, n_test : dict subject → int
+    encoders : dict of str to (ndarray, ndarray)
+        subject → ``(coef, intercept)``: float32 ``(n_features, n_columns)`` and
+        ``(n_columns,)``.
+    columns : dict of str to ndarray of int
+        subject → flat column indices in the full space.
+    n_train, n_test : dict of str to int
+        subject → number of training and test images.
     """
 
     subjects: list
@@ -174,13 +208,33 @@ class EncodingResults:
     n_test: dict = field(default_factory=dict)
 
     def to_full(self, subject, values) -> np.ndarray:
-        """Put per-column values of ``subject`` into the full space (NaN elsewhere)."""
+        """Put per-column values of ``subject`` into the full space (NaN elsewhere).
+
+        Parameters
+        ----------
+        subject : str
+            One of :attr:`subjects`.
+        values : array-like of shape (n_columns,)
+            One value per column of the subject (e.g. its encoder's intercepts).
+
+        Returns
+        -------
+        full : ndarray of float32 of shape (n_full,)
+            ``values`` at the subject's columns, NaN elsewhere.
+        """
         out = np.full(self.r.shape[1], np.nan, dtype=np.float32)
         out[self.columns[subject]] = values
         return out
 
     def summary(self):
-        """One row per subject: n_train, n_test, mean and 95th-percentile r, median alpha."""
+        """One row per subject: n_train, n_test, mean and 95th-percentile r, median alpha.
+
+        Returns
+        -------
+        table : pandas.DataFrame
+            Indexed by ``subject``; columns ``n_train``, ``n_test``, ``mean_r``,
+            ``r_95th`` and ``median_alpha`` (over the finite vertices).
+        """
         import pandas as pd
 
         rows = []
@@ -198,6 +252,7 @@ def _full_size(nsd, space):
     raise ValueError("encoding maps are computed on the fsaverage surface (space='fsaverage')")
 
 
+@fill_doc
 def fit_encoders(nsd, subjects=None, feature: str = "mpnet", space: str = "fsaverage", roi=None,
                  alphas=DEFAULT_ALPHAS, cv: int = 5, device="auto", cache=True,
                  feature_options: Mapping | None = None) -> EncodingResults:
@@ -205,22 +260,25 @@ def fit_encoders(nsd, subjects=None, feature: str = "mpnet", space: str = "fsave
 
     Parameters
     ----------
-    nsd : NSD
-    subjects : list, optional
-        Default: every subject with data.
-    feature : str
-        A registered feature space (:func:`brainllm_utils.features.build`).
-    space : "fsaverage"
-    roi : None, atlas name, (atlas, label) or bool mask
-        Vertices to model (default all).
-    alphas, cv, device
+    %(nsd)s
+    %(subjects)s
+    %(feature)s
+    %(space_fsaverage)s
+    %(roi_encoding)s
+    %(alphas_encoding)s
         For :class:`~brainllm_utils.encoding.RidgeCV` (one alpha per vertex).
-    cache : bool or path
-        Cache r, alphas and the weights keyed by the data, the features and the arguments.
+    %(cv)s
+    %(device)s
+    %(cache)s
+        Entries (kind ``"encoding"``) hold r, alphas and the weights, keyed by the data,
+        the features and the arguments.
+    feature_options : dict, optional
+        Passed to the feature builder (:func:`~brainllm_utils.features.build`).
 
     Returns
     -------
-    EncodingResults
+    results : EncodingResults
+        Test r, chosen alphas and encoders of every subject.
     """
     subjects = resolve_subjects(nsd, subjects)
     n_full = _full_size(nsd, space)
@@ -255,20 +313,23 @@ def fit_encoders(nsd, subjects=None, feature: str = "mpnet", space: str = "fsave
     return EncodingResults(subjects, feature, R, A, encoders, columns, n_train, n_test)
 
 
+@fill_doc
 def group_map(values, q: float = 0.05, mask=None) -> dict:
     """Group statistics of per-subject maps: one-sample t-test over subjects, BH-FDR.
 
     Parameters
     ----------
-    values : array (n_subjects, n_vertices)
+    values : array-like of shape (n_subjects, n_vertices)
         E.g. ``EncodingResults.r``; NaNs (outside the data) are set to 0 as in the paper.
-    mask : bool array (n_vertices,), optional
+    %(q)s
+    mask : array-like of bool of shape (n_vertices,), optional
         Vertices tested (FDR over these only); others get p = NaN.
 
     Returns
     -------
-    dict with ``mean``, ``t``, ``p``, ``p_fdr``, ``significant`` (p_fdr < q) and
-    ``thresholded`` (mean where significant, NaN elsewhere), each (n_vertices,).
+    result : dict of str to ndarray of shape (n_vertices,)
+        ``mean``, ``t``, ``p``, ``p_fdr``, ``significant`` (p_fdr < q) and
+        ``thresholded`` (mean where significant, NaN elsewhere).
     """
     v = np.nan_to_num(np.asarray(values, dtype=np.float64))
     if v.ndim != 2 or v.shape[0] < 2:
@@ -285,16 +346,26 @@ def group_map(values, q: float = 0.05, mask=None) -> dict:
     return out
 
 
+@fill_doc
 def inter_subject_ceiling(nsd, subjects=None, space: str = "fsaverage", roi=None) -> np.ndarray:
     """Inter-participant agreement per vertex (paper_methods §1, Fig. 1d).
 
     For each subject, the Pearson r over the shared test images between its betas and
     the mean betas of the other subjects, per vertex; NaN → 0.
 
+    Parameters
+    ----------
+    %(nsd)s
+    %(subjects)s
+        At least 2.
+    %(space_fsaverage)s
+    %(roi_encoding)s
+        The same for every subject.
+
     Returns
     -------
-    ndarray (n_subjects, n_full) float32 (NaN outside ``roi``). Average over subjects for
-    the paper's map.
+    ceiling : ndarray of float32 of shape (n_subjects, n_full)
+        NaN outside ``roi``. Average over subjects for the paper's map.
     """
     subjects = resolve_subjects(nsd, subjects)
     if len(subjects) < 2:
@@ -315,33 +386,54 @@ def inter_subject_ceiling(nsd, subjects=None, space: str = "fsaverage", roi=None
     return out
 
 
+@fill_doc
 def noise_ceiling_r(nsd, subjects=None, n_trials: float = 3) -> np.ndarray:
     """NSD's noise ceiling as a correlation: ``sqrt(NC/100)`` per vertex and subject.
 
     ``NC = 100·ncsnr²/(ncsnr² + 1/n)`` (:meth:`NSD.noise_ceiling`) is the variance
     fraction explainable in an ``n``-trial average; its square root is the highest
     Pearson r a model can reach. Unlike the inter-participant agreement it does not ask
-    subjects to share their tuning. Returns (n_subjects, n_full) float32 (NaN → 0).
+    subjects to share their tuning.
+
+    Parameters
+    ----------
+    %(nsd)s
+    %(subjects)s
+    n_trials : float, default=3
+        Trials averaged per image (``n`` above).
+
+    Returns
+    -------
+    ceiling_r : ndarray of float32 of shape (n_subjects, n_full)
+        Per subject and fsaverage vertex (NaN → 0).
     """
     subjects = resolve_subjects(nsd, subjects)
     return np.stack([np.sqrt(np.nan_to_num(nsd.noise_ceiling(s, "fsaverage", n_trials)) / 100.0)
                      for s in subjects]).astype(np.float32)
 
 
+@fill_doc
 def ceiling_summary(r, ceiling, nsd=None, subject=None, atlas: str = "streams"):
     """Encoding r against a ceiling: the overall relation and per-ROI medians.
 
     Parameters
     ----------
-    r, ceiling : arrays (n_vertices,)
+    r, ceiling : array-like of shape (n_vertices,)
         E.g. the group-mean test r and the mean inter-participant agreement.
-    nsd, subject : optional
-        With them, a per-ROI table (median r, median ceiling and their ratio where the median ceiling exceeds
-        0.05) is added.
+    nsd : NSD, optional
+        With it, a per-ROI table (median r, median ceiling and their ratio where the
+        median ceiling exceeds 0.05) is added.
+    subject : str, optional
+        Whose atlas labels the ROIs (default: the first subject with data).
+    %(atlas_streams)s
 
     Returns
     -------
-    (dict from :func:`~brainllm_utils.encoding.noise_ceiling_relation`, DataFrame or None)
+    relation : dict
+        From :func:`~brainllm_utils.encoding.noise_ceiling_relation` (``min_nc=0.1``).
+    table : pandas.DataFrame or None
+        Indexed by ROI: ``n``, ``median_r``, ``median_ceiling``, ``fraction``; ``None``
+        without ``nsd``.
     """
     import pandas as pd
 
@@ -365,19 +457,46 @@ def ceiling_summary(r, ceiling, nsd=None, subject=None, atlas: str = "streams"):
 
 
 def subject_mean(values) -> np.ndarray:
-    """Mean over subjects (axis 0) ignoring NaN; NaN where no subject has a value."""
+    """Mean over subjects (axis 0) ignoring NaN; NaN where no subject has a value.
+
+    Parameters
+    ----------
+    values : array-like of shape (n_subjects, n_vertices)
+        Per-subject maps.
+
+    Returns
+    -------
+    mean : ndarray of float64 of shape (n_vertices,)
+        The mean of the finite values of each vertex (no warning for all-NaN columns).
+    """
     v = np.asarray(values, dtype=np.float64)
     n = np.isfinite(v).sum(0)
     total = np.where(np.isfinite(v), v, 0.0).sum(0)
     return np.where(n > 0, total / np.maximum(n, 1), np.nan)
 
 
+@fill_doc
 def roi_table(nsd, values, subjects, atlas: str = "streams", name: str = "value",
               stat: str = "mean"):
     """Long DataFrame (``subject``, ``roi``, ``name``) of per-ROI averages of per-subject maps.
 
-    ``values`` is (n_subjects, n_full); ``stat`` is "mean" or "median" over the ROI's
-    finite vertices.
+    Parameters
+    ----------
+    %(nsd)s
+    values : array-like of shape (n_subjects, n_full)
+        Per-subject maps on the full space (rows in the order of ``subjects``).
+    subjects : list of str
+        The subjects of the rows.
+    %(atlas_streams)s
+    name : str, default="value"
+        Name of the value column.
+    stat : {"mean", "median"}, default="mean"
+        Statistic over the ROI's finite vertices.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        One row per subject and ROI: ``subject``, ``roi`` and ``name``.
     """
     import pandas as pd
 
@@ -391,6 +510,7 @@ def roi_table(nsd, values, subjects, atlas: str = "streams", name: str = "value"
 
 
 # ----------------------------------------------------------------------------- variance partitioning
+@fill_doc
 def partition_r2(Xa_train, Xb_train, Y_train, Xa_test, Xb_test, Y_test, alphas=DEFAULT_ALPHAS,
                  cv: int = 5, band_weights=None, device="auto") -> dict:
     """Test-set variance partitioning of two feature bands (one subject, all targets).
@@ -401,6 +521,29 @@ def partition_r2(Xa_train, Xb_train, Y_train, Xa_test, Xb_test, Y_test, alphas=D
     ``unique_b = R²_ab − R²_a``, ``shared = R²_a + R²_b − R²_ab``; ``split_a``/``split_b``
     are the banded model's own split (product measure) and ``weight_a`` its band weight
     γ_a per target. Arrays (n_targets,) float64.
+
+    Parameters
+    ----------
+    Xa_train, Xb_train : array-like of shape (n_train, n_features_a) and (n_train, n_features_b)
+        The two feature bands of the training images.
+    Y_train : array-like of shape (n_train, n_targets)
+        Training responses.
+    Xa_test, Xb_test : array-like of shape (n_test, n_features_a) and (n_test, n_features_b)
+        The bands of the test images.
+    Y_test : array-like of shape (n_test, n_targets)
+        Test responses.
+    %(alphas_encoding)s
+    %(cv)s
+    band_weights : array-like of shape (n_weights, 2), optional
+        Candidate band weights (``None``: :func:`~brainllm_utils.encoding.band_weight_grid`
+        of 2 bands).
+    %(device)s
+
+    Returns
+    -------
+    partition : dict of str to ndarray of shape (n_targets,)
+        ``joint``, ``r2_a``, ``r2_b``, ``unique_a``, ``unique_b``, ``shared``,
+        ``split_a``, ``split_b``, ``weight_a``.
     """
     grid = band_weight_grid(2) if band_weights is None else band_weights
     with _quiet_edges():
@@ -416,6 +559,7 @@ def partition_r2(Xa_train, Xb_train, Y_train, Xa_test, Xb_test, Y_test, alphas=D
                 split_a=split[0], split_b=split[1], weight_a=banded.best_band_weights_[0])
 
 
+@fill_doc
 def variance_partition(nsd, subjects=None, bands=("mpnet", "mpnet_word_avg"), roi="streams",
                        alphas=DEFAULT_ALPHAS, cv: int = 5, n_ratios: int = 5, device="auto",
                        cache=True) -> dict:
@@ -429,11 +573,28 @@ def variance_partition(nsd, subjects=None, bands=("mpnet", "mpnet_word_avg"), ro
     banded model's own split of its prediction (``split_a``, ``split_b``: himalaya's
     product measure, summing to ``R²_ab``) is returned as well.
 
+    Parameters
+    ----------
+    %(nsd)s
+    %(subjects)s
+    bands : (str, str), default=("mpnet", "mpnet_word_avg")
+        The two feature spaces ``a`` and ``b``.
+    roi : str, (str, str or int) or ndarray of bool, default="streams"
+        Vertices to model (as :func:`subject_data`; ``"streams"``: the union of its
+        labels).
+    %(alphas_encoding)s
+    %(cv)s
+    n_ratios : int, default=5
+        Band-weight ratios tried (:func:`~brainllm_utils.encoding.band_weight_grid`).
+    %(device)s
+    %(cache)s
+
     Returns
     -------
-    dict of arrays (n_subjects, n_full) — ``joint``, ``r2_a``, ``r2_b``, ``unique_a``,
-    ``unique_b``, ``shared``, ``split_a``, ``split_b``, ``weight_a`` (band weight γ_a) —
-    plus ``subjects`` and ``bands``. NaN outside ``roi``.
+    partition : dict
+        Arrays (n_subjects, n_full) — ``joint``, ``r2_a``, ``r2_b``, ``unique_a``,
+        ``unique_b``, ``shared``, ``split_a``, ``split_b``, ``weight_a`` (band weight γ_a)
+        — plus ``subjects`` and ``bands``. NaN outside ``roi``.
     """
     if len(bands) != 2:
         raise ValueError("variance_partition takes exactly two bands")
@@ -466,11 +627,22 @@ def variance_partition(nsd, subjects=None, bands=("mpnet", "mpnet_word_avg"), ro
     return out
 
 
+@fill_doc
 def partition_table(nsd, partition: dict, atlas: str = "streams"):
     """Per-ROI means (over vertices, then subjects ± SEM) of a :func:`variance_partition`.
 
-    Returns a DataFrame indexed by ROI with columns ``unique_<band a>``,
-    ``unique_<band b>``, ``shared``, ``joint`` and their ``*_sem``; R² in test units.
+    Parameters
+    ----------
+    %(nsd)s
+    partition : dict
+        From :func:`variance_partition`.
+    %(atlas_streams)s
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        Indexed by ROI with columns ``unique_<band a>``, ``unique_<band b>``, ``shared``,
+        ``joint``, ``weight_<band a>`` and their ``*_sem``; R² in test units.
     """
     import pandas as pd
 
@@ -489,6 +661,7 @@ def partition_table(nsd, partition: dict, atlas: str = "streams"):
 
 
 # ----------------------------------------------------------------------------- in-silico contrasts
+@fill_doc
 def in_silico_contrasts(results: EncodingResults, sets: Mapping[str, Sequence[str]] | None = None,
                         contrasts=DEFAULT_CONTRASTS, fdr: bool = True, q: float = 0.05,
                         embed_fn=None, **embed_kwargs) -> dict:
@@ -501,16 +674,28 @@ def in_silico_contrasts(results: EncodingResults, sets: Mapping[str, Sequence[st
 
     Parameters
     ----------
-    sets : dict name → sentences, optional
-        Default :data:`~brainllm_utils.encoding.CATEGORY_SENTENCES` (people, places, food).
-    contrasts : sequence of (A, B)
-        Names of sets.
+    results : EncodingResults
+        From :func:`fit_encoders` (the encoders of every subject).
+    sets : dict of str to list of str, optional
+        Set name → sentences. Default :data:`~brainllm_utils.encoding.CATEGORY_SENTENCES`
+        (people, places, food).
+    contrasts : sequence of (str, str), default=DEFAULT_CONTRASTS
+        ``(A, B)`` names of sets.
+    fdr : bool, default=True
+        Add BH-FDR corrected p-values.
+    %(q)s
+    embed_fn : callable, optional
+        ``embed_fn(sentences, **embed_kwargs) -> (n, d)``; default MPNet
+        (:func:`~brainllm_utils.encoding.embed_sentence_sets`).
+    **embed_kwargs
+        Passed to ``embed_fn``.
 
     Returns
     -------
-    dict ``"A − B"`` → dict of full-space arrays: ``diff`` (n_subjects, n_full), ``mean``,
-    ``t``, ``p``, ``significant`` (p < q uncorrected, the paper's setting) and, with
-    ``fdr``, ``p_fdr``, ``significant_fdr``; all NaN where a subject has no column.
+    maps : dict of str to dict of str to ndarray
+        ``"A − B"`` → dict of full-space arrays: ``diff`` (n_subjects, n_full), ``mean``,
+        ``t``, ``p``, ``significant`` (p < q uncorrected, the paper's setting) and, with
+        ``fdr``, ``p_fdr``, ``significant_fdr``; all NaN where a subject has no column.
     """
     sets = dict(CATEGORY_SENTENCES if sets is None else sets)
     missing = sorted({n for ab in contrasts for n in ab} - set(sets))
@@ -544,6 +729,7 @@ def in_silico_contrasts(results: EncodingResults, sets: Mapping[str, Sequence[st
     return out
 
 
+@fill_doc
 def category_contrast(nsd, subjects, cats_a: Sequence[str], cats_b: Sequence[str],
                       space: str = "fsaverage", roi=None) -> dict:
     """Observed response difference between images of two category groups, per subject.
@@ -553,10 +739,20 @@ def category_contrast(nsd, subjects, cats_a: Sequence[str], cats_b: Sequence[str
     check is independent of the test accuracy). Category names not in the dataset are
     ignored.
 
+    Parameters
+    ----------
+    %(nsd)s
+    %(subjects)s
+    cats_a, cats_b : sequence of str
+        COCO category names of the two groups (e.g. :data:`CONTRAST_CATEGORIES` values).
+    %(space_fsaverage)s
+    %(roi_encoding)s
+
     Returns
     -------
-    dict with ``diff`` (n_subjects, n_full) mean betas(A) − mean betas(B), ``n_a``,
-    ``n_b`` (per subject).
+    contrast : dict
+        ``diff`` (n_subjects, n_full) mean betas(A) − mean betas(B) (NaN when a group is
+        empty), ``n_a``, ``n_b`` (images per group and subject).
     """
     subjects = resolve_subjects(nsd, subjects)
     n_full = _full_size(nsd, space)
@@ -583,8 +779,18 @@ def category_contrast(nsd, subjects, cats_a: Sequence[str], cats_b: Sequence[str
 def contrast_agreement(predicted, observed, mask=None) -> np.ndarray:
     """Per-subject Pearson r across vertices between predicted and observed contrast maps.
 
-    ``predicted``, ``observed``: (n_subjects, n_full); ``mask`` restricts the vertices
-    (e.g. nsdgeneral); non-finite vertices are dropped.
+    Parameters
+    ----------
+    predicted, observed : array-like of shape (n_subjects, n_full)
+        Contrast maps (e.g. :func:`in_silico_contrasts` ``diff`` and
+        :func:`category_contrast` ``diff``); non-finite vertices are dropped.
+    mask : array-like of bool of shape (n_full,), optional
+        Restricts the vertices (e.g. nsdgeneral).
+
+    Returns
+    -------
+    r : ndarray of shape (n_subjects,)
+        Pearson r per subject (NaN with fewer than 3 vertices).
     """
     P, O = np.asarray(predicted, np.float64), np.asarray(observed, np.float64)
     out = []
@@ -597,6 +803,7 @@ def contrast_agreement(predicted, observed, mask=None) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- sandbox truth
+@fill_doc
 def truth_predictability(nsd, feature: str = "mpnet", subjects=None, alphas=DEFAULT_ALPHAS,
                          cv: int = 5, device="auto") -> dict:
     """Sandbox only: how much of each planted latent space the feature space predicts.
@@ -604,7 +811,23 @@ def truth_predictability(nsd, feature: str = "mpnet", subjects=None, alphas=DEFA
     A ridge (:class:`RidgeCV`) from ``feature`` to the z-scored latent features of each
     planted space (``sandbox_truth/features_<space>.npy``), fitted on every subject's
     training images and scored on the shared test images: ``R²_s = 1 − SSE/SST`` pooled
-    over the space's dimensions. Returns ``{space: R²_s}``.
+    over the space's dimensions.
+
+    Parameters
+    ----------
+    %(nsd)s
+        A sandbox (with its truth card).
+    %(feature)s
+    %(subjects)s
+        Their 3×-seen images, minus the test images, are the training images.
+    %(alphas_encoding)s
+    %(cv)s
+    %(device)s
+
+    Returns
+    -------
+    r2 : dict of str to float
+        ``{space: R²_s}``.
     """
     subjects = resolve_subjects(nsd, subjects)
     test = nsd.shared_test_images()
@@ -623,13 +846,27 @@ def truth_predictability(nsd, feature: str = "mpnet", subjects=None, alphas=DEFA
     return out
 
 
+@fill_doc
 def expected_fraction(root, r2: Mapping[str, float], rois=None):
     """Sandbox only: the fraction of the noise ceiling an encoder should reach per ROI.
 
     Each ROI's signal mixes planted spaces with weights ``w_s`` (``roi_spaces`` of the
     truth card); if a feature space explains ``R²_s`` of space ``s``, it explains about
     ``Σ_s w_s R²_s`` of the ROI's signal variance, so its test r should reach about
-    ``sqrt(Σ_s w_s max(R²_s, 0))`` of the ceiling. Returns a Series indexed by ROI.
+    ``sqrt(Σ_s w_s max(R²_s, 0))`` of the ceiling.
+
+    Parameters
+    ----------
+    %(root)s
+    r2 : dict of str to float
+        ``R²_s`` per planted space (:func:`truth_predictability`).
+    rois : list of str, optional
+        ROIs kept, in this order (``None``: all of the card's).
+
+    Returns
+    -------
+    expected : pandas.Series
+        Indexed by ROI, named ``"expected r / ceiling"``.
     """
     import pandas as pd
 
@@ -639,8 +876,21 @@ def expected_fraction(root, r2: Mapping[str, float], rois=None):
     return pd.Series(vals, name="expected r / ceiling")
 
 
+@fill_doc
 def truth_roi_table(root, rois=None):
-    """The sandbox's planted feature-space weights per ROI as a DataFrame (ROI × space)."""
+    """The sandbox's planted feature-space weights per ROI as a DataFrame (ROI × space).
+
+    Parameters
+    ----------
+    %(root)s
+    rois : list of str, optional
+        ROIs kept, in this order (those missing from the card are skipped; ``None``: all).
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        Indexed by ``roi``, one column per planted space (0 where the ROI has none).
+    """
     import pandas as pd
 
     card = load_truth(root)

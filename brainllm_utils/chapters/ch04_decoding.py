@@ -24,6 +24,7 @@ from ..encoding import (
     score_captions,
 )
 from .._utils.cache import cache_key, cached_arrays, resolve_cache
+from .._utils.docs import fill_doc
 from ._common import _features, _quiet_edges, resolve_subjects
 from .ch03_encoding import subject_data
 
@@ -34,21 +35,34 @@ __all__ = ["DECODING_ALPHAS", "decode_subjects", "decode_by_roi", "caption_consi
 DECODING_ALPHAS = np.logspace(0, 7, 15)
 
 
+@fill_doc
 def decode_subjects(nsd, subjects=None, feature: str = "mpnet", roi="streams",
                     alphas=DECODING_ALPHAS, cv: int = 5, device="auto", cache=True) -> dict:
     """Brain → embedding decoding per subject, scored on the shared test images.
 
     Parameters
     ----------
-    roi : atlas name, (atlas, label) or mask
-        Default ``"streams"``: the union of the 7 streams ROIs (the paper's ``allvisROIs``).
+    %(nsd)s
+    %(subjects)s
+    %(feature)s
+        The decoded embedding.
+    roi : str, (str, str or int) or ndarray of bool, default="streams"
+        Atlas name, ``(atlas, label)`` or mask (as :func:`subject_data`). Default
+        ``"streams"``: the union of the 7 streams ROIs (the paper's ``allvisROIs``).
+    alphas : array-like of float > 0, default=DECODING_ALPHAS
+        Candidate ridge penalties (15 log-spaced values, 1 … 1e7), one chosen per embedding
+        dimension.
+    %(cv)s
+    %(device)s
+    %(cache)s
 
     Returns
     -------
-    dict with ``subjects``, ``test_ids`` (n_test,), ``true`` (n_test, d) target
-    embeddings, ``pred`` (n_subjects, n_test, d), ``r`` (n_subjects, n_test) per-image
-    Pearson r, ``rank`` (n_subjects, n_test) identification rank among the test images
-    (0 = best; chance (n_test − 1)/2), ``alphas`` (n_subjects, d) and ``n_voxels``.
+    decoded : dict
+        ``subjects``, ``test_ids`` (n_test,), ``true`` (n_test, d) target embeddings,
+        ``pred`` (n_subjects, n_test, d), ``r`` (n_subjects, n_test) per-image Pearson r,
+        ``rank`` (n_subjects, n_test) identification rank among the test images (0 = best;
+        chance (n_test − 1)/2), ``alphas`` (n_subjects, d) and ``n_voxels``.
     """
     subjects = resolve_subjects(nsd, subjects)
     folder = resolve_cache(cache, "encoding")
@@ -83,13 +97,26 @@ def decode_subjects(nsd, subjects=None, feature: str = "mpnet", roi="streams",
     )
 
 
+@fill_doc
 def decode_by_roi(nsd, subjects=None, rois=("early", "ventral", "lateral", "parietal"),
                   atlas: str = "streams", **kwargs):
     """Decoding accuracy from each ROI alone (``decode_subjects`` per ROI).
 
-    Returns a long DataFrame (``subject``, ``roi``, ``mean_r``, ``top1``,
-    ``identification``: mean fraction of other test images beaten, chance 0.5,
-    ``n_voxels``). ``kwargs`` go to :func:`decode_subjects`.
+    Parameters
+    ----------
+    %(nsd)s
+    %(subjects)s
+    rois : sequence of str, default=("early", "ventral", "lateral", "parietal")
+        Labels of ``atlas``, decoded one at a time.
+    %(atlas_streams)s
+    **kwargs
+        Passed to :func:`decode_subjects` (e.g. ``feature``, ``alphas``, ``device``).
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        Long table (``subject``, ``roi``, ``mean_r``, ``top1``, ``identification``: mean
+        fraction of other test images beaten, chance 0.5, ``n_voxels``).
     """
     import pandas as pd
 
@@ -105,11 +132,27 @@ def decode_by_roi(nsd, subjects=None, rois=("early", "ventral", "lateral", "pari
     return pd.DataFrame(rows)
 
 
+@fill_doc
 def caption_consistency(nsd, nsd_ids, embed_fn=None, **embed_kwargs) -> np.ndarray:
     """Per-image caption consistency: mean over captions of r(caption, mean of the others).
 
     The paper's "noise ceiling" for decoding r (paper_methods §5), using every caption
     (the original kept only the last one by a loop bug). Embeddings are MPNet by default.
+
+    Parameters
+    ----------
+    %(nsd)s
+    %(nsd_ids)s
+    embed_fn : callable, optional
+        ``embed_fn(sentences, **embed_kwargs) -> (n, d)``; default
+        :func:`~brainllm_utils.features.embeddings.embed_sentences`.
+    **embed_kwargs
+        Passed to ``embed_fn``.
+
+    Returns
+    -------
+    consistency : ndarray of shape (n_images,)
+        Mean Pearson r per image (NaN for an image with fewer than 2 captions).
     """
     if embed_fn is None:
         from ..features.embeddings import embed_sentences as embed_fn
@@ -128,6 +171,7 @@ def caption_consistency(nsd, nsd_ids, embed_fn=None, **embed_kwargs) -> np.ndarr
     return np.array(out)
 
 
+@fill_doc
 def default_caption_bank(nsd, subjects=None, test_ids=None, pool_per_image: int | None = 1,
                          include_training: bool = True) -> tuple[list[str], dict]:
     """Captions to reconstruct from, disjoint from the test images.
@@ -138,10 +182,23 @@ def default_caption_bank(nsd, subjects=None, test_ids=None, pool_per_image: int 
     whose text equals a caption of a test image are removed, so a reconstruction can
     never copy a reference verbatim. Duplicates are kept once (first occurrence).
 
+    Parameters
+    ----------
+    %(nsd)s
+    %(subjects)s
+        Whose training images contribute their captions.
+    %(test_ids)s
+    pool_per_image : int, optional, default=1
+        Captions kept per pool image (``None``: all; 0: no pool).
+    include_training : bool, default=True
+        Include the captions of the subjects' training images.
+
     Returns
     -------
-    (captions, info) with ``info`` counting ``training``, ``pool``, ``removed_as_test``
-    and ``total``.
+    captions : list of str
+        The bank.
+    info : dict of str to int
+        Counts of ``training``, ``pool``, ``removed_as_test`` and ``total`` captions.
     """
     subjects = resolve_subjects(nsd, subjects)
     test_ids = nsd.shared_test_images() if test_ids is None else np.asarray(test_ids)
@@ -184,9 +241,22 @@ def default_caption_bank(nsd, subjects=None, test_ids=None, pool_per_image: int 
 def reconstruct_captions(decoded: dict, retriever, oracle: bool = True) -> dict:
     """Nearest bank caption for every decoded embedding (and for the true embeddings).
 
-    Returns ``{subject: [caption per test image]}``, plus ``"oracle"`` (the bank's
-    nearest caption to the *true* embedding: the best any decoder could do with this
-    bank) when ``oracle``.
+    Parameters
+    ----------
+    decoded : dict
+        From :func:`decode_subjects` (``subjects``, ``pred``, ``true``).
+    retriever : CaptionRetriever
+        A bank of captions with their embeddings
+        (:class:`~brainllm_utils.encoding.decoding.CaptionRetriever`).
+    oracle : bool, default=True
+        Also retrieve for the true embeddings.
+
+    Returns
+    -------
+    captions : dict of str to list of str
+        ``{subject: [caption per test image]}``, plus ``"oracle"`` (the bank's nearest
+        caption to the *true* embedding: the best any decoder could do with this bank)
+        when ``oracle``.
     """
     out = {s: retriever.query(p, k=1).best() for s, p in zip(decoded["subjects"], decoded["pred"])}
     if oracle:
@@ -194,22 +264,26 @@ def reconstruct_captions(decoded: dict, retriever, oracle: bool = True) -> dict:
     return out
 
 
+@fill_doc
 def caption_metric_table(reconstructions: Mapping[str, Sequence[str]], references,
                          shuffle_seed: int | None = 0):
     """BLEU-4, ROUGE-L and CIDEr-D of each set of reconstructions, with ceiling and chance.
 
     Parameters
     ----------
-    reconstructions : dict name → captions (one per test image)
-    references : list of lists of str (human captions per test image)
-    shuffle_seed : int or None
+    reconstructions : dict of str to sequence of str
+        Name → captions (one per test image).
+    %(references)s
+    shuffle_seed : int, optional, default=0
         Adds a ``"shuffled"`` row: the first subject's reconstructions paired with the
         wrong images (a seeded derangement): the chance level of the metrics.
 
     Returns
     -------
-    DataFrame indexed by ``source`` (the names, ``shuffled``, ``human``) with columns
-    ``bleu4``, ``rouge_l``, ``cider_d`` and ``kind`` (decoded / oracle / chance / ceiling).
+    table : pandas.DataFrame
+        Indexed by ``source`` (the names, ``shuffled``, ``human``) with columns
+        ``bleu4``, ``rouge_l``, ``cider_d`` and ``kind`` (decoded / oracle / chance /
+        ceiling).
     """
     import pandas as pd
 
@@ -238,6 +312,23 @@ def gallery_selection(scores, n: int = 8) -> np.ndarray:
     """Indices of ``n`` items at evenly spaced quantiles of ``scores`` (best first).
 
     Shows the spread of quality instead of the best cases only.
+
+    Parameters
+    ----------
+    scores : array-like of shape (n_items,)
+        A quality score per item (higher is better).
+    n : int, default=8
+        Items to pick (at most ``n_items``; fewer when quantiles coincide).
+
+    Returns
+    -------
+    index : ndarray of int of shape (n,)
+        Item indices, best first.
+
+    Examples
+    --------
+    >>> gallery_selection([0.1, 0.9, 0.5, 0.3, 0.7], n=3)
+    array([1, 2, 0])
     """
     s = np.asarray(scores, dtype=np.float64)
     order = np.argsort(-s, kind="stable")

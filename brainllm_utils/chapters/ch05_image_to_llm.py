@@ -36,6 +36,7 @@ import numpy as np
 from .. import vision
 from .._utils.cache import cache_key, load_npy, resolve_cache, save_npy
 from .._utils.device import torch_threads
+from .._utils.docs import fill_doc
 from .ch02_rsa import group_searchlight_test, subject_rsa_table, surface_searchlight
 from ._common import rsa_design, subject_image_ids
 from .reference import paper_reference_numbers, paper_transfer_numbers
@@ -67,11 +68,27 @@ OBJECTIVES = {"mpnet": ("cosine", "mean MPNet caption embedding (LLM-trained)"),
 
 
 # --------------------------------------------------------------------------- training
+@fill_doc
 def chapter_configs(preset: str = "sandbox", epochs: int | None = None, image_size: int | None = None):
     """The ``(BLTConfig, TrainConfig)`` of a :data:`vision.PRESETS` entry with overrides.
 
     ``epochs`` and ``image_size`` replace the preset's values when given (``None`` keeps
     them). The loss is set per objective by :func:`train_objective_networks`.
+
+    Parameters
+    ----------
+    %(preset)s
+    epochs : int, optional
+        Training epochs instead of the preset's.
+    image_size : int, optional
+        Input side in pixels instead of the preset's.
+
+    Returns
+    -------
+    config : BLTConfig
+        The architecture.
+    train_config : TrainConfig
+        The optimisation settings.
     """
     cfg, tc = vision.PRESETS[preset]
     if image_size is not None:
@@ -82,7 +99,24 @@ def chapter_configs(preset: str = "sandbox", epochs: int | None = None, image_si
 
 
 def pool_split(n_pool: int, n_train: int | None = None, n_val: int = 0):
-    """Training and validation rows of the pool: :func:`brainllm_utils.vision.pool_split`."""
+    """Training and validation rows of the pool: :func:`brainllm_utils.vision.pool_split`.
+
+    Parameters
+    ----------
+    n_pool : int
+        Images in the pool.
+    n_train : int, optional
+        Training images (``None``: all but ``n_val``).
+    n_val : int, default=0
+        Validation images.
+
+    Returns
+    -------
+    train_idx : ndarray of int of shape (n_train,)
+        Sorted training rows.
+    val_idx : ndarray of int of shape (n_val,)
+        Validation rows.
+    """
     return vision.pool_split(n_pool, n_train, n_val)
 
 
@@ -101,14 +135,23 @@ def validation_floors(pool, objective: str, n_train: int | None = None, n_val: i
 
     Parameters
     ----------
-    pool : :class:`vision.TrainingPool`
-    targets : float array (len(pool), d), optional
+    pool : TrainingPool
+        The training pool (:class:`vision.TrainingPool`).
+    objective : {"mpnet", "multihot"}
+        The training objective.
+    n_train : int, optional
+        Training images, as :func:`train_objective_networks` (``None`` or more than
+        available: all but ``n_val``).
+    n_val : int, default=200
+        Validation images (the last of the pool's permutation, :func:`pool_split`).
+    targets : array-like of float of shape (n_pool, n_targets), optional
         Targets of the whole pool (else built with :func:`vision.make_targets`, which for
         ``mpnet`` embeds only the training and validation captions).
 
     Returns
     -------
-    dict ``loss``, ``cosine`` (floats)
+    floors : dict of str to float
+        ``loss`` and ``cosine`` (NaN without validation images).
     """
     train, val = pool_split(len(pool), _resolve_n_train(pool, n_train, n_val), n_val)
     if val.size == 0:
@@ -129,6 +172,7 @@ def validation_floors(pool, objective: str, n_train: int | None = None, n_val: i
     return {"loss": bce, "cosine": cos}
 
 
+@fill_doc
 def train_objective_networks(root=None, objectives=("mpnet", "multihot"), seeds=(0, 1), preset: str = "sandbox",
                              *, n_train: int | None = 2000, n_val: int = 200, epochs: int | None = None,
                              image_size: int | None = None, device="auto", progress: bool = False,
@@ -140,18 +184,36 @@ def train_objective_networks(root=None, objectives=("mpnet", "multihot"), seeds=
 
     Parameters
     ----------
-    n_train : training images (``None`` or more than available: all but ``n_val``).
-    n_val : held-out pool images scored after every epoch.
-    epochs, image_size : overrides of the preset (:func:`chapter_configs`).
-    cpu_threads : torch threads while training on the CPU (restored afterwards; ``None``:
+    %(root_optional)s
+        Only read when ``pool`` is not given.
+    objectives : sequence of {"mpnet", "multihot"}, default=("mpnet", "multihot")
+        Training objectives (:data:`OBJECTIVES`).
+    seeds : sequence of int, default=(0, 1)
+        One network per seed and objective.
+    %(preset)s
+    n_train : int, optional, default=2000
+        Training images (``None`` or more than available: all but ``n_val``).
+    n_val : int, default=200
+        Held-out pool images scored after every epoch.
+    epochs, image_size : int, optional
+        Overrides of the preset (:func:`chapter_configs`).
+    %(device)s
+    %(progress)s
+    pool : TrainingPool, optional
+        A pool already loaded (else :func:`vision.load_training_pool`).
+    checkpoint_root : path-like, optional
+        Folder of the runs (``None``: ``get_cache_dir()/checkpoints``).
+    cpu_threads : int, optional, default=1
+        Torch threads while training on the CPU (restored afterwards; ``None``:
         leave as is). One thread is nearly as fast as two for these small networks on a
         2-core machine and does not collapse when another process competes for a core.
 
     Returns
     -------
-    dict ``"<objective>_seed<seed>"`` → :class:`vision.TrainedNetwork`, objective-then-seed
-    order; ``net.meta`` holds ``objective``, ``n_train``, ``n_val``, ``seconds`` (the
-    training time summed over epochs, also for a loaded checkpoint).
+    networks : dict of str to TrainedNetwork
+        ``"<objective>_seed<seed>"`` → :class:`vision.TrainedNetwork`, objective-then-seed
+        order; ``net.meta`` holds ``objective``, ``n_train``, ``n_val``, ``seconds`` (the
+        training time summed over epochs, also for a loaded checkpoint).
     """
     if pool is None:
         pool = vision.load_training_pool(root, progress=progress)
@@ -173,6 +235,7 @@ def train_objective_networks(root=None, objectives=("mpnet", "multihot"), seeds=
     return out
 
 
+@fill_doc
 def train_size_sweep(root=None, sizes=(500, 1000, 2000), objective: str = "mpnet", seed: int = 0,
                      preset: str = "sandbox", **options) -> dict:
     """Networks trained on nested subsets of the pool (brain alignment vs training size).
@@ -181,9 +244,23 @@ def train_size_sweep(root=None, sizes=(500, 1000, 2000), objective: str = "mpnet
     :func:`train_objective_networks` (``n_val``, ``epochs``, ``image_size``, ``device``,
     ``pool``...); a size equal to the main networks' ``n_train`` reuses their checkpoint.
 
+    Parameters
+    ----------
+    %(root_optional)s
+    sizes : sequence of int, default=(500, 1000, 2000)
+        Training-set sizes (nested subsets of one permutation of the pool).
+    objective : {"mpnet", "multihot"}, default="mpnet"
+        The training objective.
+    seed : int, default=0
+        The seed of every network.
+    %(preset)s
+    **options
+        Passed to :func:`train_objective_networks`.
+
     Returns
     -------
-    dict ``"<objective>_n<size>"`` → TrainedNetwork, ascending size.
+    networks : dict of str to TrainedNetwork
+        ``"<objective>_n<size>"`` → TrainedNetwork, ascending size.
     """
     pool = options.pop("pool", None)
     if pool is None:
@@ -203,15 +280,20 @@ def training_table(networks, pool=None, floors=None):
 
     Parameters
     ----------
-    networks : dict name → TrainedNetwork (from :func:`train_objective_networks`)
-    floors : dict objective → :func:`validation_floors` result, optional
-        (computed from ``pool`` when given and missing).
+    networks : dict of str to TrainedNetwork
+        From :func:`train_objective_networks`.
+    pool : TrainingPool, optional
+        Used to compute the missing floors.
+    floors : dict of str to dict, optional
+        Objective → :func:`validation_floors` result (computed from ``pool`` when given and
+        missing).
 
     Returns
     -------
-    pandas.DataFrame indexed by network: ``objective, seed, n_train, epochs, seconds,
-    seconds_per_epoch, train_loss, val_loss, val_cosine`` (last step), and
-    ``floor_loss, floor_cosine``.
+    table : pandas.DataFrame
+        Indexed by network: ``objective, seed, n_train, epochs, seconds,
+        seconds_per_epoch, train_loss, val_loss, val_cosine`` (last step), and
+        ``floor_loss, floor_cosine``.
     """
     import pandas as pd
 
@@ -234,7 +316,18 @@ def training_table(networks, pool=None, floors=None):
 
 
 def split_histories(networks) -> dict:
-    """``{objective: {name: history}}`` for the training-curve panels."""
+    """``{objective: {name: history}}`` for the training-curve panels.
+
+    Parameters
+    ----------
+    networks : dict of str to TrainedNetwork
+        From :func:`train_objective_networks` or :func:`train_size_sweep`.
+
+    Returns
+    -------
+    histories : dict of str to dict of str to list of dict
+        Objective → network name → per-epoch history.
+    """
     out: dict = {}
     for name, net in networks.items():
         out.setdefault(net.meta.get("objective", name.split("_")[0]), {})[name] = net.history
@@ -242,14 +335,27 @@ def split_histories(networks) -> dict:
 
 
 # --------------------------------------------------------------------------- features
+@fill_doc
 def network_features(networks, nsd, ids, device="auto", layer: int = -1, step: int = -1) -> dict:
     """Spatially averaged activations of each network on NSD images (last layer and step).
 
     Cached by :func:`vision.extract_activations` (weights hash, layer, step, nsdIds).
 
+    Parameters
+    ----------
+    networks : dict of str to TrainedNetwork
+        The networks.
+    %(nsd)s
+    ids : array-like of int of shape (n_images,)
+        nsdIds of the images (the rows).
+    %(device)s
+    layer, step : int, default=-1
+        Layer and time step read out (negative counts from the end).
+
     Returns
     -------
-    dict name → float32 (len(ids), channels)
+    features : dict of str to ndarray of float32 of shape (n_images, n_channels)
+        One matrix per network.
     """
     ids = np.asarray(ids, dtype=np.int64)
     images = nsd.images(ids)
@@ -258,6 +364,7 @@ def network_features(networks, nsd, ids, device="auto", layer: int = -1, step: i
             for name, net in networks.items()}
 
 
+@fill_doc
 def comparison_features(nsd, ids, models=("untrained_blt", "untrained_alexnet"), device="auto",
                         blt_config=None, seed: int = 0):
     """Features of comparison models on NSD images, and a status table.
@@ -266,11 +373,25 @@ def comparison_features(nsd, ids, models=("untrained_blt", "untrained_alexnet"),
     with the reason. With ``blt_config``, ``untrained_blt`` is the chapter's own
     architecture with random weights (``seed``) rather than the ``sandbox`` preset's.
 
+    Parameters
+    ----------
+    %(nsd)s
+    ids : array-like of int of shape (n_images,)
+        nsdIds of the images (the rows).
+    models : sequence of str, default=("untrained_blt", "untrained_alexnet")
+        Keys of :data:`vision.COMPARISON_MODELS`.
+    %(device)s
+    blt_config : BLTConfig, optional
+        Architecture of ``untrained_blt`` (``None``: the ``sandbox`` preset's).
+    seed : int, default=0
+        Seed of the random weights of ``untrained_blt`` with ``blt_config``.
+
     Returns
     -------
-    features : dict name → float32 (len(ids), d), models that ran
-    status : pandas.DataFrame indexed by model: ``available, reason, description,
-        training_images``
+    features : dict of str to ndarray of float32 of shape (n_images, n_features)
+        The models that ran.
+    status : pandas.DataFrame
+        Indexed by model: ``available, reason, description, training_images``.
     """
     import pandas as pd
 
@@ -301,11 +422,14 @@ def average_over_seeds(df, groups, value_cols=("r", "r_normalised")):
     ----------
     df : pandas.DataFrame
         :func:`rsa_analysis.subject_rsa_table` output.
-    groups : dict new name → list of model names (the seeds)
+    groups : dict of str to list of str
+        New name → the model names averaged (the seeds).
+    value_cols : sequence of str, default=("r", "r_normalised")
+        Score columns averaged (those present in ``df``).
 
     Returns
     -------
-    pandas.DataFrame
+    table : pandas.DataFrame
         ``df`` without the seed rows, plus one row per group, subject and ROI with the
         seed means of ``value_cols``, the shared ``ceiling`` and ``n_seeds``.
     """
@@ -327,6 +451,7 @@ def average_over_seeds(df, groups, value_cols=("r", "r_normalised")):
     return pd.concat(frames, ignore_index=True)
 
 
+@fill_doc
 def network_rsa_table(nsd, network_feats, *, seed_groups=None, other_features=None, subjects=None,
                       rois=None, set_size: int = 100, seed: int = 0, n_sets=None, device="auto",
                       ceilings=None, ids=None):
@@ -334,17 +459,29 @@ def network_rsa_table(nsd, network_feats, *, seed_groups=None, other_features=No
 
     Parameters
     ----------
-    network_feats : dict name → (len(ids), d)
+    %(nsd)s
+    network_feats : dict of str to array-like of shape (n_images, n_features)
         Per-seed network features over ``ids`` (:func:`network_features`).
-    seed_groups : dict new name → list of names in ``network_feats``, optional
-        Seeds to average (per subject and ROI, after RSA). ``None``: keep every network.
-    other_features : dict name → (len(ids), d), optional
+    seed_groups : dict of str to list of str, optional
+        New name → names in ``network_feats``: seeds to average (per subject and ROI,
+        after RSA). ``None``: keep every network.
+    other_features : dict of str to array-like of shape (n_images, n_features), optional
         Caption embeddings, comparison models, planted spaces... over the same ``ids``.
-    ids : sorted nsdIds of the feature rows (default: the images the sample sets need).
+    %(subjects)s
+    %(rois)s
+    %(set_size)s
+    %(sets_seed)s
+    %(n_sets)s
+    %(device)s
+    ceilings : pandas.DataFrame, optional
+        From :func:`~brainllm_utils.chapters.ch02_rsa.loso_ceilings` (computed when
+        missing).
+    ids : array-like of int of shape (n_images,), optional
+        Sorted nsdIds of the feature rows (default: the images the sample sets need).
 
     Returns
     -------
-    pandas.DataFrame
+    table : pandas.DataFrame
         As :func:`rsa_analysis.subject_rsa_table` (seed groups replace their members and
         carry ``n_seeds``).
     """
@@ -360,6 +497,7 @@ def network_rsa_table(nsd, network_feats, *, seed_groups=None, other_features=No
 
 
 # --------------------------------------------------------------------------- searchlight
+@fill_doc
 def searchlight_contrast(nsd, feats_a: dict, feats_b: dict, ids, subjects=None, *, radius_mm: float = 10.0,
                          set_size: int = 100, seed: int = 0, n_sets=1, device="auto", q: float = 0.05):
     """Surface searchlight contrast A − B (e.g. LLM-trained minus category-trained networks).
@@ -372,11 +510,24 @@ def searchlight_contrast(nsd, feats_a: dict, feats_b: dict, ids, subjects=None, 
 
     Parameters
     ----------
-    feats_a, feats_b : dict name → (len(ids), d) features over sorted nsdIds ``ids``
+    %(nsd)s
+    feats_a, feats_b : dict of str to array-like of shape (n_images, n_features)
+        Features of the networks of group A and B over sorted nsdIds ``ids``.
+    ids : array-like of int of shape (n_images,)
+        Sorted nsdIds of the feature rows (covering the sample sets' images).
+    %(subjects)s
+    radius_mm : float, default=10.0
+        Geodesic radius of the searchlight discs, in mm.
+    %(set_size)s
+    %(sets_seed)s
+    n_sets : int, optional, default=1
+        Use only each subject's first ``n_sets`` sample sets (``None``: all).
+    %(device)s
+    %(q)s
 
     Returns
     -------
-    dict
+    result : dict
         ``diff`` (subject → map), ``a``/``b`` (subject → seed-mean map), ``test`` (the
         group test of the differences), ``test_a``/``test_b`` (group tests of each map).
     """
@@ -399,9 +550,24 @@ def searchlight_contrast(nsd, feats_a: dict, feats_b: dict, ids, subjects=None, 
 
 
 # --------------------------------------------------------------------------- transfer
+@fill_doc
 def transfer_image_ids(nsd, subjects=None, min_repeats: int = 3) -> np.ndarray:
-    """Sorted union of the subjects' RSA images (seen ``min_repeats`` times): the NSD images
-    the transfer readout is trained and tested on (none was in the training pool)."""
+    """Sorted union of the subjects' RSA images (seen ``min_repeats`` times).
+
+    The NSD images the transfer readout is trained and tested on (none was in the
+    training pool).
+
+    Parameters
+    ----------
+    %(nsd)s
+    %(subjects)s
+    %(min_repeats)s
+
+    Returns
+    -------
+    nsd_ids : ndarray of int64 of shape (n_images,)
+        Sorted nsdIds.
+    """
     subjects = list(nsd.subjects if subjects is None else subjects)
     return np.unique(np.concatenate([subject_image_ids(nsd, s, min_repeats) for s in subjects])).astype(np.int64)
 
@@ -435,6 +601,7 @@ def _cached_transfer_table(features, targets, n_test, *, seed, epochs, lr, batch
     return per
 
 
+@fill_doc
 def transfer_summary(network_feats: dict, targets: dict, n_test: int, *, groups=None, seed: int = 0,
                      epochs: int = 200, lr: float = 0.05, batch_size: int = 96, cache: bool = True):
     """Transfer readouts of every network onto every target, aggregated over seeds.
@@ -445,17 +612,31 @@ def transfer_summary(network_feats: dict, targets: dict, n_test: int, *, groups=
 
     Parameters
     ----------
-    network_feats : dict name → (n, d)
-    targets : dict target name → (n, k) (binary targets get a sigmoid/BCE readout)
-    cache : reuse the readouts of identical features, targets and settings (on disk).
-    groups : dict group → list of names (default: ``blt_`` + the name up to ``_seed`` for
-        names with a ``_seed`` suffix, else the name itself)
+    network_feats : dict of str to array-like of shape (n_images, n_features)
+        Frozen features of each network on the same images.
+    targets : dict of str to array-like of shape (n_images, n_targets)
+        Target name → targets (binary targets get a sigmoid/BCE readout).
+    n_test : int
+        Held-out rows (the last ones).
+    groups : dict of str to list of str, optional
+        Group → network names (default: ``blt_`` + the name up to ``_seed`` for names with
+        a ``_seed`` suffix, else the name itself).
+    seed : int, default=0
+        Seeds the readouts' initial weights and batch order.
+    %(transfer_epochs)s
+    %(transfer_lr)s
+    %(transfer_batch_size)s
+    %(cache)s
+        Reuses the readouts of identical features, targets and settings (kind
+        ``"transfer"``).
 
     Returns
     -------
-    per_network : pandas.DataFrame (``features, target, kind, score, floor, map``)
-    summary : pandas.DataFrame indexed by ``(network, target)``: ``score`` (seed mean),
-        ``score_min``, ``score_max``, ``n_seeds``, ``floor``, ``above_floor``, ``map``
+    per_network : pandas.DataFrame
+        ``features, target, kind, score, floor, map``.
+    summary : pandas.DataFrame
+        Indexed by ``(network, target)``: ``score`` (seed mean), ``score_min``,
+        ``score_max``, ``n_seeds``, ``floor``, ``above_floor``, ``map``.
     """
     per = _cached_transfer_table(network_feats, targets, n_test, seed=seed, epochs=epochs, lr=lr,
                                  batch_size=batch_size, cache=cache)
@@ -478,12 +659,19 @@ def size_alignment_table(df, n_images: dict, value: str = "r_normalised", rois=N
 
     Parameters
     ----------
-    df : tidy RSA table with ``model`` in ``n_images``
-    n_images : dict model → number of training images
+    df : pandas.DataFrame
+        Tidy RSA table with ``model`` in ``n_images``.
+    n_images : dict of str to int
+        Model → number of training images.
+    value : str, default="r_normalised"
+        The score column.
+    rois : list of str, optional
+        ROIs kept (``None``: all).
 
     Returns
     -------
-    pandas.DataFrame ``model, n_train, roi, mean, sem, n_subjects`` sorted by size.
+    table : pandas.DataFrame
+        ``model, n_train, roi, mean, sem, n_subjects`` sorted by size.
     """
     import pandas as pd
 
@@ -503,14 +691,22 @@ def paper_comparison_table(df, ours: dict, value: str = "r_normalised", rois=("v
 
     Parameters
     ----------
-    df : tidy RSA table (seed-averaged)
-    ours : dict paper row → our model name, e.g.
+    df : pandas.DataFrame
+        Tidy RSA table (seed-averaged).
+    ours : dict of str to str
+        Paper row (:data:`~brainllm_utils.chapters.reference.PAPER_ROI_RSA`) → our model
+        name, e.g.
         ``{"LLM-trained RCNN (seed avg)": "blt_mpnet", "ecoset RCNN (category)": "blt_multihot"}``
+    value : str, default="r_normalised"
+        The score column.
+    rois : sequence of str, default=("ventral", "lateral", "parietal")
+        ROIs, in this order.
 
     Returns
     -------
-    pandas.DataFrame indexed by ROI: ``paper: <row>`` and ``ours: <model>`` columns
-    (subject means), and the LLM − category difference for both when both are given.
+    table : pandas.DataFrame
+        Indexed by ROI: ``paper: <row>`` and ``ours: <model>`` columns (subject means),
+        and the LLM − category difference for both when both are given.
     """
     import pandas as pd
 
