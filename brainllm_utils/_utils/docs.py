@@ -270,10 +270,6 @@ docdict["preset"] = """preset : {"tiny", "sandbox", "sandbox_gpu", "paper"}, def
 docdict["image_ids"] = """image_ids : array-like of int of shape (n_images,), optional
     Ids of the images (e.g. nsdIds) that key the cache; ``None``: the pixels are hashed."""
 
-docdict["transfer_kind"] = """kind : {"cosine", "bce"}, default="cosine"
-    ``"cosine"``: linear map to the caption embedding, loss 1 − cosine; ``"bce"``: linear
-    map to logits, sigmoid binary cross-entropy on multi-hot labels."""
-
 docdict["transfer_epochs"] = """epochs : int, default=200
     Passes over the training rows."""
 

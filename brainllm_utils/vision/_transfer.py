@@ -78,7 +78,9 @@ def transfer_readout(X_train, Y_train, X_test, Y_test, kind: str = "cosine", *, 
         Features of the held-out images.
     Y_test : array-like of shape (n_test, n_targets)
         Their targets.
-    %(transfer_kind)s
+    kind : {"cosine", "bce"}, default="cosine"
+        ``"cosine"``: linear map to the caption embedding, loss 1 − cosine; ``"bce"``:
+        linear map to logits, sigmoid binary cross-entropy on multi-hot labels.
     %(transfer_epochs)s
     %(transfer_lr)s
     %(transfer_batch_size)s
@@ -116,7 +118,8 @@ def transfer_readouts(features, Y_train, Y_test, kind: str = "cosine", *, epochs
         Training targets, shared by all readouts.
     Y_test : array-like of shape (n_test, n_targets)
         Held-out targets.
-    %(transfer_kind)s
+    kind : {"cosine", "bce"}, default="cosine"
+        The readout and its loss (as :func:`transfer_readout`).
     %(transfer_epochs)s
     %(transfer_lr)s
     %(transfer_batch_size)s
