@@ -156,7 +156,7 @@ docdict["rois"] = """rois : list of str, optional
 
 docdict["feature_options"] = """**feature_options : dict
     Passed to the feature builders (:func:`~brainllm_utils.features.build`), e.g.
-    ``batch_size`` or ``cache``."""
+    ``batch_size`` or ``vectors_path``."""
 
 docdict["test_ids"] = """test_ids : array-like of int, optional
     nsdIds of the test images; ``None``: the images every subject saw 3 times
