@@ -684,6 +684,7 @@ def in_silico_contrasts(results: EncodingResults, sets: Mapping[str, Sequence[st
     fdr : bool, default=True
         Add BH-FDR corrected p-values.
     %(q)s
+        Also the threshold of the uncorrected ``significant``.
     embed_fn : callable, optional
         ``embed_fn(sentences, **embed_kwargs) -> (n, d)``; default MPNet
         (:func:`~brainllm_utils.encoding.embed_sentence_sets`).
