@@ -101,8 +101,9 @@ docdict["device"] = """device : {"auto", "cpu", "cuda", "cuda:N"} or torch.devic
     the CPU; asking for CUDA without a GPU raises a ``RuntimeError``
     (:func:`~brainllm_utils._utils.device.resolve_device`)."""
 
-docdict["device_cpu"] = """device : str or torch.device, default="cpu"
-    The torch device to compute on: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``."""
+docdict["device_cpu"] = """device : {"cpu", "auto", "cuda", "cuda:N"} or torch.device, default="cpu"
+    The torch device to compute on (validated by
+    :func:`~brainllm_utils._utils.device.resolve_device`; ``"auto"`` picks CUDA when present)."""
 
 docdict["seed"] = """seed : int, default=0
     Seed of :func:`numpy.random.default_rng`: the same seed gives the same result."""

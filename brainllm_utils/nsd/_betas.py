@@ -117,9 +117,10 @@ class _BetasMixin:
         """Per-image betas averaged over repeats.
 
         Each session's betas are read (volume: int16 ÷ 300), restricted to the ROI columns,
-        z-scored per voxel over the session's trials (``zscore=True``; constant or NaN
-        columns become NaN for that session), then averaged over the repeats of each image
-        (``nanmean``). Images with fewer than ``min_repeats`` showings in the selected
+        z-scored per voxel over the session's trials (``zscore=True``), then averaged over the
+        repeats of each image. A column that is constant or holds a NaN in a session is left
+        out of that session's contribution (the average is over the other sessions' trials);
+        it is NaN only where no selected session is valid. Images with fewer than ``min_repeats`` showings in the selected
         sessions are dropped.
 
         Parameters

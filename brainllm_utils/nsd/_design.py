@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import numpy as np
 
@@ -16,7 +15,8 @@ __all__: list[str] = []
 class _DesignMixin:
     """Methods of :class:`~brainllm_utils.nsd.NSD` that read the experiment design.
 
-    Needs ``self.root``, ``self.path`` and ``self.beta_version`` (:class:`_LayoutMixin`).
+    Needs ``self.root``, ``self.path``, ``self.beta_version`` and the beta-file paths
+    (``_beta_dir``, ``_beta_files``) of :class:`_LayoutMixin`.
     """
 
     @functools.cached_property
@@ -86,17 +86,6 @@ class _DesignMixin:
                 f"available: {self.subjects or 'none'}"
             )
         return name
-
-    def _beta_dir(self, subject: str, space: str) -> Path:
-        if space not in SPACES:
-            raise ValueError(f"space={space!r}: expected one of {SPACES}")
-        return self.root / "nsddata_betas" / "ppdata" / subject / space / self.beta_version
-
-    def _beta_files(self, subject: str, space: str, session: int) -> list[Path]:
-        d = self._beta_dir(subject, space)
-        if space == "fsaverage":
-            return [d / f"{h}.betas_session{session:02d}.mgh" for h in ("lh", "rh")]
-        return [d / f"betas_session{session:02d}.nii.gz"]
 
     @fill_doc
     def sessions_on_disk(self, subject, space: str) -> int:

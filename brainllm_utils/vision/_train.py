@@ -480,6 +480,7 @@ def load_checkpoint(path, device="cpu") -> TrainedNetwork:
     torch = _torch()
     from ._blt import BLTConfig, BLTNet
 
+    device = _resolve_device(device)
     state = torch.load(path, map_location=device, weights_only=False)
     config = BLTConfig.from_dict(state["config"])
     model = BLTNet(config).to(device)

@@ -8,6 +8,7 @@ from typing import Mapping
 import numpy as np
 
 from .._utils.device import import_torch as _torch
+from .._utils.device import resolve_device
 from .._utils.docs import fill_doc
 
 __all__ = ["mean_average_precision", "transfer_readout", "transfer_readouts", "transfer_table"]
@@ -147,6 +148,7 @@ def transfer_readouts(features, Y_train, Y_test, kind: str = "cosine", *, epochs
         sd = np.where(sd > 1e-8, sd, 1.0)
         xt.append((X_train - mu) / sd)
         xv.append((X_test - mu) / sd)
+    device = resolve_device(device)
     xt = torch.from_numpy(np.stack(xt)).to(device)  # (R, n, d)
     xv = torch.from_numpy(np.stack(xv)).to(device)
     yt = torch.from_numpy(Y_train).to(device)
