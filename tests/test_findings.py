@@ -1,15 +1,24 @@
-"""brainllm_utils.findings: what chapters record for the summary page."""
+"""brainllm_utils.chapters.findings: what chapters record for the summary page, and the criteria.
+
+Every scorecard row is tested with small synthetic inputs (no notebook, no NSD data): once where
+it agrees, once where it does not, on the sandbox branch (planted truth) and on the real-NSD
+branch, and where it has no criterion (``agrees is None``) or does not apply (``None``).
+"""
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
+import pandas as pd
 import pytest
 
-from brainllm_utils import findings, viz
+from brainllm_utils import viz
+from brainllm_utils.chapters import findings
 from brainllm_utils.nsd import NSD
 
 
+# --------------------------------------------------------------------------- record and load
 def test_record_and_load_round_trip(tiny_root, tmp_path, monkeypatch):
     monkeypatch.delenv("BRAINLLM_RUN", raising=False)
     nsd = NSD(tiny_root)
@@ -67,3 +76,522 @@ def test_scorecard_figure(tiny_root, tmp_path):
     assert "1 agree, 1 disagree" in ax.get_title(loc="left")
     viz.plot_findings(findings.load(nsd, results_dir=tmp_path / "none"), ax=ax)
     plt.close(fig)
+
+
+# --------------------------------------------------------------------------- 01 feature spaces
+def _closest(**spaces):
+    return pd.DataFrame({"closest planted space": {m: f"truth:{s}" for m, s in spaces.items()},
+                         "r": {m: 0.5 for m in spaces}})
+
+
+def _ratios(**ratio):
+    return pd.DataFrame({"reversal distance / random distance": ratio})
+
+
+PAIRS = np.arange(6)  # three role-reversed pairs: a random baseline exists
+ONE_PAIR = np.arange(2)
+
+
+def test_closest_planted_space_row():
+    good = findings.closest_planted_space_row(_closest(mpnet="category", mpnet_verbs="interaction",
+                                                       multihot="category"))
+    assert good["agrees"] is True and good["rq"] == "RQ1"
+    assert good["recovered"] == "category for 2 of 3 (mpnet_verbs: interaction); mpnet r = 0.500"
+    assert good["expected"] == "category; interaction for mpnet_verbs (actions)"
+    bad = findings.closest_planted_space_row(_closest(mpnet="layout", mpnet_verbs="category"))
+    assert bad["agrees"] is False
+    assert bad["recovered"] == "category for 1 of 2 (mpnet: layout); mpnet r = 0.500"
+    assert findings.closest_planted_space_row(None) is None  # real NSD: no planted spaces
+
+
+def test_role_reversal_row():
+    table = _ratios(mpnet=0.2, minilm=0.0, **{"truth:interaction": 0.6, "multihot": 0.0})
+    good = findings.role_reversal_row(table, "mpnet", PAIRS)
+    assert good["agrees"] is True and good["recovered"] == "0.200"
+    assert good["expected"] == "> 0 (word order encoded), small next to truth:interaction (0.600)"
+    assert findings.role_reversal_row(table, "minilm", PAIRS)["agrees"] is False  # word order lost
+    too_far = _ratios(mpnet=0.9, **{"truth:interaction": 0.6})
+    assert findings.role_reversal_row(too_far, "mpnet", PAIRS)["agrees"] is False
+    assert findings.role_reversal_row(table, "mpnet", ONE_PAIR)["agrees"] is None  # no baseline
+    assert findings.role_reversal_row(table, "minilm_large", PAIRS) is None
+    assert findings.role_reversal_row(None, "mpnet", PAIRS) is None
+
+
+def test_bag_of_words_row():
+    good = findings.bag_of_words_row(_ratios(mpnet=0.2, multihot=0.0, mpnet_word_avg=1e-5), PAIRS)
+    assert good["agrees"] is True
+    assert good["analysis"] == ("Role-reversed pairs: bags of words (mpnet_word_avg, multihot), "
+                                "largest reversal / random distance")
+    assert good["expected"] == "0 (same words, same vector)"
+    bad = findings.bag_of_words_row(_ratios(multihot=0.0, mpnet_word_avg=0.01), PAIRS)
+    assert bad["agrees"] is False and bad["recovered"] == "0.010"
+    assert findings.bag_of_words_row(_ratios(multihot=0.3), ONE_PAIR)["agrees"] is None
+    assert findings.bag_of_words_row(_ratios(mpnet=0.2), PAIRS) is None
+    assert findings.bag_of_words_row(None, PAIRS) is None
+
+
+def _rdm_matrix(names):
+    M = pd.DataFrame(0.5, index=names, columns=names)
+    M.attrs["n_sets"] = 2
+    return M
+
+
+def test_model_rdm_row_has_no_criterion():
+    row = findings.model_rdm_row(_rdm_matrix(["mpnet", "minilm"]), "minilm", np.zeros((2, 100)))
+    assert row["agrees"] is None and row["recovered"] == "0.500"
+    assert row["analysis"] == "Model RDMs: r(mpnet, minilm), 2 sets of 100 images"
+    assert row["paper"] == "no model-by-model numbers (Fig. 3: brain scores only)"
+    assert findings.model_rdm_row(_rdm_matrix(["mpnet"]), "minilm", np.zeros((2, 100))) is None
+
+
+def test_feature_space_rows_sandbox_and_nsd():
+    M = _rdm_matrix(["mpnet", "minilm", "mpnet_word_avg", "mpnet_scrambled"])
+    sets = np.zeros((2, 12))
+    table = _ratios(mpnet=0.2, minilm=0.1, multihot=0.0, **{"truth:interaction": 0.6})
+    rows = findings.feature_space_rows(M, sets, summary=_closest(mpnet="category"), table=table,
+                                       pair_ids=PAIRS)
+    assert [r["analysis"].split(":")[0] for r in rows] == [
+        "Model RDMs vs planted spaces", "Role-reversed pairs", "Role-reversed pairs",
+        "Role-reversed pairs", "Model RDMs", "Model RDMs"]  # capped at MAX_FEATURE_SPACE_ROWS
+    assert rows[-1]["analysis"].startswith("Model RDMs: r(mpnet, mpnet_scrambled)")
+    nsd_rows = findings.feature_space_rows(M, sets)  # real NSD: no planted truth
+    assert [r["analysis"][:22] for r in nsd_rows] == ["Model RDMs: r(mpnet, m"] * 3
+    assert all(r["agrees"] is None for r in nsd_rows)
+    with pytest.raises(ValueError, match="pair_ids"):
+        findings.feature_space_rows(M, sets, table=table)
+
+
+# --------------------------------------------------------------------------- 02 RSA
+CARD = {"roi_spaces": {"ventral": {"category": 1.0}, "lateral": {"interaction": 0.7, "category": 0.3},
+                       "parietal": {"layout": 1.0}, "early": {"lowlevel": 1.0}}}
+
+
+def _group(main="mpnet", **rois):
+    """``roi=(mean, significant)`` for ``main``, plus a control model."""
+    rows = [dict(roi=r, model=main, mean=m, significant=s) for r, (m, s) in rois.items()]
+    rows += [dict(roi=r, model="multihot", mean=0.0, significant=False) for r in rois]
+    return pd.DataFrame(rows)
+
+
+def test_roi_rsa_row_on_real_nsd():
+    group = _group(ventral=(0.1, True), lateral=(0.1, False))
+    ours = pd.Series({"ventral": 0.4, "lateral": 0.3})
+    good = findings.roi_rsa_row("ventral", group, ours, "mpnet")
+    assert good["agrees"] is True and good["recovered"] == "0.400"
+    assert good["expected"] == "> 0, FDR-significant across subjects"
+    assert good["paper"] == "MPNet FDR-significant (Fig. 1b, 3); LLM-trained RCNN 0.429"
+    assert findings.roi_rsa_row("lateral", group, ours, "mpnet")["agrees"] is False
+    negative = _group(ventral=(-0.1, True))
+    assert findings.roi_rsa_row("ventral", negative, pd.Series({"ventral": -0.1}), "mpnet")["agrees"] is False
+    assert findings.roi_rsa_row("parietal", group, ours, "mpnet") is None  # not analysed
+    early = pd.Series({"early": 0.1})
+    assert findings.roi_rsa_row("early", _group(early=(0.1, True)), early, "mpnet") is None  # no paper ROI
+
+
+def test_roi_rsa_row_on_the_sandbox():
+    group = _group(ventral=(0.1, True), lateral=(0.1, True), parietal=(0.01, False))
+    ours = pd.Series({"ventral": 0.4, "lateral": 0.3, "parietal": 0.05})
+    row = findings.roi_rsa_row("lateral", group, ours, "mpnet", CARD)
+    assert row["agrees"] is True
+    assert row["expected"] == "> 0, FDR-significant (planted: interaction 70%, category 30%)"
+    # nothing captions describe is planted in parietal: it must score lowest
+    low = findings.roi_rsa_row("parietal", group, ours, "mpnet", CARD)
+    assert low["agrees"] is True
+    assert low["expected"] == "lowest of ventral, lateral, parietal (planted: layout 100%)"
+    high = findings.roi_rsa_row("parietal", group, ours.replace({0.05: 0.5}), "mpnet", CARD)
+    assert high["agrees"] is False
+    alone = findings.roi_rsa_row("parietal", _group(parietal=(0.0, False)), pd.Series({"parietal": 0.05}),
+                                 "mpnet", CARD)
+    assert alone["agrees"] is None  # nothing to compare with
+
+
+def test_searchlight_row():
+    sl = {"reject": np.array([True, False, False, False]), "t": np.array([5.0, 1.0, 0.5, np.nan])}
+    good = findings.searchlight_row(sl, 8, "mpnet")
+    assert good["agrees"] is True and good["recovered"] == "1 of 3 (33.3 %)"
+    assert good["analysis"] == "Surface searchlight: mpnet FDR-significant vertices (q = 0.05, 8 subjects)"
+    assert good["expected"] == "> 0"
+    bad = findings.searchlight_row({"reject": np.zeros(4, bool), "t": np.ones(4)}, 3, "mpnet", sandbox=True)
+    assert bad["agrees"] is False and bad["recovered"] == "0 of 4 (0.0 %)"
+    assert bad["expected"] == "> 0 (planted signal across the visual streams)"
+
+
+def _tests(d, significant, control="multihot", p=0.01):
+    return pd.DataFrame([dict(roi="ventral", model_b=control, mean_diff=d, p_fdr=p, significant=significant),
+                         dict(roi="lateral", model_b=control, mean_diff=-d, p_fdr=p, significant=True)])
+
+
+def test_category_control_row_on_real_nsd():
+    controls = ["multihot", "mpnet_word_avg"]
+    good = findings.category_control_row(_tests(0.05, True), controls, "mpnet")
+    assert good["agrees"] is True and good["recovered"] == "+0.050 (p_FDR = 0.01)"
+    assert good["analysis"] == "Paired mpnet − multihot, ventral (r difference)"
+    assert good["expected"] == "> 0, FDR-significant (full caption beats categories)"
+    assert findings.category_control_row(_tests(-0.05, True), controls, "mpnet")["agrees"] is False
+    assert findings.category_control_row(_tests(0.05, False), controls, "mpnet")["agrees"] is False
+    assert findings.category_control_row(_tests(0.05, True), ["mpnet_word_avg"], "mpnet") is None
+
+
+def test_category_control_row_on_the_sandbox():
+    """Only categories are planted in ventral cortex: the category space must win there."""
+    controls = ["mpnet_category_all", "multihot"]
+    tests = _tests(-0.1, True, control="mpnet_category_all")
+    good = findings.category_control_row(tests, controls, "mpnet", CARD)
+    assert good["agrees"] is True
+    assert good["expected"] == ("< 0, FDR-significant (planted: category 100%: the category space "
+                                "should win)")
+    assert findings.category_control_row(_tests(0.1, True, "mpnet_category_all"), controls, "mpnet",
+                                         CARD)["agrees"] is False
+    assert findings.category_control_row(_tests(-0.1, False, "mpnet_category_all"), controls, "mpnet",
+                                         CARD)["agrees"] is False
+
+
+def test_oracle_winner_row():
+    oracle = pd.DataFrame({"winner": {"ventral": "truth:category", "lateral": "truth:interaction"}})
+    good = findings.oracle_winner_row(oracle, CARD)
+    assert good["agrees"] is True and good["recovered"] == "2 of 2" and good["expected"] == "2 of 2"
+    oracle.loc["parietal", "winner"] = "truth:category"
+    bad = findings.oracle_winner_row(oracle, CARD)
+    assert bad["agrees"] is False
+    assert bad["recovered"] == "2 of 3 (parietal: truth:category, planted layout)"
+    assert findings.oracle_winner_row(None, None) is None  # real NSD
+
+
+def test_rsa_rows_sandbox_and_nsd():
+    group = _group(ventral=(0.1, True), lateral=(0.1, True))
+    ours = pd.Series({"ventral": 0.4, "lateral": 0.3})
+    sl = {"reject": np.ones(3, bool), "t": np.ones(3)}
+    tests = _tests(0.1, True)
+    oracle = pd.DataFrame({"winner": {"ventral": "truth:category"}})
+    rows = findings.rsa_rows(group, ours, sl, tests, ["multihot"], main="mpnet", n_subjects=3, card=CARD,
+                             oracle=oracle)
+    assert [r["analysis"][:12] for r in rows] == ["ROI RSA, ven", "ROI RSA, lat", "Surface sear",
+                                                  "Paired mpnet", "Oracle check"]
+    nsd_rows = findings.rsa_rows(group, ours, sl, tests, ["multihot"], main="mpnet", n_subjects=3)
+    assert len(nsd_rows) == 4 and all(r["agrees"] is True for r in nsd_rows)
+    with pytest.raises(ValueError, match="oracle"):
+        findings.rsa_rows(group, ours, sl, tests, ["multihot"], main="mpnet", n_subjects=3, card=CARD)
+
+
+# --------------------------------------------------------------------------- 03 encoding
+ROI_NAMES = {0: "unknown", 1: "early", 2: "ventral", 3: "lateral", 4: "parietal"}
+#: eight vertices: two per streams ROI; nsdgeneral = the first six
+STREAMS = np.array([1, 1, 2, 2, 3, 3, 4, 4])
+VISUAL = np.array([True] * 6 + [False] * 2)
+
+
+def _group_map(sig):
+    sig = np.asarray(sig, bool)
+    return {"significant": sig, "p": np.where(sig, 0.001, 0.5), "mean": np.where(sig, 0.2, 0.0)}
+
+
+def _fdr_row(sig, sandbox, q=0.05):
+    return findings.encoding_fdr_row(_group_map(sig), VISUAL, STREAMS, ROI_NAMES, feature="mpnet", q=q,
+                                     n_subjects=3, sandbox=sandbox)
+
+
+def test_encoding_fdr_row_on_the_sandbox():
+    good = _fdr_row([1, 1, 1, 1, 0, 0, 0, 0], sandbox=True)
+    assert good["agrees"] is True
+    assert good["recovered"] == "4 vertices, 4 in nsdgeneral (67% of it; 67% at p < .05)"
+    assert good["analysis"] == ("Encoding (Fig. 1c): vertices with FDR-significant mpnet test r "
+                                "(q = 0.05, 3 subjects)")
+    assert good["expected"] == ("> 0, in nsdgeneral (no planted signal outside; FDR q = 0.05 allows ≈ 5% "
+                                "false ones): ≥ 90% of them")
+    assert _fdr_row([1, 0, 0, 0, 0, 0, 1, 1], sandbox=True)["agrees"] is False  # 2 of 3 outside
+    assert _fdr_row(np.zeros(8), sandbox=True)["agrees"] is False  # none at all
+    # a looser FDR level allows more of them outside: 2 of 3 inside passes at q = 0.2
+    assert _fdr_row([1, 1, 0, 0, 0, 0, 1, 0], sandbox=True, q=0.2)["agrees"] is True
+
+
+def test_encoding_fdr_row_on_real_nsd():
+    good = _fdr_row([1, 0, 0, 0, 1, 0, 1, 0], sandbox=False)  # early, lateral and parietal
+    assert good["agrees"] is True
+    assert good["expected"] == "significant beyond ventral cortex too (early, lateral, parietal)"
+    assert _fdr_row([1, 1, 1, 1, 1, 1, 0, 0], sandbox=False)["agrees"] is False  # nothing in parietal
+    assert _fdr_row(np.zeros(8), sandbox=False)["agrees"] is False
+
+
+def test_encoding_ceiling_row():
+    good = findings.encoding_ceiling_row({"pearson": 0.05}, {"pearson": 0.6}, sandbox=True)
+    assert good["agrees"] is True
+    assert good["recovered"] == "r = 0.05 with inter-participant agreement, 0.60 with the noise ceiling"
+    assert good["expected"] == ("> 0.5 with the noise ceiling (planted SNR); ≈ 0 (|r| < 0.1) with the "
+                                "agreement (own projection per subject)")
+    assert findings.encoding_ceiling_row({"pearson": 0.05}, {"pearson": 0.4}, sandbox=True)["agrees"] is False
+    assert findings.encoding_ceiling_row({"pearson": 0.3}, {"pearson": 0.9}, sandbox=True)["agrees"] is False
+    nsd = findings.encoding_ceiling_row({"pearson": 0.3}, {"pearson": 0.1})
+    assert nsd["agrees"] is True and nsd["expected"] == "> 0 with inter-participant agreement"
+    assert findings.encoding_ceiling_row({"pearson": -0.1}, {"pearson": 0.9})["agrees"] is False
+
+
+ORDER = ["early", "ventral", "lateral", "parietal"]
+
+
+def _ceilings(**fraction):
+    return pd.DataFrame({"fraction": fraction})
+
+
+def _recovered(expected, observed):
+    return pd.DataFrame({"expected r / ceiling": expected, "observed r / ceiling": observed})
+
+
+def test_roi_ceiling_fraction_row():
+    table = _ceilings(early=0.1, ventral=0.5, lateral=0.3)
+    good = findings.roi_ceiling_fraction_row(table, ORDER, "mpnet", _recovered(
+        {"early": 0.0, "ventral": 0.7, "lateral": 0.4}, {}))
+    assert good["agrees"] is True
+    assert good["recovered"] == "best ventral (0.500), worst early (0.100)"
+    assert good["expected"] == ("best ventral (0.700), worst early (0.000): planted weights × mpnet's R² "
+                                "of each space")
+    bad = findings.roi_ceiling_fraction_row(table, ORDER, "mpnet", _recovered(
+        {"early": 0.0, "ventral": 0.4, "lateral": 0.7}, {}))
+    assert bad["agrees"] is False
+    nsd = findings.roi_ceiling_fraction_row(table, ORDER, "mpnet")
+    assert nsd["agrees"] is None and nsd["expected"] == ""
+    assert findings.roi_ceiling_fraction_row(_ceilings(other=0.3), ORDER, "mpnet") is None
+
+
+def test_ceiling_fraction_fit_row():
+    good = findings.ceiling_fraction_fit_row(_recovered([0.1, 0.5, 0.3, 0.0], [0.12, 0.45, 0.31, np.nan]))
+    assert good["agrees"] is True
+    assert good["analysis"] == ("Encoding accuracy per ROI: r(expected, observed fraction of ceiling) "
+                                "over 3 ROIs")
+    assert good["expected"] == "> 0.5 (expected from the planted weights)"
+    bad = findings.ceiling_fraction_fit_row(_recovered([0.1, 0.5, 0.3], [0.5, 0.1, 0.3]))
+    assert bad["agrees"] is False
+    assert findings.ceiling_fraction_fit_row(None) is None  # real NSD
+
+
+def _partition(**rois):
+    """``roi=(unique to mpnet, unique to mpnet_word_avg)``."""
+    return pd.DataFrame({"unique_mpnet": {r: a for r, (a, _) in rois.items()},
+                         "unique_mpnet_word_avg": {r: b for r, (_, b) in rois.items()}})
+
+
+TRUTH = pd.DataFrame({"category": {"early": 0.0, "ventral": 1.0, "lateral": 0.3, "midlateral": 0.7},
+                      "interaction": {"early": 0.0, "ventral": 0.0, "lateral": 0.7, "midlateral": 0.3},
+                      "lowlevel": {"early": 1.0, "ventral": 0.0, "lateral": 0.0, "midlateral": 0.0}})
+
+
+def test_variance_partition_row_on_the_sandbox():
+    good = findings.variance_partition_row(_partition(lateral=(0.02, 0.01), midlateral=(0.01, -0.01),
+                                                      ventral=(0.0, 0.0)), "mpnet", "mpnet_word_avg", TRUTH)
+    assert good["agrees"] is True and good["recovered"] == "0.020"
+    assert good["analysis"] == ("Variance partitioning, lateral: test R² unique to mpnet beyond "
+                                "mpnet_word_avg")
+    assert good["expected"] == ("> 0 and > R² unique to mpnet_word_avg in lateral, midlateral (planted "
+                                "interaction weight 0.7, 0.3); here mpnet_word_avg: 0.010")
+    bad = findings.variance_partition_row(_partition(lateral=(0.02, 0.01), midlateral=(0.01, 0.03)),
+                                          "mpnet", "mpnet_word_avg", TRUTH)
+    assert bad["agrees"] is False  # midlateral: the word average explains more
+
+
+def test_variance_partition_row_on_real_nsd():
+    good = findings.variance_partition_row(_partition(lateral=(0.02, 0.01)), "mpnet", "mpnet_word_avg")
+    assert good["agrees"] is True
+    assert good["expected"] == "> 0 and > R² unique to mpnet_word_avg (0.010)"
+    assert findings.variance_partition_row(_partition(lateral=(-0.01, -0.02)), "mpnet",
+                                           "mpnet_word_avg")["agrees"] is False  # not > 0
+    assert findings.variance_partition_row(_partition(ventral=(0.1, 0.0)), "mpnet", "mpnet_word_avg") is None
+
+
+def test_in_silico_contrast_row():
+    good = findings.in_silico_contrast_row(np.array([0.3, 0.5, 0.1]), sandbox=True)
+    assert good["agrees"] is True and good["recovered"] == "0.300"
+    assert good["analysis"] == ("In-silico food − people vs observed food − people images: mean r in "
+                                "nsdgeneral")
+    assert good["expected"] == "> 0 in every subject (food and people are planted category signal)"
+    mixed = np.array([0.6, 0.5, -0.1])
+    assert findings.in_silico_contrast_row(mixed, sandbox=True)["agrees"] is False  # one subject < 0
+    assert findings.in_silico_contrast_row(mixed)["agrees"] is True  # real NSD: the mean
+    assert findings.in_silico_contrast_row(np.array([-0.2, 0.1]))["agrees"] is False
+    assert findings.in_silico_contrast_row(None) is None
+
+
+def test_encoding_rows_sandbox_and_nsd():
+    args = (_group_map([1, 1, 0, 0, 0, 0, 0, 0]), VISUAL, STREAMS, ROI_NAMES, {"pearson": 0.0},
+            {"pearson": 0.8}, _ceilings(early=0.1, ventral=0.5), _partition(lateral=(0.02, 0.01)),
+            np.array([0.2, 0.3]))
+    kw = dict(feature="mpnet", word_band="mpnet_word_avg", order=ORDER, q=0.05, n_subjects=2)
+    recovered = _recovered({"early": 0.0, "ventral": 0.7}, {"early": 0.1, "ventral": 0.5})
+    rows = findings.encoding_rows(*args, **kw, sandbox=True, truth=TRUTH.drop(index="midlateral"),
+                                  recovered=recovered)
+    assert [r["rq"] for r in rows] == ["RQ1", "RQ1", "RQ1", "RQ1", "RQ2", "RQ1"]
+    assert [r["agrees"] for r in rows] == [True] * 6
+    nsd_rows = findings.encoding_rows(*args, **kw)
+    assert len(nsd_rows) == 5 and nsd_rows[2]["agrees"] is None  # no fit row, no expected fractions
+    with pytest.raises(ValueError, match="truth"):
+        findings.encoding_rows(*args, **kw, sandbox=True)
+
+
+# --------------------------------------------------------------------------- 04 decoding
+def _dec(r, rank=None, n_test=6, shared=0.0, seed=0):
+    """Decoding results of 2 subjects on ``n_test`` images; ``shared`` mixes a component common
+    to every target embedding (which makes an image-blind prediction correlate)."""
+    rng = np.random.default_rng(seed)
+    true = rng.standard_normal((n_test, 16)) + shared * rng.standard_normal(16)
+    r = np.broadcast_to(np.asarray(r, float), (2, n_test)).copy()
+    rank = np.zeros((2, n_test), int) if rank is None else np.asarray(rank)
+    return {"test_ids": np.arange(n_test), "true": true, "r": r, "rank": rank}
+
+
+def test_decoding_accuracy_row():
+    good = findings.decoding_accuracy_row(_dec(0.6), np.array([0.8, 0.7]), "mpnet", sandbox=True)
+    assert good["agrees"] is True and good["recovered"] == "0.600"
+    assert good["analysis"] == ("Decoding mpnet from all streams voxels: mean per-image r (100% of images "
+                                "r > 0)")
+    assert good["expected"].startswith("mostly positive and above an image-blind prediction (mean of the "
+                                       "other test embeddings, r = ")
+    assert good["expected"].endswith("); caption consistency 0.75 for reference; the streams ROIs carry "
+                                     "planted category and interaction signal")
+    negative = findings.decoding_accuracy_row(_dec(-0.1), np.array([0.8]), "mpnet")
+    assert negative["agrees"] is False and "planted" not in negative["expected"]
+    # all positive, but no better than predicting the mean of the other test images
+    blind = findings.decoding_accuracy_row(_dec(0.5, shared=5.0), np.array([0.8]), "mpnet")
+    assert blind["agrees"] is False
+
+
+def test_identification_row():
+    good = findings.identification_row(_dec(0.5, rank=np.zeros((2, 6), int)))
+    assert good["agrees"] is True
+    assert good["recovered"] == "top-1 100%, mean rank 0.0"
+    assert good["expected"] == "above chance (top-1 16.7%, mean rank 2.5)"
+    assert good["analysis"] == "Identification among 6 test images: top-1 and mean rank"
+    chance = findings.identification_row(_dec(0.5, rank=np.tile(np.arange(6)[::-1], (2, 1))))
+    assert chance["agrees"] is False
+
+
+def _metrics(decoded, shuffled=None):
+    rows = {"human": dict(kind="human", cider_d=1.3, bleu4=0.3),
+            "oracle": dict(kind="oracle", cider_d=1.4, bleu4=0.35),
+            "subj01": dict(kind="decoded", cider_d=decoded, bleu4=decoded / 4),
+            "subj02": dict(kind="decoded", cider_d=decoded, bleu4=decoded / 4)}
+    if shuffled is not None:
+        rows["shuffled"] = dict(kind="shuffled", cider_d=shuffled, bleu4=shuffled / 4)
+    return pd.DataFrame(rows).T.astype({"cider_d": float, "bleu4": float})
+
+
+def test_caption_metric_row():
+    good = findings.caption_metric_row(_metrics(0.6, shuffled=0.2), "cider_d", "CIDEr-D")
+    assert good["agrees"] is True and good["recovered"] == "0.600"
+    assert good["analysis"] == "Reconstructed captions: CIDEr-D, mean over subjects"
+    assert good["expected"] == "> shuffled 0.200; human ceiling 1.300; oracle 1.400"
+    bad = findings.caption_metric_row(_metrics(0.1, shuffled=0.2), "bleu4", "BLEU-4")
+    assert bad["agrees"] is False and bad["expected"] == "> shuffled 0.050; human ceiling 0.300; oracle 0.350"
+    none = findings.caption_metric_row(_metrics(0.6), "cider_d", "CIDEr-D")
+    assert none["agrees"] is None and none["expected"] == "human ceiling 1.300; oracle 1.400"
+
+
+def _ident(**rois):
+    return pd.DataFrame({"identification": rois})
+
+
+def test_single_roi_decoding_row_on_the_sandbox():
+    truth = TRUTH.loc[["early", "ventral", "lateral"]]
+    good = findings.single_roi_decoding_row(_ident(early=0.6, ventral=0.8, lateral=0.7), truth)
+    assert good["agrees"] is True
+    assert good["recovered"] == "ventral 0.800 > lateral 0.700 > early 0.600"
+    assert good["expected"] == "ventral, lateral (planted category/interaction) above early"
+    assert good["analysis"] == "Decoding from single ROIs: pairwise identification (chance 0.5)"
+    bad = findings.single_roi_decoding_row(_ident(early=0.9, ventral=0.8), truth)
+    assert bad["agrees"] is False
+    only = findings.single_roi_decoding_row(_ident(ventral=0.8), truth)
+    assert only["agrees"] is True and only["expected"] == "ventral above chance 0.5"
+    assert findings.single_roi_decoding_row(_ident(ventral=0.45), truth)["agrees"] is False
+    no_caption_roi = findings.single_roi_decoding_row(_ident(early=0.6), truth)
+    assert no_caption_roi["agrees"] is None and no_caption_roi["expected"] == ""
+
+
+def test_single_roi_decoding_row_on_real_nsd():
+    row = findings.single_roi_decoding_row(_ident(early=0.6, ventral=0.8))
+    assert row["agrees"] is None and row["expected"] == ""
+    assert findings.single_roi_decoding_row(_ident(early=np.nan)) is None
+
+
+def test_decoding_rows_sandbox_and_nsd():
+    args = (_dec(0.6), np.array([0.8]), _metrics(0.6, shuffled=0.2), _ident(early=0.6, ventral=0.8))
+    rows = findings.decoding_rows(*args, feature="mpnet", sandbox=True, truth=TRUTH)
+    assert [r["analysis"][:14] for r in rows] == ["Decoding mpnet", "Identification", "Reconstructed ",
+                                                  "Reconstructed ", "Decoding from "]
+    assert all(r["agrees"] is True for r in rows)
+    nsd_rows = findings.decoding_rows(*args, feature="mpnet", truth=TRUTH)  # truth ignored on NSD
+    assert nsd_rows[-1]["agrees"] is None
+    with pytest.raises(ValueError, match="truth"):
+        findings.decoding_rows(*args, feature="mpnet", sandbox=True)
+
+
+# --------------------------------------------------------------------------- 05 image to LLM
+def _table(**rois):
+    """``roi=(blt_mpnet, blt_multihot)`` normalised r."""
+    return pd.DataFrame({r: {"blt_mpnet": a, "blt_multihot": b, "mpnet": 0.3} for r, (a, b) in rois.items()})
+
+
+def _net_tests(**significant):
+    return pd.DataFrame([dict(roi=r, model_b="blt_multihot", significant=s) for r, s in significant.items()],
+                        columns=["roi", "model_b", "significant"])
+
+
+def test_network_objective_row():
+    table = _table(ventral=(0.5, 0.4), early=(0.1, 0.3))
+    good = findings.network_objective_row(table, _net_tests(ventral=True, early=False), "ventral")
+    assert good["agrees"] is True and good["rq"] == "RQ4"
+    assert good["recovered"] == "+0.100 (paired t, FDR q < .05)"
+    assert good["analysis"] == "ROI RSA, ventral: LLM-trained − category-trained network (normalised r)"
+    assert good["paper"] == "0.429 vs 0.367"
+    bad = findings.network_objective_row(table, _net_tests(ventral=True, early=False), "early")
+    assert bad["agrees"] is False and bad["recovered"] == "-0.200"
+    assert bad["paper"] == "not tabulated for this ROI"
+    assert findings.network_objective_row(table, _net_tests(), "ventral")["recovered"] == "+0.100"
+    assert findings.network_objective_row(table.drop(index="blt_multihot"), _net_tests(), "ventral") is None
+
+
+def test_best_model_row_has_no_criterion():
+    winners = pd.DataFrame({"winner": {"ventral": "blt_mpnet", "lateral": "mpnet"}})
+    oracle = pd.DataFrame({"winner": {"ventral": "truth:category", "lateral": "truth:interaction"}})
+    row = findings.best_model_row(winners, oracle)
+    assert row["agrees"] is None
+    assert row["recovered"] == "ventral: blt_mpnet; lateral: mpnet"
+    assert row["expected"] == "best planted space: ventral: truth:category; lateral: truth:interaction"
+    assert findings.best_model_row(winners)["expected"] == ""  # real NSD
+
+
+def test_transfer_row():
+    transfer = pd.DataFrame({"score": [0.6, 0.5, 0.3, 0.4]}, index=pd.MultiIndex.from_tuples(
+        [("blt_mpnet", "mpnet"), ("blt_multihot", "mpnet"), ("blt_mpnet", "multihot"),
+         ("blt_multihot", "multihot")], names=["network", "target"]))
+    good = findings.transfer_row(transfer, "mpnet")
+    assert good["agrees"] is True and good["recovered"] == "0.600 vs 0.500"
+    assert good["analysis"] == ("Transfer readout to mpnet: LLM-trained vs category-trained features "
+                                "(held-out cosine)")
+    assert good["paper"] == "0.682–0.693 vs 0.621"
+    bad = findings.transfer_row(transfer, "multihot")
+    assert bad["agrees"] is False and bad["paper"] == "0.638 vs 0.622–0.636"
+    assert findings.transfer_row(transfer.iloc[:1], "mpnet") is None
+
+
+def test_training_size_row():
+    align = pd.DataFrame({"n_train": [250, 250, 1000, 1000], "roi": ["v", "l"] * 2,
+                          "mean": [0.1, 0.2, 0.3, 0.4]})
+    good = findings.training_size_row(align)
+    assert good["agrees"] is True and good["recovered"] == "0.150 → 0.350"
+    assert good["analysis"] == ("Alignment vs training-set size (250 → 1,000 images, mean over ROIs)")
+    bad = findings.training_size_row(align.assign(mean=[0.4, 0.3, 0.2, 0.1]))
+    assert bad["agrees"] is False
+    assert findings.training_size_row(None) is None  # no sweep ran
+    assert findings.training_size_row(align.iloc[:0]) is None
+
+
+def test_image_to_llm_rows_sandbox_and_nsd():
+    table = _table(early=(0.1, 0.3), ventral=(0.5, 0.4))
+    winners = pd.DataFrame({"winner": {"early": "alexnet", "ventral": "blt_mpnet"}})
+    transfer = pd.DataFrame({"score": [0.6, 0.5]}, index=pd.MultiIndex.from_tuples(
+        [("blt_mpnet", "mpnet"), ("blt_multihot", "mpnet")], names=["network", "target"]))
+    align = pd.DataFrame({"n_train": [250, 1000], "mean": [0.1, 0.3]})
+    oracle = pd.DataFrame({"winner": {"early": "truth:lowlevel", "ventral": "truth:category"}})
+    rows = findings.image_to_llm_rows(table, _net_tests(), winners, transfer, rois=["early", "ventral"],
+                                      oracle=oracle, align=align)
+    assert [r["agrees"] for r in rows] == [False, True, None, True, True]
+    assert rows[2]["expected"].startswith("best planted space")
+    nsd_rows = findings.image_to_llm_rows(table, _net_tests(), winners, transfer, rois=["early", "ventral"])
+    assert len(nsd_rows) == 4 and nsd_rows[2]["expected"] == ""

@@ -1,10 +1,20 @@
-"""Each chapter's key results, recorded for the book's summary page.
+"""Each chapter's key results, recorded for the book's summary page, and the criteria they
+are judged by.
 
 A chapter ends with one call of :func:`record`: a list of findings, each one row of the
 summary table — which research question, which analysis, what this run recovered, what the
 sandbox's planted truth says it should recover (or what a real-NSD run is compared against),
 whether the two agree, and the paper's reference number for real NSD. :func:`load` collects
 them for the summary notebook.
+
+Every row of the scorecard is computed here, by one public function per row (``*_row``),
+from the chapter's results passed as explicit arguments; it returns one :func:`finding` or
+``None`` when the row does not apply to this run. One function per chapter assembles that
+chapter's rows in the book's order (:func:`feature_space_rows`, :func:`rsa_rows`,
+:func:`encoding_rows`, :func:`decoding_rows`, :func:`image_to_llm_rows`). The thresholds are
+the module constants below (or documented keyword arguments). Each row has two branches: the
+generated sandbox (judged against its planted truth) and real NSD (judged against the
+paper's claim).
 
 Files: ``<results>/findings/<dataset key>/<run>.json`` (``<results>`` = ``get_results_dir()``;
 the dataset key separates the sandbox from a real NSD copy; ``<run>`` is ``$BRAINLLM_RUN``,
@@ -19,10 +29,37 @@ import math
 import os
 from pathlib import Path
 
-from .._utils.paths import atomic_write_text, get_results_dir
-from ._common import dataset_key
+import numpy as np
 
-__all__ = ["FIELDS", "RQS", "finding", "record", "load", "findings_dir"]
+from .._utils.paths import atomic_write_text, get_results_dir
+from ..encoding import embedding_correlation
+from ._common import dataset_key
+from .reference import paper_reference_numbers, paper_transfer_numbers
+
+__all__ = [
+    "FIELDS", "RQS", "finding", "record", "load", "findings_dir",
+    # thresholds and row settings
+    "ZERO_DISTANCE", "MAX_FEATURE_SPACE_ROWS", "REVERSAL_MODELS", "BAG_OF_WORDS_MODELS",
+    "RDM_COMPARISONS", "PAPER_RSA_ROIS", "CATEGORY_CONTROLS", "SEARCHLIGHT_Q", "P_UNCORRECTED",
+    "FDR_SLACK", "BEYOND_VENTRAL_ROIS", "NC_MIN_R", "AGREEMENT_MAX_ABS_R", "FRACTION_MIN_R",
+    "MOSTLY_POSITIVE", "CAPTION_METRICS", "IDENTIFICATION_CHANCE", "PLANTED_CAPTION_SHARE",
+    "TRANSFER_TARGETS",
+    # chapter 01
+    "closest_planted_space_row", "role_reversal_row", "bag_of_words_row", "model_rdm_row",
+    "feature_space_rows",
+    # chapter 02
+    "roi_rsa_row", "searchlight_row", "category_control_row", "oracle_winner_row", "rsa_rows",
+    # chapter 03
+    "encoding_fdr_row", "encoding_ceiling_row", "roi_ceiling_fraction_row",
+    "ceiling_fraction_fit_row", "variance_partition_row", "in_silico_contrast_row",
+    "encoding_rows",
+    # chapter 04
+    "decoding_accuracy_row", "identification_row", "caption_metric_row",
+    "single_roi_decoding_row", "decoding_rows",
+    # chapter 05
+    "network_objective_row", "best_model_row", "transfer_row", "training_size_row",
+    "image_to_llm_rows",
+]
 
 #: research questions, in the book's order
 RQS = {
@@ -34,12 +71,75 @@ RQS = {
 #: one row of the summary table
 FIELDS = ("rq", "chapter", "analysis", "recovered", "expected", "agrees", "paper")
 
+# ---------------------------------------------------------------------------- thresholds
+#: 01: a reversal / random distance ratio below this is zero (the same words, the same vector)
+ZERO_DISTANCE = 1e-3
+#: 01: the model-RDM rows fill the chapter's rows up to this many
+MAX_FEATURE_SPACE_ROWS = 6
+#: 01: sentence models probed with role-reversed pairs
+REVERSAL_MODELS = ("mpnet", "minilm")
+#: 01: bag-of-words spaces (a role reversal leaves them unchanged)
+BAG_OF_WORDS_MODELS = ("mpnet_word_avg", "multihot", "mpnet_category_all")
+#: 01: spaces whose RDM is compared with mpnet's, in order (the first ones that fit)
+RDM_COMPARISONS = ("mpnet_word_avg", "mpnet_scrambled", "minilm")
+#: 02: the ROIs with the paper's reference numbers
+PAPER_RSA_ROIS = ("ventral", "lateral", "parietal")
+#: 02: category controls of the paired comparison, the first one present is used
+CATEGORY_CONTROLS = ("mpnet_category_all", "multihot")
+#: 02: FDR level of the group searchlight test (as the chapter runs it)
+SEARCHLIGHT_Q = 0.05
+#: 03: uncorrected p threshold reported next to the FDR count
+P_UNCORRECTED = 0.05
+#: 03: sandbox: at least 1 − FDR_SLACK × q of the FDR-significant vertices lie in nsdgeneral
+FDR_SLACK = 2
+#: 03: real NSD: streams ROIs beyond ventral cortex that must hold significant vertices
+BEYOND_VENTRAL_ROIS = ("early", "lateral", "parietal")
+#: 03: sandbox: encoding r must correlate above this with the noise ceiling over vertices
+NC_MIN_R = 0.5
+#: 03: sandbox: |r| with the inter-participant agreement must stay below this
+AGREEMENT_MAX_ABS_R = 0.1
+#: 03: sandbox: r(expected, observed fraction of ceiling) over ROIs must exceed this
+FRACTION_MIN_R = 0.5
+#: 04: fraction of test images with r > 0 that makes decoding "mostly positive"
+MOSTLY_POSITIVE = 0.5
+#: 04: caption metrics scored, (column, label), in the rows' order
+CAPTION_METRICS = (("cider_d", "CIDEr-D"), ("bleu4", "BLEU-4"))
+#: 04: chance of pairwise identification
+IDENTIFICATION_CHANCE = 0.5
+#: 04: sandbox: an ROI carries caption signal when its planted category + interaction weight
+#: exceeds this
+PLANTED_CAPTION_SHARE = 0.5
+#: 05: targets of the transfer readout rows, in order
+TRANSFER_TARGETS = ("mpnet", "multihot")
+
+_RCNN = "LLM-trained RCNN (seed avg)"
+_ECOSET = "ecoset RCNN (category)"
+
 
 def finding(rq: str, analysis: str, recovered, expected: str = "", agrees=None,
             paper: str = "") -> dict:
-    """One row: ``recovered`` is this run's number or text; ``expected`` the planted truth
-    (sandbox) or the criterion; ``agrees`` True/False/None (no criterion); ``paper`` the
-    paper's reference for real NSD."""
+    """One row of the summary table.
+
+    Parameters
+    ----------
+    rq : str
+        Research question, a key of :data:`RQS`.
+    analysis : str
+        What was measured.
+    recovered : float or str
+        This run's number or text; a float is written with 3 decimals (``"nan"`` for NaN).
+    expected : str
+        The planted truth (sandbox) or the criterion.
+    agrees : bool or None
+        Whether ``recovered`` meets ``expected``; None: no criterion.
+    paper : str
+        The paper's reference for real NSD.
+
+    Returns
+    -------
+    dict
+        ``rq, analysis, recovered, expected, agrees, paper`` (:func:`record` adds ``chapter``).
+    """
     if rq not in RQS:
         raise ValueError(f"rq={rq!r}: expected one of {sorted(RQS)}")
     if isinstance(recovered, float):
@@ -51,11 +151,44 @@ def finding(rq: str, analysis: str, recovered, expected: str = "", agrees=None,
 
 
 def findings_dir(nsd, results_dir=None) -> Path:
+    """The folder of ``nsd``'s findings: ``<results>/findings/<dataset key>``.
+
+    Parameters
+    ----------
+    nsd : NSD
+        The dataset (its key separates the sandbox from a real NSD copy).
+    results_dir : path, optional
+        Default: ``get_results_dir()``.
+
+    Returns
+    -------
+    Path
+    """
     return get_results_dir(results_dir) / "findings" / dataset_key(nsd)
 
 
 def record(chapter: str, rows, nsd, results_dir=None, run: str | None = None) -> Path:
-    """Write ``rows`` (from :func:`finding`) as ``chapter``'s findings; returns the file."""
+    """Write ``rows`` as ``chapter``'s findings.
+
+    Parameters
+    ----------
+    chapter : str
+        The chapter's notebook name, e.g. ``"02_rsa"``.
+    rows : list of dict
+        From :func:`finding`.
+    nsd : NSD
+        The dataset (its key names the folder).
+    results_dir : path, optional
+        Default: ``get_results_dir()``.
+    run : str, optional
+        The run's name, e.g. ``03_encoding__subjects-subj02`` for a grid run; default:
+        ``$BRAINLLM_RUN`` (the batch sets it to the output notebook's name), else ``chapter``.
+
+    Returns
+    -------
+    Path
+        The JSON file written, ``<findings_dir>/<run>.json``.
+    """
     rows = [dict(r, chapter=chapter) for r in rows]
     for r in rows:
         missing = set(FIELDS) - set(r)
@@ -69,9 +202,24 @@ def record(chapter: str, rows, nsd, results_dir=None, run: str | None = None) ->
 
 
 def load(nsd, chapters=None, results_dir=None):
-    """The recorded findings of ``chapters`` (default: every chapter's own run) as a
-    DataFrame with :data:`FIELDS`, in RQ then chapter order. Grid runs (``run`` other than
-    the chapter name) are left out."""
+    """The recorded findings of ``chapters``, in RQ then chapter order.
+
+    Grid runs (``run`` other than the chapter name) are left out.
+
+    Parameters
+    ----------
+    nsd : NSD
+        The dataset.
+    chapters : list of str, optional
+        Chapters to load (default: every chapter's own run).
+    results_dir : path, optional
+        Default: ``get_results_dir()``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per finding, columns :data:`FIELDS` (``rq`` ordered as :data:`RQS`).
+    """
     import pandas as pd
 
     folder = findings_dir(nsd, results_dir)
@@ -88,3 +236,991 @@ def load(nsd, chapters=None, results_dir=None):
         df["rq"] = pd.Categorical(df["rq"], categories=list(RQS), ordered=True)
         df = df.sort_values(["rq", "chapter"], kind="stable").reset_index(drop=True)
     return df
+
+
+def _kept(rows) -> list[dict]:
+    return [r for r in rows if r is not None]
+
+
+# ---------------------------------------------------------------------------- 01 feature spaces
+def closest_planted_space_row(summary):
+    """RQ1 (sandbox): the planted space each caption space's RDM is closest to.
+
+    Objects are planted as the ``category`` space, so every caption space should come
+    closest to it, except ``mpnet_verbs`` (actions: ``interaction``).
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame or None
+        Indexed by caption space, columns ``"closest planted space"`` (``truth:<space>``)
+        and ``"r"``; None on real NSD (no planted spaces).
+
+    Returns
+    -------
+    dict or None
+        A :func:`finding`; None without ``summary``.
+    """
+    import pandas as pd
+
+    if summary is None:
+        return None
+    got = summary["closest planted space"].str.removeprefix("truth:")
+    want = pd.Series({m: "interaction" if m == "mpnet_verbs" else "category" for m in got.index})
+    others = ", ".join(f"{m}: {got[m]}" for m in got.index if got[m] != "category")
+    mp = f"; mpnet r = {summary.loc['mpnet', 'r']:.3f}" if "mpnet" in got.index else ""
+    return finding(
+        "RQ1", "Model RDMs vs planted spaces: closest planted space of each caption space",
+        f"category for {int((got == 'category').sum())} of {len(got)}" + (f" ({others})" if others else "")
+        + mp, expected="category; interaction for mpnet_verbs (actions)", agrees=bool((got == want).all()))
+
+
+def _has_random_baseline(pair_ids) -> bool:
+    # with one pair, the "random" pairs are that pair itself: no baseline, no criterion
+    return np.asarray(pair_ids).size > 2
+
+
+def role_reversal_row(table, model: str, pair_ids):
+    """RQ2 (sandbox): ``model``'s distance between role-reversed captions / between random images.
+
+    Criterion: above :data:`ZERO_DISTANCE` (word order is encoded) and below the planted
+    ``truth:interaction`` space's ratio.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame or None
+        Indexed by model, column ``"reversal distance / random distance"`` (with a
+        ``truth:interaction`` row for the reference); None on real NSD.
+    model : str
+        A sentence model, e.g. ``"mpnet"``.
+    pair_ids : array (n_images,)
+        The images of the role-reversed pairs; with a single pair (2 images) there is no
+        random baseline and ``agrees`` is None.
+
+    Returns
+    -------
+    dict or None
+        A :func:`finding`; None without ``table`` or when ``model`` is not in it.
+    """
+    if table is None:
+        return None
+    ratio = table["reversal distance / random distance"]
+    if model not in ratio.index:
+        return None
+    oracle_ratio = ratio.get("truth:interaction", np.nan)
+    return finding(
+        "RQ2", f"Role-reversed pairs: {model} reversal / random distance", float(ratio[model]),
+        expected=f"> 0 (word order encoded), small next to truth:interaction ({oracle_ratio:.3f})",
+        agrees=bool(ZERO_DISTANCE < ratio[model] < oracle_ratio) if _has_random_baseline(pair_ids) else None)
+
+
+def bag_of_words_row(table, pair_ids, bags=BAG_OF_WORDS_MODELS):
+    """RQ2 (sandbox): the largest reversal / random distance of the bag-of-words spaces.
+
+    Criterion: below :data:`ZERO_DISTANCE` (the same words give the same vector).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame or None
+        As in :func:`role_reversal_row`; None on real NSD.
+    pair_ids : array (n_images,)
+        The images of the role-reversed pairs (a single pair: ``agrees`` is None).
+    bags : sequence of str
+        Bag-of-words spaces considered (those in ``table``).
+
+    Returns
+    -------
+    dict or None
+        A :func:`finding`; None without ``table`` or without any of ``bags`` in it.
+    """
+    if table is None:
+        return None
+    ratio = table["reversal distance / random distance"]
+    bags = [m for m in bags if m in ratio.index]
+    if not bags:
+        return None
+    return finding(
+        "RQ2", f"Role-reversed pairs: bags of words ({', '.join(bags)}), largest reversal / random distance",
+        float(ratio[bags].max()), expected="0 (same words, same vector)",
+        agrees=bool(ratio[bags].max() < ZERO_DISTANCE) if _has_random_baseline(pair_ids) else None)
+
+
+def model_rdm_row(M, model: str, sets, reference: str = "mpnet"):
+    """RQ2: the correlation of ``reference``'s RDM with ``model``'s on the RSA sample sets.
+
+    No criterion and no reference number in the paper (``agrees`` is None).
+
+    Parameters
+    ----------
+    M : pandas.DataFrame
+        Model-by-model RDM correlations (``attrs["n_sets"]``: sets averaged).
+    model : str
+        The space compared with ``reference``.
+    sets : array (n_sets, set_size)
+        The sample sets (their size goes into the row's text).
+    reference : str
+        The main sentence model.
+
+    Returns
+    -------
+    dict or None
+        A :func:`finding`; None when either space is not in ``M``.
+    """
+    if reference not in M.index or model not in M.index:
+        return None
+    return finding(
+        "RQ2", f"Model RDMs: r({reference}, {model}), {M.attrs['n_sets']} sets of {np.shape(sets)[1]} images",
+        float(M.loc[reference, model]), paper="no model-by-model numbers (Fig. 3: brain scores only)")
+
+
+def feature_space_rows(M, sets, summary=None, table=None, pair_ids=None,
+                       max_rows: int = MAX_FEATURE_SPACE_ROWS) -> list[dict]:
+    """The rows of chapter 01 (feature spaces), in order.
+
+    Parameters
+    ----------
+    M, sets
+        As in :func:`model_rdm_row`.
+    summary : pandas.DataFrame, optional
+        Sandbox only: :func:`closest_planted_space_row`'s input.
+    table : pandas.DataFrame, optional
+        Sandbox only: the role-reversal table (:func:`role_reversal_row`).
+    pair_ids : array (n_images,), optional
+        Sandbox only: the images of the role-reversed pairs (needed with ``table``).
+    max_rows : int
+        The model-RDM rows (:data:`RDM_COMPARISONS`) are added while fewer rows than this
+        have been made.
+
+    Returns
+    -------
+    list of dict
+        :func:`finding` rows: closest planted space, role reversals (:data:`REVERSAL_MODELS`),
+        bags of words (sandbox), then model-RDM correlations.
+    """
+    if table is not None and pair_ids is None:
+        raise ValueError("table (role-reversed pairs) needs pair_ids")
+    rows = _kept([closest_planted_space_row(summary)]
+                 + [role_reversal_row(table, m, pair_ids) for m in REVERSAL_MODELS]
+                 + [bag_of_words_row(table, pair_ids)])
+    for m in RDM_COMPARISONS:  # the first ones that fit
+        if len(rows) < max_rows:
+            rows += _kept([model_rdm_row(M, m, sets)])
+    return rows
+
+
+# ---------------------------------------------------------------------------- 02 RSA
+def _planted_mix(card, roi) -> str:
+    """The sandbox's planted mixture of an ROI, as ``winner_table`` writes it."""
+    mix = card["roi_spaces"].get(roi, {})
+    return ", ".join(f"{k} {v:.0%}" for k, v in sorted(mix.items(), key=lambda kv: -kv[1]))
+
+
+def _tested_rois(group, ours, main):
+    tested = group[group["model"] == main].set_index("roi")
+    return tested, [r for r in PAPER_RSA_ROIS if r in ours.index and r in tested.index]
+
+
+def roi_rsa_row(roi: str, group, ours, main: str, card=None):
+    """RQ1: ``main``'s noise-ceiling-normalised ROI RSA in one of :data:`PAPER_RSA_ROIS`.
+
+    Criterion: the group mean r is > 0 and FDR-significant across subjects; on the sandbox,
+    an ROI where nothing captions describe is planted (no ``category`` or ``interaction``)
+    must instead score lowest of the paper's ROIs.
+
+    Parameters
+    ----------
+    roi : str
+        One of :data:`PAPER_RSA_ROIS`.
+    group : pandas.DataFrame
+        ``stats.group_tests`` of the models' r: columns ``roi, model, mean, significant``.
+    ours : pandas.Series
+        ``main``'s mean normalised r per ROI.
+    main : str
+        The main model, e.g. ``"mpnet"``.
+    card : dict, optional
+        The sandbox's truth card (``roi_spaces``); None on real NSD.
+
+    Returns
+    -------
+    dict or None
+        A :func:`finding`; None when ``roi`` is not one of the paper's ROIs with a result.
+    """
+    tested, paper_rois = _tested_rois(group, ours, main)
+    if roi not in paper_rois:
+        return None
+    rcnn = paper_reference_numbers().loc[_RCNN]
+    positive = bool(tested.loc[roi, "mean"] > 0 and tested.loc[roi, "significant"])
+    expected, agrees = "> 0, FDR-significant across subjects", positive
+    if card is not None:
+        mix = card["roi_spaces"].get(roi, {})
+        if mix.get("category", 0) + mix.get("interaction", 0) > 0:  # objects / actions: captions' topics
+            expected = f"> 0, FDR-significant (planted: {_planted_mix(card, roi)})"
+        else:  # nothing captions describe planted there
+            expected = f"lowest of {', '.join(paper_rois)} (planted: {_planted_mix(card, roi)})"
+            others = [ours[r] for r in paper_rois if r != roi]
+            agrees = bool(ours[roi] < min(others)) if others else None
+    return finding(
+        "RQ1", f"ROI RSA, {roi}: {main} r (noise-ceiling normalised)", float(ours[roi]), expected=expected,
+        agrees=agrees, paper=f"MPNet FDR-significant (Fig. 1b, 3); LLM-trained RCNN {rcnn[roi]:.3f}")
+
+
+def searchlight_row(sl, n_subjects: int, main: str, sandbox: bool = False, q: float = SEARCHLIGHT_Q):
+    """RQ1: the surface searchlight's FDR-significant vertices. Criterion: at least one.
+
+    Parameters
+    ----------
+    sl : dict
+        The group searchlight test: ``reject`` and ``t``, each (n_vertices,).
+    n_subjects : int
+        Subjects in the test.
+    main : str
+        The model of the searchlight.
+    sandbox : bool
+        Whether the data are the generated sandbox (changes the expected text only).
+    q : float
+        The FDR level the test ran at (written in the row).
+
+    Returns
+    -------
+    dict
+        A :func:`finding`.
+    """
+    n_sig, n_tested = int(np.sum(sl["reject"])), int(np.isfinite(sl["t"]).sum())
+    return finding(
+        "RQ1", f"Surface searchlight: {main} FDR-significant vertices (q = {q}, {n_subjects} subjects)",
+        f"{n_sig} of {n_tested} ({100 * n_sig / max(n_tested, 1):.1f} %)",
+        expected="> 0 (planted signal across the visual streams)" if sandbox else "> 0",
+        agrees=n_sig > 0, paper="FDR-significant well beyond ventral cortex (Fig. 1b)")
+
+
+def category_control_row(tests, controls, main: str, card=None, roi: str = "ventral"):
+    """RQ2: ``main`` against a category control in ventral cortex (paired over subjects).
+
+    Criterion on real NSD: ``main`` ahead, FDR-significant (the full caption beats
+    categories). On the sandbox only categories are planted in ventral cortex, so the
+    category space must win, FDR-significant.
+
+    Parameters
+    ----------
+    tests : pandas.DataFrame
+        ``stats.pairwise_model_tests``: columns ``roi, model_b, mean_diff, p_fdr,
+        significant`` (``main`` − ``model_b``).
+    controls : list of str
+        The models ``main`` was compared with; the first of :data:`CATEGORY_CONTROLS`
+        among them is used.
+    main : str
+        The main model.
+    card : dict, optional
+        The sandbox's truth card; None on real NSD.
+    roi : str
+        The ROI of the comparison.
+
+    Returns
+    -------
+    dict or None
+        A :func:`finding`; None without a category control or its test.
+    """
+    cat_control = next((c for c in CATEGORY_CONTROLS if c in controls), None)
+    pair = tests[(tests["roi"] == roi) & (tests["model_b"] == cat_control)] if cat_control else tests.iloc[:0]
+    if not len(pair):
+        return None
+    sandbox = card is not None
+    d, p = float(pair["mean_diff"].iloc[0]), float(pair["p_fdr"].iloc[0])
+    sig = bool(pair["significant"].iloc[0])
+    return finding(
+        "RQ2", f"Paired {main} − {cat_control}, {roi} (r difference)", f"{d:+.3f} (p_FDR = {p:.3g})",
+        expected=(f"< 0, FDR-significant (planted: {_planted_mix(card, roi)}: the category space should win)"
+                  if sandbox else "> 0, FDR-significant (full caption beats categories)"),
+        agrees=sig and (d < 0 if sandbox else d > 0),
+        paper="MPNet above multi-hot and category models (Fig. 3)")
+
+
+def oracle_winner_row(oracle, card):
+    """RQ1 (sandbox): each ROI won by its dominant planted space (``truth:*`` among the models).
+
+    Criterion: every ROI.
+
+    Parameters
+    ----------
+    oracle : pandas.DataFrame or None
+        ``winner_table`` over all models (``truth:*`` included), indexed by ROI, column
+        ``winner``; None on real NSD.
+    card : dict or None
+        The sandbox's truth card (``roi_spaces``); None on real NSD.
+
+    Returns
+    -------
+    dict or None
+        A :func:`finding`; None on real NSD.
+    """
+    if oracle is None or card is None:
+        return None
+    ok, misses = 0, []
+    for roi, w in oracle["winner"].items():
+        mix = card["roi_spaces"].get(roi, {})
+        top = [k for k, v in mix.items() if v == max(mix.values())] if mix else []
+        if w.removeprefix("truth:") in top:
+            ok += 1
+        else:
+            misses.append(f"{roi}: {w}, planted {'/'.join(top)}")
+    return finding(
+        "RQ1", "Oracle check: ROIs won by their dominant planted space (truth:* among the models)",
+        f"{ok} of {len(oracle)}" + (f" ({'; '.join(misses)})" if misses else ""),
+        expected=f"{len(oracle)} of {len(oracle)}", agrees=ok == len(oracle))
+
+
+def rsa_rows(group, ours, sl, tests, controls, *, main: str, n_subjects: int, card=None, oracle=None,
+             q: float = SEARCHLIGHT_Q) -> list[dict]:
+    """The rows of chapter 02 (RSA), in order.
+
+    Parameters
+    ----------
+    group, ours
+        As in :func:`roi_rsa_row`.
+    sl
+        As in :func:`searchlight_row`.
+    tests, controls
+        As in :func:`category_control_row`.
+    main : str
+        The main model.
+    n_subjects : int
+        Subjects in the searchlight test.
+    card : dict, optional
+        The sandbox's truth card; None on real NSD.
+    oracle : pandas.DataFrame, optional
+        Sandbox only: :func:`oracle_winner_row`'s winner table.
+    q : float
+        The searchlight's FDR level.
+
+    Returns
+    -------
+    list of dict
+        :func:`finding` rows: ROI RSA per paper ROI, searchlight, category control, oracle.
+    """
+    if card is not None and oracle is None:
+        raise ValueError("card given (sandbox) without the oracle winner table")
+    return _kept([roi_rsa_row(roi, group, ours, main, card) for roi in PAPER_RSA_ROIS]
+                 + [searchlight_row(sl, n_subjects, main, sandbox=card is not None, q=q),
+                    category_control_row(tests, controls, main, card),
+                    oracle_winner_row(oracle, card)])
+
+
+# ---------------------------------------------------------------------------- 03 encoding
+def _p_text(p: float) -> str:
+    return f"{p:g}".removeprefix("0")  # 0.05 -> ".05"
+
+
+def encoding_fdr_row(group, visual, streams, roi_names, *, feature: str, q: float, n_subjects: int,
+                     sandbox: bool = False):
+    """RQ1 (Fig. 1c): the vertices with FDR-significant encoding accuracy.
+
+    Criterion on the sandbox (no planted signal outside nsdgeneral; FDR allows a fraction
+    ``q`` of false discoveries): some, and at least ``1 − FDR_SLACK × q`` of them in
+    nsdgeneral. On real NSD: some in each of :data:`BEYOND_VENTRAL_ROIS`.
+
+    Parameters
+    ----------
+    group : dict
+        ``group_map`` of the test r: ``significant``, ``p`` and ``mean``, each (n_vertices,).
+    visual : bool array (n_vertices,)
+        The nsdgeneral vertices.
+    streams : int array (n_vertices,)
+        The streams atlas labels of the vertices.
+    roi_names : dict
+        Streams label → ROI name (0: outside).
+    feature : str
+        The encoder's feature space.
+    q : float
+        The FDR level of ``group``.
+    n_subjects : int
+        Subjects in the group test.
+    sandbox : bool
+        Whether the data are the generated sandbox.
+
+    Returns
+    -------
+    dict
+        A :func:`finding`.
+    """
+    labels = np.asarray(streams).ravel()
+    codes = {n: k for k, n in roi_names.items() if k > 0}
+    sig = np.asarray(group["significant"], bool)
+    inside = visual & np.isfinite(group["mean"])
+    n_sig, n_in = int(sig.sum()), int((sig & visual).sum())
+    text = (f"{n_sig} vertices, {n_in} in nsdgeneral ({sig[inside].mean():.0%} of it; "
+            f"{(group['p'][inside] < P_UNCORRECTED).mean():.0%} at p < {_p_text(P_UNCORRECTED)})")
+    if sandbox:  # no planted signal outside nsdgeneral; FDR allows about a fraction q of false discoveries
+        expected = (f"> 0, in nsdgeneral (no planted signal outside; FDR q = {q} allows ≈ {q:.0%} "
+                    f"false ones): ≥ {1 - FDR_SLACK * q:.0%} of them")
+        agrees = n_sig > 0 and n_in >= (1 - FDR_SLACK * q) * n_sig
+    else:
+        beyond = [n for n in BEYOND_VENTRAL_ROIS if n in codes]
+        expected = f"significant beyond ventral cortex too ({', '.join(beyond)})"
+        agrees = n_sig > 0 and all((sig & (labels == codes[n])).any() for n in beyond)
+    return finding(
+        "RQ1", f"Encoding (Fig. 1c): vertices with FDR-significant {feature} test r "
+               f"(q = {q}, {n_subjects} subjects)",
+        text, expected, agrees, paper="FDR-significant well beyond ventral cortex (8 subjects)")
+
+
+def encoding_ceiling_row(relation, nc_relation, sandbox: bool = False):
+    """RQ1 (Fig. 1d): encoding accuracy against the ceilings, over vertices.
+
+    Criterion on the sandbox (accuracy follows the planted SNR; subjects share no tuning by
+    construction): r > :data:`NC_MIN_R` with the noise ceiling and \\|r\\| <
+    :data:`AGREEMENT_MAX_ABS_R` with the inter-participant agreement. On real NSD: r > 0
+    with the agreement.
+
+    Parameters
+    ----------
+    relation : dict
+        ``ceiling_summary`` against the inter-participant agreement (key ``pearson``).
+    nc_relation : dict
+        ``ceiling_summary`` against the noise ceiling (key ``pearson``).
+    sandbox : bool
+        Whether the data are the generated sandbox.
+
+    Returns
+    -------
+    dict
+        A :func:`finding`.
+    """
+    text = (f"r = {relation['pearson']:.2f} with inter-participant agreement, "
+            f"{nc_relation['pearson']:.2f} with the noise ceiling")
+    if sandbox:
+        expected = (f"> {NC_MIN_R} with the noise ceiling (planted SNR); ≈ 0 (|r| < {AGREEMENT_MAX_ABS_R}) "
+                    "with the agreement (own projection per subject)")
+        agrees = nc_relation["pearson"] > NC_MIN_R and abs(relation["pearson"]) < AGREEMENT_MAX_ABS_R
+    else:
+        expected = "> 0 with inter-participant agreement"
+        agrees = relation["pearson"] > 0
+    return finding("RQ1", "Encoding r vs ceiling over vertices (Fig. 1d)", text, expected, agrees,
+                   paper="encoding r tracks inter-participant agreement (scatter)")
+
+
+def roi_ceiling_fraction_row(ceiling_table, order, feature: str, recovered=None):
+    """RQ1: the best and worst streams ROI by median r / noise ceiling.
+
+    Criterion on the sandbox: the same best and worst ROI as expected from the planted
+    weights; on real NSD no criterion (``agrees`` is None).
+
+    Parameters
+    ----------
+    ceiling_table : pandas.DataFrame
+        Indexed by ROI, column ``fraction`` (median r / noise ceiling).
+    order : list of str
+        The streams ROIs, in the atlas's order.
+    feature : str
+        The encoder's feature space.
+    recovered : pandas.DataFrame, optional
+        Sandbox only: indexed by ROI, column ``"expected r / ceiling"``.
+
+    Returns
+    -------
+    dict or None
+        A :func:`finding`; None when no ROI has a fraction.
+    """
+    frac = ceiling_table["fraction"].reindex(order).dropna()
+    if not len(frac):
+        return None
+    text = f"best {frac.idxmax()} ({frac.max():.3f}), worst {frac.idxmin()} ({frac.min():.3f})"
+    expected, agrees = "", None
+    if recovered is not None:
+        exp = recovered["expected r / ceiling"].reindex(frac.index).dropna()
+        if len(exp):
+            expected = (f"best {exp.idxmax()} ({exp.max():.3f}), worst {exp.idxmin()} "
+                        f"({exp.min():.3f}): planted weights × {feature}'s R² of each space")
+            agrees = frac.idxmax() == exp.idxmax() and frac.idxmin() == exp.idxmin()
+    return finding("RQ1", "Encoding accuracy per streams ROI: median r / noise ceiling", text, expected,
+                   agrees, paper="not tabulated (maps only)")
+
+
+def ceiling_fraction_fit_row(recovered):
+    """RQ1 (sandbox): r over ROIs of the expected and observed fractions of the noise ceiling.
+
+    Criterion: above :data:`FRACTION_MIN_R`.
+
+    Parameters
+    ----------
+    recovered : pandas.DataFrame or None
+        Indexed by ROI, columns ``"expected r / ceiling"`` and ``"observed r / ceiling"``;
+        None on real NSD.
+
+    Returns
+    -------
+    dict or None
+        A :func:`finding`; None on real NSD.
+    """
+    if recovered is None:
+        return None
+    r = recovered["expected r / ceiling"].corr(recovered["observed r / ceiling"])
+    return finding(
+        "RQ1", f"Encoding accuracy per ROI: r(expected, observed fraction of ceiling) over "
+               f"{int(recovered['observed r / ceiling'].notna().sum())} ROIs",
+        float(r), f"> {FRACTION_MIN_R} (expected from the planted weights)", bool(r > FRACTION_MIN_R),
+        paper="not tabulated (maps only)")
+
+
+def variance_partition_row(partition, feature: str, word_band: str, truth=None, roi: str = "lateral"):
+    """RQ2: test R² unique to the sentence embedding beyond its word average.
+
+    Criterion: the unique R² of ``feature`` is > 0 and above that of ``word_band`` in every
+    ROI considered: on the sandbox the ROIs with planted ``interaction`` (relations between
+    objects; the row names the most weighted one), on real NSD ``roi``.
+
+    Parameters
+    ----------
+    partition : pandas.DataFrame
+        ``partition_table``: indexed by ROI, columns ``unique_<feature>``,
+        ``unique_<word_band>``.
+    feature, word_band : str
+        The two bands.
+    truth : pandas.DataFrame, optional
+        Sandbox only: planted weights, indexed by ROI, one column per planted space.
+    roi : str
+        The ROI on real NSD.
+
+    Returns
+    -------
+    dict or None
+        A :func:`finding`; None when no ROI considered is in ``partition``.
+    """
+    ua, ub = f"unique_{feature}", f"unique_{word_band}"
+    planted = truth is not None and "interaction" in truth.columns  # relations between objects
+    if planted:
+        rel = [r for r in truth.index[truth["interaction"] > 0] if r in partition.index]
+        main = truth["interaction"].reindex(rel).idxmax() if rel else None
+    else:
+        rel = [r for r in [roi] if r in partition.index]
+        main = rel[0] if rel else None
+    if main is None:
+        return None
+    agrees = all(partition.loc[r, ua] > max(0.0, partition.loc[r, ub]) for r in rel)
+    if planted:
+        w = ", ".join(f"{truth.loc[r, 'interaction']:.1f}" for r in rel)
+        expected = (f"> 0 and > R² unique to {word_band} in {', '.join(rel)} (planted interaction "
+                    f"weight {w}); here {word_band}: {partition.loc[main, ub]:.3f}")
+    else:
+        expected = f"> 0 and > R² unique to {word_band} ({partition.loc[main, ub]:.3f})"
+    return finding(
+        "RQ2", f"Variance partitioning, {main}: test R² unique to {feature} beyond {word_band}",
+        float(partition.loc[main, ua]), expected, agrees,
+        paper="not tested (RSA: full-caption MPNet beats word-average models, Fig. 3)")
+
+
+def in_silico_contrast_row(agreement, sandbox: bool = False, contrast: str = "food − people"):
+    """RQ1 (Fig. 2a): the in-silico contrast against the observed food − people responses.
+
+    Criterion on the sandbox (food and people are planted category signal): r > 0 in every
+    subject; on real NSD: mean r > 0.
+
+    Parameters
+    ----------
+    agreement : array (n_subjects,) or None
+        Per-subject r of the in-silico and observed contrast maps in nsdgeneral; None when
+        the chapter ran no food − people contrast.
+    sandbox : bool
+        Whether the data are the generated sandbox.
+    contrast : str
+        The in-silico contrast's name.
+
+    Returns
+    -------
+    dict or None
+        A :func:`finding`; None without ``agreement``.
+    """
+    if agreement is None:
+        return None
+    agreement = np.asarray(agreement, dtype=float)
+    expected = "> 0 in every subject (food and people are planted category signal)" if sandbox else "> 0"
+    agrees = bool(np.all(agreement > 0)) if sandbox else bool(np.nanmean(agreement) > 0)
+    return finding(
+        "RQ1", f"In-silico {contrast} vs observed food − people images: mean r in nsdgeneral",
+        float(np.nanmean(agreement)), expected, agrees,
+        paper="not tested (Fig. 2a: contrasts recover people, place, food areas)")
+
+
+def encoding_rows(group, visual, streams, roi_names, relation, nc_relation, ceiling_table, partition,
+                  agreement, *, feature: str, word_band: str, order, q: float, n_subjects: int,
+                  sandbox: bool = False, truth=None, recovered=None) -> list[dict]:
+    """The rows of chapter 03 (encoding), in order.
+
+    Parameters
+    ----------
+    group, visual, streams, roi_names
+        As in :func:`encoding_fdr_row`.
+    relation, nc_relation
+        As in :func:`encoding_ceiling_row`.
+    ceiling_table
+        As in :func:`roi_ceiling_fraction_row`.
+    partition
+        As in :func:`variance_partition_row`.
+    agreement
+        As in :func:`in_silico_contrast_row` (None: no contrast row).
+    feature, word_band : str
+        The encoder's feature space and the word-level band.
+    order : list of str
+        The streams ROIs, in the atlas's order.
+    q : float
+        The FDR level of the group maps.
+    n_subjects : int
+        Subjects analysed.
+    sandbox : bool
+        Whether the data are the generated sandbox; then ``truth`` and ``recovered`` are
+        required.
+    truth : pandas.DataFrame, optional
+        Sandbox: planted weights per ROI (``truth_roi_table``).
+    recovered : pandas.DataFrame, optional
+        Sandbox: per ROI, ``"expected r / ceiling"`` and ``"observed r / ceiling"``.
+
+    Returns
+    -------
+    list of dict
+        :func:`finding` rows: FDR vertices, ceilings, ROI fractions, their fit (sandbox),
+        variance partitioning, in-silico contrast.
+    """
+    if sandbox and (truth is None or recovered is None):
+        raise ValueError("sandbox=True needs truth and recovered")
+    if not sandbox:
+        truth = recovered = None
+    return _kept([
+        encoding_fdr_row(group, visual, streams, roi_names, feature=feature, q=q, n_subjects=n_subjects,
+                         sandbox=sandbox),
+        encoding_ceiling_row(relation, nc_relation, sandbox),
+        roi_ceiling_fraction_row(ceiling_table, order, feature, recovered),
+        ceiling_fraction_fit_row(recovered),
+        variance_partition_row(partition, feature, word_band, truth),
+        in_silico_contrast_row(agreement, sandbox),
+    ])
+
+
+# ---------------------------------------------------------------------------- 04 decoding
+def decoding_accuracy_row(dec, consistency, feature: str, sandbox: bool = False):
+    """RQ3 (Fig. 2b): the mean per-image r of the decoded embeddings.
+
+    r > 0 alone is no test: an image-blind prediction (the mean of the other test
+    embeddings) correlates too. Criterion: more than :data:`MOSTLY_POSITIVE` of the images
+    with r > 0, and a mean r above the image-blind prediction's.
+
+    Parameters
+    ----------
+    dec : dict
+        ``decode_subjects``: ``test_ids`` (n_test,), ``true`` (n_test, d) and ``r``
+        (n_subjects, n_test).
+    consistency : array
+        Caption consistency per test image (reported for reference).
+    feature : str
+        The decoded embedding.
+    sandbox : bool
+        Whether the data are the generated sandbox (changes the expected text only).
+
+    Returns
+    -------
+    dict
+        A :func:`finding`.
+    """
+    n_test = np.asarray(dec["test_ids"]).size
+    r = np.asarray(dec["r"])
+    true = np.asarray(dec["true"])
+    cons = float(np.nanmean(consistency))
+    pos = float((r > 0).mean())
+    others = (true.sum(0) - true) / max(n_test - 1, 1)
+    const = float(embedding_correlation(others, true).mean())
+    expected = (f"mostly positive and above an image-blind prediction (mean of the other test embeddings, "
+                f"r = {const:.3f}); caption consistency {cons:.2f} for reference")
+    if sandbox:
+        expected += "; the streams ROIs carry planted category and interaction signal"
+    return finding(
+        "RQ3", f"Decoding {feature} from all streams voxels: mean per-image r ({pos:.0%} of images r > 0)",
+        float(r.mean()), expected, pos > MOSTLY_POSITIVE and r.mean() > const,
+        paper="mostly positive (per-subject KDE, Fig. 2b)")
+
+
+def identification_row(dec):
+    """RQ3: identification of each test image among all of them by its decoded embedding.
+
+    Criterion: top-1 accuracy above chance (1 / n_test) and mean rank below chance
+    ((n_test − 1) / 2).
+
+    Parameters
+    ----------
+    dec : dict
+        ``decode_subjects``: ``test_ids`` (n_test,) and ``rank`` (n_subjects, n_test),
+        0 = identified.
+
+    Returns
+    -------
+    dict
+        A :func:`finding`.
+    """
+    n_test = np.asarray(dec["test_ids"]).size
+    rank = np.asarray(dec["rank"])
+    top1, mean_rank, chance = float((rank == 0).mean()), float(rank.mean()), (n_test - 1) / 2
+    return finding(
+        "RQ3", f"Identification among {n_test} test images: top-1 and mean rank",
+        f"top-1 {top1:.0%}, mean rank {mean_rank:.1f}",
+        f"above chance (top-1 {1 / n_test:.1%}, mean rank {chance:.1f})",
+        top1 > 1 / n_test and mean_rank < chance, paper="515-way ranks (Fig. 2b)")
+
+
+def caption_metric_row(metrics, metric: str, label: str):
+    """RQ3: a caption metric of the reconstructions, mean over subjects.
+
+    Criterion: above the shuffled-caption baseline (no criterion without one); the human
+    ceiling and the oracle are reported for reference.
+
+    Parameters
+    ----------
+    metrics : pandas.DataFrame
+        ``caption_metric_table``: rows ``human``, ``oracle``, optionally ``shuffled``, and
+        one per subject with ``kind == "decoded"``; one column per metric.
+    metric : str
+        The column, e.g. ``"cider_d"``.
+    label : str
+        Its name in the row, e.g. ``"CIDEr-D"``.
+
+    Returns
+    -------
+    dict
+        A :func:`finding`.
+    """
+    decoded = float(metrics.query("kind == 'decoded'")[metric].mean())
+    ref = [f"human ceiling {metrics.loc['human', metric]:.3f}", f"oracle {metrics.loc['oracle', metric]:.3f}"]
+    agrees = None
+    if "shuffled" in metrics.index:
+        ref.insert(0, f"> shuffled {metrics.loc['shuffled', metric]:.3f}")
+        agrees = decoded > metrics.loc["shuffled", metric]
+    return finding("RQ3", f"Reconstructed captions: {label}, mean over subjects", decoded, "; ".join(ref),
+                   agrees, paper="scored with aac_metrics (values not tabulated)")
+
+
+def single_roi_decoding_row(summary, truth=None):
+    """RQ3: pairwise identification when decoding from single ROIs.
+
+    Criterion on the sandbox (captions describe categories and interactions, not low-level
+    statistics or layout): the ROIs whose planted category + interaction weight exceeds
+    :data:`PLANTED_CAPTION_SHARE` identify better than the others (or, without others, above
+    chance :data:`IDENTIFICATION_CHANCE`). On real NSD no criterion.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        Indexed by ROI, column ``identification``.
+    truth : pandas.DataFrame, optional
+        Sandbox only: planted weights per ROI (columns ``category``, ``interaction``, ...).
+
+    Returns
+    -------
+    dict or None
+        A :func:`finding`; None when no ROI has an identification score.
+    """
+    ident = summary["identification"].dropna().sort_values(ascending=False)
+    if not len(ident):
+        return None
+    text = " > ".join(f"{r} {v:.3f}" for r, v in ident.items())
+    expected, agrees = "", None
+    if truth is not None:
+        share = truth.reindex(columns=["category", "interaction"], fill_value=0.0).sum(axis=1)
+        cap = [r for r in ident.index if share.get(r, 0.0) > PLANTED_CAPTION_SHARE]
+        other = [r for r in ident.index if r not in cap]
+        if cap and other:
+            expected = f"{', '.join(cap)} (planted category/interaction) above {', '.join(other)}"
+            agrees = ident[cap].min() > ident[other].max()
+        elif cap:
+            expected = f"{', '.join(cap)} above chance {IDENTIFICATION_CHANCE}"
+            agrees = ident[cap].min() > IDENTIFICATION_CHANCE
+    return finding("RQ3", f"Decoding from single ROIs: pairwise identification "
+                          f"(chance {IDENTIFICATION_CHANCE})",
+                   text, expected, agrees, paper="not in the paper (decodes from all 7 streams ROIs)")
+
+
+def decoding_rows(dec, consistency, metrics, summary, *, feature: str, sandbox: bool = False,
+                  truth=None) -> list[dict]:
+    """The rows of chapter 04 (decoding), in order.
+
+    Parameters
+    ----------
+    dec, consistency
+        As in :func:`decoding_accuracy_row`.
+    metrics
+        As in :func:`caption_metric_row` (one row per :data:`CAPTION_METRICS`).
+    summary
+        As in :func:`single_roi_decoding_row`.
+    feature : str
+        The decoded embedding.
+    sandbox : bool
+        Whether the data are the generated sandbox; then ``truth`` is required.
+    truth : pandas.DataFrame, optional
+        Sandbox: planted weights per ROI.
+
+    Returns
+    -------
+    list of dict
+        :func:`finding` rows: decoding r, identification, caption metrics, single ROIs.
+    """
+    if sandbox and truth is None:
+        raise ValueError("sandbox=True needs truth")
+    return _kept([decoding_accuracy_row(dec, consistency, feature, sandbox), identification_row(dec)]
+                 + [caption_metric_row(metrics, m, label) for m, label in CAPTION_METRICS]
+                 + [single_roi_decoding_row(summary, truth if sandbox else None)])
+
+
+# ---------------------------------------------------------------------------- 05 image to LLM
+def network_objective_row(table, tests, roi: str, llm: str = "blt_mpnet", category: str = "blt_multihot"):
+    """RQ4: the LLM-trained minus the category-trained network's normalised ROI RSA.
+
+    Criterion: the LLM-trained network ahead (the paper's direction); the row says when the
+    paired test over subjects is FDR-significant.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Mean normalised r, indexed by model, one column per ROI.
+    tests : pandas.DataFrame
+        ``stats.pairwise_model_tests`` of ``llm`` against the others: columns ``roi,
+        model_b, significant``.
+    roi : str
+        The ROI.
+    llm, category : str
+        The two networks' names in ``table``.
+
+    Returns
+    -------
+    dict or None
+        A :func:`finding`; None when either network is not in ``table``.
+    """
+    if not {llm, category} <= set(table.index):
+        return None
+    ref = paper_reference_numbers()
+    d = float(table.loc[llm, roi] - table.loc[category, roi])
+    t = tests[(tests["roi"] == roi) & (tests["model_b"] == category)]
+    sig = bool(t["significant"].iloc[0]) if len(t) else False
+    paper = (f"{ref.loc[_RCNN, roi]:.3f} vs {ref.loc[_ECOSET, roi]:.3f}"
+             if roi in ref.columns else "not tabulated for this ROI")
+    return finding(
+        "RQ4", f"ROI RSA, {roi}: LLM-trained − category-trained network (normalised r)",
+        f"{d:+.3f}" + (" (paired t, FDR q < .05)" if sig else ""),
+        expected="LLM-trained ahead (the paper's direction)", agrees=d > 0, paper=paper)
+
+
+def best_model_row(winners, oracle=None):
+    """RQ4: the best of the networks, text spaces and comparison models in each ROI.
+
+    No criterion (``agrees`` is None); on the sandbox the best planted space of each ROI is
+    shown next to it.
+
+    Parameters
+    ----------
+    winners : pandas.DataFrame
+        ``winner_table`` of the candidates, indexed by ROI, column ``winner``.
+    oracle : pandas.DataFrame, optional
+        Sandbox only: ``winner_table`` with the planted ``truth:*`` spaces.
+
+    Returns
+    -------
+    dict
+        A :func:`finding`.
+    """
+    return finding(
+        "RQ4", "ROI RSA: best of networks, text spaces and comparison models, per ROI",
+        "; ".join(f"{roi}: {w}" for roi, w in winners["winner"].items()),
+        expected=("best planted space: " + "; ".join(f"{roi}: {w}" for roi, w in oracle["winner"].items()))
+        if oracle is not None else "",
+        paper="LLM-trained RCNN first in ventral, lateral and parietal (14 models)")
+
+
+def _paper_transfer(target: str, networks) -> str:
+    paper = paper_transfer_numbers()
+    parts = []
+    for net in networks:
+        if (net, target) not in paper.index:
+            return "not tabulated"
+        low, high = paper.loc[(net, target), ["low", "high"]]
+        parts.append(f"{low:.3f}" if low == high else f"{low:.3f}–{high:.3f}")
+    return " vs ".join(parts)
+
+
+def transfer_row(transfer, target: str, llm: str = "blt_mpnet", category: str = "blt_multihot"):
+    """RQ4: transfer readout of the two networks' features to ``target`` (held-out cosine).
+
+    Criterion: the LLM-trained network's features score higher.
+
+    Parameters
+    ----------
+    transfer : pandas.DataFrame
+        ``transfer_summary``: indexed by ``(network, target)``, column ``score``.
+    target : str
+        ``"mpnet"`` or ``"multihot"``.
+    llm, category : str
+        The two networks' names.
+
+    Returns
+    -------
+    dict or None
+        A :func:`finding` (the paper's range from ``paper_transfer_numbers``); None when a
+        network's readout is missing.
+    """
+    keys = [(llm, target), (category, target)]
+    if not all(k in transfer.index for k in keys):
+        return None
+    a, b = (float(transfer.loc[k, "score"]) for k in keys)
+    return finding(
+        "RQ4", f"Transfer readout to {target}: LLM-trained vs category-trained features (held-out cosine)",
+        f"{a:.3f} vs {b:.3f}", expected="LLM-trained higher", agrees=a > b,
+        paper=_paper_transfer(target, [llm, category]))
+
+
+def training_size_row(align):
+    """RQ4: RSA of the LLM-trained network against its training-set size (mean over ROIs).
+
+    Criterion: higher with the largest set than with the smallest.
+
+    Parameters
+    ----------
+    align : pandas.DataFrame or None
+        ``size_alignment_table``: columns ``n_train`` and ``mean``; None or empty when no
+        size sweep ran.
+
+    Returns
+    -------
+    dict or None
+        A :func:`finding`; None without a sweep.
+    """
+    if align is None or not len(align):
+        return None
+    by_size = align.groupby("n_train")["mean"].mean()
+    return finding(
+        "RQ4", f"Alignment vs training-set size ({by_size.index[0]:,} → {by_size.index[-1]:,} images, "
+               "mean over ROIs)",
+        f"{by_size.iloc[0]:.3f} → {by_size.iloc[-1]:.3f}", expected="grows with the training set",
+        agrees=by_size.iloc[-1] > by_size.iloc[0],
+        paper="48k-image LLM-trained RCNN beats models trained on 30–20,000× more images")
+
+
+def image_to_llm_rows(table, tests, winners, transfer, *, rois, oracle=None, align=None) -> list[dict]:
+    """The rows of chapter 05 (image to LLM), in order.
+
+    Parameters
+    ----------
+    table, tests
+        As in :func:`network_objective_row`.
+    winners
+        As in :func:`best_model_row`.
+    transfer
+        As in :func:`transfer_row` (one row per :data:`TRANSFER_TARGETS`).
+    rois : list of str
+        The ROIs of the ROI RSA, in order.
+    oracle : pandas.DataFrame, optional
+        Sandbox only: the winner table with the planted spaces.
+    align : pandas.DataFrame, optional
+        The size sweep's alignment table (None: no sweep ran).
+
+    Returns
+    -------
+    list of dict
+        :func:`finding` rows: network objectives per ROI, best model, transfer readouts,
+        training-set size.
+    """
+    return _kept([network_objective_row(table, tests, roi) for roi in rois]
+                 + [best_model_row(winners, oracle)]
+                 + [transfer_row(transfer, target) for target in TRANSFER_TARGETS]
+                 + [training_size_row(align)])
