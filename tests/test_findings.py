@@ -7,6 +7,7 @@ branch, and where it has no criterion (``agrees is None``) or does not apply (``
 
 from __future__ import annotations
 
+import ast
 import json
 
 import numpy as np
@@ -16,6 +17,7 @@ import pytest
 from brainllm_utils import viz
 from brainllm_utils.chapters import findings
 from brainllm_utils.nsd import NSD
+from brainllm_utils.paths import REPO_ROOT
 
 
 # --------------------------------------------------------------------------- record and load
@@ -76,6 +78,27 @@ def test_scorecard_figure(tiny_root, tmp_path):
     assert "1 agree, 1 disagree" in ax.get_title(loc="left")
     viz.plot_findings(findings.load(nsd, results_dir=tmp_path / "none"), ax=ax)
     plt.close(fig)
+
+
+@pytest.mark.parametrize("stem, function", [
+    ("01_feature_spaces", "feature_space_rows"), ("02_rsa", "rsa_rows"), ("03_encoding", "encoding_rows"),
+    ("04_decoding", "decoding_rows"), ("05_image_to_llm", "image_to_llm_rows"),
+])
+def test_hidden_cells_are_one_call(stem, function):
+    """The notebooks hold no criteria or thresholds: the hidden cell is one statement,
+    ``findings.record(stem, findings.<chapter>_rows(...), nsd)``."""
+    nb = json.loads((REPO_ROOT / "notebooks" / f"{stem}.ipynb").read_text())
+    (cell,) = [c for c in nb["cells"] if "remove-cell" in c.get("metadata", {}).get("tags", [])]
+    tree = ast.parse("".join(cell["source"]))
+    assert len(tree.body) == 1, f"{stem}: the hidden cell must be one call"
+    call = tree.body[0].value
+    assert ast.unparse(call.func) == "findings.record"
+    assert ast.literal_eval(call.args[0]) == stem
+    assert ast.unparse(call.args[1].func) == f"findings.{function}"
+    assert not call.keywords
+    numbers = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)
+               and isinstance(n.value, (int, float)) and not isinstance(n.value, bool)]
+    assert not numbers, f"{stem}: literal numbers (thresholds?) in the hidden cell: {numbers}"
 
 
 # --------------------------------------------------------------------------- 01 feature spaces
