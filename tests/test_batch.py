@@ -67,6 +67,36 @@ def test_paper_profile_applies_the_paper_settings(tiny_root, tmp_path):
     assert "searchlight_radius" not in job.parameters
 
 
+def test_smoke_profile_applies_quick_sizes_on_top(tiny_root, tmp_path):
+    (job,) = batch.plan_jobs(["02_rsa"], data_home=tiny_root, smoke=True, output_dir=tmp_path)
+    assert job.parameters["set_size"] == 12 and job.parameters["searchlight_radius"] == 2
+    assert "smoke" not in job.parameters
+    (job,) = batch.plan_jobs(["02_rsa"], data_home=tiny_root, profile="paper", smoke=True,
+                             output_dir=tmp_path)
+    assert job.parameters["searchlight_radius"] == 2 and job.parameters["n_sets"] == 1
+    (job,) = batch.plan_jobs(["02_rsa"], data_home=tiny_root, smoke=True, fixed={"set_size": 20},
+                             output_dir=tmp_path)
+    assert job.parameters["set_size"] == 20, "an explicit value beats the smoke size"
+    (job,) = batch.plan_jobs(["05_image_to_llm"], data_home=tiny_root, smoke=True, output_dir=tmp_path)
+    assert job.parameters["preset"] == "tiny" and job.parameters["transfer_on_sample_sets"] is True
+    (job,) = batch.plan_jobs(["00_data_tour"], data_home=tiny_root, smoke=True, output_dir=tmp_path)
+    assert set(job.parameters) == {"data_home"}
+
+
+def test_run_sizes_live_in_parameter_cells_and_profiles():
+    """Profiles name parameters their notebook declares; no notebook overrides its sizes."""
+    for profile, per_notebook in batch.PROFILES.items():
+        for stem, overrides in per_notebook.items():
+            (source,) = _batch.list_notebooks([stem])
+            unknown = set(overrides) - set(_batch.notebook_parameters(source))
+            assert not unknown, f"PROFILES[{profile!r}][{stem!r}]: {unknown} not declared"
+    for source in _batch.list_notebooks():
+        code = "".join("".join(c["source"]) for c in json.loads(source.read_text())["cells"]
+                       if c["cell_type"] == "code")
+        assert "smoke" not in _batch.notebook_parameters(source), source.name
+        assert "if smoke" not in code, source.name
+
+
 @pytest.mark.parametrize("kwargs, named", [
     ({"grid": {"subject": ["subj01", "subj09"]}}, "subj09"),
     ({"fixed": {"feature_spaces": ["mpnet", "bogus_space"]}}, "bogus_space"),

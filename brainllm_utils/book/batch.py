@@ -9,6 +9,10 @@ Executed notebooks land where the book renders them (``book/notebooks/``): a not
 the chapter's own grid point is ``NN_name.ipynb``; other grid points are
 ``NN_name__param-value.ipynb``, which ``_toc.yml`` lists under their chapter.
 
+Run sizes live in two places: the notebooks' parameter cells (their defaults are the
+sandbox's sizes) and :data:`PROFILES` (the paper's sizes for real NSD; the ``smoke`` sizes
+of quick test runs on the tiny sandbox, ``--smoke``).
+
 Resumable: each output notebook carries a fingerprint of its source notebook, its
 parameters, its input data (file names, sizes, times) and the package (version and source);
 a job whose output holds the same fingerprint is skipped. Outputs are written atomically, so
@@ -21,7 +25,7 @@ Command line::
 
     python -m brainllm_utils.batch run [NOTEBOOK ...] [--data PATH] [--profile auto]
         [--grid NAME=V1,V2 | --grid 'NAME=[json, ...]'] [--set NAME=VALUE]
-        [--scheduler local|serial|slurm|ADDRESS] [--workers N] [--threads T] [--force]
+        [--scheduler local|serial|slurm|ADDRESS] [--workers N] [--threads T] [--force] [--smoke]
 
 Bad parameters (an unknown subject, feature space, model or preset, a missing data root)
 fail before anything runs, with a message that names the parameter.
@@ -70,10 +74,13 @@ __all__ = [
     "main",
 ]
 
-#: Parameter overrides per profile. ``sandbox``: the notebooks' own defaults (sized for the
-#: generated sandbox on 2 CPU cores). ``paper``: the paper's settings for a real NSD copy
-#: (all sample sets, 6-voxel searchlight spheres, the full BLT recipe with 10 seeds per
-#: objective, all training images); a GPU is strongly recommended (see "Getting NSD").
+#: Parameter overrides per profile, keyed by notebook stem. ``sandbox``: the notebooks' own
+#: defaults (sized for the generated sandbox on 2 CPU cores). ``paper``: the paper's settings
+#: for a real NSD copy (all sample sets, 6-voxel searchlight spheres, the full BLT recipe with
+#: 10 seeds per objective, all training images); a GPU is strongly recommended (see "Getting
+#: NSD"). ``smoke``: quick sizes for tests on the ``tiny`` sandbox (few images and sets, fewer
+#: folds, the ``tiny`` BLT preset with one seed and no size sweep), applied on top of the
+#: chosen profile by ``plan_jobs(..., smoke=True)`` / ``--smoke``.
 PROFILES: dict[str, dict[str, dict]] = {
     "sandbox": {},
     "paper": {
@@ -85,6 +92,20 @@ PROFILES: dict[str, dict[str, dict]] = {
             "preset": "paper", "seeds": list(range(10)), "n_train": None, "n_val": 2000,
             "size_sweep": [5000, 10000, 25000, 48000], "n_sets": None, "searchlight_n_sets": None,
             "readout_epochs": 200,
+        },
+    },
+    "smoke": {
+        "01_feature_spaces": {"feature_spaces": ["mpnet", "multihot", "mpnet_word_avg"], "set_size": 12,
+                              "n_sets": 1, "n_pairs": 1},
+        "02_rsa": {"feature_spaces": ["mpnet", "multihot", "mpnet_word_avg"], "set_size": 12, "n_sets": 1,
+                   "searchlight_n_sets": 1, "searchlight_radius": 2, "surface_radius_mm": 8.0},
+        "03_encoding": {"cv": 3, "n_ratios": 3, "encoding_roi": "nsdgeneral", "n_views": 2},
+        "04_decoding": {"cv": 3, "pool_per_image": 0, "single_rois": ["early", "ventral"]},
+        "05_image_to_llm": {
+            "preset": "tiny", "seeds": [0], "n_train": None, "n_val": 8, "size_sweep": [],
+            "comparison_models": ["untrained_blt", "untrained_alexnet", "resnet50"], "set_size": 12,
+            "n_sets": 1, "searchlight_n_sets": 1, "surface_radius_mm": 8.0, "readout_epochs": 30,
+            "transfer_on_sample_sets": True,
         },
     },
 }
@@ -324,8 +345,9 @@ def plan_jobs(notebooks=None, grid: dict | None = None, fixed: dict | None = Non
 
     ``grid`` maps a parameter to a list of values; ``fixed`` maps parameters to one value.
     A parameter applies to the notebooks that declare it (an error if none does). The
-    profile's overrides come first, then ``fixed``, then the grid point. ``data_home`` is
-    passed to every notebook as an absolute path.
+    profile's overrides come first, then (with ``smoke``) the ``smoke`` profile's, then
+    ``fixed``, then the grid point. ``data_home`` is passed to every notebook as an absolute
+    path.
     """
     grid = {k: list(v) for k, v in (grid or {}).items()}
     fixed = dict(fixed or {})
@@ -350,11 +372,11 @@ def plan_jobs(notebooks=None, grid: dict | None = None, fixed: dict | None = Non
         known = declared[source.stem]
         axes = [k for k in grid if k in known]
         base = dict(PROFILES[profile].get(source.stem, {}))
+        if smoke:
+            base.update(PROFILES["smoke"].get(source.stem, {}))
         base.update({k: v for k, v in fixed.items() if k in known})
         if "data_home" in known:
             base["data_home"] = str(root)
-        if smoke and "smoke" in known:
-            base["smoke"] = True
         for combo in itertools.product(*(grid[k] for k in axes)):
             point = dict(zip(axes, combo))
             params = {**base, **point}
@@ -672,7 +694,7 @@ def main(argv=None) -> int:
     run.add_argument("notebooks", nargs="*", help="stems, e.g. 02_rsa (default: all)")
     run.add_argument("--data", default=None, help="NSD root (default: $BRAINLLM_DATA, else the sandbox)")
     run.add_argument("--profile", default="auto", help="auto (sandbox defaults, or the paper's "
-                     "settings on real NSD), sandbox or paper")
+                     "settings on real NSD), sandbox, paper or smoke")
     run.add_argument("--grid", action="append", metavar="NAME=V1,V2",
                      help="a grid axis (comma list or a JSON list)")
     run.add_argument("--set", action="append", dest="fixed", metavar="NAME=VALUE",
@@ -686,7 +708,8 @@ def main(argv=None) -> int:
     run.add_argument("--output-dir", default=str(OUTPUT_DIR))
     run.add_argument("--notebook-dir", default=str(NOTEBOOK_DIR), help="source notebooks")
     run.add_argument("--force", action="store_true", help="re-run finished notebooks too")
-    run.add_argument("--smoke", action="store_true", help="smoke=True where supported (tests)")
+    run.add_argument("--smoke", action="store_true",
+                     help="the smoke profile's quick sizes on top of the profile (tests, tiny sandbox)")
     run.add_argument("--timings", default=None, help="also write the timing table here")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
