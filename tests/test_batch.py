@@ -94,7 +94,33 @@ def test_run_sizes_live_in_parameter_cells_and_profiles():
         code = "".join("".join(c["source"]) for c in json.loads(source.read_text())["cells"]
                        if c["cell_type"] == "code")
         assert "smoke" not in _batch.notebook_parameters(source), source.name
-        assert "if smoke" not in code, source.name
+        assert "if smoke" not in code and "BRAINLLM_RUN" not in code, source.name
+
+
+def test_every_chapter_job_gets_its_output_name_as_run_name(tiny_root, tmp_path):
+    jobs = batch.plan_jobs(["00_data_tour", "02_rsa"], grid={"seed": [0, 1]}, data_home=tiny_root,
+                           output_dir=tmp_path)
+    assert {j.name: j.parameters.get("run_name") for j in jobs} == {
+        "00_data_tour__seed-0": None, "00_data_tour__seed-1": None,
+        "02_rsa__seed-0": "02_rsa__seed-0", "02_rsa__seed-1": "02_rsa__seed-1"}
+    (job,) = batch.plan_jobs(["04_decoding"], data_home=tiny_root, output_dir=tmp_path)
+    assert job.parameters["run_name"] == "04_decoding"
+
+
+def test_run_name_reaches_the_notebook_without_an_environment_variable(tiny_root, tmp_path,
+                                                                        monkeypatch):
+    monkeypatch.delenv("BRAINLLM_RUN", raising=False)
+    src = tmp_path / "nbs"
+    _notebook(src / "01_named.ipynb", "data_home = None\nrun_name = None\nx = 1",
+              "import os\nprint('run', run_name, os.environ.get('BRAINLLM_RUN'))")
+    jobs = batch.plan_jobs(["01_named"], grid={"x": [1, 2]}, data_home=tiny_root,
+                           output_dir=tmp_path / "out", notebook_dir=src)
+    batch.run_jobs(jobs, scheduler="serial", progress=False)
+    for job in jobs:
+        nb = json.loads(job.output.read_text())
+        printed = "".join("".join(o["text"]) for c in nb["cells"] for o in c.get("outputs", [])
+                          if o.get("name") == "stdout")
+        assert f"run {job.name} None" in printed
 
 
 @pytest.mark.parametrize("kwargs, named", [
@@ -106,6 +132,8 @@ def test_run_sizes_live_in_parameter_cells_and_profiles():
     ({"fixed": {"subjekt": "subj01"}}, "subjekt"),
     ({"data_home": "/no/such/nsd"}, "/no/such/nsd"),
     ({"profile": "fancy"}, "fancy"),
+    ({"fixed": {"run_name": "mine"}}, "run_name"),
+    ({"grid": {"run_name": ["a", "b"]}}, "run_name"),
 ])
 def test_bad_parameters_fail_before_anything_runs(tiny_root, tmp_path, kwargs, named):
     kwargs.setdefault("data_home", tiny_root)

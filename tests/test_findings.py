@@ -21,8 +21,7 @@ from brainllm_utils.paths import REPO_ROOT
 
 
 # --------------------------------------------------------------------------- record and load
-def test_record_and_load_round_trip(tiny_root, tmp_path, monkeypatch):
-    monkeypatch.delenv("BRAINLLM_RUN", raising=False)
+def test_record_and_load_round_trip(tiny_root, tmp_path):
     nsd = NSD(tiny_root)
     rows = [findings.finding("RQ3", "decoding r", 0.51234, "> 0", True, "mostly positive"),
             findings.finding("RQ1", "searchlight", "12 of 100 vertices", agrees=None)]
@@ -40,16 +39,34 @@ def test_record_and_load_round_trip(tiny_root, tmp_path, monkeypatch):
 
 def test_grid_runs_are_kept_apart(tiny_root, tmp_path, monkeypatch):
     nsd = NSD(tiny_root)
-    monkeypatch.setenv("BRAINLLM_RUN", "03_encoding__subjects-subj02")
-    findings.record("03_encoding", [findings.finding("RQ1", "x", 1.0)], nsd, results_dir=tmp_path)
+    monkeypatch.setenv("BRAINLLM_RUN", "03_encoding__ignored")  # no longer read
+    findings.record("03_encoding", [findings.finding("RQ1", "x", 1.0)], nsd, results_dir=tmp_path,
+                    run="03_encoding__subjects-subj02")
     assert findings.load(nsd, results_dir=tmp_path).empty
-    monkeypatch.setenv("BRAINLLM_RUN", "03_encoding")
-    findings.record("03_encoding", [findings.finding("RQ1", "x", 2.0)], nsd, results_dir=tmp_path)
+    findings.record("03_encoding", [findings.finding("RQ1", "x", 2.0)], nsd, results_dir=tmp_path,
+                    run=None)  # a notebook run by hand: run_name = None
     assert list(findings.load(nsd, results_dir=tmp_path)["recovered"]) == ["2.000"]
     files = sorted(p.name for p in findings.findings_dir(nsd, tmp_path).iterdir())
     assert files == ["03_encoding.json", "03_encoding__subjects-subj02.json"]
     assert json.loads((findings.findings_dir(nsd, tmp_path) / files[1]).read_text())["run"] \
         == "03_encoding__subjects-subj02"
+
+
+def test_grid_jobs_record_under_their_own_run_name(tiny_root, tmp_path):
+    """The batch gives each chapter job its output name as ``run_name``; recording under it
+    keeps a grid point's findings out of the summary."""
+    from brainllm_utils import batch
+
+    jobs = batch.plan_jobs(["03_encoding"], grid={"subjects": [["subj01"], ["subj02"]]},
+                           data_home=tiny_root, output_dir=tmp_path / "out")
+    names = [j.parameters["run_name"] for j in jobs]
+    assert names == ["03_encoding__subjects-subj01", "03_encoding__subjects-subj02"]
+    (own,) = batch.plan_jobs(["03_encoding"], data_home=tiny_root, output_dir=tmp_path / "out")
+    nsd = NSD(tiny_root)
+    for run in names + [own.parameters["run_name"]]:
+        findings.record("03_encoding", [findings.finding("RQ1", run, 1.0)], nsd,
+                        results_dir=tmp_path, run=run)
+    assert list(findings.load(nsd, results_dir=tmp_path)["analysis"]) == ["03_encoding"]
 
 
 def test_bad_findings_are_refused(tiny_root, tmp_path):
@@ -86,7 +103,7 @@ def test_scorecard_figure(tiny_root, tmp_path):
 ])
 def test_hidden_cells_are_one_call(stem, function):
     """The notebooks hold no criteria or thresholds: the hidden cell is one statement,
-    ``findings.record(stem, findings.<chapter>_rows(...), nsd)``."""
+    ``findings.record(stem, findings.<chapter>_rows(...), nsd, run=run_name)``."""
     nb = json.loads((REPO_ROOT / "notebooks" / f"{stem}.ipynb").read_text())
     (cell,) = [c for c in nb["cells"] if "remove-cell" in c.get("metadata", {}).get("tags", [])]
     tree = ast.parse("".join(cell["source"]))
@@ -95,7 +112,7 @@ def test_hidden_cells_are_one_call(stem, function):
     assert ast.unparse(call.func) == "findings.record"
     assert ast.literal_eval(call.args[0]) == stem
     assert ast.unparse(call.args[1].func) == f"findings.{function}"
-    assert not call.keywords
+    assert {k.arg: ast.unparse(k.value) for k in call.keywords} == {"run": "run_name"}
     numbers = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)
                and isinstance(n.value, (int, float)) and not isinstance(n.value, bool)]
     assert not numbers, f"{stem}: literal numbers (thresholds?) in the hidden cell: {numbers}"

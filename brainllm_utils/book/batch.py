@@ -7,7 +7,9 @@ dask-jobqueue (``--scheduler slurm``) — or serially in this process (``--sched
 
 Executed notebooks land where the book renders them (``book/notebooks/``): a notebook run with
 the chapter's own grid point is ``NN_name.ipynb``; other grid points are
-``NN_name__param-value.ipynb``, which ``_toc.yml`` lists under their chapter.
+``NN_name__param-value.ipynb``, which ``_toc.yml`` lists under their chapter. A chapter that
+records findings for the summary page gets ``run_name`` = its output notebook's name, so a
+grid point records its own findings (which the summary leaves out).
 
 Run sizes live in two places: the notebooks' parameter cells (their defaults are the
 sandbox's sizes) and :data:`PROFILES` (the paper's sizes for real NSD; the ``smoke`` sizes
@@ -109,6 +111,8 @@ PROFILES: dict[str, dict[str, dict]] = {
         },
     },
 }
+#: the parameter a chapter's findings are recorded under; the batch sets it for every job
+_RUN_NAME = "run_name"
 
 _SUBJECT_PARAMS = ("subject", "subjects", "gallery_subject")
 _FEATURE_PARAMS = ("feature", "feature_spaces", "word_band")
@@ -347,10 +351,14 @@ def plan_jobs(notebooks=None, grid: dict | None = None, fixed: dict | None = Non
     A parameter applies to the notebooks that declare it (an error if none does). The
     profile's overrides come first, then (with ``smoke``) the ``smoke`` profile's, then
     ``fixed``, then the grid point. ``data_home`` is passed to every notebook as an absolute
-    path.
+    path, and ``run_name`` (where declared) as the job's output notebook name, e.g.
+    ``03_encoding__subjects-subj02`` (the batch sets it; it cannot be given).
     """
     grid = {k: list(v) for k, v in (grid or {}).items()}
     fixed = dict(fixed or {})
+    if _RUN_NAME in grid or _RUN_NAME in fixed:
+        raise BatchParameterError(f"{_RUN_NAME!r} is set by the batch runner (the output "
+                                  "notebook's name); it cannot be given")
     for name, values in grid.items():
         if not values:
             raise BatchParameterError(f"grid parameter {name!r}: no values")
@@ -379,10 +387,12 @@ def plan_jobs(notebooks=None, grid: dict | None = None, fixed: dict | None = Non
             base["data_home"] = str(root)
         for combo in itertools.product(*(grid[k] for k in axes)):
             point = dict(zip(axes, combo))
+            output = Path(output_dir) / _output_name(source.stem, point)
             params = {**base, **point}
+            if _RUN_NAME in known:
+                params[_RUN_NAME] = output.stem
             validate_parameters(source, params, root, cache)
-            job = Job(source=source, parameters=params,
-                      output=Path(output_dir) / _output_name(source.stem, point), grid_point=point,
+            job = Job(source=source, parameters=params, output=output, grid_point=point,
                       wave=1 if source.stem.endswith("_summary") else 0)
             job.fingerprint = _sha({
                 "notebook": _sha(source.read_bytes()), "parameters": params,
@@ -514,7 +524,7 @@ def run_jobs(jobs: list[Job], scheduler="local", workers: int = 2, threads: int 
         return {"source": str(job.source), "output": str(job.output),
                 "parameters": job.parameters, "grid_point": job.grid_point,
                 "fingerprint": job.fingerprint,
-                "env": {**kernel_env, "BRAINLLM_RUN": job.output.stem},
+                "env": dict(kernel_env),
                 "title_suffix": _title_suffix(job.grid_point)}
 
     label = scheduler if isinstance(scheduler, str) else "client"

@@ -17,16 +17,15 @@ generated sandbox (judged against its planted truth) and real NSD (judged agains
 paper's claim).
 
 Files: ``<results>/findings/<dataset key>/<run>.json`` (``<results>`` = ``get_results_dir()``;
-the dataset key separates the sandbox from a real NSD copy; ``<run>`` is ``$BRAINLLM_RUN``,
-set by :mod:`brainllm_utils.batch` to the output notebook's name, else the chapter), written
-atomically.
+the dataset key separates the sandbox from a real NSD copy; ``<run>`` is the notebook's
+``run_name`` parameter, which :mod:`brainllm_utils.batch` sets to the output notebook's
+name, else the chapter), written atomically.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -181,8 +180,8 @@ def record(chapter: str, rows, nsd, results_dir=None, run: str | None = None) ->
     results_dir : path, optional
         Default: ``get_results_dir()``.
     run : str, optional
-        The run's name, e.g. ``03_encoding__subjects-subj02`` for a grid run; default:
-        ``$BRAINLLM_RUN`` (the batch sets it to the output notebook's name), else ``chapter``.
+        The run's name (the notebook's ``run_name``: the output notebook's name, e.g.
+        ``03_encoding__subjects-subj02`` for a grid run); default: ``chapter``.
 
     Returns
     -------
@@ -194,7 +193,7 @@ def record(chapter: str, rows, nsd, results_dir=None, run: str | None = None) ->
         missing = set(FIELDS) - set(r)
         if missing:
             raise ValueError(f"{chapter}: finding {r} lacks {sorted(missing)} (use finding())")
-    run = run or os.environ.get("BRAINLLM_RUN") or chapter
+    run = run or chapter
     path = findings_dir(nsd, results_dir) / f"{run}.json"
     atomic_write_text(path, json.dumps({"chapter": chapter, "run": run, "rows": rows},
                                        indent=1) + "\n")
