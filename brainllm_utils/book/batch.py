@@ -52,6 +52,7 @@ from pathlib import Path
 
 from .._utils.cache import cache_key, load_entry
 from .._utils.paths import REPO_ROOT, atomic_write_text, file_lock, get_data_home
+from ..nsd import subject_name
 from ._execute import NOTEBOOK_DIR, OUTPUT_DIR, execute_notebook, list_notebooks, notebook_parameters
 
 __all__ = [
@@ -248,7 +249,10 @@ def validate_parameters(notebook: str, parameters: dict, data_home=None, _cache=
         if name in _SUBJECT_PARAMS:
             have = subjects_on_disk()
             for v in values:
-                label = f"subj{int(v):02d}" if isinstance(v, int) else str(v)
+                try:
+                    label = subject_name(v)
+                except ValueError:
+                    label = str(v)
                 if label not in have:
                     raise BatchParameterError(
                         f"{source.stem}: {name}={value!r}: unknown subject {v!r}; subjects with "
