@@ -90,7 +90,9 @@ MODULES = [
     "brainllm_utils.chapters.ch04_decoding",
     "brainllm_utils.chapters.ch05_image_to_llm",
     "brainllm_utils.chapters.reference",
+    "brainllm_utils.chapters.findings",
     "brainllm_utils.book._execute",
+    "brainllm_utils.book.batch",
     "brainllm_utils.book.site_check",
 ]
 

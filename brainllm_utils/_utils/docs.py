@@ -308,6 +308,15 @@ docdict["n_cols"] = """n_cols : int, default=4
 docdict["returns_ax"] = """ax : matplotlib.axes.Axes
     The Axes drawn into."""
 
+# ----------------------------------------------------------------------------- book runner
+docdict["smoke"] = """smoke : bool, default=False
+    Apply the ``smoke`` profile's quick sizes on top of the profile's
+    (:data:`~brainllm_utils.book.batch.PROFILES`; ``--smoke``): test runs on the ``tiny``
+    sandbox."""
+
+docdict["output_dir"] = """output_dir : str or path-like, default=OUTPUT_DIR
+    Folder of the executed notebooks: ``book/notebooks/``, where the book renders them."""
+
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
 

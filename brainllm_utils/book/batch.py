@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._utils.cache import cache_key, load_entry
+from .._utils.docs import fill_doc
 from .._utils.paths import REPO_ROOT, atomic_write_text, file_lock, get_data_home
 from ..nsd import subject_name
 from ._execute import NOTEBOOK_DIR, OUTPUT_DIR, execute_notebook, list_notebooks, notebook_parameters
@@ -77,7 +78,8 @@ __all__ = [
     "main",
 ]
 
-#: Parameter overrides per profile, keyed by notebook stem. ``sandbox``: the notebooks' own
+#: Parameter overrides per profile, keyed by notebook stem:
+#: ``PROFILES[profile][stem] = {parameter: value}``. ``sandbox``: the notebooks' own
 #: defaults (sized for the generated sandbox on 2 CPU cores). ``paper``: the paper's settings
 #: for a real NSD copy (all sample sets, 6-voxel searchlight spheres, the full BLT recipe with
 #: 10 seeds per objective, all training images); a GPU is strongly recommended (see "Getting
@@ -120,7 +122,22 @@ _FEATURE_PARAMS = ("feature", "feature_spaces", "word_band")
 
 
 class BatchError(RuntimeError):
-    """One or more jobs failed; ``results`` holds every job's outcome."""
+    """One or more jobs failed; ``results`` holds every job's outcome.
+
+    Raised by :func:`run_jobs` at the end, after every other job has run.
+
+    Parameters
+    ----------
+    message : str
+        The error message: the failed notebooks and their errors.
+    results : list of JobResult
+        Every job's outcome, in job order (executed, skipped and failed ones).
+
+    Attributes
+    ----------
+    results : list of JobResult
+        As given.
+    """
 
     def __init__(self, message: str, results: list):
         super().__init__(message)
@@ -128,7 +145,11 @@ class BatchError(RuntimeError):
 
 
 class BatchParameterError(ValueError):
-    """A parameter value is invalid (named in the message); raised before anything runs."""
+    """A parameter value is invalid (named in the message); raised before anything runs.
+
+    Raised by :func:`plan_jobs`, :func:`validate_parameters` and the command line's
+    ``--grid``/``--set`` parsing; a :class:`ValueError`.
+    """
 
 
 # ---------------------------------------------------------------------------- fingerprints
@@ -143,7 +164,18 @@ def data_fingerprint(data_home) -> str:
     """Digest of every file under the NSD root: relative path, size and modification time.
 
     Contents are not read (a real NSD copy is hundreds of GB); a regenerated sandbox or an
-    updated NSD file changes the digest.
+    updated NSD file changes the digest. Hidden files and folders (``.*``) are left out;
+    symbolic links are followed.
+
+    Parameters
+    ----------
+    data_home : str or path-like
+        The NSD root.
+
+    Returns
+    -------
+    digest : str
+        64 hexadecimal digits (part of every job's fingerprint, :func:`plan_jobs`).
     """
     root = Path(data_home).resolve()
     entries = []
@@ -167,6 +199,19 @@ _TRACKED = ("numpy", "scipy", "scikit-learn", "pandas", "torch", "transformers",
 
 
 def package_versions() -> dict[str, str]:
+    """Versions of the package, of Python and of the libraries that can change a notebook's results.
+
+    Recorded in the manifest for every executed notebook, and part of
+    :func:`package_fingerprint`.
+
+    Returns
+    -------
+    versions : dict of str to str
+        ``"brainllm_utils"``, ``"python"`` and each tracked library (numpy, scipy,
+        scikit-learn, pandas, torch, transformers, nilearn, nibabel, matplotlib, seaborn,
+        rsatoolbox, papermill, spacy) → its version; ``"absent"`` for a library that is not
+        installed.
+    """
     from importlib.metadata import PackageNotFoundError, version
 
     from .. import __version__
@@ -181,14 +226,33 @@ def package_versions() -> dict[str, str]:
 
 
 def package_fingerprint() -> str:
-    """Digest of the package version, its source files and the tracked library versions."""
+    """Digest of the package version, its source files and the tracked library versions.
+
+    Part of every job's fingerprint (:func:`plan_jobs`): editing the package's source, or
+    upgrading a tracked library (:func:`package_versions`), re-runs the notebooks.
+
+    Returns
+    -------
+    digest : str
+        64 hexadecimal digits.
+    """
     pkg = Path(__file__).resolve().parents[1]
     sources = [(p.relative_to(pkg).as_posix(), _sha(p.read_bytes())) for p in sorted(pkg.rglob("*.py"))]
     return _sha({"versions": package_versions(), "sources": sources})
 
 
 def git_revision() -> dict:
-    """``{"rev": sha or None, "dirty": bool or None}`` of the repository, if it is one."""
+    """The repository's git revision and whether it has uncommitted changes, if it is one.
+
+    Recorded in the manifest for every executed notebook.
+
+    Returns
+    -------
+    revision : dict
+        ``{"rev": sha or None, "dirty": bool or None}``: the commit checked out and whether
+        tracked files differ from it (untracked files aside); both ``None`` when the
+        repository is not a git repository or git cannot be run.
+    """
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
                              text=True, timeout=10)
@@ -218,12 +282,36 @@ def _check_data_home(data_home) -> Path:
     return path.resolve()
 
 
+@fill_doc
 def validate_parameters(notebook: str, parameters: dict, data_home=None, _cache=None) -> None:
     """Raise :class:`BatchParameterError` naming the first invalid parameter of a job.
 
     Checks: parameter names against the notebook's ``parameters`` cell; the data root;
     subjects against those with betas on disk; feature spaces against the registry;
     comparison models and presets against :mod:`brainllm_utils.vision`; devices.
+    Parameters set to ``None`` are not checked.
+
+    Parameters
+    ----------
+    notebook : str or pathlib.Path
+        A notebook stem (``02_rsa``, looked up in ``notebooks/``) or the path of a source
+        notebook.
+    parameters : dict
+        The job's parameter values, by name.
+    %(data_home)s
+        A ``data_home`` in ``parameters`` takes precedence. It must be an NSD root (holding
+        ``nsddata/`` and ``nsddata_betas/``); its subjects are those with betas.
+    _cache : dict, optional
+        Private: subjects on disk by NSD root, filled and reused across calls (:func:`plan_jobs`
+        passes one dict for all its jobs, so each root is read once); ``None``: a new dict.
+
+    Raises
+    ------
+    BatchParameterError
+        For the first invalid parameter (named in the message, with the valid values).
+    ValueError
+        For a ``notebook`` stem that is not a source notebook, or a notebook without a cell
+        tagged ``parameters``.
     """
     source = list_notebooks([notebook])[0] if not isinstance(notebook, Path) else notebook
     known = notebook_parameters(source)
@@ -290,7 +378,30 @@ def validate_parameters(notebook: str, parameters: dict, data_home=None, _cache=
 # ---------------------------------------------------------------------------- planning
 @dataclass
 class Job:
-    """One papermill run: ``source`` notebook with ``parameters`` into ``output``."""
+    """One papermill run: ``source`` notebook with ``parameters`` into ``output``.
+
+    Jobs are made by :func:`plan_jobs` and run by :func:`run_jobs`.
+
+    Attributes
+    ----------
+    source : pathlib.Path
+        The source notebook (``notebooks/NN_*.ipynb``).
+    parameters : dict
+        Values for its ``parameters`` cell, by name.
+    output : pathlib.Path
+        The executed notebook: ``NN_name.ipynb`` for the chapter's own grid point,
+        ``NN_name__param-value.ipynb`` for another.
+    grid_point : dict, default={}
+        This job's values of the grid's parameters (empty: the chapter's own point); they are
+        appended to the executed notebook's first heading.
+    fingerprint : str, default=""
+        Digest of the source notebook, the parameters, the input data and the package (set by
+        :func:`plan_jobs`; a summary's also covers every wave-0 job's); stored in the
+        executed notebook's ``metadata.brainllm``.
+    wave : int, default=0
+        Jobs run wave by wave: a summary notebook (``*_summary``) reads what the others
+        recorded, so it runs in wave 1, after every wave-0 job.
+    """
 
     source: Path
     parameters: dict
@@ -303,10 +414,24 @@ class Job:
 
     @property
     def name(self) -> str:
+        """The job's name: its output notebook's stem, e.g. ``03_encoding__subjects-subj02``.
+
+        It is also the ``run_name`` that :func:`plan_jobs` gives a chapter recording findings.
+        """
         return self.output.stem
 
     def is_done(self) -> bool:
-        """Whether ``output`` exists and was produced by exactly this job."""
+        """Whether ``output`` exists and was produced by exactly this job.
+
+        The notebook's ``metadata.brainllm`` must hold this job's :attr:`fingerprint` and
+        ``status: complete``. An unreadable notebook is reported and deleted
+        (:func:`~brainllm_utils._utils.cache.load_entry`): the job is not done.
+
+        Returns
+        -------
+        bool
+            ``True`` when :func:`run_jobs` may skip the job.
+        """
         meta = load_entry(self.output, lambda p: json.loads(p.read_text())["metadata"].get("brainllm", {}),
                           check=lambda m: None if isinstance(m, dict) else "no brainllm metadata")
         return bool(meta) and meta.get("fingerprint") == self.fingerprint and meta.get("status") == "complete"
@@ -314,6 +439,25 @@ class Job:
 
 @dataclass
 class JobResult:
+    """What became of one job in :func:`run_jobs`.
+
+    Attributes
+    ----------
+    job : Job
+        The job.
+    status : {"executed", "skipped", "failed"}
+        ``"skipped"``: its output was already finished (same fingerprint on disk).
+    seconds : float, default=0.0
+        Seconds the run took (0 unless executed).
+    digest : str or None, default=None
+        Digest of the executed notebook's outputs
+        (:func:`~brainllm_utils.book.output_digest`); ``None`` unless executed.
+    error : str or None, default=None
+        ``"ExceptionType: message"`` of a failed job.
+    worker : str or None, default=None
+        ``host:pid`` of the process that ran it (``None`` for a skipped job).
+    """
+
     job: Job
     status: str  # "executed", "skipped" or "failed"
     seconds: float = 0.0
@@ -340,12 +484,27 @@ def _output_name(stem: str, point: dict) -> str:
 
 
 def profile_for(data_home) -> str:
-    """``"sandbox"`` for a generated sandbox, ``"paper"`` for anything else (real NSD)."""
+    """``"sandbox"`` for a generated sandbox, ``"paper"`` for anything else (real NSD).
+
+    The profile that ``profile="auto"`` picks (:func:`plan_jobs`, ``--profile auto``).
+
+    Parameters
+    ----------
+    data_home : str or path-like
+        An NSD root; a generated sandbox holds a truth card
+        (:func:`~brainllm_utils.synth.is_sandbox`).
+
+    Returns
+    -------
+    profile : {"sandbox", "paper"}
+        A key of :data:`PROFILES`.
+    """
     from ..synth import is_sandbox
 
     return "sandbox" if is_sandbox(data_home) else "paper"
 
 
+@fill_doc
 def plan_jobs(notebooks=None, grid: dict | None = None, fixed: dict | None = None,
               data_home=None, profile: str = "auto", smoke: bool = False,
               output_dir: Path = OUTPUT_DIR, notebook_dir: Path = NOTEBOOK_DIR) -> list[Job]:
@@ -356,7 +515,43 @@ def plan_jobs(notebooks=None, grid: dict | None = None, fixed: dict | None = Non
     profile's overrides come first, then (with ``smoke``) the ``smoke`` profile's, then
     ``fixed``, then the grid point. ``data_home`` is passed to every notebook as an absolute
     path, and ``run_name`` (where declared) as the job's output notebook name, e.g.
-    ``03_encoding__subjects-subj02`` (the batch sets it; it cannot be given).
+    ``03_encoding__subjects-subj02`` (the batch sets it; it cannot be given). Every job is
+    checked with :func:`validate_parameters` and given its fingerprint (:attr:`Job.fingerprint`).
+
+    Parameters
+    ----------
+    notebooks : sequence of str, optional
+        Notebook stems (``02_rsa``), planned in this order; ``None`` or empty: every
+        ``NN_*.ipynb`` of ``notebook_dir`` (:func:`~brainllm_utils.book.list_notebooks`).
+    grid : dict of str to list, optional
+        Parameter → its values (at least one); a notebook's jobs are the cartesian product of
+        the axes it declares. ``None``: no grid, one job per notebook.
+    fixed : dict, optional
+        Parameter → one value.
+    %(data_home)s
+        It must be an NSD root (holding ``nsddata/`` and ``nsddata_betas/``).
+    profile : {"auto", "sandbox", "paper", "smoke"}, default="auto"
+        A key of :data:`PROFILES`; ``"auto"``: :func:`profile_for` ``data_home`` (the paper's
+        sizes on real NSD).
+    %(smoke)s
+    %(output_dir)s
+    notebook_dir : pathlib.Path, default=NOTEBOOK_DIR
+        Folder of the source notebooks (``notebooks/``).
+
+    Returns
+    -------
+    jobs : list of Job
+        Notebook by notebook in order, grid points in the product's order; summaries in
+        wave 1.
+
+    Raises
+    ------
+    BatchParameterError
+        For a given ``run_name``, a grid parameter without values, a ``data_home`` that is not
+        an NSD root, an unknown profile, a parameter that no notebook declares, an invalid
+        value (:func:`validate_parameters`), or two grid points with the same output notebook.
+    ValueError
+        For an unknown notebook name (the message lists them).
     """
     grid = {k: list(v) for k, v in (grid or {}).items()}
     fixed = dict(fixed or {})
@@ -460,6 +655,29 @@ def make_cluster(scheduler: str = "local", workers: int = 2, threads: int = 1, *
     SLURM job is one worker with ``threads`` cores; ``options`` pass through (``queue``,
     ``account``, ``memory``, ``walltime``, ``job_extra_directives``, ``job_script_prologue``,
     ...) and it is scaled to ``workers`` jobs.
+
+    Parameters
+    ----------
+    scheduler : {"local", "slurm"}, default="local"
+        The kind of cluster.
+    workers : int, default=2
+        Worker processes (``"local"``) or SLURM jobs (``"slurm"``; 0: not scaled).
+    threads : int, default=1
+        Cores of each SLURM job (``"slurm"`` only; local workers have one thread each).
+    **options
+        Keyword options of :class:`distributed.LocalCluster` or
+        :class:`dask_jobqueue.SLURMCluster`; SLURM's ``memory`` defaults to ``"32GB"`` and
+        ``walltime`` to ``"04:00:00"``.
+
+    Returns
+    -------
+    cluster : distributed.LocalCluster or dask_jobqueue.SLURMCluster
+        The cluster (a context manager: close it when done).
+
+    Raises
+    ------
+    ValueError
+        For any other ``scheduler``.
     """
     if scheduler == "local":
         import logging
@@ -493,19 +711,65 @@ def _title_suffix(point: dict) -> str:
     return ", ".join(f"{k} = {json.dumps(v)}" for k, v in point.items())
 
 
+@fill_doc
 def run_jobs(jobs: list[Job], scheduler="local", workers: int = 2, threads: int = 1,
              force: bool = False, env: dict | None = None, manifest: Path | None = None,
              progress: bool = True, cluster_options: dict | None = None,
              raise_on_failure: bool = True) -> list[JobResult]:
     """Run ``jobs``; finished ones (same fingerprint on disk) are skipped unless ``force``.
 
-    ``scheduler``: ``"serial"`` (in this process, in order), ``"local"`` (a LocalCluster of
-    ``workers`` processes), ``"slurm"`` (dask-jobqueue), a scheduler address
-    (``"tcp://host:8786"``) or a :class:`distributed.Client`. Each notebook's kernel runs
-    with ``threads`` BLAS/OpenMP threads and the extra environment ``env``. Results come back
-    in job order; the manifest (default ``<output_dir>/manifest.json``) is updated after each
-    job. Failures raise :class:`BatchError` at the end (unless ``raise_on_failure=False``)
-    after every other job has run.
+    Each notebook's kernel runs with ``threads`` BLAS/OpenMP threads and the extra environment
+    ``env``. Jobs run wave by wave (:attr:`Job.wave`); within a wave the longest are submitted
+    first (the seconds of their last run in the manifest, else the notebook's
+    ``metadata.brainllm.cost_hint_seconds``), so that on a small cluster the longest chapter
+    does not start last. Results come back in job order; the manifest (default
+    ``<output_dir>/manifest.json``) is updated after each job. Failures raise
+    :class:`BatchError` at the end (unless ``raise_on_failure=False``) after every other job
+    has run; a failed notebook is kept under ``<output_dir>/.failed/``. One batch run writes
+    to an output folder at a time (an advisory lock the OS drops on exit).
+
+    Parameters
+    ----------
+    jobs : list of Job
+        The jobs (:func:`plan_jobs`); all write to the same output folder.
+    scheduler : str or distributed.Client, default="local"
+        ``"serial"`` (in this process, in order), ``"local"`` (a LocalCluster of
+        ``workers`` processes), ``"slurm"`` (dask-jobqueue), a scheduler address
+        (``"tcp://host:8786"``) or a :class:`distributed.Client`.
+    workers : int, default=2
+        Dask workers of a ``"local"`` or ``"slurm"`` cluster (:func:`make_cluster`).
+    threads : int, default=1
+        BLAS/OpenMP threads of each notebook's kernel (``OMP_NUM_THREADS``,
+        ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS``); with ``"slurm"``, also each SLURM
+        job's cores.
+    force : bool, default=False
+        Re-run finished jobs too.
+    env : dict, optional
+        Extra environment variables of each kernel (they override the thread variables).
+    manifest : str or path-like, optional
+        The manifest to update; ``None``: ``manifest.json`` beside the first job's output.
+    %(progress_true)s
+        Also prints a line with the number of runs, those already finished and the
+        scheduler.
+    cluster_options : dict, optional
+        Keyword options of :func:`make_cluster` for ``"local"`` and ``"slurm"`` (e.g.
+        SLURM's ``queue`` or ``memory``).
+    raise_on_failure : bool, default=True
+        Raise :class:`BatchError` when a job failed; ``False``: return the results, failed
+        ones with ``status="failed"``.
+
+    Returns
+    -------
+    results : list of JobResult
+        One per job, in job order (empty for no jobs).
+
+    Raises
+    ------
+    BatchError
+        When a job failed (and ``raise_on_failure``), after every other job has run; its
+        ``results`` holds every job's outcome.
+    RuntimeError
+        When another batch run is writing to the same output folder.
     """
     from tqdm.auto import tqdm
 
@@ -619,7 +883,23 @@ def _now() -> str:
 
 
 def read_manifest(path) -> dict:
-    """The manifest as ``{"notebooks": {output name: entry}}`` (empty when absent)."""
+    """The manifest as ``{"notebooks": {output name: entry}}`` (empty when absent).
+
+    An entry describes the last executed run of that output notebook: source ``notebook``,
+    ``parameters``, ``grid_point``, ``fingerprint``, output ``digest``, ``seconds``,
+    ``started`` and ``finished`` (UTC), ``worker``, ``scheduler``, ``git``
+    (:func:`git_revision`) and ``versions`` (:func:`package_versions`).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The manifest file (``<output_dir>/manifest.json``).
+
+    Returns
+    -------
+    manifest : dict
+        The parsed file; ``{"notebooks": {}}`` when it does not exist.
+    """
     path = Path(path)
     if not path.is_file():
         return {"notebooks": {}}
@@ -639,8 +919,23 @@ def _update_manifest(path: Path, job: Job, res: JobResult, started: str, git: di
 
 
 def format_results(results: list[JobResult], manifest: dict | None = None) -> str:
-    """Markdown timing table: executed notebooks with their seconds, skipped ones with the
-    seconds their stored run took (from the manifest)."""
+    """Markdown timing table of a batch: one row per job, then the executed total.
+
+    Executed notebooks with their seconds, skipped ones with the seconds their stored run
+    took (from the manifest; failed ones likewise; NaN when the manifest has no entry).
+
+    Parameters
+    ----------
+    results : list of JobResult
+        The batch's results (:func:`run_jobs`).
+    manifest : dict, optional
+        The manifest (:func:`read_manifest`); ``None``: no stored seconds (NaN).
+
+    Returns
+    -------
+    table : str
+        Markdown rows ``| notebook | status | seconds |``; the last sums the executed ones.
+    """
     known = (manifest or {}).get("notebooks", {})
     lines = ["| notebook | status | seconds |", "|---|---|---:|"]
     total = 0.0
@@ -654,18 +949,73 @@ def format_results(results: list[JobResult], manifest: dict | None = None) -> st
     return "\n".join(lines)
 
 
+@fill_doc
 def run_grid(notebooks=None, grid=None, fixed=None, data_home=None, profile="auto",
              smoke=False, output_dir: Path = OUTPUT_DIR, **run_options) -> list[JobResult]:
-    """:func:`plan_jobs` then :func:`run_jobs` (keyword options pass through)."""
+    """:func:`plan_jobs` then :func:`run_jobs` (keyword options pass through).
+
+    Parameters
+    ----------
+    notebooks : sequence of str, optional
+        Notebook stems (``02_rsa``), in this order; ``None``: every notebook.
+    grid : dict of str to list, optional
+        Parameter → its values, expanded to their cartesian product (as :func:`plan_jobs`).
+    fixed : dict, optional
+        Parameter → one value.
+    %(data_home)s
+    profile : {"auto", "sandbox", "paper", "smoke"}, default="auto"
+        A key of :data:`PROFILES`; ``"auto"``: :func:`profile_for` ``data_home``.
+    %(smoke)s
+    %(output_dir)s
+    **run_options
+        Keyword options of :func:`run_jobs` (``scheduler``, ``workers``, ``threads``,
+        ``force``, ...).
+
+    Returns
+    -------
+    results : list of JobResult
+        One per job, in job order.
+
+    Raises
+    ------
+    BatchParameterError
+        For an invalid parameter, before anything runs (:func:`plan_jobs`).
+    BatchError
+        When a job failed (:func:`run_jobs`).
+    """
     jobs = plan_jobs(notebooks, grid, fixed, data_home, profile, smoke, output_dir)
     return run_jobs(jobs, **run_options)
 
 
+@fill_doc
 def run_book(names=None, data_home: str | None = None, smoke: bool = False,
              output_dir: Path = OUTPUT_DIR, extra: dict | None = None) -> list[tuple[str, float]]:
     """Execute the chapters in order, serially, every time; returns ``[(name, seconds), ...]``.
 
     (:mod:`brainllm_utils.batch` is the resumable, parallel runner that ``make book`` uses.)
+    The jobs are planned with the ``sandbox`` profile (the notebooks' own defaults) and run
+    with ``force``; each kernel gets ``$OMP_NUM_THREADS`` threads (default 1).
+
+    Parameters
+    ----------
+    names : sequence of str, optional
+        Notebook stems (``00_data_tour``), run in this order; ``None``: every chapter.
+    %(data_home)s
+    %(smoke)s
+    %(output_dir)s
+    extra : dict, optional
+        Parameter → one value, for every notebook that declares it (``fixed`` of
+        :func:`plan_jobs`).
+
+    Returns
+    -------
+    timings : list of (str, float)
+        ``(notebook stem, seconds)`` per chapter, in order.
+
+    Raises
+    ------
+    BatchError
+        When a chapter failed, after the others have run.
     """
     jobs = plan_jobs(names, fixed=extra, data_home=data_home, profile="sandbox", smoke=smoke,
                      output_dir=output_dir)
@@ -700,7 +1050,25 @@ def _parse_assignments(items, as_grid: bool) -> dict:
     return out
 
 
+@fill_doc
 def main(argv=None) -> int:
+    """Command line: ``python -m brainllm_utils.batch run [NOTEBOOK ...] [--data PATH] ...``.
+
+    Plans the jobs (:func:`plan_jobs`), runs them (:func:`run_jobs`) and prints the timing
+    table (:func:`format_results`) with the batch's wall time; ``--timings FILE`` also
+    writes it to a file. ``--slurm KEY=VALUE`` passes options to the SLURM cluster
+    (:func:`make_cluster`). The options are in the module doc and ``--help``.
+
+    Parameters
+    ----------
+    %(argv)s
+
+    Returns
+    -------
+    int
+        Exit status: 0 when every notebook ran or was already finished, 1 when a notebook
+        failed, 2 for an invalid parameter or notebook name (then nothing runs).
+    """
     parser = argparse.ArgumentParser(prog="python -m brainllm_utils.batch",
                                      description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
