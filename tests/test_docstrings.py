@@ -384,3 +384,23 @@ def test_the_checker_sees_mixin_methods_cached_properties_and_cached_methods():
         "r: parameter subject not documented", "r: returns a value but has no Returns section"]
     assert docstring_problems("t", objects["_ThingMixin.table"]) == ["t: no docstring"]
     assert docstring_problems("c", objects["_ThingMixin.count"]) == []
+
+
+def test_every_module_of_the_package_is_checked():
+    """A new module cannot skip the check: every module but the subpackages' ``__init__`` (which
+    re-export), the ``__main__`` entry points and the public faces (imports only) is listed."""
+    from pathlib import Path
+
+    import brainllm_utils
+
+    pkg = Path(brainllm_utils.__file__).parent
+    faces = {"paths", "embeddings", "weights", "searchlight", "decoding", "caption_metrics",
+             "rsa_analysis", "encoding_analysis", "vision_analysis", "findings", "batch", "site_check"}
+    found = set()
+    for path in pkg.rglob("*.py"):
+        parts = path.relative_to(pkg.parent).with_suffix("").parts
+        if parts[-1] in ("__init__", "__main__") or (len(parts) == 2 and parts[1] in faces):
+            continue
+        found.add(".".join(parts))
+    missing = sorted(found - set(MODULES))
+    assert not missing, f"modules without a docstring check (add them to MODULES): {missing}"
