@@ -14,8 +14,9 @@ Every module that caches goes through here, with one policy:
   leaves an entry that looks complete.
 - **A corrupt entry** (unreadable, truncated, wrong shape or dtype, non-finite where finite is
   required) is reported with a :class:`CorruptCacheWarning`, deleted, and recomputed by the
-  caller (:func:`load_entry` returns ``None``). A cache never crashes an analysis and never
-  returns a bad entry silently.
+  caller (:func:`load_entry` returns ``None``): a cache never crashes an analysis. Entries carry
+  no checksum, so a payload overwritten with values of the right shape and dtype is not
+  detected.
 """
 
 from __future__ import annotations
