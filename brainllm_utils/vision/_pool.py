@@ -119,25 +119,32 @@ def load_coco_images(root, coco_ids, splits, size: int | None = None, cache: boo
     images : ndarray of uint8 of shape (n_images, size, size, 3)
         RGB images, in the order of ``coco_ids``.
     """
+    return _load_images(root, coco_ids, splits, size, cache, progress)[0]
+
+
+def _load_images(root, coco_ids, splits, size, cache, progress, want_key: bool = False):
+    """:func:`load_coco_images`, and the images' cache key (computed once: it stats every file)
+    when the cache is used or ``want_key``; ``None`` otherwise."""
     root = get_data_home(root)
     coco_ids = np.asarray(coco_ids, dtype=np.int64).ravel()
     splits = np.broadcast_to(np.asarray(splits), coco_ids.shape)
     paths = [root / COCO_DIR / str(s) / f"{int(c):012d}.jpg" for c, s in zip(coco_ids, splits)]
     folder = resolve_cache(cache, "vision_images")
+    key = images_key(coco_ids, splits, size, paths) if folder is not None or want_key else None
     path = None
     if folder is not None:
-        path = folder / f"{images_key(coco_ids, splits, size, paths)}.npy"
+        path = folder / f"{key}.npy"
         shape = (coco_ids.size, size, size, 3) if size is not None else None
         hit = load_npy(path, shape=shape, dtype=np.uint8, rows=coco_ids.size, ndim=4)
         if hit is not None:
-            return hit
+            return hit, key
     from tqdm.auto import tqdm
 
     arrays = [_load_one(p, size) for p in tqdm(paths, desc="COCO images", disable=not progress, leave=False)]
     out = np.stack(arrays) if arrays else np.zeros((0, size or 0, size or 0, 3), np.uint8)
     if path is not None:
         save_npy(path, out)
-    return out
+    return out, key
 
 
 def images_key(coco_ids, splits, size, paths) -> str:
@@ -310,10 +317,8 @@ def load_training_pool(root=None, n_images: int | None = None, size: int | None 
         keep = np.sort(np.random.default_rng(seed).choice(ids.size, n_images, replace=False))
         ids, sp = ids[keep], sp[keep]
     captions, multihot, names = load_coco_annotations(root, ids, sp)
-    images = load_coco_images(root, ids, sp, size=size, cache=cache, progress=progress)
-    root = get_data_home(root)
-    paths = [root / COCO_DIR / str(s) / f"{int(c):012d}.jpg" for c, s in zip(ids, sp)]
-    return TrainingPool(images, ids, sp, captions, multihot, names, images_key(ids, sp, size, paths))
+    images, key = _load_images(root, ids, sp, size, cache, progress, want_key=True)
+    return TrainingPool(images, ids, sp, captions, multihot, names, key)
 
 
 def make_targets(objective: str, captions=None, multihot=None, **embed_options) -> np.ndarray:
