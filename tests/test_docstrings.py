@@ -53,6 +53,7 @@ MODULES = [
     "brainllm_utils.nsd._stimuli",
     "brainllm_utils.nsd._atlas",
     "brainllm_utils.nsd._betas",
+    "brainllm_utils.nsd._manifest",
     "brainllm_utils.features._registry",
     "brainllm_utils.features._text",
     "brainllm_utils.features._spaces",

@@ -5,6 +5,7 @@
 """
 
 from ._atlas import noise_ceiling_from_ncsnr
+from ._manifest import BookFile, book_files, parse_sessions
 from ._reader import NSD
 from .layout import (
     BETA_VERSION,
@@ -19,6 +20,9 @@ from .layout import (
 
 __all__ = [
     "NSD",
+    "BookFile",
+    "book_files",
+    "parse_sessions",
     "NSDFileError",
     "NSD_SESSIONS",
     "N_SUBJECTS",
