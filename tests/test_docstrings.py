@@ -54,6 +54,8 @@ MODULES = [
     "brainllm_utils.nsd._atlas",
     "brainllm_utils.nsd._betas",
     "brainllm_utils.nsd._manifest",
+    "brainllm_utils.nsd._download",
+    "brainllm_utils.nsd.__main__",
     "brainllm_utils.features._registry",
     "brainllm_utils.features._text",
     "brainllm_utils.features._spaces",

@@ -5,6 +5,7 @@
 """
 
 from ._atlas import noise_ceiling_from_ncsnr
+from ._download import DownloadError, DownloadSummary, download
 from ._manifest import BookFile, book_files, parse_sessions
 from ._reader import NSD
 from .layout import (
@@ -23,6 +24,9 @@ __all__ = [
     "BookFile",
     "book_files",
     "parse_sessions",
+    "download",
+    "DownloadError",
+    "DownloadSummary",
     "NSDFileError",
     "NSD_SESSIONS",
     "N_SUBJECTS",

@@ -379,6 +379,10 @@ def coco_source(relpath: str) -> tuple[str, str]:
 _FS_VERTICES = 163_842      # vertices per fsaverage hemisphere
 _TRIALS = 750               # trials per session
 _MGH_HEADER = 284           # bytes before the data of an MGH file
+_NIFTI_HEADER = 352         # bytes before the data of a NIfTI-1 file
+#: 1.8-mm grids of the subjects (nsd_layout.md §5): bound the size of the gzipped volume betas.
+_FUNC1PT8_GRIDS = {1: (81, 104, 83), 2: (82, 106, 84), 3: (81, 106, 82), 4: (85, 99, 80),
+                   5: (79, 97, 78), 6: (85, 113, 83), 7: (78, 95, 81), 8: (80, 103, 78)}
 
 
 def _fs_surface_bytes() -> int:
@@ -402,6 +406,15 @@ _ESTIMATES = [
 ]
 
 
+def _volume_bound(relpath: str) -> int | None:
+    m = re.fullmatch(r"nsddata_betas/ppdata/subj0(\d)/func1pt8mm/betas_fithrf_GLMdenoise_RR/"
+                     r"betas_session\d\d\.nii\.gz", relpath)
+    if not m or int(m.group(1)) not in _FUNC1PT8_GRIDS:
+        return None
+    x, y, z = _FUNC1PT8_GRIDS[int(m.group(1))]
+    return _NIFTI_HEADER + x * y * z * _TRIALS * 2
+
+
 def estimated_size(relpath: str) -> tuple[int | None, str]:
     """An estimate of a book file's size from NSD's documented shapes (no listing).
 
@@ -417,8 +430,13 @@ def estimated_size(relpath: str) -> tuple[int | None, str]:
         volumes and labels, the design ``.mat``, ``responses.tsv``, COCO instances and
         images: a dry run of the downloader lists their real sizes).
     basis : str
-        How the estimate was obtained (empty when ``size`` is ``None``).
+        How the estimate was obtained (empty when ``size`` is ``None``); it starts with
+        ``"≤"`` when ``size`` is an upper bound (the gzipped 1.8-mm betas: their
+        uncompressed size, X × Y × Z × 750 int16).
     """
+    bound = _volume_bound(str(relpath))
+    if bound is not None:
+        return bound, "≤ X × Y × Z × 750 int16 uncompressed (gzip makes it smaller)"
     for pattern, size, basis in _ESTIMATES:
         if re.fullmatch(pattern, str(relpath)):
             return size, basis
@@ -468,28 +486,44 @@ def book_files_table(subjects, sessions=None, spaces=("fsaverage",), *, coco_ima
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         files = book_files(subjects, sessions, spaces, coco_images=coco_images, volume=volume)
-    rows: OrderedDict[str, list] = OrderedDict()
+    rows: OrderedDict[str, dict] = OrderedDict()
     for f in files:
-        key = _pattern(f.relpath)
-        size, _ = estimated_size(f.relpath)
-        row = rows.setdefault(key, [0, f.chapters, f.required, size, 0, False, f.source])
-        row[0] += 1
+        size, basis = estimated_size(f.relpath)
+        row = rows.setdefault(_pattern(f.relpath), {
+            "n": 0, "chapters": f.chapters, "required": f.required, "source": f.source,
+            "sizes": set(), "total": 0, "unknown": False, "bound": False})
+        row["n"] += 1
         if size is None:
-            row[5] = True
+            row["unknown"] = True
         else:
-            row[4] += size
+            row["sizes"].add(size)
+            row["total"] += size
+            row["bound"] |= basis.startswith("≤")
     lines = ["| file | from | files | chapters | required | each (estimate) | total (estimate) |",
              "|---|---|---:|---|---|---:|---:|"]
-    total, unknown, n_files = 0, 0, 0
-    for key, (n, chapters, required, each, tot, has_unknown, source) in rows.items():
-        chap = ", ".join(c[:2] for c in chapters)
-        each_s = "?" if each is None else _fmt_bytes(each)
-        tot_s = "?" if has_unknown else _fmt_bytes(tot)
-        lines.append(f"| `{key}` | {source} | {n} | {chap} | {'yes' if required else 'no'} "
-                     f"| {each_s} | {tot_s} |")
-        total += tot
-        unknown += n if has_unknown else 0
-        n_files += n
-    lines.append(f"| **total** | | {n_files} | | | | **≥ {_fmt_bytes(total)}**"
-                 f" ({unknown} files of unknown size) |")
+    total = bound_total = n_unknown = n_files = 0
+    for key, r in rows.items():
+        le = "≤ " if r["bound"] else ""
+        if r["unknown"] or not r["sizes"]:
+            each_s = tot_s = "?"
+        else:
+            lo, hi = min(r["sizes"]), max(r["sizes"])
+            each_s = le + (_fmt_bytes(lo) if lo == hi or _fmt_bytes(lo) == _fmt_bytes(hi)
+                           else f"{_fmt_bytes(lo)}–{_fmt_bytes(hi)}")
+            tot_s = le + _fmt_bytes(r["total"])
+        lines.append(f"| `{key}` | {r['source']} | {r['n']} | {', '.join(c[:2] for c in r['chapters'])} "
+                     f"| {'yes' if r['required'] else 'no'} | {each_s} | {tot_s} |")
+        if r["unknown"]:
+            n_unknown += r["n"]
+        elif r["bound"]:
+            bound_total += r["total"]
+        else:
+            total += r["total"]
+        n_files += r["n"]
+    summary = f"**{_fmt_bytes(total)}**"
+    if bound_total:
+        summary += f" + ≤ {_fmt_bytes(bound_total)} (upper bounds)"
+    if n_unknown:
+        summary += f" + {n_unknown} files of unknown size"
+    lines.append(f"| **total** | | {n_files} | | | | {summary} |")
     return "\n".join(lines) + "\n"

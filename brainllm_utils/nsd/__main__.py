@@ -1,0 +1,42 @@
+"""``python -m brainllm_utils.nsd``: command-line tools for a local NSD copy.
+
+Subcommands: ``download`` (:mod:`brainllm_utils.nsd._download`) fetches the files the book
+reads for a selection of subjects and sessions. Each subcommand module provides
+``add_arguments(parser)`` and ``run(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from . import _download
+
+__all__ = ["main"]
+
+
+def main(argv=None) -> int:
+    """Parse the command line and run the chosen subcommand.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments without the program name; ``None``: ``sys.argv[1:]``.
+
+    Returns
+    -------
+    code : int
+        The subcommand's exit status (0: success).
+    """
+    parser = argparse.ArgumentParser(prog="python -m brainllm_utils.nsd",
+                                     description="Tools for a local copy of the Natural Scenes Dataset.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("download", help="fetch the files the book reads for a selection",
+                       description=_download.__doc__.split("\n\n")[0])
+    _download.add_arguments(p)
+    p.set_defaults(func=_download.run)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
