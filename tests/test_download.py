@@ -7,6 +7,7 @@ from the sandbox's annotations and pool images. Nothing touches the internet.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import http.server
 import io
@@ -290,8 +291,9 @@ def test_getting_nsd_tables_are_generated():
     blocks = re.findall(r"<!-- book_files_table\((.*?)\) -->\n(.*?)<!-- end -->", text, flags=re.S)
     assert len(blocks) >= 2
     for args, table in blocks:
-        kwargs = eval(f"dict({args})", {"__builtins__": {}}, {"range": range})  # noqa: S307
-        assert table == _manifest.book_files_table(**kwargs), args
+        call = ast.parse(f"f({args})", mode="eval").body
+        kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+        assert table == nsd.book_files_table(**kwargs), args
 
 
 # ----------------------------------------------------------------------------- S3 downloads

@@ -6,7 +6,7 @@
 
 from ._atlas import noise_ceiling_from_ncsnr
 from ._download import DownloadError, DownloadSummary, download
-from ._manifest import BookFile, book_files, parse_sessions
+from ._manifest import BookFile, book_files, book_files_table, parse_sessions
 from ._reader import NSD
 from .layout import (
     BETA_VERSION,
@@ -23,6 +23,7 @@ __all__ = [
     "NSD",
     "BookFile",
     "book_files",
+    "book_files_table",
     "parse_sessions",
     "download",
     "DownloadError",
