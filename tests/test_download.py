@@ -116,6 +116,9 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
             self.send_error(404)
             return None, None
         rng = self.headers.get("Range")
+        etag = '"' + hashlib.sha256(data).hexdigest()[:16] + '"'
+        if self.headers.get("If-Range") not in (None, etag):
+            rng = None  # RFC 9110: a changed resource is sent whole
         self.log.append((self.command, self.path, rng))
         start = 0
         if rng:
@@ -127,6 +130,7 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
             self.send_response(200)
         self.send_header("Content-Length", str(len(data) - start))
         self.send_header("Accept-Ranges", "bytes")
+        self.send_header("ETag", etag)
         self.end_headers()
         return data, start
 
@@ -407,13 +411,23 @@ def test_wrong_size_files_are_refetched(tmp_path, tiny_root, s3_url, coco_server
     _get(root, s3_url, coco_server, sessions=[1])
     rel = "nsddata/ppdata/subj01/behav/responses.tsv"
     big = "nsddata_betas/ppdata/subj01/fsaverage/betas_fithrf_GLMdenoise_RR/rh.betas_session01.mgh"
+    lh = big.replace("/rh.", "/lh.")
+    nc = "nsddata_betas/ppdata/subj01/fsaverage/betas_fithrf_GLMdenoise_RR/lh.ncsnr.mgh"
     (root / rel).write_bytes(b"truncated")
     (root / big).unlink()
     (root / (big + ".part")).write_bytes(b"x" * ((tiny_root / big).stat().st_size + 5))  # too long
+    # a .part of another version of the object (or of unknown version) must not be continued
+    (root / lh).unlink()
+    (root / (lh + ".part")).write_bytes(b"y" * 1000)
+    (root / (lh + ".part.version")).write_text('"an-older-etag"')
+    (root / nc).unlink()
+    (root / (nc + ".part")).write_bytes(b"z" * 100)
     summary = _get(root, s3_url, coco_server, sessions=[1])
-    assert set(summary.fetched) == {rel, big}
-    assert _same(root, rel, tiny_root) and _same(root, big, tiny_root)
-    assert not (root / (big + ".part")).exists()
+    assert set(summary.fetched) == {rel, big, lh, nc}
+    for r in (rel, big, lh, nc):
+        assert _same(root, r, tiny_root), r
+    assert summary.transferred == sum((tiny_root / r).stat().st_size for r in (rel, big, lh, nc))
+    assert not list(root.rglob("*.part")) and not list(root.rglob("*.part.version"))
 
 
 # ----------------------------------------------------------------------------- COCO over HTTP
@@ -450,6 +464,18 @@ def test_coco_zip_download_resumes(tmp_path, tiny_root, s3_url, coco_server, mon
     ranged = [r for m, p, r in handler.log if m == "GET" and p.endswith("annotations_trainval2017.zip")]
     assert ranged == [f"bytes={done}-"]
     assert not part.exists()
+    # a .part of a zip that has changed on the server since is fetched whole (If-Range)
+    zdir = root / _download.ZIP_DIR
+    stale = zdir / (_manifest.COCO_ANNOTATIONS_ZIP + ".part")
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_bytes(b"old" * 100)
+    stale.with_name(stale.name + ".version").write_text('"older"')
+    (root / ANNOTATIONS / "captions_val2017.json").unlink()
+    handler.log.clear()
+    _get(root, s3_url, coco_server, sessions=[1], volume=False)
+    assert [r for m, p, r in handler.log if m == "GET"] == [None]
+    assert (root / ANNOTATIONS / "captions_val2017.json").read_bytes() == \
+        (tiny_root / ANNOTATIONS / "captions_val2017.json").read_bytes()
     for p in (tiny_root / ANNOTATIONS).glob("*.json"):
         assert (root / ANNOTATIONS / p.name).read_bytes() == p.read_bytes()
     assert not (root / ANNOTATIONS / "person_keypoints_val2017.json").exists()

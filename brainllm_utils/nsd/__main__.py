@@ -31,7 +31,9 @@ def main(argv=None) -> int:
                                      description="Tools for a local copy of the Natural Scenes Dataset.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("download", help="fetch the files the book reads for a selection",
-                       description=_download.__doc__.split("\n\n")[0])
+                       description="Download the files the book reads for a selection of subjects, sessions "
+                       "and spaces: NSD's from its public S3 bucket (anonymously), the COCO 2017 "
+                       "annotations (and, with --coco-images, images) from COCO's zips.")
     _download.add_arguments(p)
     p.set_defaults(func=_download.run)
     args = parser.parse_args(argv)

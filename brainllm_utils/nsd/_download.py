@@ -143,18 +143,25 @@ class _Progress:
             self.bar.close()
 
 
-def _fetch_resumable(dest: Path, size: int, opener, progress: _Progress, what: str) -> int:
+def _fetch_resumable(dest: Path, size: int, opener, progress: _Progress, what: str,
+                     version: str = "") -> int:
     """Fetch ``size`` bytes into ``dest`` through ``dest.part``; returns bytes transferred.
 
     ``opener(offset)`` returns ``(stream, start)``: a readable stream of the bytes from
     ``start`` (``offset`` when the server honoured the range, 0 when it sent everything).
+    ``version`` (the listing's ETag) is kept beside the ``.part`` (``.part.version``): a
+    ``.part`` of another version of the file, or of unknown version, is started over.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = _part(dest)
+    tag = part.with_name(part.name + ".version")
     offset = part.stat().st_size if part.exists() else 0
-    if offset > size:  # a stale or foreign .part: start over
+    same = tag.exists() and tag.read_text() == version
+    if offset > size or (offset and not same):  # a stale or foreign .part: start over
         part.unlink()
         offset = 0
+    if offset == 0:
+        tag.write_text(version)
     got = 0
     if offset < size:
         stream, start = opener(offset)
@@ -177,6 +184,7 @@ def _fetch_resumable(dest: Path, size: int, opener, progress: _Progress, what: s
                             f"{'partial data kept in ' + str(part) if have < size else 'discarded'} "
                             "(run the command again to resume)")
     os.replace(part, dest)
+    tag.unlink(missing_ok=True)
     return got
 
 
@@ -195,6 +203,8 @@ def _s3_error(err, key: str) -> DownloadError:
     code = str(err.response.get("Error", {}).get("Code", ""))
     status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     url = f"s3://{NSD_BUCKET}/{key}"
+    if code in ("412", "PreconditionFailed") or status == 412:
+        return DownloadError(f"{url} changed since it was listed: run the command again")
     if code in ("403", "AccessDenied", "Forbidden") or status == 403:
         return DownloadError(
             f"403 access denied for {url}: the object is not public to anonymous reads. "
@@ -206,20 +216,23 @@ def _s3_error(err, key: str) -> DownloadError:
     return DownloadError(f"{url}: {err}")
 
 
-def _s3_size(client, key: str) -> int:
+def _s3_size(client, key: str) -> tuple[int, str]:
     from botocore.exceptions import ClientError
 
     try:
-        return int(client.head_object(Bucket=NSD_BUCKET, Key=key)["ContentLength"])
+        head = client.head_object(Bucket=NSD_BUCKET, Key=key)
     except ClientError as err:
         raise _s3_error(err, key) from None
+    return int(head["ContentLength"]), str(head.get("ETag", ""))
 
 
-def _s3_fetch(client, f: BookFile, root: Path, progress: _Progress) -> int:
+def _s3_fetch(client, f: BookFile, root: Path, progress: _Progress, etag: str = "") -> int:
     from botocore.exceptions import ClientError
 
     def opener(offset):
         kw = {"Range": f"bytes={offset}-"} if offset else {}
+        if etag:
+            kw["IfMatch"] = etag  # the object listed, not a newer one
         try:
             resp = client.get_object(Bucket=NSD_BUCKET, Key=f.relpath, **kw)
         except ClientError as err:
@@ -227,7 +240,8 @@ def _s3_fetch(client, f: BookFile, root: Path, progress: _Progress) -> int:
         start = offset if offset and "ContentRange" in resp else 0
         return resp["Body"], start
 
-    return _fetch_resumable(root / f.relpath, f.size, opener, progress, f"s3://{NSD_BUCKET}/{f.relpath}")
+    return _fetch_resumable(root / f.relpath, f.size, opener, progress, f"s3://{NSD_BUCKET}/{f.relpath}",
+                            version=etag)
 
 
 # ----------------------------------------------------------------------------- HTTP (COCO)
@@ -239,23 +253,26 @@ def _http_error(err: urllib.error.HTTPError, url: str) -> DownloadError:
     return DownloadError(f"{url}: HTTP {err.code} {err.reason}")
 
 
-def _http_size(url: str) -> int:
+def _http_size(url: str) -> tuple[int, str]:
     req = urllib.request.Request(url, method="HEAD")
     try:
         with urllib.request.urlopen(req, timeout=60) as resp:
             length = resp.headers.get("Content-Length")
+            version = resp.headers.get("ETag") or resp.headers.get("Last-Modified") or ""
     except urllib.error.HTTPError as err:
         raise _http_error(err, url) from None
     except urllib.error.URLError as err:
         raise DownloadError(f"{url}: cannot connect ({err.reason})") from None
     if length is None:
         raise DownloadError(f"{url}: the server gives no Content-Length (cannot size-check)")
-    return int(length)
+    return int(length), version
 
 
-def _http_fetch(url: str, dest: Path, size: int, progress: _Progress) -> int:
+def _http_fetch(url: str, dest: Path, size: int, progress: _Progress, version: str = "") -> int:
     def opener(offset):
         headers = {"Range": f"bytes={offset}-"} if offset else {}
+        if offset and version:
+            headers["If-Range"] = version  # a changed file comes whole (200), not a range
         try:
             resp = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=60)
         except urllib.error.HTTPError as err:
@@ -265,7 +282,7 @@ def _http_fetch(url: str, dest: Path, size: int, progress: _Progress) -> int:
         start = offset if offset and resp.status == 206 else 0
         return resp, start
 
-    return _fetch_resumable(dest, size, opener, progress, url)
+    return _fetch_resumable(dest, size, opener, progress, url, version=version)
 
 
 def _nsd_coco_ids(root: Path) -> set[int] | None:
@@ -389,11 +406,12 @@ def download(root, subjects, sessions=None, spaces=("fsaverage",), *, coco_image
     coco_files = [f for f in files if f.source == "coco"]
     client = _s3_client(endpoint_url, workers) if s3_files else None
     sizes: dict[str, int] = {}
+    versions: dict[str, str] = {}
     errors: dict[str, DownloadError] = {}
 
     def list_one(f):
         try:
-            sizes[f.relpath] = _s3_size(client, f.relpath)
+            sizes[f.relpath], versions[f.relpath] = _s3_size(client, f.relpath)
         except DownloadError as err:
             errors[f.relpath] = err
 
@@ -401,8 +419,9 @@ def download(root, subjects, sessions=None, spaces=("fsaverage",), *, coco_image
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(list_one, s3_files))
         zip_paths = sorted({coco_source(f.relpath)[0] for f in coco_files})
-        for zp, size in zip(zip_paths, pool.map(lambda z: _http_size(coco_url + z), zip_paths)):
+        for zp, (size, version) in zip(zip_paths, pool.map(lambda z: _http_size(coco_url + z), zip_paths)):
             zips[zp] = size
+            versions[zp] = version
     missing_optional = []
     fatal = []
     for f in s3_files:
@@ -461,13 +480,15 @@ def download(root, subjects, sessions=None, spaces=("fsaverage",), *, coco_image
 
     # ---- transfers
     zip_dir = root / ZIP_DIR
-    need = sum(f.size - (_part(root / f.relpath).stat().st_size
-                         if _part(root / f.relpath).exists() else 0) for f in todo_s3)
+    def owed(dest: Path, size: int) -> int:
+        have = _part(dest).stat().st_size if _part(dest).exists() else 0
+        return size - have if have <= size else size  # a too-long .part is fetched again
+
+    need = sum(owed(root / f.relpath, f.size) for f in todo_s3)
     for zp in todo_zip:
         zdest = zip_dir / zp
         if not (zdest.is_file() and zdest.stat().st_size == zips[zp]):
-            have = _part(zdest).stat().st_size if _part(zdest).exists() else 0
-            need += max(0, zips[zp] - have)
+            need += owed(zdest, zips[zp])
     bar = _Progress(max(need, 0), progress)
     fetched: list[str] = []
     failures: list[str] = []
@@ -480,7 +501,7 @@ def download(root, subjects, sessions=None, spaces=("fsaverage",), *, coco_image
 
     def fetch_s3(f):
         try:
-            _s3_fetch(client, f, root, bar)
+            _s3_fetch(client, f, root, bar, versions.get(f.relpath, ""))
             with lock:
                 fetched.append(f.relpath)
         except DownloadError as err:
@@ -494,7 +515,7 @@ def download(root, subjects, sessions=None, spaces=("fsaverage",), *, coco_image
         zdest = zip_dir / zp
         try:
             if not (zdest.is_file() and zdest.stat().st_size == zips[zp]):
-                _http_fetch(coco_url + zp, zdest, zips[zp], bar)
+                _http_fetch(coco_url + zp, zdest, zips[zp], bar, versions.get(zp, ""))
         except DownloadError as err:
             with lock:
                 failures.append(str(err))
@@ -566,7 +587,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-volume", action="store_true",
                         help="leave out the 1.8-mm files of the volume searchlight")
     parser.add_argument("--coco-images", action="store_true",
-                        help="also fetch the COCO images chapter 05 trains on (~19 GB of zips)")
+                        help="also fetch the COCO images chapter 05 trains on (COCO's train2017/val2017 "
+                             "zips; --dry-run shows their size)")
     parser.add_argument("--dry-run", action="store_true", help="list files and sizes, fetch nothing")
     parser.add_argument("--workers", type=int, default=8, help="parallel transfers (default 8)")
     parser.add_argument("--endpoint-url", default=None, help="another S3 endpoint (default: AWS)")
