@@ -262,6 +262,15 @@ def book_files(subjects, sessions=None, spaces=("fsaverage",), *, coco_images: b
     ------
     ValueError
         For an unknown subject, session or space (the message names the parameter).
+
+    Notes
+    -----
+    The transform files (``nsddata/ppdata/subjXX/transforms/{lh,rh}.func1pt8-to-layerB{1,2,3}.mgz``
+    and ``{lh,rh}.white-to-fsaverage.mgz``, NSD's ``nsd_mapdata`` route from the 1.8-mm
+    volume to fsaverage) are not read by the book yet: they are listed, with
+    ``required=False``, for projecting chapter 02's volume searchlight to fsaverage. The
+    subjects' ROI volumes are ``required=False`` too (read only by analyses run with
+    ``space="func1pt8mm"``).
     """
     names = _subject_list(subjects)
     wanted = _session_list(sessions)
