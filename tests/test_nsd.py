@@ -301,7 +301,7 @@ def test_missing_root_names_the_path(tmp_path):
 def test_missing_file_names_it_and_the_download_command(tree_copy):
     root = tree_copy()
     (root / "nsddata/experiments/nsd/nsd_expdesign.mat").unlink()
-    with pytest.raises(NSDFileError, match=r"nsd_expdesign\.mat[\s\S]*aws s3 sync --no-sign-request"):
+    with pytest.raises(NSDFileError, match=r"nsd_expdesign\.mat[\s\S]*python -m brainllm_utils.nsd download[\s\S]*aws s3 cp --no-sign-request"):
         NSD(root).trial_images("subj01")
 
 

@@ -63,7 +63,12 @@ class NSDFileError(FileNotFoundError):
 
 
 def download_hint(relpath: str) -> str:
-    """The command that fetches ``relpath`` (relative to the NSD root) from the NSD bucket.
+    """The command that fetches ``relpath`` (relative to the NSD root).
+
+    Files of one subject (betas, masks, ROIs, behaviour) name that subject and, for beta
+    files, the session: ``python -m brainllm_utils.nsd download <root> --subjects N
+    --sessions S``; the COCO annotations and images name the COCO switches of the same
+    command. An ``aws s3`` command for the single file follows as a fallback (NSD files only).
 
     Parameters
     ----------
@@ -73,18 +78,41 @@ def download_hint(relpath: str) -> str:
     Returns
     -------
     hint : str
-        An ``aws s3 sync`` command (or, for the COCO annotations, where to get them).
+        The download command (and, for NSD files, the ``aws`` fallback).
+
+    Examples
+    --------
+    >>> hint = download_hint("nsddata_betas/ppdata/subj02/fsaverage/"
+    ...                      "betas_fithrf_GLMdenoise_RR/lh.betas_session07.mgh")
+    >>> hint.startswith("python -m brainllm_utils.nsd download <root> --subjects 2 --sessions 7 --space fsaverage")
+    True
     """
     relpath = str(relpath).strip("/")
-    if relpath.startswith("nsddata_stimuli/stimuli/nsd/annotations"):
+    terms = " (accept the NSD Terms and Conditions first; see the book's 'Getting NSD' page)"
+    if relpath.startswith(ANNOTATIONS):
         return (
-            "COCO 2017 annotations are not in the NSD bucket: download "
-            "annotations_trainval2017.zip from the COCO website and place captions_*2017.json "
-            f"and instances_*2017.json in <root>/{ANNOTATIONS}/"
+            "python -m brainllm_utils.nsd download <root> --subjects 1 (fetches the COCO 2017 "
+            "annotations zip from COCO's site with the subject's files), or by hand: "
+            "annotations_trainval2017.zip from the COCO website, captions_*2017.json and "
+            f"instances_*2017.json into <root>/{ANNOTATIONS}/"
         )
+    if relpath.startswith(COCO_DIR + "/") or relpath == COCO_DIR:
+        return "python -m brainllm_utils.nsd download <root> --subjects 1 --coco-images"
+    cmd = "python -m brainllm_utils.nsd download <root>"
+    subj = re.search(r"/(subj\d\d)/", "/" + relpath + "/")
+    if subj:
+        cmd += f" --subjects {int(subj.group(1)[4:])}"
+        sess = re.search(r"session(\d+)", relpath)
+        if sess:
+            cmd += f" --sessions {int(sess.group(1))}"
+        space = next((sp for sp in SPACES if f"/{sp}/" in "/" + relpath + "/"), None)
+        if space:
+            cmd += f" --space {space}"
+    else:
+        cmd += " --subjects 1"
     return (
-        f"aws s3 sync --no-sign-request s3://natural-scenes-dataset/{relpath} <root>/{relpath}"
-        " (accept the NSD Terms and Conditions first; see the book's 'Getting NSD' page)"
+        f"{cmd}{terms}\n  or by hand: aws s3 cp --no-sign-request "
+        f"s3://natural-scenes-dataset/{relpath} <root>/{relpath}"
     )
 
 
