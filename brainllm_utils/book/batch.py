@@ -116,6 +116,11 @@ PROFILES: dict[str, dict[str, dict]] = {
 }
 #: the parameter a chapter's findings are recorded under; the batch sets it for every job
 _RUN_NAME = "run_name"
+#: the parameter of the folder the executed notebooks go to (a page that writes a file
+#: beside itself, e.g. 07's reproduction CSV); the batch sets it where declared
+_OUTPUT_DIR = "output_dir"
+#: notebooks that read what the chapters recorded (findings): they run in wave 1
+_AFTER_CHAPTERS = ("_summary", "_reproduction")
 
 _SUBJECT_PARAMS = ("subject", "subjects", "gallery_subject")
 _FEATURE_PARAMS = ("feature", "feature_spaces", "word_band")
@@ -399,8 +404,9 @@ class Job:
         :func:`plan_jobs`; a summary's also covers every wave-0 job's); stored in the
         executed notebook's ``metadata.brainllm``.
     wave : int, default=0
-        Jobs run wave by wave: a summary notebook (``*_summary``) reads what the others
-        recorded, so it runs in wave 1, after every wave-0 job.
+        Jobs run wave by wave: a summary or reproduction notebook (``*_summary``,
+        ``*_reproduction``) reads what the others recorded, so it runs in wave 1, after every
+        wave-0 job.
     """
 
     source: Path
@@ -408,7 +414,7 @@ class Job:
     output: Path
     grid_point: dict = field(default_factory=dict)
     fingerprint: str = ""
-    #: jobs run wave by wave: a summary notebook (``*_summary``) reads what the others
+    #: jobs run wave by wave: a summary or reproduction notebook reads what the others
     #: recorded, so it runs in wave 1, after every wave-0 job
     wave: int = 0
 
@@ -514,7 +520,8 @@ def plan_jobs(notebooks=None, grid: dict | None = None, fixed: dict | None = Non
     A parameter applies to the notebooks that declare it (an error if none does). The
     profile's overrides come first, then (with ``smoke``) the ``smoke`` profile's, then
     ``fixed``, then the grid point. ``data_home`` is passed to every notebook as an absolute
-    path, and ``run_name`` (where declared) as the job's output notebook name, e.g.
+    path, ``output_dir`` (where declared) as ``output_dir``'s absolute path, and ``run_name``
+    (where declared) as the job's output notebook name, e.g.
     ``03_encoding__subjects-subj02`` (the batch sets it; it cannot be given). Every job is
     checked with :func:`validate_parameters` and given its fingerprint (:attr:`Job.fingerprint`).
 
@@ -558,6 +565,9 @@ def plan_jobs(notebooks=None, grid: dict | None = None, fixed: dict | None = Non
     if _RUN_NAME in grid or _RUN_NAME in fixed:
         raise BatchParameterError(f"{_RUN_NAME!r} is set by the batch runner (the output "
                                   "notebook's name); it cannot be given")
+    if _OUTPUT_DIR in grid or _OUTPUT_DIR in fixed:
+        raise BatchParameterError(f"{_OUTPUT_DIR!r} is set by the batch runner (the folder of "
+                                  "the executed notebooks); it cannot be given")
     for name, values in grid.items():
         if not values:
             raise BatchParameterError(f"grid parameter {name!r}: no values")
@@ -584,6 +594,8 @@ def plan_jobs(notebooks=None, grid: dict | None = None, fixed: dict | None = Non
         base.update({k: v for k, v in fixed.items() if k in known})
         if "data_home" in known:
             base["data_home"] = str(root)
+        if _OUTPUT_DIR in known:
+            base[_OUTPUT_DIR] = str(Path(output_dir).resolve())
         for combo in itertools.product(*(grid[k] for k in axes)):
             point = dict(zip(axes, combo))
             output = Path(output_dir) / _output_name(source.stem, point)
@@ -592,7 +604,7 @@ def plan_jobs(notebooks=None, grid: dict | None = None, fixed: dict | None = Non
                 params[_RUN_NAME] = output.stem
             validate_parameters(source, params, root, cache)
             job = Job(source=source, parameters=params, output=output, grid_point=point,
-                      wave=1 if source.stem.endswith("_summary") else 0)
+                      wave=1 if source.stem.endswith(_AFTER_CHAPTERS) else 0)
             job.fingerprint = _sha({
                 "notebook": _sha(source.read_bytes()), "parameters": params,
                 "inputs": inputs, "package": package,

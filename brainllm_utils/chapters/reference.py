@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-__all__ = ["PAPER_ROI_RSA", "PAPER_TRANSFER", "paper_reference_numbers", "paper_transfer_numbers"]
+__all__ = ["PAPER_ROI_RSA", "PAPER_TRANSFER", "PAPER_ROI_RSA_SOURCE", "PAPER_TRANSFER_SOURCE", "PAPER_COUNTS",
+           "paper_reference_numbers", "paper_transfer_numbers"]
 
 #: Noise-ceiling-normalised ROI RSA of networks, hand-entered from the paper's code
 #: (``trainingImgs_vs_brainMatch_scatter.py``): model, training images, ventral, lateral, parietal.
@@ -70,3 +71,16 @@ def paper_transfer_numbers():
 
     return pd.DataFrame(list(PAPER_TRANSFER), columns=["network", "target", "low", "high"]).set_index(
         ["network", "target"])
+
+
+# ---------------------------------------------------------------------------- sources
+#: Where :data:`PAPER_ROI_RSA` comes from in the paper.
+PAPER_ROI_RSA_SOURCE = ("the paper's training-images vs brain-match scatter (values hand-entered in its code, "
+                        "get_dnn_activities/trainingImgs_vs_brainMatch_scatter.py)")
+#: Where :data:`PAPER_TRANSFER` comes from in the paper.
+PAPER_TRANSFER_SOURCE = "Fig. 4b (transfer readout; the paper's code, transfer_perf_plot.py)"
+#: Counts the paper states: quantity, value, source.
+PAPER_COUNTS = (
+    ("shared test images (seen 3× by all 8 subjects)", 515,
+     "Methods (test set; code get_conditions_515); Fig. 2b ranks 0–514"),
+)

@@ -49,6 +49,9 @@ from .ch05_image_to_llm import (
 from .ch06_summary import (
     plot_findings,
 )
+from .ch07_reproduction import (
+    plot_reproduction,
+)
 
 __all__ = [
     "FSAVERAGE5_VERTICES",
@@ -79,4 +82,5 @@ __all__ = [
     "plot_learning_curves",
     "plot_alignment_curve",
     "plot_findings",
+    "plot_reproduction",
 ]
