@@ -303,7 +303,8 @@ def _specs(found) -> list[dict]:
         d = ref[_RCNN][roi] - ref[_ECOSET][roi]
         specs.append(dict(
             chapter="05_image_to_llm", kind="roi_rsa_difference",
-            quantity="ROI RSA, LLM-trained − category-trained network (normalised r)", item=roi,
+            quantity="ROI RSA, LLM-trained − category-trained network (normalised r)",
+            item=f"LLM-trained − category-trained network, {roi}",
             ours=_number(row["recovered"], _NUM) if row is not None else math.nan,
             paper_low=round(d, 3), paper_high=round(d, 3),
             paper_source=f"{_RCNN} − {_ECOSET}, {PAPER_ROI_RSA_SOURCE}",

@@ -12,10 +12,13 @@ from ._axes import get_ax
 __all__ = ["plot_reproduction"]
 
 _AGREE, _DISAGREE, _GREY = "#1a9850", "#d73027", "0.6"
+#: short labels of the reproduction table's kinds of quantity
+_KIND_LABELS = {"count": "count", "roi_rsa": "normalised ROI RSA", "roi_rsa_difference": "normalised ROI RSA",
+                "transfer": "transfer readout, cosine"}
 
 
 @fill_doc
-def plot_reproduction(df, ax=None, show_not_comparable: bool = True, span: float = 0.15, width: int = 60):
+def plot_reproduction(df, ax=None, show_not_comparable: bool = True, span: float = 0.15, width: int = 70):
     """This run minus the paper, per number, with the paper's range and tolerance as a band.
 
     One line per row of the reproduction table with a value of this run: the grey band is
@@ -28,15 +31,15 @@ def plot_reproduction(df, ax=None, show_not_comparable: bool = True, span: float
     Parameters
     ----------
     df : pandas.DataFrame or None
-        :func:`brainllm_utils.chapters.reproduction.reproduction_table` (columns ``item``,
-        ``quantity``, ``ours``, ``paper``, ``paper_low``, ``paper_high``, ``tolerance``,
+        :func:`brainllm_utils.chapters.reproduction.reproduction_table` (columns ``kind``,
+        ``item``, ``quantity``, ``ours``, ``paper``, ``paper_low``, ``paper_high``, ``tolerance``,
         ``comparable``, ``agrees``); ``None`` or no row with a value draws a note.
     %(ax_new)s
     show_not_comparable : bool, default=True
         Draw the rows that are not comparable (greyed); ``False``: hide them.
     span : float, default=0.15
         Half-width of the x axis (difference from the paper, in the rows' units).
-    width : int, default=60
+    width : int, default=70
         Characters of each row's label kept (shortened with "…").
 
     Returns
@@ -74,8 +77,8 @@ def plot_reproduction(df, ax=None, show_not_comparable: bool = True, span: float
                     va="bottom", fontsize=7, color=style["color"])
         else:
             ax.plot([d], [y], "o", ms=7, **style)
-    labels = [textwrap.shorten(f"{r['item']} ({r['quantity'].split(',')[0]})", width, placeholder="…")
-              for _, r in rows.iterrows()]
+    labels = [textwrap.shorten(f"{r['item']} ({_KIND_LABELS.get(r.get('kind'), r['quantity'])})", width,
+                               placeholder="…") for _, r in rows.iterrows()]
     ax.set_yticks(range(n)[::-1], labels, fontsize=8)
     ax.set_ylim(-0.7, n - 0.3)
     ax.set_xlim(-span * 1.05, span * 1.05)
