@@ -56,6 +56,7 @@ MODULES = [
     "brainllm_utils.nsd._manifest",
     "brainllm_utils.nsd._download",
     "brainllm_utils.nsd.__main__",
+    "brainllm_utils.nsd._check",
     "brainllm_utils.features._registry",
     "brainllm_utils.features._text",
     "brainllm_utils.features._spaces",

@@ -7,6 +7,7 @@
 from ._atlas import noise_ceiling_from_ncsnr
 from ._download import DownloadError, DownloadSummary, download
 from ._manifest import BookFile, book_files, book_files_table, parse_sessions
+from ._check import CheckReport, Finding, check, estimate_resources
 from ._reader import NSD
 from .layout import (
     BETA_VERSION,
@@ -28,6 +29,10 @@ __all__ = [
     "download",
     "DownloadError",
     "DownloadSummary",
+    "CheckReport",
+    "Finding",
+    "check",
+    "estimate_resources",
     "NSDFileError",
     "NSD_SESSIONS",
     "N_SUBJECTS",
