@@ -72,6 +72,13 @@ def test_truncated_beta_files_are_errors_naming_the_file(tree_copy):
     msg = {f.file: f.message for f in r.errors}
     assert "truncated" in msg[f"{FS1}/rh.betas_session03.mgh"]
     assert "truncated" in msg[f"{VOL1}/betas_session02.nii.gz"]
+    # the chapters reading them are not runnable, and say why
+    status = {c.chapter: c for c in r.chapters}
+    assert f"{FS1}/rh.betas_session03.mgh" in status["03_encoding"].damaged
+    assert not status["03_encoding"].runnable and not status["03_encoding"].missing
+    assert f"{VOL1}/betas_session02.nii.gz" in status["02_rsa"].damaged
+    assert status["01_feature_spaces"].runnable  # reads no betas
+    assert "damaged" in r.format()
 
 
 def test_a_gzip_whose_trailer_lies_is_decompressed_to_the_end(tree_copy):
@@ -107,7 +114,7 @@ def test_missing_last_session_is_a_warning_not_an_error(tree_copy):
     assert r.usable, r.format()
     warn = [f for f in r.warnings if f.check == "sessions vs responses.tsv"]
     assert len(warn) == 2 and all(f.file == responses_file("subj01") for f in warn)
-    assert "lists 3 sessions, 2 are on disk" in warn[0].message
+    assert "lists 3 sessions, fsaverage has sessions 1-2 on disk" in warn[0].message
 
 
 def _rewrite_mgh(path, data):
@@ -346,9 +353,9 @@ def test_the_real_facts_table_is_nsds():
 def test_estimate_resources_formulas():
     sub = SubjectSize("subj01", n_images=10000, n_sessions=40, trials_per_session=750,
                       columns={"fsaverage": 327684}, beta_bytes={"fsaverage": 40 * 983_052_000})
-    est = estimate_resources([sub], profile="paper", ram_bytes=64 * 10**9, cpus=16, gpu=True)
+    est = estimate_resources([sub], profile="paper", ram_bytes=64 * 10**9, cpus=16, gpu=True, chunk_columns=65536)
     assert est.cache_bytes == 10000 * 327684 * 4  # 13.1 GB, the figure
-    work = max(750 * 327684 * 4, 3 * 10000 * 65536 * 4)
+    work = max(750 * 327684 * 4, 4 * 10000 * 65536 * 4)
     assert est.peak_bytes["03_encoding"] == int(1.0e9 + work)
     assert est.workers == int(0.8 * 64e9 // max(est.peak_bytes.values()))
     assert est.time_s["00_data_tour"] > 40 * 983_052_000 / 125e6  # at least the reading

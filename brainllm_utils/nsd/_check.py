@@ -113,6 +113,8 @@ NSD_FACTS = {
 }
 
 _MGH_HEADER = 284
+#: vertices per hemisphere of fsaverage5, whose mesh chapter 02 takes from nilearn
+_NILEARN_MESH_VERTICES = 10242
 _GZ_PIECE = 16 * 2**20
 _JSON_PARSE_LIMIT = 32 * 2**20
 
@@ -154,11 +156,13 @@ class ChapterStatus:
     chapter : str
         Notebook stem, e.g. ``"03_encoding"``.
     runnable : bool
-        Every required file is on disk.
+        Every required file is on disk and none failed a check.
     missing : tuple of str
         Required files (relative paths) that are missing.
     optional_missing : tuple of str
         Optional files that are missing (the chapter runs without them).
+    damaged : tuple of str
+        Required files that are on disk but failed a check (truncated, wrong shape, ...).
     hint : str
         The command that downloads what is missing (empty when nothing is).
     """
@@ -167,6 +171,7 @@ class ChapterStatus:
     runnable: bool
     missing: tuple[str, ...] = ()
     optional_missing: tuple[str, ...] = ()
+    damaged: tuple[str, ...] = ()
     hint: str = ""
 
 
@@ -368,7 +373,10 @@ class CheckReport:
                 if c.runnable:
                     extra = f" (optional missing: {_short(c.optional_missing)})" if c.optional_missing else ""
                     lines.append(f"  {c.chapter}: runnable{extra}")
-                else:
+                    continue
+                if c.damaged:
+                    lines.append(f"  {c.chapter}: damaged {_short(c.damaged)} (delete and download again)")
+                if c.missing:
                     lines.append(f"  {c.chapter}: missing {_short(c.missing)}")
                     if c.hint:
                         lines.append(f"      get it with: {c.hint}")
@@ -870,8 +878,8 @@ class _Checker:
         for space, sessions in self.sessions[name].items():
             if sessions and max(sessions) < n_resp:
                 self.add("warning", "sessions vs responses.tsv",
-                         f"{name}: responses.tsv lists {n_resp} sessions, {max(sessions)} are on disk in {space}: "
-                         f"the book uses sessions 1-{max(sessions)}", rel)
+                         f"{name}: responses.tsv lists {n_resp} sessions, {space} has sessions "
+                         f"{_ranges(sessions)} on disk: the book uses those", rel)
             elif sessions and max(sessions) > n_resp:
                 self.add("error", "sessions vs responses.tsv",
                          f"{name}: {max(sessions)} sessions on disk in {space}, responses.tsv lists only {n_resp}: "
@@ -899,8 +907,10 @@ class _Checker:
     def check_volumes(self, name: str):
         base = self.root / "nsddata" / "ppdata" / name / "func1pt8mm"
         extra = []
-        if base.is_dir():
-            extra += sorted(base.glob("*.nii.gz")) + sorted((base / "roi").glob("*.nii.gz"))
+        if (base / "brainmask.nii.gz").exists():
+            extra.append(base / "brainmask.nii.gz")
+        if (base / "roi").is_dir():  # the files the book reads; others (aseg, mean, ...) are not checked
+            extra += sorted((base / "roi").glob("*.nii.gz"))
         ncsnr = self.root / beta_dir(name, "func1pt8mm", BETA_VERSION) / "ncsnr.nii.gz"
         if ncsnr.exists():
             extra.append(ncsnr)
@@ -1025,6 +1035,9 @@ class _Checker:
             selection = {"subj01": [1]}
             self.add("warning", "chapters", "no subject on disk: listing what subj01's session 1 would need",
                      None, "chapters")
+        # fsaverage5 data (10,242 vertices per hemisphere): chapter 02 takes the mesh from nilearn
+        # (chapters.ch02_rsa.fsaverage_mesh), the surf/ files are read only for full fsaverage
+        fs5 = set(getattr(self, "n_vertices", {}).values()) == {_NILEARN_MESH_VERTICES}
         files = {}
         for name, sess in selection.items():
             for bf in book_files([int(name[4:])], sess, coco_images=coco_images):
@@ -1038,50 +1051,57 @@ class _Checker:
         chapters = list(CHAPTERS) + sorted({c for bf in files.values() for c in bf.chapters} - set(CHAPTERS))
         missing = {c: [] for c in chapters}
         optional = {c: [] for c in chapters}
+        if fs5:
+            files = {k: v for k, v in files.items() if not k.startswith("nsddata/freesurfer/fsaverage/surf/")}
         for bf in files.values():
             p = self.root / bf.relpath
             present = p.exists() and (any(p.iterdir()) if p.is_dir() else p.stat().st_size > 0)
-            if present and bf.size is not None and p.is_file() and p.stat().st_size != bf.size:
-                self.add("error", "file size", f"{p.stat().st_size} bytes, the release's is {bf.size}", bf.relpath,
-                         "files")
+            if (present and self.nsd_sized and bf.source == "s3" and bf.size is not None and p.is_file()
+                    and p.stat().st_size != bf.size):
+                self.add("error", "file size", f"{p.stat().st_size} bytes, the release's is {bf.size}",
+                         bf.relpath, "nsd facts")
             if present:
                 continue
             for c in bf.chapters:
                 (missing if bf.required else optional)[c].append(bf)
+        bad_files = {f.file for f in self.report.findings
+                     if f.level == "error" and f.file and f.group in ("files", "consistency")}
         for c in chapters:
             miss = sorted(missing[c], key=lambda b: b.relpath)
+            damaged = tuple(sorted(b.relpath for b in files.values()
+                                   if b.required and c in b.chapters and b.relpath in bad_files))
             hint = self.download_hint(miss) if miss else ""
-            status = ChapterStatus(c, not miss, tuple(b.relpath for b in miss),
-                                   tuple(sorted(b.relpath for b in optional[c])), hint)
+            status = ChapterStatus(c, not miss and not damaged, tuple(b.relpath for b in miss),
+                                   tuple(sorted(b.relpath for b in optional[c])), damaged, hint)
             self.report.chapters.append(status)
             if miss:
                 self.add("warning", c, f"not runnable: missing {_short(status.missing)} ({len(miss)} files)",
                          None, "chapters")
-            else:
+            if damaged:
+                self.add("error", c, f"not runnable: damaged {_short(damaged)} (see the errors above)", None,
+                         "chapters")
+            if status.runnable:
                 self.add("ok", c, "runnable: every file it needs is on disk", None, "chapters")
 
     def download_hint(self, files) -> str:
-        root = str(self.root)
-        cmds = []
-        s3 = [b for b in files if b.source == "s3"]
-        coco = [b for b in files if b.source != "s3"]
-        if s3:
-            subj = sorted({int(m.group(1)) for b in s3 for m in [re.search(r"subj(\d\d)", b.relpath)] if m})
-            sess = sorted({int(m.group(1)) for b in s3 for m in [re.search(r"session(\d+)", b.relpath)] if m})
-            spaces = sorted({sp for b in s3 for sp in ("fsaverage", "func1pt8mm") if f"/{sp}/" in b.relpath})
-            cmd = f"python -m brainllm_utils.nsd download {root}"
-            if subj:
-                cmd += f" --subjects {','.join(map(str, subj))}"
-            if sess:
-                cmd += f" --sessions {_ranges(sess)}"
-            if spaces == ["fsaverage"]:
-                cmd += " --space fsaverage"
-            cmds.append(cmd)
-        if coco:
-            images = any(b.relpath.startswith(COCO_DIR + "/") for b in coco)
-            cmds.append(f"python -m brainllm_utils.nsd download {root}" + (" --coco-images" if images else "")
-                        + " (COCO " + ("images" if images else "annotations") + ")")
-        return "; ".join(dict.fromkeys(cmds))
+        """The download command for ``files``: their subjects and sessions (else those on disk).
+
+        The downloader skips files already complete, so the command fetches what is missing.
+        """
+        subj = sorted({int(m.group(1)) for b in files for m in [re.search(r"subj(\d\d)", b.relpath)] if m})
+        sess = sorted({int(m.group(1)) for b in files for m in [re.search(r"session(\d+)", b.relpath)] if m})
+        on_disk = {name: sorted(set().union(*map(set, sp.values()))) for name, sp in self.sessions.items() if sp}
+        if not subj:
+            subj = sorted(int(n[4:]) for n, v in on_disk.items() if v) or [1]
+        if not sess:
+            sess = sorted(set().union(*map(set, on_disk.values()))) if on_disk else [1]
+        cmd = (f"python -m brainllm_utils.nsd download {self.root} --subjects {','.join(map(str, subj))} "
+               f"--sessions {_ranges(sess)}")
+        if any(f"/func1pt8mm/{BETA_VERSION}/" in b.relpath and b.relpath.endswith("ncsnr.nii.gz") for b in files):
+            cmd += " --space func1pt8mm"  # the volume's ncsnr comes only with that space's betas
+        if any(b.relpath.startswith(COCO_DIR + "/") for b in files):
+            cmd += " --coco-images"
+        return cmd
 
 
 # ----------------------------------------------------------------------------- resources
@@ -1108,7 +1128,7 @@ _BASE_BYTES = {"00_data_tour": 1.0e9, "01_feature_spaces": 2.5e9, "02_rsa": 1.0e
 @fill_doc
 def estimate_resources(subjects, *, profile: str = "paper", data_bytes: int = 0, ram_bytes: int | None = None,
                        cpus: int | None = None, free_bytes: int | None = None, workers: int | None = None,
-                       chunk_columns: int = 65536, n_pool: int | None = None,
+                       chunk_columns: int | None = None, n_pool: int | None = None,
                        gpu: bool = True) -> ResourceEstimate:
     """Estimate disk, memory per notebook, parallel workers and time for ``subjects``.
 
@@ -1120,9 +1140,9 @@ def estimate_resources(subjects, *, profile: str = "paper", data_bytes: int = 0,
       vertices, every brain-mask voxel);
     - **peak memory** of a notebook: its base (interpreter and libraries, 1.0 GB; 2.5 GB for
       the chapters that load a language model or torch) plus the larger of one session read
-      (``T × C × 4``) and three ``N × B`` float32 blocks alive at once (the reader's
-      finalisation and the analyses stream ``B`` columns at a time), for the largest
-      subject and space;
+      (``T × C × 4``) and four ``N × B`` float32 blocks alive at once (the reader's
+      finalisation holds a block of sums, of counts, their ratio and the result; the analyses
+      stream ``B`` columns at a time), for the largest subject and space;
     - **workers**: ``floor(0.8 × RAM / max peak)``, at least 1, at most the CPU count;
     - **time** (rough): reading the betas once (``.nii.gz`` ≈ 30 s per GB, ``.mgh`` ≈
       125 MB/s: measured, docs/benchmarks.md) plus a per-chapter compute count at an assumed
@@ -1147,8 +1167,8 @@ def estimate_resources(subjects, *, profile: str = "paper", data_bytes: int = 0,
         Free disk for the caches (reported; a warning is the caller's).
     workers : int, optional
         Use this many parallel notebooks instead of the memory-derived number.
-    chunk_columns : int, default=65536
-        Columns processed at a time (the reader's default ``chunk_columns``).
+    chunk_columns : int, optional
+        Columns processed at a time; default: the reader's (``NSD.betas``'s ``chunk_columns``).
     n_pool : int, optional
         Training-pool images on disk (chapter 05; default: the profile's).
     gpu : bool, default=True
@@ -1163,6 +1183,12 @@ def estimate_resources(subjects, *, profile: str = "paper", data_bytes: int = 0,
 
     if profile not in _PROFILE_WORK:
         raise ValueError(f"profile={profile!r}: expected one of {sorted(_PROFILE_WORK)}")
+    if chunk_columns is None:
+        import inspect
+
+        from ._reader import NSD
+
+        chunk_columns = inspect.signature(NSD.betas).parameters["chunk_columns"].default
     if int(chunk_columns) < 1:
         raise ValueError(f"chunk_columns={chunk_columns}: expected an integer ≥ 1")
     if workers is not None and int(workers) < 1:
@@ -1180,13 +1206,13 @@ def estimate_resources(subjects, *, profile: str = "paper", data_bytes: int = 0,
         for space, C in sub.columns.items():
             cache += sub.n_images * C * 4
             B = min(C, int(chunk_columns))
-            working = max(working, sub.trials_per_session * C * 4, 3 * sub.n_images * B * 4)
+            working = max(working, sub.trials_per_session * C * 4, 4 * sub.n_images * B * 4)
             n_max, c_max = max(n_max, sub.n_images), max(c_max, C)
         for space, nbytes in sub.beta_bytes.items():
             read_s += nbytes * _RATES["niigz_s_per_byte"] if space == "func1pt8mm" else nbytes / _RATES["mgh_bytes_per_s"]
     if profile == "smoke":  # quick sizes: a few hundred images, ROI columns
         n_max, c_max = min(n_max, 300), min(c_max, 20000)
-        working = min(working, 3 * 300 * min(c_max, chunk_columns) * 4)
+        working = min(working, 4 * 300 * min(c_max, chunk_columns) * 4)
     peak = {ch: int(_BASE_BYTES[ch] + working) for ch in CHAPTERS}
     if workers is None:
         workers = max(1, min(cpus, int(0.8 * ram // max(peak.values()))))
@@ -1209,7 +1235,7 @@ def estimate_resources(subjects, *, profile: str = "paper", data_bytes: int = 0,
         "beta cache = images × columns × 4 bytes per subject and space (whole brain: every fsaverage vertex, "
         "every brain-mask voxel)",
         f"peak = base (1.0 GB; 2.5 GB with a language model or torch) + max(one session T × C × 4, "
-        f"3 × N × min(C, {chunk_columns}) × 4)",
+        f"4 × N × min(C, {chunk_columns}) × 4)",
         "workers = floor(0.8 × RAM / largest peak), within 1..CPUs",
         "times are order-of-magnitude estimates: beta reading at measured rates (docs/benchmarks.md), compute "
         "at an assumed 10 GFLOP/s per core, chapter 05's training at ~10 GFLOP per image and step on "
