@@ -355,7 +355,7 @@ def test_estimate_resources_formulas():
                       columns={"fsaverage": 327684}, beta_bytes={"fsaverage": 40 * 983_052_000})
     est = estimate_resources([sub], profile="paper", ram_bytes=64 * 10**9, cpus=16, gpu=True, chunk_columns=65536)
     assert est.cache_bytes == 10000 * 327684 * 4  # 13.1 GB, the figure
-    work = max(750 * 327684 * 4, 4 * 10000 * 65536 * 4)
+    work = max(750 * 327684 * 4, 3 * 10000 * 65536 * 4)
     assert est.peak_bytes["03_encoding"] == int(1.0e9 + work)
     assert est.workers == int(0.8 * 64e9 // max(est.peak_bytes.values()))
     assert est.time_s["00_data_tour"] > 40 * 983_052_000 / 125e6  # at least the reading
@@ -415,3 +415,20 @@ def test_cli_exit_codes_and_json(tiny_root, tree_copy, tmp_path, capsys):
     assert data["exit_code"] == 1
     assert any(f["level"] == "error" and f["file"] == f"{FS1}/lh.betas_session01.mgh" for f in data["findings"])
     assert data["resources"]["ram_bytes"] == 16 * 10**9
+
+
+def test_gzip_size_reads_only_the_trailer_when_it_matches(tiny_root, monkeypatch):
+    import gzip
+
+    p = tiny_root / VOL1 / "betas_session01.nii.gz"
+    img = nib.load(p)
+    need = int(img.dataobj.offset) + int(np.prod(img.shape)) * 2
+    assert _check._gzip_size(p, need) == (need, None)
+
+    def refuse(*a, **k):
+        raise AssertionError("decompressed although the trailer matched")
+
+    monkeypatch.setattr(gzip, "open", refuse)
+    assert _check._gzip_size(p, need) == (need, None)
+    with pytest.raises(AssertionError, match="decompressed"):
+        _check._gzip_size(p, need + 1)  # a mismatch falls back to decompressing

@@ -1105,19 +1105,27 @@ class _Checker:
 
 
 # ----------------------------------------------------------------------------- resources
-#: Rates behind the time estimates (docs/benchmarks.md, 2-vCPU development machine):
-#: reading ``.nii.gz`` betas ~30 s per GB compressed; ``.mgh`` ~125 MB/s; MPNet ~20 captions/s
-#: per core. Compute is counted in float32 multiply-adds at an assumed 10 GFLOP/s per core
-#: (a guess for numpy/BLAS on a shared machine); BLT training at ~10 GFLOP per image and
-#: step (forward + backward; a guess) and an assumed 50 TFLOP/s on a GPU.
+#: Rates behind the time estimates, measured on the 2-vCPU development machine unless said:
+#: reading ``.nii.gz`` betas ~30 s per GB compressed and ``.mgh`` ~125 MB/s (docs/benchmarks.md);
+#: MPNet ~20 captions/s per core (docs/benchmarks.md); float32 matrix products 42 GFLOP/s
+#: per core (one-thread ``a @ b``, 2000 × 2000 × 4000), of which the analyses are credited a
+#: quarter (10 GFLOP/s: they are not pure products); BLT training 31 GFLOP/s per core (the
+#: ``sandbox`` preset, batch 32, one thread, channels-last). GPU: an assumed 20 TFLOP/s
+#: effective (not measured: no GPU was lent).
 _RATES = {"niigz_s_per_byte": 30 / 1e9, "mgh_bytes_per_s": 125e6, "captions_per_s_core": 20.0,
-          "flops_per_core": 10e9, "blt_flop_per_image": 10e9, "gpu_flops": 50e12}
+          "flops_per_core": 10e9, "blt_flops_per_core": 31e9, "gpu_flops": 20e12}
 #: Per-profile workload of the time estimate: feature spaces embedded, ridge alphas, random
-#: image sets of the RSA, chapter 05's networks (seeds × objectives), epochs and images.
+#: image sets of the RSA; chapter 05's networks (seeds × 2 objectives), epochs, training
+#: images (``None``: the pool on disk) and training FLOP per image of its BLT preset
+#: (``vision.PRESETS`` ``paper`` / ``sandbox`` / ``tiny``: 6 × the multiply-adds of the
+#: convolutions and linear layers of one forward pass, counted with forward hooks).
 _PROFILE_WORK = {
-    "paper": dict(n_models=6, n_alphas=20, rsa_sets=100, nets=20, epochs=200, n_train=48236, whole_brain=True),
-    "sandbox": dict(n_models=6, n_alphas=10, rsa_sets=20, nets=4, epochs=8, n_train=1000, whole_brain=True),
-    "smoke": dict(n_models=3, n_alphas=3, rsa_sets=1, nets=2, epochs=2, n_train=None, whole_brain=False),
+    "paper": dict(n_models=6, n_alphas=20, rsa_sets=100, nets=20, epochs=200, n_train=48236,
+                  blt_flop_per_image=8.26e9),
+    "sandbox": dict(n_models=6, n_alphas=10, rsa_sets=20, nets=4, epochs=8, n_train=1000,
+                    blt_flop_per_image=0.16e9),
+    "smoke": dict(n_models=3, n_alphas=3, rsa_sets=1, nets=2, epochs=2, n_train=None,
+                  blt_flop_per_image=1.2e6),
 }
 #: Memory of a notebook process before it reads any data: Python, numpy/scipy/pandas, nilearn,
 #: matplotlib (1.0 GB); chapters that load a language model or torch networks: 2.5 GB.
@@ -1140,16 +1148,21 @@ def estimate_resources(subjects, *, profile: str = "paper", data_bytes: int = 0,
       vertices, every brain-mask voxel);
     - **peak memory** of a notebook: its base (interpreter and libraries, 1.0 GB; 2.5 GB for
       the chapters that load a language model or torch) plus the larger of one session read
-      (``T × C × 4``) and four ``N × B`` float32 blocks alive at once (the reader's
-      finalisation holds a block of sums, of counts, their ratio and the result; the analyses
-      stream ``B`` columns at a time), for the largest subject and space;
+      (``T × C × 4``) and three ``N × B`` float32 blocks alive at once (the reader's
+      finalisation holds the counts, the ratio and the result of a block of the
+      memory-mapped sums; the analyses stream ``B`` columns at a time), for the largest
+      subject and space; file-backed pages of memory maps are not counted (the kernel can
+      drop them);
     - **workers**: ``floor(0.8 × RAM / max peak)``, at least 1, at most the CPU count;
+      each notebook's compute gets ``CPUs // workers`` cores;
     - **time** (rough): reading the betas once (``.nii.gz`` ≈ 30 s per GB, ``.mgh`` ≈
-      125 MB/s: measured, docs/benchmarks.md) plus a per-chapter compute count at an assumed
-      10 GFLOP/s per core: captions at 20 per second per core per model (01), RDMs
-      ``sets × N × C`` (02), ridge ``alphas × N² × (C + N)`` (03), decoding ``N² × C`` (04),
-      BLT training ``networks × epochs × images × 10 GFLOP`` on an assumed 50 TFLOP/s GPU,
-      or at 10 GFLOP/s per core without one (05).
+      125 MB/s: measured, docs/benchmarks.md) plus a per-chapter compute count at 10 GFLOP/s
+      per core (a quarter of the measured one-core float32 matrix product): captions at 20
+      per second per core per model (01), RDMs ``2 × sets × N × C`` (02), ridge
+      ``alphas × N² × (C + N)`` (03), decoding ``2 × N² × C`` (04), BLT training
+      ``networks × epochs × images × FLOP per image`` (8.3 GFLOP for the paper's preset,
+      counted) on an assumed 20 TFLOP/s GPU, or at the measured 31 GFLOP/s per core without
+      one (05).
 
     Parameters
     ----------
@@ -1206,17 +1219,18 @@ def estimate_resources(subjects, *, profile: str = "paper", data_bytes: int = 0,
         for space, C in sub.columns.items():
             cache += sub.n_images * C * 4
             B = min(C, int(chunk_columns))
-            working = max(working, sub.trials_per_session * C * 4, 4 * sub.n_images * B * 4)
+            working = max(working, sub.trials_per_session * C * 4, 3 * sub.n_images * B * 4)
             n_max, c_max = max(n_max, sub.n_images), max(c_max, C)
         for space, nbytes in sub.beta_bytes.items():
             read_s += nbytes * _RATES["niigz_s_per_byte"] if space == "func1pt8mm" else nbytes / _RATES["mgh_bytes_per_s"]
     if profile == "smoke":  # quick sizes: a few hundred images, ROI columns
         n_max, c_max = min(n_max, 300), min(c_max, 20000)
-        working = min(working, 4 * 300 * min(c_max, chunk_columns) * 4)
+        working = min(working, 3 * 300 * min(c_max, chunk_columns) * 4)
     peak = {ch: int(_BASE_BYTES[ch] + working) for ch in CHAPTERS}
     if workers is None:
         workers = max(1, min(cpus, int(0.8 * ram // max(peak.values()))))
-    flops = _RATES["flops_per_core"]
+    threads = max(1, cpus // int(workers))  # cores per notebook when `workers` run at once
+    flops = _RATES["flops_per_core"] * threads
     n_subj = max(1, len(subjects))
     n_images_all = sum(s.n_images for s in subjects)
     n_train = n_pool if n_pool is not None else (work["n_train"] or 0)
@@ -1224,22 +1238,26 @@ def estimate_resources(subjects, *, profile: str = "paper", data_bytes: int = 0,
         n_train = min(n_pool, work["n_train"])
     time_s = {
         "00_data_tour": read_s + n_subj * n_max * c_max * 10 / flops,
-        "01_feature_spaces": work["n_models"] * 5 * n_images_all / (_RATES["captions_per_s_core"] * cpus),
+        "01_feature_spaces": work["n_models"] * 5 * n_images_all / (_RATES["captions_per_s_core"] * threads),
         "02_rsa": n_subj * work["rsa_sets"] * n_max * c_max * 2 / flops,
         "03_encoding": n_subj * work["n_alphas"] * n_max**2 * (c_max + n_max) / flops,
         "04_decoding": n_subj * n_max**2 * c_max * 2 / flops,
-        "05_image_to_llm": work["nets"] * work["epochs"] * n_train * _RATES["blt_flop_per_image"]
-        / (_RATES["gpu_flops"] if gpu else flops * cpus) + n_subj * n_max * c_max * 10 / flops,
+        "05_image_to_llm": work["nets"] * work["epochs"] * n_train * work["blt_flop_per_image"]
+        / (_RATES["gpu_flops"] if gpu else _RATES["blt_flops_per_core"] * threads) + n_subj * n_max * c_max * 10 / flops,
     }
     notes = (
         "beta cache = images × columns × 4 bytes per subject and space (whole brain: every fsaverage vertex, "
         "every brain-mask voxel)",
         f"peak = base (1.0 GB; 2.5 GB with a language model or torch) + max(one session T × C × 4, "
-        f"4 × N × min(C, {chunk_columns}) × 4)",
-        "workers = floor(0.8 × RAM / largest peak), within 1..CPUs",
+        f"3 × N × min(C, {chunk_columns}) × 4) (anonymous memory; the memory-mapped beta cache adds "
+        "file-backed pages the kernel can drop)",
+        "workers = floor(0.8 × RAM / largest peak), within 1..CPUs; each notebook gets CPUs // workers "
+        f"= {threads} cores",
         "times are order-of-magnitude estimates: beta reading at measured rates (docs/benchmarks.md), compute "
-        "at an assumed 10 GFLOP/s per core, chapter 05's training at ~10 GFLOP per image and step on "
-        + ("an assumed 50 TFLOP/s GPU" if gpu else "the CPU cores (no GPU found: a GPU is strongly recommended)"),
+        "at 10 GFLOP/s per core, chapter 05's training at "
+        f"{work['blt_flop_per_image'] / 1e9:.3g} GFLOP per image and epoch on "
+        + ("an assumed 20 TFLOP/s GPU" if gpu else "31 GFLOP/s per CPU core (no GPU found: a GPU is strongly "
+                                                   "recommended for the paper profile)"),
     )
     return ResourceEstimate(profile=profile, data_bytes=int(data_bytes), cache_bytes=int(cache),
                             free_bytes=free_bytes, ram_bytes=ram, cpus=cpus, peak_bytes=peak,
