@@ -432,3 +432,19 @@ def test_gzip_size_reads_only_the_trailer_when_it_matches(tiny_root, monkeypatch
     assert _check._gzip_size(p, need) == (need, None)
     with pytest.raises(AssertionError, match="decompressed"):
         _check._gzip_size(p, need + 1)  # a mismatch falls back to decompressing
+
+
+def test_module_command_line(tiny_root, tmp_path):
+    """``python -m brainllm_utils.nsd check ROOT`` end to end, in a fresh process."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "r.json"
+    proc = subprocess.run([sys.executable, "-m", "brainllm_utils.nsd", "check", str(tiny_root), "--profile",
+                           "smoke", "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "verdict: USABLE" in proc.stdout and "[chapters]" in proc.stdout
+    assert json.loads(out.read_text())["usable"] is True
+    proc = subprocess.run([sys.executable, "-m", "brainllm_utils.nsd", "check", str(tmp_path / "missing")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "DAMAGED" in proc.stdout

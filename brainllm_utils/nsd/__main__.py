@@ -1,15 +1,16 @@
 """``python -m brainllm_utils.nsd``: command-line tools for a local NSD copy.
 
 Subcommands: ``download`` (:mod:`brainllm_utils.nsd._download`) fetches the files the book
-reads for a selection of subjects and sessions. Each subcommand module provides
-``add_arguments(parser)`` and ``run(args) -> int``.
+reads for a selection of subjects and sessions; ``check`` (:mod:`brainllm_utils.nsd._check`)
+validates a local copy, lists what each chapter still needs and estimates time, disk and
+memory. Each subcommand module provides ``add_arguments(parser)`` and ``run(args) -> int``.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from . import _download
+from . import _check, _download
 
 __all__ = ["main"]
 
@@ -36,6 +37,13 @@ def main(argv=None) -> int:
                        "annotations (and, with --coco-images, images) from COCO's zips.")
     _download.add_arguments(p)
     p.set_defaults(func=_download.run)
+    p = sub.add_parser("check", help="validate a local copy; list what each chapter misses; estimate resources",
+                       description="Check a local NSD copy (or the sandbox): file integrity, internal "
+                       "consistency, NSD's release facts (on an NSD-sized root), the files each chapter still "
+                       "needs, and time, disk and memory for a profile on this machine. Exit status 0 when "
+                       "usable (warnings allowed), 1 when damaged.")
+    _check.add_arguments(p)
+    p.set_defaults(func=_check.run)
     args = parser.parse_args(argv)
     return args.func(args)
 
