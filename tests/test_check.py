@@ -448,3 +448,31 @@ def test_module_command_line(tiny_root, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "brainllm_utils.nsd", "check", str(tmp_path / "missing")],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1 and "DAMAGED" in proc.stdout
+
+
+def test_empty_root_lists_everything_missing(tmp_path):
+    root = tmp_path / "empty"
+    root.mkdir()
+    r = check(root, profile="smoke")
+    assert r.exit_code == 1
+    assert {"nsddata/experiments/nsd/nsd_expdesign.mat", STIM_INFO} <= _error_files(r)
+    assert not any(c.runnable for c in r.chapters)
+    assert all("--subjects 1 --sessions 1" in c.hint for c in r.chapters)
+
+
+def test_gaps_and_foreign_subjects(tree_copy):
+    import os
+    import shutil
+
+    root = tree_copy()
+    for h in ("lh", "rh"):
+        os.link(root / FS1 / f"{h}.betas_session01.mgh", root / FS1 / f"{h}.betas_session07.mgh")
+    shutil.copytree(root / "nsddata_betas/ppdata/subj02", root / "nsddata_betas/ppdata/subj09",
+                    copy_function=os.link)
+    r = check(root, profile="smoke")
+    gap = [f for f in r.errors if f.check == "sessions on disk"]
+    assert len(gap) == 1 and "sessions 4-6 missing" in gap[0].message
+    assert gap[0].file == f"{FS1}/lh.betas_session04.mgh"
+    assert ("subjects", "nsddata_betas/ppdata/subj09") in _errors(r)
+    # betas beyond responses.tsv are ignored by the reader: a warning
+    assert any(f.check == "sessions vs responses.tsv" and "7 sessions on disk" in f.message for f in r.warnings)

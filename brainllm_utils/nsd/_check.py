@@ -738,6 +738,10 @@ class _Checker:
             self.add("warning", "subjects", "one subject: analyses that need ≥ 2 subjects (leave-one-subject-out "
                      "and inter-subject ceilings, group tests) will be skipped", None)
         for name in subjects:
+            if int(name[4:]) not in NSD_SESSIONS:
+                self.add("error", "subjects", f"{name} is not an NSD subject (subj01..subj08; the design has "
+                         "8 rows): move it out of the root", f"nsddata_betas/ppdata/{name}", "files")
+                continue
             self.check_subject(name)
         self.check_trial_counts()
 
@@ -746,9 +750,12 @@ class _Checker:
         found: dict[int, list[Path]] = {}
         if d.is_dir():
             for p in sorted(d.iterdir()):
-                m = re.fullmatch(r"(?:(lh|rh)\.)?betas_session(\d+)\.(mgh|nii\.gz|nii)", p.name)
+                # the names the reader opens (layout.beta_files): two-digit sessions
+                pattern = (r"(?:lh|rh)\.betas_session(\d\d)\.mgh" if space == "fsaverage"
+                           else r"betas_session(\d\d)\.nii\.gz")
+                m = re.fullmatch(pattern, p.name)
                 if m:
-                    found.setdefault(int(m.group(2)), []).append(p)
+                    found.setdefault(int(m.group(1)), []).append(p)
         return found
 
     def check_subject(self, name: str):
@@ -773,11 +780,12 @@ class _Checker:
             if not complete:
                 continue
             gaps = sorted(set(range(1, max(complete) + 1)) - set(complete))
-            for g in gaps:
+            if gaps:  # one finding per subject and space, naming the first missing file
+                g = gaps[0]
                 fname = (f"lh.betas_session{g:02d}.mgh" if space == "fsaverage" else f"betas_session{g:02d}.nii.gz")
                 self.add("error", "sessions on disk",
-                         f"{name} {space}: session {g} is missing between sessions on disk "
-                         f"({_ranges(complete)}); the reader stops at the first gap",
+                         f"{name} {space}: session{'s' if len(gaps) > 1 else ''} {_ranges(gaps)} missing between "
+                         f"the sessions on disk ({_ranges(complete)}); the reader stops at the first gap",
                          self.root / beta_dir(name, space, BETA_VERSION) / fname, "files")
             for sess in complete:
                 for p in files[sess]:
@@ -881,7 +889,7 @@ class _Checker:
                          f"{name}: responses.tsv lists {n_resp} sessions, {space} has sessions "
                          f"{_ranges(sessions)} on disk: the book uses those", rel)
             elif sessions and max(sessions) > n_resp:
-                self.add("error", "sessions vs responses.tsv",
+                self.add("warning", "sessions vs responses.tsv",
                          f"{name}: {max(sessions)} sessions on disk in {space}, responses.tsv lists only {n_resp}: "
                          "the reader ignores the betas beyond them", rel)
         n_nsd = NSD_FACTS["sessions"].get(int(name[4:]))
@@ -1040,6 +1048,8 @@ class _Checker:
         fs5 = set(getattr(self, "n_vertices", {}).values()) == {_NILEARN_MESH_VERTICES}
         files = {}
         for name, sess in selection.items():
+            n_max = NSD_SESSIONS[int(name[4:])]  # sessions beyond NSD's are reported above
+            sess = [x for x in sess if x <= n_max] or [1]
             for bf in book_files([int(name[4:])], sess, coco_images=coco_images):
                 if bf.relpath in files:
                     old = files[bf.relpath]
