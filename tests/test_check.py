@@ -415,6 +415,8 @@ def test_cli_exit_codes_and_json(tiny_root, tree_copy, tmp_path, capsys):
     assert data["exit_code"] == 1
     assert any(f["level"] == "error" and f["file"] == f"{FS1}/lh.betas_session01.mgh" for f in data["findings"])
     assert data["resources"]["ram_bytes"] == 16 * 10**9
+    assert _cli(["check", str(tiny_root), "--workers", "0"]) == 2
+    assert "workers=0" in capsys.readouterr().err
 
 
 def test_gzip_size_reads_only_the_trailer_when_it_matches(tiny_root, monkeypatch):

@@ -1349,9 +1349,11 @@ def check(root, *, profile: str = "paper", workers: int | None = None, memory_gb
     """
     if profile not in _PROFILE_WORK:
         raise ValueError(f"profile={profile!r}: expected one of {sorted(_PROFILE_WORK)}")
-    if workers is not None and (not isinstance(workers, (int, np.integer)) or workers < 1):
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, (int, np.integer))
+                                or workers < 1):
         raise ValueError(f"workers={workers!r}: expected an integer ≥ 1")
-    if memory_gb is not None and not (isinstance(memory_gb, (int, float)) and memory_gb > 0):
+    if memory_gb is not None and (isinstance(memory_gb, bool) or not isinstance(memory_gb, (int, float))
+                                  or not memory_gb > 0 or not math.isfinite(memory_gb)):
         raise ValueError(f"memory_gb={memory_gb!r}: expected a number > 0")
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
@@ -1421,10 +1423,17 @@ def run(args) -> int:
     Returns
     -------
     status : int
-        0 when the copy is usable (warnings allowed), 1 when it is damaged.
+        0 when the copy is usable (warnings allowed), 1 when it is damaged, 2 for an invalid
+        argument (the message is printed to stderr).
     """
-    report = check(args.root, profile=args.profile, workers=args.workers, memory_gb=args.memory_gb,
-                   coco_images=not getattr(args, "no_coco_images", False))
+    import sys
+
+    try:
+        report = check(args.root, profile=args.profile, workers=args.workers, memory_gb=args.memory_gb,
+                       coco_images=not getattr(args, "no_coco_images", False))
+    except ValueError as err:
+        print(f"check: {err}", file=sys.stderr)
+        return 2
     print(report.format(show_ok=getattr(args, "show_ok", False)))
     if args.json:
         report.to_json(args.json)
