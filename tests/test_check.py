@@ -331,7 +331,7 @@ def test_nsd_facts_can_fail(tiny_root, monkeypatch):
     facts = _tiny_facts(tiny_root)
     facts.update(trials_per_session=750, n_vertices=163842, n_test=515,
                  grids={**facts["grids"], 1: (81, 104, 83)}, sessions={**facts["sessions"], 3: 1},
-                 images_3x={**facts["images_3x"], 2: 10000})
+                 images_3x={**facts["images_3x"], 2: 10000}, voxel_mm=2.0)
     monkeypatch.setattr(_check, "NSD_FACTS", facts)
     r = check(tiny_root, profile="smoke")
     bad = {f.check for f in r.errors if f.group == "nsd facts"}
@@ -339,6 +339,8 @@ def test_nsd_facts_can_fail(tiny_root, monkeypatch):
             "sessions (subj03 fsaverage)", "images seen 3× (subj02)"} <= bad, r.format()
     # 515: the sessions differ from NSD's, so the test-set size is a warning with its reason
     assert any(f.check == "shared test images" and f.group == "nsd facts" for f in r.warnings)
+    # the affine formula (nsdcode's writer, not checked on released files) only warns
+    assert {f"1.8 mm affine (subj0{s})" for s in (1, 2, 3)} <= {f.check for f in r.warnings}
     # internal consistency is untouched
     assert not [f for f in r.errors if f.group != "nsd facts"]
 
