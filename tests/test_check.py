@@ -318,22 +318,37 @@ def _tiny_facts(tiny_root):
     }
 
 
-def test_nsd_facts_pass_on_a_root_matching_them(tiny_root, monkeypatch):
+def _not_a_sandbox(tree_copy):
+    root = tree_copy()
+    (root / "sandbox_truth" / "card.json").unlink()
+    return root
+
+
+def test_a_sandbox_at_nsd_size_is_still_not_nsd(tiny_root, monkeypatch):
     monkeypatch.setattr(_check, "NSD_FACTS", _tiny_facts(tiny_root))
     r = check(tiny_root, profile="smoke")
+    assert r.sandbox and not r.nsd_sized and r.usable
+    facts = [f for f in r.findings if f.group == "nsd facts"]
+    assert [f.level for f in facts] == ["skipped"] and "generated sandbox" in facts[0].message
+
+
+def test_nsd_facts_pass_on_a_root_matching_them(tiny_root, tree_copy, monkeypatch):
+    monkeypatch.setattr(_check, "NSD_FACTS", _tiny_facts(tiny_root))
+    r = check(_not_a_sandbox(tree_copy), profile="smoke")
+    assert not r.sandbox
     assert r.nsd_sized and r.usable, r.format()
     facts = [f for f in r.findings if f.group == "nsd facts"]
     assert len(facts) > 10 and all(f.level == "ok" for f in facts), [f for f in facts if f.level != "ok"]
     assert "NSD facts checked" in r.format()
 
 
-def test_nsd_facts_can_fail(tiny_root, monkeypatch):
+def test_nsd_facts_can_fail(tiny_root, tree_copy, monkeypatch):
     facts = _tiny_facts(tiny_root)
     facts.update(trials_per_session=750, n_vertices=163842, n_test=515,
                  grids={**facts["grids"], 1: (81, 104, 83)}, sessions={**facts["sessions"], 3: 1},
                  images_3x={**facts["images_3x"], 2: 10000}, voxel_mm=2.0)
     monkeypatch.setattr(_check, "NSD_FACTS", facts)
-    r = check(tiny_root, profile="smoke")
+    r = check(_not_a_sandbox(tree_copy), profile="smoke")
     bad = {f.check for f in r.errors if f.group == "nsd facts"}
     assert {"trials per session", "fsaverage vertices (lh)", "fsaverage vertices (rh)", "1.8 mm grid (subj01)",
             "sessions (subj03 fsaverage)", "images seen 3× (subj02)"} <= bad, r.format()

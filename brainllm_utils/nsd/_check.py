@@ -29,7 +29,8 @@
   labels, ``ncsnr`` and surface meshes; a subject's volumes (betas, brain mask, ROIs,
   ``ncsnr``) share one grid and one affine; volume betas are int16 and surface betas float.
 - **NSD facts** (:data:`NSD_FACTS`), checked only when the root looks like the full NSD
-  release (73,000 images, a (8, 10000) ``subjectim`` or a 30,000-trial ``masterordering``):
+  release (73,000 images in the CSV, the design or ``imgBrick``; a (8, 10000) ``subjectim``;
+  or a 30,000-trial ``masterordering``) and is not a generated sandbox (``sandbox_truth/``):
   session counts, 750 trials per session, images seen three times per subject, the 515
   shared test images, the design's shapes, 163,842 fsaverage vertices per hemisphere, the
   1.8 mm grids and affines. Otherwise they are reported as skipped ("not NSD-sized").
@@ -113,6 +114,9 @@ NSD_FACTS = {
 }
 
 _MGH_HEADER = 284
+#: A generated sandbox holds this truth card (``synth.is_sandbox``'s test; ``nsd`` cannot import
+#: ``synth``, which imports ``nsd``): its NSD facts are never checked, even at NSD's sizes.
+_SANDBOX_CARD = "sandbox_truth/card.json"
 #: vertices per hemisphere of fsaverage5, whose mesh chapter 02 takes from nilearn
 _NILEARN_MESH_VERTICES = 10242
 _GZ_PIECE = 16 * 2**20
@@ -257,7 +261,10 @@ class CheckReport:
     profile : str
         The profile the resources were estimated for.
     nsd_sized : bool
-        The root looks like the full NSD release (its NSD facts were checked).
+        The root looks like the full NSD release (73,000 images) and is not a generated
+        sandbox: its NSD facts were checked.
+    sandbox : bool
+        The root is a generated sandbox (it holds ``sandbox_truth/card.json``).
     subjects : dict of str to dict
         ``{subject: {space: [sessions on disk]}}``.
     findings : list of Finding
@@ -271,6 +278,7 @@ class CheckReport:
     root: str
     profile: str
     nsd_sized: bool = False
+    sandbox: bool = False
     subjects: dict = field(default_factory=dict)
     findings: list = field(default_factory=list)
     chapters: list = field(default_factory=list)
@@ -348,7 +356,8 @@ class CheckReport:
         lines.append(
             f"verdict: {verdict} ({len(self.errors)} errors, {len(self.warnings)} warnings); "
             + ("NSD-sized: NSD facts checked" if self.nsd_sized
-               else "not NSD-sized: NSD facts skipped, internal consistency checked")
+               else ("a generated sandbox, " if self.sandbox else "")
+               + "not NSD-sized: NSD facts skipped, internal consistency checked")
         )
         for name, sessions in self.subjects.items():
             parts = [f"{space} {_ranges(s) or 'none'}" for space, s in sessions.items()]
@@ -694,9 +703,15 @@ class _Checker:
         if self.design is not None:
             signs += [self.design["subjectim"].shape == tuple(facts["subjectim"]),
                       self.design["masterordering"].size == facts["masterordering"]]
-        signs += [self.n_csv == facts["n_images"],
+        signs += [self.n_csv == facts["n_images"], n_design == facts["n_images"],
                   self.brick_shape is not None and self.brick_shape[0] == facts["n_images"]]
-        self.report.nsd_sized = any(signs)
+        self.report.sandbox = (self.root / _SANDBOX_CARD).is_file()
+        self.report.nsd_sized = any(signs) and not self.report.sandbox
+        if self.report.sandbox:
+            self.add("skipped", "NSD facts", f"a generated sandbox ({_SANDBOX_CARD} exists"
+                     + (", NSD-sized" if any(signs) else f", {n_design} images") + "): not NSD-sized data, "
+                     "NSD's release facts are not checked; internal consistency is", None, "nsd facts")
+            return
         if not self.report.nsd_sized:
             sizes = []
             if n_design is not None:
