@@ -449,6 +449,7 @@ def test_gzip_size_reads_only_the_trailer_when_it_matches(tiny_root, monkeypatch
 
     monkeypatch.setattr(gzip, "open", refuse)
     assert _check._gzip_size(p, need) == (need, None)
+    assert _check._image_completeness(p, img) is None  # check() itself takes the fast path
     with pytest.raises(AssertionError, match="decompressed"):
         _check._gzip_size(p, need + 1)  # a mismatch falls back to decompressing
 

@@ -1,7 +1,8 @@
 """``python -m brainllm_utils.nsd check ROOT``: is a local NSD copy complete, intact and NSD-shaped?
 
-:func:`check` reads every file's *header* (never the data itself) and reports, as a
-:class:`CheckReport` of :class:`Finding` rows:
+:func:`check` reads the headers of image files (never a beta file's data), the design, the
+stimulus table, ``responses.tsv`` and the brain masks, and reports, as a :class:`CheckReport`
+of :class:`Finding` rows:
 
 - **files**: each file the reader needs can be opened and is complete. How completeness is
   checked, per format:
@@ -18,7 +19,9 @@
     (truncation), and a contiguous ``imgBrick`` must end inside the file;
   - ``.mat``, ``.csv``, ``.tsv``: parsed;
   - COCO ``.json`` files: starts with ``{`` and ends with ``}`` (a cut-off download does
-    not); files under 32 MB are also parsed. JPEG files are only checked to be non-empty.
+    not); files under 32 MB are also parsed. COCO image folders are only checked to be
+    non-empty (single JPEG files are not opened);
+  - fsaverage surfaces (``surf/{lh,rh}.pial`` …): read whole (a few MB).
 
 - **internal consistency** (always checked, on the sandbox too): the trial axis of every beta
   file equals the subject's other files (``trials_per_session``); sessions on disk have no
@@ -33,7 +36,8 @@
   or a 30,000-trial ``masterordering``) and is not a generated sandbox (``sandbox_truth/``):
   session counts, 750 trials per session, images seen three times per subject, the 515
   shared test images, the design's shapes, 163,842 fsaverage vertices per hemisphere, the
-  1.8 mm grids and affines. Otherwise they are reported as skipped ("not NSD-sized").
+  1.8 mm grids and affines (an affine other than nsdcode's formula only warns). Otherwise
+  they are reported as skipped ("not NSD-sized").
 - **chapters**: what each notebook needs (``_manifest.book_files``) that is not on disk, and
   the command that downloads it.
 - **resources**: disk, memory and time for a profile on this machine
@@ -498,7 +502,9 @@ def _image_completeness(path: Path, img) -> str | None:
             return why
         need = _MGH_HEADER + data
         return None if n >= need else f"{n} bytes uncompressed, shape {shape} needs {need}: truncated"
-    offset = int(header.get("vox_offset", 352)) if hasattr(header, "get") else 352
+    # where the data start, as nibabel reads them (the header's vox_offset may be 0 for a
+    # single-file NIfTI, meaning the 352-byte minimum)
+    offset = int(getattr(img.dataobj, "offset", 352))
     need = offset + data
     if name.endswith(".nii.gz"):
         n, why = _gzip_size(path, need)
