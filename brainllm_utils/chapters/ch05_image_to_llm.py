@@ -176,11 +176,16 @@ def validation_floors(pool, objective: str, n_train: int | None = None, n_val: i
 def train_objective_networks(root=None, objectives=("mpnet", "multihot"), seeds=(0, 1), preset: str = "sandbox",
                              *, n_train: int | None = 2000, n_val: int = 200, epochs: int | None = None,
                              image_size: int | None = None, device="auto", progress: bool = False,
-                             pool=None, checkpoint_root=None, cpu_threads: int | None = 1) -> dict:
+                             pool=None, checkpoint_root=None, cpu_threads: int | None = 1, num_workers: int = 0,
+                             memory_budget: int | None = None, networks_dir=None) -> dict:
     """Train (or load) one network per objective × seed on the training pool.
 
-    Each run is cached by :func:`vision.train_or_load` (key: objective, seed, configs,
-    training images and targets), so a second call loads the checkpoints.
+    Each run is kept by :func:`vision.train_or_load` (key: format version, objective, seed,
+    configs, training images and targets; saved as ``weights.pt`` + ``manifest.json``,
+    :func:`vision.save_network`), so a second call loads the saved networks instead of
+    training. With ``networks_dir``, networks trained elsewhere are loaded from that
+    folder (``<networks_dir>/<objective>_seed<seed>/``) after their manifests are checked
+    against the request; nothing is trained.
 
     Parameters
     ----------
@@ -207,6 +212,16 @@ def train_objective_networks(root=None, objectives=("mpnet", "multihot"), seeds=
         Torch threads while training on the CPU (restored afterwards; ``None``:
         leave as is). One thread is nearly as fast as two for these small networks on a
         2-core machine and does not collapse when another process competes for a core.
+    num_workers : int, default=0
+        Loader processes decoding the pool's JPEGs while training (0: in this process).
+    memory_budget : int, optional
+        Bytes of pool images allowed in memory (``None``: :data:`vision.POOL_MEMORY_BUDGET`);
+        above it the images stream from their files.
+    networks_dir : path-like, optional
+        Load saved networks from this folder instead of training (see
+        :func:`vision.save_network` for the format); a missing network or a manifest that
+        does not match (objective, seed, configs, data selection) raises an error naming
+        the file and the differences.
 
     Returns
     -------
@@ -216,7 +231,7 @@ def train_objective_networks(root=None, objectives=("mpnet", "multihot"), seeds=
         training time summed over epochs, also for a loaded checkpoint).
     """
     if pool is None:
-        pool = vision.load_training_pool(root, progress=progress)
+        pool = vision.load_training_pool(root, progress=progress, memory_budget=memory_budget)
     cfg, tc = chapter_configs(preset, epochs, image_size)
     n = _resolve_n_train(pool, n_train, n_val)
     for objective in objectives:
@@ -229,7 +244,8 @@ def train_objective_networks(root=None, objectives=("mpnet", "multihot"), seeds=
             for seed in seeds:
                 net = vision.train_or_load(root, objective, int(seed), preset, config=cfg, train_config=tco,
                                            n_train=n, n_val=n_val, device=device, progress=progress, pool=pool,
-                                           checkpoint_root=checkpoint_root)
+                                           checkpoint_root=checkpoint_root, num_workers=num_workers,
+                                           memory_budget=memory_budget, networks_dir=networks_dir)
                 net.meta.update(n_val=int(n_val), seconds=float(sum(r["seconds"] for r in net.history)))
                 out[f"{objective}_seed{seed}"] = net
     return out
@@ -336,10 +352,13 @@ def split_histories(networks) -> dict:
 
 # --------------------------------------------------------------------------- features
 @fill_doc
-def network_features(networks, nsd, ids, device="auto", layer: int = -1, step: int = -1) -> dict:
+def network_features(networks, nsd, ids, device="auto", layer: int = -1, step: int = -1,
+                     batch_size: int = 128) -> dict:
     """Spatially averaged activations of each network on NSD images (last layer and step).
 
-    Cached by :func:`vision.extract_activations` (weights hash, layer, step, nsdIds).
+    Cached by :func:`vision.extract_activations` (weights hash, layer, step, nsdIds). The
+    images are read from ``nsd_stimuli.hdf5`` ``batch_size`` at a time, in increasing
+    nsdId order (:class:`vision.LazyImages`), never all at once.
 
     Parameters
     ----------
@@ -351,6 +370,8 @@ def network_features(networks, nsd, ids, device="auto", layer: int = -1, step: i
     %(device)s
     layer, step : int, default=-1
         Layer and time step read out (negative counts from the end).
+    batch_size : int, default=128
+        Images read and passed through a network at a time.
 
     Returns
     -------
@@ -358,10 +379,20 @@ def network_features(networks, nsd, ids, device="auto", layer: int = -1, step: i
         One matrix per network.
     """
     ids = np.asarray(ids, dtype=np.int64)
-    images = nsd.images(ids)
-    return {name: next(iter(vision.extract_activations(net, images, (layer,), (step,), image_ids=ids,
-                                                       device=device).values()))
-            for name, net in networks.items()}
+    uniq, inverse = np.unique(ids, return_inverse=True)
+    images = _nsd_images(nsd, uniq)
+    out = {}
+    for name, net in networks.items():
+        X = next(iter(vision.extract_activations(net, images, (layer,), (step,), image_ids=uniq, batch_size=batch_size,
+                                                 device=device).values()))
+        out[name] = X if uniq.size == ids.size and (uniq == ids).all() else X[inverse]
+    return out
+
+
+def _nsd_images(nsd, sorted_ids):
+    """NSD stimuli of sorted nsdIds, read from ``imgBrick`` batch by batch (increasing ids, as
+    h5py needs) when a model asks for them: never all of them in memory."""
+    return vision.LazyImages(sorted_ids, nsd.images)
 
 
 @fill_doc
@@ -402,7 +433,10 @@ def comparison_features(nsd, ids, models=("untrained_blt", "untrained_alexnet"),
     spec = {m: None for m in models}
     if blt_config is not None and "untrained_blt" in spec:
         spec["untrained_blt"] = vision.build_network(blt_config, seed)
-    feats, statuses = vision.extract_features(spec, nsd.images(ids), image_ids=ids, device=device)
+    uniq, inverse = np.unique(ids, return_inverse=True)
+    feats, statuses = vision.extract_features(spec, _nsd_images(nsd, uniq), image_ids=uniq, device=device)
+    if not (uniq.size == ids.size and (uniq == ids).all()):
+        feats = {k: v[inverse] for k, v in feats.items()}
     rows = []
     for st in statuses:
         kind, desc, n = vision.COMPARISON_MODELS.get(st.name, ("", "", None))

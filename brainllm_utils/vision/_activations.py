@@ -12,7 +12,62 @@ from .._utils.cache import cache_key, load_npy, resolve_cache, save_npy
 from .._utils.docs import fill_doc
 from ._train import TrainedNetwork, weights_hash
 
-__all__ = ["layer_names", "extract_activations", "images_identity"]
+__all__ = ["layer_names", "extract_activations", "images_identity", "LazyImages"]
+
+
+class LazyImages:
+    """Images read on demand, batch by batch: an array-like for :func:`extract_activations`
+    and :func:`~brainllm_utils.vision.extract_features` that never holds all the images.
+
+    ``images[a:b]`` (or an int array of positions) calls ``reader(ids[a:b])``. With sorted
+    ``ids`` every read asks for increasing ids (what h5py needs to read ``imgBrick``
+    rows), and consecutive reads move forward through the file.
+
+    Parameters
+    ----------
+    ids : array-like of int of shape (n_images,)
+        The images' ids (e.g. nsdIds), in row order.
+    reader : callable
+        ``reader(ids) -> uint8 (len(ids), height, width, 3)`` (e.g. ``NSD.images``).
+    image_shape : tuple of int, optional
+        ``(height, width, 3)`` (``None``: read from the first image).
+    """
+
+    dtype = np.dtype(np.uint8)
+    ndim = 4
+
+    def __init__(self, ids, reader, image_shape=None):
+        if not callable(reader):
+            raise TypeError("LazyImages: reader must be callable")
+        self.ids = np.asarray(ids, dtype=np.int64).ravel()
+        self.reader = reader
+        if image_shape is None:
+            image_shape = tuple(self._read(self.ids[:1]).shape[1:]) if self.ids.size else (0, 0, 3)
+        self.image_shape = tuple(int(v) for v in image_shape)
+
+    @property
+    def shape(self) -> tuple:
+        """``(n_images, height, width, 3)``."""
+        return (int(self.ids.size), *self.image_shape)
+
+    def __len__(self) -> int:
+        return int(self.ids.size)
+
+    def _read(self, ids) -> np.ndarray:
+        out = np.asarray(self.reader(ids))
+        if out.dtype != np.uint8 or out.ndim != 4 or out.shape[0] != len(ids) or out.shape[-1] != 3:
+            raise ValueError(f"LazyImages: the reader returned {out.dtype} {out.shape} for {len(ids)} ids; "
+                             "expected uint8 (n, H, W, 3)")
+        return out
+
+    def __getitem__(self, index) -> np.ndarray:
+        if isinstance(index, (int, np.integer)):
+            return self._read(self.ids[[int(index)]])[0]
+        return self._read(self.ids[index])
+
+    def __array__(self, dtype=None, copy=None):  # only for small sets (the pixel key): reads everything
+        out = self._read(self.ids)
+        return out if dtype is None else out.astype(dtype)
 
 
 @fill_doc
@@ -61,7 +116,8 @@ def extract_activations(network, images: np.ndarray, layers=(-1,), steps=(-1,), 
     ----------
     network : TrainedNetwork or BLTNet
         The network (moved to ``device`` for the forward passes, then back).
-    %(images)s
+    images : array-like of uint8 of shape (n_images, height, width, 3) or LazyImages
+        RGB images; a :class:`LazyImages` is read ``batch_size`` images at a time.
     layers, steps : sequence of int, default=(-1,)
         Layers and time steps (negative counts from the end); every combination is
         returned.

@@ -16,7 +16,13 @@ from .._utils.paths import get_data_home
 from ..nsd.layout import ANNOTATIONS, COCO_DIR, STIM_INFO
 
 __all__ = ["pool_coco_ids", "load_coco_images", "load_coco_annotations", "TrainingPool",
-           "load_training_pool", "make_targets"]
+           "load_training_pool", "make_targets", "PoolImages", "POOL_MEMORY_BUDGET"]
+
+#: Default byte budget of pool images held in memory (:func:`load_training_pool`,
+#: :meth:`TrainingPool.dataset`): above it the images stream from their JPEG files. The
+#: default sandbox's 2,000 images at 96 px take 55 MB; real COCO's 50,287 pool images at
+#: 256 px would take 9.9 GB, so they stream.
+POOL_MEMORY_BUDGET = 1 << 30
 
 
 def _stim_coco_ids(root: Path) -> set[int]:
@@ -77,19 +83,49 @@ def pool_coco_ids(root=None, splits: Sequence[str] = ("train2017", "val2017")) -
     return ids_a[order], np.asarray(sp)[order]
 
 
-def _load_one(path: Path, size: int | None) -> np.ndarray:
+def _square(im, size: int | None) -> np.ndarray:
+    """A PIL image (or uint8 ``(H, W, 3)`` array) → uint8 RGB array: centre square crop of the
+    shorter side, bicubic resize to ``size`` (``None``: native, no crop). One function for the
+    decoded JPEG and for images already in memory, so both give the same pixels."""
+    from PIL import Image
+
+    if isinstance(im, np.ndarray):
+        if size is None or im.shape[:2] == (size, size):
+            return im
+        im = Image.fromarray(im)
+    im = im.convert("RGB")
+    if size is not None:
+        w, h = im.size
+        side = min(w, h)
+        left, top = (w - side) // 2, (h - side) // 2
+        im = im.crop((left, top, left + side, top + side))
+        if side != size:
+            im = im.resize((size, size), Image.BICUBIC, reducing_gap=None)
+    return np.asarray(im, dtype=np.uint8)
+
+
+def _load_one(path, size: int | None) -> np.ndarray:
+    """Decode one JPEG (any size) → uint8 ``(size, size, 3)`` (:func:`_square`)."""
     from PIL import Image
 
     with Image.open(path) as im:
-        im = im.convert("RGB")
-        if size is not None:
-            w, h = im.size
-            side = min(w, h)
-            left, top = (w - side) // 2, (h - side) // 2
-            im = im.crop((left, top, left + side, top + side))
-            if side != size:
-                im = im.resize((size, size), Image.BICUBIC, reducing_gap=None)
-        return np.asarray(im, dtype=np.uint8)
+        return _square(im, size)
+
+
+def _native_size(paths) -> tuple[int, int] | None:
+    """The common ``(height, width)`` of the files (headers only), ``None`` when they differ
+    (stops at the first that differs)."""
+    from PIL import Image
+
+    first = None
+    for p in paths:
+        with Image.open(p) as im:
+            hw = (im.size[1], im.size[0])
+        if first is None:
+            first = hw
+        elif hw != first:
+            return None
+    return first
 
 
 @fill_doc
@@ -140,8 +176,19 @@ def _load_images(root, coco_ids, splits, size, cache, progress, want_key: bool =
             return hit, key
     from tqdm.auto import tqdm
 
-    arrays = [_load_one(p, size) for p in tqdm(paths, desc="COCO images", disable=not progress, leave=False)]
-    out = np.stack(arrays) if arrays else np.zeros((0, size or 0, size or 0, 3), np.uint8)
+    out = None
+    for i, p in enumerate(tqdm(paths, desc="COCO images", disable=not progress, leave=False)):
+        img = _load_one(p, size)
+        if out is None:  # filled in place: never a list of arrays plus their stacked copy
+            out = np.empty((len(paths), *img.shape), np.uint8)
+        elif img.shape != out.shape[1:]:
+            raise ValueError(
+                f"{p} is {img.shape[1]}×{img.shape[0]} px but {paths[0]} is {out.shape[2]}×{out.shape[1]}: "
+                "images of different sizes need a common size (size=..., or stream them with "
+                "TrainingPool.dataset / PoolImages)")
+        out[i] = img
+    if out is None:
+        out = np.zeros((0, size or 0, size or 0, 3), np.uint8)
     if path is not None:
         save_npy(path, out)
     return out, key
@@ -233,14 +280,95 @@ def load_coco_annotations(root, coco_ids, splits) -> tuple[list[list[str]], np.n
     return captions, multihot, [c["name"] for c in cats]
 
 
+class PoolImages:
+    """Pool images as a map-style dataset (a :class:`torch.utils.data.DataLoader` reads it):
+    item ``i`` is image ``rows[i]`` as uint8 ``(size, size, 3)``.
+
+    The source is either the images' JPEG files (decoded on access, any size: only the paths
+    are held, so memory does not grow with the pool) or an array already in memory. Either
+    way an image is centre-cropped to a square and resized (bicubic) to ``size`` by the same
+    function, so both sources give the same pixels. This is the paper's stored
+    ``square256`` pool image (Doerig et al. §6, ``size=256``); the training transform
+    (random square crop of 33–100 % of its area resized to the network's input size, flip,
+    colour) or the evaluation transform (the whole square resized to the input size) is
+    applied to each batch afterwards (:func:`~brainllm_utils.vision.augment`,
+    :func:`~brainllm_utils.vision.preprocess`), from one seeded generator per epoch, so the
+    random stream does not depend on the number of loader workers.
+
+    Parameters
+    ----------
+    source : sequence of path-like or ndarray of uint8 of shape (n_source, height, width, 3)
+        JPEG files, or images in memory (one size).
+    size : int
+        Side of the square images returned.
+    rows : array-like of int, optional
+        The source rows, in item order (``None``: all).
+    """
+
+    def __init__(self, source, size: int, rows=None):
+        if isinstance(source, np.ndarray):
+            if source.dtype != np.uint8 or source.ndim != 4 or source.shape[-1] != 3:
+                raise ValueError(f"PoolImages: an array source must be uint8 (n, H, W, 3), got "
+                                 f"{source.dtype} {source.shape}")
+            self.paths, self.array = None, source
+            n_source = source.shape[0]
+        else:
+            self.paths, self.array = [str(p) for p in source], None
+            n_source = len(self.paths)
+        if not isinstance(size, (int, np.integer)) or size < 1:
+            raise ValueError(f"PoolImages: size must be a positive int, got {size!r}")
+        self.size = int(size)
+        self.rows = np.arange(n_source) if rows is None else np.asarray(rows, dtype=np.int64).ravel()
+        if self.rows.size and (self.rows.min() < 0 or self.rows.max() >= n_source):
+            raise IndexError(f"PoolImages: rows must lie in 0..{n_source - 1}")
+
+    @property
+    def streaming(self) -> bool:
+        """``True`` when images are decoded from their files on access."""
+        return self.array is None
+
+    def __len__(self) -> int:
+        return int(self.rows.size)
+
+    def __getitem__(self, i) -> np.ndarray:
+        r = int(self.rows[i])
+        if self.array is not None:
+            return _square(self.array[r], self.size)
+        return _load_one(self.paths[r], self.size)
+
+    def batch(self, index) -> np.ndarray:
+        """Items ``index`` as one uint8 array ``(len(index), size, size, 3)``.
+
+        Parameters
+        ----------
+        index : array-like of int
+            Item positions.
+
+        Returns
+        -------
+        images : ndarray of uint8 of shape (n, size, size, 3)
+            The images, in the order of ``index``.
+        """
+        index = np.asarray(index, dtype=np.int64).ravel()
+        if self.array is not None and self.array.shape[1:3] == (self.size, self.size):
+            return self.array[self.rows[index]]  # already square at this size: no per-image work
+        out = np.empty((index.size, self.size, self.size, 3), np.uint8)
+        for j, i in enumerate(index):
+            out[j] = self[int(i)]
+        return out
+
+
 @dataclass
 class TrainingPool:
     """Images never shown to subjects, with their annotations (:func:`load_training_pool`).
 
+    The pixels are held in memory only when they fit a byte budget (``images``); otherwise
+    :meth:`dataset` streams them from ``root``'s JPEG files.
+
     Attributes
     ----------
-    images : ndarray of uint8 of shape (n_images, height, width, 3)
-        RGB images.
+    images : ndarray of uint8 of shape (n_images, height, width, 3) or None
+        RGB images in memory (``None``: not loaded; they stream from the files).
     coco_ids : ndarray of int64 of shape (n_images,)
         Their cocoIds.
     splits : ndarray of str of shape (n_images,)
@@ -253,18 +381,32 @@ class TrainingPool:
         Names of the ``multihot`` columns.
     key : str, default=""
         Cache key of the images (ids, size, files); ``""`` for pools built by hand.
+    root : pathlib.Path, optional
+        The data root of the JPEG files (``None``: pools built by hand, images in memory).
+    size : int, optional
+        The side the pool was loaded at (``None``: native sizes).
     """
 
-    images: np.ndarray  # uint8 (n, H, W, 3)
+    images: np.ndarray | None  # uint8 (n, H, W, 3), or None (streamed from the files)
     coco_ids: np.ndarray  # int64 (n,)
     splits: np.ndarray  # str (n,)
     captions: list  # list of list of str
     multihot: np.ndarray  # float32 (n, n_categories)
     category_names: list
     key: str = ""  # cache key of the images (ids, size, files); "" for pools built by hand
+    root: Path | None = None
+    size: int | None = None
 
     def __len__(self) -> int:
         return int(self.coco_ids.size)
+
+    @property
+    def paths(self) -> list[Path]:
+        """The JPEG file of each image (``<root>/coco/<split>/<cocoId:012d>.jpg``)."""
+        if self.root is None:
+            raise ValueError("this pool was built by hand: it has no files (root=None)")
+        return [Path(self.root) / COCO_DIR / str(s) / f"{int(c):012d}.jpg"
+                for c, s in zip(self.coco_ids, self.splits)]
 
     def subset(self, index) -> "TrainingPool":
         """The pool restricted to some images.
@@ -280,17 +422,67 @@ class TrainingPool:
             The selected rows; its ``key`` derives from this pool's key and ``index``.
         """
         index = np.asarray(index)
-        return TrainingPool(self.images[index], self.coco_ids[index], self.splits[index],
-                            [self.captions[i] for i in np.arange(len(self))[index]],
+        return TrainingPool(None if self.images is None else self.images[index], self.coco_ids[index],
+                            self.splits[index], [self.captions[i] for i in np.arange(len(self))[index]],
                             self.multihot[index], self.category_names,
-                            cache_key("vision_images", self.key, index) if self.key else "")
+                            cache_key("vision_images", self.key, index) if self.key else "",
+                            self.root, self.size)
+
+    @fill_doc
+    def dataset(self, rows, size: int, memory_budget: int | None = None, cache: bool = True,
+                progress: bool = False) -> PoolImages:
+        """Some pool images as :class:`PoolImages` at ``size`` (the training loader's input).
+
+        Images already in memory are used as they are; otherwise, when ``len(rows)`` images
+        of ``size`` × ``size`` × 3 bytes fit ``memory_budget``, they are decoded once into
+        memory (:func:`load_coco_images`, cached); else they stream from their files. The
+        pixels are the same in every case.
+
+        Parameters
+        ----------
+        rows : array-like of int
+            Pool rows, in item order.
+        size : int
+            Side of the square images (the paper: 256).
+        memory_budget : int, optional
+            Bytes allowed in memory (``None``: :data:`POOL_MEMORY_BUDGET`; 0: always stream).
+        %(cache)s
+        %(progress)s
+
+        Returns
+        -------
+        images : PoolImages
+            ``len(rows)`` images.
+        """
+        rows = np.asarray(rows, dtype=np.int64).ravel()
+        if self.images is not None:
+            return PoolImages(self.images, size, rows)
+        budget = _budget(memory_budget)
+        if rows.size * size * size * 3 <= budget:
+            imgs = load_coco_images(self.root, self.coco_ids[rows], self.splits[rows], size=size, cache=cache,
+                                    progress=progress)
+            return PoolImages(imgs, size)
+        return PoolImages(self.paths, size, rows)
+
+
+def _budget(memory_budget) -> int:
+    if memory_budget is None:
+        return POOL_MEMORY_BUDGET
+    if isinstance(memory_budget, bool) or not isinstance(memory_budget, (int, np.integer)) or memory_budget < 0:
+        raise ValueError(f"memory_budget must be a byte count ≥ 0 or None, got {memory_budget!r}")
+    return int(memory_budget)
 
 
 @fill_doc
 def load_training_pool(root=None, n_images: int | None = None, size: int | None = None,
                        splits: Sequence[str] = ("train2017", "val2017"), seed: int = 0,
-                       cache: bool = True, progress: bool = False) -> TrainingPool:
+                       cache: bool = True, progress: bool = False, *, in_memory: bool | None = None,
+                       memory_budget: int | None = None) -> TrainingPool:
     """The training pool: COCO images outside NSD with captions and multi-hot labels.
+
+    On real COCO 2017 (123,287 train + val images, 73,000 of them NSD stimuli) the pool has
+    50,287 images; the ``paper`` preset holds out 2,051 of them for validation and trains on
+    the other 48,236, as the paper (Doerig et al. §6).
 
     Parameters
     ----------
@@ -305,20 +497,38 @@ def load_training_pool(root=None, n_images: int | None = None, size: int | None 
         Seed of the subset (:func:`numpy.random.default_rng`).
     %(cache)s
     %(progress)s
+    in_memory : bool, optional
+        Keyword-only. Decode the images into ``pool.images`` (``True``; native sizes must
+        then agree), or leave them on disk to stream (``False``). ``None``: in memory when
+        they share one size (given, or read from the files' headers) and fit
+        ``memory_budget``.
+    memory_budget : int, optional
+        Keyword-only. Bytes the images may take in memory with ``in_memory=None``
+        (``None``: :data:`POOL_MEMORY_BUDGET`).
 
     Returns
     -------
     pool : TrainingPool
-        The images (:func:`load_coco_images`) with their captions and labels
-        (:func:`load_coco_annotations`).
+        The images (:func:`load_coco_images`, or ``None`` to stream) with their captions
+        and labels (:func:`load_coco_annotations`).
     """
+    root = get_data_home(root)
+    if size is not None and (not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1):
+        raise ValueError(f"size must be a positive int or None, got {size!r}")
     ids, sp = pool_coco_ids(root, splits)
     if n_images is not None and n_images < ids.size:
         keep = np.sort(np.random.default_rng(seed).choice(ids.size, n_images, replace=False))
         ids, sp = ids[keep], sp[keep]
     captions, multihot, names = load_coco_annotations(root, ids, sp)
-    images, key = _load_images(root, ids, sp, size, cache, progress, want_key=True)
-    return TrainingPool(images, ids, sp, captions, multihot, names, key)
+    paths = [root / COCO_DIR / str(s) / f"{int(c):012d}.jpg" for c, s in zip(ids, sp)]
+    if in_memory is None:
+        hw = (size, size) if size is not None else _native_size(paths)
+        in_memory = hw is not None and ids.size * hw[0] * hw[1] * 3 <= _budget(memory_budget)
+    if in_memory:
+        images, key = _load_images(root, ids, sp, size, cache, progress, want_key=True)
+    else:
+        images, key = None, images_key(ids, sp, size, paths)
+    return TrainingPool(images, ids, sp, captions, multihot, names, key, root, size)
 
 
 def make_targets(objective: str, captions=None, multihot=None, **embed_options) -> np.ndarray:

@@ -24,7 +24,8 @@ from .._utils.paths import atomic_path
 from ._pool import TrainingPool, load_training_pool, make_targets
 
 __all__ = ["TrainConfig", "PRESETS", "build_network", "TrainedNetwork", "weights_hash", "train_network",
-           "load_checkpoint", "pool_split", "train_or_load", "train_networks"]
+           "load_checkpoint", "pool_split", "train_or_load", "train_networks", "save_network", "load_network",
+           "NETWORK_FORMAT", "NETWORK_FORMAT_VERSION"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,13 @@ class TrainConfig:
         Autocast precision (see above).
     grad_clip : float, optional, default=5.0
         Clip the gradient norm to this (``None`` or 0: no clipping).
+    pool_size : int, default=256
+        Side of the square pool image every JPEG is first turned into (centre square crop
+        of the shorter side, bicubic resize; :class:`~brainllm_utils.vision.PoolImages`),
+        before the training or evaluation transform crops/resizes it to the network's
+        input. The paper stored COCO as 256 × 256 squares (``ms_coco_embeddings_square256``;
+        how they were squared is not published: we centre-crop). Used by
+        :func:`train_or_load`; :func:`train_network` takes the images as given.
     """
 
     epochs: int = 4
@@ -74,12 +82,15 @@ class TrainConfig:
     min_crop_area: float = 0.33
     precision: str = "auto"
     grad_clip: float | None = 5.0
+    pool_size: int = 256
 
     def __post_init__(self):
         if self.loss not in ("cosine", "bce"):
             raise ValueError("loss must be 'cosine' or 'bce'")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be ≥ 1")
+        if isinstance(self.pool_size, bool) or not isinstance(self.pool_size, int) or self.pool_size < 8:
+            raise ValueError(f"pool_size must be an int ≥ 8, got {self.pool_size!r}")
 
     def to_dict(self) -> dict:
         """The fields as a dict (as checkpoints store them; ``TrainConfig(**d)`` inverts it).
@@ -98,21 +109,24 @@ def _presets():
     return {
         # tests and smoke runs on the tiny sandbox (32 px images): seconds
         "tiny": (BLTConfig(n_layers=2, width=8, image_size=32, n_steps=2, stem_kernel=3),
-                 TrainConfig(epochs=2, batch_size=16, lr=3e-3)),
+                 TrainConfig(epochs=2, batch_size=16, lr=3e-3, pool_size=32)),
         # default sandbox (96 px pool; the book trains on 1,000 images): about half a minute
         # per network on one CPU core (channels-last). 32 px input, stride-1 stem: the 64 px /
         # 4-layer / 4-epoch recipe stayed at the base-rate plateau; this one beats the held-out
         # floor for both objectives (multi-hot BCE 0.263-0.269 vs a base rate of 0.271 with
-        # 1,000 images; 0.245 vs 0.278 with 2,000)
+        # 1,000 images; 0.245 vs 0.278 with 2,000). Pool images are squared at 96 px (on the
+        # default sandbox: its images as they are; on COCO: a 96 px square of each JPEG)
         "sandbox": (BLTConfig(n_layers=3, width=32, image_size=32, n_steps=3, stem_kernel=3, stem_stride=1),
-                    TrainConfig(epochs=8, batch_size=32, lr=2e-3, min_crop_area=0.5)),
+                    TrainConfig(epochs=8, batch_size=32, lr=2e-3, min_crop_area=0.5, pool_size=96)),
         # a wider net for a GPU on the sandbox
         "sandbox_gpu": (BLTConfig(n_layers=6, width=48, image_size=96, n_steps=6),
-                        TrainConfig(epochs=30, batch_size=128, lr=2e-3)),
-        # paper scale (real NSD/COCO, GPU): vNet-half BLT, 10 layers, 6 steps, 128 px, 200 epochs
+                        TrainConfig(epochs=30, batch_size=128, lr=2e-3, pool_size=96)),
+        # paper scale (real NSD/COCO, GPU): vNet-half BLT, 10 layers, 6 steps, 128 px, 200 epochs,
+        # on 256 px squares of the pool's JPEGs (the paper's square256 store)
         "paper": (BLTConfig(n_layers=10, width=48, image_size=128, n_steps=6, stem_kernel=7,
                             pool_layers=(2, 4, 6, 8)),
-                  TrainConfig(epochs=200, batch_size=96, lr=1e-3, weight_decay=1e-6, warmup_epochs=2)),
+                  TrainConfig(epochs=200, batch_size=96, lr=1e-3, weight_decay=1e-6, warmup_epochs=2,
+                              pool_size=256)),
     }
 
 
@@ -286,15 +300,106 @@ def _lr_at(step: int, total: int, warm: int, lr: float) -> float:
     return 0.5 * lr * (1 + math.cos(math.pi * min(1.0, p)))
 
 
-def _evaluate(model, x_eval, y_eval, loss, device, batch_size, autocast):
+class _ArrayImages:
+    """A uint8 ``(n, H, W, 3)`` array as a dataset (items and batches as they are)."""
+
+    def __init__(self, images):
+        images = np.asarray(images)
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"images must be uint8 (n, H, W, 3), got {images.dtype} {images.shape}")
+        self.array = images
+
+    def __len__(self):
+        return int(self.array.shape[0])
+
+    def __getitem__(self, i):
+        return self.array[i]
+
+    def batch(self, index):
+        return self.array[np.asarray(index, dtype=np.int64)]
+
+
+def _as_dataset(images):
+    """An array → :class:`_ArrayImages`; a dataset (``len`` and ``[i]`` → uint8 (H, W, 3)) as is."""
+    if isinstance(images, np.ndarray):
+        return _ArrayImages(images)
+    if not (hasattr(images, "__len__") and hasattr(images, "__getitem__")):
+        raise TypeError(f"images must be a uint8 array or a dataset (len, [i]), got {type(images).__name__}")
+    return images
+
+
+def _collate(items):
+    """Loader batches: the items' uint8 arrays stacked into one tensor."""
+    return _torch().from_numpy(np.stack(items))
+
+
+def _worker_init(worker_id: int) -> None:
+    """Seed a loader worker from the loader's seeded generator (decoding is deterministic; this
+    keeps any library randomness in a worker reproducible) and give it one torch thread."""
+    import random
+
+    torch = _torch()
+    info = torch.utils.data.get_worker_info()
+    seed = int(info.seed) if info is not None else int(worker_id)
+    torch.set_num_threads(1)
+    np.random.seed(seed % 2 ** 32)
+    random.seed(seed)
+
+
+class _BatchList:
+    """Batch sampler of a loader: the batches set before each pass."""
+
+    def __init__(self):
+        self.batches: list = []
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self):
+        return len(self.batches)
+
+
+class _Batches:
+    """uint8 batches ``(B, H, W, 3)`` of a dataset, for given index lists: in-process for an
+    array in memory and ``num_workers == 0``; else through a :class:`torch.utils.data.DataLoader`
+    (``num_workers`` processes, at most two batches prefetched per worker: bounded memory)."""
+
+    def __init__(self, data, num_workers: int, seed: int, pin_memory: bool = False):
+        torch = _torch()
+        self.data = data
+        self.loader = None
+        if num_workers == 0 and hasattr(data, "batch"):  # arrays, PoolImages: no loader needed
+            return
+        self.sampler = _BatchList()
+        extra = dict(worker_init_fn=_worker_init, persistent_workers=True, prefetch_factor=2) if num_workers else {}
+        self.loader = torch.utils.data.DataLoader(
+            data, batch_sampler=self.sampler, num_workers=num_workers, collate_fn=_collate,
+            generator=torch.Generator().manual_seed(int(seed)), pin_memory=pin_memory, **extra)
+
+    def __call__(self, batches):
+        torch = _torch()
+        batches = [np.asarray(b, dtype=np.int64) for b in batches]
+        if self.loader is None:
+            for idx in batches:
+                yield torch.from_numpy(self.data.batch(idx))
+        else:
+            self.sampler.batches = [b.tolist() for b in batches]
+            yield from self.loader
+
+
+def _evaluate(model, batches, y_eval, loss, device, batch_size, autocast, image_size):
     torch = _torch()
     F = torch.nn.functional
+    from ._blt import preprocess as _preprocess
+
     model.eval()
+    n_total = y_eval.shape[0]
     tot_loss, tot_cos, n = 0.0, np.zeros(model.config.n_steps), 0
+    index = [np.arange(i, min(i + batch_size, n_total)) for i in range(0, n_total, batch_size)]
     with torch.no_grad():
-        for i in range(0, x_eval.shape[0], batch_size):
-            xb = x_eval[i:i + batch_size].to(device)
-            yb = y_eval[i:i + batch_size].to(device)
+        for idx, raw in zip(index, batches(index)):
+            xb = _preprocess(raw, image_size).to(device)
+            yb = y_eval[idx[0]:idx[-1] + 1].to(device)
             with autocast():
                 out = model(xb)
             out = out.float()
@@ -305,17 +410,35 @@ def _evaluate(model, x_eval, y_eval, loss, device, batch_size, autocast):
     return tot_loss / n, tot_cos / n
 
 
+def _prune_checkpoints(ckdir: Path, keep_from: int) -> None:
+    """Delete ``epoch_NNN.pt`` files before epoch ``keep_from`` (a run keeps its last two)."""
+    for ck in ckdir.glob("epoch_*.pt"):
+        try:
+            e = int(ck.stem.split("_")[1])
+        except (IndexError, ValueError):
+            continue
+        if e < keep_from:
+            ck.unlink(missing_ok=True)
+
+
 @fill_doc
-def train_network(images: np.ndarray, targets: np.ndarray, config=None, train_config: TrainConfig | None = None,
+def train_network(images, targets: np.ndarray, config=None, train_config: TrainConfig | None = None,
                   seed: int = 0, *, val_images=None, val_targets=None, checkpoint_dir=None,
                   resume: bool = True, device="auto", progress: bool = True, max_epochs: int | None = None,
-                  name: str = "", deterministic: bool | None = None) -> TrainedNetwork:
+                  name: str = "", deterministic: bool | None = None, num_workers: int = 0) -> TrainedNetwork:
     """Train a BLT network on ``images`` → ``targets`` with the loss at every time step.
+
+    Every epoch draws the batch order and then, batch by batch, the augmentation from one
+    generator seeded by ``(seed, epoch)``; the images of a batch are read (by ``num_workers``
+    loader processes when asked) and transformed in this process, so the weights do not
+    depend on ``num_workers`` or on whether the images stream from files or sit in memory.
 
     Parameters
     ----------
-    images : ndarray of uint8 of shape (n_images, height, width, 3)
-        Training images (never shown to subjects).
+    images : ndarray of uint8 of shape (n_images, height, width, 3) or dataset
+        Training images (never shown to subjects): an array, or a map-style dataset whose
+        items are uint8 ``(height, width, 3)`` arrays of one size (e.g.
+        :class:`~brainllm_utils.vision.PoolImages`, which streams JPEG files).
     targets : ndarray of float32 of shape (n_images, n_targets)
         Caption embeddings (``loss="cosine"``) or multi-hot labels (``loss="bce"``).
     config : BLTConfig, optional
@@ -325,12 +448,13 @@ def train_network(images: np.ndarray, targets: np.ndarray, config=None, train_co
     seed : int, default=0
         Seeds the weights, the batch order and the augmentation (a fresh generator per
         epoch derived from ``(seed, epoch)``, so a resumed run sees the same batches).
-    val_images, val_targets : array-like, optional
+    val_images, val_targets : array-like or dataset, optional
         Keyword-only. A held-out set, scored after every epoch (deterministic transform;
         per-step cosine and loss in ``history``).
     checkpoint_dir : path-like, optional
-        Where ``epoch_NNN.pt`` files are written atomically after every epoch (``None``:
-        no checkpoints). With ``resume``, training restarts after the last one found.
+        Where ``epoch_NNN.pt`` files are written atomically after every epoch (the last two
+        are kept; ``None``: no checkpoints). With ``resume``, training restarts after the
+        last one found.
     resume : bool, default=True
         Restart after the last good checkpoint in ``checkpoint_dir`` (a corrupt one is
         reported, deleted and skipped).
@@ -343,6 +467,8 @@ def train_network(images: np.ndarray, targets: np.ndarray, config=None, train_co
         Name of the run (progress bar, log, checkpoints, ``TrainedNetwork.name``).
     deterministic : bool, optional
         ``torch.use_deterministic_algorithms`` during training (default: on for CPU).
+    num_workers : int, default=0
+        Loader processes reading (decoding) the images; 0: in this process.
 
     Returns
     -------
@@ -354,12 +480,16 @@ def train_network(images: np.ndarray, targets: np.ndarray, config=None, train_co
     from ._blt import augment as _augment
     from ._blt import preprocess as _preprocess
 
+    if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) or num_workers < 0:
+        raise ValueError(f"num_workers must be an int ≥ 0, got {num_workers!r}")
     preset_cfg, preset_train = PRESETS["sandbox"]
     config = preset_cfg if config is None else config
     tc = preset_train if train_config is None else train_config
     targets = np.asarray(targets, np.float32)
-    if images.shape[0] != targets.shape[0]:
-        raise ValueError(f"{images.shape[0]} images but {targets.shape[0]} targets")
+    data = _as_dataset(images)
+    n = len(data)
+    if n != targets.shape[0]:
+        raise ValueError(f"{n} images but {targets.shape[0]} targets")
     config = dataclasses.replace(config, out_dim=int(targets.shape[1]))
     device = _resolve_device(device)
     deterministic = (device == "cpu") if deterministic is None else deterministic
@@ -376,7 +506,6 @@ def train_network(images: np.ndarray, targets: np.ndarray, config=None, train_co
 
     model = build_network(config, seed).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    n = images.shape[0]
     n_batches = max(1, n // tc.batch_size)  # drop the last incomplete batch
     total = tc.epochs * n_batches
     warm = int(round(tc.warmup_epochs * n_batches))
@@ -385,7 +514,7 @@ def train_network(images: np.ndarray, targets: np.ndarray, config=None, train_co
     ckdir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if ckdir is not None and resume:
         for ck in sorted(ckdir.glob("epoch_*.pt"), reverse=True):  # the last good checkpoint
-            state = load_entry(ck, lambda p: torch.load(p, map_location=device, weights_only=False),
+            state = load_entry(ck, lambda p: torch.load(p, map_location=device, weights_only=True),
                                check=_check_state)
             if state is None:
                 continue
@@ -397,15 +526,16 @@ def train_network(images: np.ndarray, targets: np.ndarray, config=None, train_co
             break
     loss = _loss_fn(tc.loss)
     loss.__name__ = tc.loss
-    x_val = y_val = None
-    if val_images is not None:
+    stop = tc.epochs if max_epochs is None else min(tc.epochs, max_epochs)
+    pin = device.startswith("cuda")
+    val_batches = y_val = None
+    if val_images is not None and stop > start:
         if val_targets is None or len(val_images) != len(val_targets):
             raise ValueError("val_images and val_targets must be given together, with one target per image")
-        x_val = _preprocess(val_images, config.image_size)
+        val_batches = _Batches(_as_dataset(val_images), num_workers, seed, pin)
         y_val = torch.from_numpy(np.asarray(val_targets, np.float32))
     y_all = torch.from_numpy(targets)
-    imgs_t = torch.from_numpy(np.ascontiguousarray(images))
-    stop = tc.epochs if max_epochs is None else min(tc.epochs, max_epochs)
+    train_batches = _Batches(data, num_workers, seed, pin) if stop > start else None
     from tqdm.auto import tqdm
 
     bar = tqdm(total=(stop - start) * n_batches, desc=f"train {name or 'BLT'}", unit="batch",
@@ -414,17 +544,17 @@ def train_network(images: np.ndarray, targets: np.ndarray, config=None, train_co
         for epoch in range(start, stop):
             t0 = time.perf_counter()
             g = _epoch_generator(seed, epoch)
-            order = torch.randperm(n, generator=g)
+            order = torch.randperm(n, generator=g).numpy()
+            index = [order[b * tc.batch_size:(b + 1) * tc.batch_size] for b in range(n_batches)]
             model.train()
             run = 0.0
-            for b in range(n_batches):
-                idx = order[b * tc.batch_size:(b + 1) * tc.batch_size]
-                raw = imgs_t[idx].to(device, non_blocking=True)
+            for b, (idx, raw) in enumerate(zip(index, train_batches(index))):
+                raw = raw.to(device, non_blocking=True)
                 if tc.augment:
                     xb = _augment(raw, config.image_size, g, min_area=tc.min_crop_area)
                 else:
                     xb = _preprocess(raw, config.image_size)
-                yb = y_all[idx].to(device, non_blocking=True)
+                yb = y_all[torch.from_numpy(idx)].to(device, non_blocking=True)
                 for group in opt.param_groups:
                     group["lr"] = _lr_at(epoch * n_batches + b, total, warm, tc.lr)
                 with autocast():
@@ -439,8 +569,9 @@ def train_network(images: np.ndarray, targets: np.ndarray, config=None, train_co
                 bar.update(1)
                 bar.set_postfix(epoch=epoch + 1, loss=f"{run / (b + 1):.4f}")
             rec = {"epoch": epoch + 1, "loss": run / n_batches, "seconds": time.perf_counter() - t0}
-            if x_val is not None:
-                vl, vc = _evaluate(model, x_val, y_val, loss, device, 2 * tc.batch_size, autocast)
+            if val_batches is not None:
+                vl, vc = _evaluate(model, val_batches, y_val, loss, device, 2 * tc.batch_size, autocast,
+                                   config.image_size)
                 rec.update(val_loss=vl, val_cosine=vc.tolist())
             history.append(rec)
             if ckdir is not None:
@@ -448,6 +579,7 @@ def train_network(images: np.ndarray, targets: np.ndarray, config=None, train_co
                                     "history": history, "epoch": epoch + 1, "seed": seed,
                                     "config": config.to_dict(), "train_config": tc.to_dict(),
                                     "name": name}, ckdir / f"epoch_{epoch + 1:03d}.pt")
+                _prune_checkpoints(ckdir, epoch)  # keep this epoch's and the one before
     bar.close()
     model.eval()
     ck = (ckdir / f"epoch_{stop:03d}.pt") if ckdir is not None else None
@@ -481,7 +613,7 @@ def load_checkpoint(path, device="cpu") -> TrainedNetwork:
     from ._blt import BLTConfig, BLTNet
 
     device = _resolve_device(device)
-    state = torch.load(path, map_location=device, weights_only=False)
+    state = torch.load(path, map_location=device, weights_only=True)
     config = BLTConfig.from_dict(state["config"])
     model = BLTNet(config).to(device)
     model.load_state_dict(state["model"])
@@ -523,19 +655,226 @@ def pool_split(n_pool: int, n_train: int | None = None, n_val: int = 0):
     return np.sort(train), val
 
 
+# =========================================================================== saved networks
+#: Identifier and version of the saved-network format (:func:`save_network`). A reader
+#: accepts versions up to its own; a change of the format's meaning bumps the version.
+NETWORK_FORMAT = "brainllm-blt-network"
+NETWORK_FORMAT_VERSION = 1
+_MANIFEST = "manifest.json"
+_WEIGHTS = "weights.pt"
+
+
+def save_network(network: TrainedNetwork, folder, data: dict | None = None) -> Path:
+    """Save a trained network: ``weights.pt`` (its state dict) and ``manifest.json``.
+
+    The format (version :data:`NETWORK_FORMAT_VERSION`) is a folder with two files:
+
+    - ``weights.pt``: ``torch.save`` of the model's state dict (CPU tensors only, so
+      ``torch.load(..., weights_only=True)`` reads it);
+    - ``manifest.json``: ``format`` (``"brainllm-blt-network"``), ``format_version``,
+      ``name``, ``objective``, ``seed``, ``preset``, ``key`` (the cache key of the run),
+      ``config`` (:meth:`BLTConfig.to_dict`), ``train_config``
+      (:meth:`TrainConfig.to_dict`), ``data`` (the data selection: ``n_pool``, ``n_train``,
+      ``n_val``, ``pool_size``, ``image_size``, ``pool_ids_sha256``, ``train_ids_sha256``,
+      ``val_ids_sha256`` (sha256 of the int64 cocoIds), ``pool_key``), ``training``
+      (``epochs``, ``history``, ``seconds``, ``package_version``, ``torch_version``,
+      ``device``, ``saved_utc``) and ``weights`` (``file``, ``sha256``: :func:`weights_hash`).
+
+    Both files are written atomically, the weights first: a folder with a manifest is
+    complete.
+
+    Parameters
+    ----------
+    network : TrainedNetwork
+        The network (``meta`` supplies ``objective``, ``preset``, ``key`` and ``data``).
+    folder : path-like
+        Where to write (created when missing; existing files are replaced).
+    data : dict, optional
+        The data selection (default: ``network.meta["data"]``).
+
+    Returns
+    -------
+    manifest : pathlib.Path
+        The ``manifest.json`` written.
+    """
+    from .. import __version__
+    from .._utils.paths import atomic_write_text
+
+    torch = _torch()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in network.model.state_dict().items()}
+    _atomic_torch_save(state, folder / _WEIGHTS)
+    meta = network.meta or {}
+    dev = next(network.model.parameters()).device
+    manifest = {
+        "format": NETWORK_FORMAT, "format_version": NETWORK_FORMAT_VERSION,
+        "name": network.name, "objective": meta.get("objective"), "seed": int(network.seed),
+        "preset": meta.get("preset"), "key": meta.get("key"),
+        "config": network.config.to_dict(), "train_config": network.train_config.to_dict(),
+        "data": _jsonable(data if data is not None else meta.get("data", {})),
+        "training": {"epochs": len(network.history), "history": _jsonable(network.history),
+                     "seconds": float(sum(r.get("seconds", 0.0) for r in network.history)),
+                     "package_version": __version__, "torch_version": str(torch.__version__),
+                     "device": str(dev), "saved_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+        "weights": {"file": _WEIGHTS, "sha256": weights_hash(network.model)},
+    }
+    atomic_write_text(folder / _MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    return folder / _MANIFEST
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    return x
+
+
+def _mismatches(saved, wanted, prefix: str = "") -> list[str]:
+    """``"field: saved X, requested Y"`` for every entry of ``wanted`` that ``saved`` differs in."""
+    out = []
+    for k, v in wanted.items():
+        here = f"{prefix}{k}"
+        if isinstance(v, dict) and isinstance(saved, dict) and isinstance(saved.get(k), dict):
+            out += _mismatches(saved[k], v, here + ".")
+            continue
+        got = saved.get(k, "<missing>") if isinstance(saved, dict) else "<missing>"
+        if _jsonable(got) != _jsonable(v):
+            out.append(f"{here}: saved {got!r}, requested {v!r}")
+    return out
+
+
+@fill_doc
+def load_network(folder, device="cpu", expect: dict | None = None) -> TrainedNetwork:
+    """Load a network saved by :func:`save_network`, checking it against a request.
+
+    Parameters
+    ----------
+    folder : path-like
+        The network's folder (``manifest.json`` and ``weights.pt``), or its manifest file.
+    %(device_cpu)s
+    expect : dict, optional
+        Manifest entries the network must have (nested dicts compare entry by entry), e.g.
+        ``{"objective": "mpnet", "seed": 0, "config": {...}, "data": {"n_train": 48236}}``.
+
+    Returns
+    -------
+    network : TrainedNetwork
+        Model in eval mode; ``checkpoint`` is the weights file; ``meta`` holds
+        ``objective``, ``preset``, ``key``, ``n_train``, ``data`` and ``manifest`` (its path).
+
+    Raises
+    ------
+    FileNotFoundError
+        When the manifest or the weights file is missing.
+    ValueError
+        For a manifest of another format or a newer version, a network that differs from
+        ``expect`` (every difference is listed, with the manifest's path), or weights whose
+        hash differs from the manifest's.
+    """
+    torch = _torch()
+    from ._blt import BLTConfig, BLTNet
+
+    folder = Path(folder)
+    mpath = folder if folder.name == _MANIFEST else folder / _MANIFEST
+    folder = mpath.parent
+    if not mpath.exists():
+        raise FileNotFoundError(f"{mpath} is missing: not a saved network (see vision.save_network)")
+    try:
+        m = json.loads(mpath.read_text())
+    except ValueError as err:
+        raise ValueError(f"{mpath}: not valid JSON ({err})") from err
+    if not isinstance(m, dict) or m.get("format") != NETWORK_FORMAT:
+        raise ValueError(f"{mpath}: not a {NETWORK_FORMAT!r} manifest "
+                         f"(format {m.get('format') if isinstance(m, dict) else type(m).__name__!r})")
+    version = m.get("format_version")
+    if not isinstance(version, int) or not 1 <= version <= NETWORK_FORMAT_VERSION:
+        raise ValueError(f"{mpath}: format_version {version!r}; this package reads 1..{NETWORK_FORMAT_VERSION}")
+    missing = [k for k in ("name", "seed", "config", "train_config", "data", "training", "weights") if k not in m]
+    if missing:
+        raise ValueError(f"{mpath}: manifest lacks {missing}")
+    if expect:
+        diff = _mismatches(m, expect)
+        if diff:
+            raise ValueError(f"{mpath}: the saved network does not match the request: " + "; ".join(diff))
+    wpath = folder / m["weights"].get("file", _WEIGHTS)
+    if not wpath.exists():
+        raise FileNotFoundError(f"{wpath} is missing (named by {mpath})")
+    device = _resolve_device(device)
+    state = torch.load(wpath, map_location=device, weights_only=True)
+    config = BLTConfig.from_dict(m["config"])
+    model = BLTNet(config).to(device)
+    model.load_state_dict(state)
+    model = model.to(memory_format=torch.channels_last)
+    model.eval()
+    got = weights_hash(model)
+    if got != m["weights"].get("sha256"):
+        raise ValueError(f"{wpath}: weights hash {got[:16]}… differs from the manifest's "
+                         f"{str(m['weights'].get('sha256'))[:16]}… ({mpath})")
+    tr = m["training"]
+    data = m.get("data", {})
+    net = TrainedNetwork(model, config, TrainConfig(**m["train_config"]), int(m["seed"]),
+                         list(tr.get("history", [])), wpath, m.get("name", ""))
+    net.meta = {"objective": m.get("objective"), "preset": m.get("preset"), "key": m.get("key"),
+                "n_train": data.get("n_train"), "data": data, "manifest": mpath}
+    return net
+
+
+def _ids_digest(ids) -> str:
+    return array_digest(np.ascontiguousarray(np.asarray(ids, dtype=np.int64)))
+
+
+def _find_saved(networks_dir: Path, name: str) -> Path:
+    """The folder of network ``name`` under ``networks_dir``: ``<dir>/<name>/`` or the one
+    ``<dir>/*/manifest.json`` whose ``name`` is ``name``."""
+    direct = networks_dir / name / _MANIFEST
+    if direct.exists():
+        return direct.parent
+    if not networks_dir.is_dir():
+        raise FileNotFoundError(f"networks_dir {networks_dir} is not a folder")
+    found, names = [], []
+    for mp in sorted(networks_dir.glob(f"*/{_MANIFEST}")):
+        try:
+            nm = json.loads(mp.read_text()).get("name")
+        except (ValueError, AttributeError):
+            continue
+        names.append(nm)
+        if nm == name:
+            found.append(mp.parent)
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise FileNotFoundError(f"no saved network {name!r} in {networks_dir} (expected {direct}; "
+                                f"found {sorted(map(str, names)) or 'none'})")
+    raise ValueError(f"{len(found)} saved networks named {name!r} in {networks_dir}: "
+                     f"{[str(f) for f in found]}; keep one")
+
+
 @fill_doc
 def train_or_load(root=None, objective: str = "mpnet", seed: int = 0, preset: str = "sandbox", *,
                   config=None, train_config: TrainConfig | None = None, n_train: int | None = None,
                   n_val: int = 0, device="auto", progress: bool = True, pool: TrainingPool | None = None,
-                  embed_options: dict | None = None, checkpoint_root=None) -> TrainedNetwork:
-    """Train (or load the finished checkpoint of) one seeded network on the training pool.
+                  embed_options: dict | None = None, checkpoint_root=None, num_workers: int = 0,
+                  memory_budget: int | None = None, networks_dir=None) -> TrainedNetwork:
+    """Train (or load the saved network of) one seeded network on the training pool.
 
     The run lives in ``<checkpoint_root or get_cache_dir()/checkpoints>/<name>_<key>/`` where
-    ``key`` (the one cache, kind ``"checkpoints"``) covers the objective, seed, architecture,
-    optimisation settings, the pool's images (ids, size and files; their pixels when the pool
-    was built by hand) and the training and validation targets; a finished run is loaded
-    without training, an interrupted one resumes from its last good epoch (a corrupt
-    checkpoint is reported, deleted and retrained).
+    ``key`` (the one cache, kind ``"checkpoints"``) covers the saved format's version, the
+    objective, seed, architecture, optimisation settings (``pool_size`` included), the
+    pool's images (ids, load size and files; their pixels when the pool was built by hand)
+    and the training and validation rows and targets. A finished run is saved there
+    (:func:`save_network`: ``weights.pt`` + ``manifest.json``) and loaded without
+    training; an interrupted one resumes from its last good epoch (a corrupt file is
+    reported, deleted and recomputed).
+
+    The images are read through :meth:`TrainingPool.dataset` at ``train_config.pool_size``:
+    from memory when they fit ``memory_budget``, else streamed from their JPEG files by
+    ``num_workers`` loader processes; the weights are the same either way.
 
     Parameters
     ----------
@@ -565,18 +904,30 @@ def train_or_load(root=None, objective: str = "mpnet", seed: int = 0, preset: st
         Passed to :func:`make_targets` (e.g. ``{"device": "cuda"}``).
     checkpoint_root : path-like, optional
         Folder of the runs (``None``: ``get_cache_dir()/checkpoints``).
+    num_workers : int, default=0
+        Loader processes decoding the images (:func:`train_network`).
+    memory_budget : int, optional
+        Bytes of pool images allowed in memory (:meth:`TrainingPool.dataset`).
+    networks_dir : path-like, optional
+        Load the network from this folder instead of training it: ``<networks_dir>/<name>/``
+        (or the one subfolder whose manifest has this ``name``), saved by
+        :func:`save_network` elsewhere. Its manifest must match the request (objective,
+        seed, architecture, optimisation, ``n_train``, ``n_val``, ``pool_size``,
+        ``image_size`` and the cocoIds of the training and validation images), else a
+        ``ValueError`` names the file and every difference.
 
     Returns
     -------
     network : TrainedNetwork
         ``name`` is ``"<objective>_seed<seed>"``; ``meta`` holds ``objective``,
-        ``n_train``, ``preset`` and the run's ``key``.
+        ``n_train``, ``preset``, the run's ``key`` and ``data`` (the data selection);
+        ``checkpoint`` is the saved weights file.
     """
     preset_cfg, preset_train = PRESETS[preset]
     config = config or preset_cfg
     tc = train_config or dataclasses.replace(preset_train, loss="cosine" if objective == "mpnet" else "bce")
     if pool is None:
-        pool = load_training_pool(root, progress=progress)
+        pool = load_training_pool(root, progress=progress, memory_budget=memory_budget)
     train_idx, val_idx = pool_split(len(pool), n_train, n_val)
     targets = make_targets(objective, [pool.captions[i] for i in train_idx], pool.multihot[train_idx],
                            **(embed_options or {}))
@@ -584,21 +935,41 @@ def train_or_load(root=None, objective: str = "mpnet", seed: int = 0, preset: st
     if n_val:
         val_targets = make_targets(objective, [pool.captions[i] for i in val_idx], pool.multihot[val_idx],
                                    **(embed_options or {}))
-    images_id = pool.key or array_digest(pool.images)
-    key = cache_key("checkpoints", objective, int(seed), config.to_dict(), tc.to_dict(), images_id,
-                    pool.coco_ids[train_idx], targets, pool.coco_ids[val_idx], val_targets,
-                    list(pool.images.shape[1:]), length=20)
     name = f"{objective}_seed{seed}"
+    out_cfg = dataclasses.replace(config, out_dim=int(targets.shape[1]))
+    data = {"n_pool": len(pool), "n_train": int(train_idx.size), "n_val": int(val_idx.size),
+            "pool_size": int(tc.pool_size), "image_size": int(config.image_size),
+            "pool_ids_sha256": _ids_digest(pool.coco_ids), "train_ids_sha256": _ids_digest(pool.coco_ids[train_idx]),
+            "val_ids_sha256": _ids_digest(pool.coco_ids[val_idx])}
+    if networks_dir is not None:
+        folder = _find_saved(Path(networks_dir), name)
+        want = {"objective": objective, "seed": int(seed), "config": out_cfg.to_dict(), "train_config": tc.to_dict(),
+                "data": {k: v for k, v in data.items() if k != "n_pool"}}
+        net = load_network(folder, device=device, expect=want)
+        net.name = name
+        net.meta.update(objective=objective, n_train=int(train_idx.size), preset=preset, source=str(folder))
+        return net
+    images_id = pool.key or array_digest(pool.images)
+    key = cache_key("checkpoints", NETWORK_FORMAT_VERSION, objective, int(seed), config.to_dict(), tc.to_dict(),
+                    images_id, pool.coco_ids[train_idx], targets, pool.coco_ids[val_idx], val_targets, length=20)
+    data["pool_key"] = images_id
     base = Path(checkpoint_root) if checkpoint_root is not None else resolve_cache(True, "checkpoints")
     ckdir = base / f"{name}_{key}"
-    final = ckdir / f"epoch_{tc.epochs:03d}.pt"
-    net = load_entry(final, lambda p: load_checkpoint(p, device=_resolve_device(device)))
+    want = {"format_version": NETWORK_FORMAT_VERSION, "key": key, "objective": objective, "seed": int(seed)}
+    net = load_entry(ckdir / _WEIGHTS, lambda p: load_network(p.parent, device=device, expect=want),
+                     companions=[ckdir / _MANIFEST])
     if net is None:
-        net = train_network(pool.images[train_idx], targets, config, tc, seed,
-                            val_images=pool.images[val_idx] if n_val else None, val_targets=val_targets,
-                            checkpoint_dir=ckdir, device=device, progress=progress, name=name)
+        train_set = pool.dataset(train_idx, tc.pool_size, memory_budget, progress=progress)
+        val_set = pool.dataset(val_idx, tc.pool_size, memory_budget, progress=progress) if n_val else None
+        net = train_network(train_set, targets, config, tc, seed, val_images=val_set, val_targets=val_targets,
+                            checkpoint_dir=ckdir, device=device, progress=progress, name=name,
+                            num_workers=num_workers)
+        net.name = name
+        net.meta = {"objective": objective, "preset": preset, "key": key}
+        save_network(net, ckdir, data=data)
+        net.checkpoint = ckdir / _WEIGHTS
     net.name = name
-    net.meta = {"objective": objective, "n_train": int(train_idx.size), "preset": preset, "key": key}
+    net.meta.update(objective=objective, n_train=int(train_idx.size), preset=preset, key=key, data=data)
     return net
 
 
