@@ -16,10 +16,10 @@ __all__ = ["layer_names", "extract_activations", "images_identity", "LazyImages"
 
 
 class LazyImages:
-    """Images read on demand, batch by batch: an array-like for :func:`extract_activations`
-    and :func:`~brainllm_utils.vision.extract_features` that never holds all the images.
+    """Images read on demand, batch by batch, never all at once.
 
-    ``images[a:b]`` (or an int array of positions) calls ``reader(ids[a:b])``. With sorted
+    An array-like for :func:`extract_activations` and
+    :func:`~brainllm_utils.vision.extract_features`: ``images[a:b]`` (or an int array of positions) calls ``reader(ids[a:b])``. With sorted
     ``ids`` every read asks for increasing ids (what h5py needs to read ``imgBrick``
     rows), and consecutive reads move forward through the file.
 

@@ -281,8 +281,9 @@ def load_coco_annotations(root, coco_ids, splits) -> tuple[list[list[str]], np.n
 
 
 class PoolImages:
-    """Pool images as a map-style dataset (a :class:`torch.utils.data.DataLoader` reads it):
-    item ``i`` is image ``rows[i]`` as uint8 ``(size, size, 3)``.
+    """Pool images as a map-style dataset, read by a :class:`torch.utils.data.DataLoader`.
+
+    Item ``i`` is image ``rows[i]`` as uint8 ``(size, size, 3)``.
 
     The source is either the images' JPEG files (decoded on access, any size: only the paths
     are held, so memory does not grow with the pool) or an array already in memory. Either
