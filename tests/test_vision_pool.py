@@ -141,13 +141,15 @@ def test_streaming_and_in_memory_give_the_same_weights(native_root, tmp_path, ca
     assert streamed.history[-1]["val_loss"] == pytest.approx(workers.history[-1]["val_loss"], abs=0)
     assert np.isfinite(streamed.history[-1]["loss"])
     # a pool loaded in memory at one size gives the same weights as that pool streamed
-    square = vision.load_training_pool(native_root, size=40)  # in memory at 40 px...
+    tc = dataclasses.replace(vision.PRESETS["tiny"][1], loss="bce", pool_size=32)
+    square = vision.load_training_pool(native_root, size=40)  # in memory at 40 px, squared again to 32
     assert square.images is not None
-    a = _train_pool(native_root, square, tmp_path / "d", train_config=dataclasses.replace(
-        vision.PRESETS["tiny"][1], loss="bce", pool_size=40))
-    b = _train_pool(native_root, vision.load_training_pool(native_root, size=40, memory_budget=0), tmp_path / "e",
-               train_config=dataclasses.replace(vision.PRESETS["tiny"][1], loss="bce", pool_size=40))
-    assert a.weights_hash == b.weights_hash
+    a = _train_pool(native_root, square, tmp_path / "d", train_config=tc)
+    streamed40 = vision.load_training_pool(native_root, size=40, memory_budget=0)
+    assert streamed40.images is None
+    b = _train_pool(native_root, streamed40, tmp_path / "e", train_config=tc, memory_budget=0)
+    c = _train_pool(native_root, streamed40, tmp_path / "f", train_config=tc)  # decoded once at 40 px
+    assert a.weights_hash == b.weights_hash == c.weights_hash != streamed.weights_hash
 
 
 def test_augmentation_differs_per_epoch_and_is_seeded(native_root, monkeypatch):

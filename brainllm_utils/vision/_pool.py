@@ -304,9 +304,13 @@ class PoolImages:
         Side of the square images returned.
     rows : array-like of int, optional
         The source rows, in item order (``None``: all).
+    load_size : int, optional
+        Decode files at this square side first (as :func:`load_training_pool` with
+        ``size=load_size`` would hold them in memory), then resize to ``size``; ``None``:
+        straight to ``size``.
     """
 
-    def __init__(self, source, size: int, rows=None):
+    def __init__(self, source, size: int, rows=None, load_size: int | None = None):
         if isinstance(source, np.ndarray):
             if source.dtype != np.uint8 or source.ndim != 4 or source.shape[-1] != 3:
                 raise ValueError(f"PoolImages: an array source must be uint8 (n, H, W, 3), got "
@@ -319,6 +323,7 @@ class PoolImages:
         if not isinstance(size, (int, np.integer)) or size < 1:
             raise ValueError(f"PoolImages: size must be a positive int, got {size!r}")
         self.size = int(size)
+        self.load_size = None if load_size is None or int(load_size) == self.size else int(load_size)
         self.rows = np.arange(n_source) if rows is None else np.asarray(rows, dtype=np.int64).ravel()
         if self.rows.size and (self.rows.min() < 0 or self.rows.max() >= n_source):
             raise IndexError(f"PoolImages: rows must lie in 0..{n_source - 1}")
@@ -335,6 +340,8 @@ class PoolImages:
         r = int(self.rows[i])
         if self.array is not None:
             return _square(self.array[r], self.size)
+        if self.load_size is not None:
+            return _square(_load_one(self.paths[r], self.load_size), self.size)
         return _load_one(self.paths[r], self.size)
 
     def batch(self, index) -> np.ndarray:
@@ -459,11 +466,12 @@ class TrainingPool:
         if self.images is not None:
             return PoolImages(self.images, size, rows)
         budget = _budget(memory_budget)
-        if rows.size * size * size * 3 <= budget:
-            imgs = load_coco_images(self.root, self.coco_ids[rows], self.splits[rows], size=size, cache=cache,
+        side = self.size or size  # a pool loaded at a size gives the same pixels in memory or streamed
+        if rows.size * side * side * 3 <= budget:
+            imgs = load_coco_images(self.root, self.coco_ids[rows], self.splits[rows], size=side, cache=cache,
                                     progress=progress)
             return PoolImages(imgs, size)
-        return PoolImages(self.paths, size, rows)
+        return PoolImages(self.paths, size, rows, load_size=self.size)
 
 
 def _budget(memory_budget) -> int:

@@ -194,7 +194,8 @@ class TrainedNetwork:
         One dict per epoch (``epoch``, ``loss``, ``seconds``; ``val_loss``/``val_cosine``
         with a validation set).
     checkpoint : pathlib.Path, optional
-        The last checkpoint file (``None``: none was written).
+        The last checkpoint file (``None``: none was written); for :func:`train_or_load`
+        and :func:`load_network`, the saved ``weights.pt``.
     name : str, default=""
         E.g. ``"mpnet_seed0"``.
     meta : dict, default={}
