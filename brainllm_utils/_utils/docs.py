@@ -41,6 +41,15 @@ docdict["nsd"] = """nsd : NSD
 docdict["subjects"] = """subjects : list of str or int, optional
     Subjects to analyse, as ``"subj01"`` or ``1``; ``None``: every subject with data."""
 
+docdict["sessions"] = """sessions : None, int, str, sequence of int or dict, optional
+    The 1-based sessions whose betas are used: ``None`` (default) every acquired session
+    whose beta files are on disk (:meth:`~brainllm_utils.nsd.NSD.sessions`; a
+    :class:`~brainllm_utils.nsd.SessionsMissingWarning` names those missing), a list such
+    as ``[1, 2, 5]``, a string such as ``"1-5"`` or ``"1-3,7"``
+    (:func:`~brainllm_utils.nsd.parse_session_spec`), or a dict ``{subject: sessions}`` with one
+    entry per subject. Sessions need not be consecutive. An explicit session whose beta
+    file is missing raises :class:`~brainllm_utils.nsd.NSDFileError` naming the file."""
+
 docdict["subject"] = """subject : str
     A subject, ``"subj01"`` … ``"subj08"``."""
 

@@ -8,6 +8,7 @@ from ._atlas import noise_ceiling_from_ncsnr
 from ._download import DownloadError, DownloadSummary, download
 from ._manifest import BookFile, book_files, book_files_table, parse_sessions
 from ._check import CheckReport, Finding, check, estimate_resources
+from ._design import SessionsMissingWarning, format_sessions, parse_session_spec
 from ._reader import NSD
 from .layout import (
     BETA_VERSION,
@@ -34,6 +35,9 @@ __all__ = [
     "check",
     "estimate_resources",
     "NSDFileError",
+    "SessionsMissingWarning",
+    "format_sessions",
+    "parse_session_spec",
     "NSD_SESSIONS",
     "N_SUBJECTS",
     "BETA_VERSION",

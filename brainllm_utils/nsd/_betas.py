@@ -54,13 +54,7 @@ class _BetasMixin:
             raise ValueError(f"space={space!r}: expected one of {SPACES}")
         if int(min_repeats) < 1:
             raise ValueError(f"min_repeats={min_repeats}: expected an integer ≥ 1")
-        n_sess = self.n_sessions(name)
-        if sessions is None:
-            sessions = list(range(1, n_sess + 1))
-        sessions = [int(s) for s in sessions]
-        bad = [s for s in sessions if not 1 <= s <= n_sess]
-        if bad or not sessions:
-            raise ValueError(f"sessions {bad or sessions}: {name} has sessions 1..{n_sess}")
+        sessions = self.select_sessions(name, sessions, space)
         cols = self.columns(name, space, roi)
         if cols.size == 0:
             raise ValueError(f"roi {roi!r} selects no {space} columns for {name}")
@@ -131,8 +125,7 @@ class _BetasMixin:
         zscore : bool, default=True
             Z-score each column over each session's trials before averaging.
         %(min_repeats)s
-        sessions : sequence of int, optional
-            1-based sessions to use (default: all acquired sessions).
+        %(sessions)s
         cache : bool, default=True
             Reuse/write a float32 ``.npy`` cache keyed by every argument and the input files
             (:meth:`betas_key`), under ``<cache_dir>/betas`` (the NSD's ``cache_dir``, else

@@ -3,13 +3,102 @@
 from __future__ import annotations
 
 import functools
+import re
+import warnings
 
 import numpy as np
 
 from .._utils.docs import fill_doc
-from .layout import EXPDESIGN, responses_file, NSD_SESSIONS, SPACES, STIM_INFO, NSDFileError, subject_name
+from ._manifest import parse_sessions
+from .layout import (EXPDESIGN, responses_file, NSD_SESSIONS, SPACES, STIM_INFO, NSDFileError, beta_dir,
+                     subject_name)
 
-__all__: list[str] = []
+__all__ = ["SessionsMissingWarning", "parse_session_spec", "format_sessions"]
+
+
+class SessionsMissingWarning(UserWarning):
+    """The design or ``responses.tsv`` lists sessions whose beta files are not on disk.
+
+    Raised (as a warning) by :meth:`~brainllm_utils.nsd.NSD.sessions`, hence by every
+    analysis that uses the sessions on disk by default; the message names the subject, the
+    missing sessions and the command that downloads them.
+    """
+
+
+def parse_session_spec(sessions) -> list[int] | None:
+    """A session selection as a sorted list of distinct 1-based session numbers.
+
+    Parameters
+    ----------
+    sessions : None, int, str or sequence of int
+        ``None`` (returned as is: "the sessions on disk"), one session (``3``: session 3, as
+        the string ``"3"``), a string of numbers and inclusive ranges separated by commas
+        (``"1-5"``, ``"1-3,7,9-10"``; read by :func:`~brainllm_utils.nsd.parse_sessions`, the
+        download command's syntax) or a sequence of ints. Sessions need not be consecutive.
+
+    Returns
+    -------
+    sessions : list of int or None
+        Sorted, without duplicates; ``None`` when ``sessions`` is ``None``.
+
+    Raises
+    ------
+    ValueError
+        For an empty selection, a number < 1, a reversed range or anything else.
+
+    Examples
+    --------
+    >>> parse_session_spec("1-3,7")
+    [1, 2, 3, 7]
+    >>> parse_session_spec([5, 2])
+    [2, 5]
+    """
+    if sessions is None:
+        return None
+    out: list[int] = []
+    if isinstance(sessions, str):
+        out = parse_sessions(sessions)
+    else:
+        items = [sessions] if np.ndim(sessions) == 0 else list(sessions)
+        for v in items:
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+                raise ValueError(f"sessions={sessions!r}: expected ints, a string such as '1-5', or None")
+            out.append(int(v))
+    if not out:
+        raise ValueError(f"sessions={sessions!r}: selects no session")
+    if min(out) < 1:
+        raise ValueError(f"sessions={sessions!r}: sessions are 1-based (found {min(out)})")
+    return sorted(set(out))
+
+
+def format_sessions(sessions) -> str:
+    """Sessions as a compact string of ranges, the inverse of :func:`parse_session_spec`.
+
+    Parameters
+    ----------
+    sessions : sequence of int
+        1-based session numbers.
+
+    Returns
+    -------
+    text : str
+        E.g. ``"1-3,7"`` (``""`` for no session).
+
+    Examples
+    --------
+    >>> format_sessions([1, 2, 3, 7])
+    '1-3,7'
+    """
+    vals = sorted(set(int(v) for v in sessions))
+    parts = []
+    i = 0
+    while i < len(vals):
+        j = i
+        while j + 1 < len(vals) and vals[j + 1] == vals[j] + 1:
+            j += 1
+        parts.append(str(vals[i]) if i == j else f"{vals[i]}-{vals[j]}")
+        i = j + 1
+    return ",".join(parts)
 
 
 class _DesignMixin:
@@ -87,9 +176,117 @@ class _DesignMixin:
             )
         return name
 
+    def _sessions_found(self, name: str, space: str) -> list[int]:
+        """Sessions whose every beta file of ``space`` exists (any number, holes allowed)."""
+        d = self.root / beta_dir(name, space, self.beta_version)
+        if not d.is_dir():
+            return []
+        found = set()
+        for p in d.iterdir():
+            m = re.search(r"betas_session(\d+)\.", p.name)
+            if m:
+                found.add(int(m.group(1)))
+        return sorted(n for n in found if n >= 1 and all(p.exists() for p in self._beta_files(name, space, n)))
+
+    @fill_doc
+    def sessions(self, subject, space: str = "fsaverage", warn: bool = True) -> list[int]:
+        """The subject's acquired sessions whose beta files are on disk in ``space``.
+
+        A partial download may leave holes (e.g. sessions 1–3 and 5): the sessions need not
+        be consecutive; each session's trials are known from the design, so any subset is
+        analysed correctly. "Acquired" sessions are those of ``responses.tsv`` (else the
+        design, see :meth:`n_sessions`); files of sessions beyond them are ignored.
+
+        Parameters
+        ----------
+        %(subject_any)s
+        %(space)s
+        warn : bool, default=True
+            Warn (:class:`SessionsMissingWarning`, once per NSD object, subject and space)
+            when acquired sessions are missing on disk, naming them and the command that
+            downloads them.
+
+        Returns
+        -------
+        sessions : list of int
+            Sorted 1-based session numbers (empty when none is on disk).
+        """
+        name = subject_name(subject)
+        if space not in SPACES:
+            raise ValueError(f"space={space!r}: expected one of {SPACES}")
+        n_acq = self.n_sessions(name)
+        found = [s for s in self._sessions_found(name, space) if s <= n_acq]
+        missing = sorted(set(range(1, n_acq + 1)) - set(found))
+        warned = self.__dict__.setdefault("_sessions_warned", set())
+        if warn and missing and found and (name, space) not in warned:
+            warned.add((name, space))
+            warnings.warn(
+                f"{name}: {len(missing)} of its {n_acq} acquired sessions have no {space} betas on "
+                f"disk (sessions {format_sessions(missing)}; using {format_sessions(found)}) under "
+                f"{self.root / beta_dir(name, space, self.beta_version)}. Download them with: "
+                f"python -m brainllm_utils.nsd download {self.root} --subjects {int(name[4:])} "
+                f"--sessions {format_sessions(missing)} --space {space}",
+                SessionsMissingWarning, stacklevel=2)
+        return found
+
+    @fill_doc
+    def select_sessions(self, subject, sessions=None, space: str = "fsaverage", warn: bool = True) -> list[int]:
+        """The sessions an analysis of ``subject`` uses: validated, with their files on disk.
+
+        Parameters
+        ----------
+        %(subject_any)s
+        %(sessions)s
+        %(space)s
+        warn : bool, default=True
+            With ``sessions=None``: warn about acquired sessions missing on disk
+            (:meth:`sessions`).
+
+        Returns
+        -------
+        sessions : list of int
+            Sorted 1-based sessions, each acquired and with every beta file on disk.
+
+        Raises
+        ------
+        ValueError
+            For a malformed selection, a dict without an entry for the subject, or a session
+            the subject did not acquire.
+        NSDFileError
+            When a requested session's beta file is missing (the message names the file and
+            how to download it), or when no session of the subject is on disk.
+        """
+        name = subject_name(subject)
+        if space not in SPACES:
+            raise ValueError(f"space={space!r}: expected one of {SPACES}")
+        if isinstance(sessions, dict):
+            entries = {subject_name(k): v for k, v in sessions.items()}
+            if name not in entries:
+                raise ValueError(f"sessions: the dict has no entry for {name} (keys: {sorted(entries)})")
+            sessions = entries[name]
+        chosen = parse_session_spec(sessions)
+        n_acq = self.n_sessions(name)
+        if chosen is None:
+            chosen = self.sessions(name, space, warn=warn)
+            if not chosen:
+                rel = beta_dir(name, space, self.beta_version)
+                self.path(self._beta_files(name, space, 1)[0].relative_to(self.root).as_posix(), "beta file")
+                raise NSDFileError(f"{self.root / rel}: no complete session of {name} on disk")
+            return chosen
+        bad = [s for s in chosen if s > n_acq]
+        if bad:
+            raise ValueError(f"sessions {format_sessions(bad)}: {name} has sessions 1..{n_acq}")
+        for s in chosen:
+            for f in self._beta_files(name, space, s):
+                self.path(f.relative_to(self.root).as_posix(), f"beta file (session {s} of {name})")
+        return chosen
+
     @fill_doc
     def sessions_on_disk(self, subject, space: str) -> int:
         """Number of consecutive sessions (from 1) whose beta files exist in ``space``.
+
+        See :meth:`sessions` for the list of every session on disk (holes allowed), which
+        the analyses use.
 
         Parameters
         ----------
@@ -132,7 +329,8 @@ class _DesignMixin:
 
         for subject in self.subjects:
             for space in SPACES:
-                f = self._beta_files(subject, space, 1)[0]
+                found = self._sessions_found(subject, space)
+                f = self._beta_files(subject, space, found[0] if found else 1)[0]
                 if f.exists():
                     try:
                         return int(nib.load(f).shape[-1])
@@ -144,6 +342,9 @@ class _DesignMixin:
     @fill_doc
     def n_sessions(self, subject) -> int:
         """Sessions acquired for ``subject``: from ``responses.tsv``, else the betas on disk.
+
+        Without ``responses.tsv`` it is the highest session with beta files on disk (in
+        either space; holes count as acquired, so :meth:`sessions` reports them missing).
 
         Without either on a full-size design (10,000 images per subject), the session count
         of the NSD release (:data:`~brainllm_utils.nsd.NSD_SESSIONS`) is used, so that the
@@ -162,7 +363,7 @@ class _DesignMixin:
         resp = self._responses(name)
         if resp is not None and len(resp):
             return int(resp["SESSION"].max())
-        n = max(self.sessions_on_disk(name, s) for s in SPACES)
+        n = max(max(self._sessions_found(name, s), default=0) for s in SPACES)
         if n == 0 and self.expdesign["subjectim"].shape[1] == 10000:
             n = NSD_SESSIONS.get(int(name[4:]), 0)
         return n
@@ -241,8 +442,23 @@ class _DesignMixin:
         """
         return self.trial_table(subject)["nsdId"].to_numpy()
 
-    def shared_test_images(self) -> np.ndarray:
-        """Sorted nsdIds of shared images seen 3× by every acquired subject (515 on NSD).
+    @fill_doc
+    def shared_test_images(self, sessions=None, subjects=None, space: str = "fsaverage") -> np.ndarray:
+        """Sorted nsdIds of shared images seen 3× by every subject (515 on NSD).
+
+        An image qualifies when (1) every subject of the design with acquired sessions saw it
+        3 times in those sessions (the paper's definition: 515 images on NSD, whatever was
+        downloaded) and (2) every subject analysed saw it 3 times *in the sessions used*
+        (``sessions``, by default those on disk): an image whose third showing is in a
+        session missing on disk is not a test image.
+
+        Parameters
+        ----------
+        %(sessions)s
+        subjects : list of str or int, optional
+            The subjects analysed (``None``: every subject with betas on disk).
+        %(space)s
+            Where the sessions on disk are looked up.
 
         Returns
         -------
@@ -253,12 +469,19 @@ class _DesignMixin:
         mo = design["masterordering"]
         T = self.trials_per_session()
         n_shared = design["sharedix"].size
+        n_cols = design["subjectim"].shape[1]
         keep = np.ones(n_shared, dtype=bool)
         for s in range(1, design["subjectim"].shape[0] + 1):
             n = self.n_sessions(s)
             if n == 0:
                 continue
-            counts = np.bincount(mo[: n * T], minlength=design["subjectim"].shape[1] + 1)
+            counts = np.bincount(mo[: n * T], minlength=n_cols + 1)
+            keep &= counts[1 : n_shared + 1] == 3
+        used = self.subjects if subjects is None else [subject_name(s) for s in subjects]
+        for name in used:
+            chosen = np.asarray(self.select_sessions(name, sessions, space), dtype=np.int64)
+            trials = (chosen[:, None] - 1) * T + np.arange(T)[None, :]
+            counts = np.bincount(mo[trials.ravel()], minlength=n_cols + 1)
             keep &= counts[1 : n_shared + 1] == 3
         # subjectim[:, :S] == sharedix: shared 10k index q ↔ sharedix[q-1]
         return np.sort(design["sharedix"][keep] - 1)
@@ -269,20 +492,27 @@ class _DesignMixin:
         Returns
         -------
         summary : pandas.DataFrame
-            Indexed by ``subject``; columns ``sessions``, ``trials``, ``images``,
-            ``images_3x`` (images seen 3 times or more), ``fsaverage_sessions`` and
-            ``func1pt8mm_sessions`` (sessions with beta files on disk).
+            Indexed by ``subject``; columns ``sessions`` (acquired), ``trials``, ``images``,
+            ``images_3x`` (images seen 3 times or more) over the acquired sessions,
+            ``fsaverage_sessions`` and ``func1pt8mm_sessions`` (how many sessions have beta
+            files on disk), ``sessions_on_disk`` (those of fsaverage, as ``"1-3,5"``) and
+            ``images_3x_on_disk`` (images seen 3 times in the fsaverage sessions on disk).
         """
         import pandas as pd
 
         rows = []
         for name in self.subjects:
-            ids = self.trial_images(name)
+            table = self.trial_table(name)
+            ids = table["nsdId"].to_numpy()
             counts = np.bincount(np.unique(ids, return_counts=True)[1], minlength=4)
+            on_disk = self.sessions(name, "fsaverage", warn=False)
+            disk_ids = ids[table["session"].isin(on_disk).to_numpy()]
+            disk_counts = np.bincount(np.unique(disk_ids, return_counts=True)[1], minlength=4)
             rows.append(dict(
                 subject=name, sessions=self.n_sessions(name), trials=ids.size,
                 images=int(np.unique(ids).size), images_3x=int(counts[3:].sum()),
-                fsaverage_sessions=self.sessions_on_disk(name, "fsaverage"),
-                func1pt8mm_sessions=self.sessions_on_disk(name, "func1pt8mm"),
+                fsaverage_sessions=len(on_disk),
+                func1pt8mm_sessions=len(self.sessions(name, "func1pt8mm", warn=False)),
+                sessions_on_disk=format_sessions(on_disk), images_3x_on_disk=int(disk_counts[3:].sum()),
             ))
         return pd.DataFrame(rows).set_index("subject")
