@@ -11,7 +11,9 @@
 
 from ._common import (
     build_feature_table,
+    data_used,
     dataset_key,
+    needs_subjects,
     resolve_subjects,
     rows_of,
     rsa_design,
@@ -159,6 +161,8 @@ __all__ = [
     "rsa_design",
     "rows_of",
     "build_feature_table",
+    "needs_subjects",
+    "data_used",
     "model_rdm_correlations",
     "role_reversal_pairs",
     "role_reversal_similarity",

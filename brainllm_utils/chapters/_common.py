@@ -14,12 +14,12 @@ from .. import features as _features_pkg
 from .._utils.cache import cache_key
 from .._utils.docs import fill_doc
 from .._utils.paths import get_results_dir
-from ..nsd import subject_name
+from ..nsd import format_sessions, subject_name
 from ..rsa import get_sample_sets
 from ..synth import is_sandbox, load_truth_array
 
 __all__ = ["dataset_key", "resolve_subjects", "subject_image_ids", "subject_sets", "rsa_design",
-           "rows_of", "build_feature_table"]
+           "rows_of", "build_feature_table", "needs_subjects", "data_used"]
 
 
 @fill_doc
@@ -40,24 +40,28 @@ def dataset_key(nsd) -> str:
 
 
 @fill_doc
-def subject_image_ids(nsd, subject, min_repeats: int = 3) -> np.ndarray:
-    """Sorted nsdIds the subject saw at least ``min_repeats`` times (the RSA pool).
+def subject_image_ids(nsd, subject, min_repeats: int = 3, sessions=None) -> np.ndarray:
+    """Sorted nsdIds the subject saw at least ``min_repeats`` times in the sessions used (the RSA pool).
 
-    Equal to the ``nsd_ids`` that :meth:`NSD.betas` returns for all sessions, without
-    reading any betas.
+    Equal to the ``nsd_ids`` that :meth:`NSD.betas` returns for the same ``sessions``
+    (by default those on disk), without reading any betas: an image shown 3 times in the
+    design but only twice in the sessions on disk is not in the pool.
 
     Parameters
     ----------
     %(nsd)s
     %(subject)s
     %(min_repeats)s
+    %(sessions)s
 
     Returns
     -------
     nsd_ids : ndarray of int64 of shape (n_images,)
         Sorted 0-based nsdIds.
     """
-    ids = nsd.trial_images(subject)
+    chosen = nsd.select_sessions(subject, sessions)
+    table = nsd.trial_table(subject)
+    ids = table["nsdId"].to_numpy()[table["session"].isin(chosen).to_numpy()]
     uniq, counts = np.unique(ids, return_counts=True)
     return uniq[counts >= min_repeats].astype(np.int64)
 
@@ -68,12 +72,15 @@ def _results_dir(nsd, results_dir=None) -> Path:
 
 @fill_doc
 def subject_sets(nsd, subject, set_size: int = 100, seed: int = 0, n_sets: int | None = None,
-                 results_dir=None):
+                 results_dir=None, sessions=None):
     """A subject's image ids and its saved sample sets.
 
     The partition of all the subject's 3×-seen images is made once by
     :func:`brainllm_utils.rsa.get_sample_sets` (stored as image ids under
     ``<results>/rsa/<dataset key>/sampling/``) and reused; ``n_sets`` keeps the first sets.
+    When the sessions used are not all the subject's acquired sessions, the images differ,
+    and so does the partition: it is stored under
+    ``<results>/rsa/<dataset key>/sessions-<subject>-<sessions>/sampling/``.
 
     Parameters
     ----------
@@ -84,6 +91,7 @@ def subject_sets(nsd, subject, set_size: int = 100, seed: int = 0, n_sets: int |
     %(n_sets)s
     %(results_dir)s
         Sample sets are saved under ``<results_dir>/rsa/<dataset key>/sampling/``.
+    %(sessions)s
 
     Returns
     -------
@@ -92,10 +100,13 @@ def subject_sets(nsd, subject, set_size: int = 100, seed: int = 0, n_sets: int |
     sets : ndarray of int64 of shape (n_sets, set_size)
         Row positions into ``ids``.
     """
-    ids = subject_image_ids(nsd, subject)
+    chosen = nsd.select_sessions(subject, sessions)
+    ids = subject_image_ids(nsd, subject, sessions=chosen)
     size = min(int(set_size), ids.size)
-    sets = get_sample_sets(subject, ids, set_size=size, seed=seed,
-                           results_dir=_results_dir(nsd, results_dir))
+    folder = _results_dir(nsd, results_dir)
+    if chosen != list(range(1, nsd.n_sessions(subject) + 1)):
+        folder = folder / f"sessions-{subject_name(subject)}-{format_sessions(chosen)}"
+    sets = get_sample_sets(subject, ids, set_size=size, seed=seed, results_dir=folder)
     if n_sets is not None:
         sets = sets[: max(1, int(n_sets))]
     return ids, sets
@@ -103,7 +114,7 @@ def subject_sets(nsd, subject, set_size: int = 100, seed: int = 0, n_sets: int |
 
 @fill_doc
 def rsa_design(nsd, subjects=None, set_size: int = 100, seed: int = 0,
-               n_sets: int | None = None, results_dir=None):
+               n_sets: int | None = None, results_dir=None, sessions=None):
     """Sample sets of several subjects and the images they need.
 
     Parameters
@@ -115,6 +126,7 @@ def rsa_design(nsd, subjects=None, set_size: int = 100, seed: int = 0,
     %(n_sets)s
     %(results_dir)s
         Sample sets are saved under ``<results_dir>/rsa/<dataset key>/sampling/``.
+    %(sessions)s
 
     Returns
     -------
@@ -125,7 +137,7 @@ def rsa_design(nsd, subjects=None, set_size: int = 100, seed: int = 0,
         sampled RSA needs.
     """
     subjects = list(nsd.subjects if subjects is None else subjects)
-    design = {s: subject_sets(nsd, s, set_size, seed, n_sets, results_dir) for s in subjects}
+    design = {s: subject_sets(nsd, s, set_size, seed, n_sets, results_dir, sessions) for s in subjects}
     needed = np.unique(np.concatenate([ids[sets].ravel() for ids, sets in design.values()]))
     return design, needed.astype(np.int64)
 
@@ -253,3 +265,90 @@ def resolve_subjects(nsd, subjects=None) -> list[str]:
         raise ValueError(f"subjects {missing} have no data; available: {nsd.subjects}")
     return out
 
+
+
+def needs_subjects(subjects, analysis: str, instead: str | None = None, n_min: int = 2) -> str | None:
+    """A note for the page when an analysis needs more subjects than the run has.
+
+    Leave-one-subject-out and inter-subject ceilings and group tests over subjects need at
+    least two subjects; with fewer, a chapter skips them and shows this note (as Markdown)
+    instead of stopping.
+
+    Parameters
+    ----------
+    subjects : sequence
+        The subjects of the run.
+    analysis : str
+        What is skipped, e.g. ``"the leave-one-subject-out noise ceiling"``.
+    instead : str, optional
+        What is shown in its place (appended to the note).
+    n_min : int, default=2
+        Subjects the analysis needs.
+
+    Returns
+    -------
+    note : str or None
+        ``None`` when there are enough subjects, else a Markdown note naming the analysis,
+        the subjects and ``instead``.
+
+    Examples
+    --------
+    >>> needs_subjects(["subj01", "subj02"], "the group test") is None
+    True
+    >>> print(needs_subjects(["subj01"], "the group test"))
+    **Skipped:** the group test needs ≥ 2 subjects; this run has 1 (subj01).
+    """
+    subjects = list(subjects)
+    if int(n_min) < 1:
+        raise ValueError(f"n_min={n_min}: expected an integer ≥ 1")
+    if len(subjects) >= n_min:
+        return None
+    names = ", ".join(str(s) for s in subjects) or "none"
+    note = f"**Skipped:** {analysis} needs ≥ {int(n_min)} subjects; this run has {len(subjects)} ({names})."
+    return f"{note} {instead}" if instead else note
+
+
+@fill_doc
+def data_used(nsd, subjects=None, sessions=None, space: str = "fsaverage"):
+    """Which subjects and sessions a run uses: one row per subject, for the top of each page.
+
+    Parameters
+    ----------
+    %(nsd)s
+    %(subjects)s
+    %(sessions)s
+    %(space)s
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        Indexed by ``subject``; columns ``sessions`` (used, as ``"1-3,5"``), ``n_sessions``
+        (used), ``acquired`` (sessions in the design/``responses.tsv``), ``missing_on_disk``
+        (acquired sessions without betas on disk, ``""`` if none), ``images_3x`` (images seen
+        3 times in the sessions used) and ``shared_test_images`` (the test set common to the
+        subjects, :meth:`~brainllm_utils.nsd.NSD.shared_test_images`). ``table.attrs`` holds
+        ``root``, ``space`` and ``sessions_by_subject`` (subject → list of int), for manifests.
+    """
+    import pandas as pd
+
+    subjects = resolve_subjects(nsd, subjects)
+    n_test = int(nsd.shared_test_images(sessions, subjects, space).size) if subjects else 0
+    rows, by_subject = [], {}
+    for s in subjects:
+        chosen = nsd.select_sessions(s, sessions, space)
+        on_disk = nsd.sessions(s, space, warn=False)
+        acquired = nsd.n_sessions(s)
+        missing = sorted(set(range(1, acquired + 1)) - set(on_disk))
+        by_subject[s] = [int(v) for v in chosen]
+        table = nsd.trial_table(s)
+        ids = table["nsdId"].to_numpy()[table["session"].isin(chosen).to_numpy()]
+        n_3x = int((np.unique(ids, return_counts=True)[1] >= 3).sum())
+        rows.append(dict(subject=s, sessions=format_sessions(chosen), n_sessions=len(chosen),
+                         acquired=int(acquired), missing_on_disk=format_sessions(missing),
+                         images_3x=n_3x,
+                         shared_test_images=n_test))
+    columns = ["subject", "sessions", "n_sessions", "acquired", "missing_on_disk", "images_3x",
+               "shared_test_images"]
+    table = pd.DataFrame(rows, columns=columns).set_index("subject")
+    table.attrs.update(root=str(nsd.root), space=space, sessions_by_subject=by_subject)
+    return table

@@ -53,7 +53,7 @@ PAPER_ROIS = ["early", "ventral", "lateral", "parietal"]
 # --------------------------------------------------------------------------- brain data
 @fill_doc
 def roi_patterns(nsd, subject, rois=None, atlas: str = "streams", space: str = "fsaverage",
-                 ids=None):
+                 ids=None, sessions=None):
     """A subject's patterns in each ROI from one read of the surface betas.
 
     Vertices that are NaN for any image are dropped per ROI.
@@ -68,6 +68,7 @@ def roi_patterns(nsd, subject, rois=None, atlas: str = "streams", space: str = "
     ids : array-like of int, optional
         Keep only these nsdIds (rows in this order); ``None``: all the subject's 3×-seen
         images.
+    %(sessions)s
 
     Returns
     -------
@@ -76,7 +77,7 @@ def roi_patterns(nsd, subject, rois=None, atlas: str = "streams", space: str = "
     nsd_ids : ndarray of int64 of shape (n_images,)
         The nsdIds of the rows.
     """
-    Y, all_ids = nsd.betas(subject, space=space, progress=False)
+    Y, all_ids = nsd.betas(subject, space=space, progress=False, sessions=sessions)
     rows = slice(None) if ids is None else rows_of(all_ids, ids)
     labels = nsd.roi_volume(subject, atlas, space).ravel()
     cols_all = nsd.columns(subject, space)
@@ -95,7 +96,7 @@ def roi_patterns(nsd, subject, rois=None, atlas: str = "streams", space: str = "
 
 @fill_doc
 def loso_ceilings(nsd, subjects=None, rois=None, atlas: str = "streams", pool: str = "mean",
-                  test_ids=None):
+                  test_ids=None, sessions=None):
     """Leave-one-subject-out noise ceilings per ROI on the shared test images.
 
     Each subject's correlation-distance RDM over the test images (all of them, no
@@ -112,18 +113,27 @@ def loso_ceilings(nsd, subjects=None, rois=None, atlas: str = "streams", pool: s
     pool : {"mean", "method"}, default="mean"
         How the other subjects' RDMs are pooled (:func:`~brainllm_utils.rsa.noise_ceiling`).
     %(test_ids)s
+    %(sessions)s
 
     Returns
     -------
     table : pandas.DataFrame
         ``subject, roi, ceiling`` (the subject's LOSO value), ``ceiling_upper``,
         ``ceiling_group`` (mean LOSO over subjects), ``n_test_images``.
+
+    Raises
+    ------
+    ValueError
+        With fewer than 2 subjects (a chapter shows
+        :func:`~brainllm_utils.chapters.needs_subjects`'s note instead).
     """
     import pandas as pd
 
     subjects = list(nsd.subjects if subjects is None else subjects)
-    test_ids = nsd.shared_test_images() if test_ids is None else np.asarray(test_ids)
-    per_sub = {s: roi_patterns(nsd, s, rois, atlas, ids=test_ids)[0] for s in subjects}
+    if len(subjects) < 2:
+        raise ValueError(f"leave-one-subject-out ceilings need ≥ 2 subjects (got {subjects})")
+    test_ids = nsd.shared_test_images(sessions, subjects) if test_ids is None else np.asarray(test_ids)
+    per_sub = {s: roi_patterns(nsd, s, rois, atlas, ids=test_ids, sessions=sessions)[0] for s in subjects}
     rois = list(next(iter(per_sub.values())))
     rows = []
     for roi in rois:
@@ -141,7 +151,7 @@ def loso_ceilings(nsd, subjects=None, rois=None, atlas: str = "streams", pool: s
 def subject_rsa_table(nsd, subjects=None, feature_spaces=("mpnet",), rois=None,
                       set_size: int = 100, seed: int = 0, n_sets: int | None = None,
                       device: str = "auto", atlas: str = "streams", features=None,
-                      ceilings=None, results_dir=None, **feature_options):
+                      ceilings=None, results_dir=None, sessions=None, **feature_options):
     """Sampled ROI RSA of every subject × ROI × feature space, as a tidy table.
 
     Parameters
@@ -160,10 +170,12 @@ def subject_rsa_table(nsd, subjects=None, feature_spaces=("mpnet",), rois=None,
         ``{name: (ids, X)}`` precomputed features over sorted ``ids`` covering the sets'
         images (otherwise built here for exactly those images).
     ceilings : pandas.DataFrame, optional
-        From :func:`loso_ceilings` (computed with ``pool="mean"`` when missing); adds
+        From :func:`loso_ceilings` (computed with ``pool="mean"`` when missing and there
+        are ≥ 2 subjects; with one subject ``ceiling`` and ``r_normalised`` are NaN); adds
         ``ceiling`` and ``r_normalised = r / ceiling`` per subject and ROI.
     %(results_dir)s
         Sample sets are saved under ``<results_dir>/rsa/<dataset key>/sampling/``.
+    %(sessions)s
     %(feature_options)s
 
     Returns
@@ -173,19 +185,19 @@ def subject_rsa_table(nsd, subjects=None, feature_spaces=("mpnet",), rois=None,
     """
     import pandas as pd
 
-    design, needed = rsa_design(nsd, subjects, set_size, seed, n_sets, results_dir)
+    design, needed = rsa_design(nsd, subjects, set_size, seed, n_sets, results_dir, sessions)
     names = list(feature_spaces)
     if features is None:
         feats = build_feature_table(nsd, names, needed, **feature_options)
         features = {n: (needed, X) for n, X in feats.items()}
-    if ceilings is None:
-        ceilings = loso_ceilings(nsd, list(design), rois, atlas)
-    ceil = ceilings.set_index(["subject", "roi"])["ceiling"]
+    if ceilings is None and len(design) >= 2:
+        ceilings = loso_ceilings(nsd, list(design), rois, atlas, sessions=sessions)
+    ceil = ({} if ceilings is None else ceilings.set_index(["subject", "roi"])["ceiling"])
     rows = []
     for subject, (ids, sets) in design.items():
         used = np.unique(sets.ravel())
         local_sets = np.searchsorted(used, sets)
-        patterns, _ = roi_patterns(nsd, subject, rois, atlas, ids=ids[used])
+        patterns, _ = roi_patterns(nsd, subject, rois, atlas, ids=ids[used], sessions=sessions)
         models = [features[n][1][rows_of(features[n][0], ids[used])] for n in names]
         for roi, X in patterns.items():
             res = sampled_rsa(X, models, local_sets, device=device)
@@ -348,22 +360,23 @@ def _searchlight_key(kind: str, betas_key: str, sets_ids: np.ndarray, X: np.ndar
 
 
 def _searchlight_inputs(nsd, subject, kind, space, feature_space, size, set_size, seed,
-                        n_sets, features, results_dir, feature_options, cache):
+                        n_sets, features, results_dir, feature_options, cache, sessions=None):
     """What both searchlights need: the cache file of this map (``None`` without a cache),
     and a loader of the set-local sample sets and the betas of the sets' images; plus the
     model's rows for those images."""
-    ids, sets = subject_sets(nsd, subject, set_size, seed, n_sets, results_dir)
+    ids, sets = subject_sets(nsd, subject, set_size, seed, n_sets, results_dir, sessions)
     used = np.unique(sets.ravel())
     X = _model_rows(nsd, feature_space, ids[used], features, feature_options)
     folder = resolve_cache(cache, "searchlight")
     path = None
     if folder is not None:
         extra = _mesh_identity(nsd) if space == "fsaverage" else []
-        key = _searchlight_key(kind, nsd.betas_key(subject, space=space), ids[sets], X, size, *extra)
+        key = _searchlight_key(kind, nsd.betas_key(subject, space=space, sessions=sessions), ids[sets], X,
+                               size, *extra)
         path = folder / f"{kind}_{subject}_{key}.npy"
 
     def load():
-        Y, all_ids = nsd.betas(subject, space=space, progress=False)
+        Y, all_ids = nsd.betas(subject, space=space, progress=False, sessions=sessions)
         Y = np.asarray(Y[rows_of(all_ids, ids[used])], dtype=np.float32)
         return np.searchsorted(used, sets), Y
 
@@ -377,7 +390,7 @@ _DISCS: dict = {}  # (n_vertices, hemi, radius, mesh, mask digest) -> (centres, 
 def surface_searchlight(nsd, subject, feature_space: str = "mpnet", radius_mm: float = 10.0,
                         set_size: int = 100, seed: int = 0, n_sets: int | None = None,
                         device: str = "auto", features=None, results_dir=None,
-                        cache: bool = True, **feature_options) -> np.ndarray:
+                        cache: bool = True, sessions=None, **feature_options) -> np.ndarray:
     """Searchlight RSA map of one subject and feature space on the fsaverage surface.
 
     Discs of geodesic radius ``radius_mm`` on each hemisphere's pial mesh
@@ -404,6 +417,7 @@ def surface_searchlight(nsd, subject, feature_space: str = "mpnet", radius_mm: f
     %(results_dir)s
         Sample sets are saved under ``<results_dir>/rsa/<dataset key>/sampling/``.
     %(cache)s
+    %(sessions)s
     %(feature_options)s
 
     Returns
@@ -413,7 +427,7 @@ def surface_searchlight(nsd, subject, feature_space: str = "mpnet", radius_mm: f
     """
     path, load, X = _searchlight_inputs(nsd, subject, "surface", "fsaverage", feature_space,
                                         radius_mm, set_size, seed, n_sets, features, results_dir,
-                                        feature_options, cache)
+                                        feature_options, cache, sessions)
     n_lh, n_rh = nsd.n_vertices()
     if path is not None:
         hit = load_npy(path, shape=(n_lh + n_rh,), dtype=np.float32)
@@ -442,7 +456,7 @@ def surface_searchlight(nsd, subject, feature_space: str = "mpnet", radius_mm: f
 def volume_searchlight(nsd, subject, feature_space: str = "mpnet", radius: float = 3.0,
                        set_size: int = 100, seed: int = 0, n_sets: int | None = None,
                        device: str = "auto", features=None, results_dir=None,
-                       cache: bool = True, **feature_options) -> np.ndarray:
+                       cache: bool = True, sessions=None, **feature_options) -> np.ndarray:
     """Searchlight RSA map of one subject in its func1pt8mm volume.
 
     Spheres of voxels at distance ``< radius`` (voxels) inside the brain mask (voxels with
@@ -468,6 +482,7 @@ def volume_searchlight(nsd, subject, feature_space: str = "mpnet", radius: float
     %(results_dir)s
         Sample sets are saved under ``<results_dir>/rsa/<dataset key>/sampling/``.
     %(cache)s
+    %(sessions)s
     %(feature_options)s
 
     Returns
@@ -477,7 +492,7 @@ def volume_searchlight(nsd, subject, feature_space: str = "mpnet", radius: float
     """
     path, load, X = _searchlight_inputs(nsd, subject, "volume", "func1pt8mm", feature_space,
                                         radius, set_size, seed, n_sets, features, results_dir,
-                                        feature_options, cache)
+                                        feature_options, cache, sessions)
     brain = nsd.brainmask(subject)
     if path is not None:
         hit = load_npy(path, shape=brain.shape, dtype=np.float32)
@@ -516,6 +531,8 @@ def group_searchlight_test(maps, q: float = 0.05):
     """
     M = np.stack(list(maps.values())) if isinstance(maps, dict) else np.asarray(maps)
     M = M.astype(np.float64)
+    if M.ndim != 2 or M.shape[0] < 2:
+        raise ValueError(f"maps: need (n_subjects >= 2, n_vertices), got shape {M.shape}")
     ok = np.isfinite(M).all(0)
     n_v = M.shape[1]
     res = ttest_1samp_fdr(M[:, ok], q=q)

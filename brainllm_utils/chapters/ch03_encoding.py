@@ -49,7 +49,7 @@ from ..stats import ttest_1samp_fdr
 from ..synth import load_truth, load_truth_array
 from .._utils.cache import cache_key, cached_arrays, resolve_cache
 from .._utils.docs import fill_doc
-from ._common import _features, _quiet_edges, resolve_subjects
+from ._common import _features, _quiet_edges, resolve_subjects, subject_image_ids
 
 __all__ = [
     "DEFAULT_ALPHAS",
@@ -133,7 +133,8 @@ class SubjectData:
 
 
 @fill_doc
-def subject_data(nsd, subject, space: str = "fsaverage", roi=None, test_ids=None) -> SubjectData:
+def subject_data(nsd, subject, space: str = "fsaverage", roi=None, test_ids=None,
+                 sessions=None) -> SubjectData:
     """Split a subject's 3×-seen images into training and shared test images.
 
     Columns with a NaN in any image (vertices outside the data) are set to 0 and flagged
@@ -147,7 +148,8 @@ def subject_data(nsd, subject, space: str = "fsaverage", roi=None, test_ids=None
     %(roi_encoding)s
     %(test_ids)s
         Every test image must be among the subject's 3×-seen images (``ValueError``
-        otherwise).
+        otherwise). ``None``: ``nsd.shared_test_images(sessions)``.
+    %(sessions)s
 
     Returns
     -------
@@ -155,8 +157,8 @@ def subject_data(nsd, subject, space: str = "fsaverage", roi=None, test_ids=None
         The split, rows sorted by nsdId.
     """
     roi = _roi_arg(nsd, subject, roi, space)
-    Y, ids = nsd.betas(subject, space=space, roi=roi, progress=False)
-    test_ids = nsd.shared_test_images() if test_ids is None else np.sort(np.asarray(test_ids))
+    Y, ids = nsd.betas(subject, space=space, roi=roi, progress=False, sessions=sessions)
+    test_ids = nsd.shared_test_images(sessions) if test_ids is None else np.sort(np.asarray(test_ids))
     is_test = np.isin(ids, test_ids)
     if is_test.sum() != test_ids.size:
         missing = np.setdiff1d(test_ids, ids)
@@ -165,7 +167,8 @@ def subject_data(nsd, subject, space: str = "fsaverage", roi=None, test_ids=None
     valid = np.isfinite(Y).all(0)
     if not valid.all():
         Y = np.where(np.isfinite(Y), Y, np.float32(0))
-    key = cache_key("encoding", "subject_data", nsd.betas_key(subject, space=space, roi=roi), test_ids)
+    key = cache_key("encoding", "subject_data",
+                    nsd.betas_key(subject, space=space, roi=roi, sessions=sessions), test_ids)
     return SubjectData(
         subject=str(subject), train_ids=ids[~is_test], test_ids=ids[is_test],
         Y_train=Y[~is_test], Y_test=Y[is_test], columns=nsd.columns(subject, space, roi),
@@ -255,7 +258,7 @@ def _full_size(nsd, space):
 @fill_doc
 def fit_encoders(nsd, subjects=None, feature: str = "mpnet", space: str = "fsaverage", roi=None,
                  alphas=DEFAULT_ALPHAS, cv: int = 5, device="auto", cache=True,
-                 feature_options: Mapping | None = None) -> EncodingResults:
+                 feature_options: Mapping | None = None, sessions=None) -> EncodingResults:
     """Fit one encoding model per subject (train images) and score it on the test images.
 
     Parameters
@@ -274,6 +277,9 @@ def fit_encoders(nsd, subjects=None, feature: str = "mpnet", space: str = "fsave
         the features and the arguments.
     feature_options : dict, optional
         Passed to the feature builder (:func:`~brainllm_utils.features.build`).
+    %(sessions)s
+        The test images are those every subject analysed saw 3 times in them
+        (:meth:`~brainllm_utils.nsd.NSD.shared_test_images`).
 
     Returns
     -------
@@ -287,8 +293,9 @@ def fit_encoders(nsd, subjects=None, feature: str = "mpnet", space: str = "fsave
     R = np.full((len(subjects), n_full), np.nan, dtype=np.float32)
     A = np.full((len(subjects), n_full), np.nan, dtype=np.float32)
     encoders, columns, n_train, n_test = {}, {}, {}, {}
+    test_ids = nsd.shared_test_images(sessions, subjects)
     for i, s in enumerate(subjects):
-        d = subject_data(nsd, s, space, roi)
+        d = subject_data(nsd, s, space, roi, test_ids=test_ids, sessions=sessions)
         opts = dict(feature_options or {})
         _features(nsd, feature, np.concatenate([d.train_ids, d.test_ids]), **opts)
         X_tr = _features(nsd, feature, d.train_ids, **opts)
@@ -347,7 +354,8 @@ def group_map(values, q: float = 0.05, mask=None) -> dict:
 
 
 @fill_doc
-def inter_subject_ceiling(nsd, subjects=None, space: str = "fsaverage", roi=None) -> np.ndarray:
+def inter_subject_ceiling(nsd, subjects=None, space: str = "fsaverage", roi=None,
+                          sessions=None) -> np.ndarray:
     """Inter-participant agreement per vertex (paper_methods §1, Fig. 1d).
 
     For each subject, the Pearson r over the shared test images between its betas and
@@ -361,6 +369,7 @@ def inter_subject_ceiling(nsd, subjects=None, space: str = "fsaverage", roi=None
     %(space_fsaverage)s
     %(roi_encoding)s
         The same for every subject.
+    %(sessions)s
 
     Returns
     -------
@@ -369,8 +378,10 @@ def inter_subject_ceiling(nsd, subjects=None, space: str = "fsaverage", roi=None
     """
     subjects = resolve_subjects(nsd, subjects)
     if len(subjects) < 2:
-        raise ValueError("the inter-participant ceiling needs at least 2 subjects")
-    data = [subject_data(nsd, s, space, roi) for s in subjects]
+        raise ValueError(f"the inter-participant ceiling needs ≥ 2 subjects (got {subjects}); "
+                         "use the repeat-based noise_ceiling_r with one subject")
+    test_ids = nsd.shared_test_images(sessions, subjects)
+    data = [subject_data(nsd, s, space, roi, test_ids=test_ids, sessions=sessions) for s in subjects]
     cols = data[0].columns
     if any(not np.array_equal(d.columns, cols) for d in data):
         raise ValueError("subjects have different columns; pass a common roi on fsaverage")
@@ -562,7 +573,7 @@ def partition_r2(Xa_train, Xb_train, Y_train, Xa_test, Xb_test, Y_test, alphas=D
 @fill_doc
 def variance_partition(nsd, subjects=None, bands=("mpnet", "mpnet_word_avg"), roi="streams",
                        alphas=DEFAULT_ALPHAS, cv: int = 5, n_ratios: int = 5, device="auto",
-                       cache=True) -> dict:
+                       cache=True, sessions=None) -> dict:
     """Banded-ridge variance partitioning of two feature bands on the test images.
 
     Per subject: :class:`BandedRidgeCV` on both bands (band weights and alpha per vertex)
@@ -588,6 +599,7 @@ def variance_partition(nsd, subjects=None, bands=("mpnet", "mpnet_word_avg"), ro
         Band-weight ratios tried (:func:`~brainllm_utils.encoding.band_weight_grid`).
     %(device)s
     %(cache)s
+    %(sessions)s
 
     Returns
     -------
@@ -605,8 +617,9 @@ def variance_partition(nsd, subjects=None, bands=("mpnet", "mpnet_word_avg"), ro
     folder = resolve_cache(cache, "encoding")
     alphas = np.asarray(alphas, dtype=np.float64)
     grid = band_weight_grid(2, n_ratios)
+    test_ids = nsd.shared_test_images(sessions, subjects)
     for i, s in enumerate(subjects):
-        d = subject_data(nsd, s, "fsaverage", roi)
+        d = subject_data(nsd, s, "fsaverage", roi, test_ids=test_ids, sessions=sessions)
         for b in bands:
             _features(nsd, b, np.concatenate([d.train_ids, d.test_ids]))
         Xa_tr, Xb_tr = (_features(nsd, b, d.train_ids) for b in bands)
@@ -732,7 +745,7 @@ def in_silico_contrasts(results: EncodingResults, sets: Mapping[str, Sequence[st
 
 @fill_doc
 def category_contrast(nsd, subjects, cats_a: Sequence[str], cats_b: Sequence[str],
-                      space: str = "fsaverage", roi=None) -> dict:
+                      space: str = "fsaverage", roi=None, sessions=None) -> dict:
     """Observed response difference between images of two category groups, per subject.
 
     Images containing a category of ``cats_a`` and none of ``cats_b`` versus the reverse,
@@ -748,6 +761,7 @@ def category_contrast(nsd, subjects, cats_a: Sequence[str], cats_b: Sequence[str
         COCO category names of the two groups (e.g. :data:`CONTRAST_CATEGORIES` values).
     %(space_fsaverage)s
     %(roi_encoding)s
+    %(sessions)s
 
     Returns
     -------
@@ -759,8 +773,9 @@ def category_contrast(nsd, subjects, cats_a: Sequence[str], cats_b: Sequence[str
     n_full = _full_size(nsd, space)
     out = np.full((len(subjects), n_full), np.nan, dtype=np.float32)
     n_a, n_b = [], []
+    test_ids = nsd.shared_test_images(sessions, subjects)
     for i, s in enumerate(subjects):
-        d = subject_data(nsd, s, space, roi)
+        d = subject_data(nsd, s, space, roi, test_ids=test_ids, sessions=sessions)
         multi, names = nsd.categories(d.train_ids)
         col = {n: j for j, n in enumerate(names)}
         ja = [col[c] for c in cats_a if c in col]
@@ -806,7 +821,7 @@ def contrast_agreement(predicted, observed, mask=None) -> np.ndarray:
 # ----------------------------------------------------------------------------- sandbox truth
 @fill_doc
 def truth_predictability(nsd, feature: str = "mpnet", subjects=None, alphas=DEFAULT_ALPHAS,
-                         cv: int = 5, device="auto") -> dict:
+                         cv: int = 5, device="auto", sessions=None) -> dict:
     """Sandbox only: how much of each planted latent space the feature space predicts.
 
     A ridge (:class:`RidgeCV`) from ``feature`` to the z-scored latent features of each
@@ -824,6 +839,7 @@ def truth_predictability(nsd, feature: str = "mpnet", subjects=None, alphas=DEFA
     %(alphas_encoding)s
     %(cv)s
     %(device)s
+    %(sessions)s
 
     Returns
     -------
@@ -831,9 +847,9 @@ def truth_predictability(nsd, feature: str = "mpnet", subjects=None, alphas=DEFA
         ``{space: R²_s}``.
     """
     subjects = resolve_subjects(nsd, subjects)
-    test = nsd.shared_test_images()
+    test = nsd.shared_test_images(sessions, subjects)
     train = np.setdiff1d(np.unique(np.concatenate(
-        [nsd.betas(s, progress=False)[1] for s in subjects])), test)
+        [subject_image_ids(nsd, s, sessions=sessions) for s in subjects])), test)
     X_tr, X_te = _features(nsd, feature, train), _features(nsd, feature, test)
     out = {}
     for space in load_truth(nsd.root)["feature_spaces"]:

@@ -37,7 +37,8 @@ DECODING_ALPHAS = np.logspace(0, 7, 15)
 
 @fill_doc
 def decode_subjects(nsd, subjects=None, feature: str = "mpnet", roi="streams",
-                    alphas=DECODING_ALPHAS, cv: int = 5, device="auto", cache=True) -> dict:
+                    alphas=DECODING_ALPHAS, cv: int = 5, device="auto", cache=True,
+                    sessions=None) -> dict:
     """Brain → embedding decoding per subject, scored on the shared test images.
 
     Parameters
@@ -55,6 +56,7 @@ def decode_subjects(nsd, subjects=None, feature: str = "mpnet", roi="streams",
     %(cv)s
     %(device)s
     %(cache)s
+    %(sessions)s
 
     Returns
     -------
@@ -69,8 +71,9 @@ def decode_subjects(nsd, subjects=None, feature: str = "mpnet", roi="streams",
     alphas = np.asarray(alphas, dtype=np.float64)
     preds, alph, n_vox = [], [], []
     test_ids = true = None
+    shared = nsd.shared_test_images(sessions, subjects)
     for s in subjects:
-        d = subject_data(nsd, s, "fsaverage", roi)
+        d = subject_data(nsd, s, "fsaverage", roi, test_ids=shared, sessions=sessions)
         X_tr, X_te = d.Y_train[:, d.valid], d.Y_test[:, d.valid]
         _features(nsd, feature, np.concatenate([d.train_ids, d.test_ids]))
         E_tr = _features(nsd, feature, d.train_ids)
@@ -110,7 +113,8 @@ def decode_by_roi(nsd, subjects=None, rois=("early", "ventral", "lateral", "pari
         Labels of ``atlas``, decoded one at a time.
     %(atlas_streams)s
     **kwargs
-        Passed to :func:`decode_subjects` (e.g. ``feature``, ``alphas``, ``device``).
+        Passed to :func:`decode_subjects` (e.g. ``feature``, ``alphas``, ``device``,
+        ``sessions``).
 
     Returns
     -------
@@ -173,7 +177,7 @@ def caption_consistency(nsd, nsd_ids, embed_fn=None, **embed_kwargs) -> np.ndarr
 
 @fill_doc
 def default_caption_bank(nsd, subjects=None, test_ids=None, pool_per_image: int | None = 1,
-                         include_training: bool = True) -> tuple[list[str], dict]:
+                         include_training: bool = True, sessions=None) -> tuple[list[str], dict]:
     """Captions to reconstruct from, disjoint from the test images.
 
     The bank holds (1) every caption of the subjects' 3×-seen training images, and (2) up
@@ -192,6 +196,8 @@ def default_caption_bank(nsd, subjects=None, test_ids=None, pool_per_image: int 
         Captions kept per pool image (``None``: all; 0: no pool).
     include_training : bool, default=True
         Include the captions of the subjects' training images.
+    %(sessions)s
+        The training images are those shown in these sessions.
 
     Returns
     -------
@@ -201,14 +207,16 @@ def default_caption_bank(nsd, subjects=None, test_ids=None, pool_per_image: int 
         Counts of ``training``, ``pool``, ``removed_as_test`` and ``total`` captions.
     """
     subjects = resolve_subjects(nsd, subjects)
-    test_ids = nsd.shared_test_images() if test_ids is None else np.asarray(test_ids)
+    test_ids = nsd.shared_test_images(sessions, subjects) if test_ids is None else np.asarray(test_ids)
     test_caps = {c for cs in nsd.captions(test_ids) for c in cs}
     bank: list[str] = []
     n_train = 0
     if include_training:
         train = set()
         for s in subjects:
-            ids = np.unique(nsd.trial_images(s))
+            table = nsd.trial_table(s)
+            used = table["session"].isin(nsd.select_sessions(s, sessions)).to_numpy()
+            ids = np.unique(table["nsdId"].to_numpy()[used])
             train.update(ids.tolist())
         train_ids = np.setdiff1d(np.fromiter(train, dtype=np.int64), test_ids)
         flat = [c for cs in nsd.captions(train_ids) for c in cs]

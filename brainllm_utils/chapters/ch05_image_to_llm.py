@@ -488,7 +488,7 @@ def average_over_seeds(df, groups, value_cols=("r", "r_normalised")):
 @fill_doc
 def network_rsa_table(nsd, network_feats, *, seed_groups=None, other_features=None, subjects=None,
                       rois=None, set_size: int = 100, seed: int = 0, n_sets=None, device="auto",
-                      ceilings=None, ids=None):
+                      ceilings=None, ids=None, sessions=None):
     """ROI RSA of seed networks (averaged over seeds) and other feature spaces.
 
     Parameters
@@ -512,6 +512,7 @@ def network_rsa_table(nsd, network_feats, *, seed_groups=None, other_features=No
         missing).
     ids : array-like of int of shape (n_images,), optional
         Sorted nsdIds of the feature rows (default: the images the sample sets need).
+    %(sessions)s
 
     Returns
     -------
@@ -520,20 +521,22 @@ def network_rsa_table(nsd, network_feats, *, seed_groups=None, other_features=No
         carry ``n_seeds``).
     """
     if ids is None:
-        ids = rsa_design(nsd, subjects, set_size, seed, n_sets)[1]
+        ids = rsa_design(nsd, subjects, set_size, seed, n_sets, sessions=sessions)[1]
     ids = np.asarray(ids, dtype=np.int64)
     allf = dict(network_feats)
     allf.update(other_features or {})
     features = {k: (ids, np.asarray(v, np.float32)) for k, v in allf.items()}
     df = subject_rsa_table(nsd, subjects, list(allf), rois=rois, set_size=set_size, seed=seed,
-                              n_sets=n_sets, device=device, features=features, ceilings=ceilings)
+                              n_sets=n_sets, device=device, features=features, ceilings=ceilings,
+                              sessions=sessions)
     return average_over_seeds(df, seed_groups) if seed_groups else df
 
 
 # --------------------------------------------------------------------------- searchlight
 @fill_doc
 def searchlight_contrast(nsd, feats_a: dict, feats_b: dict, ids, subjects=None, *, radius_mm: float = 10.0,
-                         set_size: int = 100, seed: int = 0, n_sets=1, device="auto", q: float = 0.05):
+                         set_size: int = 100, seed: int = 0, n_sets=1, device="auto", q: float = 0.05,
+                         sessions=None):
     """Surface searchlight contrast A − B (e.g. LLM-trained minus category-trained networks).
 
     Every network in ``feats_a`` and ``feats_b`` gets a surface searchlight map per
@@ -558,12 +561,15 @@ def searchlight_contrast(nsd, feats_a: dict, feats_b: dict, ids, subjects=None, 
         Use only each subject's first ``n_sets`` sample sets (``None``: all).
     %(device)s
     %(q)s
+    %(sessions)s
 
     Returns
     -------
     result : dict
         ``diff`` (subject → map), ``a``/``b`` (subject → seed-mean map), ``test`` (the
         group test of the differences), ``test_a``/``test_b`` (group tests of each map).
+        With one subject the group tests are ``None`` (they need ≥ 2 subjects) and the
+        per-subject maps remain.
     """
     ids = np.asarray(ids, dtype=np.int64)
     subjects = list(nsd.subjects if subjects is None else subjects)
@@ -572,20 +578,23 @@ def searchlight_contrast(nsd, feats_a: dict, feats_b: dict, ids, subjects=None, 
         out = {}
         for s in subjects:
             maps = [surface_searchlight(nsd, s, name, radius_mm=radius_mm, set_size=set_size,
-                                           seed=seed, n_sets=n_sets, device=device, features=(ids, X))
+                                           seed=seed, n_sets=n_sets, device=device, features=(ids, X),
+                                           sessions=sessions)
                     for name, X in feats.items()]
             out[s] = np.mean(maps, axis=0)
         return out
 
     a, b = group_maps(feats_a), group_maps(feats_b)
     diff = {s: a[s] - b[s] for s in subjects}
+    if len(subjects) < 2:
+        return {"a": a, "b": b, "diff": diff, "test": None, "test_a": None, "test_b": None}
     return {"a": a, "b": b, "diff": diff, "test": group_searchlight_test(diff, q=q),
             "test_a": group_searchlight_test(a, q=q), "test_b": group_searchlight_test(b, q=q)}
 
 
 # --------------------------------------------------------------------------- transfer
 @fill_doc
-def transfer_image_ids(nsd, subjects=None, min_repeats: int = 3) -> np.ndarray:
+def transfer_image_ids(nsd, subjects=None, min_repeats: int = 3, sessions=None) -> np.ndarray:
     """Sorted union of the subjects' RSA images (seen ``min_repeats`` times).
 
     The NSD images the transfer readout is trained and tested on (none was in the
@@ -596,6 +605,7 @@ def transfer_image_ids(nsd, subjects=None, min_repeats: int = 3) -> np.ndarray:
     %(nsd)s
     %(subjects)s
     %(min_repeats)s
+    %(sessions)s
 
     Returns
     -------
@@ -603,7 +613,7 @@ def transfer_image_ids(nsd, subjects=None, min_repeats: int = 3) -> np.ndarray:
         Sorted nsdIds.
     """
     subjects = list(nsd.subjects if subjects is None else subjects)
-    return np.unique(np.concatenate([subject_image_ids(nsd, s, min_repeats) for s in subjects])).astype(np.int64)
+    return np.unique(np.concatenate([subject_image_ids(nsd, s, min_repeats, sessions) for s in subjects])).astype(np.int64)
 
 
 def _cached_transfer_table(features, targets, n_test, *, seed, epochs, lr, batch_size, cache=True):
