@@ -20,8 +20,9 @@ parameters, its input data (file names, sizes, times) and the package (version a
 a job whose output holds the same fingerprint is skipped. Outputs are written atomically, so
 a failed cell or a killed run never leaves a half-written notebook (a failed notebook is kept
 for inspection under ``<output_dir>/.failed/``). ``<output_dir>/manifest.json`` records, for
-every executed notebook, the git revision, parameters, package versions, timings and a
-digest of its outputs.
+every executed notebook, the git revision, parameters, package versions, timings, a
+digest of its outputs and the data it used (``data_used``: the subjects and, per subject,
+the sessions of a chapter that reads betas; :func:`~brainllm_utils.chapters.data_used`).
 
 Command line::
 
@@ -53,7 +54,7 @@ from pathlib import Path
 from .._utils.cache import cache_key, load_entry
 from .._utils.docs import fill_doc
 from .._utils.paths import REPO_ROOT, atomic_write_text, file_lock, get_data_home
-from ..nsd import subject_name
+from ..nsd import NSDFileError, parse_sessions, subject_name
 from ._execute import NOTEBOOK_DIR, OUTPUT_DIR, execute_notebook, list_notebooks, notebook_parameters
 
 __all__ = [
@@ -72,6 +73,7 @@ __all__ = [
     "run_book",
     "make_cluster",
     "read_manifest",
+    "data_used_record",
     "format_results",
     "package_versions",
     "git_revision",
@@ -293,7 +295,9 @@ def validate_parameters(notebook: str, parameters: dict, data_home=None, _cache=
     """Raise :class:`BatchParameterError` naming the first invalid parameter of a job.
 
     Checks: parameter names against the notebook's ``parameters`` cell; the data root;
-    subjects against those with betas on disk; feature spaces against the registry;
+    subjects against those with betas on disk; ``sessions`` (``"1-5"``, a list of ints or
+    ``{subject: sessions}``) against the beta files on disk of every subject the job
+    analyses; feature spaces against the registry;
     comparison models and presets against :mod:`brainllm_utils.vision`; devices.
     Parameters set to ``None`` are not checked.
 
@@ -340,7 +344,9 @@ def validate_parameters(notebook: str, parameters: dict, data_home=None, _cache=
         if value is None:
             continue
         values = value if isinstance(value, (list, tuple)) else [value]
-        if name in _SUBJECT_PARAMS:
+        if name == "sessions":
+            _check_sessions(source.stem, value, parameters, root, subjects_on_disk())
+        elif name in _SUBJECT_PARAMS:
             have = subjects_on_disk()
             for v in values:
                 try:
@@ -379,6 +385,67 @@ def validate_parameters(notebook: str, parameters: dict, data_home=None, _cache=
             if not (value in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", str(value))):
                 raise BatchParameterError(
                     f"{source.stem}: device={value!r}: expected 'auto', 'cpu' or 'cuda[:i]'")
+
+
+def _check_sessions(stem: str, value, parameters: dict, root: Path, have: list) -> None:
+    """``sessions`` of a job: well formed, and on disk for every subject the job analyses."""
+    from ..nsd import NSD
+
+    try:
+        if not isinstance(value, dict):
+            parse_sessions(value)
+    except ValueError as err:
+        raise BatchParameterError(f"{stem}: sessions={value!r}: {err}") from None
+    subjects = parameters.get("subjects")
+    if subjects is None and parameters.get("subject") is not None:
+        subjects = [parameters["subject"]]
+    try:
+        names = have if subjects is None else [subject_name(s) for s in subjects]
+    except ValueError:
+        return  # the subjects parameter itself is reported by its own check
+    nsd = NSD(root)
+    for s in names:
+        if s not in have:
+            continue
+        try:
+            nsd.select_sessions(s, value, warn=False)
+        except (ValueError, NSDFileError) as err:
+            raise BatchParameterError(f"{stem}: sessions={value!r} for {s}: {err}") from None
+
+
+def data_used_record(parameters: dict, data_home=None) -> dict | None:
+    """The subjects and sessions a job's chapter uses, for the manifest.
+
+    Parameters
+    ----------
+    parameters : dict
+        The job's parameters; only a notebook that declares ``sessions`` reads betas by
+        session (others return ``None``). ``subjects`` (or ``subject``) and ``sessions`` are
+        resolved as the chapter resolves them (:func:`~brainllm_utils.chapters.data_used`).
+    %(data_home)s
+        A ``data_home`` in ``parameters`` takes precedence.
+
+    Returns
+    -------
+    record : dict or None
+        ``root``, ``space``, ``subjects`` (list of str) and ``sessions`` (subject → list of
+        int); ``{"error": message}`` when the data cannot be read; ``None`` for a notebook
+        without a ``sessions`` parameter.
+    """
+    if "sessions" not in parameters:
+        return None
+    from ..chapters import data_used
+    from ..nsd import NSD
+
+    subjects = parameters.get("subjects")
+    if subjects is None and parameters.get("subject") is not None:
+        subjects = [parameters["subject"]]
+    try:
+        table = data_used(NSD(parameters.get("data_home", data_home)), subjects, parameters["sessions"])
+    except (ValueError, OSError) as err:
+        return {"error": f"{type(err).__name__}: {err}"}
+    return {"root": table.attrs["root"], "space": table.attrs["space"], "subjects": list(table.index),
+            "sessions": table.attrs["sessions_by_subject"]}
 
 
 # ---------------------------------------------------------------------------- planning
@@ -901,7 +968,9 @@ def read_manifest(path) -> dict:
     An entry describes the last executed run of that output notebook: source ``notebook``,
     ``parameters``, ``grid_point``, ``fingerprint``, output ``digest``, ``seconds``,
     ``started`` and ``finished`` (UTC), ``worker``, ``scheduler``, ``git``
-    (:func:`git_revision`) and ``versions`` (:func:`package_versions`).
+    (:func:`git_revision`), ``versions`` (:func:`package_versions`) and ``data_used``
+    (:func:`data_used_record`: the subjects and sessions; ``None`` for a notebook without a
+    ``sessions`` parameter).
 
     Parameters
     ----------
@@ -926,7 +995,7 @@ def _update_manifest(path: Path, job: Job, res: JobResult, started: str, git: di
         "notebook": job.source.name, "parameters": job.parameters, "grid_point": job.grid_point,
         "fingerprint": job.fingerprint, "digest": res.digest, "seconds": round(res.seconds, 2),
         "started": started, "finished": _now(), "worker": res.worker, "scheduler": scheduler,
-        "git": git, "versions": versions,
+        "git": git, "versions": versions, "data_used": data_used_record(job.parameters),
     }
     atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
 
