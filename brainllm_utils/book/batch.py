@@ -413,6 +413,7 @@ def _check_sessions(stem: str, value, parameters: dict, root: Path, have: list) 
             raise BatchParameterError(f"{stem}: sessions={value!r} for {s}: {err}") from None
 
 
+@fill_doc
 def data_used_record(parameters: dict, data_home=None) -> dict | None:
     """The subjects and sessions a job's chapter uses, for the manifest.
 

@@ -36,7 +36,8 @@ from ._common import dataset_key
 from .reference import paper_reference_numbers, paper_transfer_numbers
 
 __all__ = [
-    "FIELDS", "RQS", "finding", "record", "load", "findings_dir",
+    "FIELDS", "RQS", "finding", "record", "load", "findings_dir", "NEEDS_SUBJECTS", "not_computed",
+    "group_size",
     # thresholds and row settings
     "ZERO_DISTANCE", "MAX_FEATURE_SPACE_ROWS", "REVERSAL_MODELS", "BAG_OF_WORDS_MODELS",
     "RDM_COMPARISONS", "PAPER_RSA_ROIS", "CATEGORY_CONTROLS", "SEARCHLIGHT_Q", "P_UNCORRECTED",
@@ -111,6 +112,10 @@ PLANTED_CAPTION_SHARE = 0.5
 #: 05: targets of the transfer readout rows, in order
 TRANSFER_TARGETS = ("mpnet", "multihot")
 
+#: the ``recovered`` text of a row that a run with one subject cannot compute (a group test,
+#: a leave-one-subject-out or inter-subject ceiling)
+NEEDS_SUBJECTS = "not computed: needs ≥ 2 subjects"
+
 _RCNN = "LLM-trained RCNN (seed avg)"
 _ECOSET = "ecoset RCNN (category)"
 
@@ -147,6 +152,51 @@ def finding(rq: str, analysis: str, recovered, expected: str = "", agrees=None,
         agrees = bool(agrees)
     return {"rq": rq, "analysis": str(analysis), "recovered": str(recovered),
             "expected": str(expected), "agrees": agrees, "paper": str(paper)}
+
+
+def not_computed(rq: str, analysis: str, reason: str = NEEDS_SUBJECTS, expected: str = "",
+                 paper: str = "") -> dict:
+    """A row that this run could not compute, saying why (``agrees`` is None).
+
+    Parameters
+    ----------
+    rq : str
+        Research question, a key of :data:`RQS`.
+    analysis : str
+        What would have been measured.
+    reason : str, default=NEEDS_SUBJECTS
+        Written as the row's ``recovered`` value.
+    expected : str
+        The criterion the row would have been judged by.
+    paper : str
+        The paper's reference for real NSD.
+
+    Returns
+    -------
+    dict
+        A :func:`finding` with ``recovered = reason`` and ``agrees = None``.
+    """
+    return finding(rq, analysis, reason, expected=expected, agrees=None, paper=paper)
+
+
+def group_size(table) -> int | None:
+    """Subjects behind a group or paired test table (its ``n`` column; None without it).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame or None
+        ``stats.group_tests`` or ``stats.pairwise_model_tests`` output.
+
+    Returns
+    -------
+    n : int or None
+        The smallest ``n`` of the table (0 when ``table`` is None or empty).
+    """
+    if table is None or not len(table):
+        return 0
+    if "n" not in table.columns:
+        return None
+    return int(np.nanmin(table["n"].to_numpy(dtype=float)))
 
 
 def findings_dir(nsd, results_dir=None) -> Path:
@@ -423,7 +473,8 @@ def roi_rsa_row(roi: str, group, ours, main: str, card=None):
 
     Criterion: the group mean r is > 0 and FDR-significant across subjects; on the sandbox,
     an ROI where nothing captions describe is planted (no ``category`` or ``interaction``)
-    must instead score lowest of the paper's ROIs.
+    must instead score lowest of the paper's ROIs. With one subject (``group``'s ``n`` < 2:
+    no leave-one-subject-out ceiling, no group test) the row says :data:`NEEDS_SUBJECTS`.
 
     Parameters
     ----------
@@ -447,6 +498,11 @@ def roi_rsa_row(roi: str, group, ours, main: str, card=None):
     if roi not in paper_rois:
         return None
     rcnn = paper_reference_numbers().loc[_RCNN]
+    n = group_size(tested)
+    if n is not None and n < 2:
+        return not_computed("RQ1", f"ROI RSA, {roi}: {main} r (noise-ceiling normalised)",
+                            expected="> 0, FDR-significant across subjects",
+                            paper=f"MPNet FDR-significant (Fig. 1b, 3); LLM-trained RCNN {rcnn[roi]:.3f}")
     positive = bool(tested.loc[roi, "mean"] > 0 and tested.loc[roi, "significant"])
     expected, agrees = "> 0, FDR-significant across subjects", positive
     if card is not None:
@@ -467,8 +523,9 @@ def searchlight_row(sl, n_subjects: int, main: str, sandbox: bool = False, q: fl
 
     Parameters
     ----------
-    sl : dict
-        The group searchlight test: ``reject`` and ``t``, each (n_vertices,).
+    sl : dict or None
+        The group searchlight test: ``reject`` and ``t``, each (n_vertices,); None when it
+        was skipped (one subject: the row says :data:`NEEDS_SUBJECTS`).
     n_subjects : int
         Subjects in the test.
     main : str
@@ -483,6 +540,9 @@ def searchlight_row(sl, n_subjects: int, main: str, sandbox: bool = False, q: fl
     dict
         A :func:`finding`.
     """
+    if sl is None or n_subjects < 2:
+        return not_computed("RQ1", f"Surface searchlight: {main} FDR-significant vertices (q = {q})",
+                            expected="> 0", paper="FDR-significant well beyond ventral cortex (Fig. 1b)")
     n_sig, n_tested = int(np.sum(sl["reject"])), int(np.isfinite(sl["t"]).sum())
     return finding(
         "RQ1", f"Surface searchlight: {main} FDR-significant vertices (q = {q}, {n_subjects} subjects)",
@@ -500,9 +560,10 @@ def category_control_row(tests, controls, main: str, card=None, roi: str = "vent
 
     Parameters
     ----------
-    tests : pandas.DataFrame
+    tests : pandas.DataFrame or None
         ``stats.pairwise_model_tests``: columns ``roi, model_b, mean_diff, p_fdr,
-        significant`` (``main`` − ``model_b``).
+        significant`` (``main`` − ``model_b``), and ``n``; with fewer than 2 subjects (or
+        None) the row says :data:`NEEDS_SUBJECTS`.
     controls : list of str
         The models ``main`` was compared with; the first of :data:`CATEGORY_CONTROLS`
         among them is used.
@@ -519,6 +580,9 @@ def category_control_row(tests, controls, main: str, card=None, roi: str = "vent
         A :func:`finding`; None without a category control or its test.
     """
     cat_control = next((c for c in CATEGORY_CONTROLS if c in controls), None)
+    if cat_control and (tests is None or (group_size(tests) or 2) < 2):
+        return not_computed("RQ2", f"Paired {main} − {cat_control}, {roi} (r difference)",
+                            paper="MPNet above multi-hot and category models (Fig. 3)")
     pair = tests[(tests["roi"] == roi) & (tests["model_b"] == cat_control)] if cat_control else tests.iloc[:0]
     if not len(pair):
         return None
@@ -618,8 +682,9 @@ def encoding_fdr_row(group, visual, streams, roi_names, *, feature: str, q: floa
 
     Parameters
     ----------
-    group : dict
-        ``group_map`` of the test r: ``significant``, ``p`` and ``mean``, each (n_vertices,).
+    group : dict or None
+        ``group_map`` of the test r: ``significant``, ``p`` and ``mean``, each (n_vertices,);
+        None when it was skipped (one subject: the row says :data:`NEEDS_SUBJECTS`).
     visual : bool array (n_vertices,)
         The nsdgeneral vertices.
     streams : int array (n_vertices,)
@@ -640,6 +705,9 @@ def encoding_fdr_row(group, visual, streams, roi_names, *, feature: str, q: floa
     dict
         A :func:`finding`.
     """
+    if group is None or n_subjects < 2:
+        return not_computed("RQ1", f"Encoding (Fig. 1c): vertices with FDR-significant {feature} test r (q = {q})",
+                            paper="FDR-significant well beyond ventral cortex (8 subjects)")
     labels = np.asarray(streams).ravel()
     codes = {n: k for k, n in roi_names.items() if k > 0}
     sig = np.asarray(group["significant"], bool)
@@ -671,8 +739,10 @@ def encoding_ceiling_row(relation, nc_relation, sandbox: bool = False):
 
     Parameters
     ----------
-    relation : dict
-        ``ceiling_summary`` against the inter-participant agreement (key ``pearson``).
+    relation : dict or None
+        ``ceiling_summary`` against the inter-participant agreement (key ``pearson``); None
+        with one subject (then only the noise-ceiling half is judged on the sandbox, and the
+        real-NSD criterion is :data:`NEEDS_SUBJECTS`).
     nc_relation : dict
         ``ceiling_summary`` against the noise ceiling (key ``pearson``).
     sandbox : bool
@@ -683,6 +753,16 @@ def encoding_ceiling_row(relation, nc_relation, sandbox: bool = False):
     dict
         A :func:`finding`.
     """
+    if relation is None:
+        text = (f"inter-participant agreement {NEEDS_SUBJECTS}; r = {nc_relation['pearson']:.2f} "
+                "with the noise ceiling")
+        if sandbox:
+            expected = f"> {NC_MIN_R} with the noise ceiling (planted SNR)"
+            agrees = nc_relation["pearson"] > NC_MIN_R
+        else:
+            expected, agrees = "> 0 with inter-participant agreement", None
+        return finding("RQ1", "Encoding r vs ceiling over vertices (Fig. 1d)", text, expected, agrees,
+                       paper="encoding r tracks inter-participant agreement (scatter)")
     text = (f"r = {relation['pearson']:.2f} with inter-participant agreement, "
             f"{nc_relation['pearson']:.2f} with the noise ceiling")
     if sandbox:
@@ -1068,7 +1148,8 @@ def network_objective_row(table, tests, roi: str, llm: str = "blt_mpnet", catego
     """RQ4: the LLM-trained minus the category-trained network's normalised ROI RSA.
 
     Criterion: the LLM-trained network ahead (the paper's direction); the row says when the
-    paired test over subjects is FDR-significant.
+    paired test over subjects is FDR-significant, and that it was not computed with one
+    subject (``tests`` None or its ``n`` < 2; ``table`` then holds plain r).
 
     Parameters
     ----------
@@ -1091,13 +1172,15 @@ def network_objective_row(table, tests, roi: str, llm: str = "blt_mpnet", catego
         return None
     ref = paper_reference_numbers()
     d = float(table.loc[llm, roi] - table.loc[category, roi])
-    t = tests[(tests["roi"] == roi) & (tests["model_b"] == category)]
+    single = tests is None or (group_size(tests) or 2) < 2
+    t = tests.iloc[:0] if single else tests[(tests["roi"] == roi) & (tests["model_b"] == category)]
     sig = bool(t["significant"].iloc[0]) if len(t) else False
     paper = (f"{ref.loc[_RCNN, roi]:.3f} vs {ref.loc[_ECOSET, roi]:.3f}"
              if roi in ref.columns else "not tabulated for this ROI")
     return finding(
         "RQ4", f"ROI RSA, {roi}: LLM-trained − category-trained network (normalised r)",
-        f"{d:+.3f}" + (" (paired t, FDR q < .05)" if sig else ""),
+        f"{d:+.3f}" + (" (paired t, FDR q < .05)" if sig else "")
+        + (f" (paired test {NEEDS_SUBJECTS})" if single else ""),
         expected="LLM-trained ahead (the paper's direction)", agrees=d > 0, paper=paper)
 
 

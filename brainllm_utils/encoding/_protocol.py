@@ -179,7 +179,7 @@ def in_silico_contrast(encoders, emb_A, emb_B, *, fdr: bool = False, q: float = 
     else:
         t, p = np.full(diff.shape[1], np.nan), np.full(diff.shape[1], np.nan)
     out.update(t=t, p=p, significant=p < q)
-    if fdr:
-        padj = stats.false_discovery_control(p, method="bh")
+    if fdr:  # one subject: no test, p is NaN, nothing is significant
+        padj = stats.false_discovery_control(p, method="bh") if len(encs) >= 2 else p.copy()
         out.update(p_fdr=padj, significant_fdr=padj < q)
     return out
