@@ -414,17 +414,20 @@ def _check_sessions(stem: str, value, parameters: dict, root: Path, have: list) 
 
 
 @fill_doc
-def data_used_record(parameters: dict, data_home=None) -> dict | None:
+def data_used_record(parameters: dict, data_home=None, notebook=None) -> dict | None:
     """The subjects and sessions a job's chapter uses, for the manifest.
 
     Parameters
     ----------
     parameters : dict
-        The job's parameters; only a notebook that declares ``sessions`` reads betas by
-        session (others return ``None``). ``subjects`` (or ``subject``) and ``sessions`` are
-        resolved as the chapter resolves them (:func:`~brainllm_utils.chapters.data_used`).
+        The job's parameters. ``subjects`` (or ``subject``) and ``sessions`` are resolved as
+        the chapter resolves them (:func:`~brainllm_utils.chapters.data_used`); missing ones
+        take the notebook's defaults.
     %(data_home)s
         A ``data_home`` in ``parameters`` takes precedence.
+    notebook : pathlib.Path, optional
+        The source notebook: only one that declares ``sessions`` reads betas by session
+        (others return ``None``). ``None``: ``parameters`` must hold ``sessions``.
 
     Returns
     -------
@@ -433,6 +436,11 @@ def data_used_record(parameters: dict, data_home=None) -> dict | None:
         int); ``{"error": message}`` when the data cannot be read; ``None`` for a notebook
         without a ``sessions`` parameter.
     """
+    if notebook is not None:
+        declared = notebook_parameters(Path(notebook))
+        if "sessions" not in declared:
+            return None
+        parameters = {**declared, **parameters}
     if "sessions" not in parameters:
         return None
     from ..chapters import data_used
@@ -442,7 +450,7 @@ def data_used_record(parameters: dict, data_home=None) -> dict | None:
     if subjects is None and parameters.get("subject") is not None:
         subjects = [parameters["subject"]]
     try:
-        table = data_used(NSD(parameters.get("data_home", data_home)), subjects, parameters["sessions"])
+        table = data_used(NSD(parameters.get("data_home") or data_home), subjects, parameters["sessions"])
     except (ValueError, OSError) as err:
         return {"error": f"{type(err).__name__}: {err}"}
     return {"root": table.attrs["root"], "space": table.attrs["space"], "subjects": list(table.index),
@@ -996,7 +1004,7 @@ def _update_manifest(path: Path, job: Job, res: JobResult, started: str, git: di
         "notebook": job.source.name, "parameters": job.parameters, "grid_point": job.grid_point,
         "fingerprint": job.fingerprint, "digest": res.digest, "seconds": round(res.seconds, 2),
         "started": started, "finished": _now(), "worker": res.worker, "scheduler": scheduler,
-        "git": git, "versions": versions, "data_used": data_used_record(job.parameters),
+        "git": git, "versions": versions, "data_used": data_used_record(job.parameters, notebook=job.source),
     }
     atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
 

@@ -296,7 +296,7 @@ def needs_subjects(subjects, analysis: str, instead: str | None = None, n_min: i
     >>> needs_subjects(["subj01", "subj02"], "the group test") is None
     True
     >>> print(needs_subjects(["subj01"], "the group test"))
-    **Skipped:** the group test needs ≥ 2 subjects; this run has 1 (subj01).
+    **Skipped** (needs ≥ 2 subjects; this run has 1: subj01): the group test.
     """
     subjects = list(subjects)
     if int(n_min) < 1:
@@ -304,7 +304,7 @@ def needs_subjects(subjects, analysis: str, instead: str | None = None, n_min: i
     if len(subjects) >= n_min:
         return None
     names = ", ".join(str(s) for s in subjects) or "none"
-    note = f"**Skipped:** {analysis} needs ≥ {int(n_min)} subjects; this run has {len(subjects)} ({names})."
+    note = f"**Skipped** (needs ≥ {int(n_min)} subjects; this run has {len(subjects)}: {names}): {analysis}."
     return f"{note} {instead}" if instead else note
 
 
