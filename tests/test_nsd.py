@@ -370,3 +370,118 @@ def test_responses_disagreeing_with_design_are_rejected(tree_copy):
     df.to_csv(p, sep="\t", index=False, na_rep="NaN")
     with pytest.raises(NSDFileError, match="73KID"):
         NSD(root).trial_images("subj01")
+
+
+# ---------------------------------------------------------------- sessions on disk
+def _remove_session(root, subject, session, hemis=("lh", "rh")):
+    d = root / BETAS.format(s=subject, space="fsaverage")
+    for h in hemis:
+        (d / f"{h}.betas_session{session:02d}.mgh").unlink()
+
+
+def _raw_fsaverage(root, subject, sessions):
+    d = root / BETAS.format(s=subject, space="fsaverage")
+    out = []
+    for n in sessions:
+        lh = np.squeeze(nib.load(d / f"lh.betas_session{n:02d}.mgh").get_fdata())
+        rh = np.squeeze(nib.load(d / f"rh.betas_session{n:02d}.mgh").get_fdata())
+        out.append(np.concatenate([lh, rh]).T)
+    return out
+
+
+def test_parse_and_format_sessions():
+    from brainllm_utils.nsd import format_sessions, parse_sessions
+
+    assert parse_sessions(None) is None
+    assert parse_sessions("1-3,7") == [1, 2, 3, 7]
+    assert parse_sessions(" 2 , 1-2") == [1, 2]
+    assert parse_sessions(4) == [4]
+    assert parse_sessions(np.array([5, 2])) == [2, 5]
+    assert format_sessions([7, 1, 2, 3]) == "1-3,7"
+    assert format_sessions(parse_sessions("1,3-4,10")) == "1,3-4,10"
+    for bad in ["", "0-2", "3-1", "a", "1-", [], [1.5], [True], [0]]:
+        with pytest.raises(ValueError, match="sessions"):
+            parse_sessions(bad)
+
+
+def test_last_session_missing_uses_the_sessions_on_disk_and_warns(tree_copy, cache_dir):
+    from brainllm_utils.nsd import SessionsMissingWarning
+
+    root = tree_copy()
+    ids, _ = raw_trial_ids(root, "subj01")  # the three acquired sessions
+    _remove_session(root, "subj01", 3)
+    nsd = NSD(root)
+    assert nsd.n_sessions("subj01") == 3  # responses.tsv lists all three
+    with pytest.warns(SessionsMissingWarning, match=r"subj01.*sessions 3.*download .*--subjects 1 --sessions 3"):
+        assert nsd.sessions("subj01") == [1, 2]
+    assert nsd.sessions_on_disk("subj01", "fsaverage") == 2
+    # the average over the sessions on disk, against plain numpy on those files
+    T = ids.size // 3
+    expected, keep = raw_average(_raw_fsaverage(root, "subj01", [1, 2]), ids[: 2 * T])
+    Y, got = nsd.betas("subj01", progress=False)
+    np.testing.assert_array_equal(got, keep)
+    np.testing.assert_allclose(Y, expected, atol=2e-5, equal_nan=True)
+    assert nsd.betas_key("subj01") == nsd.betas_key("subj01", sessions=[1, 2])
+    # an explicit missing session names its file
+    with pytest.raises(NSDFileError, match=r"lh.betas_session03.mgh"):
+        nsd.betas("subj01", sessions=[1, 3], progress=False)
+    with pytest.raises(NSDFileError, match=r"betas_session03"):
+        nsd.betas("subj01", sessions="1-3", progress=False)
+
+
+def test_a_hole_in_the_middle_is_allowed(tree_copy, cache_dir):
+    root = tree_copy()
+    _remove_session(root, "subj01", 2, hemis=("rh",))  # half a session is no session
+    nsd = NSD(root)
+    with pytest.warns(UserWarning, match="sessions 2"):
+        assert nsd.sessions("subj01") == [1, 3]
+    ids, _ = raw_trial_ids(root, "subj01")
+    T = ids.size // 3
+    used = np.concatenate([ids[:T], ids[2 * T:]])
+    expected, keep = raw_average(_raw_fsaverage(root, "subj01", [1, 3]), used)
+    Y, got = nsd.betas("subj01", progress=False)
+    np.testing.assert_array_equal(got, keep)
+    np.testing.assert_allclose(Y, expected, atol=2e-5, equal_nan=True)
+    with pytest.raises(NSDFileError, match=r"rh.betas_session02.mgh"):
+        nsd.betas("subj01", sessions=[2], progress=False)
+
+
+def test_shared_test_images_count_the_sessions_used(tree_copy):
+    root = tree_copy()
+    full = NSD(root).shared_test_images()
+    ids, _ = raw_trial_ids(root, "subj01")
+    _remove_session(root, "subj01", 2)
+    nsd = NSD(root)
+    with pytest.warns(UserWarning):
+        got = nsd.shared_test_images()
+    T = ids.size // 3
+    uniq, counts = np.unique(np.concatenate([ids[:T], ids[2 * T:]]), return_counts=True)
+    np.testing.assert_array_equal(got, np.intersect1d(full, uniq[counts == 3]))
+    assert got.size < full.size, "an image shown in the missing session is no test image"
+    # explicit sessions (the same for every subject) and a dict per subject
+    np.testing.assert_array_equal(nsd.shared_test_images("1-2", subjects=[2, 3]), full)
+    np.testing.assert_array_equal(nsd.shared_test_images({1: [1, 3], 2: "1-2", 3: "1-2"}), got)
+    assert nsd.select_sessions("subj02", {"subj02": "1-2", 1: [1]}) == [1, 2]
+    with pytest.raises(ValueError, match="no entry for subj03"):
+        nsd.select_sessions("subj03", {"subj02": "1-2"})
+
+
+def test_subjects_with_different_session_counts(tmp_path):
+    import warnings
+
+    from brainllm_utils.nsd import SessionsMissingWarning
+    from brainllm_utils.synth import make_synthetic_nsd
+
+    root = tmp_path / "diff"
+    make_synthetic_nsd(root, preset="tiny", seed=0, overrides={"data_sessions": {1: 3, 2: 2, 3: 3}})
+    nsd = NSD(root)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SessionsMissingWarning)  # nothing is missing
+        assert [nsd.sessions(s) for s in nsd.subjects] == [[1, 2, 3], [1, 2], [1, 2, 3]]
+        for s in nsd.subjects:
+            Y, ids = nsd.betas(s, progress=False, cache=False)
+            assert Y.shape[0] == ids.size > 0
+    summary = nsd.summary()
+    assert list(summary["sessions_on_disk"]) == ["1-3", "1-2", "1-3"]
+    with pytest.raises(ValueError, match=r"sessions 3: subj02 has sessions 1..2"):
+        nsd.betas("subj02", sessions="1-3", progress=False)
