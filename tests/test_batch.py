@@ -314,3 +314,37 @@ def test_cost_hints_order_the_longest_first():
     hints = {p.stem: _batch._cost_hint(p) for p in _batch.list_notebooks()}
     assert all(v > 0 for v in hints.values()), hints
     assert max(hints, key=hints.get) == "05_image_to_llm"
+
+
+def test_sessions_are_validated_against_the_files_on_disk(tiny_root, tree_copy, tmp_path):
+    jobs = batch.plan_jobs(["03_encoding"], fixed={"sessions": "1-2"}, data_home=tiny_root, output_dir=tmp_path)
+    assert jobs[0].parameters["sessions"] == "1-2"  # passed through to the notebook
+    batch.validate_parameters("03_encoding", {"sessions": [1, 2], "subjects": ["subj01"]}, tiny_root)
+    batch.validate_parameters("01_feature_spaces", {"sessions": "1-3", "subject": "subj01"}, tiny_root)
+    for value, named in [("1-3", "subj03 has sessions 1..2"), ("x", "sessions='x'"), ([0], "1-based"),
+                         ({"subj01": "1-2"}, "no entry for subj02")]:
+        with pytest.raises(batch.BatchParameterError, match=named):
+            batch.validate_parameters("03_encoding", {"sessions": value}, tiny_root)
+    root = tree_copy()
+    (root / "nsddata_betas/ppdata/subj02/fsaverage/betas_fithrf_GLMdenoise_RR/lh.betas_session02.mgh").unlink()
+    with pytest.raises(batch.BatchParameterError, match=r"subj02.*lh.betas_session02.mgh"):
+        batch.validate_parameters("04_decoding", {"sessions": "1-2"}, root)
+    batch.validate_parameters("04_decoding", {"sessions": "1-2", "subjects": [1, 3]}, root)
+    rc = batch.main(["run", "03_encoding", "--data", str(tiny_root), "--set", "sessions=1-9",
+                     "--output-dir", str(tmp_path / "out")])
+    assert rc == 2 and not (tmp_path / "out").exists()
+
+
+def test_the_manifest_records_the_data_used(tiny_root, tree_copy):
+    source = _batch.NOTEBOOK_DIR / "03_encoding.ipynb"
+    rec = batch.data_used_record({"data_home": str(tiny_root), "subjects": [1, 3], "sessions": "1-2"},
+                                 notebook=source)
+    assert rec["subjects"] == ["subj01", "subj03"]
+    assert rec["sessions"] == {"subj01": [1, 2], "subj03": [1, 2]}
+    root = tree_copy()
+    (root / "nsddata_betas/ppdata/subj01/fsaverage/betas_fithrf_GLMdenoise_RR/rh.betas_session03.mgh").unlink()
+    with pytest.warns(UserWarning, match="subj01"):
+        rec = batch.data_used_record({"data_home": str(root)}, notebook=source)  # the notebook's default: on disk
+    assert rec["sessions"] == {"subj01": [1, 2], "subj02": [1, 2, 3], "subj03": [1, 2]}
+    assert batch.data_used_record({"data_home": str(root)}, notebook=_batch.NOTEBOOK_DIR / "06_summary.ipynb") is None
+    assert "error" in batch.data_used_record({"data_home": str(root), "sessions": [3]}, notebook=source)

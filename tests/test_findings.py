@@ -635,3 +635,34 @@ def test_image_to_llm_rows_sandbox_and_nsd():
     assert rows[2]["expected"].startswith("best planted space")
     nsd_rows = findings.image_to_llm_rows(table, _net_tests(), winners, transfer, rois=["early", "ventral"])
     assert len(nsd_rows) == 4 and nsd_rows[2]["expected"] == ""
+
+
+# ---------------------------------------------------------------- one subject
+def test_rows_that_need_two_subjects_say_so():
+    nc = findings.NEEDS_SUBJECTS
+    one = _group(ventral=(0.1, False), lateral=(0.2, False)).assign(n=1)
+    row = findings.roi_rsa_row("ventral", one, pd.Series({"ventral": np.nan, "lateral": np.nan}), "mpnet")
+    assert row["recovered"] == nc and row["agrees"] is None and row["paper"]
+    assert findings.roi_rsa_row("ventral", one.assign(n=2), pd.Series({"ventral": 0.4, "lateral": 0.3}),
+                                "mpnet")["recovered"] == "0.400"
+    sl = findings.searchlight_row(None, 1, "mpnet")
+    assert sl["recovered"] == nc and sl["agrees"] is None
+    row = findings.category_control_row(_tests(0.05, False).assign(n=1), ["multihot"], "mpnet")
+    assert row["recovered"] == nc and row["agrees"] is None
+    assert findings.category_control_row(None, ["multihot"], "mpnet")["recovered"] == nc
+    row = findings.encoding_fdr_row(None, VISUAL, STREAMS, ROI_NAMES, feature="mpnet", q=0.05, n_subjects=1)
+    assert row["recovered"] == nc and row["agrees"] is None
+    sandbox = findings.encoding_ceiling_row(None, {"pearson": 0.6}, sandbox=True)
+    assert sandbox["agrees"] is True and nc in sandbox["recovered"] and "0.60" in sandbox["recovered"]
+    assert findings.encoding_ceiling_row(None, {"pearson": 0.4}, sandbox=True)["agrees"] is False
+    real = findings.encoding_ceiling_row(None, {"pearson": 0.6})
+    assert real["agrees"] is None and nc in real["recovered"]
+    table = _table(ventral=(0.5, 0.4))
+    row = findings.network_objective_row(table, None, "ventral")
+    assert row["agrees"] is True and row["recovered"] == f"+0.100 (paired test {nc})"
+    # the chapter functions assemble them without crashing
+    rows = findings.rsa_rows(one, pd.Series({"ventral": np.nan, "lateral": np.nan}), None, None,
+                             ["multihot"], main="mpnet", n_subjects=1)
+    assert [r["recovered"] for r in rows] == [nc] * 4
+    assert findings.group_size(None) == 0 and findings.group_size(one) == 1 and findings.group_size(_tests(1, True)) is None
+    assert findings.not_computed("RQ2", "x")["agrees"] is None

@@ -1173,8 +1173,8 @@ def network_objective_row(table, tests, roi: str, llm: str = "blt_mpnet", catego
     ref = paper_reference_numbers()
     d = float(table.loc[llm, roi] - table.loc[category, roi])
     single = tests is None or (group_size(tests) or 2) < 2
-    t = tests.iloc[:0] if single else tests[(tests["roi"] == roi) & (tests["model_b"] == category)]
-    sig = bool(t["significant"].iloc[0]) if len(t) else False
+    t = None if single else tests[(tests["roi"] == roi) & (tests["model_b"] == category)]
+    sig = bool(t["significant"].iloc[0]) if t is not None and len(t) else False
     paper = (f"{ref.loc[_RCNN, roi]:.3f} vs {ref.loc[_ECOSET, roi]:.3f}"
              if roi in ref.columns else "not tabulated for this ROI")
     return finding(
