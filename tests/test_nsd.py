@@ -390,18 +390,18 @@ def _raw_fsaverage(root, subject, sessions):
 
 
 def test_parse_and_format_sessions():
-    from brainllm_utils.nsd import format_sessions, parse_sessions
+    from brainllm_utils.nsd import format_sessions, parse_session_spec, parse_sessions
 
-    assert parse_sessions(None) is None
-    assert parse_sessions("1-3,7") == [1, 2, 3, 7]
-    assert parse_sessions(" 2 , 1-2") == [1, 2]
-    assert parse_sessions(4) == [4]
-    assert parse_sessions(np.array([5, 2])) == [2, 5]
+    assert parse_session_spec(None) is None
+    assert parse_session_spec("1-3,7") == [1, 2, 3, 7] == parse_sessions("1-3,7")
+    assert parse_session_spec(" 2 , 1-2") == [1, 2]
+    assert parse_session_spec(4) == [4] == parse_session_spec("4")  # session 4, as the string
+    assert parse_session_spec(np.array([5, 2])) == [2, 5]
     assert format_sessions([7, 1, 2, 3]) == "1-3,7"
-    assert format_sessions(parse_sessions("1,3-4,10")) == "1,3-4,10"
+    assert format_sessions(parse_session_spec("1,3-4,10")) == "1,3-4,10"
     for bad in ["", "0-2", "3-1", "a", "1-", [], [1.5], [True], [0]]:
         with pytest.raises(ValueError, match="sessions"):
-            parse_sessions(bad)
+            parse_session_spec(bad)
 
 
 def test_last_session_missing_uses_the_sessions_on_disk_and_warns(tree_copy, cache_dir):

@@ -54,7 +54,7 @@ from pathlib import Path
 from .._utils.cache import cache_key, load_entry
 from .._utils.docs import fill_doc
 from .._utils.paths import REPO_ROOT, atomic_write_text, file_lock, get_data_home
-from ..nsd import NSDFileError, parse_sessions, subject_name
+from ..nsd import NSDFileError, parse_session_spec, subject_name
 from ._execute import NOTEBOOK_DIR, OUTPUT_DIR, execute_notebook, list_notebooks, notebook_parameters
 
 __all__ = [
@@ -393,7 +393,7 @@ def _check_sessions(stem: str, value, parameters: dict, root: Path, have: list) 
 
     try:
         if not isinstance(value, dict):
-            parse_sessions(value)
+            parse_session_spec(value)
     except ValueError as err:
         raise BatchParameterError(f"{stem}: sessions={value!r}: {err}") from None
     subjects = parameters.get("subjects")
