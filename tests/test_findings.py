@@ -660,6 +660,7 @@ def test_rows_that_need_two_subjects_say_so():
     table = _table(ventral=(0.5, 0.4))
     row = findings.network_objective_row(table, None, "ventral")
     assert row["agrees"] is True and row["recovered"] == f"+0.100 (paired test {nc})"
+    assert row["analysis"].endswith("(r; one subject: no ceiling)")
     # the chapter functions assemble them without crashing
     rows = findings.rsa_rows(one, pd.Series({"ventral": np.nan, "lateral": np.nan}), None, None,
                              ["multihot"], main="mpnet", n_subjects=1)

@@ -1149,7 +1149,8 @@ def network_objective_row(table, tests, roi: str, llm: str = "blt_mpnet", catego
 
     Criterion: the LLM-trained network ahead (the paper's direction); the row says when the
     paired test over subjects is FDR-significant, and that it was not computed with one
-    subject (``tests`` None or its ``n`` < 2; ``table`` then holds plain r).
+    subject (``tests`` None or its ``n`` < 2; ``table`` then holds plain r, as the row's
+    name says).
 
     Parameters
     ----------
@@ -1178,7 +1179,8 @@ def network_objective_row(table, tests, roi: str, llm: str = "blt_mpnet", catego
     paper = (f"{ref.loc[_RCNN, roi]:.3f} vs {ref.loc[_ECOSET, roi]:.3f}"
              if roi in ref.columns else "not tabulated for this ROI")
     return finding(
-        "RQ4", f"ROI RSA, {roi}: LLM-trained − category-trained network (normalised r)",
+        "RQ4", f"ROI RSA, {roi}: LLM-trained − category-trained network "
+               + ("(r; one subject: no ceiling)" if single else "(normalised r)"),
         f"{d:+.3f}" + (" (paired t, FDR q < .05)" if sig else "")
         + (f" (paired test {NEEDS_SUBJECTS})" if single else ""),
         expected="LLM-trained ahead (the paper's direction)", agrees=d > 0, paper=paper)
