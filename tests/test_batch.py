@@ -348,3 +348,9 @@ def test_the_manifest_records_the_data_used(tiny_root, tree_copy):
     assert rec["sessions"] == {"subj01": [1, 2], "subj02": [1, 2, 3], "subj03": [1, 2]}
     assert batch.data_used_record({"data_home": str(root)}, notebook=_batch.NOTEBOOK_DIR / "06_summary.ipynb") is None
     assert "error" in batch.data_used_record({"data_home": str(root), "sessions": [3]}, notebook=source)
+    tour = batch.data_used_record({"data_home": str(tiny_root), "subject": "subj02"},
+                                  notebook=_batch.NOTEBOOK_DIR / "00_data_tour.ipynb")
+    assert tour["subjects"] == ["subj01", "subj02", "subj03"]  # the tour shows every subject
+    one = batch.data_used_record({"data_home": str(tiny_root), "subject": "subj02"},
+                                 notebook=_batch.NOTEBOOK_DIR / "01_feature_spaces.ipynb")
+    assert one["subjects"] == ["subj02"]

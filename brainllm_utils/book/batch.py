@@ -126,6 +126,8 @@ _OUTPUT_DIR = "output_dir"
 _AFTER_CHAPTERS = ("_summary", "_reproduction")
 
 _SUBJECT_PARAMS = ("subject", "subjects", "gallery_subject")
+#: notebooks whose ``subject`` is only the one shown in figures: they use every subject on disk
+_ALL_SUBJECTS_NOTEBOOKS = ("00_data_tour",)
 _FEATURE_PARAMS = ("feature", "feature_spaces", "word_band")
 
 
@@ -420,9 +422,10 @@ def data_used_record(parameters: dict, data_home=None, notebook=None) -> dict | 
     Parameters
     ----------
     parameters : dict
-        The job's parameters. ``subjects`` (or ``subject``) and ``sessions`` are resolved as
-        the chapter resolves them (:func:`~brainllm_utils.chapters.data_used`); missing ones
-        take the notebook's defaults.
+        The job's parameters. ``subjects`` (or ``subject``; except in the data tour, which
+        uses every subject on disk) and ``sessions`` are resolved as the chapter resolves them
+        (:func:`~brainllm_utils.chapters.data_used`); missing ones take the notebook's
+        defaults.
     %(data_home)s
         A ``data_home`` in ``parameters`` takes precedence.
     notebook : pathlib.Path, optional
@@ -447,7 +450,8 @@ def data_used_record(parameters: dict, data_home=None, notebook=None) -> dict | 
     from ..nsd import NSD
 
     subjects = parameters.get("subjects")
-    if subjects is None and parameters.get("subject") is not None:
+    tour = notebook is not None and Path(notebook).stem in _ALL_SUBJECTS_NOTEBOOKS
+    if subjects is None and parameters.get("subject") is not None and not tour:
         subjects = [parameters["subject"]]
     try:
         table = data_used(NSD(parameters.get("data_home") or data_home), subjects, parameters["sessions"])
