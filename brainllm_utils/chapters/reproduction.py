@@ -116,8 +116,8 @@ def describe_dataset(nsd) -> dict:
     dict
         ``root`` (str), ``sandbox`` (bool: a generated sandbox, with a truth card),
         ``n_images`` (int), ``subjectim_shape`` ([subjects, images per subject] of the
-        design), ``subjects`` (those with betas on disk) and ``sessions`` (subject → its
-        sessions with fsaverage betas on disk).
+        design), ``subjects`` (those with betas on disk) and ``sessions`` (subject → the
+        number of its sessions with fsaverage betas on disk, holes allowed: ``NSD.sessions``).
     """
     return {
         "root": str(nsd.root),
@@ -125,7 +125,7 @@ def describe_dataset(nsd) -> dict:
         "n_images": int(nsd.n_images),
         "subjectim_shape": [int(n) for n in nsd.expdesign["subjectim"].shape],
         "subjects": list(nsd.subjects),
-        "sessions": {s: int(nsd.sessions_on_disk(s, "fsaverage")) for s in nsd.subjects},
+        "sessions": {s: len(nsd.sessions(s, "fsaverage", warn=False)) for s in nsd.subjects},
     }
 
 
