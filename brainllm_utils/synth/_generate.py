@@ -84,6 +84,7 @@ from ..nsd.layout import (
     COCO_DIR,
     EXPDESIGN,
     N_SUBJECTS,
+    NSD_SESSIONS,
     SHARED1000,
     STIM_INFO,
     STIMULI,
@@ -92,10 +93,11 @@ from ..nsd.layout import (
     responses_file,
     subject_name,
 )
-from . import _scenes
+from . import _mesh, _scenes
+from ._stream import MghTrialWriter, NiftiTrialWriter
 from ._truth import TRUTH_DIR
 
-__all__ = ["PRESETS", "ROI_SPACES", "Design", "compute_ncsnr", "make_synthetic_nsd", "main", "BETAS", "CTABS",
+__all__ = ["PRESETS", "OPTIONS", "COCO_SIZES", "NSD_GRIDS", "ROI_SPACES", "Design", "compute_ncsnr", "make_synthetic_nsd", "main", "BETAS", "CTABS",
            "GENERATIVE_MODEL", "NSDGENERAL_RADIUS", "N_SUBJECTS", "RESPONSE_COLUMNS", "ROI_ORDER", "SNR_RANGES",
            "STREAMS_NAMES", "STREAMS_SEEDS", "VOLUME_ROIS"]
 
@@ -117,6 +119,46 @@ PRESETS = {
                  grids={1: (10, 12, 9), 2: (11, 11, 9), 3: (10, 12, 10)},
                  nan_vertices={2: 2}, zeroed_voxels={1: (2, 3)}),
 }
+
+#: NSD's 1.8 mm grids per subject (nsd_layout.md §5).
+NSD_GRIDS = {1: (81, 104, 83), 2: (82, 106, 84), 3: (81, 106, 82), 4: (85, 99, 80),
+             5: (79, 97, 78), 6: (85, 113, 83), 7: (78, 95, 81), 8: (80, 103, 78)}
+#: COCO-like native (width, height) of the JPEGs when ``coco_native_sizes`` is on.
+COCO_SIZES = [(640, 480), (500, 375), (427, 640), (480, 640), (640, 427), (375, 500), (612, 612),
+              (640, 360), (333, 500)]
+
+#: Quirks and switches usable with any preset (through ``overrides``), with their defaults
+#: (all off: the ``default`` and ``tiny`` trees do not change).
+OPTIONS = {
+    # COCO JPEGs (training pool) and the COCO JSON image sizes of every image at
+    # COCO-like native sizes (COCO_SIZES, seeded draw); the NSD brick stays square
+    "coco_native_sizes": False,
+    # {subject: [sessions]}: listed by the design and responses.tsv, betas not written
+    "missing_sessions": {},
+    # number of NSD images (and ~as many per pool image) without COCO instance annotations
+    "no_instance_images": 0,
+    # punctuation, case, whitespace and non-ASCII variety in the captions
+    "caption_variety": False,
+    # "fsaverage5" (nilearn's, 10,242 vertices per hemisphere) or "fsaverage" (an order-7
+    # icosphere, 163,842 per hemisphere, with nsddata/freesurfer/fsaverage/surf/ files)
+    "mesh": "fsaverage5",
+    # stream the betas (trial batches, per-block random streams; bounded memory at any size)
+    "stream": False,
+}
+
+# NSD-realistic presets: `scale` multiplies NSD's session counts (40, 40, 32, 30, 40, 32, 40,
+# 30; at least 1 each) of the first `n_subjects` subjects; `n_shared` = K // 10 (NSD: 1000
+# of 10,000), `n_strict` ≈ 51.5 % of them (NSD's 515), `n_pool` = 48,236 × scale (COCO
+# images outside NSD); "last" missing session: the last session of the last subject with ≥ 2
+PRESETS["nsdlike"] = dict(
+    n_subjects=8, scale=1.0, trials_per_session=750, n_shared=None, n_strict=None, image_size=425,
+    n_pool=None, shared_reversal_pairs=20, subject_reversal_pairs=20, grids=NSD_GRIDS,
+    nan_vertices={s: 3 for s in (6, 8)} | {2: 2}, zeroed_voxels={1: (1, 5)},
+    coco_native_sizes=True, missing_sessions="last", no_instance_images=None, caption_variety=True,
+    mesh="fsaverage", stream=True)
+PRESETS["nsdlike_small"] = dict(
+    PRESETS["nsdlike"], n_subjects=2, data_sessions={1: 1, 2: 2}, image_size=64, n_pool=40,
+    shared_reversal_pairs=2, subject_reversal_pairs=2)
 
 STREAMS_NAMES = list(STREAMS_LABELS)
 #: ROI -> {feature space: variance share}; "other" = nsdgeneral outside the streams.
@@ -204,22 +246,104 @@ def _save_mgh(path, data):
     nib.save(nib.MGHImage(data, np.eye(4)), path)
 
 
+_KNOWN_KEYS = {"data_sessions", "trials_per_session", "n_shared", "n_strict", "image_size", "n_pool",
+               "n_captions", "shared_reversal_pairs", "subject_reversal_pairs", "grids", "nan_vertices",
+               "zeroed_voxels", "n_subjects", "scale", *OPTIONS}
+
+
+def _is_int(x):
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+def _check_data_sessions(ds):
+    if not isinstance(ds, dict) or not ds:
+        raise ValueError(f"data_sessions must be a non-empty dict subject -> sessions, got {ds!r}")
+    for s, n in ds.items():
+        if not _is_int(s) or not 1 <= s <= N_SUBJECTS or not _is_int(n) or n < 1:
+            raise ValueError(f"data_sessions: need subject in 1..{N_SUBJECTS} -> sessions >= 1, got {s!r}: {n!r}")
+
+
+def _resolve_nsdlike(cfg, overrides):
+    """Fill the derived sizes of the nsdlike presets (data_sessions from n_subjects × scale)."""
+    n_sub, scale = cfg["n_subjects"], cfg["scale"]
+    if not _is_int(n_sub) or not 1 <= n_sub <= N_SUBJECTS:
+        raise ValueError(f"n_subjects must be an int in 1..{N_SUBJECTS}, got {n_sub!r}")
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale <= 1:
+        raise ValueError(f"scale must be a number in (0, 1], got {scale!r}")
+    if "data_sessions" not in overrides and ("n_subjects" in overrides or "scale" in overrides
+                                             or "data_sessions" not in cfg):
+        cfg["data_sessions"] = {s: max(1, int(np.floor(NSD_SESSIONS[s] * scale + 0.5)))
+                                for s in range(1, n_sub + 1)}
+    if cfg.get("n_pool") is None:
+        cfg["n_pool"] = max(20, int(round(48236 * scale)))
+    if cfg["missing_sessions"] == "last":
+        multi = [s for s, n in sorted(cfg["data_sessions"].items()) if n >= 2]
+        cfg["missing_sessions"] = {multi[-1]: [cfg["data_sessions"][multi[-1]]]} if multi else {}
+
+
 def _resolve_preset(preset, overrides):
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
-    cfg = {**PRESETS[preset], **(overrides or {})}
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - _KNOWN_KEYS)
+    if unknown:
+        raise ValueError(f"unknown overrides {unknown}; known: {sorted(_KNOWN_KEYS)}")
+    cfg = {**OPTIONS, **PRESETS[preset], **overrides}
     cfg["name"] = preset
-    T, S = cfg["trials_per_session"], cfg["n_shared"]
+    if "n_subjects" in cfg:
+        _resolve_nsdlike(cfg, overrides)
+    _check_data_sessions(cfg["data_sessions"])
+    T = cfg["trials_per_session"]
+    if not _is_int(T) or T < 12:
+        raise ValueError(f"trials_per_session must be an int >= 12, got {T!r}")
     D = max(cfg["data_sessions"].values())
     if (D * T) % 3:
         raise ValueError("max(data_sessions) * trials_per_session must be divisible by 3")
     K = D * T // 3
+    if cfg["n_shared"] is None:
+        cfg["n_shared"] = max(1, K // 10)
+    if cfg["n_strict"] is None:
+        cfg["n_strict"] = max(1, int(round(0.515 * cfg["n_shared"])))
+    S = cfg["n_shared"]
     if not 0 < S < K:
         raise ValueError("need 0 < n_shared < K")
-    if cfg["image_size"] % 32:
-        raise ValueError("image_size must be a multiple of 32")
-    cfg.update(D=D, K=K, N=S + N_SUBJECTS * (K - S), T=T, S=S)
+    size = cfg["image_size"]
+    if not _is_int(size) or size < 32 or (size % 32 and not cfg["stream"]):
+        raise ValueError(f"image_size must be a multiple of 32 (any int >= 32 with stream=True), got {size!r}")
+    missing = cfg["missing_sessions"]
+    if not isinstance(missing, dict):
+        raise ValueError(f"missing_sessions must be a dict subject -> [sessions], got {missing!r}")
+    for s, sessions in missing.items():
+        n = cfg["data_sessions"].get(s)
+        if n is None:
+            raise ValueError(f"missing_sessions: subject {s!r} has no data (data_sessions: {cfg['data_sessions']})")
+        bad = [x for x in sessions if not _is_int(x) or not 1 <= x <= n]
+        if bad or len(set(sessions)) >= n:
+            raise ValueError(f"missing_sessions[{s}]: need distinct sessions in 1..{n}, leaving at least one "
+                             f"on disk; got {list(sessions)}")
+    N = S + N_SUBJECTS * (K - S)
+    n_none = cfg["no_instance_images"]
+    if n_none is None:  # nsdlike: ~1 % of the images, as COCO has ~1 % without instances
+        n_none = cfg["no_instance_images"] = max(1, N // 100)
+    if not _is_int(n_none) or not 0 <= n_none <= N:
+        raise ValueError(f"no_instance_images must be an int in 0..{N}, got {n_none!r}")
+    for key in ("coco_native_sizes", "caption_variety", "stream"):
+        if not isinstance(cfg[key], bool):
+            raise ValueError(f"{key} must be True or False, got {cfg[key]!r}")
+    if cfg["mesh"] not in ("fsaverage5", "fsaverage"):
+        raise ValueError(f"mesh must be 'fsaverage5' or 'fsaverage', got {cfg['mesh']!r}")
+    if cfg["mesh"] == "fsaverage" and not cfg["stream"]:
+        raise ValueError("mesh='fsaverage' (163,842 vertices per hemisphere) needs stream=True")
+    no_grid = sorted(set(cfg["data_sessions"]) - set(cfg["grids"]))
+    if no_grid:
+        raise ValueError(f"grids: no volume grid for subjects {no_grid}")
+    cfg.update(D=D, K=K, N=N, T=T, S=S)
     return cfg
+
+
+def _quirks(cfg):
+    """The options that differ from :data:`OPTIONS` (for the truth card)."""
+    return {k: cfg[k] for k in OPTIONS if cfg[k] != OPTIONS[k]}
 
 
 # --------------------------------------------------------------------------------------
@@ -472,11 +596,17 @@ def _render_all(seed, tag, graphs, size, progress=None):
     return images
 
 
-def _captions(seed, graphs, pairs=(), tag="nsd", n_max=None):
-    """Captions per image; the two images of a reversal pair share the caption stream."""
+def _captions(seed, graphs, pairs=(), tag="nsd", n_max=None, variety=False):
+    """Captions per image; the two images of a reversal pair share the caption stream (and,
+    with ``variety``, the same untidiness)."""
     key = {b: a for a, b in pairs}
     u = _rng(seed, "captions", tag).random((len(graphs), _scenes.CAPTION_RANDOMS))
-    return [_scenes.make_captions(g, u[key.get(i, i)], n_max) for i, g in enumerate(graphs)]
+    caps = [_scenes.make_captions(g, u[key.get(i, i)], n_max) for i, g in enumerate(graphs)]
+    if variety:
+        v = _rng(seed, "caption-variety", tag).random((len(graphs), 6, _scenes.VARIETY_RANDOMS))
+        caps = [[_scenes.vary_caption(c, v[key.get(i, i), j]) for j, c in enumerate(cs)]
+                for i, cs in enumerate(caps)]
+    return caps
 
 
 def _stamp_ids(images):
@@ -499,7 +629,7 @@ def _write_stimuli(tree, design, images):
         Image.fromarray(images[nsd73 - 1]).save(folder / f"shared{i:04d}_nsd{nsd73:05d}.png")
 
 
-def _coco_json(kind, split, entries, size):
+def _coco_json(kind, split, entries):
     """One COCO 2017-style JSON dict (``kind`` = captions or instances)."""
     out = {"info": {"description": "brainllm synthetic COCO-style annotations", "version": "1.0",
                     "year": 2017, "contributor": "brainllm sandbox", "date_created": "2017/09/01"},
@@ -510,7 +640,7 @@ def _coco_json(kind, split, entries, size):
         if e["split"] != split:
             continue
         out["images"].append({"license": 1, "file_name": f"{e['coco_id']:012d}.jpg", "coco_url": "",
-                              "height": size, "width": size, "date_captured": "2013-11-14 11:18:45",
+                              "height": e["height"], "width": e["width"], "date_captured": "2013-11-14 11:18:45",
                               "flickr_url": "", "id": e["coco_id"]})
         out["annotations"] += e[kind]
     if kind == "instances":
@@ -519,18 +649,22 @@ def _coco_json(kind, split, entries, size):
     return out
 
 
-def _coco_entries(graphs, captions, coco_ids, splits, size, counters):
+def _coco_entries(graphs, captions, coco_ids, splits, sizes, counters, no_instances=()):
+    """COCO annotations per image; ``sizes`` = (width, height) per image (boxes in its
+    pixels); images in ``no_instances`` (indices) get no instance annotation."""
     entries = []
-    for g, caps, cid, split in zip(graphs, captions, coco_ids, splits):
+    no_instances = set(int(i) for i in no_instances)
+    for i, (g, caps, cid, split) in enumerate(zip(graphs, captions, coco_ids, splits)):
+        W, H = (int(x) for x in sizes[i])
         cap_anns = []
         for c in caps:
             counters["caption"] += 1
             cap_anns.append({"image_id": int(cid), "id": counters["caption"], "caption": c})
         inst = []
-        for obj in g["objects"]:
+        for obj in ([] if i in no_instances else g["objects"]):
             for x0, y0, x1, y1 in obj["boxes"]:
-                x0, x1 = np.clip([x0 * size, x1 * size], 0, size)
-                y0, y1 = np.clip([y0 * size, y1 * size], 0, size)
+                x0, x1 = np.clip([x0 * W, x1 * W], 0, W)
+                y0, y1 = np.clip([y0 * H, y1 * H], 0, H)
                 w, h = float(x1 - x0), float(y1 - y0)
                 if w <= 0 or h <= 0:
                     continue
@@ -541,26 +675,42 @@ def _coco_entries(graphs, captions, coco_ids, splits, size, counters):
                              "iscrowd": 0, "image_id": int(cid), "bbox": box,
                              "category_id": _scenes.CATEGORIES[obj["category"]][0],
                              "id": counters["instance"]})
-        entries.append({"coco_id": int(cid), "split": split, "captions": cap_anns, "instances": inst})
+        entries.append({"coco_id": int(cid), "split": split, "captions": cap_anns, "instances": inst,
+                        "width": W, "height": H})
     return entries
 
 
-def _write_coco(tree, entries, size):
+def _write_coco(tree, entries):
     folder = tree / ANNOTATIONS
     folder.mkdir(parents=True, exist_ok=True)
     for kind in ("captions", "instances"):
         for split in ("train2017", "val2017"):
-            text = json.dumps(_coco_json(kind, split, entries, size))
+            text = json.dumps(_coco_json(kind, split, entries))
             atomic_write_text(folder / f"{kind}_{split}.json", text)
 
 
-def _write_pool_jpegs(tree, images, coco_ids, splits):
+def _write_pool_jpegs(tree, seed, graphs, coco_ids, splits, sizes, progress=None):
+    """Render the pool images one at a time (``sizes``: (width, height) each) and save them.
+
+    Same random stream as :func:`_render_all` with tag ``pool``: square sizes give the
+    same pixels."""
     from PIL import Image
 
-    for img, cid, split in zip(images, coco_ids, splits):
+    rng = _rng(seed, "render", "pool")
+    for g, cid, split, (W, H) in zip(graphs, coco_ids, splits, sizes):
+        img = _scenes.render_image(rng, g, int(H), int(W))
         folder = tree / COCO_DIR / split
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(img).save(folder / f"{cid:012d}.jpg", quality=95)
+        _tick(progress)
+
+
+def _coco_sizes(seed, tag, n, square, native):
+    """(width, height) per image: ``square`` × ``square``, or drawn from :data:`COCO_SIZES`."""
+    if not native:
+        return np.full((n, 2), square, np.int64)
+    pick = _rng(seed, "coco-sizes", tag).integers(len(COCO_SIZES), size=n)
+    return np.asarray(COCO_SIZES, np.int64)[pick]
 
 
 # --------------------------------------------------------------------------------------
@@ -568,12 +718,13 @@ def _write_pool_jpegs(tree, images, coco_ids, splits):
 # --------------------------------------------------------------------------------------
 
 
-def _feature_spaces(graphs, images):
+def _feature_spaces(graphs, images=None, lowlevel=None):
     """Z-scored (per dimension, over NSD images) feature matrices, float32 (N, d_s).
 
-    Constant dimensions are set to 0.
+    Constant dimensions are set to 0. ``lowlevel``: the images' low-level features when
+    already computed (streamed rendering), instead of ``images``.
     """
-    raw = {"lowlevel": _scenes.lowlevel_features(images)}
+    raw = {"lowlevel": _scenes.lowlevel_features(images) if lowlevel is None else lowlevel}
     per_graph = [_scenes.graph_features(g) for g in graphs]
     for space in ("category", "interaction", "layout"):
         raw[space] = np.stack([f[space] for f in per_graph])
@@ -701,14 +852,23 @@ def _mesh_graph(coords, faces):
     return coo_matrix((np.r_[w, w], (np.r_[e[:, 0], e[:, 1]], np.r_[e[:, 1], e[:, 0]])), shape=(n, n)).tocsr()
 
 
-@lru_cache(maxsize=1)
-def _fsaverage_labels():
+def _mesh_surfaces(mesh):
+    """{hemi: (pial coords, inflated coords, faces)} of ``mesh`` (see :data:`OPTIONS`)."""
+    if mesh == "fsaverage5":
+        return _fsaverage5()
+    surfs = _mesh.hemisphere_surfaces(7)
+    return {h: (surfs[h]["pial"][0], surfs[h]["inflated"][0], surfs[h]["pial"][1].astype(np.int64))
+            for h in ("left", "right")}
+
+
+@lru_cache(maxsize=2)
+def _fsaverage_labels(mesh="fsaverage5"):
     """Per hemisphere: streams (V,) 0..7, nsdgeneral (V,) 0/1, taper (V,) in [0, 1]."""
     from scipy.sparse.csgraph import dijkstra
 
     out = {}
     for hemi, sign in (("left", -1), ("right", 1)):
-        pial, infl, faces = _fsaverage5()[hemi]
+        pial, infl, faces = _mesh_surfaces(mesh)[hemi]
         sources, labels, radii = [], [], []
         for label, (seeds, radius) in STREAMS_SEEDS.items():
             for seed in seeds:
@@ -789,9 +949,11 @@ def _write_ctab(path, names):
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
-def _write_label_files(tree, subjects):
-    labels = _fsaverage_labels()
+def _write_label_files(tree, subjects, mesh="fsaverage5"):
+    labels = _fsaverage_labels(mesh)
     fs_label = tree / "nsddata/freesurfer/fsaverage/label"
+    if mesh != "fsaverage5":  # nilearn has fsaverage5's surfaces; the full mesh's come with the tree
+        _mesh.write_surfaces(tree / "nsddata/freesurfer/fsaverage/surf", 7)
     for hemi, h in (("left", "lh"), ("right", "rh")):
         streams, nsdgeneral, _ = labels[hemi]
         _save_mgh(fs_label / f"{h}.streams.mgz", streams.reshape(-1, 1, 1))
@@ -831,7 +993,7 @@ def _write_fsaverage_subject(tree, seed, cfg, design, features, subject, progres
         q = q_all[(n - 1) * design.T: n * design.T]
         beta = _simulate_session(_rng(seed, "fsaverage-noise", subject, n), snr, signal, active, q)
         beta[:, nan_vertices] = np.nan
-        for h, sl in (("lh", slice(0, Vh)), ("rh", slice(Vh, V))):
+        for h, sl in (() if n in cfg["missing_sessions"].get(subject, ()) else (("lh", slice(0, Vh)), ("rh", slice(Vh, V)))):
             # (T, Vh) C-order == (Vh, 1, 1, T) F-order, the MGH on-disk order: no copy
             _save_mgh(folder / f"{h}.betas_session{n:02d}.mgh",
                       np.ascontiguousarray(beta[:, sl]).T.reshape(Vh, 1, 1, -1))
@@ -870,7 +1032,8 @@ def _write_volume_subject(tree, seed, cfg, design, features, subject, progress):
             stored[:, zeroed] = 0
         full = np.zeros((anat["mask"].size, q.size), np.int16)
         full[inmask] = stored.T
-        _save_nifti(folder / f"betas_session{n:02d}.nii.gz", full.reshape(*shape, q.size), affine)
+        if n not in cfg["missing_sessions"].get(subject, ()):
+            _save_nifti(folder / f"betas_session{n:02d}.nii.gz", full.reshape(*shape, q.size), affine)
         sessions.append(stored.astype(np.float32) / 300)
         qs.append(q)
         _tick(progress)
@@ -883,6 +1046,218 @@ def _write_volume_subject(tree, seed, cfg, design, features, subject, progress):
 def _tick(progress):
     if progress is not None:
         progress.update(1)
+
+
+# --------------------------------------------------------------------------------------
+# Streamed generation (stream=True: nsdlike): bounded memory at any size
+# --------------------------------------------------------------------------------------
+
+#: units (vertices or in-mask voxels) per random stream of the streamed betas
+_BLOCK = 1024
+#: trials simulated and written at once
+_BATCH = 64
+#: NSD images rendered at once
+_IMAGE_BATCH = 256
+
+
+def _stream_nsd_images(tree, seed, design, graphs, size, progress):
+    """Render the NSD images in batches straight into the brick (and the shared PNGs).
+
+    Returns the low-level features (N, 44) of the unstamped images; for a size that is not
+    a multiple of 32 they are computed on a copy resized to the multiple of 32 below.
+    """
+    import h5py
+    from PIL import Image
+
+    N = len(graphs)
+    rng = _rng(seed, "render", "nsd")
+    fsize = size - size % 32
+    lowlevel = None
+    shared = {int(i) - 1: k for k, i in enumerate(design.sharedix, start=1)}
+    path = tree / STIMULI
+    path.parent.mkdir(parents=True, exist_ok=True)
+    folder = tree / SHARED1000
+    folder.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as fh:
+        ds = fh.create_dataset("imgBrick", shape=(N, size, size, 3), dtype=np.uint8, chunks=(1, size, size, 3),
+                               compression="gzip", compression_opts=1)
+        for start in range(0, N, _IMAGE_BATCH):
+            stop = min(N, start + _IMAGE_BATCH)
+            batch = np.empty((stop - start, size, size, 3), np.uint8)
+            for i in range(start, stop):
+                batch[i - start] = _scenes.render_image(rng, graphs[i], size, size)
+                _tick(progress)
+            small = batch if fsize == size else np.stack(
+                [np.asarray(Image.fromarray(im).resize((fsize, fsize), Image.BILINEAR)) for im in batch])
+            feats = _scenes.lowlevel_features(small)
+            if lowlevel is None:
+                lowlevel = np.empty((N, feats.shape[1]), np.float32)
+            lowlevel[start:stop] = feats
+            ids = np.arange(start, stop)
+            batch[:, 0, 0] = np.stack([ids >> 16, (ids >> 8) & 255, ids & 255], axis=1)
+            ds[start:stop] = batch
+            for i in range(start, stop):
+                if i in shared:
+                    Image.fromarray(batch[i - start]).save(folder / f"shared{shared[i]:04d}_nsd{i + 1:05d}.png")
+    return lowlevel
+
+
+class _StreamedBetas:
+    """The betas of one subject in one space, simulated in trial batches.
+
+    Noise comes from one random stream per (session, block of :data:`_BLOCK` units), so a
+    block's values over a whole session can be drawn again on their own (for the ncsnr
+    pass) and equal the ones written; the signal is ``(X[image] @ W − mu) / sd`` with the
+    per-unit weights ``W`` of the active units only (never a (K, V) matrix).
+    """
+
+    def __init__(self, seed, tag, subject, design, X, roi, snr, cfg):
+        self.seed, self.tag, self.subject, self.design, self.X = seed, tag, subject, design, X
+        self.snr, self.T = snr, design.T
+        self.V = roi.size
+        self.active = np.flatnonzero(roi >= 0)
+        rng = _rng(seed, f"{tag}-weights", subject)
+        blocks = []
+        for space in _scenes.FEATURE_SPACES:
+            d = cfg["dims"][space]
+            mix = np.array([ROI_SPACES[r].get(space, 0.0) for r in ROI_ORDER] + [0.0])
+            w = np.sqrt(mix[roi[self.active]] / d).astype(np.float32)
+            blocks.append(rng.standard_normal((d, self.active.size), dtype=np.float32) * w)
+        self.W = np.concatenate(blocks)  # (sum d_s, n_active)
+        rows = design.subjectim[subject - 1] - 1
+        self.mu = np.empty(self.active.size, np.float32)
+        self.sd = np.empty(self.active.size, np.float32)
+        Xs = X[rows]
+        for c in range(0, self.active.size, 2048):
+            f = (Xs @ self.W[:, c:c + 2048]).astype(np.float64)
+            self.mu[c:c + 2048] = f.mean(axis=0)
+            self.sd[c:c + 2048] = f.std(axis=0)
+        self.inv_sd = np.where(self.sd > 0, 1 / np.where(self.sd > 0, self.sd, 1), 0).astype(np.float32)
+        self.n_sessions = design.data_sessions[subject]
+        q_all, ids = design.trials(subject)
+        self.q = [q_all[(n - 1) * self.T: n * self.T] for n in range(1, self.n_sessions + 1)]
+        self.img = [ids[(n - 1) * self.T: n * self.T] - 1 for n in range(1, self.n_sessions + 1)]
+        self.scale = np.empty((self.n_sessions, self.V), np.float32)
+        self.offset = np.empty((self.n_sessions, self.V), np.float32)
+        for n in range(1, self.n_sessions + 1):
+            r = _rng(seed, f"{tag}-session", subject, n)
+            self.scale[n - 1] = r.uniform(1.0, 3.0, self.V)
+            self.offset[n - 1] = r.normal(0.0, 1.0, self.V)
+        self.blocks = [(b, min(b + _BLOCK, self.V)) for b in range(0, self.V, _BLOCK)]
+
+    def _noise_streams(self, n):
+        return [_rng(self.seed, f"{self.tag}-noise", self.subject, n, k) for k in range(len(self.blocks))]
+
+    def _signal(self, img, cols):
+        f = (self.X[img] @ self.W[:, cols] - self.mu[cols]) * self.inv_sd[cols]
+        return f * self.snr[self.active[cols]]
+
+    def session_batches(self, n):
+        """Yield (trial slice, (n_batch, V) float32 PSC betas) of session ``n`` in order."""
+        streams = self._noise_streams(n)
+        img = self.img[n - 1]
+        everything = slice(None)
+        for t0 in range(0, self.T, _BATCH):
+            t1 = min(self.T, t0 + _BATCH)
+            beta = np.empty((t1 - t0, self.V), np.float32)
+            for (a, b), r in zip(self.blocks, streams):
+                beta[:, a:b] = r.standard_normal((t1 - t0, b - a), dtype=np.float32)
+            beta[:, self.active] += self._signal(img[t0:t1], everything)
+            beta *= self.scale[n - 1]
+            beta += self.offset[n - 1]
+            yield slice(t0, t1), beta
+
+    def block_sessions(self, k):
+        """(units slice, [(T, width) float32 PSC betas of each session]) of block ``k``."""
+        a, b = self.blocks[k]
+        lo, hi = np.searchsorted(self.active, [a, b])
+        cols = slice(lo, hi)
+        local = self.active[lo:hi] - a
+        out = []
+        for n in range(1, self.n_sessions + 1):
+            beta = _rng(self.seed, f"{self.tag}-noise", self.subject, n, k).standard_normal(
+                (self.T, b - a), dtype=np.float32)
+            if hi > lo:
+                beta[:, local] += self._signal(self.img[n - 1], cols)
+            beta *= self.scale[n - 1, a:b]
+            beta += self.offset[n - 1, a:b]
+            out.append(beta)
+        return slice(a, b), out
+
+
+def _stream_fsaverage_subject(tree, seed, cfg, design, X, subject, progress):
+    labels = _fsaverage_labels(cfg["mesh"])
+    streams = np.concatenate([labels[h][0] for h in ("left", "right")])
+    nsdgen = np.concatenate([labels[h][1] for h in ("left", "right")])
+    taper = np.concatenate([labels[h][2] for h in ("left", "right")])
+    roi = _roi_index(streams, nsdgen)
+    V = roi.size
+    Vh = V // 2
+    rng = _rng(seed, "fsaverage", subject)
+    snr = _true_snr(rng, roi, taper)
+    nan_vertices = np.sort(rng.choice(V, size=cfg["nan_vertices"].get(subject, 0), replace=False))
+    sim = _StreamedBetas(seed, "fsaverage", subject, design, X, roi, snr, cfg)
+    folder = tree / beta_dir(subject_name(subject), "fsaverage")
+    for n in range(1, sim.n_sessions + 1):
+        if n not in cfg["missing_sessions"].get(subject, ()):
+            with MghTrialWriter(folder / f"lh.betas_session{n:02d}.mgh", Vh, design.T) as lh, \
+                    MghTrialWriter(folder / f"rh.betas_session{n:02d}.mgh", Vh, design.T) as rh:
+                for _, beta in sim.session_batches(n):
+                    beta[:, nan_vertices] = np.nan
+                    lh.write(beta[:, :Vh])
+                    rh.write(beta[:, Vh:])
+        _tick(progress)
+    ncsnr = np.empty(V, np.float32)
+    for k in range(len(sim.blocks)):
+        cols, sessions = sim.block_sessions(k)
+        nan_here = nan_vertices[(nan_vertices >= cols.start) & (nan_vertices < cols.stop)] - cols.start
+        for beta in sessions:
+            beta[:, nan_here] = np.nan
+        ncsnr[cols] = compute_ncsnr(sessions, sim.q)
+    _tick(progress)
+    for h, sl in (("lh", slice(0, Vh)), ("rh", slice(Vh, V))):
+        _save_mgh(folder / f"{h}.ncsnr.mgh", ncsnr[sl].reshape(Vh, 1, 1))
+    return snr, nan_vertices
+
+
+def _stream_volume_subject(tree, seed, cfg, design, X, subject, progress):
+    shape = tuple(cfg["grids"][subject])
+    affine = _affine(shape)
+    anat = _volume_anatomy(shape)
+    rng = _rng(seed, "volume", subject)
+    roi = _roi_index(anat["streams"], anat["nsdgeneral"])
+    snr = _true_snr(rng, roi, anat["taper"])
+    inmask = np.flatnonzero(anat["mask"])
+    zero_session, n_zero = cfg["zeroed_voxels"].get(subject, (0, 0))
+    zeroed = np.sort(rng.choice(inmask.size, size=n_zero, replace=False))
+    ppdata = tree / f"nsddata/ppdata/{subject_name(subject)}/func1pt8mm"
+    _save_nifti(ppdata / "brainmask.nii.gz", anat["mask"].reshape(shape).astype(np.int16), affine)
+    _write_volume_rois(ppdata / "roi", anat, shape, affine)
+    sim = _StreamedBetas(seed, "volume", subject, design, X, roi[inmask], snr[inmask], cfg)
+    folder = tree / beta_dir(subject_name(subject), "func1pt8mm")
+
+    def stored(beta, n, first=0):
+        out = np.clip(np.rint(beta * 300), -32768, 32767).astype(np.int16)
+        if n == zero_session:
+            here = zeroed[(zeroed >= first) & (zeroed < first + beta.shape[1])] - first
+            out[:, here] = 0
+        return out
+
+    for n in range(1, sim.n_sessions + 1):
+        if n not in cfg["missing_sessions"].get(subject, ()):
+            with NiftiTrialWriter(folder / f"betas_session{n:02d}.nii.gz", shape, design.T, affine,
+                                  inside=inmask) as w:
+                for _, beta in sim.session_batches(n):
+                    w.write(stored(beta, n))
+        _tick(progress)
+    ncsnr = np.zeros(anat["mask"].size, np.float32)
+    for k in range(len(sim.blocks)):
+        cols, sessions = sim.block_sessions(k)
+        sessions = [stored(b, n, cols.start).astype(np.float32) / 300 for n, b in enumerate(sessions, start=1)]
+        ncsnr[inmask[cols]] = np.nan_to_num(compute_ncsnr(sessions, sim.q), nan=0.0)
+    _tick(progress)
+    _save_nifti(folder / "ncsnr.nii.gz", ncsnr.reshape(shape), affine)
+    return snr.reshape(shape), inmask[zeroed]
 
 
 # --------------------------------------------------------------------------------------
@@ -899,7 +1274,7 @@ GENERATIVE_MODEL = (
 )
 
 
-def _write_truth(tree, cfg, seed, design, graphs, pool_graphs, pairs, features, subject_truth, t0):
+def _write_truth(tree, cfg, seed, design, graphs, pool_graphs, pairs, features, subject_truth, t0, extra=None):
     folder = tree / TRUTH_DIR
     folder.mkdir(parents=True, exist_ok=True)
     for space, x in features.items():
@@ -914,7 +1289,7 @@ def _write_truth(tree, cfg, seed, design, graphs, pool_graphs, pairs, features, 
                   "trials_per_session": cfg["T"], "planned_sessions": cfg["D"],
                   "image_size": cfg["image_size"], "n_pool": cfg["n_pool"],
                   "captions_per_image": cfg.get("n_captions") or "5 (6 for ~5 %)",
-                  "fsaverage_vertices_per_hemi": int(_fsaverage_labels()["left"][0].size),
+                  "fsaverage_vertices_per_hemi": int(_fsaverage_labels(cfg["mesh"])["left"][0].size),
                   "grids": {subject_name(s): list(g) for s, g in cfg["grids"].items()}},
         "subjects_with_data": [int(s) for s in sorted(design.data_sessions)],
         "n_sessions": {subject_name(s): int(n) for s, n in design.data_sessions.items()},
@@ -932,6 +1307,11 @@ def _write_truth(tree, cfg, seed, design, graphs, pool_graphs, pairs, features, 
                                      "flat_indices": i["zeroed"].tolist()} for s, i in subject_truth.items()},
         "generation_seconds": round(time.perf_counter() - t0, 2),
     }
+    quirks = _quirks(cfg)
+    if quirks:  # only then: the default and tiny cards stay as they were
+        quirks["missing_sessions"] = {subject_name(s): sorted(int(x) for x in v)
+                                      for s, v in cfg["missing_sessions"].items()}
+        card["quirks"] = {**quirks, **(extra or {})}
     atomic_write_text(folder / "card.json", json.dumps(card, indent=1))
 
 
@@ -967,35 +1347,62 @@ def _build(tree, cfg, seed, progress, t0):
     graphs = _make_graphs(_rng(seed, "scenes"), cfg["N"], pairs)
     pool_graphs = _make_graphs(_rng(seed, "pool-scenes"), cfg["n_pool"])
     size = cfg["image_size"]
-    images = _render_all(seed, "nsd", graphs, size, progress)
-    features = _feature_spaces(graphs, images)
-    _stamp_ids(images)
-    _write_stimuli(tree, design, images)
-    del images
-    pool_images = _render_all(seed, "pool", pool_graphs, size, progress)
+    if cfg["stream"]:
+        features = _feature_spaces(graphs, lowlevel=_stream_nsd_images(tree, seed, design, graphs, size, progress))
+    else:
+        images = _render_all(seed, "nsd", graphs, size, progress)
+        features = _feature_spaces(graphs, images)
+        _stamp_ids(images)
+        _write_stimuli(tree, design, images)
+        del images
 
     rng = _rng(seed, "coco")
     coco_ids = 100000 + np.arange(cfg["N"])
     splits = np.where(rng.random(cfg["N"]) < 0.75, "train2017", "val2017")
     pool_ids = 500000 + np.arange(cfg["n_pool"])
     pool_splits = np.where(rng.random(cfg["n_pool"]) < 0.95, "train2017", "val2017")
+    native = cfg["coco_native_sizes"]
+    nsd_sizes = _coco_sizes(seed, "nsd", cfg["N"], size, native)
+    pool_sizes = _coco_sizes(seed, "pool", cfg["n_pool"], size, native)
+    no_inst, no_inst_pool = _no_instance_images(seed, cfg)
     counters = {"caption": 0, "instance": 0}
-    n_caps = cfg.get("n_captions")
-    entries = _coco_entries(graphs, _captions(seed, graphs, pairs, n_max=n_caps), coco_ids, splits,
-                            size, counters)
-    entries += _coco_entries(pool_graphs, _captions(seed, pool_graphs, tag="pool", n_max=n_caps), pool_ids,
-                             pool_splits, size, counters)
-    _write_coco(tree, entries, size)
-    _write_pool_jpegs(tree, pool_images, pool_ids, pool_splits)
+    n_caps, variety = cfg.get("n_captions"), cfg["caption_variety"]
+    entries = _coco_entries(graphs, _captions(seed, graphs, pairs, n_max=n_caps, variety=variety), coco_ids,
+                            splits, nsd_sizes, counters, no_inst)
+    entries += _coco_entries(pool_graphs, _captions(seed, pool_graphs, tag="pool", n_max=n_caps, variety=variety),
+                             pool_ids, pool_splits, pool_sizes, counters, no_inst_pool)
+    _write_coco(tree, entries)
+    del entries
+    _write_pool_jpegs(tree, seed, pool_graphs, pool_ids, pool_splits, pool_sizes, progress)
     _write_stim_info(tree, seed, design, coco_ids, splits)
 
-    _write_label_files(tree, subjects)
+    _write_label_files(tree, subjects, cfg["mesh"])
     truth = {}
+    if cfg["stream"]:
+        cfg["dims"] = {space: int(x.shape[1]) for space, x in features.items()}
+        X = np.concatenate([features[space] for space in _scenes.FEATURE_SPACES], axis=1)
     for s in subjects:
-        snr_fs, nan_v = _write_fsaverage_subject(tree, seed, cfg, design, features, s, progress)
-        snr_vol, zeroed = _write_volume_subject(tree, seed, cfg, design, features, s, progress)
+        if cfg["stream"]:
+            snr_fs, nan_v = _stream_fsaverage_subject(tree, seed, cfg, design, X, s, progress)
+            snr_vol, zeroed = _stream_volume_subject(tree, seed, cfg, design, X, s, progress)
+        else:
+            snr_fs, nan_v = _write_fsaverage_subject(tree, seed, cfg, design, features, s, progress)
+            snr_vol, zeroed = _write_volume_subject(tree, seed, cfg, design, features, s, progress)
         truth[s] = {"snr_fs": snr_fs, "snr_vol": snr_vol, "nan_vertices": nan_v, "zeroed": zeroed}
-    _write_truth(tree, cfg, seed, design, graphs, pool_graphs, pairs, features, truth, t0)
+    quirks = {"no_instance_nsd_ids": no_inst.tolist(), "no_instance_pool_coco_ids": (500000 + no_inst_pool).tolist(),
+              "coco_sizes_drawn": bool(native)}
+    _write_truth(tree, cfg, seed, design, graphs, pool_graphs, pairs, features, truth, t0, quirks)
+
+
+def _no_instance_images(seed, cfg):
+    """Indices of the NSD and pool images whose COCO instances are left out."""
+    n = cfg["no_instance_images"]
+    if n == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    rng = _rng(seed, "no-instances")
+    nsd = np.sort(rng.choice(cfg["N"], size=n, replace=False))
+    n_pool = min(cfg["n_pool"], max(1, int(round(n * cfg["n_pool"] / cfg["N"]))))
+    return nsd, np.sort(rng.choice(cfg["n_pool"], size=n_pool, replace=False))
 
 
 @fill_doc
@@ -1007,17 +1414,22 @@ def make_synthetic_nsd(root, preset="default", seed=0, *, overwrite=False, overr
     root : str or path-like
         Destination; built in ``root.parent/.{root.name}.partial-XXXX`` and renamed at the
         end, so an interrupted run never leaves a tree that looks complete.
-    preset : {"default", "tiny"}, default="default"
+    preset : {"default", "tiny", "nsdlike", "nsdlike_small"}, default="default"
         ``default``: 4 subjects with data, 750 trials per session, 4,950 NSD images
-        (≤ 90 s, < 1 GB); ``tiny``: 3 subjects, 60 trials per session (≈ 2 s, for tests).
+        (≤ 90 s, < 1 GB); ``tiny``: 3 subjects, 60 trials per session (≈ 2 s, for tests);
+        ``nsdlike``: NSD's sizes and quirks (see the module docstring: huge at
+        ``scale=1``); ``nsdlike_small``: the same quirks, 2 subjects, 1 + 2 sessions of 750
+        trials, full fsaverage (for tests).
     %(seed)s
         Same seed → identical arrays.
     overwrite : bool, default=False
         Replace an existing non-empty ``root`` (otherwise ``ValueError``).
     overrides : dict, optional
-        Keys of :data:`PRESETS` entries to change (e.g. ``{"trials_per_session": 150}``).
+        Keys of :data:`PRESETS` entries or :data:`OPTIONS` to change (e.g.
+        ``{"trials_per_session": 150}``, ``{"missing_sessions": {2: [3]}}``; for the
+        nsdlike presets also ``n_subjects`` and ``scale``). Unknown keys raise.
     progress : bool, optional
-        Show a tqdm bar; default: only for the ``default`` preset.
+        Show a tqdm bar; default: for the ``default`` and ``nsdlike`` presets.
 
     Returns
     -------
@@ -1031,11 +1443,12 @@ def make_synthetic_nsd(root, preset="default", seed=0, *, overwrite=False, overr
     root.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
     bar = None
-    if progress if progress is not None else preset == "default":
+    if progress if progress is not None else preset in ("default", "nsdlike"):
         from tqdm.auto import tqdm
 
         n_sessions = sum(cfg["data_sessions"].values())
-        bar = tqdm(total=cfg["N"] + cfg["n_pool"] + 2 * n_sessions, desc="synthetic NSD", unit="step",
+        n_ncsnr = 2 * len(cfg["data_sessions"]) if cfg["stream"] else 0
+        bar = tqdm(total=cfg["N"] + cfg["n_pool"] + 2 * n_sessions + n_ncsnr, desc="synthetic NSD", unit="step",
                    mininterval=1.0)
     try:
         _build(partial, cfg, seed, bar, t0)
@@ -1047,6 +1460,22 @@ def make_synthetic_nsd(root, preset="default", seed=0, *, overwrite=False, overr
         if bar is not None:
             bar.close()
     return root
+
+
+def _parse_sessions(text):
+    """``"1:3,2:2"`` -> {1: 3, 2: 2}."""
+    try:
+        return {int(s): int(n) for s, n in (part.split(":") for part in text.split(","))}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected SUBJECT:SESSIONS[,...], got {text!r}") from None
+
+
+def _parse_missing(text):
+    """``"1:2+3,2:3"`` -> {1: [2, 3], 2: [3]}."""
+    try:
+        return {int(s): [int(x) for x in n.split("+")] for s, n in (part.split(":") for part in text.split(","))}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected SUBJECT:SESSION[+SESSION...][,...], got {text!r}") from None
 
 
 def _disk_usage(path):
@@ -1068,8 +1497,28 @@ def main(argv=None):
     parser.add_argument("--preset", default="default", choices=sorted(PRESETS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--data-sessions", type=_parse_sessions, metavar="S:N,...",
+                        help="subjects with data and their session counts, e.g. 1:3 or 1:3,2:2")
+    parser.add_argument("--missing-sessions", type=_parse_missing, metavar="S:N[+N...],...",
+                        help="sessions listed but not written, e.g. 2:3 or 1:2+3,2:3")
+    parser.add_argument("--coco-native-sizes", action="store_true", default=None,
+                        help="COCO JPEGs and JSON sizes at COCO-like native sizes")
+    parser.add_argument("--no-instance-images", type=int, metavar="N",
+                        help="N NSD images (and some pool images) without COCO instances")
+    parser.add_argument("--caption-variety", action="store_true", default=None,
+                        help="captions with punctuation, case, whitespace and non-ASCII variety")
+    parser.add_argument("--n-subjects", type=int, help="nsdlike presets: subjects with data (1..8)")
+    parser.add_argument("--scale", type=float, help="nsdlike presets: fraction of NSD's session counts")
+    parser.add_argument("--trials-per-session", type=int)
+    parser.add_argument("--n-pool", type=int, help="COCO training-pool images")
+    parser.add_argument("--image-size", type=int, help="side of the NSD brick's images")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     args = parser.parse_args(argv)
+    overrides = {key: getattr(args, key) for key in (
+        "data_sessions", "missing_sessions", "coco_native_sizes", "no_instance_images", "caption_variety",
+        "n_subjects", "scale", "trials_per_session", "n_pool", "image_size") if getattr(args, key) is not None}
     t0 = time.perf_counter()
-    root = make_synthetic_nsd(args.root, args.preset, args.seed, overwrite=args.overwrite)
+    root = make_synthetic_nsd(args.root, args.preset, args.seed, overwrite=args.overwrite, overrides=overrides,
+                              progress=args.progress)
     print(f"wrote {root} in {time.perf_counter() - t0:.1f} s, {_disk_usage(root) / 1e6:.1f} MB")
 

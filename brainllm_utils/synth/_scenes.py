@@ -895,3 +895,61 @@ def graph_features(graph):
     """
     return {"category": category_features(graph), "interaction": interaction_features(graph),
             "layout": layout_features(graph)}
+
+
+# --------------------------------------------------------------------------------------
+# Caption variety (opt-in: real COCO captions are not tidy)
+# --------------------------------------------------------------------------------------
+
+#: non-ASCII endings appended to some captions (real COCO captions have accents, dashes and
+#: curly quotes)
+_NON_ASCII_TAILS = [" near a café", " by an old façade", " — a naïve snapshot", " in the “old town”",
+                    " at the crème brûlée stand", " on a 10 °C day", " — très jolie"]
+#: number of uniforms :func:`vary_caption` consumes
+VARIETY_RANDOMS = 8
+
+
+def vary_caption(text: str, u) -> str:
+    """Make a tidy template caption as untidy as real COCO captions can be.
+
+    With small probabilities each: all lower case, all upper case, the final period
+    dropped or doubled, a non-ASCII ending (accents, em dash, curly quotes, degree sign), an
+    apostrophe turned curly, a double space, a leading space, trailing spaces and/or a
+    newline.
+
+    Parameters
+    ----------
+    text : str
+        A caption from :func:`make_captions`.
+    u : array-like of float of shape (VARIETY_RANDOMS,)
+        Uniforms in [0, 1): all the randomness used.
+
+    Returns
+    -------
+    caption : str
+        The varied caption (the same words, plus an optional ending).
+    """
+    u = np.asarray(u, float)
+    if u.shape != (VARIETY_RANDOMS,):
+        raise ValueError(f"u must have shape ({VARIETY_RANDOMS},), got {u.shape}")
+    body = text[:-1] if text.endswith(".") else text
+    if u[0] < 0.18:
+        body += _pick(u[1], _NON_ASCII_TAILS)
+    if u[2] < 0.12:
+        body = body.lower()
+    elif u[2] > 0.985:
+        body = body.upper()
+    if u[3] < 0.06 and " " in body:
+        i = body.index(" ")
+        body = body[:i] + "  " + body[i + 1:]
+    end = "" if u[4] < 0.25 else (".." if u[4] > 0.98 else ".")
+    out = body + end
+    if u[5] < 0.04:
+        out = " " + out
+    if u[6] < 0.12:
+        out += " "
+    if u[7] < 0.08:
+        out += "\n"
+    elif u[7] > 0.97:
+        out += " \n"
+    return out
