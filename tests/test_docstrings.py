@@ -88,6 +88,8 @@ MODULES = [
     "brainllm_utils.synth._generate",
     "brainllm_utils.synth._scenes",
     "brainllm_utils.synth._truth",
+    "brainllm_utils.synth._mesh",
+    "brainllm_utils.synth._stream",
     "brainllm_utils.chapters._common",
     "brainllm_utils.chapters.ch01_feature_spaces",
     "brainllm_utils.chapters.ch02_rsa",

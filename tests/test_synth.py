@@ -433,3 +433,312 @@ def test_refuses_nonempty_root_and_bad_preset(tmp_path):
     assert (root / "keep.txt").read_text() == "x"
     with pytest.raises(ValueError, match="unknown preset"):
         synth.make_synthetic_nsd(tmp_path / "other", "huge")
+
+
+# --------------------------------------------------------------------------- unchanged default/tiny
+# Digests of the tiny tree (seed 0) written by the generator before the quirk options
+# existed (main @ 8fa7830): every file but the .mat (its header holds a timestamp) and
+# card.json (generation_seconds), plus the .mat's arrays and the card without its time.
+# They pin the libraries' encoders too (PIL JPEG, zlib, HDF5): after a library upgrade,
+# regenerate them with the old generator before trusting a failure here.
+TINY_FILES_SHA256 = "14c700afc9fb0b32f4076cb4f5b0e5a81069835d5963395033d84846e353a190"
+TINY_N_FILES = 203
+TINY_CARD_SHA256 = "19a6f68722e2dff19a90d0f9583ad130415351af8bae6ec0c1051989a28a0add"
+TINY_MAT_SHA256 = "f8d1765410d41c8adb6311bdef681340002d5114efb2dfce41049eb40ad5d5ec"
+
+
+def _sha(data):
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_tiny_tree_is_byte_identical_to_before_the_options(tree):
+    skip = {"nsddata/experiments/nsd/nsd_expdesign.mat", "sandbox_truth/card.json"}
+    files = {str(p.relative_to(tree)): _sha(p.read_bytes()) for p in tree.rglob("*")
+             if p.is_file() and str(p.relative_to(tree)) not in skip}
+    assert len(files) == TINY_N_FILES
+    assert _sha("".join(f"{k} {v}\n" for k, v in sorted(files.items())).encode()) == TINY_FILES_SHA256
+    card = synth.load_truth(tree)
+    card.pop("generation_seconds")
+    assert "quirks" not in card
+    assert _sha(json.dumps(card, sort_keys=True).encode()) == TINY_CARD_SHA256
+    m = loadmat(tree / "nsddata/experiments/nsd/nsd_expdesign.mat")
+    assert _sha(b"".join(np.ascontiguousarray(m[k]).tobytes()
+                         for k in ("masterordering", "subjectim", "sharedix"))) == TINY_MAT_SHA256
+
+
+# --------------------------------------------------------------------------- quirks on the tiny preset
+QUIRKS = dict(data_sessions={1: 3, 2: 2}, coco_native_sizes=True, missing_sessions={1: [3]},
+              no_instance_images=5, caption_variety=True)
+
+
+@pytest.fixture(scope="module")
+def quirky(tmp_path_factory):
+    """tiny with every quirk on, different session counts and subject 1's last session missing."""
+    root = tmp_path_factory.mktemp("quirky") / "nsd"
+    return synth.make_synthetic_nsd(root, "tiny", seed=0, overrides=QUIRKS)
+
+
+def test_quirks_are_recorded_in_the_card(quirky):
+    q = synth.load_truth(quirky)["quirks"]
+    assert q["coco_native_sizes"] and q["caption_variety"] and q["no_instance_images"] == 5
+    assert q["missing_sessions"] == {"subj01": [3]}
+    assert len(q["no_instance_nsd_ids"]) == 5 and len(q["no_instance_pool_coco_ids"]) >= 1
+
+
+def test_coco_native_sizes(quirky, tree):
+    sizes = set()
+    for split in ("train2017", "val2017"):
+        meta = {im["id"]: (im["width"], im["height"]) for im in _coco(quirky, "instances", split)["images"]}
+        assert meta == {im["id"]: (im["width"], im["height"]) for im in _coco(quirky, "captions", split)["images"]}
+        for p in sorted((quirky / "coco" / split).glob("*.jpg")):
+            with Image.open(p) as im:
+                assert im.size == meta[int(p.stem)], p.name  # JSON matches the JPEG
+                sizes.add(im.size)
+        sizes |= set(meta.values())  # NSD images' COCO sizes too
+        # boxes lie inside their image
+        for a in _coco(quirky, "instances", split)["annotations"]:
+            x, y, w, h = a["bbox"]
+            W, H = meta[a["image_id"]]
+            assert 0 <= x and 0 <= y and x + w <= W + 0.01 and y + h <= H + 0.01
+    assert len(sizes) >= 5 and sizes <= set(_generate.COCO_SIZES)
+    assert any(w != h for w, h in sizes)
+    with h5py.File(quirky / "nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5", "r") as fh:
+        assert fh["imgBrick"].shape[1:] == (32, 32, 3)  # the NSD brick stays square
+
+
+def test_native_sizes_keep_the_object_layout(quirky, tree):
+    """Same seed: each pool image's boxes, in image fractions, are the square tree's."""
+    def boxes(root):
+        out = {}
+        for split in ("train2017", "val2017"):
+            data = _coco(root, "instances", split)
+            size = {im["id"]: (im["width"], im["height"]) for im in data["images"]}
+            for a in data["annotations"]:
+                W, H = size[a["image_id"]]
+                x, y, w, h = a["bbox"]
+                out.setdefault(a["image_id"], []).append((a["category_id"], x / W, y / H, w / W, h / H))
+        return out
+
+    a, b = boxes(tree), boxes(quirky)
+    common = [k for k in b if k >= 500000]
+    assert len(common) > 20
+    for k in common:
+        assert len(a[k]) == len(b[k])
+        for u, v in zip(sorted(a[k]), sorted(b[k])):
+            assert u[0] == v[0] and np.allclose(u[1:], v[1:], atol=0.02), k
+
+
+def test_missing_sessions(quirky):
+    from brainllm_utils.nsd import NSD
+
+    for space, names in (("func1pt8mm", ["betas_session{:02d}.nii.gz"]),
+                         ("fsaverage", ["lh.betas_session{:02d}.mgh", "rh.betas_session{:02d}.mgh"])):
+        folder = quirky / f"nsddata_betas/ppdata/subj01/{space}/{BETAS}"
+        for n in (1, 2):
+            assert all((folder / name.format(n)).is_file() for name in names)
+        assert not any((folder / name.format(3)).exists() for name in names)
+        assert (folder / ("ncsnr.nii.gz" if space == "func1pt8mm" else "lh.ncsnr.mgh")).is_file()
+    resp = pd.read_csv(quirky / "nsddata/ppdata/subj01/behav/responses.tsv", sep="\t")
+    assert sorted(resp["SESSION"].unique()) == [1, 2, 3]  # the design lists the missing session
+    nsd = NSD(quirky)
+    assert nsd.subjects == ["subj01", "subj02"]
+    assert nsd.sessions_on_disk(1, "fsaverage") == 2 and nsd.sessions_on_disk(1, "func1pt8mm") == 2
+    assert nsd.n_sessions(1) == 3 and nsd.n_sessions(2) == 2  # different counts per subject
+    assert nsd.trials_per_session() == 60
+
+
+def test_no_instance_images(quirky, stim):
+    card = synth.load_truth(quirky)
+    none_nsd = set(card["quirks"]["no_instance_nsd_ids"])
+    none_coco = {int(stim.loc[i, "cocoId"]) for i in none_nsd} | set(card["quirks"]["no_instance_pool_coco_ids"])
+    with_inst, caps, listed = set(), set(), set()
+    for split in ("train2017", "val2017"):
+        with_inst |= {a["image_id"] for a in _coco(quirky, "instances", split)["annotations"]}
+        caps |= {a["image_id"] for a in _coco(quirky, "captions", split)["annotations"]}
+        listed |= {im["id"] for im in _coco(quirky, "instances", split)["images"]}
+    assert none_coco <= listed  # the image is in the instances file (as in COCO) ...
+    assert not none_coco & with_inst  # ... without any instance annotation
+    assert len(with_inst) > 0.9 * len(listed)
+    assert none_coco <= caps  # but captions, as every COCO image
+    from brainllm_utils.nsd import NSD
+
+    nsd = NSD(quirky)
+    i = sorted(none_nsd)[0]
+    assert nsd.captions([i])[0]
+
+
+def test_caption_variety(quirky, tree):
+    caps = [a["caption"] for split in ("train2017", "val2017")
+            for a in _coco(quirky, "captions", split)["annotations"]]
+    plain = [a["caption"] for split in ("train2017", "val2017")
+             for a in _coco(tree, "captions", split)["annotations"]]
+    assert len(caps) == len(plain)
+    assert all(c.isascii() and c.endswith(".") and c == c.strip() for c in plain)
+    assert sum(not c.isascii() for c in caps) > 0.05 * len(caps)
+    assert any(c[0].islower() for c in caps) and any(c != c.rstrip() for c in caps)
+    assert any(c.endswith("\n") for c in caps) and any(not c.rstrip().endswith(".") for c in caps)
+    assert any(ch in "".join(caps) for ch in "éïç—“”")
+    # the captions' words are the plain captions' words (variety adds an ending at most)
+    for c, p in zip(caps, plain):
+        assert c.strip().lower().replace("  ", " ").startswith(p[:-1].lower())
+    # and it round-trips through the JSON as real UTF-8
+    raw = (quirky / "nsddata_stimuli/stimuli/nsd/annotations/captions_train2017.json").read_bytes()
+    assert "é".encode() in raw or "\\u00e9".encode() in raw
+
+
+def test_vary_caption_is_a_function_of_its_uniforms():
+    from brainllm_utils.synth import _scenes
+
+    u = np.linspace(0.01, 0.99, _scenes.VARIETY_RANDOMS)
+    assert _scenes.vary_caption("A dog on a beach.", u) == _scenes.vary_caption("A dog on a beach.", u)
+    assert _scenes.vary_caption("A dog on a beach.", np.full(8, 0.5)) == "A dog on a beach."
+    with pytest.raises(ValueError, match="shape"):
+        _scenes.vary_caption("x.", [0.5])
+
+
+def test_one_subject_root(tmp_path):
+    from brainllm_utils.nsd import NSD
+
+    root = synth.make_synthetic_nsd(tmp_path / "one", "tiny", seed=0, overrides={"data_sessions": {1: 3}})
+    nsd = NSD(root)
+    assert nsd.subjects == ["subj01"]
+    assert nsd.sessions_on_disk(1, "fsaverage") == 3 and nsd.n_sessions(1) == 3
+    assert synth.load_truth(root)["subjects_with_data"] == [1]
+    assert not (root / "nsddata/ppdata/subj02").exists()
+
+
+def test_bad_options_are_refused(tmp_path):
+    bad = [({"missing_sessions": {4: [1]}}, "no data"), ({"missing_sessions": {1: [1, 2, 3]}}, "at least one"),
+           ({"missing_sessions": {1: [7]}}, "1..3"), ({"no_instance_images": -1}, "no_instance_images"),
+           ({"coco_native_sizes": 1}, "True or False"), ({"mesh": "fsaverage"}, "stream=True"),
+           ({"data_sessions": {9: 1}}, "subject in 1..8"), ({"bogus": 1}, "unknown overrides"),
+           ({"data_sessions": {5: 2}}, "no volume grid"), ({"gzip_level": 10}, "gzip_level")]
+    for overrides, match in bad:
+        with pytest.raises(ValueError, match=match):
+            synth.make_synthetic_nsd(tmp_path / "x", "tiny", overrides=overrides)
+    with pytest.raises(ValueError, match="scale"):
+        synth.make_synthetic_nsd(tmp_path / "x", "nsdlike_small", overrides={"scale": 2.0})
+    assert not (tmp_path / "x").exists()
+
+
+def test_cli_flags(tmp_path):
+    root = tmp_path / "cli"
+    synth.main([str(root), "--preset", "tiny", "--data-sessions", "1:3,2:2", "--missing-sessions", "1:2",
+                "--coco-native-sizes", "--no-instance-images", "2", "--caption-variety", "--no-progress"])
+    q = synth.load_truth(root)["quirks"]
+    assert q["missing_sessions"] == {"subj01": [2]} and q["no_instance_images"] == 2
+    assert synth.load_truth(root)["n_sessions"] == {"subj01": 3, "subj02": 2}
+    assert not (root / f"nsddata_betas/ppdata/subj01/fsaverage/{BETAS}/lh.betas_session02.mgh").exists()
+
+
+# --------------------------------------------------------------------------- streamed betas
+def test_streamed_betas_match_their_ncsnr(tmp_path):
+    """stream=True on a tiny tree: files in NSD's formats, ncsnr equal to the one recomputed
+    from the files, planted SNR recovered."""
+    root = synth.make_synthetic_nsd(tmp_path / "s", "tiny", seed=3, overrides={"stream": True})
+    card = synth.load_truth(root)
+    T = card["sizes"]["trials_per_session"]
+    mo = np.asarray(loadmat(root / "nsddata/experiments/nsd/nsd_expdesign.mat")["masterordering"]).ravel().astype(int)
+    for s in (1, 2):
+        n = card["n_sessions"][f"subj{s:02d}"]
+        q = [mo[(k - 1) * T: k * T] for k in range(1, n + 1)]
+        folder = root / f"nsddata_betas/ppdata/subj{s:02d}/fsaverage/{BETAS}"
+        lh = [_mgh(folder / f"lh.betas_session{k:02d}.mgh") for k in range(1, n + 1)]
+        assert lh[0].dtype.newbyteorder("=") == np.float32 and lh[0].shape[1:] == (1, 1, T)
+        ncsnr = synth.compute_ncsnr([b.reshape(b.shape[0], T).T for b in lh], q)
+        assert np.allclose(ncsnr, _mgh(folder / "lh.ncsnr.mgh").ravel(), rtol=1e-3, atol=1e-4, equal_nan=True)
+        vol = root / f"nsddata_betas/ppdata/subj{s:02d}/func1pt8mm/{BETAS}"
+        imgs = [nib.load(vol / f"betas_session{k:02d}.nii.gz") for k in range(1, n + 1)]
+        assert imgs[0].get_data_dtype() == np.int16
+        data = [np.asarray(im.dataobj).reshape(-1, T).T.astype(np.float32) / 300 for im in imgs]
+        ref = np.nan_to_num(synth.compute_ncsnr(data, q), nan=0.0)
+        got = np.asarray(nib.load(vol / "ncsnr.nii.gz").dataobj).ravel()
+        assert np.allclose(ref, got, rtol=1e-3, atol=1e-3)
+        planted = synth.load_truth_array(root, f"snr_func1pt8mm_subj{s:02d}").ravel()
+        signal = planted > 0.6
+        assert np.corrcoef(planted[signal], got[signal])[0, 1] > 0.3
+    # zero outside the brain mask, as NSD's
+    mask = np.asarray(nib.load(root / f"nsddata/ppdata/subj{s:02d}/func1pt8mm/brainmask.nii.gz").dataobj) > 0
+    assert np.all(np.asarray(imgs[0].dataobj)[~mask] == 0)
+
+
+def test_stream_writers_check_their_trial_count(tmp_path):
+    from brainllm_utils.synth._stream import MghTrialWriter, NiftiTrialWriter
+
+    with pytest.raises(ValueError, match="2 trials written, header says 3"):
+        with MghTrialWriter(tmp_path / "a.mgh", 4, 3) as w:
+            w.write(np.zeros((2, 4), np.float32))
+    with pytest.raises(ValueError, match="more than 3"):
+        with NiftiTrialWriter(tmp_path / "a.nii.gz", (2, 2, 2), 3, np.eye(4)) as w:
+            w.write(np.zeros((4, 8), np.int16))
+    x = np.arange(2 * 3 * 4 * 5, dtype=np.int16).reshape(5, 24)
+    with NiftiTrialWriter(tmp_path / "b.nii.gz", (2, 3, 4), 5, np.eye(4)) as w:
+        w.write(x[:2])
+        w.write(x[2:])
+    got = np.asarray(nib.load(tmp_path / "b.nii.gz").dataobj)
+    assert np.array_equal(got, x.T.reshape(2, 3, 4, 5))
+
+
+# --------------------------------------------------------------------------- the full-resolution mesh
+def test_icosphere():
+    from brainllm_utils.synth import _mesh
+
+    v, f = _mesh.icosphere(3)
+    assert v.shape == (642, 3) and f.shape == (1280, 3)
+    assert np.allclose(np.linalg.norm(v, axis=1), 1)
+    edges = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1)
+    assert np.unique(edges, axis=0).shape[0] == 1920  # closed: each edge in exactly two faces
+    assert len(v) - 1920 + len(f) == 2  # Euler characteristic of a sphere
+    normals = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+    assert np.all(np.einsum("ij,ij->i", normals, v[f].mean(axis=1)) > 0)  # outward
+    assert np.allclose(_mesh.icosphere(5)[0], _mesh.icosphere(3 + 3)[0][:10242])  # nested
+    with pytest.raises(ValueError, match="order"):
+        _mesh.icosphere(9)
+
+
+@pytest.fixture(scope="module")
+def nsdlike(tmp_path_factory):
+    """nsdlike_small with one subject (2 sessions of 750 trials, the last missing on disk)."""
+    root = tmp_path_factory.mktemp("nsdlike") / "nsd"
+    return synth.make_synthetic_nsd(root, "nsdlike_small", seed=0, overrides={"data_sessions": {1: 2}})
+
+
+def test_nsdlike_small(nsdlike):
+    from brainllm_utils.chapters.ch02_rsa import fsaverage_mesh
+    from brainllm_utils.nsd import NSD
+
+    card = synth.load_truth(nsdlike)
+    assert card["sizes"]["fsaverage_vertices_per_hemi"] == 163842
+    assert card["quirks"]["missing_sessions"] == {"subj01": [2]}
+    fs = nsdlike / f"nsddata_betas/ppdata/subj01/fsaverage/{BETAS}"
+    for h in ("lh", "rh"):
+        img = nib.load(fs / f"{h}.betas_session01.mgh")
+        assert img.shape == (163842, 1, 1, 750) and img.get_data_dtype().newbyteorder("=") == np.float32
+        assert not (fs / f"{h}.betas_session02.mgh").exists()
+        assert nib.load(fs / f"{h}.ncsnr.mgh").shape[0] == 163842
+        for roi in ("streams", "nsdgeneral"):
+            lab = _mgh(nsdlike / f"nsddata/freesurfer/fsaverage/label/{h}.{roi}.mgz").ravel()
+            assert lab.size == 163842 and 0.01 < (lab > 0).mean() < 0.5
+        for surf in ("pial", "white", "inflated", "sphere"):
+            coords, faces = nib.freesurfer.read_geometry(nsdlike / f"nsddata/freesurfer/fsaverage/surf/{h}.{surf}")
+            assert coords.shape == (163842, 3) and faces.shape == (327680, 3)
+    vol = nib.load(nsdlike / f"nsddata_betas/ppdata/subj01/func1pt8mm/{BETAS}/betas_session01.nii.gz")
+    shape = (81, 104, 83)  # subj01's NSD grid
+    assert vol.shape == (*shape, 750) and vol.get_data_dtype() == np.int16
+    expected = np.diag([1.8, 1.8, 1.8, 1.0])
+    expected[:3, 3] = -(((1 + np.array(shape)) / 2) - 1) * 1.8  # nsdcode's writer
+    assert np.allclose(vol.affine, expected)
+    assert nib.load(nsdlike / "nsddata/ppdata/subj01/func1pt8mm/brainmask.nii.gz").shape == shape
+    resp = pd.read_csv(nsdlike / "nsddata/ppdata/subj01/behav/responses.tsv", sep="\t")
+    assert len(resp) == 1500 and resp.groupby("SESSION").size().tolist() == [750, 750]
+    nsd = NSD(nsdlike)
+    assert nsd.subjects == ["subj01"] and nsd.n_vertices() == (163842, 163842)
+    assert nsd.trials_per_session() == 750 and nsd.sessions_on_disk(1, "fsaverage") == 1
+    coords, faces = fsaverage_mesh(nsd, "left")
+    assert coords.shape == (163842, 3)
+    for split in ("train2017", "val2017"):
+        sizes = {(im["width"], im["height"]) for im in _coco(nsdlike, "captions", split)["images"]}
+        assert len(sizes) > 3
+    assert any(not a["caption"].isascii() for a in _coco(nsdlike, "captions", "train2017")["annotations"])
