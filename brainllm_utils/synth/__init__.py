@@ -2,11 +2,17 @@
 
 :func:`make_synthetic_nsd` writes the tree (``_generate``, scenes and captions in ``_scenes``);
 :func:`load_truth`, :func:`is_sandbox`, :func:`truth_table` and :func:`load_truth_array` read
-its ground truth (``_truth``). Command line: ``python -m brainllm_utils.synth ROOT``.
+its ground truth (``_truth``). :data:`OPTIONS` are the quirks of real local copies that any
+preset can take (native COCO sizes, missing sessions, ...); the ``nsdlike`` presets have NSD's
+sizes (full fsaverage mesh in ``_mesh``, streamed writers in ``_stream``). Command line:
+``python -m brainllm_utils.synth ROOT [--preset nsdlike ...]``.
 """
 
 from ._generate import (
     BETAS,
+    COCO_SIZES,
+    NSD_GRIDS,
+    OPTIONS,
     CTABS,
     GENERATIVE_MODEL,
     NSDGENERAL_RADIUS,
@@ -28,6 +34,9 @@ from ._truth import TRUTH_DIR, is_sandbox, load_truth, load_truth_array, truth_t
 
 __all__ = [
     "PRESETS",
+    "OPTIONS",
+    "COCO_SIZES",
+    "NSD_GRIDS",
     "ROI_SPACES",
     "TRUTH_DIR",
     "Design",

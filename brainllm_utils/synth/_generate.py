@@ -48,6 +48,64 @@ and w_r the ROI → space mixture (:data:`ROI_SPACES`). Subjects share the ROI �
 mapping (so the representational geometry per ROI) but not the voxel weights. No language
 model is involved anywhere.
 
+Quirks of real local copies (:data:`OPTIONS`, any preset, off by default)
+-------------------------------------------------------------------------
+Passed as ``overrides`` (or the command line's flags); the ``default`` and ``tiny`` trees
+are byte-for-byte those written before these options existed (pinned by a test).
+
+- ``coco_native_sizes=True``: the training-pool JPEGs are rendered at COCO-like native
+  sizes (:data:`COCO_SIZES`: 640×480, 500×375, 427×640, ...; seeded draw), and every
+  image's COCO JSON ``width``/``height`` (NSD images included) and instance boxes use that
+  size. The scene layout is in image fractions, so the objects sit where the ground truth
+  says. The NSD brick stays square (NSD's 425×425 crops).
+- ``missing_sessions={subject: [sessions]}``: the design and ``responses.tsv`` list those
+  sessions; their beta files are not written (a partial download). ``ncsnr`` still covers
+  every listed session, as the release's.
+- ``data_sessions``: any subjects (one is fine) with any session counts.
+- ``no_instance_images=n``: n NSD images (and about as large a share of the pool) are in
+  the ``instances_*.json`` image lists without any instance annotation (as ~1 % of COCO).
+  Their ids are in the card (``quirks``).
+- ``caption_variety=True``: captions with lower/upper case, missing or doubled final
+  periods, double and leading spaces, trailing spaces and newlines, and non-ASCII endings
+  ("café", "façade", "naïve", "—", curly quotes, "°").
+- ``mesh="fsaverage"`` (needs ``stream=True``): full-resolution fsaverage-like mesh, an
+  icosahedral sphere subdivided 7 times (163,842 vertices per hemisphere, ``_mesh``), with
+  ``nsddata/freesurfer/fsaverage/surf/{lh,rh}.{pial,white,inflated,sphere}``.
+- ``stream=True``: NSD images rendered into the brick in batches; betas simulated and
+  written 64 trials at a time (``_stream``'s writers), with one random stream per
+  (session, block of 1,024 vertices/voxels), so that ``ncsnr`` is computed block by block
+  from the same values drawn again, never from a whole subject in memory. Different random
+  streams from the default path: a streamed tree is not the unstreamed one.
+
+NSD-realistic presets
+---------------------
+``nsdlike``: every quirk above; subjects 1..``n_subjects`` (default 8) with NSD's session
+counts × ``scale`` (default 1: 40, 40, 32, 30, 40, 32, 40, 30; each rounded, at least 1),
+750 trials per session, 10,000 images per subject at ``scale=1`` (73,000 in all; 1,000
+shared, ~515 seen 3× by all), the brick at 425×425, NSD's 1.8 mm grids
+(:data:`NSD_GRIDS`, e.g. 81×104×83) with nsdcode affines, int16 volume betas, float32
+fsaverage betas (163,842, 1, 1, 750) per hemisphere, 48,236 × ``scale`` pool JPEGs, ~1 %
+of the images without instances, and the last session of the last subject with ≥ 2
+sessions missing on disk. ``nsdlike_small`` (tests): the same with subjects 1 and 2
+(1 and 2 sessions; subject 2's second missing), a 64-px brick, 40 pool images and the
+volume betas gzip-stored (``gzip_level=0``): ≈ 60 s, < 1 GB RAM, ≈ 4 GB of disk.
+
+Sizes for a memory benchmark ("N subjects × S sessions × 750 trials × 327,684 vertices"):
+``make_synthetic_nsd(root, "nsdlike", overrides={"n_subjects": N, "scale": S / 40})`` gives
+subjects 1..N with about S sessions each (NSD's relative counts: subjects 3, 4, 6, 8 get
+fewer), or exactly S each with ``overrides={"n_subjects": N, "data_sessions": {s: S for s
+in range(1, N + 1)}}``; one session of the last subject is missing on disk unless
+``missing_sessions={}`` is passed. Add ``"n_pool"`` and ``"image_size"`` to keep the COCO
+pool and the brick small when only the betas matter. Command line:
+``python -m brainllm_utils.synth ROOT --preset nsdlike --n-subjects 2 --scale 0.1
+--n-pool 200 --image-size 128``. Disk per session on disk ≈ 1.5 GB (983 MB of fsaverage
+MGH + ≈ 0.5 GB of gzip-1 NIfTI; uncompressed with ``gzip_level=0``: ≈ 2 GB); the full
+``nsdlike`` (8 × 30–40 sessions) needs ≈ 430 GB and about 5 hours. Peak RSS stays below
+1 GB whatever the number of subjects and sessions (measured with ``/usr/bin/time -v``,
+``--n-pool 200 --image-size 128``, OMP_NUM_THREADS=1 on a shared 2-core machine: 1 subject
+× 2 sessions (1 on disk): 781 MB, 94 s, 1.6 GB; 2 subjects × 4 sessions (7 on disk):
+848 MB, 386 s, 10.4 GB). Generation time: ≈ 50 s per session (both spaces).
+
 Notes for readers of the tree
 -----------------------------
 - Volume ROI files hold −1 outside cortex, 0 in unlabelled cortex, 1..N labels; in
