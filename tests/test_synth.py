@@ -637,8 +637,14 @@ def test_cli_flags(tmp_path):
 def test_streamed_betas_match_their_ncsnr(tmp_path):
     """stream=True on a tiny tree: files in NSD's formats, ncsnr equal to the one recomputed
     from the files, planted SNR recovered."""
-    root = synth.make_synthetic_nsd(tmp_path / "s", "tiny", seed=3, overrides={"stream": True})
+    root = synth.make_synthetic_nsd(tmp_path / "s", "tiny", seed=3, overrides={"stream": True, "image_size": 48})
     card = synth.load_truth(root)
+    with h5py.File(root / "nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5", "r") as fh:
+        brick = fh["imgBrick"]  # any side with stream=True (NSD's is 425); ids stamped
+        assert brick.shape == (card["sizes"]["n_images"], 48, 48, 3)
+        px = brick[-1, 0, 0].astype(int)
+        assert (px[0] << 16) + (px[1] << 8) + px[2] == card["sizes"]["n_images"] - 1
+    assert synth.load_truth_array(root, "features_lowlevel").shape[1] == 44
     T = card["sizes"]["trials_per_session"]
     mo = np.asarray(loadmat(root / "nsddata/experiments/nsd/nsd_expdesign.mat")["masterordering"]).ravel().astype(int)
     for s in (1, 2):
