@@ -547,6 +547,22 @@ def test_missing_sessions(quirky):
     assert nsd.sessions_on_disk(1, "fsaverage") == 2 and nsd.sessions_on_disk(1, "func1pt8mm") == 2
     assert nsd.n_sessions(1) == 3 and nsd.n_sessions(2) == 2  # different counts per subject
     assert nsd.trials_per_session() == 60
+    with pytest.warns(UserWarning, match="3"):
+        assert nsd.sessions(1, "fsaverage") == [1, 2]
+    assert nsd.sessions(2, "func1pt8mm") == [1, 2]
+
+
+def test_a_hole_in_the_sessions(tmp_path):
+    """A middle session missing: the reader sees 1 and 3."""
+    from brainllm_utils.nsd import NSD
+
+    root = synth.make_synthetic_nsd(tmp_path / "hole", "tiny", seed=0,
+                                    overrides={"data_sessions": {1: 3}, "missing_sessions": {1: [2]}})
+    folder = root / f"nsddata_betas/ppdata/subj01/func1pt8mm/{BETAS}"
+    assert sorted(p.name for p in folder.glob("betas_session*")) == ["betas_session01.nii.gz",
+                                                                      "betas_session03.nii.gz"]
+    with pytest.warns(UserWarning):
+        assert NSD(root).sessions(1, "func1pt8mm") == [1, 3]
 
 
 def test_no_instance_images(quirky, stim):
