@@ -667,3 +667,78 @@ def test_rows_that_need_two_subjects_say_so():
     assert [r["recovered"] for r in rows] == [nc] * 4
     assert findings.group_size(None) == 0 and findings.group_size(one) == 1 and findings.group_size(_tests(1, True)) is None
     assert findings.not_computed("RQ2", "x")["agrees"] is None
+
+
+# ---------------------------------------------------------------- 05: the values behind the rows
+def _model_table():
+    """Chapter 05's table: mean r per model × ROI (NaN: a ceiling ≤ 0)."""
+    return pd.DataFrame({"ventral": {"blt_mpnet": 0.43, "blt_multihot": 0.37, "nf_resnet50": np.nan},
+                         "lateral": {"blt_mpnet": 0.47, "blt_multihot": 0.36, "nf_resnet50": 0.33}})
+
+
+def test_chapter_05_records_every_models_roi_rsa_beside_the_rows(tiny_root, tmp_path):
+    table = _model_table()
+    winners = pd.DataFrame({"winner": {"ventral": "blt_mpnet", "lateral": "blt_mpnet"}})
+    transfer = pd.DataFrame({"score": [0.6, 0.5]}, index=pd.MultiIndex.from_tuples(
+        [("blt_mpnet", "mpnet"), ("blt_multihot", "mpnet")], names=["network", "target"]))
+    rows = findings.image_to_llm_rows(table, _net_tests(ventral=True, lateral=False).assign(n=8), winners,
+                                      transfer, rois=["ventral", "lateral"], value="r_normalised")
+    # the scorecard rows are the same as without values: only the best-model row carries them
+    plain = findings.image_to_llm_rows(table, _net_tests(ventral=True, lateral=False).assign(n=8), winners,
+                                       transfer, rois=["ventral", "lateral"])
+    assert [{k: r[k] for k in findings.FIELDS if k != "chapter"} for r in rows] == \
+           [{k: r[k] for k in findings.FIELDS if k != "chapter"} for r in plain]
+    assert [("values" in r) for r in rows] == [False, False, True, False]
+    values = rows[2]["values"]
+    assert len(values) == 6 and {v["measure"] for v in values} == {"r_normalised"}
+    assert {"quantity": "roi_rsa", "model": "nf_resnet50", "roi": "lateral", "value": 0.33,
+            "measure": "r_normalised"} in values
+    assert [v["value"] for v in values if v["model"] == "nf_resnet50" and v["roi"] == "ventral"] == [None]
+    # recorded and read back; the scorecard (load) is unchanged
+    nsd = NSD(tiny_root)
+    path = findings.record("05_image_to_llm", rows, nsd, results_dir=tmp_path)
+    assert "NaN" not in path.read_text()  # strict JSON: NaN is written as null
+    df = findings.load(nsd, results_dir=tmp_path)
+    assert list(df.columns) == list(findings.FIELDS) and len(df) == 4
+    back = findings.load_values(nsd, results_dir=tmp_path)
+    assert list(back.columns) == ["chapter", "analysis", *findings.VALUE_FIELDS] and len(back) == 6
+    got = back.set_index(["model", "roi"])["value"]
+    assert got[("blt_mpnet", "lateral")] == pytest.approx(0.47) and np.isnan(got[("nf_resnet50", "ventral")])
+    assert set(back["analysis"]) == {rows[2]["analysis"]} and set(back["chapter"]) == {"05_image_to_llm"}
+    # grid runs and other chapters are left out
+    findings.record("05_image_to_llm", rows, nsd, results_dir=tmp_path, run="05_image_to_llm__seeds-0")
+    assert len(findings.load_values(nsd, results_dir=tmp_path)) == 6
+    assert findings.load_values(nsd, chapters=["02_rsa"], results_dir=tmp_path).empty
+    assert findings.load_values(nsd, results_dir=tmp_path / "none").empty
+
+
+def test_roi_rsa_values_name_their_measure():
+    table = _model_table()
+    # one subject: tests have n = 1 (or none), the table holds plain r
+    one = findings.image_to_llm_rows(table, _net_tests(ventral=False).assign(n=1),
+                                     pd.DataFrame({"winner": {"ventral": "blt_mpnet"}}),
+                                     pd.DataFrame({"score": []}), rois=["ventral"])
+    assert {v["measure"] for v in one[1]["values"]} == {"r"}
+    assert {v["measure"] for v in findings.image_to_llm_rows(
+        table, None, pd.DataFrame({"winner": {"ventral": "x"}}), pd.DataFrame({"score": []}),
+        rois=["ventral"])[1]["values"]} == {"r"}
+    assert set(findings.ROI_RSA_MEASURES) == {"r_normalised", "r"}
+    with pytest.raises(ValueError, match="measure='normalised'"):
+        findings.roi_rsa_values(table, "normalised")
+    with pytest.raises(ValueError, match="table"):
+        findings.roi_rsa_values(table.to_dict(), "r")
+
+
+@pytest.mark.parametrize("values, match", [
+    ({"model": "x"}, "list of dicts"),
+    ([{"quantity": "roi_rsa", "model": "x", "roi": "ventral", "value": 0.1}], "exactly"),
+    ([{"quantity": "roi_rsa", "model": "x", "roi": "ventral", "value": "0.1", "measure": "r"}], "number or None"),
+    ([{"quantity": "roi_rsa", "model": "", "roi": "ventral", "value": 0.1, "measure": "r"}], "non-empty text"),
+])
+def test_record_refuses_malformed_values(tiny_root, tmp_path, values, match):
+    row = dict(findings.finding("RQ4", "best", "x"), values=values)
+    with pytest.raises(ValueError, match=match):
+        findings.record("05_image_to_llm", [row], NSD(tiny_root), results_dir=tmp_path)
+    with pytest.raises(ValueError, match="unknown fields"):
+        findings.record("05_image_to_llm", [dict(row, extra=1)], NSD(tiny_root), results_dir=tmp_path)
+    assert not (tmp_path / "findings").exists()

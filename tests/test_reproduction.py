@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from brainllm_utils import batch, book, viz
-from brainllm_utils.chapters import findings
+from brainllm_utils.chapters import findings, paper_reference_numbers as reference_rsa
 from brainllm_utils.chapters import reproduction as rp
 from brainllm_utils.nsd import NSD, NSD_SESSIONS
 
@@ -37,6 +37,32 @@ def _found(llm_mpnet=0.690, cat_mpnet=0.621, llm_multihot=0.638, cat_multihot=0.
     rows04 = [findings.identification_row({"test_ids": np.arange(n_test), "rank": rank})]
     rows = [dict(r, chapter="05_image_to_llm") for r in rows05] + [dict(r, chapter="04_decoding") for r in rows04]
     return pd.DataFrame(rows, columns=list(findings.FIELDS))
+
+
+#: the paper's network of each book model that has one (reproduction.BOOK_MODELS)
+BOOK_OF = {book: model for model, (book, _) in rp.BOOK_MODELS.items() if book}
+PAPER_ROIS = ("ventral", "lateral", "parietal")
+
+
+def _values(overrides=None, drop=(), value=None, n=8):
+    """Chapter 05's recorded ROI RSA values, as the chapter records them (real row function)
+    and ``findings.load_values`` reads them: every book model at the paper's value, unless
+    ``overrides[(model, roi)]`` says otherwise; ``drop``: models the run did not have."""
+    paper = reference_rsa()
+    table = pd.DataFrame({roi: {book: paper.loc[model, roi] for book, model in BOOK_OF.items()}
+                          for roi in PAPER_ROIS})
+    table.loc["blt_multihot"] = 0.30  # no paper row (the paper's control is an ecoset network)
+    table.loc["mpnet"] = 0.25
+    for (model, roi), v in (overrides or {}).items():
+        table.loc[model, roi] = v
+    table = table.drop(index=list(drop))
+    tests = pd.DataFrame({"roi": list(PAPER_ROIS), "model_b": "blt_multihot", "significant": True, "n": n})
+    winners = pd.DataFrame({"winner": {roi: "blt_mpnet" for roi in PAPER_ROIS}})
+    rows = findings.image_to_llm_rows(table, tests, winners, pd.DataFrame({"score": []}), rois=list(PAPER_ROIS),
+                                      value=value)
+    return pd.DataFrame([dict(chapter="05_image_to_llm", analysis=r["analysis"], **v)
+                         for r in rows for v in r.get("values", [])],
+                        columns=["chapter", "analysis", *findings.VALUE_FIELDS]).astype({"value": float})
 
 
 def _nsd_description(**changes):
@@ -75,6 +101,10 @@ def test_sandbox_rows_are_not_comparable_and_say_why(tiny_root):
     # the run's numbers are still read, for orientation
     assert _row(df, "transfer", "(blt_mpnet) → mpnet")["ours"] == pytest.approx(0.690)
     assert rp.run_verdict(df).startswith("Not comparable")
+    df = rp.reproduction_table(_found(), nsd, run_parameters=_paper_run(), paper_settings=batch.PROFILES["paper"],
+                               values=_values())
+    assert not df["comparable"].any() and df["why_not"].str.startswith("sandbox data: synthetic brain").all()
+    assert df["ours"].notna().sum() == 1 + 4 + 3 + 15  # count, transfer, differences, networks × ROIs
 
 
 def test_every_paper_number_has_a_row_with_its_source():
@@ -125,6 +155,99 @@ def test_a_real_nsd_run_with_the_paper_settings_is_compared():
     assert rp.run_verdict(df).startswith("Comparable: 5 of")
     assert rp.reproduction_table(_found(n_test=515), _nsd_description(), _paper_run(),
                                  batch.PROFILES["paper"]).pipe(_row, "count", "shared")["agrees"] is True
+
+
+# --------------------------------------------------------------------------- real NSD: networks' ROI RSA
+def test_the_networks_roi_rsa_are_compared_from_chapter_05s_values():
+    df = rp.reproduction_table(_found(), _nsd_description(), _paper_run(), batch.PROFILES["paper"], values=_values())
+    rsa = df[df["kind"] == "roi_rsa"]
+    have = rsa[rsa["ours"].notna()]
+    # the five networks the book has, in the three ROIs; all at the paper's value here
+    assert sorted(set(have["item"].str.rsplit(", ", n=1).str[0])) == sorted(BOOK_OF.values())
+    assert len(have) == 15 and have["comparable"].all() and (have["agrees"] == True).all()  # noqa: E712
+    assert (have["ours"] == have["paper"]).all()
+    rcnn = _row(df, "roi_rsa", "LLM-trained RCNN (seed avg), lateral")
+    assert rcnn["ours"] == pytest.approx(0.468) and rcnn["note"] == "book: blt_mpnet (mean over its seeds)"
+    assert rcnn["tolerance"] == 0.05 and "no error bars" in rcnn["tolerance_reason"]
+    assert _row(df, "roi_rsa", "CLIP ViT (image), parietal")["note"] == "book: clip_vit_b32"
+    # the networks the book does not have stay without a value, with the reason
+    cornet = _row(df, "roi_rsa", "CORnet-S, ventral")
+    assert np.isnan(cornet["ours"]) and cornet["why_not"] == "not computed by this run: the book has no CORnet-S"
+    # 15 networks × ROIs, 4 transfer readouts, the test-set count: 20 of the paper's 50 numbers
+    assert len(df) == 50 and int(df["comparable"].sum()) == 20
+    assert rp.run_verdict(df) == ("Comparable: 20 of 50 of the paper's numbers can be compared with this run; "
+                                  "20 of them agree within their tolerance.")
+
+
+@pytest.mark.parametrize("model, roi, value, agrees", [
+    # paper 0.429; tolerance ±0.05 normalised r
+    ("blt_mpnet", "ventral", 0.479, True), ("blt_mpnet", "ventral", 0.480, False),
+    ("blt_mpnet", "ventral", 0.379, True), ("blt_mpnet", "ventral", 0.378, False),
+    # paper 0.278 (CLIP ViT, parietal)
+    ("clip_vit_b32", "parietal", 0.328, True), ("clip_vit_b32", "parietal", 0.329, False),
+    ("clip_vit_b32", "parietal", 0.228, True), ("clip_vit_b32", "parietal", 0.227, False),
+])
+def test_roi_rsa_agrees_at_the_tolerance_edges(model, roi, value, agrees):
+    df = rp.reproduction_table(_found(), _nsd_description(), _paper_run(), batch.PROFILES["paper"],
+                               values=_values({(model, roi): value}))
+    row = _row(df, "roi_rsa", f"{BOOK_OF[model]}, {roi}")
+    assert row["comparable"] and row["why_not"] == ""
+    assert row["ours"] == pytest.approx(value)
+    assert row["agrees"] is agrees
+    others = df[(df["kind"] == "roi_rsa") & df["comparable"] & (df["item"] != row["item"])]
+    assert len(others) == 14 and (others["agrees"] == True).all()  # noqa: E712
+
+
+def test_roi_rsa_that_cannot_be_compared_says_why():
+    # one subject: the chapter's table holds plain r (no ceiling); shown, never compared
+    df = rp.reproduction_table(_found(), _nsd_description(), _paper_run(), batch.PROFILES["paper"],
+                               values=_values(n=1))
+    row = _row(df, "roi_rsa", "NF-ResNet50, ventral")
+    assert row["ours"] == pytest.approx(0.351) and not row["comparable"] and row["agrees"] is None
+    assert "the book's value is plain r (one subject: no leave-one-subject-out ceiling)" in row["why_not"]
+    # a comparison model the run did not have (weights missing), a NaN (ceiling ≤ 0)
+    df = rp.reproduction_table(_found(), _nsd_description(), _paper_run(), batch.PROFILES["paper"],
+                               values=_values({("nf_resnet50", "lateral"): np.nan}, drop=["clip_rn50"]))
+    clip = _row(df, "roi_rsa", "CLIP RN50 (image), ventral")
+    assert np.isnan(clip["ours"]) and not clip["comparable"]
+    assert "clip_rn50 has no ventral ROI RSA in chapter 05's table" in clip["why_not"]
+    nan = _row(df, "roi_rsa", "NF-ResNet50, lateral")
+    assert np.isnan(nan["ours"]) and "chapter 05 recorded NaN for nf_resnet50, lateral" in nan["why_not"]
+    assert int(df["comparable"].sum()) == 5 + 15 - 3 - 1
+    # values not given, or recorded by a book that did not record them, or chapter 05 not run
+    for values, reason in [(None, "no recorded values given"),
+                           (_values().iloc[:0], "chapter 05's findings carry no ROI RSA values")]:
+        row = _row(rp.reproduction_table(_found(), _nsd_description(), _paper_run(), batch.PROFILES["paper"],
+                                         values=values), "roi_rsa", "LLM-trained RCNN (seed avg), ventral")
+        assert np.isnan(row["ours"]) and reason in row["why_not"]
+    found = _found()
+    row = _row(rp.reproduction_table(found[found["chapter"] != "05_image_to_llm"], _nsd_description(),
+                                     _paper_run(), batch.PROFILES["paper"], values=_values().iloc[:0]),
+               "roi_rsa", "ResNeXt101 WSL, lateral")
+    assert "chapter 05_image_to_llm recorded no findings" in row["why_not"]
+    # another run's settings: the values are read but not compared
+    df = rp.reproduction_table(_found(), _nsd_description(), _paper_run(**{"05_image_to_llm": {"n_sets": 2}}),
+                               batch.PROFILES["paper"], values=_values())
+    row = _row(df, "roi_rsa", "LLM-trained RCNN (seed avg), ventral")
+    assert row["ours"] == pytest.approx(0.429) and "paper profile not used: n_sets=2" in row["why_not"]
+
+
+def test_the_difference_rows_name_plain_r_with_one_subject():
+    table = pd.DataFrame({roi: [0.5, 0.4] for roi in PAPER_ROIS}, index=["blt_mpnet", "blt_multihot"])
+    rows = [dict(findings.network_objective_row(table, None, roi), chapter="05_image_to_llm") for roi in PAPER_ROIS]
+    df = rp.reproduction_table(pd.DataFrame(rows, columns=list(findings.FIELDS)), _nsd_description(),
+                               _paper_run(), batch.PROFILES["paper"])
+    row = _row(df, "roi_rsa_difference", "ventral")
+    assert row["ours"] == pytest.approx(0.1) and "plain r" in row["why_not"]
+    assert "different control network" in row["why_not"]
+
+
+def test_bad_values_are_named():
+    with pytest.raises(ValueError, match="values: expected a DataFrame"):
+        rp.reproduction_table(_found(), _nsd_description(), values=pd.DataFrame({"model": ["x"]}))
+    twice = pd.concat([_values(), _values().iloc[:1]])
+    with pytest.raises(ValueError, match="recorded twice"):
+        rp.reproduction_table(_found(), _nsd_description(), values=twice)
 
 
 # --------------------------------------------------------------------------- real NSD: why not
@@ -243,9 +366,12 @@ def test_page_runs_on_the_sandbox_and_writes_the_csv(tiny_root, tmp_path, monkey
     monkeypatch.setenv("BRAINLLM_RESULTS", str(tmp_path / "results"))
     nsd = NSD(tiny_root)
     found = _found()
+    values = _values()
+    best = dict(findings.best_model_row(pd.DataFrame({"winner": {"ventral": "blt_mpnet"}})),
+                values=values[list(findings.VALUE_FIELDS)].to_dict("records"))
     for ch in CHAPTERS:
         rows = found[found["chapter"] == ch].drop(columns="chapter").to_dict("records")
-        findings.record(ch, rows, nsd)
+        findings.record(ch, rows + ([best] if ch == "05_image_to_llm" else []), nsd)
     out = tmp_path / "book"
     (source,) = book.list_notebooks(["07_reproduction"])
     book.execute_notebook(source, out / "07_reproduction.ipynb",
@@ -254,6 +380,8 @@ def test_page_runs_on_the_sandbox_and_writes_the_csv(tiny_root, tmp_path, monkey
     assert len(df) and not df["comparable"].any()
     assert df["why_not"].str.startswith("sandbox data: synthetic brain, not NSD").all()
     assert _row(df, "transfer", "(blt_mpnet) → mpnet")["ours"] == pytest.approx(0.690)
+    assert _row(df, "roi_rsa", "LLM-trained RCNN (seed avg), ventral")["ours"] == pytest.approx(0.429)
+    assert df["ours"].notna().sum() == 1 + 4 + 3 + 15
     nb = json.loads((out / "07_reproduction.ipynb").read_text())
     outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
     glued = {o["metadata"]["scrapbook"]["name"]:  # myst-nb glue, as the book reads it

@@ -16,6 +16,13 @@ the module constants below (or documented keyword arguments). Each row has two b
 generated sandbox (judged against its planted truth) and real NSD (judged against the
 paper's claim).
 
+A row may also carry the numbers behind it, as a ``values`` table (a list of
+:data:`VALUE_FIELDS` records; :func:`roi_rsa_values`): chapter 05's model-comparison row
+carries every network's and comparison model's normalised ROI RSA per ROI, the numbers the
+paper tabulates. :func:`load` leaves them out (the summary scorecard shows only the rows);
+:func:`load_values` reads them, for the reproduction page
+(:mod:`~brainllm_utils.chapters.reproduction`).
+
 Files: ``<results>/findings/<dataset key>/<run>.json`` (``<results>`` = ``get_results_dir()``;
 the dataset key separates the sandbox from a real NSD copy; ``<run>`` is the notebook's
 ``run_name`` parameter, which :mod:`brainllm_utils.batch` sets to the output notebook's
@@ -37,7 +44,7 @@ from .reference import paper_reference_numbers, paper_transfer_numbers
 
 __all__ = [
     "FIELDS", "RQS", "finding", "record", "load", "findings_dir", "NEEDS_SUBJECTS", "not_computed",
-    "group_size",
+    "group_size", "VALUE_FIELDS", "ROI_RSA_MEASURES", "roi_rsa_values", "load_values",
     # thresholds and row settings
     "ZERO_DISTANCE", "MAX_FEATURE_SPACE_ROWS", "REVERSAL_MODELS", "BAG_OF_WORDS_MODELS",
     "RDM_COMPARISONS", "PAPER_RSA_ROIS", "CATEGORY_CONTROLS", "SEARCHLIGHT_Q", "P_UNCORRECTED",
@@ -70,6 +77,17 @@ RQS = {
 }
 #: one row of the summary table
 FIELDS = ("rq", "chapter", "analysis", "recovered", "expected", "agrees", "paper")
+#: one number of a row's ``values`` table (:func:`roi_rsa_values`, :func:`load_values`)
+VALUE_FIELDS = ("quantity", "model", "roi", "value", "measure")
+#: 05: the measures a ROI RSA value can be (the chapter's score column) → what it is
+ROI_RSA_MEASURES = {
+    "r_normalised": ("noise-ceiling-normalised r: per subject, the ROI RSA r (Pearson over each sample set's "
+                     "RDM pairs, mean over the sets) divided by the subject's leave-one-subject-out ceiling "
+                     "(Pearson of its shared-test-image RDM with the mean RDM of the other subjects); "
+                     "networks averaged over seeds per subject; mean over subjects"),
+    "r": ("plain r, not normalised (one subject: no leave-one-subject-out ceiling): the ROI RSA r "
+          "(Pearson over each sample set's RDM pairs, mean over the sets); networks averaged over seeds"),
+}
 
 # ---------------------------------------------------------------------------- thresholds
 #: 01: a reversal / random distance ratio below this is zero (the same words, the same vector)
@@ -224,7 +242,8 @@ def record(chapter: str, rows, nsd, results_dir=None, run: str | None = None) ->
     chapter : str
         The chapter's notebook name, e.g. ``"02_rsa"``.
     rows : list of dict
-        From :func:`finding`.
+        From :func:`finding`; a row may carry ``values``, a list of :data:`VALUE_FIELDS`
+        dicts (:func:`roi_rsa_values`; NaN values are written as ``null``).
     nsd : NSD
         The dataset (its key names the folder).
     results_dir : path, optional
@@ -243,6 +262,12 @@ def record(chapter: str, rows, nsd, results_dir=None, run: str | None = None) ->
         missing = set(FIELDS) - set(r)
         if missing:
             raise ValueError(f"{chapter}: finding {r} lacks {sorted(missing)} (use finding())")
+        extra = set(r) - set(FIELDS) - {"chapter", "values"}
+        if extra:
+            raise ValueError(f"{chapter}: finding {r['analysis']!r} has unknown fields {sorted(extra)} "
+                             f"(expected {list(FIELDS)} and optionally 'values')")
+        if "values" in r:
+            r["values"] = _checked_values(r["values"], f"{chapter}: finding {r['analysis']!r}")
     run = run or chapter
     path = findings_dir(nsd, results_dir) / f"{run}.json"
     atomic_write_text(path, json.dumps({"chapter": chapter, "run": run, "rows": rows},
@@ -284,6 +309,64 @@ def load(nsd, chapters=None, results_dir=None):
     if len(df):
         df["rq"] = pd.Categorical(df["rq"], categories=list(RQS), ordered=True)
         df = df.sort_values(["rq", "chapter"], kind="stable").reset_index(drop=True)
+    return df
+
+
+def _checked_values(values, where: str) -> list[dict]:
+    """``values`` as JSON-ready :data:`VALUE_FIELDS` dicts (NaN → None), or a ValueError."""
+    if not isinstance(values, (list, tuple)):
+        raise ValueError(f"{where}: values must be a list of dicts with {list(VALUE_FIELDS)}, "
+                         f"got {type(values).__name__}")
+    out = []
+    for v in values:
+        if not isinstance(v, dict) or set(v) != set(VALUE_FIELDS):
+            raise ValueError(f"{where}: each value must be a dict with exactly {list(VALUE_FIELDS)}, got {v!r}")
+        x = v["value"]
+        if x is not None and (isinstance(x, bool) or not isinstance(x, (int, float, np.floating, np.integer))):
+            raise ValueError(f"{where}: value {v!r}: 'value' must be a number or None")
+        x = None if x is None or not math.isfinite(float(x)) else float(x)
+        if any(not isinstance(v[k], str) or not v[k] for k in VALUE_FIELDS if k != "value"):
+            raise ValueError(f"{where}: value {v!r}: quantity, model, roi and measure must be non-empty text")
+        out.append({**{k: v[k] for k in VALUE_FIELDS}, "value": x})
+    return out
+
+
+def load_values(nsd, chapters=None, results_dir=None):
+    """The ``values`` tables the recorded findings carry, as one tidy table.
+
+    Grid runs (``run`` other than the chapter name) are left out, as in :func:`load`.
+
+    Parameters
+    ----------
+    nsd : NSD
+        The dataset.
+    chapters : list of str, optional
+        Chapters to load (default: every chapter's own run).
+    results_dir : path, optional
+        Default: ``get_results_dir()``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``chapter``, ``analysis`` (the row carrying the value) and
+        :data:`VALUE_FIELDS` (``value`` float, NaN where recorded as NaN); empty when no
+        finding carries values (e.g. findings recorded before values were).
+    """
+    import pandas as pd
+
+    folder = findings_dir(nsd, results_dir)
+    out = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        data = json.loads(path.read_text())
+        if data["run"] != data["chapter"]:
+            continue
+        if chapters is not None and data["chapter"] not in chapters:
+            continue
+        for r in data["rows"]:
+            for v in _checked_values(r.get("values", []), f"{path}: finding {r.get('analysis')!r}"):
+                out.append({"chapter": data["chapter"], "analysis": r["analysis"], **v})
+    df = pd.DataFrame(out, columns=["chapter", "analysis", *VALUE_FIELDS])
+    df["value"] = df["value"].astype(float)
     return df
 
 
@@ -1280,8 +1363,44 @@ def training_size_row(align):
         paper="48k-image LLM-trained RCNN beats models trained on 30–20,000× more images")
 
 
-def image_to_llm_rows(table, tests, winners, transfer, *, rois, oracle=None, align=None) -> list[dict]:
+def roi_rsa_values(table, measure: str) -> list[dict]:
+    """Every model's ROI RSA per ROI, as a ``values`` table for a finding.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Mean over subjects, indexed by model, one column per ROI (chapter 05's ``table``).
+    measure : {"r_normalised", "r"}
+        What ``table`` holds (:data:`ROI_RSA_MEASURES`): the noise-ceiling-normalised r,
+        or plain r when one subject leaves no ceiling.
+
+    Returns
+    -------
+    list of dict
+        One :data:`VALUE_FIELDS` dict per model and ROI, ``quantity="roi_rsa"``
+        (``value`` None where the table holds NaN).
+    """
+    import pandas as pd
+
+    if measure not in ROI_RSA_MEASURES:
+        raise ValueError(f"measure={measure!r}: expected one of {sorted(ROI_RSA_MEASURES)}")
+    if not isinstance(table, pd.DataFrame):
+        raise ValueError(f"table: expected a DataFrame (model × ROI), got {type(table).__name__}")
+    out = []
+    for model in table.index:
+        for roi in table.columns:
+            x = float(table.loc[model, roi])
+            out.append({"quantity": "roi_rsa", "model": str(model), "roi": str(roi),
+                        "value": x if math.isfinite(x) else None, "measure": measure})
+    return out
+
+
+def image_to_llm_rows(table, tests, winners, transfer, *, rois, oracle=None, align=None,
+                      value: str | None = None) -> list[dict]:
     """The rows of chapter 05 (image to LLM), in order.
+
+    The best-model row carries every model's ROI RSA of ``table`` as its ``values``
+    (:func:`roi_rsa_values`), for the reproduction page.
 
     Parameters
     ----------
@@ -1297,14 +1416,20 @@ def image_to_llm_rows(table, tests, winners, transfer, *, rois, oracle=None, ali
         Sandbox only: the winner table with the planted spaces.
     align : pandas.DataFrame, optional
         The size sweep's alignment table (None: no sweep ran).
+    value : {"r_normalised", "r"}, optional
+        The score ``table`` holds (the chapter's ``value``); ``None``: inferred as
+        :func:`network_objective_row` does (plain r when ``tests`` is None or has ``n`` < 2).
 
     Returns
     -------
     list of dict
-        :func:`finding` rows: network objectives per ROI, best model, transfer readouts,
-        training-set size.
+        :func:`finding` rows: network objectives per ROI, best model (with ``values``),
+        transfer readouts, training-set size.
     """
+    if value is None:
+        value = "r" if tests is None or (group_size(tests) or 2) < 2 else "r_normalised"
+    best = dict(best_model_row(winners, oracle), values=roi_rsa_values(table, value))
     return _kept([network_objective_row(table, tests, roi) for roi in rois]
-                 + [best_model_row(winners, oracle)]
+                 + [best]
                  + [transfer_row(transfer, target) for target in TRANSFER_TARGETS]
                  + [training_size_row(align)])

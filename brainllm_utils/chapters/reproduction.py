@@ -23,6 +23,13 @@ The paper publishes few numbers (``shared/docs/paper_methods.md`` §7): the nois
 normalised ROI RSA of 14 networks in 3 ROIs, the transfer readouts, and counts such as the
 515 shared test images. Its other results (per-ROI MPNet RSA, encoding and decoding
 accuracies, caption metrics) are maps or qualitative statements; they have no row here.
+
+Where the numbers come from: the count and the transfer readouts are parsed from the
+findings' text (chapters 04 and 05); the networks' normalised ROI RSA from the ``values``
+table chapter 05's model-comparison finding carries (``findings.load_values``: every model
+× ROI of the chapter's table, with its measure). A value recorded as plain r (one subject,
+no ceiling) is shown but not comparable: the paper's numbers are normalised by the
+leave-one-subject-out ceiling.
 """
 
 from __future__ import annotations
@@ -274,7 +281,25 @@ def _missing(found, chapter: str, what: str) -> str:
     return f"not computed by this run (chapter {chapter} recorded no {what} finding)"
 
 
-def _specs(found) -> list[dict]:
+_MEASURE_MISMATCH = ("the book's value is plain r (one subject: no leave-one-subject-out ceiling), the "
+                     "paper's is divided by that ceiling")
+
+
+def _roi_rsa_values(values) -> dict:
+    """``(model, roi) → (value, measure)`` of chapter 05's recorded ROI RSA values."""
+    if values is None or not len(values):
+        return {}
+    rows = values[(values["chapter"] == "05_image_to_llm") & (values["quantity"] == "roi_rsa")]
+    out = {}
+    for _, r in rows.iterrows():
+        key = (str(r["model"]), str(r["roi"]))
+        if key in out:
+            raise ValueError(f"values: {key} recorded twice for 05_image_to_llm")
+        out[key] = (float(r["value"]), str(r["measure"]))
+    return out
+
+
+def _specs(found, values=None) -> list[dict]:
     """The paper's numbers with this run's matching values (NaN + reason where none)."""
     specs = []
     # 04: the shared test set
@@ -285,22 +310,41 @@ def _specs(found) -> list[dict]:
                       paper_low=float(count), paper_high=float(count), paper_source=source,
                       missing=_missing(found, "04_decoding", "identification") if row is None else "",
                       note="the shared-1000 images seen 3 times by every subject"))
-    # 05: networks' normalised ROI RSA (chapter 05 records only the LLM − category difference)
-    for model, _, *values in PAPER_ROI_RSA:
+    # 05: networks' normalised ROI RSA (the values table of chapter 05's findings)
+    recorded = _roi_rsa_values(values)
+    for model, _, *paper_values in PAPER_ROI_RSA:
         book, absent = BOOK_MODELS[model]
-        why = (f"not computed by this run as a recorded number: chapter 05 shows {book}'s ROI RSA in its "
-               "tables but records only the LLM − category difference in its findings" if book
-               else f"not computed by this run: {absent}")
-        for roi, value in zip(_PAPER_ROIS, values):
+        for roi, paper_value in zip(_PAPER_ROIS, paper_values):
+            ours, measure = recorded.get((book, roi), (math.nan, "")) if book else (math.nan, "")
+            if not book:
+                why = f"not computed by this run: {absent}"
+            elif not recorded and not len(_chapter_rows(found, "05_image_to_llm")):
+                why = _missing(found, "05_image_to_llm", "ROI RSA")
+            elif not recorded and values is None:
+                why = ("not computed by this run as far as this table knows (no recorded values given: "
+                       "reproduction_table(..., values=findings.load_values(nsd)))")
+            elif not recorded:
+                why = ("not computed by this run (chapter 05's findings carry no ROI RSA values: recorded by an "
+                       "older version of the book; rerun chapter 05)")
+            elif (book, roi) not in recorded:
+                why = (f"not computed by this run ({book} has no {roi} ROI RSA in chapter 05's table: the "
+                       "model was not run or its weights are missing, or the ROI was not selected)")
+            else:
+                why = (f"not computed by this run (chapter 05 recorded NaN for {book}, {roi}: e.g. a "
+                       "leave-one-subject-out ceiling ≤ 0)")
             specs.append(dict(chapter="05_image_to_llm", kind="roi_rsa",
                               quantity="ROI RSA, noise-ceiling normalised r", item=f"{model}, {roi}",
-                              ours=math.nan, paper_low=value, paper_high=value, paper_source=PAPER_ROI_RSA_SOURCE,
-                              missing=why, note=f"book: {book}" if book else ""))
+                              ours=ours, paper_low=paper_value, paper_high=paper_value,
+                              paper_source=PAPER_ROI_RSA_SOURCE, missing=why,
+                              mismatch=_MEASURE_MISMATCH if measure and measure != "r_normalised" else "",
+                              note=(f"book: {book}" + (" (mean over its seeds)" if book.startswith("blt_") else "")
+                                    if book else "")))
     # 05: LLM-trained − category-trained network
     ref = {m: dict(zip(_PAPER_ROIS, v)) for m, _, *v in PAPER_ROI_RSA}
     for roi in _PAPER_ROIS:
         row = _match(found, "05_image_to_llm", f"ROI RSA, {roi}: LLM-trained − category-trained network")
         d = ref[_RCNN][roi] - ref[_ECOSET][roi]
+        plain = row is not None and "(r;" in str(row["analysis"])  # one subject: plain r (findings)
         specs.append(dict(
             chapter="05_image_to_llm", kind="roi_rsa_difference",
             quantity="ROI RSA, LLM-trained − category-trained network (normalised r)",
@@ -309,8 +353,9 @@ def _specs(found) -> list[dict]:
             paper_low=round(d, 3), paper_high=round(d, 3),
             paper_source=f"{_RCNN} − {_ECOSET}, {PAPER_ROI_RSA_SOURCE}",
             missing=_missing(found, "05_image_to_llm", f"ROI RSA {roi} difference") if row is None else "",
-            mismatch=("different control network: the paper's number is against an ecoset-trained RCNN "
-                      "(1.45M images), the book's against blt_multihot (COCO multi-hot labels)"),
+            mismatch="; ".join(["different control network: the paper's number is against an ecoset-trained "
+                                "RCNN (1.45M images), the book's against blt_multihot (COCO multi-hot labels)"]
+                               + ([_MEASURE_MISMATCH] if plain else [])),
             note="book: blt_mpnet − blt_multihot"))
     # 05: transfer readouts
     for target in ("mpnet", "multihot"):
@@ -329,7 +374,7 @@ def _specs(found) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------- the table
-def reproduction_table(found, dataset, run_parameters=None, paper_settings=None):
+def reproduction_table(found, dataset, run_parameters=None, paper_settings=None, values=None):
     """Every number of the paper that the book computes, next to this run's, with a tolerance.
 
     Parameters
@@ -345,6 +390,10 @@ def reproduction_table(found, dataset, run_parameters=None, paper_settings=None)
     paper_settings : dict of str to dict, optional
         Chapter → the paper profile's settings (``brainllm_utils.batch.PROFILES["paper"]``);
         ``None``: not given, so nothing is comparable.
+    values : pandas.DataFrame, optional
+        The numbers the findings carry (:func:`brainllm_utils.chapters.findings.load_values`):
+        chapter 05's per-model, per-ROI ROI RSA give the networks' rows their ``ours``.
+        ``None``: not read, so those rows have no value of this run.
 
     Returns
     -------
@@ -370,9 +419,13 @@ def reproduction_table(found, dataset, run_parameters=None, paper_settings=None)
     for name, value in (("run_parameters", run_parameters), ("paper_settings", paper_settings)):
         if value is not None and not (isinstance(value, dict) and all(isinstance(v, dict) for v in value.values())):
             raise ValueError(f"{name}: expected a dict of chapter → parameters dict, or None")
+    if values is not None and not (isinstance(values, pd.DataFrame) and {"chapter", "quantity", "model", "roi",
+                                                                          "value", "measure"} <= set(values.columns)):
+        raise ValueError("values: expected a DataFrame with columns chapter, quantity, model, roi, value, measure "
+                         "(findings.load_values), or None")
     data_reasons = _dataset_reasons(dataset)
     rows = []
-    for spec in _specs(found):
+    for spec in _specs(found, values):
         tol, tol_reason = TOLERANCES[spec["kind"]]
         ours = float(spec["ours"])
         reasons = list(data_reasons) + _settings_reasons(spec["chapter"], run_parameters, paper_settings)
