@@ -167,7 +167,7 @@ def test_the_networks_roi_rsa_are_compared_from_chapter_05s_values():
     assert len(have) == 15 and have["comparable"].all() and (have["agrees"] == True).all()  # noqa: E712
     assert (have["ours"] == have["paper"]).all()
     rcnn = _row(df, "roi_rsa", "LLM-trained RCNN (seed avg), lateral")
-    assert rcnn["ours"] == pytest.approx(0.468) and rcnn["note"] == "book: blt_mpnet (mean over its seeds)"
+    assert rcnn["ours"] == pytest.approx(0.468) and rcnn["note"].startswith("book: blt_mpnet (per-subject r averaged over its seeds, as the paper's code")
     assert rcnn["tolerance"] == 0.05 and "no error bars" in rcnn["tolerance_reason"]
     assert _row(df, "roi_rsa", "CLIP ViT (image), parietal")["note"] == "book: clip_vit_b32"
     # the networks the book does not have stay without a value, with the reason
@@ -210,7 +210,21 @@ def test_roi_rsa_that_cannot_be_compared_says_why():
                                values=_values({("nf_resnet50", "lateral"): np.nan}, drop=["clip_rn50"]))
     clip = _row(df, "roi_rsa", "CLIP RN50 (image), ventral")
     assert np.isnan(clip["ours"]) and not clip["comparable"]
-    assert "clip_rn50 has no ventral ROI RSA in chapter 05's table" in clip["why_not"]
+    # the paper profile keeps the notebook's default comparison_models: the manifest does not list them
+    assert ("clip_rn50 has no ventral ROI RSA in chapter 05's table: not among the run's comparison models, or "
+            "its weights were missing") in clip["why_not"]
+    for models, reason in [(["alexnet"], "not in the run's comparison_models"),
+                           (["clip_rn50"], "in the run's comparison_models but not computed: its weights were "
+                                           "missing")]:
+        run = _paper_run(**{"05_image_to_llm": {"comparison_models": models}})
+        clip = _row(rp.reproduction_table(_found(), _nsd_description(), run, batch.PROFILES["paper"],
+                                          values=_values(drop=["clip_rn50"])), "roi_rsa", "CLIP RN50 (image), lateral")
+        assert reason in clip["why_not"]
+    no_roi = _values()
+    no_roi = no_roi[no_roi["roi"] != "parietal"]
+    row = _row(rp.reproduction_table(_found(), _nsd_description(), _paper_run(), batch.PROFILES["paper"],
+                                     values=no_roi), "roi_rsa", "NF-ResNet50, parietal")
+    assert "ROI parietal not among the chapter's rois" in row["why_not"]
     nan = _row(df, "roi_rsa", "NF-ResNet50, lateral")
     assert np.isnan(nan["ours"]) and "chapter 05 recorded NaN for nf_resnet50, lateral" in nan["why_not"]
     assert int(df["comparable"].sum()) == 5 + 15 - 3 - 1

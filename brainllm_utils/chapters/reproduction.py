@@ -281,6 +281,8 @@ def _missing(found, chapter: str, what: str) -> str:
     return f"not computed by this run (chapter {chapter} recorded no {what} finding)"
 
 
+_SEED_NOTE = (" (per-subject r averaged over its seeds, as the paper's code; the paper's Fig. 4c caption "
+              "averages the seeds' RDMs instead)")
 _MEASURE_MISMATCH = ("the book's value is plain r (one subject: no leave-one-subject-out ceiling), the "
                      "paper's is divided by that ceiling")
 
@@ -299,7 +301,22 @@ def _roi_rsa_values(values) -> dict:
     return out
 
 
-def _specs(found, values=None) -> list[dict]:
+def _absent(book: str, roi: str, recorded: dict, params) -> str:
+    """Why chapter 05's recorded values lack ``book`` in ``roi`` (``params``: the run's, or None)."""
+    head = f"not computed by this run ({book} has no {roi} ROI RSA in chapter 05's table: "
+    if not any(r == roi for _, r in recorded):
+        return head + f"ROI {roi} not among the chapter's rois)"
+    if book.startswith("blt_"):
+        return head + "the network was not trained)"
+    models = (params or {}).get("comparison_models")
+    if isinstance(models, (list, tuple)) and book not in models:
+        return head + "not in the run's comparison_models)"
+    if isinstance(models, (list, tuple)):
+        return head + "in the run's comparison_models but not computed: its weights were missing, see the chapter)"
+    return head + "not among the run's comparison models, or its weights were missing)"
+
+
+def _specs(found, values=None, run_parameters=None) -> list[dict]:
     """The paper's numbers with this run's matching values (NaN + reason where none)."""
     specs = []
     # 04: the shared test set
@@ -327,8 +344,7 @@ def _specs(found, values=None) -> list[dict]:
                 why = ("not computed by this run (chapter 05's findings carry no ROI RSA values: recorded by an "
                        "older version of the book; rerun chapter 05)")
             elif (book, roi) not in recorded:
-                why = (f"not computed by this run ({book} has no {roi} ROI RSA in chapter 05's table: the "
-                       "model was not run or its weights are missing, or the ROI was not selected)")
+                why = _absent(book, roi, recorded, (run_parameters or {}).get("05_image_to_llm"))
             else:
                 why = (f"not computed by this run (chapter 05 recorded NaN for {book}, {roi}: e.g. a "
                        "leave-one-subject-out ceiling ≤ 0)")
@@ -337,8 +353,8 @@ def _specs(found, values=None) -> list[dict]:
                               ours=ours, paper_low=paper_value, paper_high=paper_value,
                               paper_source=PAPER_ROI_RSA_SOURCE, missing=why,
                               mismatch=_MEASURE_MISMATCH if measure and measure != "r_normalised" else "",
-                              note=(f"book: {book}" + (" (mean over its seeds)" if book.startswith("blt_") else "")
-                                    if book else "")))
+                              note=(f"book: {book}" + (_SEED_NOTE if book.startswith("blt_") else "") if book
+                                    else "")))
     # 05: LLM-trained − category-trained network
     ref = {m: dict(zip(_PAPER_ROIS, v)) for m, _, *v in PAPER_ROI_RSA}
     for roi in _PAPER_ROIS:
@@ -425,7 +441,7 @@ def reproduction_table(found, dataset, run_parameters=None, paper_settings=None,
                          "(findings.load_values), or None")
     data_reasons = _dataset_reasons(dataset)
     rows = []
-    for spec in _specs(found, values):
+    for spec in _specs(found, values, run_parameters):
         tol, tol_reason = TOLERANCES[spec["kind"]]
         ours = float(spec["ours"])
         reasons = list(data_reasons) + _settings_reasons(spec["chapter"], run_parameters, paper_settings)
