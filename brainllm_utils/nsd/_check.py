@@ -62,6 +62,7 @@ from pathlib import Path
 import numpy as np
 
 from .._utils.docs import fill_doc
+from ._design import format_sessions
 from .layout import (
     ANNOTATIONS,
     BETA_VERSION,
@@ -364,7 +365,7 @@ class CheckReport:
                + "not NSD-sized: NSD facts skipped, internal consistency checked")
         )
         for name, sessions in self.subjects.items():
-            parts = [f"{space} {_ranges(s) or 'none'}" for space, s in sessions.items()]
+            parts = [f"{space} {format_sessions(s) or 'none'}" for space, s in sessions.items()]
             lines.append(f"  {name}: sessions on disk: " + "; ".join(parts))
         marks = {"ok": "ok  ", "skipped": "skip", "warning": "WARN", "error": "ERR "}
         for group in GROUPS:
@@ -439,19 +440,6 @@ def _short(paths, n: int = 3) -> str:
     paths = list(paths)
     head = ", ".join(paths[:n])
     return head + (f" … and {len(paths) - n} more" if len(paths) > n else "")
-
-
-def _ranges(values) -> str:
-    """``[1, 2, 3, 5]`` → ``"1-3,5"`` (the download command's ``--sessions`` syntax)."""
-    values = sorted(set(int(v) for v in values))
-    out, i = [], 0
-    while i < len(values):
-        j = i
-        while j + 1 < len(values) and values[j + 1] == values[j] + 1:
-            j += 1
-        out.append(str(values[i]) if i == j else f"{values[i]}-{values[j]}")
-        i = j + 1
-    return ",".join(out)
 
 
 # ----------------------------------------------------------------------------- file integrity
@@ -804,9 +792,10 @@ class _Checker:
             if gaps:  # one finding per subject and space, naming the first missing file
                 g = gaps[0]
                 fname = (f"lh.betas_session{g:02d}.mgh" if space == "fsaverage" else f"betas_session{g:02d}.nii.gz")
-                self.add("error", "sessions on disk",
-                         f"{name} {space}: session{'s' if len(gaps) > 1 else ''} {_ranges(gaps)} missing between "
-                         f"the sessions on disk ({_ranges(complete)}); the reader stops at the first gap",
+                self.add("warning", "sessions on disk",
+                         f"{name} {space}: session{'s' if len(gaps) > 1 else ''} {format_sessions(gaps)} missing between "
+                         f"the sessions on disk ({format_sessions(complete)}); the book uses the sessions on disk "
+                         f"(NSD.sessions), download the missing ones for the full design",
                          self.root / beta_dir(name, space, BETA_VERSION) / fname, "files")
             for sess in complete:
                 for p in files[sess]:
@@ -896,7 +885,7 @@ class _Checker:
         n_resp = int(sess.max())
         per = np.bincount(sess.astype(np.int64), minlength=n_resp + 1)[1:]
         if np.any(per == 0):
-            self.add("error", "responses.tsv", f"sessions {_ranges(np.flatnonzero(per == 0) + 1)} have no rows "
+            self.add("error", "responses.tsv", f"sessions {format_sessions(np.flatnonzero(per == 0) + 1)} have no rows "
                      f"(it lists sessions 1..{n_resp})", rel)
         if len(set(per[per > 0])) > 1:
             self.add("error", "responses.tsv", f"sessions have different trial counts ({sorted(set(per))})", rel)
@@ -908,7 +897,7 @@ class _Checker:
             if sessions and max(sessions) < n_resp:
                 self.add("warning", "sessions vs responses.tsv",
                          f"{name}: responses.tsv lists {n_resp} sessions, {space} has sessions "
-                         f"{_ranges(sessions)} on disk: the book uses those", rel)
+                         f"{format_sessions(sessions)} on disk: the book uses those", rel)
             elif sessions and max(sessions) > n_resp:
                 self.add("warning", "sessions vs responses.tsv",
                          f"{name}: {max(sessions)} sessions on disk in {space}, responses.tsv lists only {n_resp}: "
@@ -1130,7 +1119,7 @@ class _Checker:
         if not sess:
             sess = sorted(set().union(*map(set, on_disk.values()))) if on_disk else [1]
         cmd = (f"python -m brainllm_utils.nsd download {self.root} --subjects {','.join(map(str, subj))} "
-               f"--sessions {_ranges(sess)}")
+               f"--sessions {format_sessions(sess)}")
         if any(f"/func1pt8mm/{BETA_VERSION}/" in b.relpath and b.relpath.endswith("ncsnr.nii.gz") for b in files):
             cmd += " --space func1pt8mm"  # the volume's ncsnr comes only with that space's betas
         if any(b.relpath.startswith(COCO_DIR + "/") for b in files):
