@@ -275,6 +275,18 @@ def record(chapter: str, rows, nsd, results_dir=None, run: str | None = None) ->
     return path
 
 
+def _chapter_records(nsd, chapters, results_dir):
+    """``(path, record)`` of each chapter's own run (grid runs left out), in file order."""
+    folder = findings_dir(nsd, results_dir)
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        data = json.loads(path.read_text())
+        if data["run"] != data["chapter"]:
+            continue
+        if chapters is not None and data["chapter"] not in chapters:
+            continue
+        yield path, data
+
+
 def load(nsd, chapters=None, results_dir=None):
     """The recorded findings of ``chapters``, in RQ then chapter order.
 
@@ -296,15 +308,7 @@ def load(nsd, chapters=None, results_dir=None):
     """
     import pandas as pd
 
-    folder = findings_dir(nsd, results_dir)
-    rows = []
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        data = json.loads(path.read_text())
-        if data["run"] != data["chapter"]:
-            continue
-        if chapters is not None and data["chapter"] not in chapters:
-            continue
-        rows.extend(data["rows"])
+    rows = [r for _, data in _chapter_records(nsd, chapters, results_dir) for r in data["rows"]]
     df = pd.DataFrame(rows, columns=list(FIELDS))
     if len(df):
         df["rq"] = pd.Categorical(df["rq"], categories=list(RQS), ordered=True)
@@ -354,14 +358,8 @@ def load_values(nsd, chapters=None, results_dir=None):
     """
     import pandas as pd
 
-    folder = findings_dir(nsd, results_dir)
     out = []
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        data = json.loads(path.read_text())
-        if data["run"] != data["chapter"]:
-            continue
-        if chapters is not None and data["chapter"] not in chapters:
-            continue
+    for path, data in _chapter_records(nsd, chapters, results_dir):
         for r in data["rows"]:
             for v in _checked_values(r.get("values", []), f"{path}: finding {r.get('analysis')!r}"):
                 out.append({"chapter": data["chapter"], "analysis": r["analysis"], **v})
