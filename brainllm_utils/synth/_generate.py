@@ -1071,13 +1071,19 @@ def _write_fsaverage_subject(tree, seed, cfg, design, features, subject, progres
     return snr, nan_vertices
 
 
-def _write_volume_subject(tree, seed, cfg, design, features, subject, progress):
+def _volume_subject_anatomy(seed, cfg, subject):
+    """Grid, affine, anatomy, the subject's volume random stream (after the true SNR draw),
+    ROI index and true SNR: the start shared by the in-memory and the streamed writers."""
     shape = tuple(cfg["grids"][subject])
-    affine = _affine(shape)
     anat = _volume_anatomy(shape)
     rng = _rng(seed, "volume", subject)
     roi = _roi_index(anat["streams"], anat["nsdgeneral"])
     snr = _true_snr(rng, roi, anat["taper"])
+    return shape, _affine(shape), anat, rng, roi, snr
+
+
+def _write_volume_subject(tree, seed, cfg, design, features, subject, progress):
+    shape, affine, anat, rng, roi, snr = _volume_subject_anatomy(seed, cfg, subject)
     inmask = np.flatnonzero(anat["mask"])
     signal = _signal(rng, features, _subject_signal_rows(design, subject), roi[inmask])
     active = np.arange(inmask.size)
@@ -1286,12 +1292,7 @@ def _stream_fsaverage_subject(tree, seed, cfg, design, X, subject, progress):
 
 
 def _stream_volume_subject(tree, seed, cfg, design, X, subject, progress):
-    shape = tuple(cfg["grids"][subject])
-    affine = _affine(shape)
-    anat = _volume_anatomy(shape)
-    rng = _rng(seed, "volume", subject)
-    roi = _roi_index(anat["streams"], anat["nsdgeneral"])
-    snr = _true_snr(rng, roi, anat["taper"])
+    shape, affine, anat, rng, roi, snr = _volume_subject_anatomy(seed, cfg, subject)
     inmask = np.flatnonzero(anat["mask"])
     zero_session, n_zero = cfg["zeroed_voxels"].get(subject, (0, 0))
     zeroed = np.sort(rng.choice(inmask.size, size=n_zero, replace=False))
