@@ -32,10 +32,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def export(path, n, root=None):
+def export(path, n, root=None, size=None):
     from brainllm_utils import vision
 
-    pool = vision.load_training_pool(root, n_images=n)
+    # decoded into memory at one size: COCO's native sizes vary, so give --size on real COCO
+    pool = vision.load_training_pool(root, n_images=n, size=size, in_memory=True)
     np.savez_compressed(path, images=pool.images,
                         mpnet=vision.make_targets("mpnet", pool.captions, pool.multihot),
                         multihot=vision.make_targets("multihot", pool.captions, pool.multihot))
@@ -97,6 +98,8 @@ def main(argv=None):
     e.add_argument("path")
     e.add_argument("--n", type=int, default=2200)
     e.add_argument("--root", default=None)
+    e.add_argument("--size", type=int, default=None,
+                   help="decode every image at this square size (needed when native sizes vary)")
     r = sub.add_parser("run")
     r.add_argument("path")
     r.add_argument("--preset", default="sandbox")
@@ -108,7 +111,7 @@ def main(argv=None):
     r.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     if args.cmd == "export":
-        export(args.path, args.n, args.root)
+        export(args.path, args.n, args.root, args.size)
     else:
         run(args.path, args.preset, args.device, args.threads, args.epochs, args.n_val,
             args.objectives, args.json)
