@@ -53,7 +53,7 @@ sandbox: install
 # a 2-worker LocalCluster, one BLAS/torch thread per notebook (BOOK_SCHEDULER=serial with
 # BOOK_THREADS=2 runs them one at a time instead; BOOK_SCHEDULER=tcp://host:8786 uses a cluster)
 BOOK_SCHEDULER ?= local
-BOOK_WORKERS ?= 2
+BOOK_WORKERS ?= auto
 BOOK_THREADS ?= 1
 BATCH_ARGS ?=
 notebooks: sandbox

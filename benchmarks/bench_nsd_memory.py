@@ -1,14 +1,26 @@
-"""Peak memory and time of ``NSD.betas`` on real-NSD-sized files.
+"""Peak memory of each chapter's heavy functions on NSD-shaped roots, extrapolated to full NSD.
 
-Writes one subject at real NSD size (1.8 mm grid 81 × 104 × 83, 750-trial sessions, int16
-``.nii.gz`` betas; fsaverage 163,842 vertices per hemisphere, float32 ``.mgh``) in the NSD
-layout, then runs the reader in a fresh process per case while sampling the process's
-resident memory (anonymous = what must fit in RAM; total includes file-backed pages of
-memory maps, which the kernel can drop).
+Writes NSD-shaped roots (the NSD layout: ``nsd_expdesign.mat``, the stimulus CSV, fsaverage
+``streams``/``nsdgeneral`` labels, float32 ``.mgh`` betas of 750-trial sessions with NaN
+vertices, 2 subjects sharing ~5 % test images) of several sizes: an *image series* (sessions,
+hence images per subject, grow at a fixed vertex count) and a *vertex series* (fsaverage5, 6 and
+7 vertex counts at a fixed number of images). Each case runs the chapter's functions with the
+``paper`` profile's settings (whole-surface encoding, all sample sets, ``streams`` decoding and
+partitioning) in a fresh process while a thread samples the process's resident memory
+(psutil: anonymous = rss − shared, what must fit in RAM; total includes the file-backed pages
+of the memory-mapped betas, which the kernel drops under pressure; ``VmHWM`` is the kernel's
+exact peak of the total). Per chapter, ``peak = a + b·images + c·vertices`` is fitted by least
+squares and evaluated at full NSD (10,000 images per subject, 327,684 vertices).
 
-    python benchmarks/bench_nsd_memory.py --sessions 3 --workdir /tmp/nsd_scale
+    python benchmarks/bench_nsd_memory.py --workdir /tmp/nsd_mem
 
-Random data (no NSD file is read or stored). Needs ~3.5 GB of disk per fsaverage session.
+Deviations from a real run, all stated in the output: random data; random feature matrices of
+the real widths (768) instead of MPNet embeddings and random multi-hot categories (the feature
+builders are not what is measured); 2 penalties and 2 folds instead of 13/15 and 5 (CPU time;
+the memory terms they change are the (n_alphas, n_vertices) float64 score grids of one block);
+2 subjects, the fits (encoders, partitioning, decoding) on the first only (results are reduced
+per subject before the next; the inter-subject ceiling and the category contrast run on both). The subjects' beta files are hard links of the first subject's (same data, separate caches).
+Needs ~12 GB of disk with the defaults.
 """
 
 from __future__ import annotations
@@ -16,155 +28,362 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import subprocess
 import sys
 import threading
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
 
-GRID = (81, 104, 83)
-N_VERTICES = 163842
-T = 750
+T = 750  # trials per session
+FULL = dict(images=10_000, vertices=327_684)  # full NSD: images per subject, fsaverage vertices
+N_SUBJECTS = 2
+STREAMS_FRACTION = 0.25  # fraction of fsaverage vertices in the 7 streams ROIs (assumed)
+EMB = 768  # MPNet width
 
 
-def write_tree(root: Path, n_sessions: int, seed: int = 0, fsaverage: bool = True) -> None:
+# ----------------------------------------------------------------------------- the roots
+def write_root(root: Path, n_sessions: int, n_vertices: int, seed: int = 0) -> None:
+    """An NSD-shaped root of ``N_SUBJECTS`` subjects × ``n_sessions`` × 750 trials of
+    ``n_vertices`` per hemisphere (random float32 betas, 3 NaN vertices per hemisphere)."""
     import nibabel as nib
     import pandas as pd
     import scipy.io
 
     rng = np.random.default_rng(seed)
-    K = n_sessions * T // 3
+    K = n_sessions * T // 3  # images per subject, each seen 3 times
+    n_shared = max(10, int(round(0.0515 * K)))  # NSD: 515 of ~10,000 test images
     mo = rng.permutation(np.repeat(np.arange(1, K + 1), 3))
-    subjectim = np.arange(1, 8 * K + 1).reshape(8, K)
+    subjectim = np.zeros((8, K), dtype=np.int64)
+    n = n_shared + 8 * (K - n_shared)
+    own = rng.permutation(np.arange(n_shared + 1, n + 1))
+    for s in range(8):
+        subjectim[s, :n_shared] = np.arange(1, n_shared + 1)
+        subjectim[s, n_shared:] = own[s * (K - n_shared):(s + 1) * (K - n_shared)]
     d = root / "nsddata/experiments/nsd"
     d.mkdir(parents=True, exist_ok=True)
     scipy.io.savemat(d / "nsd_expdesign.mat", dict(
         masterordering=mo[None].astype(float), subjectim=subjectim.astype(float),
-        sharedix=subjectim[0, :10][None].astype(float)))
-    n = 8 * K
+        sharedix=np.arange(1, n_shared + 1)[None].astype(float)))
     pd.DataFrame(dict(cocoId=np.arange(n) + 100000, cocoSplit="train2017", nsdId=np.arange(n))
                  ).to_csv(d / "nsd_stim_info_merged.csv")
-    affine = np.diag([1.8, 1.8, 1.8, 1.0])
-    affine[:3, 3] = -(((1 + np.array(GRID)) / 2) - 1) * 1.8
-    xyz = np.stack(np.meshgrid(*[np.linspace(-1, 1, g) for g in GRID], indexing="ij"))
-    brain = (xyz**2).sum(0) < 0.8
-    general = brain & (xyz[1] < -0.35) & ((xyz**2).sum(0) > 0.45)
-    sub = root / "nsddata/ppdata/subj01/func1pt8mm"
-    (sub / "roi").mkdir(parents=True, exist_ok=True)
-    nib.save(nib.Nifti1Image(brain.astype(np.int16), affine), sub / "brainmask.nii.gz")
-    roi = np.where(brain, 0, -1).astype(np.int16)
-    roi[general] = 1
-    nib.save(nib.Nifti1Image(roi, affine), sub / "roi/nsdgeneral.nii.gz")
     lab = root / "nsddata/freesurfer/fsaverage/label"
     lab.mkdir(parents=True, exist_ok=True)
+    names = ["early", "midventral", "midlateral", "midparietal", "ventral", "lateral", "parietal"]
+    (lab / "streams.mgz.ctab").write_text("0 Unknown\n" + "".join(f"{i} {x}\n" for i, x in enumerate(names, 1)))
     (lab / "nsdgeneral.mgz.ctab").write_text("0 Unknown\n1 nsdgeneral\n")
-    hemi_labels = {}
     for h in ("lh", "rh"):
-        v = np.zeros(N_VERTICES, dtype=np.int32)
-        v[rng.choice(N_VERTICES, 7_500, replace=False)] = 1
-        hemi_labels[h] = v
-        nib.save(nib.MGHImage(v.reshape(-1, 1, 1), np.eye(4)), lab / f"{h}.nsdgeneral.mgz")
-    print(f"nsdgeneral: {general.sum()} voxels, {sum(v.sum() for v in hemi_labels.values())} vertices; "
-          f"brain mask {brain.sum()} voxels", flush=True)
-    vol = root / "nsddata_betas/ppdata/subj01/func1pt8mm/betas_fithrf_GLMdenoise_RR"
-    surf = root / "nsddata_betas/ppdata/subj01/fsaverage/betas_fithrf_GLMdenoise_RR"
-    vol.mkdir(parents=True, exist_ok=True)
-    surf.mkdir(parents=True, exist_ok=True)
-    for s in range(1, n_sessions + 1):
-        t0 = time.time()
-        data = np.zeros(GRID + (T,), dtype=np.int16)
-        data[brain] = rng.integers(-600, 600, size=(brain.sum(), T), dtype=np.int16)
-        img = nib.Nifti1Image(data, affine)
-        img.header.set_data_dtype(np.int16)
-        nib.save(img, vol / f"betas_session{s:02d}.nii.gz")
-        del data, img
-        if fsaverage:
+        streams = np.zeros(n_vertices, dtype=np.int32)
+        inside = np.arange(int(STREAMS_FRACTION * n_vertices))  # a contiguous patch of labels
+        streams[inside] = 1 + (inside * 7) // max(inside.size, 1)
+        nib.save(nib.MGHImage(streams.reshape(-1, 1, 1), np.eye(4)), lab / f"{h}.streams.mgz")
+        nib.save(nib.MGHImage((streams > 0).astype(np.int32).reshape(-1, 1, 1), np.eye(4)),
+                 lab / f"{h}.nsdgeneral.mgz")
+    first = None
+    for s in range(1, N_SUBJECTS + 1):
+        surf = root / f"nsddata_betas/ppdata/subj{s:02d}/fsaverage/betas_fithrf_GLMdenoise_RR"
+        surf.mkdir(parents=True, exist_ok=True)
+        for k in range(1, n_sessions + 1):
             for h in ("lh", "rh"):
-                x = rng.standard_normal((N_VERTICES, 1, 1, T), dtype=np.float32)
+                name = f"{h}.betas_session{k:02d}.mgh"
+                if first is not None:  # the other subjects: hard links (disk), read as their own files
+                    os.link(first / name, surf / name)
+                    continue
+                x = rng.standard_normal((n_vertices, 1, 1, T), dtype=np.float32)
                 x[:3] = np.nan  # NaN vertices, as in real NSD
-                nib.save(nib.MGHImage(x, np.eye(4)), surf / f"{h}.betas_session{s:02d}.mgh")
+                nib.save(nib.MGHImage(x, np.eye(4)), surf / name)
                 del x
-        print(f"session {s}: written in {time.time() - t0:.0f} s", flush=True)
+        first = surf
 
 
-CASES = {
-    "volume nsdgeneral": dict(space="func1pt8mm", roi=("nsdgeneral", None)),
-    "volume whole brain mask": dict(space="func1pt8mm", roi=None),
-    "fsaverage nsdgeneral": dict(space="fsaverage", roi=("nsdgeneral", None)),
-    "fsaverage whole brain": dict(space="fsaverage", roi=None),
-}
+# ----------------------------------------------------------------------------- the cases
+def _random_features(name: str, ids, width: int = EMB) -> np.ndarray:
+    """Deterministic random rows per (space, nsdId): what a feature builder returns, in shape."""
+    ids = np.asarray(ids, dtype=np.int64)
+    out = np.empty((ids.size, width), dtype=np.float32)
+    base = sum(name.encode())
+    for i, x in enumerate(ids):
+        out[i] = np.random.default_rng((base, int(x))).standard_normal(width, dtype=np.float32)
+    return out
 
 
-def _rss():
-    """(anonymous, total) resident memory of this process in bytes, from /proc."""
-    fields = {}
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            k, _, v = line.partition(":")
-            fields[k] = v.strip()
-    kb = lambda k: int(fields.get(k, "0 kB").split()[0]) * 1024  # noqa: E731
-    return kb("RssAnon"), kb("VmRSS")
+def _patch(nsd):
+    """Random features and categories in place of the builders (not what is measured)."""
+    from brainllm_utils.chapters import ch03_encoding, ch04_decoding
+
+    def feats(nsd_, name, ids, **options):
+        return _random_features(name, ids)
+
+    ch03_encoding._features = feats
+    ch04_decoding._features = feats
+    cats = sorted({c for v in ch03_encoding.CONTRAST_CATEGORIES.values() for c in v})
+
+    def categories(ids):
+        ids = np.asarray(ids, dtype=np.int64)
+        rng = np.random.default_rng(7)
+        table = (rng.random((nsd.n_images, len(cats))) < 0.05).astype(np.float32)
+        return table[ids], cats
+
+    nsd.categories = categories
+
+
+ALPHAS = np.logspace(0, 4, 2)  # 2 penalties (paper: 13 for encoding, 15 for decoding)
+CV = 2  # folds (paper: 5)
+
+
+def case_betas(nsd):
+    """Chapter 00 and the first chapter to read a subject: the betas cache, built from the
+    session files (whole fsaverage surface)."""
+    for s in nsd.subjects:
+        nsd.betas(s, "fsaverage", progress=False)
+
+
+def case_ch01(nsd):
+    """Chapter 01: model RDM correlations over all of a subject's sample sets (8 spaces)."""
+    from brainllm_utils.chapters import model_rdm_correlations, subject_sets
+
+    ids, sets = subject_sets(nsd, nsd.subjects[0], 100, 0, None, os.environ["BENCH_RESULTS"])
+    used = np.unique(sets)
+    feats = {f"space{k}": _random_features(f"space{k}", ids[used]) for k in range(8)}
+    model_rdm_correlations(feats, np.searchsorted(used, sets), device="cpu")
+
+
+def case_ch02(nsd):
+    """Chapter 02: LOSO ceilings (two poolings) and the sampled ROI RSA of all sets, 6 spaces."""
+    from brainllm_utils.chapters import loso_ceilings, rsa_design, subject_rsa_table
+    from brainllm_utils.chapters.ch02_rsa import STREAMS_ROIS
+
+    res = os.environ["BENCH_RESULTS"]
+    c = loso_ceilings(nsd, nsd.subjects, rois=STREAMS_ROIS, pool="mean")
+    loso_ceilings(nsd, nsd.subjects, rois=STREAMS_ROIS, pool="method")
+    _, needed = rsa_design(nsd, nsd.subjects, 100, 0, None, res)
+    features = {f"space{k}": (needed, _random_features(f"space{k}", needed)) for k in range(6)}
+    subject_rsa_table(nsd, nsd.subjects, list(features), rois=STREAMS_ROIS, n_sets=None, device="cpu",
+                      features=features, ceilings=c, results_dir=res)
+
+
+def case_ch03(nsd):
+    """Chapter 03: whole-surface encoders, inter-subject ceiling, banded partitioning on
+    ``streams``, the in-silico and the observed category contrasts."""
+    from brainllm_utils.chapters import ch03_encoding as ea
+
+    _patch(nsd)
+    one = nsd.subjects[:1]  # fits: one subject (each subject's fit is reduced before the next)
+    enc = ea.fit_encoders(nsd, one, feature="mpnet", roi=None, alphas=ALPHAS, cv=CV, device="cpu")
+    ea.group_map(np.concatenate([enc.r, enc.r]))
+    ea.inter_subject_ceiling(nsd, nsd.subjects, roi=None)
+    ea.variance_partition(nsd, one, bands=("mpnet", "mpnet_word_avg"), roi="streams",
+                          alphas=ALPHAS, cv=CV, n_ratios=3, device="cpu")
+    # the contrast's t-test needs ≥ 2 subjects: the fitted subject's (memory-mapped) encoders twice
+    s0 = one[0]
+    two = ea.EncodingResults([s0, s0 + "b"], enc.feature, np.concatenate([enc.r, enc.r]),
+                             np.concatenate([enc.alphas, enc.alphas]),
+                             {s0: enc.encoders[s0], s0 + "b": enc.encoders[s0]},
+                             {s0: enc.columns[s0], s0 + "b": enc.columns[s0]})
+    ea.in_silico_contrasts(two, embed_fn=lambda xs, **k: _random_features(
+        "sentence", [zlib.crc32(x.encode()) for x in xs]))
+    ea.category_contrast(nsd, nsd.subjects, ea.CONTRAST_CATEGORIES["food"], ea.CONTRAST_CATEGORIES["people"])
+
+
+def case_ch04(nsd):
+    """Chapter 04: decoding from the ``streams`` vertices (kernel ridge, voxels as features)."""
+    from brainllm_utils.chapters import ch04_decoding as da
+
+    _patch(nsd)
+    da.decode_subjects(nsd, nsd.subjects[:1], feature="mpnet", roi="streams", alphas=ALPHAS, cv=CV,
+                       device="cpu")
+
+
+def case_ch05(nsd):
+    """Chapter 05, its brain side: ROI RSA of 10 seeds × 2 objectives of network features
+    (512-d) and 6 other spaces over all sample sets (the networks' training and the stimuli
+    are not measured here)."""
+    from brainllm_utils.chapters import loso_ceilings, network_rsa_table, rsa_design
+    from brainllm_utils.chapters.ch02_rsa import STREAMS_ROIS
+
+    res = os.environ["BENCH_RESULTS"]
+    _, ids = rsa_design(nsd, nsd.subjects, 100, 0, None, res)
+    nets = {f"{o}_seed{k}": _random_features(f"{o}{k}", ids, 512) for o in ("mpnet", "multihot") for k in range(10)}
+    groups = {o: [f"{o}_seed{k}" for k in range(10)] for o in ("mpnet", "multihot")}
+    other = {f"space{k}": _random_features(f"space{k}", ids) for k in range(6)}
+    c = loso_ceilings(nsd, nsd.subjects, rois=STREAMS_ROIS, pool="mean")
+    network_rsa_table(nsd, nets, seed_groups=groups, other_features=other, subjects=nsd.subjects,
+                      rois=STREAMS_ROIS, n_sets=None, device="cpu", ceilings=c, ids=ids)
+
+
+CASES = {"betas": case_betas, "01": case_ch01, "02": case_ch02, "03": case_ch03, "04": case_ch04,
+         "05": case_ch05}
 
 
 def run_case(root: str, case: str, cache: str) -> dict:
-    """Run one case in this process, sampling memory every 20 ms."""
+    """Run one case in this process, sampling memory every 10 ms."""
+    import psutil
+
     os.environ["BRAINLLM_CACHE"] = cache
+    os.environ["BENCH_RESULTS"] = os.environ["BRAINLLM_RESULTS"] = str(Path(cache) / "results")
+    import torch  # noqa: F401  (imported before the baseline: every chapter imports it)
+
     from brainllm_utils.nsd import NSD
 
+    proc = psutil.Process()
     peak = [0, 0]
     stop = threading.Event()
 
     def sample():
         while not stop.is_set():
-            anon, total = _rss()
-            peak[0], peak[1] = max(peak[0], anon), max(peak[1], total)
-            time.sleep(0.02)
+            m = proc.memory_info()
+            peak[0], peak[1] = max(peak[0], m.rss - m.shared), max(peak[1], m.rss)
+            time.sleep(0.01)
 
-    base_anon, base_total = _rss()
+    m0 = proc.memory_info()
     th = threading.Thread(target=sample, daemon=True)
     th.start()
     t0 = time.perf_counter()
-    Y, ids = NSD(root).betas("subj01", progress=False, **CASES[case])
+    nsd = NSD(root)
+    CASES[case](nsd)
     seconds = time.perf_counter() - t0
     stop.set()
     th.join()
-    return dict(case=case, seconds=seconds, shape=list(Y.shape), baseline_mb=base_anon / 2**20,
-                peak_anon_mb=peak[0] / 2**20, peak_rss_mb=peak[1] / 2**20)
+    hwm = 0
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                hwm = int(line.split()[1]) * 1024
+    mb = 2**20
+    return dict(case=case, seconds=seconds, baseline_anon_mb=(m0.rss - m0.shared) / mb,
+                peak_anon_mb=peak[0] / mb, peak_rss_mb=peak[1] / mb, vmhwm_mb=hwm / mb)
+
+
+# ----------------------------------------------------------------------------- the driver
+def _saturated(p) -> bool:
+    """A subject's betas span at least one full block of columns (images × vertices × 4 bytes ≥
+    ``BLOCK_BYTES``): below that, the streamed blocks are smaller than at full size."""
+    from brainllm_utils.chapters._common import BLOCK_BYTES
+
+    return p["images"] * p["vertices"] * 4 >= BLOCK_BYTES
+
+
+#: Cases whose arrays are streamed in blocks of bounded bytes: their peak is additive in images
+#: and vertices once the betas fill a block. The others hold (images × ROI vertices) arrays
+#: (ROI patterns, the decoder's voxels): a product term.
+STREAMED = {"betas", "03"}
+
+
+def _fit(case, points):
+    """Least squares ``peak = a + b·images + c·vertices (+ d·images·vertices)`` in MB.
+
+    Streamed cases: additive, over the sizes that fill a block. The others: with the product
+    term, over every size (the sizes must include one off the two series' lines). Returns
+    ``(coef, predict)``: the coefficients (images in thousands, vertices in 100k) and a
+    function of (images, vertices).
+    """
+    streamed = case in STREAMED
+    if streamed and sum(map(_saturated, points)) >= 3:
+        points = [p for p in points if _saturated(p)]
+
+    def design(n, v):
+        n, v = n / 1e3, v / 1e5
+        return [1.0, n, v] if streamed else [1.0, n, v, n * v]
+
+    A = np.array([design(p["images"], p["vertices"]) for p in points])
+    y = np.array([p["peak_anon_mb"] for p in points])
+    coef, *_ = np.linalg.lstsq(A, y, rcond=None)
+    return coef, lambda n, v: float(np.dot(design(n, v), coef))
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sessions", type=int, default=3)
-    ap.add_argument("--workdir", default="/tmp/nsd_scale")
-    ap.add_argument("--no-fsaverage", action="store_true")
+    ap.add_argument("--workdir", default="/tmp/nsd_mem")
+    ap.add_argument("--session-series", default="2,4,8", help="sessions per subject (image series)")
+    ap.add_argument("--vertex-series", default="10242,40962,81920,163842", help="vertices per hemisphere")
+    ap.add_argument("--base-sessions", type=int, default=2, help="sessions of the vertex series")
+    ap.add_argument("--base-vertices", type=int, default=40962, help="vertices of the image series")
+    ap.add_argument("--cases", default=",".join(CASES))
+    ap.add_argument("--json", help="also write the measurements here")
+    ap.add_argument("--report", help="only print the tables of measurements written by --json "
+                    "(comma-separated files; a later file's rows replace an earlier one's)")
     ap.add_argument("--run-case", help=argparse.SUPPRESS)
+    ap.add_argument("--root", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    root = Path(args.workdir) / "nsd"
     if args.run_case:
-        print(json.dumps(run_case(str(root), args.run_case, str(Path(args.workdir) / "cache"))))
+        print(json.dumps(run_case(args.root, args.run_case, str(Path(args.root) / "cache"))))
         return 0
-    stamp = root / f".complete-{args.sessions}"
-    if not stamp.exists():
-        write_tree(root, args.sessions, fsaverage=not args.no_fsaverage)
-        stamp.touch()
+    cases = args.cases.split(",")
+    if args.report:
+        merged = {}
+        for f in args.report.split(","):
+            for r in json.loads(Path(f).read_text()):
+                merged[(r["case"], r["sessions"], r["vertices"])] = r
+        report(list(merged.values()), [c for c in cases if any(k[0] == c for k in merged)], args.base_sessions)
+        return 0
+    sizes = [(int(s), args.base_vertices) for s in args.session_series.split(",")]
+    sizes += [(args.base_sessions, int(v)) for v in args.vertex_series.split(",")
+              if (args.base_sessions, int(v)) not in sizes]
     rows = []
-    for case in CASES:
-        if args.no_fsaverage and "fsaverage" in case:
-            continue
-        subprocess.run(["rm", "-rf", str(Path(args.workdir) / "cache")], check=True)
-        out = subprocess.run([sys.executable, __file__, "--workdir", args.workdir,
-                              "--sessions", str(args.sessions), "--run-case", case],
-                             capture_output=True, text=True, check=True)
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        r = rows[-1]
-        print(f"{case:26s} {r['seconds']:7.1f} s  shape {tuple(r['shape'])}  "
-              f"peak anonymous {r['peak_anon_mb']:7.0f} MB (baseline {r['baseline_mb']:.0f})  "
-              f"peak RSS incl. mapped files {r['peak_rss_mb']:7.0f} MB", flush=True)
-    print(f"\n{args.sessions} sessions × {T} trials; per-session cost ≈ seconds / {args.sessions}. "
-          "A 40-session subject reads 40 sessions; the per-session working set does not grow.")
+    for n_sess, n_vert in sizes:
+        root = Path(args.workdir) / f"s{n_sess}_v{n_vert}"
+        if not (root / ".complete").exists():
+            t0 = time.time()
+            write_root(root, n_sess, n_vert)
+            (root / ".complete").touch()
+            print(f"wrote {root} in {time.time() - t0:.0f} s", flush=True)
+        if "betas" in cases:  # measured from the session files: no cache yet
+            subprocess.run(["rm", "-rf", str(root / "cache")], check=True)
+        for case in cases:
+            # every case computes from the betas cache: results cached by an earlier case or run
+            # (fitted encoders, sample sets) are removed first
+            for kind in ("encoding", "searchlight", "results"):
+                subprocess.run(["rm", "-rf", str(root / "cache" / kind)], check=True)
+            out = subprocess.run([sys.executable, __file__, "--run-case", case, "--root", str(root)],
+                                 capture_output=True, text=True)
+            if out.returncode != 0:
+                print(out.stderr[-3000:], file=sys.stderr)
+                raise SystemExit(f"case {case} failed on {root}")
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            r.update(sessions=n_sess, images=n_sess * T // 3, vertices=2 * n_vert)
+            rows.append(r)
+            print(f"{case:>6s}  {r['images']:6d} images  {r['vertices']:7d} vertices  {r['seconds']:7.1f} s  "
+                  f"peak anonymous {r['peak_anon_mb']:7.0f} MB  peak RSS {r['peak_rss_mb']:7.0f} MB  "
+                  f"VmHWM {r['vmhwm_mb']:7.0f} MB", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    report(rows, cases, args.base_sessions)
     return 0
+
+
+def report(rows, cases, base_sessions) -> None:
+    """Print the vertex series, the fits and the extrapolation (also as a markdown table)."""
+    print(f"\n{platform.node()}, {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d')}; "
+          f"{N_SUBJECTS} subjects, streams = {STREAMS_FRACTION:.0%} of the vertices")
+    print("\nvertex series (anonymous peak, MB) at "
+          f"{base_sessions * T // 3} images per subject:")
+    for case in cases:
+        ser = [r for r in rows if r["case"] == case and r["sessions"] == base_sessions]
+        ser.sort(key=lambda r: r["vertices"])
+        print(f"  {case:>6s}: " + ", ".join(f"{r['vertices']}: {r['peak_anon_mb']:.0f}"
+                                            + ("" if _saturated(r) else " (< 1 block)") for r in ser))
+    print("\nfit peak = a + b·images + c·vertices [+ d·images·vertices] (anonymous MB; images in "
+          "thousands, vertices in 100k; streamed cases additive over the sizes whose betas fill a "
+          "256 MiB block), extrapolated to full NSD "
+          f"({FULL['images']} images per subject, {FULL['vertices']} vertices):")
+    md = ["| case | model | a (MB) | b (MB per 1k images) | c (MB per 100k vertices) | d (MB per 1k images × 100k vertices) "
+          "| largest measured, anonymous | **full NSD, anonymous** |",
+          "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for case in cases:
+        pts = [r for r in rows if r["case"] == case]
+        coef, predict = _fit(case, pts)
+        full = predict(FULL["images"], FULL["vertices"])
+        d = f"{coef[3]:.1f}" if coef.size > 3 else "—"
+        top = max(pts, key=lambda r: r["peak_anon_mb"])
+        model = "streamed (additive)" if case in STREAMED else "ROI arrays (product term)"
+        print(f"  {case:>6s} {model:26s} " + " ".join(f"{x:8.1f}" for x in coef) + f"  → {full / 1024:.2f} GB")
+        md.append(f"| {case} | {model} | {coef[0]:.0f} | {coef[1]:.1f} | {coef[2]:.1f} | {d} "
+                  f"| {top['peak_anon_mb']:.0f} MB ({top['images']:,} images, {top['vertices']:,} vertices) "
+                  f"| **{full / 1024:.2f} GB** |")
+    print("\n" + "\n".join(md))
 
 
 if __name__ == "__main__":

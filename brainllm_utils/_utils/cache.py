@@ -405,7 +405,7 @@ def save_npy(path: Path, array) -> Path | None:
 
 @fill_doc
 def cached_arrays(kind: str, key: str, names: Sequence[str], compute: Callable[[], Mapping[str, Any]],
-                  cache=True, folder: Path | None = None) -> dict[str, np.ndarray]:
+                  cache=True, folder: Path | None = None, mmap: bool = False) -> dict[str, np.ndarray]:
     """``{name: array}`` from the cache, or computed, saved (atomically) and returned.
 
     Parameters
@@ -421,6 +421,9 @@ def cached_arrays(kind: str, key: str, names: Sequence[str], compute: Callable[[
     %(cache)s
     folder : pathlib.Path, optional
         Overrides the folder that ``cache`` resolves to.
+    mmap : bool, default=False
+        Return read-only memory maps of the cached files (also right after computing and
+        saving them, so that large results are not held in memory).
 
     Returns
     -------
@@ -433,7 +436,7 @@ def cached_arrays(kind: str, key: str, names: Sequence[str], compute: Callable[[
         if all(p.exists() for p in paths.values()):
             out = {}
             for n, p in paths.items():
-                a = load_npy(p, companions=[q for q in paths.values() if q != p])
+                a = load_npy(p, companions=[q for q in paths.values() if q != p], mmap=mmap)
                 if a is None:
                     break
                 out[n] = a
@@ -442,7 +445,11 @@ def cached_arrays(kind: str, key: str, names: Sequence[str], compute: Callable[[
     out = dict(compute())
     if folder is not None:
         for n in names:
-            save_npy(folder / f"{key}_{n}.npy", np.asarray(out[n]))
+            saved = save_npy(folder / f"{key}_{n}.npy", np.asarray(out[n]))
+            if mmap and saved is not None:
+                mapped = load_npy(saved, mmap=True)
+                if mapped is not None:
+                    out[n] = mapped
     return out
 
 

@@ -72,6 +72,8 @@ __all__ = [
     "run_grid",
     "run_book",
     "make_cluster",
+    "NOTEBOOK_PEAK_GB",
+    "default_workers",
     "read_manifest",
     "data_used_record",
     "format_results",
@@ -117,6 +119,76 @@ PROFILES: dict[str, dict[str, dict]] = {
         },
     },
 }
+#: Peak memory (GiB, anonymous, one notebook process) of each chapter under the ``paper`` profile
+#: at full NSD size (8 subjects, ~10,000 images each, 327,684 fsaverage vertices), extrapolated
+#: by ``benchmarks/bench_nsd_memory.py`` (the table in ``docs/benchmarks.md``); a chapter it
+#: does not measure counts as the issue's 8 GB budget. :func:`default_workers` divides the
+#: machine's memory by these.
+NOTEBOOK_PEAK_GB: dict[str, float] = {
+    "00_data_tour": 1.0,  # reads no betas (noise ceilings, atlases): not measured, 1 GB allowed
+    "01_feature_spaces": 1.0,  # measured 0.92
+    "02_rsa": 4.1,  # ROI RSA 4.08 (one ROI of every image at a time); the betas cache build 2.03
+    "03_encoding": 2.2,  # streamed 1.67 + 0.5 for 8 subjects' ceiling and maps; betas 2.03
+    "04_decoding": 7.0,  # 4.56 measured fit + 2.4 kernel ridge (n² terms, 10,000 images)
+    # 05_image_to_llm: its brain side is 2.65 GB; its training pool is not measured: 8 GB
+    "06_summary": 1.0,  # reads no betas: not measured
+    "07_reproduction": 1.0,  # reads no betas: not measured
+}
+#: Used for a chapter missing from :data:`NOTEBOOK_PEAK_GB` (the budget of issue 12).
+_DEFAULT_PEAK_GB = 8.0
+#: Memory left to the system and the scheduler when choosing the workers (GiB).
+_RESERVE_GB = 2.0
+#: Workers of a sandbox run (the notebooks' own sizes; ``make book``'s 2 cores).
+_SANDBOX_WORKERS = 2
+
+
+def _available_memory() -> int:
+    """Bytes of memory available to new processes (psutil)."""
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - non-Linux
+        return os.cpu_count() or 1
+
+
+def default_workers(notebooks=None, available_bytes: int | None = None, cpus: int | None = None) -> int:
+    """Workers for a run on real NSD: ``min(CPUs, floor(usable memory / per-notebook peak))``.
+
+    Usable memory is what the system reports available (psutil) minus a 2 GiB reserve; the
+    per-notebook peak is the largest of the chapters run (:data:`NOTEBOOK_PEAK_GB`, measured
+    at full NSD size with the ``paper`` profile; 8 GB for a chapter it does not list). Never
+    fewer than 1: with less memory than one notebook needs, the run is serial (and may swap).
+
+    Parameters
+    ----------
+    notebooks : iterable of str, optional
+        Notebook stems of the run (``None``: every chapter).
+    available_bytes : int, optional
+        Memory available (default: ``psutil.virtual_memory().available``).
+    cpus : int, optional
+        CPUs usable by this process (default: its CPU affinity).
+
+    Returns
+    -------
+    workers : int
+        At least 1.
+    """
+    stems = list(notebooks) if notebooks else list(NOTEBOOK_PEAK_GB) or [None]
+    peak = max(NOTEBOOK_PEAK_GB.get(str(n), _DEFAULT_PEAK_GB) if n is not None else _DEFAULT_PEAK_GB
+               for n in stems)
+    avail = _available_memory() if available_bytes is None else int(available_bytes)
+    cpus = _cpu_count() if cpus is None else int(cpus)
+    if avail < 0 or cpus < 1:
+        raise ValueError(f"available_bytes={avail}, cpus={cpus}: expected ≥ 0 and ≥ 1")
+    by_memory = int((avail / 2**30 - _RESERVE_GB) // max(peak, 1e-3))
+    return max(1, min(cpus, by_memory))
+
+
 #: the parameter a chapter's findings are recorded under; the batch sets it for every job
 _RUN_NAME = "run_name"
 #: the parameter of the folder the executed notebooks go to (a page that writes a file
@@ -1145,6 +1217,24 @@ def _parse_assignments(items, as_grid: bool) -> dict:
     return out
 
 
+def _workers_arg(value, jobs, data_home) -> int:
+    """``--workers``: an integer ≥ 1, or ``auto`` (sandbox: 2; real NSD: :func:`default_workers`)."""
+    if str(value) != "auto":
+        try:
+            n = int(value)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise BatchParameterError(f"--workers {value!r}: expected an integer ≥ 1 or 'auto'")
+        return n
+    root = _check_data_home(data_home if data_home is not None else get_data_home())
+    if profile_for(root) == "sandbox":
+        return _SANDBOX_WORKERS
+    n = default_workers(sorted({j.source.stem for j in jobs}))
+    print(f"workers: {n} (available memory and the chapters' peak memory at full NSD size)", file=sys.stderr)
+    return n
+
+
 @fill_doc
 def main(argv=None) -> int:
     """Command line: ``python -m brainllm_utils.batch run [NOTEBOOK ...] [--data PATH] ...``.
@@ -1178,7 +1268,9 @@ def main(argv=None) -> int:
                      help="one value (JSON, else a string) for every notebook that declares it")
     run.add_argument("--scheduler", default="local",
                      help="local (LocalCluster), serial, slurm (dask-jobqueue) or an address")
-    run.add_argument("--workers", type=int, default=2, help="Dask workers (default 2)")
+    run.add_argument("--workers", default="auto",
+                     help=f"Dask workers, or auto (default): {_SANDBOX_WORKERS} on the sandbox; on real "
+                     "NSD min(CPUs, available memory / the chapters' peak memory) (default_workers)")
     run.add_argument("--threads", type=int, default=1, help="BLAS/torch threads per notebook")
     run.add_argument("--slurm", action="append", metavar="KEY=VALUE",
                      help="a dask_jobqueue.SLURMCluster option, e.g. queue=gpu, memory=64GB")
@@ -1201,7 +1293,12 @@ def main(argv=None) -> int:
         return 2
     out_dir = Path(args.output_dir)
     try:
-        results = run_jobs(jobs, args.scheduler, args.workers, args.threads, args.force,
+        workers = _workers_arg(args.workers, jobs, args.data)
+    except BatchParameterError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:
+        results = run_jobs(jobs, args.scheduler, workers, args.threads, args.force,
                            cluster_options=slurm if args.scheduler == "slurm" else None)
         failed = False
     except BatchError as err:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -352,3 +353,102 @@ def data_used(nsd, subjects=None, sessions=None, space: str = "fsaverage"):
     table = pd.DataFrame(rows, columns=columns).set_index("subject")
     table.attrs.update(root=str(nsd.root), space=space, sessions_by_subject=by_subject)
     return table
+
+
+# ----------------------------------------------------------------------------- streaming betas
+#: Bytes of one block of betas (rows × columns, float32) that the chapters hold at a time when
+#: they stream a subject's betas from the memory-mapped cache of :meth:`NSD.betas`. At full NSD
+#: size (~10,000 images) a block is ~6,500 vertices; the peak memory of an analysis then does not
+#: grow with the number of vertices (``benchmarks/bench_nsd_memory.py``).
+BLOCK_BYTES = 256 * 2**20
+#: Bytes per chunk of targets that the chapters give the ridge solvers (``memory_budget``): their
+#: default, a quarter of the free memory, would let each of several notebook processes take 4 GiB.
+SOLVER_BYTES = 256 * 2**20
+
+
+def _column_blocks(n_rows: int, n_cols: int, block_bytes: int | None = None) -> list[slice]:
+    """Contiguous column slices of at most ``block_bytes`` of float32 over ``n_rows`` rows."""
+    budget = BLOCK_BYTES if block_bytes is None else int(block_bytes)
+    width = max(1, budget // (4 * max(int(n_rows), 1)))
+    return [slice(c0, min(int(n_cols), c0 + width)) for c0 in range(0, int(n_cols), width)]
+
+
+def _read_rows(Y, rows, cols=slice(None)) -> np.ndarray:
+    """``Y[rows][:, cols]`` as a new float32 array, reading only those rows and columns.
+
+    ``Y`` may be a memory map (the betas cache): neither the whole map nor whole rows are
+    copied (``np.asarray(Y)[rows]`` would copy every column of the rows first). ``rows`` is a
+    slice or sorted row positions; ``cols`` a slice or column positions.
+    """
+    if isinstance(rows, slice) or isinstance(cols, slice):
+        out = Y[rows, cols]
+    else:
+        out = Y[np.ix_(np.asarray(rows), np.asarray(cols))]
+    return np.array(out, dtype=np.float32, copy=True)
+
+
+@dataclass
+class _Split:
+    """A subject's train/test split over the memory-mapped betas, nothing read yet.
+
+    ``Y`` is the (n_images, n_columns) result of :meth:`NSD.betas` (a memory map when
+    cached); ``train_rows``/``test_rows`` are sorted row positions into it.
+    """
+
+    subject: str
+    Y: np.ndarray
+    ids: np.ndarray
+    train_rows: np.ndarray
+    test_rows: np.ndarray
+    columns: np.ndarray
+    key: str
+
+    @property
+    def train_ids(self) -> np.ndarray:
+        return self.ids[self.train_rows]
+
+    @property
+    def test_ids(self) -> np.ndarray:
+        return self.ids[self.test_rows]
+
+    def blocks(self, block_bytes: int | None = None, per_column: int = 0) -> list[slice]:
+        """Column blocks of at most ``block_bytes`` over all the subject's rows and
+        ``per_column`` more float32 values per column (e.g. a model's weights)."""
+        return _column_blocks(self.Y.shape[0] + int(per_column), self.Y.shape[1], block_bytes)
+
+    def block(self, cols, rows=None):
+        """``(Y_train, Y_test, valid)`` of the columns ``cols`` (non-finite values → 0).
+
+        ``valid`` is finite in every image of the subject (train and test), as
+        :func:`~brainllm_utils.chapters.ch03_encoding.subject_data`; ``rows`` restricts the
+        images read (``"test"``: test rows only, ``valid`` still over every image).
+        """
+        Yb = _read_rows(self.Y, slice(None), cols)
+        valid = np.isfinite(Yb).all(0)
+        if not valid.all():
+            np.nan_to_num(Yb, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        return Yb[self.train_rows], Yb[self.test_rows], valid
+
+    def valid(self, block_bytes: int | None = None) -> np.ndarray:
+        """Columns finite in every image, computed one block at a time."""
+        out = np.empty(self.Y.shape[1], dtype=bool)
+        for b in self.blocks(block_bytes):
+            out[b] = np.isfinite(np.asarray(self.Y[:, b])).all(0)
+        return out
+
+
+def _split(nsd, subject, space: str = "fsaverage", roi=None, test_ids=None, sessions=None) -> _Split:
+    """The train/test split of :func:`~brainllm_utils.chapters.ch03_encoding.subject_data`
+    without reading the betas (``roi`` as :meth:`NSD.betas` accepts it; ``sessions`` as
+    :meth:`NSD.betas`; ``test_ids`` default: the shared images of those sessions)."""
+    Y, ids = nsd.betas(subject, space=space, roi=roi, progress=False, sessions=sessions)
+    test_ids = (nsd.shared_test_images(sessions) if test_ids is None
+                else np.sort(np.asarray(test_ids)))
+    is_test = np.isin(ids, test_ids)
+    if is_test.sum() != test_ids.size:
+        missing = np.setdiff1d(test_ids, ids)
+        raise ValueError(f"{subject}: {missing.size} test images were not seen 3x (e.g. {missing[:5]})")
+    key = cache_key("encoding", "subject_data",
+                    nsd.betas_key(subject, space=space, roi=roi, sessions=sessions), test_ids)
+    return _Split(subject=str(subject), Y=Y, ids=np.asarray(ids), train_rows=np.flatnonzero(~is_test),
+                  test_rows=np.flatnonzero(is_test), columns=nsd.columns(subject, space, roi), key=key)

@@ -38,7 +38,7 @@ from ..rsa import (
 )
 from ..nsd.layout import STREAMS_LABELS
 from ..stats import paired_ttest, ttest_1samp_fdr
-from ._common import build_feature_table, rows_of, rsa_design, subject_sets
+from ._common import _column_blocks, _read_rows, build_feature_table, rows_of, rsa_design, subject_sets
 
 __all__ = ["STREAMS_ROIS", "PAPER_ROIS", "roi_patterns", "loso_ceilings", "subject_rsa_table",
            "paired_differences", "winner_table", "fsaverage_mesh", "surface_searchlight",
@@ -79,6 +79,10 @@ def roi_patterns(nsd, subject, rois=None, atlas: str = "streams", space: str = "
     """
     Y, all_ids = nsd.betas(subject, space=space, progress=False, sessions=sessions)
     rows = slice(None) if ids is None else rows_of(all_ids, ids)
+    order = None
+    if not isinstance(rows, slice) and np.any(np.diff(rows) < 0):
+        order = np.argsort(rows, kind="stable")  # read sorted rows from the memory map, then reorder
+        rows = rows[order]
     labels = nsd.roi_volume(subject, atlas, space).ravel()
     cols_all = nsd.columns(subject, space)
     names = nsd.roi_labels(atlas, None if space == "fsaverage" else subject)
@@ -89,8 +93,12 @@ def roi_patterns(nsd, subject, rois=None, atlas: str = "streams", space: str = "
         if roi not in code:
             raise ValueError(f"ROI {roi!r} not in atlas {atlas!r}: {sorted(code)}")
         cols = np.flatnonzero(labels[cols_all] == code[roi])
-        X = np.asarray(Y[rows][:, cols], dtype=np.float32)
-        out[roi] = X[:, np.isfinite(X).all(0)]
+        # only this ROI's columns of the rows are read (never every column of the rows)
+        X = _read_rows(Y, rows, cols)
+        if order is not None:
+            X[order] = X.copy()
+        finite = np.isfinite(X).all(0)
+        out[roi] = X if finite.all() else X[:, finite]
     return out, (all_ids if ids is None else np.asarray(ids, dtype=np.int64))
 
 
@@ -133,11 +141,16 @@ def loso_ceilings(nsd, subjects=None, rois=None, atlas: str = "streams", pool: s
     if len(subjects) < 2:
         raise ValueError(f"leave-one-subject-out ceilings need ≥ 2 subjects (got {subjects})")
     test_ids = nsd.shared_test_images(sessions, subjects) if test_ids is None else np.asarray(test_ids)
-    per_sub = {s: roi_patterns(nsd, s, rois, atlas, ids=test_ids, sessions=sessions)[0] for s in subjects}
+    # one subject's test patterns at a time: its RDMs are kept, its patterns dropped
+    per_sub = {}
+    for s in subjects:
+        patterns = roi_patterns(nsd, s, rois, atlas, ids=test_ids, sessions=sessions)[0]
+        per_sub[s] = {roi: compute_rdm(X, device="cpu") for roi, X in patterns.items()}
+        del patterns
     rois = list(next(iter(per_sub.values())))
     rows = []
     for roi in rois:
-        rdms = np.stack([compute_rdm(per_sub[s][roi], device="cpu") for s in subjects])
+        rdms = np.stack([per_sub[s][roi] for s in subjects])
         nc = noise_ceiling(rdms, method="pearson", pool=pool)
         for k, s in enumerate(subjects):
             rows.append(dict(subject=s, roi=roi, ceiling=float(nc.per_subject_lower[k]),
@@ -197,9 +210,11 @@ def subject_rsa_table(nsd, subjects=None, feature_spaces=("mpnet",), rois=None,
     for subject, (ids, sets) in design.items():
         used = np.unique(sets.ravel())
         local_sets = np.searchsorted(used, sets)
-        patterns, _ = roi_patterns(nsd, subject, rois, atlas, ids=ids[used], sessions=sessions)
         models = [features[n][1][rows_of(features[n][0], ids[used])] for n in names]
-        for roi, X in patterns.items():
+        labels = nsd.roi_labels(atlas)
+        for roi in ([n for k, n in sorted(labels.items()) if k > 0] if rois is None else list(rois)):
+            # one ROI's patterns at a time (all of a subject's ROIs over all its images are GBs)
+            X = roi_patterns(nsd, subject, [roi], atlas, ids=ids[used], sessions=sessions)[0][roi]
             res = sampled_rsa(X, models, local_sets, device=device)
             for m, name in enumerate(names):
                 per = res.per_set[m]
@@ -362,7 +377,9 @@ def _searchlight_key(kind: str, betas_key: str, sets_ids: np.ndarray, X: np.ndar
 def _searchlight_inputs(nsd, subject, kind, space, feature_space, size, set_size, seed,
                         n_sets, features, results_dir, feature_options, cache, sessions=None):
     """What both searchlights need: the cache file of this map (``None`` without a cache),
-    and a loader of the set-local sample sets and the betas of the sets' images; plus the
+    and a loader of the sample sets as rows of the subject's betas, the betas (the memory map
+    of :meth:`NSD.betas`: nothing is copied; :func:`~brainllm_utils.rsa.searchlight_rsa`
+    reads one group of sets at a time) and the sorted rows of the sets' images; plus the
     model's rows for those images."""
     ids, sets = subject_sets(nsd, subject, set_size, seed, n_sets, results_dir, sessions)
     used = np.unique(sets.ravel())
@@ -377,10 +394,39 @@ def _searchlight_inputs(nsd, subject, kind, space, feature_space, size, set_size
 
     def load():
         Y, all_ids = nsd.betas(subject, space=space, progress=False, sessions=sessions)
-        Y = np.asarray(Y[rows_of(all_ids, ids[used])], dtype=np.float32)
-        return np.searchsorted(used, sets), Y
+        used_rows = rows_of(all_ids, ids[used])
+        # the model's rows at the same rows as the betas (rows outside the sets are never read)
+        X_rows = np.zeros((Y.shape[0],) + np.shape(X)[1:], dtype=np.asarray(X).dtype)
+        X_rows[used_rows] = X
+        return rows_of(all_ids, ids[sets]), Y, used_rows, X_rows
 
     return path, load, X
+
+
+def _finite_columns(Y, rows, nonconstant: bool = False) -> np.ndarray:
+    """Columns of ``Y`` finite in every one of ``rows`` (and not constant over them), one block
+    of columns at a time (``Y`` is the memory-mapped betas)."""
+    out = np.empty(Y.shape[1], dtype=bool)
+    for b in _column_blocks(len(rows), Y.shape[1]):
+        block = _read_rows(Y, rows, b)
+        out[b] = np.isfinite(block).all(0)
+        if nonconstant:
+            out[b] &= block.std(0) > 0
+    return out
+
+
+def _global_neighbourhoods(neigh, cols, inplace: bool = False):
+    """Neighbourhoods indexing ``cols`` rewritten as indices of the columns themselves
+    (``inplace``: each array of a list replaced in turn, so that two full lists never coexist;
+    the volume's 6-voxel spheres at full size are ~1.8 GB of indices)."""
+    cols = np.asarray(cols, dtype=np.int64)
+    if isinstance(neigh, np.ndarray) and neigh.ndim == 2:
+        return np.where(neigh >= 0, cols[np.clip(neigh, 0, None)], -1)
+    if not inplace:
+        return [cols[np.asarray(n, dtype=np.int64)] for n in neigh]
+    for i, n in enumerate(neigh):
+        neigh[i] = cols[np.asarray(n, dtype=np.int64)]
+    return neigh
 
 
 _DISCS: dict = {}  # (n_vertices, hemi, radius, mesh, mask digest) -> (centres, discs), per process
@@ -433,9 +479,9 @@ def surface_searchlight(nsd, subject, feature_space: str = "mpnet", radius_mm: f
         hit = load_npy(path, shape=(n_lh + n_rh,), dtype=np.float32)
         if hit is not None:
             return hit
-    local_sets, Y = load()
+    set_rows, Y, used_rows, X_rows = load()
     out = np.full(n_lh + n_rh, np.nan, dtype=np.float32)
-    finite = np.isfinite(Y).all(0)
+    finite = _finite_columns(Y, used_rows)
     mesh_id = _mesh_identity(nsd)
     for hemi, off, nv in (("left", 0, n_lh), ("right", n_lh, n_rh)):
         mask = finite[off: off + nv]
@@ -444,7 +490,7 @@ def surface_searchlight(nsd, subject, feature_space: str = "mpnet", radius_mm: f
             _DISCS[key] = surface_neighbourhoods(fsaverage_mesh(nsd, hemi), radius_mm, mask=mask)
         centres, neigh = _DISCS[key]
         cols = off + np.flatnonzero(mask)
-        r = searchlight_rsa(Y[:, cols], neigh, X, sets=local_sets, device=device,
+        r = searchlight_rsa(Y, _global_neighbourhoods(neigh, cols), X_rows, sets=set_rows, device=device,
                             progress=False)[0]
         out[cols[centres]] = r
     if path is not None:
@@ -498,14 +544,15 @@ def volume_searchlight(nsd, subject, feature_space: str = "mpnet", radius: float
         hit = load_npy(path, shape=brain.shape, dtype=np.float32)
         if hit is not None:
             return hit
-    local_sets, Y = load()
-    finite = np.isfinite(Y).all(0) & (Y.std(0) > 0)
+    set_rows, Y, used_rows, X_rows = load()
+    finite = _finite_columns(Y, used_rows, nonconstant=True)
     mask = np.zeros(brain.size, dtype=bool)
     mask[np.flatnonzero(brain.ravel())[finite]] = True
     mask = mask.reshape(brain.shape)
     centres, neigh = volume_neighbourhoods(mask, radius)
-    r = searchlight_rsa(Y[:, finite], neigh, X, sets=local_sets, device=device,
-                        progress=False)[0]
+    neigh = _global_neighbourhoods(list(neigh), np.flatnonzero(finite), inplace=True)
+    r = searchlight_rsa(Y, neigh, X_rows, sets=set_rows,
+                        device=device, progress=False)[0]
     out = to_volume(r, mask, centres)
     if path is not None:
         save_npy(path, out)

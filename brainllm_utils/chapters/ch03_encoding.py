@@ -49,7 +49,9 @@ from ..stats import ttest_1samp_fdr
 from ..synth import load_truth, load_truth_array
 from .._utils.cache import cache_key, cached_arrays, resolve_cache
 from .._utils.docs import fill_doc
-from ._common import _features, _quiet_edges, resolve_subjects, subject_image_ids
+from . import _common
+from ._common import (_column_blocks, _features, _quiet_edges, _read_rows, _split, resolve_subjects,
+                      subject_image_ids)
 
 __all__ = [
     "DEFAULT_ALPHAS",
@@ -156,24 +158,17 @@ def subject_data(nsd, subject, space: str = "fsaverage", roi=None, test_ids=None
     data : SubjectData
         The split, rows sorted by nsdId.
     """
-    roi = _roi_arg(nsd, subject, roi, space)
-    Y, ids = nsd.betas(subject, space=space, roi=roi, progress=False, sessions=sessions)
-    test_ids = nsd.shared_test_images(sessions) if test_ids is None else np.sort(np.asarray(test_ids))
-    is_test = np.isin(ids, test_ids)
-    if is_test.sum() != test_ids.size:
-        missing = np.setdiff1d(test_ids, ids)
-        raise ValueError(f"{subject}: {missing.size} test images were not seen 3x (e.g. {missing[:5]})")
-    Y = np.asarray(Y, dtype=np.float32)
-    valid = np.isfinite(Y).all(0)
+    sp = _split(nsd, subject, space, _roi_arg(nsd, subject, roi, space), test_ids, sessions=sessions)
+    # the rows are read straight from the memory-mapped betas into the two outputs (no copy of
+    # the whole matrix), and the non-finite values are zeroed in place
+    Y_train, Y_test = _read_rows(sp.Y, sp.train_rows), _read_rows(sp.Y, sp.test_rows)
+    valid = np.isfinite(Y_train).all(0) & np.isfinite(Y_test).all(0)
     if not valid.all():
-        Y = np.where(np.isfinite(Y), Y, np.float32(0))
-    key = cache_key("encoding", "subject_data",
-                    nsd.betas_key(subject, space=space, roi=roi, sessions=sessions), test_ids)
+        for part in (Y_train, Y_test):
+            np.nan_to_num(part, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     return SubjectData(
-        subject=str(subject), train_ids=ids[~is_test], test_ids=ids[is_test],
-        Y_train=Y[~is_test], Y_test=Y[is_test], columns=nsd.columns(subject, space, roi),
-        key=key,
-        valid=valid,
+        subject=sp.subject, train_ids=sp.train_ids, test_ids=sp.test_ids,
+        Y_train=Y_train, Y_test=Y_test, columns=sp.columns, key=sp.key, valid=valid,
     )
 
 
@@ -249,6 +244,22 @@ class EncodingResults:
         return pd.DataFrame(rows).set_index("subject")
 
 
+def _scratch(shape, folder) -> np.ndarray:
+    """A float32 array of ``shape``: a memory map of an unlinked file in ``folder`` (the
+    encoders' weights, ~1 GB per subject on the whole fsaverage surface, stay out of RAM),
+    or in memory without a cache folder."""
+    if folder is None:
+        return np.empty(shape, dtype=np.float32)
+    import os
+    import uuid
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f".scratch-{os.getpid()}-{uuid.uuid4().hex}.npy"
+    arr = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
+    path.unlink()  # the mapping stays valid; nothing is left on disk
+    return arr
+
+
 def _full_size(nsd, space):
     if space == "fsaverage":
         return int(sum(nsd.n_vertices()))
@@ -295,23 +306,35 @@ def fit_encoders(nsd, subjects=None, feature: str = "mpnet", space: str = "fsave
     encoders, columns, n_train, n_test = {}, {}, {}, {}
     test_ids = nsd.shared_test_images(sessions, subjects)
     for i, s in enumerate(subjects):
-        d = subject_data(nsd, s, space, roi, test_ids=test_ids, sessions=sessions)
+        d = _split(nsd, s, space, _roi_arg(nsd, s, roi, space), test_ids, sessions=sessions)
         opts = dict(feature_options or {})
         _features(nsd, feature, np.concatenate([d.train_ids, d.test_ids]), **opts)
         X_tr = _features(nsd, feature, d.train_ids, **opts)
         X_te = _features(nsd, feature, d.test_ids, **opts)
 
         def compute(d=d, X_tr=X_tr, X_te=X_te):
-            with _quiet_edges():
-                est = RidgeCV(alphas=alphas, cv=cv, device=device).fit(X_tr, d.Y_train)
-            r = pearson_r(est.predict(X_te), d.Y_test).astype(np.float32)
-            r[~d.valid] = np.nan
-            return dict(r=r, alphas=est.best_alphas_.astype(np.float32),
-                        coef=est.coef_.astype(np.float32),
-                        intercept=np.asarray(est.intercept_, dtype=np.float32))
+            # targets are independent (one penalty per vertex): fit block by block of columns
+            # streamed from the memory-mapped betas
+            n_cols = d.columns.size
+            out = dict(r=np.empty(n_cols, np.float32), alphas=np.empty(n_cols, np.float32),
+                       coef=_scratch((X_tr.shape[1], n_cols), folder),
+                       intercept=np.empty(n_cols, np.float32))
+            # per column: its betas, and its weights (float32, then float64 when predicting)
+            for b in d.blocks(per_column=3 * X_tr.shape[1]):
+                Y_tr, Y_te, valid = d.block(b)
+                with _quiet_edges():
+                    est = RidgeCV(alphas=alphas, cv=cv, device=device,
+                                  memory_budget=_common.SOLVER_BYTES).fit(X_tr, Y_tr)
+                r = pearson_r(est.predict(X_te), Y_te).astype(np.float32)
+                r[~valid] = np.nan
+                out["r"][b], out["alphas"][b] = r, est.best_alphas_
+                out["coef"][:, b], out["intercept"][b] = est.coef_, est.intercept_
+                del Y_tr, Y_te, est
+            return out
 
         key = cache_key("encoding", "fit_encoders", d.key, feature, opts, X_tr, X_te, alphas, int(cv))
-        out = cached_arrays("encoding", key, ("r", "alphas", "coef", "intercept"), compute, folder=folder)
+        out = cached_arrays("encoding", key, ("r", "alphas", "coef", "intercept"), compute, folder=folder,
+                            mmap=True)
         R[i, d.columns] = out["r"]
         A[i, d.columns] = out["alphas"]
         encoders[s] = (out["coef"], out["intercept"])
@@ -381,19 +404,31 @@ def inter_subject_ceiling(nsd, subjects=None, space: str = "fsaverage", roi=None
         raise ValueError(f"the inter-participant ceiling needs ≥ 2 subjects (got {subjects}); "
                          "use the repeat-based noise_ceiling_r with one subject")
     test_ids = nsd.shared_test_images(sessions, subjects)
-    data = [subject_data(nsd, s, space, roi, test_ids=test_ids, sessions=sessions) for s in subjects]
+    data = [_split(nsd, s, space, _roi_arg(nsd, s, roi, space), test_ids, sessions=sessions) for s in subjects]
     cols = data[0].columns
     if any(not np.array_equal(d.columns, cols) for d in data):
         raise ValueError("subjects have different columns; pass a common roi on fsaverage")
-    Y = np.stack([np.where(d.valid, d.Y_test, np.nan) for d in data])  # (S, n_test, V)
     out = np.full((len(subjects), _full_size(nsd, space)), np.nan, dtype=np.float32)
-    total = np.nansum(Y, axis=0)
-    count = np.isfinite(Y).sum(0)
-    for i in range(len(subjects)):
-        own = np.nan_to_num(Y[i])
-        others = (total - own) / np.maximum(count - np.isfinite(Y[i]), 1)
-        r = pearson_r(Y[i], others)
-        out[i, cols] = np.nan_to_num(r)
+    # Only the test rows are held, one block of columns at a time for every subject; a column's
+    # validity (finite in every image of the subject) is read from all its rows block by block.
+    n_rows = max(d.Y.shape[0] for d in data)
+    for b in _column_blocks(n_rows, cols.size):
+        Y = np.empty((len(data), data[0].test_rows.size, b.stop - b.start), dtype=np.float32)
+        for k, d in enumerate(data):
+            valid = np.isfinite(np.asarray(d.Y[:, b])).all(0)
+            Yk = _read_rows(d.Y, d.test_rows, b)
+            np.nan_to_num(Yk, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+            Yk[:, ~valid] = np.nan
+            Y[k] = Yk
+            del Yk
+        total = np.nansum(Y, axis=0)
+        count = np.isfinite(Y).sum(0)
+        for i in range(len(subjects)):
+            own = np.nan_to_num(Y[i])
+            others = (total - own) / np.maximum(count - np.isfinite(Y[i]), 1)
+            r = pearson_r(Y[i], others)
+            out[i, cols[b]] = np.nan_to_num(r)
+        del Y, total, count
     return out
 
 
@@ -523,7 +558,7 @@ def roi_table(nsd, values, subjects, atlas: str = "streams", name: str = "value"
 # ----------------------------------------------------------------------------- variance partitioning
 @fill_doc
 def partition_r2(Xa_train, Xb_train, Y_train, Xa_test, Xb_test, Y_test, alphas=DEFAULT_ALPHAS,
-                 cv: int = 5, band_weights=None, device="auto") -> dict:
+                 cv: int = 5, band_weights=None, device="auto", memory_budget=None) -> dict:
     """Test-set variance partitioning of two feature bands (one subject, all targets).
 
     Fits :class:`~brainllm_utils.encoding.BandedRidgeCV` on ``[Xa, Xb]`` and
@@ -549,6 +584,7 @@ def partition_r2(Xa_train, Xb_train, Y_train, Xa_test, Xb_test, Y_test, alphas=D
         Candidate band weights (``None``: :func:`~brainllm_utils.encoding.band_weight_grid`
         of 2 bands).
     %(device)s
+    %(memory_budget)s
 
     Returns
     -------
@@ -558,11 +594,12 @@ def partition_r2(Xa_train, Xb_train, Y_train, Xa_test, Xb_test, Y_test, alphas=D
     """
     grid = band_weight_grid(2) if band_weights is None else band_weights
     with _quiet_edges():
-        banded = BandedRidgeCV(alphas=alphas, cv=cv, device=device, band_weights=grid)
+        banded = BandedRidgeCV(alphas=alphas, cv=cv, device=device, band_weights=grid,
+                               memory_budget=memory_budget)
         banded.fit([Xa_train, Xb_train], Y_train)
         joint = r2_score(Y_test, banded.predict([Xa_test, Xb_test]))
         split = banded.score([Xa_test, Xb_test], Y_test, split=True)
-        r2 = [r2_score(Y_test, RidgeCV(alphas=alphas, cv=cv, device=device)
+        r2 = [r2_score(Y_test, RidgeCV(alphas=alphas, cv=cv, device=device, memory_budget=memory_budget)
                        .fit(Xtr, Y_train).predict(Xte))
               for Xtr, Xte in ((Xa_train, Xa_test), (Xb_train, Xb_test))]
     return dict(joint=joint, r2_a=r2[0], r2_b=r2[1], unique_a=joint - r2[1],
@@ -619,16 +656,25 @@ def variance_partition(nsd, subjects=None, bands=("mpnet", "mpnet_word_avg"), ro
     grid = band_weight_grid(2, n_ratios)
     test_ids = nsd.shared_test_images(sessions, subjects)
     for i, s in enumerate(subjects):
-        d = subject_data(nsd, s, "fsaverage", roi, test_ids=test_ids, sessions=sessions)
+        d = _split(nsd, s, "fsaverage", _roi_arg(nsd, s, roi), test_ids, sessions=sessions)
         for b in bands:
             _features(nsd, b, np.concatenate([d.train_ids, d.test_ids]))
         Xa_tr, Xb_tr = (_features(nsd, b, d.train_ids) for b in bands)
         Xa_te, Xb_te = (_features(nsd, b, d.test_ids) for b in bands)
 
         def compute(d=d, Xa_tr=Xa_tr, Xb_tr=Xb_tr, Xa_te=Xa_te, Xb_te=Xb_te):
-            res = partition_r2(Xa_tr, Xb_tr, d.Y_train, Xa_te, Xb_te, d.Y_test, alphas=alphas,
-                               cv=cv, band_weights=grid, device=device)
-            return {k: np.where(d.valid, np.asarray(v, np.float32), np.nan) for k, v in res.items()}
+            # every vertex has its own band weights and penalty: fit block by block of columns
+            res = {k: np.empty(d.columns.size, np.float32) for k in names}
+            # per column: its betas, and the weights of the banded and the two single models
+            for blk in d.blocks(per_column=6 * (Xa_tr.shape[1] + Xb_tr.shape[1])):
+                Y_tr, Y_te, valid = d.block(blk)
+                part = partition_r2(Xa_tr, Xb_tr, Y_tr, Xa_te, Xb_te, Y_te, alphas=alphas,
+                                    cv=cv, band_weights=grid, device=device,
+                                    memory_budget=_common.SOLVER_BYTES)
+                for k, v in part.items():
+                    res[k][blk] = np.where(valid, np.asarray(v, np.float32), np.nan)
+                del Y_tr, Y_te, part
+            return res
 
         key = cache_key("encoding", "variance_partition", d.key, list(bands), Xa_tr, Xb_tr, Xa_te, Xb_te,
                         alphas, int(cv), grid)
@@ -726,11 +772,10 @@ def in_silico_contrasts(results: EncodingResults, sets: Mapping[str, Sequence[st
         encs = []
         for s in results.subjects:
             coef, icpt = results.encoders[s]
-            full_coef = np.zeros((coef.shape[0], common.size), np.float32)
-            full_coef[:, results.columns[s]] = coef
-            full_icpt = np.zeros(common.size, np.float32)
-            full_icpt[results.columns[s]] = icpt
-            encs.append((full_coef[:, common], full_icpt[common]))
+            # the subject's columns that are common to every subject, in full-space order
+            where = np.flatnonzero(common[results.columns[s]])
+            where = where[np.argsort(results.columns[s][where], kind="stable")]
+            encs.append(_BlockEncoder(coef, icpt, where))
         res = in_silico_contrast(encs, emb[a], emb[b], fdr=fdr, q=q)
         full = {}
         for k, v in res.items():
@@ -741,6 +786,24 @@ def in_silico_contrasts(results: EncodingResults, sets: Mapping[str, Sequence[st
             full[k] = arr
         out[f"{a} − {b}"] = full
     return out
+
+
+class _BlockEncoder:
+    """A linear encoder ``emb @ coef[:, cols] + intercept[cols]`` predicted block by block of
+    columns: ``coef`` (often a memory map of the cache) is never copied whole nor cast whole
+    to float64."""
+
+    def __init__(self, coef, intercept, cols, block: int = 16384):
+        self.coef, self.intercept, self.cols, self.block = coef, intercept, np.asarray(cols), int(block)
+
+    def predict(self, emb):
+        emb = np.atleast_2d(np.asarray(emb, dtype=np.float64))
+        out = np.empty((emb.shape[0], self.cols.size), dtype=np.float64)
+        for c0 in range(0, self.cols.size, self.block):
+            c = self.cols[c0:c0 + self.block]
+            out[:, c0:c0 + c.size] = (emb @ np.asarray(self.coef[:, c], np.float64)
+                                      + np.asarray(self.intercept[c], np.float64))
+        return out
 
 
 @fill_doc
@@ -775,7 +838,7 @@ def category_contrast(nsd, subjects, cats_a: Sequence[str], cats_b: Sequence[str
     n_a, n_b = [], []
     test_ids = nsd.shared_test_images(sessions, subjects)
     for i, s in enumerate(subjects):
-        d = subject_data(nsd, s, space, roi, test_ids=test_ids, sessions=sessions)
+        d = _split(nsd, s, space, _roi_arg(nsd, s, roi, space), test_ids, sessions=sessions)
         multi, names = nsd.categories(d.train_ids)
         col = {n: j for j, n in enumerate(names)}
         ja = [col[c] for c in cats_a if c in col]
@@ -787,8 +850,11 @@ def category_contrast(nsd, subjects, cats_a: Sequence[str], cats_b: Sequence[str
         n_a.append(int(sel_a.sum()))
         n_b.append(int(sel_b.sum()))
         if sel_a.any() and sel_b.any():
-            diff = d.Y_train[sel_a].mean(0) - d.Y_train[sel_b].mean(0)
-            out[i, d.columns] = np.where(d.valid, diff, np.nan)
+            for blk in d.blocks():  # one block of columns of the memory-mapped betas at a time
+                Y_tr, _, valid = d.block(blk)
+                diff = Y_tr[sel_a].mean(0) - Y_tr[sel_b].mean(0)
+                out[i, d.columns[blk]] = np.where(valid, diff, np.nan)
+                del Y_tr
     return dict(diff=out, n_a=np.array(n_a), n_b=np.array(n_b))
 
 

@@ -25,8 +25,8 @@ from ..encoding import (
 )
 from .._utils.cache import cache_key, cached_arrays, resolve_cache
 from .._utils.docs import fill_doc
-from ._common import _features, _quiet_edges, resolve_subjects
-from .ch03_encoding import subject_data
+from ._common import _features, _quiet_edges, _read_rows, _split, resolve_subjects
+from .ch03_encoding import _roi_arg
 
 __all__ = ["DECODING_ALPHAS", "decode_subjects", "decode_by_roi", "caption_consistency",
            "default_caption_bank", "reconstruct_captions", "caption_metric_table", "gallery_selection"]
@@ -73,8 +73,11 @@ def decode_subjects(nsd, subjects=None, feature: str = "mpnet", roi="streams",
     test_ids = true = None
     shared = nsd.shared_test_images(sessions, subjects)
     for s in subjects:
-        d = subject_data(nsd, s, "fsaverage", roi, test_ids=shared, sessions=sessions)
-        X_tr, X_te = d.Y_train[:, d.valid], d.Y_test[:, d.valid]
+        # only the valid columns of the train and test rows are read from the memory-mapped
+        # betas (the voxels are the decoder's features: all of them are needed at once)
+        d = _split(nsd, s, "fsaverage", _roi_arg(nsd, s, roi), shared, sessions=sessions)
+        keep = np.flatnonzero(d.valid())
+        X_tr, X_te = _read_rows(d.Y, d.train_rows, keep), _read_rows(d.Y, d.test_rows, keep)
         _features(nsd, feature, np.concatenate([d.train_ids, d.test_ids]))
         E_tr = _features(nsd, feature, d.train_ids)
         E_te = _features(nsd, feature, d.test_ids)

@@ -260,6 +260,10 @@ class _Fold:
     n_train: int
 
 
+#: Bytes of one float64 block of features when a kernel is accumulated (kernel solver).
+_KERNEL_BLOCK_BYTES = 256 * 2**20
+
+
 class _Problem:
     """Data and decompositions shared by every fold, band weighting and chunk."""
 
@@ -272,8 +276,6 @@ class _Problem:
         X = np.concatenate(Xs, axis=1) if len(Xs) > 1 else Xs[0]
         self.n, self.p = X.shape
         self.X = torch.as_tensor(np.ascontiguousarray(X), device=device).to(dtype)
-        X64 = self.X.to(torch.float64)
-        self.xsum = X64.sum(0)
         self.folds = [
             _Fold(
                 torch.as_tensor(tr, device=device, dtype=torch.long),
@@ -288,17 +290,31 @@ class _Problem:
             raise ValueError(f"solver must be 'auto', 'primal' or 'kernel', got {solver!r}")
         self.kernel = solver == "kernel"
         if self.kernel:
-            # one kernel per band (float64); K_γ = Σ_b γ_b K_b
-            self.K = [
-                X64[:, a:b] @ X64[:, a:b].T for a, b in zip(self.edges[:-1], self.edges[1:])
-            ]
+            # one kernel per band (float64); K_γ = Σ_b γ_b K_b. Accumulated over blocks of
+            # features of at most _KERNEL_BLOCK_BYTES in float64, so that a wide X (decoding
+            # from ~10⁵ vertices) is never copied whole to float64; one block when it fits.
+            self.xsum = torch.zeros(self.p, dtype=torch.float64, device=device)
+            self.K = []
+            width = max(1, _KERNEL_BLOCK_BYTES // (8 * max(self.n, 1)))
+            for a, b in zip(self.edges[:-1], self.edges[1:]):
+                Kb = None
+                for c0 in range(int(a), int(b), width):
+                    c1 = min(int(b), c0 + width)
+                    Xb = self.X[:, c0:c1].to(torch.float64)
+                    self.xsum[c0:c1] = Xb.sum(0)
+                    Kb = Xb @ Xb.T if Kb is None else Kb.add_(Xb @ Xb.T)
+                    del Xb
+                self.K.append(Kb if Kb is not None
+                              else torch.zeros((self.n, self.n), dtype=torch.float64, device=device))
         else:
+            X64 = self.X.to(torch.float64)
+            self.xsum = X64.sum(0)
             self.G = X64.T @ X64
             self.Gval = []
             for f in self.folds:
                 Xv = X64[f.val]
                 self.Gval.append((Xv.T @ Xv, Xv.sum(0)))
-        del X64
+            del X64
         self._cache: dict = {}
         self.cache_systems = False
 
@@ -310,7 +326,8 @@ class _Problem:
 
     def _eigh(self, A):
         torch = _torch()
-        A = (A + A.T) * 0.5
+        A = A + A.T  # in place from here: one n × n temporary, not two
+        A.mul_(0.5)
         s, V = torch.linalg.eigh(A)
         return s.clamp_min(0.0), V
 
@@ -349,23 +366,28 @@ class _Problem:
 
     def _kernel_system(self, gamma, fold):
         torch = _torch()
-        K = sum(g * Kb for g, Kb in zip(gamma, self.K) if g > 0)
+        terms = [(g, Kb) for g, Kb in zip(gamma, self.K) if g > 0]
+        if len(terms) == 1 and terms[0][0] == 1:
+            K = terms[0][1]  # one band at weight 1 (RidgeCV): the kernel itself, no copy
+        else:
+            K = sum(g * Kb for g, Kb in terms)
         if fold is None:
             tr = torch.arange(self.n, device=self.device)
             val = None
         else:
             tr, val = self.folds[fold].train, self.folds[fold].val
-        Ktt = K[tr][:, tr]
+        Ktt = K[tr[:, None], tr]  # one gather (K[tr][:, tr] made an n_tr × n temporary)
         if self.fit_intercept:
             rt = Ktt.mean(1)
             q = rt.mean()
-            Kc = Ktt - rt[:, None] - rt[None, :] + q
+            # Ktt − rt[:, None] − rt[None, :] + q, in the same order, in place
+            Kc = Ktt.sub_(rt[:, None]).sub_(rt[None, :]).add_(q)
         else:
             Kc = Ktt
         s, U = self._eigh(Kc)
         W = None
         if val is not None:
-            Kvt = K[val][:, tr]
+            Kvt = K[val[:, None], tr]
             if self.fit_intercept:
                 Kvt = Kvt - Kvt.mean(1, keepdim=True) - rt[None, :] + q
             W = (Kvt @ U).to(self.dtype)
@@ -417,8 +439,13 @@ class _Problem:
             Z = sysd["U"].T @ Yc0
             dual = sysd["U"] @ (filt * Z)
             m = self.xsum / self.n if self.fit_intercept else torch.zeros_like(self.xsum)
-            Xc = self.X - m.to(self.dtype)
-            coef = Xc.T @ dual
+            m_d = m.to(self.dtype)
+            # (X − m)ᵀ · dual, one block of features at a time (no centred copy of a wide X)
+            width = max(1, _KERNEL_BLOCK_BYTES // (8 * max(self.n, 1)))
+            coef = torch.empty((self.p, dual.shape[1]), dtype=dual.dtype, device=dual.device)
+            for c0 in range(0, self.p, width):
+                c1 = min(self.p, c0 + width)
+                coef[c0:c1] = (self.X[:, c0:c1] - m_d[c0:c1]).T @ dual
             coef = coef * (self.scale(gamma) ** 2).to(self.dtype)[:, None]
         else:
             C = self.X.T @ Yc

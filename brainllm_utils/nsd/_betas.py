@@ -202,9 +202,11 @@ class _BetasMixin:
             _accumulate_rows(out, rows, B, chunk_columns)
             np.add.at(per_session[:, j], rows[rows >= 0], 1.0)
             del B
-        # count[i, c] = sum over sessions of trials(i, s) * valid(s, c)
-        for c0 in range(0, n_cols, chunk_columns):
-            c1 = min(n_cols, c0 + chunk_columns)
+        # count[i, c] = sum over sessions of trials(i, s) * valid(s, c); blocks of at most
+        # 64 MiB of float32 over all rows (a block, its count and the quotient are in memory)
+        step = max(1, min(chunk_columns, (64 * 2**20) // (4 * max(n_rows, 1))))
+        for c0 in range(0, n_cols, step):
+            c1 = min(n_cols, c0 + step)
             count = per_session @ valid[:, c0:c1].astype(np.float32)
             block = np.asarray(out[:, c0:c1])
             with np.errstate(invalid="ignore", divide="ignore"):
