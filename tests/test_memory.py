@@ -8,6 +8,7 @@ as the chapters did it before they streamed.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -228,19 +229,22 @@ def test_default_workers_from_memory_and_cpus(monkeypatch):
 
     monkeypatch.setattr(batch, "NOTEBOOK_PEAK_GB", {"02_rsa": 3.0, "03_encoding": 6.0})
     gib = 2**30
+    nbs = ["02_rsa", "03_encoding"]
     # floor((64 − 2 reserve) / 6) = 10, capped by 8 CPUs
-    assert batch.default_workers(available_bytes=64 * gib, cpus=8) == 8
-    assert batch.default_workers(available_bytes=64 * gib, cpus=32) == 10
+    assert batch.default_workers(nbs, available_bytes=64 * gib, cpus=8) == 8
+    assert batch.default_workers(nbs, available_bytes=64 * gib, cpus=32) == 10
     # only chapter 02 in the run: its own peak counts
     assert batch.default_workers(["02_rsa"], available_bytes=32 * gib, cpus=32) == 10
     # less memory than one notebook: serial, never 0
-    assert batch.default_workers(available_bytes=4 * gib, cpus=8) == 1
+    assert batch.default_workers(nbs, available_bytes=4 * gib, cpus=8) == 1
     # a chapter the table does not cover takes the 8 GB budget
     assert batch.default_workers(["05_image_to_llm"], available_bytes=34 * gib, cpus=32) == 4
     # the machine's values when none are given (psutil, CPU affinity), monkeypatched
     monkeypatch.setattr(batch, "_available_memory", lambda: 20 * gib)
     monkeypatch.setattr(batch, "_cpu_count", lambda: 16)
-    assert batch.default_workers() == 3
+    # every chapter: 05 is not in the (patched) table, so the 8 GB budget counts
+    assert batch.default_workers() == 2
+    assert batch.default_workers(["02_rsa"]) == 6
     with pytest.raises(ValueError):
         batch.default_workers(available_bytes=gib, cpus=0)
 
@@ -260,7 +264,11 @@ def test_workers_auto_sandbox_and_real_nsd(monkeypatch, tiny_root, tmp_path):
     monkeypatch.setattr(batch, "_available_memory", lambda: 40 * 2**30)
     monkeypatch.setattr(batch, "_cpu_count", lambda: 64)
     monkeypatch.setattr(batch, "NOTEBOOK_PEAK_GB", {"03_encoding": 5.0})
-    assert batch._workers_arg("auto", [], str(real)) == 7  # floor(38 / 5)
+    from types import SimpleNamespace
+
+    jobs = [SimpleNamespace(source=Path("notebooks/03_encoding.ipynb"))] * 2
+    assert batch._workers_arg("auto", jobs, str(real)) == 7  # floor(38 / 5)
+    assert batch._workers_arg("auto", [], str(real)) == 4  # every chapter: 05's 8 GB budget
 
 
 def test_surface_searchlight_on_the_memory_map_equals_copied_rows(nsd, tmp_path):

@@ -167,7 +167,7 @@ def default_workers(notebooks=None, available_bytes: int | None = None, cpus: in
     Parameters
     ----------
     notebooks : iterable of str, optional
-        Notebook stems of the run (``None``: every chapter).
+        Notebook stems of the run (``None``: every chapter in ``notebooks/``).
     available_bytes : int, optional
         Memory available (default: ``psutil.virtual_memory().available``).
     cpus : int, optional
@@ -178,9 +178,8 @@ def default_workers(notebooks=None, available_bytes: int | None = None, cpus: in
     workers : int
         At least 1.
     """
-    stems = list(notebooks) if notebooks else list(NOTEBOOK_PEAK_GB) or [None]
-    peak = max(NOTEBOOK_PEAK_GB.get(str(n), _DEFAULT_PEAK_GB) if n is not None else _DEFAULT_PEAK_GB
-               for n in stems)
+    stems = list(notebooks) if notebooks else [p.stem for p in list_notebooks()]
+    peak = max([NOTEBOOK_PEAK_GB.get(str(n), _DEFAULT_PEAK_GB) for n in stems] or [_DEFAULT_PEAK_GB])
     avail = _available_memory() if available_bytes is None else int(available_bytes)
     cpus = _cpu_count() if cpus is None else int(cpus)
     if avail < 0 or cpus < 1:
