@@ -82,6 +82,10 @@ def write_root(root: Path, n_sessions: int, n_vertices: int, seed: int = 0) -> N
         nib.save(nib.MGHImage(streams.reshape(-1, 1, 1), np.eye(4)), lab / f"{h}.streams.mgz")
         nib.save(nib.MGHImage((streams > 0).astype(np.int32).reshape(-1, 1, 1), np.eye(4)),
                  lab / f"{h}.nsdgeneral.mgz")
+    if n_vertices in ICO_ORDER and n_vertices != 10242:  # fsaverage5 comes with nilearn
+        from brainllm_utils.synth import _mesh
+
+        _mesh.write_surfaces(root / "nsddata/freesurfer/fsaverage/surf", ICO_ORDER[n_vertices])
     first = None
     for s in range(1, N_SUBJECTS + 1):
         surf = root / f"nsddata_betas/ppdata/subj{s:02d}/fsaverage/betas_fithrf_GLMdenoise_RR"
@@ -214,8 +218,69 @@ def case_ch05(nsd):
                       rois=STREAMS_ROIS, n_sets=None, device="cpu", ceilings=c, ids=ids)
 
 
+#: Icosahedral vertex counts per hemisphere (fsaverage5, 6, 7) and their subdivision orders.
+ICO_ORDER = {10242: 5, 40962: 6, 163842: 7}
+
+
+def case_ch02_searchlight(nsd):
+    """Chapter 02, the surface searchlight: 10 mm geodesic discs on the pial mesh of this
+    vertex count (an icosphere surface, as the ``nsdlike`` sandbox writes; nilearn's
+    fsaverage5 at 10,242), the sampled RSA of one set of 100 images in every disc. The disc
+    lists grow with the vertices (not a block): this case is the one that does."""
+    from brainllm_utils.chapters import subject_sets, surface_searchlight
+
+    s = nsd.subjects[0]
+    ids, sets = subject_sets(nsd, s, 100, 0, 1, os.environ["BENCH_RESULTS"])
+    used = ids[np.unique(sets)]
+    surface_searchlight(nsd, s, "space0", radius_mm=10.0, n_sets=1, device="cpu",
+                        features=(used, _random_features("space0", used)),
+                        results_dir=os.environ["BENCH_RESULTS"])
+
+
+#: Native sizes (width, height) of the random JPEGs of chapter 05's training pool, as COCO's.
+COCO_SIZES = [(640, 480), (500, 375), (427, 640), (480, 640), (640, 427), (375, 500), (612, 612)]
+#: COCO images outside NSD the paper trains on (chapter 05's full pool: 48,236 + 2,051 held out).
+FULL_POOL = 48_236
+
+
+def pool_size(nsd) -> int:
+    """Training-pool images of the ``05train`` case at this root's size: about a subject's
+    images (``n_images // 8``; the CPU time of the paper's network bounds it)."""
+    return max(96, nsd.n_images // 8)
+
+
+def case_ch05_train(nsd):
+    """Chapter 05, its network side: one epoch of the ``paper`` preset (10 layers, 6 steps,
+    128 px, batch 96) on a pool of JPEGs of COCO's native sizes streamed from disk by 2 loader
+    workers (the paper's 256 px squares, then the training augmentation), MPNet-width random
+    targets. Memory is summed over the process and its loader workers."""
+    import dataclasses
+
+    from PIL import Image
+
+    from brainllm_utils import vision
+
+    n = pool_size(nsd)
+    folder = Path(os.environ["BRAINLLM_CACHE"]).parent / f"coco_bench_{n}"
+    if not (folder / ".complete").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng(0)
+        for i in range(n):
+            w, h = COCO_SIZES[i % len(COCO_SIZES)]
+            Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(folder / f"{i:012d}.jpg", quality=90)
+        (folder / ".complete").touch()
+    paths = sorted(folder.glob("*.jpg"))
+    cfg, tc = vision.PRESETS["paper"]
+    data = vision.PoolImages(paths, size=tc.pool_size)
+    targets = np.random.default_rng(1).standard_normal((n, EMB)).astype(np.float32)
+    vision.train_network(data, targets, cfg, dataclasses.replace(tc, epochs=1, warmup_epochs=0), seed=0,
+                         device="cpu", progress=False, num_workers=2)
+
+
 CASES = {"betas": case_betas, "01": case_ch01, "02": case_ch02, "03": case_ch03, "04": case_ch04,
-         "05": case_ch05}
+         "05": case_ch05, "05train": case_ch05_train, "02sl": case_ch02_searchlight}
+#: Cases that grow with the training pool, not with a subject's images and vertices.
+POOL_CASES = {"05train"}
 
 
 def run_case(root: str, case: str, cache: str) -> dict:
@@ -232,10 +297,16 @@ def run_case(root: str, case: str, cache: str) -> dict:
     peak = [0, 0]
     stop = threading.Event()
 
-    def sample():
+    def sample():  # this process and its children (chapter 05's loader workers)
         while not stop.is_set():
-            m = proc.memory_info()
-            peak[0], peak[1] = max(peak[0], m.rss - m.shared), max(peak[1], m.rss)
+            anon = rss = 0
+            for p in [proc, *proc.children(recursive=True)]:
+                try:
+                    m = p.memory_info()
+                except psutil.Error:
+                    continue
+                anon, rss = anon + m.rss - m.shared, rss + m.rss
+            peak[0], peak[1] = max(peak[0], anon), max(peak[1], rss)
             time.sleep(0.01)
 
     m0 = proc.memory_info()
@@ -245,6 +316,7 @@ def run_case(root: str, case: str, cache: str) -> dict:
     nsd = NSD(root)
     CASES[case](nsd)
     seconds = time.perf_counter() - t0
+    pool = pool_size(nsd) if case in POOL_CASES else None
     stop.set()
     th.join()
     hwm = 0
@@ -253,7 +325,7 @@ def run_case(root: str, case: str, cache: str) -> dict:
             if line.startswith("VmHWM:"):
                 hwm = int(line.split()[1]) * 1024
     mb = 2**20
-    return dict(case=case, seconds=seconds, baseline_anon_mb=(m0.rss - m0.shared) / mb,
+    return dict(case=case, seconds=seconds, pool=pool, baseline_anon_mb=(m0.rss - m0.shared) / mb,
                 peak_anon_mb=peak[0] / mb, peak_rss_mb=peak[1] / mb, vmhwm_mb=hwm / mb)
 
 
@@ -280,6 +352,14 @@ def _fit(case, points):
     ``(coef, predict)``: the coefficients (images in thousands, vertices in 100k) and a
     function of (images, vertices).
     """
+    if case in POOL_CASES:  # a + b·pool images (thousands), at the paper's pool size
+        # over the pools of ≥ 4 batches of 96: the allocator's high-water mark settles after
+        # the first full steps (the optimiser's state appears after the first)
+        if sum(p["pool"] >= 4 * 96 for p in points) >= 2:
+            points = [p for p in points if p["pool"] >= 4 * 96]
+        A = np.array([[1.0, p["pool"] / 1e3] for p in points])
+        coef, *_ = np.linalg.lstsq(A, np.array([p["peak_anon_mb"] for p in points]), rcond=None)
+        return coef, lambda n, v: float(coef[0] + coef[1] * FULL_POOL / 1e3)
     streamed = case in STREAMED
     if streamed and sum(map(_saturated, points)) >= 3:
         points = [p for p in points if _saturated(p)]
@@ -333,6 +413,10 @@ def main() -> int:
         if "betas" in cases:  # measured from the session files: no cache yet
             subprocess.run(["rm", "-rf", str(root / "cache")], check=True)
         for case in cases:
+            if case in POOL_CASES and n_vert != args.base_vertices:
+                continue  # the training pool does not depend on the vertices: image series only
+            if case == "02sl" and n_vert not in ICO_ORDER:
+                continue  # the searchlight needs a mesh: icosphere vertex counts only
             # every case computes from the betas cache: results cached by an earlier case or run
             # (fitted encoders, sample sets) are removed first
             for kind in ("encoding", "searchlight", "results"):
@@ -360,7 +444,7 @@ def report(rows, cases, base_sessions) -> None:
           f"{N_SUBJECTS} subjects, streams = {STREAMS_FRACTION:.0%} of the vertices")
     print("\nvertex series (anonymous peak, MB) at "
           f"{base_sessions * T // 3} images per subject:")
-    for case in cases:
+    for case in [c for c in cases if c not in POOL_CASES]:
         ser = [r for r in rows if r["case"] == case and r["sessions"] == base_sessions]
         ser.sort(key=lambda r: r["vertices"])
         print(f"  {case:>6s}: " + ", ".join(f"{r['vertices']}: {r['peak_anon_mb']:.0f}"
@@ -378,8 +462,14 @@ def report(rows, cases, base_sessions) -> None:
         full = predict(FULL["images"], FULL["vertices"])
         d = f"{coef[3]:.1f}" if coef.size > 3 else "—"
         top = max(pts, key=lambda r: r["peak_anon_mb"])
-        model = "streamed (additive)" if case in STREAMED else "ROI arrays (product term)"
+        model = ("streamed pool (a + b·pool images)" if case in POOL_CASES else
+                 "streamed (additive)" if case in STREAMED else "ROI arrays (product term)")
         print(f"  {case:>6s} {model:26s} " + " ".join(f"{x:8.1f}" for x in coef) + f"  → {full / 1024:.2f} GB")
+        if case in POOL_CASES:
+            md.append(f"| {case} | {model} | {coef[0]:.0f} | {coef[1]:.1f} per 1k pool images | — | — "
+                      f"| {top['peak_anon_mb']:.0f} MB ({top['pool']:,} pool images) "
+                      f"| **{full / 1024:.2f} GB** ({FULL_POOL:,} pool images) |")
+            continue
         md.append(f"| {case} | {model} | {coef[0]:.0f} | {coef[1]:.1f} | {coef[2]:.1f} | {d} "
                   f"| {top['peak_anon_mb']:.0f} MB ({top['images']:,} images, {top['vertices']:,} vertices) "
                   f"| **{full / 1024:.2f} GB** |")

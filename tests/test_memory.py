@@ -304,3 +304,33 @@ def test_cli_rejects_a_bad_worker_count_before_running(tiny_root, tmp_path, caps
                      "--output-dir", str(tmp_path / "out")])
     assert rc == 2 and "--workers" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("kind", ["surface", "volume"])
+def test_searchlight_in_chunks_of_centres_equals_one_call(nsd, tmp_path, monkeypatch, kind):
+    """Full-size maps go to searchlight_rsa a chunk of centres at a time (bounded padded
+    arrays): the map is the same as from one call over every centre."""
+    def run():
+        ch02_rsa._DISCS.clear()
+        if kind == "surface":
+            return ch02_rsa.surface_searchlight(nsd, nsd.subjects[1], "truth:category", radius_mm=8.0,
+                                                set_size=12, n_sets=2, device="cpu", cache=False,
+                                                results_dir=tmp_path)
+        return ch02_rsa.volume_searchlight(nsd, nsd.subjects[0], "truth:category", radius=2.0,
+                                           set_size=12, n_sets=2, device="cpu", cache=False,
+                                           results_dir=tmp_path)
+
+    whole = run()
+    calls = []
+    real = ch02_rsa.searchlight_rsa
+
+    def counting(*args, **kwargs):
+        calls.append(len(args[1]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ch02_rsa, "searchlight_rsa", counting)
+    monkeypatch.setattr(ch02_rsa, "SEARCHLIGHT_CHUNK_ENTRIES", 1000)
+    chunked = run()
+    assert len(calls) >= 3 and max(calls) < 200  # several chunks of few centres each
+    np.testing.assert_allclose(chunked, whole, rtol=0, atol=1e-6, equal_nan=True)
+    assert np.array_equal(np.isnan(chunked), np.isnan(whole))

@@ -415,21 +415,44 @@ def _finite_columns(Y, rows, nonconstant: bool = False) -> np.ndarray:
     return out
 
 
-def _global_neighbourhoods(neigh, cols, inplace: bool = False):
-    """Neighbourhoods indexing ``cols`` rewritten as indices of the columns themselves
-    (``inplace``: each array of a list replaced in turn, so that two full lists never coexist;
-    the volume's 6-voxel spheres at full size are ~1.8 GB of indices)."""
+def _global_neighbourhoods(neigh, cols):
+    """Neighbourhoods indexing ``cols`` rewritten as indices of the columns themselves."""
     cols = np.asarray(cols, dtype=np.int64)
     if isinstance(neigh, np.ndarray) and neigh.ndim == 2:
         return np.where(neigh >= 0, cols[np.clip(neigh, 0, None)], -1)
-    if not inplace:
-        return [cols[np.asarray(n, dtype=np.int64)] for n in neigh]
-    for i, n in enumerate(neigh):
-        neigh[i] = cols[np.asarray(n, dtype=np.int64)]
-    return neigh
+    return [cols[np.asarray(n, dtype=np.int64)] for n in neigh]
 
 
 _DISCS: dict = {}  # (n_vertices, hemi, radius, mesh, mask digest) -> (centres, discs), per process
+
+#: Neighbourhood entries handed to :func:`~brainllm_utils.rsa.searchlight_rsa` at a time. It
+#: pads its neighbourhoods into one (centres × largest) int64 array: the 10 mm discs of full
+#: fsaverage hold ~10^8 entries per hemisphere (~1 GB, more once padded), so larger maps go
+#: through in chunks of centres (results are per centre; the sandbox's maps fit in one call).
+SEARCHLIGHT_CHUNK_ENTRIES = 2**24
+
+
+def _chunked_searchlight(Y, neigh, cols, X_rows, set_rows, device) -> np.ndarray:
+    """``searchlight_rsa(Y, neighbourhoods, X_rows, sets=set_rows)[0]`` with the
+    neighbourhoods ``neigh`` (indices into ``cols``) remapped to columns of ``Y`` one chunk
+    of centres at a time: neither a remapped copy of every neighbourhood nor their padded
+    array is ever whole in memory."""
+    n = len(neigh)
+    if n == 0:
+        return np.zeros(0, dtype=np.float32)
+    cols = np.asarray(cols, dtype=np.int64)
+    longest = max(1, max(np.size(a) for a in neigh))
+    step = max(1, SEARCHLIGHT_CHUNK_ENTRIES // longest)
+    if step >= n:
+        return searchlight_rsa(Y, _global_neighbourhoods(neigh, cols), X_rows, sets=set_rows,
+                               device=device, progress=False)[0]
+    parts = []
+    for c0 in range(0, n, step):
+        chunk = _global_neighbourhoods(neigh[c0:c0 + step], cols)
+        parts.append(np.asarray(searchlight_rsa(Y, chunk, X_rows, sets=set_rows, device=device,
+                                                progress=False)[0]))
+        del chunk
+    return np.concatenate(parts)
 
 
 @fill_doc
@@ -487,12 +510,14 @@ def surface_searchlight(nsd, subject, feature_space: str = "mpnet", radius_mm: f
         mask = finite[off: off + nv]
         key = (nv, hemi, float(radius_mm), repr(mesh_id), array_digest(mask))
         if key not in _DISCS:
-            _DISCS[key] = surface_neighbourhoods(fsaverage_mesh(nsd, hemi), radius_mm, mask=mask)
+            centres, neigh = surface_neighbourhoods(fsaverage_mesh(nsd, hemi), radius_mm, mask=mask)
+            # kept for the next feature space as int32 (indices of < 2**31 vertices): half the bytes
+            for i, a in enumerate(neigh):
+                neigh[i] = a.astype(np.int32)
+            _DISCS[key] = centres, neigh
         centres, neigh = _DISCS[key]
         cols = off + np.flatnonzero(mask)
-        r = searchlight_rsa(Y, _global_neighbourhoods(neigh, cols), X_rows, sets=set_rows, device=device,
-                            progress=False)[0]
-        out[cols[centres]] = r
+        out[cols[centres]] = _chunked_searchlight(Y, neigh, cols, X_rows, set_rows, device)
     if path is not None:
         save_npy(path, out)
     return out
@@ -550,9 +575,7 @@ def volume_searchlight(nsd, subject, feature_space: str = "mpnet", radius: float
     mask[np.flatnonzero(brain.ravel())[finite]] = True
     mask = mask.reshape(brain.shape)
     centres, neigh = volume_neighbourhoods(mask, radius)
-    neigh = _global_neighbourhoods(list(neigh), np.flatnonzero(finite), inplace=True)
-    r = searchlight_rsa(Y, neigh, X_rows, sets=set_rows,
-                        device=device, progress=False)[0]
+    r = _chunked_searchlight(Y, list(neigh), np.flatnonzero(finite), X_rows, set_rows, device)
     out = to_volume(r, mask, centres)
     if path is not None:
         save_npy(path, out)

@@ -209,15 +209,13 @@ def pad_neighbourhoods(neighbourhoods, fill: int = -1):
             idx = np.take_along_axis(idx, order, axis=1)
         idx = np.where(np.arange(idx.shape[1])[None, :] < counts[:, None], idx, fill)
         return idx, counts
-    arrs = [np.asarray(a, dtype=np.int64).ravel() for a in neighbourhoods]
-    counts = np.array([a.size for a in arrs], dtype=np.int64)
+    # row by row: no temporary of the size of all the entries (the 10 mm discs of full
+    # fsaverage hold ~10^8 of them per hemisphere)
+    counts = np.array([np.size(a) for a in neighbourhoods], dtype=np.int64)
     vmax = int(counts.max()) if counts.size else 0
-    idx = np.full((len(arrs), vmax), fill, dtype=np.int64)
-    if counts.sum():
-        rows = np.repeat(np.arange(len(arrs)), counts)
-        starts = np.cumsum(counts) - counts
-        cols = np.arange(counts.sum()) - np.repeat(starts, counts)
-        idx[rows, cols] = np.concatenate(arrs)
+    idx = np.full((counts.size, vmax), fill, dtype=np.int64)
+    for i, a in enumerate(neighbourhoods):
+        idx[i, :counts[i]] = np.ravel(a)
     return idx, counts
 
 
