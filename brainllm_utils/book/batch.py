@@ -130,7 +130,7 @@ NOTEBOOK_PEAK_GB: dict[str, float] = {
     "02_rsa": 4.1,  # ROI RSA 4.08 (one ROI of every image at a time); the betas cache build 2.03
     "03_encoding": 2.2,  # streamed 1.67 + 0.5 for 8 subjects' ceiling and maps; betas 2.03
     "04_decoding": 7.0,  # 4.56 measured fit + 2.4 kernel ridge (n² terms, 10,000 images)
-    # 05_image_to_llm: its brain side is 2.65 GB; its training pool is not measured: 8 GB
+    "05_image_to_llm": 3.5,  # training on the streamed pool 3.46 (flat in the pool), then RSA 2.65
     "06_summary": 1.0,  # reads no betas: not measured
     "07_reproduction": 1.0,  # reads no betas: not measured
 }
