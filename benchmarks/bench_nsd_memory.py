@@ -103,6 +103,17 @@ def write_root(root: Path, n_sessions: int, n_vertices: int, seed: int = 0) -> N
         first = surf
 
 
+def write_nsdlike_root(root: Path, n_sessions: int, seed: int = 0) -> None:
+    """A root of the ``nsdlike`` sandbox preset: ``N_SUBJECTS`` subjects × ``n_sessions`` ×
+    750 trials on the full 163,842-vertex mesh, every session on disk (a small brick and COCO
+    pool: only the betas, meshes and labels matter here)."""
+    from brainllm_utils.synth import make_synthetic_nsd
+
+    make_synthetic_nsd(root, "nsdlike", seed, overwrite=True, progress=False, overrides={
+        "n_subjects": N_SUBJECTS, "data_sessions": {s: n_sessions for s in range(1, N_SUBJECTS + 1)},
+        "missing_sessions": {}, "n_pool": 100, "image_size": 64})
+
+
 # ----------------------------------------------------------------------------- the cases
 def _random_features(name: str, ids, width: int = EMB) -> np.ndarray:
     """Deterministic random rows per (space, nsdId): what a feature builder returns, in shape."""
@@ -382,6 +393,11 @@ def main() -> int:
     ap.add_argument("--base-sessions", type=int, default=2, help="sessions of the vertex series")
     ap.add_argument("--base-vertices", type=int, default=40962, help="vertices of the image series")
     ap.add_argument("--cases", default=",".join(CASES))
+    ap.add_argument("--nsdlike", action="store_true",
+                    help="measure on roots of the nsdlike sandbox preset instead (brainllm_utils.synth: "
+                    "the 163,842-vertex icosphere fsaverage and its surf/ files, NSD's grids, COCO's "
+                    "native image sizes; 2 subjects × each --session-series value, every session on "
+                    "disk): the image series only, at 327,684 vertices")
     ap.add_argument("--json", help="also write the measurements here")
     ap.add_argument("--report", help="only print the tables of measurements written by --json "
                     "(comma-separated files; a later file's rows replace an earlier one's)")
@@ -399,15 +415,22 @@ def main() -> int:
                 merged[(r["case"], r["sessions"], r["vertices"])] = r
         report(list(merged.values()), [c for c in cases if any(k[0] == c for k in merged)], args.base_sessions)
         return 0
-    sizes = [(int(s), args.base_vertices) for s in args.session_series.split(",")]
-    sizes += [(args.base_sessions, int(v)) for v in args.vertex_series.split(",")
-              if (args.base_sessions, int(v)) not in sizes]
+    if args.nsdlike:  # the preset's mesh is full fsaverage: no vertex series
+        args.base_vertices = 163842
+        sizes = [(int(s), 163842) for s in args.session_series.split(",")]
+    else:
+        sizes = [(int(s), args.base_vertices) for s in args.session_series.split(",")]
+        sizes += [(args.base_sessions, int(v)) for v in args.vertex_series.split(",")
+                  if (args.base_sessions, int(v)) not in sizes]
     rows = []
     for n_sess, n_vert in sizes:
-        root = Path(args.workdir) / f"s{n_sess}_v{n_vert}"
+        root = Path(args.workdir) / (f"nsdlike_s{n_sess}" if args.nsdlike else f"s{n_sess}_v{n_vert}")
         if not (root / ".complete").exists():
             t0 = time.time()
-            write_root(root, n_sess, n_vert)
+            if args.nsdlike:
+                write_nsdlike_root(root, n_sess)
+            else:
+                write_root(root, n_sess, n_vert)
             (root / ".complete").touch()
             print(f"wrote {root} in {time.time() - t0:.0f} s", flush=True)
         if "betas" in cases:  # measured from the session files: no cache yet
