@@ -457,3 +457,27 @@ def test_fracridge_kernel_equals_primal(rng):
     b = FracRidgeCV(solver="kernel", **kw).fit(X, Y)
     np.testing.assert_allclose(a.cv_scores_, b.cv_scores_, atol=1e-8)
     np.testing.assert_allclose(a.coef_, b.coef_, atol=1e-8)
+
+
+@pytest.mark.parametrize("centred", [False, True])
+def test_fracridgecv_equals_the_fracridge_package(rng, centred):
+    """Outside reference: the ``fracridge`` package's ``fracridge()`` (2.0, the paper's
+    method). It finds each target's penalty by interpolating on a grid of alphas, so it lands
+    near, not on, the asked fraction; at the fraction it did reach, our exact solution has the
+    same coefficients (the ridge path's norm is monotone in alpha: one solution per fraction).
+    With ``fit_intercept`` we centre; ``fracridge`` fits no intercept: given centred data, the
+    two agree."""
+    from fracridge import fracridge
+
+    X, Y = _data(rng, n=60, p=10, t=4, noise=2.0, offset=0.0)
+    if centred:
+        X, Y = X - X.mean(0), Y - Y.mean(0)
+    ols = np.linalg.lstsq(X, Y, rcond=None)[0]
+    for f in (0.1, 0.3, 0.7, 1.0):
+        ref, _ = fracridge(X, Y, fracs=np.array([f]), jit=False)
+        reached = np.linalg.norm(ref[:, 0, :], axis=0) / np.linalg.norm(ols, axis=0)
+        np.testing.assert_allclose(reached, f, rtol=0.03)  # fracridge's interpolation
+        for t in range(Y.shape[1]):
+            est = FracRidgeCV(fractions=[reached[t]], fit_intercept=centred, device="cpu",
+                              dtype="float64").fit(X, Y[:, [t]])
+            np.testing.assert_allclose(est.coef_[:, 0], ref[:, 0, t], rtol=1e-9, atol=1e-12)
