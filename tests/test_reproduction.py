@@ -104,7 +104,7 @@ def test_sandbox_rows_are_not_comparable_and_say_why(tiny_root):
     df = rp.reproduction_table(_found(), nsd, run_parameters=_paper_run(), paper_settings=batch.PROFILES["paper"],
                                values=_values())
     assert not df["comparable"].any() and df["why_not"].str.startswith("sandbox data: synthetic brain").all()
-    assert df["ours"].notna().sum() == 1 + 4 + 3 + 15  # count, transfer, differences, networks × ROIs
+    assert df["ours"].notna().sum() == 1 + 4 + 15  # count, transfer, networks × ROIs
 
 
 def test_every_paper_number_has_a_row_with_its_source():
@@ -148,10 +148,10 @@ def test_a_real_nsd_run_with_the_paper_settings_is_compared():
     assert count["ours"] == 514 and count["agrees"] is False  # exact: 515
     assert _row(df, "transfer", "(blt_multihot) → multihot")["agrees"] is False
     assert _row(df, "transfer", "(blt_mpnet) → multihot")["agrees"] is True
-    # the paper's difference is against an ecoset network: never comparable
-    diff = _row(df, "roi_rsa_difference", "lateral")
-    assert diff["ours"] == pytest.approx(0.10) and not diff["comparable"]
-    assert "different control network" in diff["why_not"]
+    # the paper's LLM − category difference is against an ecoset network: the book's multi-hot BLT
+    # has no paper number, so the table has no difference row (nothing borrowed)
+    assert "roi_rsa_difference" not in set(df["kind"])
+    assert not df["item"].str.contains("−").any()
     assert rp.run_verdict(df).startswith("Comparable: 5 of")
     assert rp.reproduction_table(_found(n_test=515), _nsd_description(), _paper_run(),
                                  batch.PROFILES["paper"]).pipe(_row, "count", "shared")["agrees"] is True
@@ -169,13 +169,15 @@ def test_the_networks_roi_rsa_are_compared_from_chapter_05s_values():
     rcnn = _row(df, "roi_rsa", "LLM-trained RCNN (seed avg), lateral")
     assert rcnn["ours"] == pytest.approx(0.468) and rcnn["note"].startswith("book: blt_mpnet (per-subject r averaged over its seeds, as the paper's code")
     assert rcnn["tolerance"] == 0.05 and "no error bars" in rcnn["tolerance_reason"]
-    assert _row(df, "roi_rsa", "CLIP ViT (image), parietal")["note"] == "book: clip_vit_b32"
+    assert _row(df, "roi_rsa", "CLIP ViT (image), parietal")["note"] == (
+        "book: clip_vit_b32; paper: CLIP ViT-B/32 image encoder (encode_image), 400M image-text pairs")
+    assert "paper: BLT-vNet trained on ecoset categories" in _row(df, "roi_rsa", "ecoset RCNN (category), ventral")["note"]
     # the networks the book does not have stay without a value, with the reason
     cornet = _row(df, "roi_rsa", "CORnet-S, ventral")
     assert np.isnan(cornet["ours"]) and cornet["why_not"] == "not computed by this run: the book has no CORnet-S"
-    # 15 networks × ROIs, 4 transfer readouts, the test-set count: 20 of the paper's 50 numbers
-    assert len(df) == 50 and int(df["comparable"].sum()) == 20
-    assert rp.run_verdict(df) == ("Comparable: 20 of 50 of the paper's numbers can be compared with this run; "
+    # 15 networks × ROIs, 4 transfer readouts, the test-set count: 20 of the paper's 47 numbers
+    assert len(df) == 47 and int(df["comparable"].sum()) == 20
+    assert rp.run_verdict(df) == ("Comparable: 20 of 47 of the paper's numbers can be compared with this run; "
                                   "20 of them agree within their tolerance.")
 
 
@@ -246,14 +248,15 @@ def test_roi_rsa_that_cannot_be_compared_says_why():
     assert row["ours"] == pytest.approx(0.429) and "paper profile not used: n_sets=2" in row["why_not"]
 
 
-def test_the_difference_rows_name_plain_r_with_one_subject():
-    table = pd.DataFrame({roi: [0.5, 0.4] for roi in PAPER_ROIS}, index=["blt_mpnet", "blt_multihot"])
-    rows = [dict(findings.network_objective_row(table, None, roi), chapter="05_image_to_llm") for roi in PAPER_ROIS]
-    df = rp.reproduction_table(pd.DataFrame(rows, columns=list(findings.FIELDS)), _nsd_description(),
-                               _paper_run(), batch.PROFILES["paper"])
-    row = _row(df, "roi_rsa_difference", "ventral")
-    assert row["ours"] == pytest.approx(0.1) and "plain r" in row["why_not"]
-    assert "different control network" in row["why_not"]
+def test_the_ecoset_row_is_never_paired_with_the_multihot_blt():
+    # chapter 05 records blt_multihot's ROI RSA, but the paper's category row is an ecoset network
+    df = rp.reproduction_table(_found(), _nsd_description(), _paper_run(), batch.PROFILES["paper"],
+                               values=_values())
+    for roi in PAPER_ROIS:
+        row = _row(df, "roi_rsa", f"ecoset RCNN (category), {roi}")
+        assert np.isnan(row["ours"]) and not row["comparable"] and row["agrees"] is None
+        assert "the book trains no ecoset network" in row["why_not"]
+    assert "blt_multihot" not in {b for b, _ in rp.BOOK_MODELS.values()}
 
 
 def test_bad_values_are_named():
@@ -351,14 +354,16 @@ def test_plot_marks_agreement_and_greys_what_is_not_comparable():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    df = rp.reproduction_table(_found(cat_multihot=0.70), _nsd_description(), _paper_run(), batch.PROFILES["paper"])
+    # one subject: the networks' ROI RSA are plain r, shown but not comparable (hollow grey)
+    df = rp.reproduction_table(_found(cat_multihot=0.70), _nsd_description(), _paper_run(), batch.PROFILES["paper"],
+                               values=_values(n=1).query("model in ['blt_mpnet', 'nf_resnet50'] and roi != 'lateral'"))
     fig, ax = plt.subplots()
     assert viz.plot_reproduction(df, ax=ax) is ax
     shown = df[df["ours"].notna()]
-    assert len(ax.get_yticks()) == len(shown) == 8
+    assert len(ax.get_yticks()) == len(shown) == 5 + 4
     faces = [matplotlib.colors.to_hex(line.get_markerfacecolor()) if line.get_markerfacecolor() != "none"
              else "none" for line in ax.get_lines() if line.get_marker() in ("o", ">", "<")]
-    assert faces.count("#1a9850") == 4 and faces.count("#d73027") == 1 and faces.count("none") == 3
+    assert faces.count("#1a9850") == 4 and faces.count("#d73027") == 1 and faces.count("none") == 4
     fig2, ax2 = plt.subplots()
     viz.plot_reproduction(rp.reproduction_table(_found(), dict(_nsd_description(), sandbox=True)), ax=ax2,
                           show_not_comparable=False)
@@ -395,7 +400,7 @@ def test_page_runs_on_the_sandbox_and_writes_the_csv(tiny_root, tmp_path, monkey
     assert df["why_not"].str.startswith("sandbox data: synthetic brain, not NSD").all()
     assert _row(df, "transfer", "(blt_mpnet) → mpnet")["ours"] == pytest.approx(0.690)
     assert _row(df, "roi_rsa", "LLM-trained RCNN (seed avg), ventral")["ours"] == pytest.approx(0.429)
-    assert df["ours"].notna().sum() == 1 + 4 + 3 + 15
+    assert df["ours"].notna().sum() == 1 + 4 + 15
     nb = json.loads((out / "07_reproduction.ipynb").read_text())
     outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
     glued = {o["metadata"]["scrapbook"]["name"]:  # myst-nb glue, as the book reads it

@@ -85,12 +85,20 @@ def test_paper_tables():
     assert p.loc[("blt_mpnet", "multihot"), "low"] == pytest.approx(0.638)
     df = pd.DataFrame(dict(subject=["s1", "s2"] * 2, roi="ventral", model=["x", "x", "y", "y"],
                            r_normalised=[0.5, 0.7, 0.2, 0.4]))
-    t = va.paper_comparison_table(df, {"LLM-trained RCNN (seed avg)": "x", "ecoset RCNN (category)": "y"},
-                                  rois=["ventral"])
-    assert t.loc["ventral", "paper: LLM-trained RCNN (seed avg)"] == pytest.approx(0.429)
-    assert t.loc["ventral", "ours: x"] == pytest.approx(0.6)
-    assert t.loc["ventral", "ours: difference"] == pytest.approx(0.3)
-    assert t.loc["ventral", "paper: difference"] == pytest.approx(0.429 - 0.367)
+    df["model"] = df["model"].map({"x": "blt_mpnet", "y": "blt_multihot"})
+    t = va.paper_comparison_table(df, ["blt_mpnet", "blt_multihot"], rois=["ventral", "early"])
+    assert t.loc[("blt_mpnet", "ventral"), "paper"] == pytest.approx(0.429)
+    assert t.loc[("blt_mpnet", "ventral"), "ours"] == pytest.approx(0.6)
+    assert np.isnan(t.loc[("blt_mpnet", "early"), "paper"]) and np.isnan(t.loc[("blt_mpnet", "early"), "ours"])
+    # the paper's ecoset network is not our multi-hot BLT: no number borrowed
+    multihot = t.loc[("blt_multihot", "ventral")]
+    assert multihot["ours"] == pytest.approx(0.3) and np.isnan(multihot["paper"]) and "ecoset" in multihot["note"]
+    same = va.paper_comparison_table(df, {"LLM-trained RCNN (seed avg)": "blt_mpnet"}, rois=["ventral"])
+    assert same.loc[("blt_mpnet", "ventral"), "paper"] == pytest.approx(0.429)
+    with pytest.raises(ValueError, match="ecoset RCNN.*not 'blt_multihot'.*ecoset"):
+        va.paper_comparison_table(df, {"ecoset RCNN (category)": "blt_multihot"}, rois=["ventral"])
+    with pytest.raises(ValueError, match="value="):
+        va.paper_comparison_table(df, ["blt_mpnet"], value="r")
 
 
 def test_transfer_summary_groups_seeds_and_beats_floor(rng, cache_dir):

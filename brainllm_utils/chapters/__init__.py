@@ -6,7 +6,8 @@
   only call these and plot).
 - ``findings``: each chapter's results for the summary page, and the criteria they are judged by
   (one function per scorecard row, one per chapter).
-- ``reference``: the paper's reference numbers, as data.
+- ``reference``: the paper's reference numbers, as data with their source, and the
+  like-with-like lookup (``paper_reference``).
 """
 
 from ._common import (
@@ -95,7 +96,11 @@ from .ch05_image_to_llm import (
 from .reference import (
     PAPER_ROI_RSA,
     PAPER_TRANSFER,
+    PaperReference,
+    paper_comparison,
+    paper_reference,
     paper_reference_numbers,
+    paper_reference_table,
     paper_transfer_numbers,
 )
 from .findings import (
@@ -232,6 +237,10 @@ __all__ = [
     "PAPER_TRANSFER",
     "paper_reference_numbers",
     "paper_transfer_numbers",
+    "PaperReference",
+    "paper_reference",
+    "paper_reference_table",
+    "paper_comparison",
     "FIELDS",
     "NEEDS_SUBJECTS",
     "not_computed",

@@ -39,7 +39,7 @@ from .._utils.device import torch_threads
 from .._utils.docs import fill_doc
 from .ch02_rsa import group_searchlight_test, subject_rsa_table, surface_searchlight
 from ._common import rsa_design, subject_image_ids
-from .reference import paper_reference_numbers, paper_transfer_numbers
+from .reference import paper_comparison, paper_reference, paper_transfer_numbers
 
 __all__ = [
     "OBJECTIVES",
@@ -730,17 +730,23 @@ def size_alignment_table(df, n_images: dict, value: str = "r_normalised", rois=N
 
 # --------------------------------------------------------------------------- paper numbers
 
-def paper_comparison_table(df, ours: dict, value: str = "r_normalised", rois=("ventral", "lateral", "parietal")):
-    """The paper's noise-ceiling-normalised ROI RSA (§7) next to ours.
+def paper_comparison_table(df, ours, value: str = "r_normalised", rois=("ventral", "lateral", "parietal")):
+    """Our models' ROI RSA next to the paper's matching numbers (§7), like with like only.
+
+    Each of our models gets the paper's number only where the paper scored the same kind of
+    model trained the same way (:func:`~brainllm_utils.chapters.reference.paper_reference`);
+    otherwise its ``paper`` is NaN and ``note`` says why (e.g. ``blt_multihot``: the paper's
+    category network is an ecoset-trained BLT-vNet, not a COCO multi-hot one).
 
     Parameters
     ----------
     df : pandas.DataFrame
-        Tidy RSA table (seed-averaged).
-    ours : dict of str to str
-        Paper row (:data:`~brainllm_utils.chapters.reference.PAPER_ROI_RSA`) → our model
-        name, e.g.
-        ``{"LLM-trained RCNN (seed avg)": "blt_mpnet", "ecoset RCNN (category)": "blt_multihot"}``
+        Tidy RSA table (seed-averaged): ``model``, ``roi`` and ``value``.
+    ours : list of str, or dict of str to str
+        Our models, e.g. ``["blt_mpnet", "blt_multihot", "clip_rn50"]``; or a mapping paper
+        row (:data:`~brainllm_utils.chapters.reference.PAPER_ROI_RSA`) → our model, which
+        must be the reference data's pairing (a ValueError names the model's own match, or
+        why it has none).
     value : str, default="r_normalised"
         The score column.
     rois : sequence of str, default=("ventral", "lateral", "parietal")
@@ -749,20 +755,26 @@ def paper_comparison_table(df, ours: dict, value: str = "r_normalised", rois=("v
     Returns
     -------
     table : pandas.DataFrame
-        Indexed by ROI: ``paper: <row>`` and ``ours: <model>`` columns (subject means),
-        and the LLM − category difference for both when both are given.
+        :func:`~brainllm_utils.chapters.reference.paper_comparison`: indexed by ``(model,
+        item)`` (item = ROI), columns ``ours`` (subject mean), ``paper`` (NaN without a
+        match), ``paper_low``, ``paper_high``, ``paper_row``, ``paper_trained``, ``source``
+        and ``note``.
     """
     import pandas as pd
 
-    ref = paper_reference_numbers(rois)
-    out = pd.DataFrame(index=pd.Index(list(rois), name="roi"))
-    for row, model in ours.items():
-        out[f"paper: {row}"] = [float(ref.loc[row, r]) for r in rois]
-        means = df[df["model"] == model].groupby("roi")[value].mean()
-        out[f"ours: {model}"] = [float(means.get(r, np.nan)) for r in rois]
-    names = list(ours.items())
-    if len(names) >= 2:
-        (ra_, ma), (rb, mb) = names[0], names[1]
-        out["paper: difference"] = out[f"paper: {ra_}"] - out[f"paper: {rb}"]
-        out["ours: difference"] = out[f"ours: {ma}"] - out[f"ours: {mb}"]
-    return out
+    if isinstance(ours, dict):
+        for row, model in ours.items():
+            ref = paper_reference(str(model), next(iter(rois)))
+            if ref.paper_row != row:
+                raise ValueError(f"ours: the paper's row {row!r} is not {model!r}'s match ("
+                                 + (f"its match is {ref.paper_row!r}" if ref.paper_row else ref.note)
+                                 + "); pass our model names as a list")
+        ours = list(ours.values())
+    if isinstance(ours, str) or not all(isinstance(m, str) for m in ours) or not len(ours):
+        raise ValueError(f"ours={ours!r}: expected a non-empty list of model names")
+    if value not in df.columns:
+        raise ValueError(f"value={value!r}: not a column of df ({list(df.columns)})")
+    means = df[df["model"].isin(list(ours))].groupby(["model", "roi"])[value].mean()
+    table = pd.DataFrame({r: [float(means.get((m, r), np.nan)) for m in ours] for r in rois},
+                         index=pd.Index(list(ours), name="model"))
+    return paper_comparison(table)

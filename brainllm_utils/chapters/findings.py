@@ -40,7 +40,7 @@ import numpy as np
 from .._utils.paths import atomic_write_text, get_results_dir
 from ..encoding import embedding_correlation
 from ._common import dataset_key
-from .reference import paper_reference_numbers, paper_transfer_numbers
+from .reference import PAPER_ROI_RSA, paper_reference
 
 __all__ = [
     "FIELDS", "RQS", "finding", "record", "load", "findings_dir", "NEEDS_SUBJECTS", "not_computed",
@@ -134,8 +134,12 @@ TRANSFER_TARGETS = ("mpnet", "multihot")
 #: a leave-one-subject-out or inter-subject ceiling)
 NEEDS_SUBJECTS = "not computed: needs ≥ 2 subjects"
 
-_RCNN = "LLM-trained RCNN (seed avg)"
-_ECOSET = "ecoset RCNN (category)"
+
+
+def _roi_rsa_paper(model: str, roi: str) -> str:
+    """The paper's matching normalised ROI RSA of ``model`` in ``roi`` (``reference``), or why none."""
+    ref = paper_reference(model, roi)
+    return f"{ref.value_text()} ({ref.paper_row})" if ref.matches else f"no published {model} value"
 
 
 def finding(rq: str, analysis: str, recovered, expected: str = "", agrees=None,
@@ -578,12 +582,12 @@ def roi_rsa_row(roi: str, group, ours, main: str, card=None):
     tested, paper_rois = _tested_rois(group, ours, main)
     if roi not in paper_rois:
         return None
-    rcnn = paper_reference_numbers().loc[_RCNN]
+    paper = f"MPNet FDR-significant (Fig. 1b, 3); {_roi_rsa_paper(main, roi)}"
     n = group_size(tested)
     if n is not None and n < 2:
         return not_computed("RQ1", f"ROI RSA, {roi}: {main} r (noise-ceiling normalised)",
                             expected="> 0, FDR-significant across subjects",
-                            paper=f"MPNet FDR-significant (Fig. 1b, 3); LLM-trained RCNN {rcnn[roi]:.3f}")
+                            paper=paper)
     positive = bool(tested.loc[roi, "mean"] > 0 and tested.loc[roi, "significant"])
     expected, agrees = "> 0, FDR-significant across subjects", positive
     if card is not None:
@@ -596,7 +600,7 @@ def roi_rsa_row(roi: str, group, ours, main: str, card=None):
             agrees = bool(ours[roi] < min(others)) if others else None
     return finding(
         "RQ1", f"ROI RSA, {roi}: {main} r (noise-ceiling normalised)", float(ours[roi]), expected=expected,
-        agrees=agrees, paper=f"MPNet FDR-significant (Fig. 1b, 3); LLM-trained RCNN {rcnn[roi]:.3f}")
+        agrees=agrees, paper=paper)
 
 
 def searchlight_row(sl, n_subjects: int, main: str, sandbox: bool = False, q: float = SEARCHLIGHT_Q):
@@ -1252,19 +1256,27 @@ def network_objective_row(table, tests, roi: str, llm: str = "blt_mpnet", catego
     """
     if not {llm, category} <= set(table.index):
         return None
-    ref = paper_reference_numbers()
     d = float(table.loc[llm, roi] - table.loc[category, roi])
     single = tests is None or (group_size(tests) or 2) < 2
     t = None if single else tests[(tests["roi"] == roi) & (tests["model_b"] == category)]
     sig = bool(t["significant"].iloc[0]) if t is not None and len(t) else False
-    paper = (f"{ref.loc[_RCNN, roi]:.3f} vs {ref.loc[_ECOSET, roi]:.3f}"
-             if roi in ref.columns else "not tabulated for this ROI")
+    paper = _objective_paper(llm, category, roi)
     return finding(
         "RQ4", f"ROI RSA, {roi}: LLM-trained − category-trained network "
                + ("(r; one subject: no ceiling)" if single else "(normalised r)"),
         f"{d:+.3f}" + (" (paired t, FDR q < .05)" if sig else "")
         + (f" (paired test {NEEDS_SUBJECTS})" if single else ""),
         expected="LLM-trained ahead (the paper's direction)", agrees=d > 0, paper=paper)
+
+
+def _objective_paper(llm: str, category: str, roi: str) -> str:
+    """The paper's numbers for ``llm`` and ``category`` in ``roi``, only where each has its match."""
+    a, b = paper_reference(llm, roi), paper_reference(category, roi)
+    if a.matches and b.matches:
+        return f"{a.value_text()} vs {b.value_text()}"
+    missing = "; ".join(f"{m}: {r.note}" for m, r in ((llm, a), (category, b)) if not r.matches)
+    return (f"no matching paper difference ({missing})"
+            + (f"; {llm} alone: {a.value_text()} ({a.paper_row})" if a.matches else ""))
 
 
 def best_model_row(winners, oracle=None):
@@ -1290,18 +1302,16 @@ def best_model_row(winners, oracle=None):
         "; ".join(f"{roi}: {w}" for roi, w in winners["winner"].items()),
         expected=("best planted space: " + "; ".join(f"{roi}: {w}" for roi, w in oracle["winner"].items()))
         if oracle is not None else "",
-        paper="LLM-trained RCNN first in ventral, lateral and parietal (14 models)")
+        paper=f"LLM-trained RCNN first in ventral, lateral and parietal among the paper's {len(PAPER_ROI_RSA)} "
+              "networks (a different set of candidates)")
 
 
 def _paper_transfer(target: str, networks) -> str:
-    paper = paper_transfer_numbers()
-    parts = []
-    for net in networks:
-        if (net, target) not in paper.index:
-            return "not tabulated"
-        low, high = paper.loc[(net, target), ["low", "high"]]
-        parts.append(f"{low:.3f}" if low == high else f"{low:.3f}–{high:.3f}")
-    return " vs ".join(parts)
+    refs = [paper_reference(net, quantity="transfer", target=target) for net in networks]
+    missing = [f"{net}: {r.note}" for net, r in zip(networks, refs) if not r.matches]
+    if missing:
+        return f"no matching paper number ({'; '.join(missing)})"
+    return " vs ".join(r.value_text() for r in refs)
 
 
 def transfer_row(transfer, target: str, llm: str = "blt_mpnet", category: str = "blt_multihot"):
@@ -1321,7 +1331,7 @@ def transfer_row(transfer, target: str, llm: str = "blt_mpnet", category: str = 
     Returns
     -------
     dict or None
-        A :func:`finding` (the paper's range from ``paper_transfer_numbers``); None when a
+        A :func:`finding` (the paper's matching range, ``reference.paper_reference``); None when a
         network's readout is missing.
     """
     keys = [(llm, target), (category, target)]
@@ -1358,7 +1368,18 @@ def training_size_row(align):
                "mean over ROIs)",
         f"{by_size.iloc[0]:.3f} → {by_size.iloc[-1]:.3f}", expected="grows with the training set",
         agrees=by_size.iloc[-1] > by_size.iloc[0],
-        paper="48k-image LLM-trained RCNN beats models trained on 30–20,000× more images")
+        paper=_size_paper())
+
+
+def _size_paper() -> str:
+    """What the paper has instead of a training-size sweep (``reference.PAPER_ROI_RSA``)."""
+    llm = paper_reference("blt_mpnet", "ventral").paper_row
+    sizes = {m: n for m, n, *_ in PAPER_ROI_RSA}
+    n_llm = sizes.pop(llm)
+    ratios = [n / n_llm for n in sizes.values()]
+    return (f"no matching analysis: the paper compares different networks, its {n_llm:,}-image LLM-trained RCNN "
+            f"ahead of models trained on {min(ratios):.0f}× to {max(ratios):,.0f}× more images, not one "
+            "network across training-set sizes")
 
 
 def roi_rsa_values(table, measure: str) -> list[dict]:

@@ -19,6 +19,13 @@ fails:
 - the book's quantity is the paper's (the same network, control and readout);
 - the run recorded the number.
 
+Which of the book's models pairs with which of the paper's rows is the reference data's
+(:data:`~brainllm_utils.chapters.reference.PAPER_ROI_RSA_MODELS`: the same kind of model
+trained the same way); each row's ``note`` says what the paper trained and scored. The
+paper's LLM-trained minus category-trained difference is against an ecoset-trained network
+the book does not train, so the book's ``blt_mpnet − blt_multihot`` has no paper number and
+no row here (the paper reports its multi-hot BLT only in the transfer readout).
+
 The paper publishes few numbers (``shared/docs/paper_methods.md`` §7): the noise-ceiling
 normalised ROI RSA of 14 networks in 3 ROIs, the transfer readouts, and counts such as the
 515 shared test images. Its other results (per-ROI MPNet RSA, encoding and decoding
@@ -47,8 +54,11 @@ from ..synth import is_sandbox
 from .reference import (
     PAPER_COUNTS,
     PAPER_ROI_RSA,
+    PAPER_ROI_RSA_MODELS,
+    PAPER_ROI_RSA_ROIS,
     PAPER_ROI_RSA_SOURCE,
     PAPER_TRANSFER,
+    PAPER_TRANSFER_MODELS,
     PAPER_TRANSFER_SOURCE,
 )
 
@@ -76,35 +86,17 @@ TOLERANCES = {
                 f"±{_ROI_RSA_TOL} normalised r, this book's choice: the paper gives no error bars for these "
                 "values; 0.05 is about the LLM-trained RCNN's lead over the next network in ventral cortex "
                 "(0.429 vs 0.382)"),
-    "roi_rsa_difference": (_ROI_RSA_TOL, f"±{_ROI_RSA_TOL} normalised r, as for the ROI RSA values"),
     "transfer": (_TRANSFER_TOL,
                  f"±{_TRANSFER_TOL} cosine beyond the paper's range over 10 seeds: its widest seed spread "
                  "(multi-hot → multi-hot, 0.622–0.636); other seeds and held-out images move the score "
                  "about that much"),
     "count": (0.0, "a count: exact"),
 }
-#: the paper's networks (rows of ``PAPER_ROI_RSA``) → the book's model of the same name
-#: (``None``: the book has none; the reason follows)
-BOOK_MODELS = {
-    "LLM-trained RCNN (seed avg)": ("blt_mpnet", ""),
-    "ecoset RCNN (category)": (None, "the book trains no ecoset network (its category network, blt_multihot, "
-                                     "learns COCO multi-hot labels)"),
-    "CORnet-S": (None, "the book has no CORnet-S"),
-    "NF-ResNet50": ("nf_resnet50", ""),
-    "AlexNet-GN supervised": (None, "the book has no group-norm AlexNet"),
-    "AlexNet (brain-score)": (None, "the book's alexnet is torchvision's read at fc7, not brain-score's last "
-                                    "layer"),
-    "ResNet50 (brain-score)": (None, "the book's resnet50 is torchvision's, not brain-score's resnet50_julios"),
-    "ResNet50 Places365": (None, "the book has no Places365 network"),
-    "Taskonomy scene-cat": (None, "the book has no Taskonomy network"),
-    "ResNeXt101 WSL": ("resnext101_32x8d_wsl", ""),
-    "CLIP RN50 (image)": ("clip_rn50", ""),
-    "CLIP ViT (image)": ("clip_vit_b32", ""),
-    "IPCL AlexNet-GN": (None, "the book has no IPCL network"),
-    "SimCLR RN50": (None, "the book has no SimCLR network"),
-}
-_PAPER_ROIS = ("ventral", "lateral", "parietal")
-_RCNN, _ECOSET = "LLM-trained RCNN (seed avg)", "ecoset RCNN (category)"
+#: the paper's networks (rows of ``PAPER_ROI_RSA``) → the book's model that is the same kind of
+#: model trained the same way (``None``: the book has none; the reason follows), from
+#: ``reference.PAPER_ROI_RSA_MODELS``
+BOOK_MODELS = {model: (book, "" if book else why) for model, (_, book, why) in PAPER_ROI_RSA_MODELS.items()}
+_PAPER_ROIS = PAPER_ROI_RSA_ROIS
 _NETWORKS = {"blt_mpnet": "LLM-trained", "blt_multihot": "category-trained"}
 _EPS = 1e-9  # values parsed from 3-decimal text: an edge value is inside its tolerance
 
@@ -353,26 +345,8 @@ def _specs(found, values=None, run_parameters=None) -> list[dict]:
                               ours=ours, paper_low=paper_value, paper_high=paper_value,
                               paper_source=PAPER_ROI_RSA_SOURCE, missing=why,
                               mismatch=_MEASURE_MISMATCH if measure and measure != "r_normalised" else "",
-                              note=(f"book: {book}" + (_SEED_NOTE if book.startswith("blt_") else "") if book
-                                    else "")))
-    # 05: LLM-trained − category-trained network
-    ref = {m: dict(zip(_PAPER_ROIS, v)) for m, _, *v in PAPER_ROI_RSA}
-    for roi in _PAPER_ROIS:
-        row = _match(found, "05_image_to_llm", f"ROI RSA, {roi}: LLM-trained − category-trained network")
-        d = ref[_RCNN][roi] - ref[_ECOSET][roi]
-        plain = row is not None and "(r;" in str(row["analysis"])  # one subject: plain r (findings)
-        specs.append(dict(
-            chapter="05_image_to_llm", kind="roi_rsa_difference",
-            quantity="ROI RSA, LLM-trained − category-trained network (normalised r)",
-            item=f"LLM-trained − category-trained network, {roi}",
-            ours=_number(row["recovered"], _NUM) if row is not None else math.nan,
-            paper_low=round(d, 3), paper_high=round(d, 3),
-            paper_source=f"{_RCNN} − {_ECOSET}, {PAPER_ROI_RSA_SOURCE}",
-            missing=_missing(found, "05_image_to_llm", f"ROI RSA {roi} difference") if row is None else "",
-            mismatch="; ".join(["different control network: the paper's number is against an ecoset-trained "
-                                "RCNN (1.45M images), the book's against blt_multihot (COCO multi-hot labels)"]
-                               + ([_MEASURE_MISMATCH] if plain else [])),
-            note="book: blt_mpnet − blt_multihot"))
+                              note=(f"book: {book}" + (_SEED_NOTE if book.startswith("blt_") else "") + "; "
+                                    if book else "") + f"paper: {PAPER_ROI_RSA_MODELS[model][0]}"))
     # 05: transfer readouts
     for target in ("mpnet", "multihot"):
         row = _match(found, "05_image_to_llm", f"Transfer readout to {target}:")
@@ -385,7 +359,8 @@ def _specs(found, values=None, run_parameters=None) -> list[dict]:
                 ours=float(pair.group(i + 1)) if pair else math.nan, paper_low=low, paper_high=high,
                 paper_source=PAPER_TRANSFER_SOURCE + ("; range over 10 seeds" if low != high else ""),
                 missing=_missing(found, "05_image_to_llm", f"transfer to {target}") if pair is None else "",
-                note="the book holds out up to 500 NSD images, the paper the last 2,000"))
+                note=("the book holds out up to 500 NSD images, the paper the last 2,000; paper: "
+                      + PAPER_TRANSFER_MODELS[(network, target)])))
     return specs
 
 
