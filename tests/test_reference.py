@@ -122,3 +122,18 @@ def test_paper_comparison_table():
         ref.paper_comparison(ours, quantity="count")
     with pytest.raises(ValueError, match="DataFrame"):
         ref.paper_comparison({"ventral": 1})
+
+
+def test_chapter_02s_table_gives_mpnet_no_borrowed_number():
+    from brainllm_utils.chapters import paper_rsa_comparison
+
+    df = pd.DataFrame(dict(subject=["s1", "s2"] * 2, roi="lateral", model=["mpnet"] * 2 + ["multihot"] * 2,
+                           r_normalised=[0.5, 0.7, 0.2, 0.4], r=0.1))
+    t = paper_rsa_comparison(df, ["mpnet", "multihot"])
+    assert t.loc[("mpnet", "lateral"), "ours"] == pytest.approx(0.6)
+    assert t["paper"].isna().all() and (t["paper_row"] == "").all()  # not the LLM-trained RCNN's 0.468
+    assert "no absolute per-ROI MPNet value" in t.loc[("mpnet", "ventral"), "note"]
+    assert math.isnan(t.loc[("mpnet", "ventral"), "ours"])
+    assert paper_rsa_comparison(df, ["mpnet"], value="r").loc[("mpnet", "lateral"), "ours"] == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="value='x'"):
+        paper_rsa_comparison(df, ["mpnet"], value="x")

@@ -38,11 +38,12 @@ from ..rsa import (
 )
 from ..nsd.layout import STREAMS_LABELS
 from ..stats import paired_ttest, ttest_1samp_fdr
+from .reference import PAPER_ROI_RSA_ROIS, paper_comparison
 from ._common import _column_blocks, _read_rows, build_feature_table, rows_of, rsa_design, subject_sets
 
 __all__ = ["STREAMS_ROIS", "PAPER_ROIS", "roi_patterns", "loso_ceilings", "subject_rsa_table",
            "paired_differences", "winner_table", "fsaverage_mesh", "surface_searchlight",
-           "volume_searchlight", "group_searchlight_test"]
+           "volume_searchlight", "group_searchlight_test", "paper_rsa_comparison"]
 
 #: The seven stream ROIs (NSD ``streams`` atlas), in the atlas's order.
 STREAMS_ROIS = list(STREAMS_LABELS)
@@ -615,3 +616,42 @@ def group_searchlight_test(maps, q: float = 0.05):
     out["thresholded"] = np.where(reject, out["mean"], np.nan)
     out["n_subjects"] = int(M.shape[0])
     return out
+
+
+def paper_rsa_comparison(df, models, value: str = "r_normalised", rois=PAPER_ROI_RSA_ROIS):
+    """Our ROI RSA (mean over subjects) next to the paper's matching number, like with like.
+
+    Each model gets the paper's number only where the paper scored the same kind of model
+    trained the same way (:func:`~brainllm_utils.chapters.reference.paper_reference`); MPNet
+    and the other text spaces have none (the paper publishes no absolute per-ROI value for
+    them), and the row's ``note`` says so instead of borrowing a network's number.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Tidy RSA table (:func:`subject_rsa_table`): ``model``, ``roi`` and ``value``.
+    models : list of str
+        The models, in the table's order.
+    value : str, default="r_normalised"
+        The score column (``"r"`` when one subject leaves no ceiling).
+    rois : sequence of str, default=PAPER_ROI_RSA_ROIS
+        The ROIs, in this order.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        :func:`~brainllm_utils.chapters.reference.paper_comparison`: indexed by ``(model,
+        item)`` (item = ROI): ``ours``, ``paper`` (NaN without a match), ``paper_low``,
+        ``paper_high``, ``paper_row``, ``paper_trained``, ``source``, ``note``.
+    """
+    import pandas as pd
+
+    models, rois = list(models), list(rois)
+    if not models or not all(isinstance(m, str) for m in models):
+        raise ValueError(f"models={models!r}: expected a non-empty list of model names")
+    if value not in df.columns or not {"model", "roi"} <= set(df.columns):
+        raise ValueError(f"df: expected columns model, roi and value={value!r}, got {list(df.columns)}")
+    means = df[df["model"].isin(models)].groupby(["model", "roi"])[value].mean()
+    table = pd.DataFrame({r: [float(means.get((m, r), np.nan)) for m in models] for r in rois},
+                         index=pd.Index(models, name="model"))
+    return paper_comparison(table)

@@ -37,9 +37,9 @@ from .. import vision
 from .._utils.cache import cache_key, load_npy, resolve_cache, save_npy
 from .._utils.device import torch_threads
 from .._utils.docs import fill_doc
-from .ch02_rsa import group_searchlight_test, subject_rsa_table, surface_searchlight
+from .ch02_rsa import group_searchlight_test, paper_rsa_comparison, subject_rsa_table, surface_searchlight
 from ._common import rsa_design, subject_image_ids
-from .reference import paper_comparison, paper_reference, paper_transfer_numbers
+from .reference import paper_reference, paper_transfer_numbers
 
 __all__ = [
     "OBJECTIVES",
@@ -760,8 +760,6 @@ def paper_comparison_table(df, ours, value: str = "r_normalised", rois=("ventral
         match), ``paper_low``, ``paper_high``, ``paper_row``, ``paper_trained``, ``source``
         and ``note``.
     """
-    import pandas as pd
-
     if isinstance(ours, dict):
         for row, model in ours.items():
             ref = paper_reference(str(model), next(iter(rois)))
@@ -774,7 +772,4 @@ def paper_comparison_table(df, ours, value: str = "r_normalised", rois=("ventral
         raise ValueError(f"ours={ours!r}: expected a non-empty list of model names")
     if value not in df.columns:
         raise ValueError(f"value={value!r}: not a column of df ({list(df.columns)})")
-    means = df[df["model"].isin(list(ours))].groupby(["model", "roi"])[value].mean()
-    table = pd.DataFrame({r: [float(means.get((m, r), np.nan)) for m in ours] for r in rois},
-                         index=pd.Index(list(ours), name="model"))
-    return paper_comparison(table)
+    return paper_rsa_comparison(df, list(ours), value=value, rois=rois)
