@@ -27,7 +27,9 @@ The allow-list (:data:`ALLOWED`) holds only numbers that cannot go stale with a 
   result: 100-image sample sets, spheres of 6 voxels, q/p = 0.05, 5-fold CV, the 768-d
   MPNet embedding, 10 seeds, 200 epochs, 10-layer networks, the transfer readout's Adam
   lr 0.05, eps 0.1, batch 96 and last 2,000 held-out images;
-- the package's own fixed grids named in a deviation (``13 log-spaced values``).
+- NSD's neighbours: COCO 2017's 50,287 images outside NSD, Conceptual Captions' 3.3M;
+- a default ridge-penalty grid named in a deviation (``13 log-spaced values``), shown in
+  the parameters cell.
 
 Not allowed, so glued: every result of a run (sandbox-specific values, counts of subjects,
 images, seeds or epochs of the default parameters, planted weights) and every number the
@@ -72,11 +74,12 @@ ALLOWED = tuple((re.compile(p.replace(" ", r"\s+"), re.M), why) for p, why in (
     (r"\b(?:199\d|20[0-2]\d)\b", "year (1990–2029)"),
     # NSD's design (allen2022; brainllm_utils.nsd)
     (r"\b3\s*(?:×|-trial|times\b)", "NSD shows each image 3 times"),
-    (r"\b8\s+(?:NSD\s+)?subjects\b|\bhad 8\b|\b8 subjects × 40 sessions", "NSD's 8 subjects"),
+    (r"\b8 subjects × 40 sessions|\b8\s+(?:NSD\s+)?subjects\b|\bhad 8\b", "NSD's 8 subjects"),
     (r"\b30\s*(?:–|to)\s*40\b(?:\s+sessions)?", "NSD's 30–40 sessions per subject"),
     (r"\b750(?:-trial|\s+trials)", "NSD's 750-trial sessions"),
     (r"~?10,000\s+(?:natural scenes|distinct images|images)", "NSD's ~10,000 images per subject"),
     (r"\b73(?:,000|k)\b", "NSD's 73,000 images"),
+    (r"\b50,287 on full COCO 2017", "COCO 2017's images outside NSD (123,287 − 73,000)"),
     (r"\b327,684 vertices", "fsaverage's 327,684 vertices (NSD's surface betas)"),
     (r"\b10,242 vertices|\b20,484 vertices", "fsaverage5 mesh sizes"),
     (r"\b1\.8\s*mm", "NSD's 1.8 mm functional voxels"),
@@ -93,8 +96,8 @@ ALLOWED = tuple((re.compile(p.replace(" ", r"\s+"), re.M), why) for p, why in (
     (r"\b10-layer\b", "the paper's 10-layer BLT-vNet"),
     (r"Adam lr 0\.05, eps 0\.1, batch 96", "the paper's transfer-readout optimiser"),
     (r"last 2,000 held out|the last 2,000\b", "the paper's 2,000 held-out transfer images"),
-    # the package's fixed grids named in a deviation
-    (r"\b1[35] log-spaced values(?: from 1 to 10⁷)?", "the package's fixed ridge-penalty grid"),
+    # the default ridge-penalty grids named in a deviation (shown in the parameters cell)
+    (r"\b1[35] log-spaced values(?: from 1 to 10⁷)?", "a default ridge-penalty grid"),
 ))
 
 

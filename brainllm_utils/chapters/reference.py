@@ -60,6 +60,10 @@ def paper_reference_numbers(rois=("ventral", "lateral", "parietal")):
 
     Hand-entered values of ``trainingImgs_vs_brainMatch_scatter.py`` (networks only; the
     paper's code does not publish absolute per-ROI MPNet values): :data:`PAPER_ROI_RSA`.
+    The rows are the paper's models, not the book's: what each row trained is in
+    :data:`PAPER_ROI_RSA_MODELS`, and :func:`paper_reference` gives a book model its
+    matching row only (none for the book's multi-hot BLT: the ``ecoset RCNN (category)``
+    row is a BLT-vNet trained on ecoset categories).
 
     Parameters
     ----------
