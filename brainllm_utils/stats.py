@@ -17,14 +17,70 @@ from ._utils.docs import fill_doc
 from .rsa import bootstrap_rsa_ci
 
 __all__ = [
+    "CORRECTIONS",
+    "adjust_pvalues",
     "fdr_bh",
     "ttest_1samp_fdr",
     "paired_ttest",
     "sign_flip_test",
     "group_tests",
     "pairwise_model_tests",
+    "paired_contrast_tests",
+    "trend_over_seeds",
     "bootstrap_rsa_ci",
 ]
+
+#: multiple-comparison corrections of :func:`adjust_pvalues`: method → how a table names it
+CORRECTIONS = {
+    "holm": "Holm (step-down Bonferroni, family-wise error)",
+    "bh": "Benjamini–Hochberg (false discovery rate)",
+}
+
+
+def adjust_pvalues(pvals, method: str = "holm"):
+    """p-values adjusted for multiple comparisons over one family of tests.
+
+    Parameters
+    ----------
+    pvals : array-like
+        p-values of the family, any shape; NaNs are ignored (not counted as tests, returned
+        as NaN).
+    method : {"holm", "bh"}, default="holm"
+        ``"holm"``: Holm's step-down Bonferroni (controls the family-wise error rate);
+        ``"bh"``: Benjamini–Hochberg (controls the false discovery rate, as
+        :func:`fdr_bh`).
+
+    Returns
+    -------
+    p_adjusted : ndarray of float64 of the shape of ``pvals``
+        Adjusted p-values in [0, 1]; a hypothesis is rejected at level α when its adjusted
+        p is ≤ α.
+
+    Notes
+    -----
+    Holm: with the m finite p-values sorted ascending, ``p_(i) · (m − i + 1)`` made
+    monotone from the smallest p upwards, capped at 1 (Holm 1979); it equals the closed
+    testing procedure with Bonferroni tests of every intersection.
+    """
+    if method not in CORRECTIONS:
+        raise ValueError(f"method={method!r}: expected one of {sorted(CORRECTIONS)}")
+    p = np.asarray(pvals, dtype=np.float64)
+    if method == "bh":
+        return fdr_bh(p)[1]
+    flat = p.ravel()
+    ok = np.isfinite(flat)
+    if np.any((flat[ok] < 0) | (flat[ok] > 1)):
+        raise ValueError("pvals: p-values must lie in [0, 1]")
+    adj = np.full(flat.shape, np.nan)
+    m = int(ok.sum())
+    if m:
+        pv = flat[ok]
+        order = np.argsort(pv, kind="stable")
+        ranked = np.maximum.accumulate(pv[order] * (m - np.arange(m)))
+        out = np.empty(m)
+        out[order] = np.minimum(ranked, 1.0)
+        adj[ok] = out
+    return adj.reshape(p.shape)
 
 
 @fill_doc
@@ -288,3 +344,136 @@ def pairwise_model_tests(df, value: str = "r", model_col: str = "model", by="roi
                 s["significant"] = bool(pa <= q)
             rows.extend(sub)
     return pd.DataFrame(rows)
+
+
+@fill_doc
+def paired_contrast_tests(df, a: str, b: str, value: str = "r", by: str = "roi", levels=None,
+                          method: str = "holm", alpha: float = 0.05, alternative: str = "two-sided",
+                          model_col: str = "model"):
+    """Model ``a`` against model ``b`` in each level of ``by``: paired t-tests across subjects,
+    corrected over the levels.
+
+    One family of tests (e.g. one comparison in each ROI): the paired t-test
+    (:func:`scipy.stats.ttest_rel`) of ``a − b`` over the subjects that have both scores,
+    then :func:`adjust_pvalues` over the levels.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Tidy scores with ``subject``, ``model_col``, ``by`` and ``value`` columns, one row
+        per subject, model and level (seeded networks already averaged over seeds per
+        subject).
+    a, b : str
+        The two models (``a − b`` is tested).
+    value : str, default="r"
+        The score column.
+    by : str, default="roi"
+        The column whose levels are tested (the family).
+    levels : sequence, optional
+        The levels tested, in this order (default: those of ``df``, in order of appearance).
+    method : {"holm", "bh"}, default="holm"
+        The correction over the levels (:data:`CORRECTIONS`).
+    alpha : float, default=0.05
+        Level of the adjusted p-values.
+    %(alternative)s
+    model_col : str, default="model"
+        Column naming the model.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        One row per level: ``by, model_a, model_b, n`` (subjects with both scores),
+        ``mean_a, mean_b, mean_diff, t, p, p_adj, significant`` (``p_adj ≤ alpha``; False
+        where ``n < 2``: no test) and ``correction`` (the method, the number of levels and
+        the test, in words). ``attrs["correction"]`` holds the same text.
+    """
+    import pandas as pd
+
+    if method not in CORRECTIONS:
+        raise ValueError(f"method={method!r}: expected one of {sorted(CORRECTIONS)}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha={alpha!r}: expected a level in (0, 1)")
+    for col in ("subject", model_col, by, value):
+        if col not in df.columns:
+            raise ValueError(f"df: missing column {col!r} (have {list(df.columns)})")
+    levels = list(dict.fromkeys(df[by])) if levels is None else list(levels)
+    rows = []
+    for level in levels:
+        g = df[(df[by] == level) & df[model_col].isin([a, b])]
+        wide = g.pivot_table(index="subject", columns=model_col, values=value)
+        x = wide.reindex(columns=[a, b]).dropna()
+        n = len(x)
+        t = p = np.nan
+        if n >= 2:
+            t, p = (float(v) for v in paired_ttest(x[a].to_numpy(), x[b].to_numpy(), alternative))
+        rows.append({by: level, "model_a": a, "model_b": b, "n": n,
+                     "mean_a": float(x[a].mean()) if n else np.nan,
+                     "mean_b": float(x[b].mean()) if n else np.nan,
+                     "mean_diff": float((x[a] - x[b]).mean()) if n else np.nan, "t": t, "p": p})
+    out = pd.DataFrame(rows, columns=[by, "model_a", "model_b", "n", "mean_a", "mean_b", "mean_diff", "t", "p"])
+    out["p_adj"] = adjust_pvalues(out["p"].to_numpy(float), method) if len(out) else []
+    out["significant"] = (out["p_adj"] <= alpha).fillna(False).astype(bool)
+    text = (f"paired t over subjects ({alternative}), {CORRECTIONS[method]} over "
+            f"{int(np.isfinite(out['p']).sum())} {by} level(s), α = {alpha:g}")
+    out["correction"] = text
+    out.attrs["correction"] = text
+    return out
+
+
+def trend_over_seeds(x, y, seeds, alpha: float = 0.05):
+    """Does ``y`` grow with ``x``? One slope per seed, a one-sample t-test of the slopes.
+
+    Per seed: the least-squares slope of ``y`` on ``log10(x)`` and the Spearman rank
+    correlation of ``y`` with ``x``; across seeds: a two-sided one-sample t-test of the
+    slopes against 0 (:func:`scipy.stats.ttest_1samp`), the seeds being independent
+    replications of the whole curve.
+
+    Parameters
+    ----------
+    x : array-like of shape (n,)
+        The sizes (> 0), e.g. training images.
+    y : array-like of shape (n,)
+        The measure at each size, e.g. brain alignment.
+    seeds : array-like of shape (n,)
+        The seed of each point; each seed needs ≥ 2 distinct sizes.
+    alpha : float, default=0.05
+        Level of the test.
+
+    Returns
+    -------
+    result : dict
+        ``per_seed`` (pandas.DataFrame indexed by seed: ``slope``, ``spearman``,
+        ``n_sizes``), ``n_seeds``, ``mean_slope``, ``mean_spearman``, ``t``, ``p`` (NaN
+        with fewer than 2 seeds), and ``grows`` (mean slope > 0 and ``p < alpha``).
+    """
+    import pandas as pd
+    from scipy import stats
+
+    x = np.asarray(x, dtype=np.float64).ravel()
+    y = np.asarray(y, dtype=np.float64).ravel()
+    seeds = np.asarray(seeds).ravel()
+    if not (x.size == y.size == seeds.size):
+        raise ValueError(f"x, y and seeds must have the same length, got {x.size}, {y.size}, {seeds.size}")
+    if np.any(~np.isfinite(x)) or np.any(x <= 0):
+        raise ValueError("x: sizes must be finite and > 0")
+    rows = {}
+    for s in pd.unique(seeds):
+        sel = (seeds == s) & np.isfinite(y)
+        xs, ys = x[sel], y[sel]
+        if np.unique(xs).size < 2:
+            raise ValueError(f"seed {s!r}: needs ≥ 2 distinct sizes with a finite y, got {np.unique(xs).size}")
+        rows[s] = dict(slope=float(np.polyfit(np.log10(xs), ys, 1)[0]),
+                       spearman=float(stats.spearmanr(xs, ys).statistic), n_sizes=int(np.unique(xs).size))
+    per_seed = pd.DataFrame.from_dict(rows, orient="index")
+    per_seed.index.name = "seed"
+    slopes = per_seed["slope"].to_numpy()
+    t = p = np.nan
+    if slopes.size >= 2:
+        if np.ptp(slopes) == 0:  # identical slopes: no spread to test against
+            t, p = (np.inf * np.sign(slopes[0]), 0.0) if slopes[0] != 0 else (np.nan, np.nan)
+        else:
+            res = stats.ttest_1samp(slopes, 0.0)
+            t, p = float(res.statistic), float(res.pvalue)
+    return {"per_seed": per_seed, "n_seeds": int(slopes.size), "mean_slope": float(slopes.mean()),
+            "mean_spearman": float(per_seed["spearman"].mean()), "t": float(t), "p": float(p),
+            "grows": bool(slopes.mean() > 0 and np.isfinite(p) and p < alpha)}

@@ -141,6 +141,65 @@ def test_paired_differences_and_winner_table():
     assert wt.loc["v", "winner"] == "mpnet" and wt.loc["v", "mpnet_rank"] == 1
     assert wt.loc["v", "diff"] == pytest.approx(0.4)
     assert 0 < wt.loc["v", "p_paired"] < 0.05
+    assert wt.loc["v", "tied_with"] == "" and wt.loc["v", "n_pairs"] == 1
+
+
+def _scores(means, n_subjects=6, noise=0.02, seed=0):
+    """Tidy scores of models with the given means in one ROI ``v``; each subject adds its own
+    offset to every model (what the paired test removes)."""
+    rng = np.random.default_rng(seed)
+    offset = rng.normal(0, 0.2, n_subjects)
+    rows = [dict(subject=f"s{i}", roi="v", model=m, r=mu + offset[i] + rng.normal(0, noise))
+            for m, mu in means.items() for i in range(n_subjects)]
+    return pd.DataFrame(rows)
+
+
+def test_winner_table_tests_every_pair_with_a_stated_correction():
+    from scipy import stats as sps
+
+    # a clear winner: ahead of every other model by far more than the noise
+    df = _scores({"a": 0.9, "b": 0.5, "c": 0.45, "d": 0.1})
+    wt = ra.winner_table(df)
+    assert wt.loc["v", "winner"] == "a" and wt.loc["v", "best"] == "a"
+    assert wt.loc["v", "n_pairs"] == 6 and wt.loc["v", "n_subjects"] == 6
+    assert "Benjamini–Hochberg" in wt.loc["v", "correction"] and "6 pairs of 4 models" in wt.loc["v", "correction"]
+    # the p-values are scipy's paired t over all 6 pairs, BH-adjusted together
+    wide = df.pivot(index="subject", columns="model", values="r")
+    pairs = [("a", "b"), ("a", "c"), ("a", "d"), ("b", "c"), ("b", "d"), ("c", "d")]
+    raw = np.array([sps.ttest_rel(wide[x], wide[y]).pvalue for x, y in pairs])
+    adj = sps.false_discovery_control(raw)
+    assert wt.loc["v", "p_paired"] == pytest.approx(raw[0])
+    assert wt.loc["v", "p_adjusted"] == pytest.approx(adj[0])
+    assert wt.loc["v", "max_p_vs_best"] == pytest.approx(adj[:3].max())
+    holm = ra.winner_table(df, correction="holm")
+    assert "Holm" in holm.loc["v", "correction"] and holm.loc["v", "p_adjusted"] >= wt.loc["v", "p_adjusted"]
+
+
+def test_winner_table_declares_a_tie_when_the_best_is_not_separable():
+    # a and b differ by much less than the noise: the runner-up test alone (the old table)
+    # would still name a winner by its mean; here the pair is not significant, so a tie
+    df = _scores({"a": 0.50, "b": 0.49, "c": 0.1}, noise=0.05)
+    wt = ra.winner_table(df)
+    assert wt.loc["v", "best"] in ("a", "b")
+    assert wt.loc["v", "winner"].startswith("tied: ") and set(wt.loc["v", "winner"][6:].split(", ")) == {"a", "b"}
+    assert wt.loc["v", "tied_with"] in ("a", "b") and wt.loc["v", "max_p_vs_best"] > 0.05
+    # the best beats the runner-up but not a third model with a lower, noisier mean: still a
+    # tie (testing only the winner against the runner-up would have declared a winner)
+    df = _scores({"a": 0.6, "b": 0.4}, noise=0.01)
+    noisy = pd.DataFrame([dict(subject=f"s{i}", roi="v", model="c", r=v)
+                          for i, v in enumerate([1.5, -1.0, 1.4, -0.9, 1.3, -0.8])])
+    wt = ra.winner_table(pd.concat([df, noisy]))
+    assert wt.loc["v", "best"] == "a" and wt.loc["v", "runner_up"] == "b"
+    assert wt.loc["v", "p_adjusted"] < 0.05  # a − b significant even after the correction
+    assert wt.loc["v", "winner"] == "tied: a, c" and wt.loc["v", "tied_with"] == "c"
+
+
+def test_winner_table_with_one_subject_is_untested():
+    wt = ra.winner_table(_scores({"a": 0.9, "b": 0.1}, n_subjects=1))
+    assert wt.loc["v", "winner"] == "untested: a" and np.isnan(wt.loc["v", "p_paired"])
+    assert wt.loc["v", "correction"].startswith("none: 1 subject")
+    with pytest.raises(ValueError, match="correction='bonferroni'"):
+        ra.winner_table(_scores({"a": 0.9, "b": 0.1}), correction="bonferroni")
 
 
 def test_paper_reference_numbers():

@@ -123,3 +123,102 @@ def test_bootstrap_se_close_to_rsatoolbox(rng):
     theirs_se = np.nanstd(res.evaluations.ravel(), ddof=1)
     assert ours["estimate"] == pytest.approx(sps.pearsonr(b_rdm, m_rdm)[0], abs=1e-9)
     assert ours["se"] == pytest.approx(theirs_se, rel=0.3)
+
+
+def _holm_by_closed_testing(p, alpha=None):
+    """Holm's adjusted p-values from their definition: the closed testing procedure with a
+    Bonferroni test of every intersection (adjusted p_i = max over the subsets S that hold i
+    of min(1, |S| · min_{j in S} p_j))."""
+    import itertools
+
+    m = len(p)
+    out = np.zeros(m)
+    for k in range(1, m + 1):
+        for S in itertools.combinations(range(m), k):
+            local = min(1.0, k * min(p[j] for j in S))
+            for i in S:
+                out[i] = max(out[i], local)
+    return out
+
+
+def test_holm_matches_closed_testing(rng):
+    for _ in range(5):
+        p = np.concatenate([rng.uniform(size=4), rng.uniform(0, 0.02, size=3)])
+        np.testing.assert_allclose(stats.adjust_pvalues(p, "holm"), _holm_by_closed_testing(p), rtol=1e-12)
+    # by hand: 3 tests, sorted 0.01, 0.02, 0.04 → 0.03, 0.04, 0.04
+    np.testing.assert_allclose(stats.adjust_pvalues([0.04, 0.01, 0.02], "holm"), [0.04, 0.03, 0.04])
+    # Holm is never below BH and never above Bonferroni
+    p = rng.uniform(0, 0.1, size=20)
+    holm, bh = stats.adjust_pvalues(p, "holm"), stats.adjust_pvalues(p, "bh")
+    assert np.all(holm >= bh - 1e-15) and np.all(holm <= np.minimum(1, 20 * p) + 1e-15)
+    np.testing.assert_allclose(bh, sps.false_discovery_control(p, method="bh"), rtol=1e-12)
+
+
+def test_adjust_pvalues_nans_and_errors():
+    adj = stats.adjust_pvalues(np.array([[0.01, np.nan], [0.04, 0.5]]), "holm")
+    assert np.isnan(adj[0, 1])
+    np.testing.assert_allclose(adj[np.isfinite(adj)], _holm_by_closed_testing([0.01, 0.04, 0.5]))
+    with pytest.raises(ValueError, match="method='bonf'"):
+        stats.adjust_pvalues([0.1], "bonf")
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        stats.adjust_pvalues([1.5], "holm")
+    assert stats.adjust_pvalues([], "holm").size == 0
+
+
+def _two_models(rng, n_subjects=6, shift=None):
+    shift = shift or {"ventral": 0.3, "lateral": 0.0, "early": -0.3}
+    rows = []
+    for roi, d in shift.items():
+        base = rng.normal(0.2, 0.05, n_subjects)
+        for i in range(n_subjects):
+            rows.append(dict(subject=f"s{i}", roi=roi, model="b", r=base[i]))
+            rows.append(dict(subject=f"s{i}", roi=roi, model="a", r=base[i] + d + rng.normal(0, 0.05)))
+    return pd.DataFrame(rows)
+
+
+def test_paired_contrast_tests_match_scipy_and_correct_over_rois(rng):
+    df = _two_models(rng)
+    out = stats.paired_contrast_tests(df, "a", "b", method="holm")
+    assert list(out["roi"]) == ["ventral", "lateral", "early"]
+    for _, row in out.iterrows():
+        g = df[df.roi == row["roi"]].pivot(index="subject", columns="model", values="r")
+        ref = sps.ttest_rel(g["a"], g["b"])
+        assert row["t"] == pytest.approx(ref.statistic) and row["p"] == pytest.approx(ref.pvalue)
+        assert row["mean_diff"] == pytest.approx((g["a"] - g["b"]).mean()) and row["n"] == 6
+    np.testing.assert_allclose(out["p_adj"], _holm_by_closed_testing(out["p"].to_numpy()))
+    assert list(out["significant"]) == [True, False, True]  # the sign is the caller's to check
+    assert "Holm" in out.attrs["correction"] and "3 roi level(s)" in out.attrs["correction"]
+    bh = stats.paired_contrast_tests(df, "a", "b", method="bh", levels=["lateral", "ventral"])
+    assert list(bh["roi"]) == ["lateral", "ventral"]
+    np.testing.assert_allclose(bh["p_adj"], sps.false_discovery_control(bh["p"]))
+    # a subject without one of the scores (a NaN) is left out of its pair, and counted
+    holed = df.copy()
+    holed.loc[(holed.subject == "s0") & (holed.model == "b"), "r"] = np.nan
+    assert set(stats.paired_contrast_tests(holed, "a", "b")["n"]) == {5}
+    # one subject: no test, nothing significant
+    one = stats.paired_contrast_tests(df[df.subject == "s1"], "a", "b")
+    assert (one["n"] == 1).all() and one["p"].isna().all() and not one["significant"].any()
+    with pytest.raises(ValueError, match="missing column 'r_normalised'"):
+        stats.paired_contrast_tests(df, "a", "b", value="r_normalised")
+
+
+def test_trend_over_seeds(rng):
+    sizes = np.array([250, 500, 1000] * 3)
+    seeds = np.repeat([0, 1, 2], 3)
+    grow = 0.1 * np.log10(sizes) + rng.normal(0, 0.005, sizes.size)
+    res = stats.trend_over_seeds(sizes, grow, seeds)
+    slopes = [np.polyfit(np.log10(sizes[seeds == s]), grow[seeds == s], 1)[0] for s in range(3)]
+    np.testing.assert_allclose(res["per_seed"]["slope"], slopes)
+    ref = sps.ttest_1samp(slopes, 0.0)
+    assert res["t"] == pytest.approx(ref.statistic) and res["p"] == pytest.approx(ref.pvalue)
+    assert res["grows"] and res["n_seeds"] == 3 and res["mean_spearman"] == pytest.approx(1.0)
+    # every seed grows but inconsistently in size: the slopes' test decides, not the sign
+    noisy = np.where(seeds == 0, 10.0, 0.001) * np.log10(sizes)
+    assert not stats.trend_over_seeds(sizes, noisy, seeds)["grows"]
+    assert not stats.trend_over_seeds(sizes, -grow, seeds)["grows"]
+    one = stats.trend_over_seeds(sizes[:3], grow[:3], seeds[:3])
+    assert one["n_seeds"] == 1 and np.isnan(one["p"]) and not one["grows"]
+    with pytest.raises(ValueError, match="distinct sizes"):
+        stats.trend_over_seeds([250, 250], [0.1, 0.2], [0, 0])
+    with pytest.raises(ValueError, match="> 0"):
+        stats.trend_over_seeds([0, 250], [0.1, 0.2], [0, 0])

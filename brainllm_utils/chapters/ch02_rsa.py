@@ -37,7 +37,7 @@ from ..rsa import (
     volume_neighbourhoods,
 )
 from ..nsd.layout import STREAMS_LABELS
-from ..stats import paired_ttest, ttest_1samp_fdr
+from ..stats import CORRECTIONS, adjust_pvalues, paired_ttest, ttest_1samp_fdr
 from .reference import PAPER_ROI_RSA_ROIS, paper_comparison
 from ._common import _column_blocks, _read_rows, build_feature_table, rows_of, rsa_design, subject_sets
 
@@ -257,8 +257,19 @@ def paired_differences(df, reference: str = "mpnet", value: str = "r", controls=
     return pd.concat(frames, ignore_index=True)[["subject", "roi", "control", "diff"]]
 
 
-def winner_table(df, card=None, value: str = "r", rois=None, models=None):
-    """Which model wins in which ROI, with a paired test against the runner-up.
+def winner_table(df, card=None, value: str = "r", rois=None, models=None, *, correction: str = "bh",
+                 alpha: float = 0.05):
+    """Which model wins in which ROI: every pair of models tested, a winner only when it beats
+    every other model.
+
+    In each ROI every pair of models is compared by a paired t-test across subjects
+    (:func:`scipy.stats.ttest_rel` on the subjects that have both scores), and the p-values
+    of all the pairs within the ROI are corrected together (``correction``: Benjamini–Hochberg
+    by default, as the paper's FDR over pairs within an ROI, or Holm). The model with the
+    highest mean is the ``winner`` only when its difference from **every** other model is
+    significant after the correction; otherwise the ROI is a tie, written
+    ``"tied: A, B, …"`` with the best model first and every model not separable from it.
+    With fewer than 2 subjects nothing is tested: ``"untested: A"`` names the best mean.
 
     Parameters
     ----------
@@ -273,32 +284,70 @@ def winner_table(df, card=None, value: str = "r", rois=None, models=None):
     models : list of str, optional
         Candidates (default: all models in ``df``; pass the non-oracle ones to leave
         ``truth:*`` out of the competition).
+    correction : {"bh", "holm"}, default="bh"
+        Multiple-comparison correction over all the pairs of models within an ROI
+        (:data:`brainllm_utils.stats.CORRECTIONS`).
+    alpha : float, default=0.05
+        Level of the corrected p-values.
 
     Returns
     -------
     table : pandas.DataFrame
-        Indexed by ROI: ``winner, mean, runner_up, runner_up_mean, diff, p_paired`` (paired t-test over
-        subjects, winner − runner-up; NaN with fewer than 2 subjects), ``mpnet_rank``
-        (1 = best) when mpnet is among the models, and ``planted`` from the card.
+        Indexed by ROI: ``winner`` (the model, ``"tied: …"`` or ``"untested: …"``),
+        ``best`` and ``mean`` (the highest mean), ``tied_with`` (the models not separable
+        from the best, comma-separated; empty for a clear winner), ``runner_up,
+        runner_up_mean, diff``, ``p_paired`` (paired t-test best − runner-up, uncorrected;
+        NaN with fewer than 2 subjects), ``p_adjusted`` (the same pair, corrected),
+        ``max_p_vs_best`` (the largest corrected p of the best against another model: the
+        winner's test), ``n_pairs``, ``n_subjects``, ``correction`` (in words),
+        ``mpnet_rank`` (1 = best) when mpnet is among the models, and ``planted`` from the
+        card.
     """
+    import itertools
+
     import pandas as pd
 
+    if correction not in CORRECTIONS:
+        raise ValueError(f"correction={correction!r}: expected one of {sorted(CORRECTIONS)}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha={alpha!r}: expected a level in (0, 1)")
     d = df if models is None else df[df["model"].isin(models)]
     rois = list(dict.fromkeys(d["roi"])) if rois is None else list(rois)
     rows = []
     for roi in rois:
         wide = d[d["roi"] == roi].pivot_table(index="subject", columns="model", values=value)
-        means = wide.mean().sort_values(ascending=False)
-        w, ru = means.index[0], means.index[1] if len(means) > 1 else None
-        p = np.nan
-        if ru is not None and len(wide) > 1:
-            p = float(paired_ttest(wide[w].to_numpy(), wide[ru].to_numpy())[1])
-        row = dict(roi=roi, winner=w, mean=float(means.iloc[0]), runner_up=ru,
-                   runner_up_mean=float(means.iloc[1]) if ru is not None else np.nan,
+        means = wide.mean().sort_values(ascending=False, kind="stable")
+        if not len(means):
+            raise ValueError(f"winner_table: no {value!r} scores in ROI {roi!r}")
+        names = list(means.index)
+        w, ru = names[0], names[1] if len(names) > 1 else None
+        pairs = list(itertools.combinations(names, 2))
+        p_raw = {}
+        for a, b in pairs:
+            x = wide[[a, b]].dropna()
+            p_raw[(a, b)] = float(paired_ttest(x[a].to_numpy(), x[b].to_numpy())[1]) if len(x) > 1 else np.nan
+        tested = len(wide) > 1 and (not pairs or bool(np.isfinite(list(p_raw.values())).any()))
+        adj = dict(zip(pairs, adjust_pvalues(np.array([p_raw[k] for k in pairs]), correction))) if pairs else {}
+        vs_best = {b: adj[(w, b)] for b in names[1:]}  # pairs are (higher mean, lower mean)
+        tied = [b for b, pa in vs_best.items() if not (np.isfinite(pa) and pa <= alpha)]
+        if not tested:
+            winner, tied = f"untested: {w}", []
+        elif tied:
+            winner = "tied: " + ", ".join([w] + tied)
+        else:
+            winner = w
+        n_subj = int(len(wide))
+        row = dict(roi=roi, winner=winner, best=w, mean=float(means.iloc[0]), tied_with=", ".join(tied),
+                   runner_up=ru, runner_up_mean=float(means.iloc[1]) if ru is not None else np.nan,
                    diff=float(means.iloc[0] - means.iloc[1]) if ru is not None else np.nan,
-                   p_paired=p)
+                   p_paired=p_raw.get((w, ru), np.nan), p_adjusted=adj.get((w, ru), np.nan),
+                   max_p_vs_best=float(np.nanmax(list(vs_best.values()))) if tested and vs_best else np.nan,
+                   n_pairs=len(pairs), n_subjects=n_subj,
+                   correction=(f"paired t over {n_subj} subjects, {CORRECTIONS[correction]} over the "
+                               f"{len(pairs)} pairs of {len(names)} models, α = {alpha:g}") if tested
+                   else f"none: {n_subj} subject(s), ranked by the mean, untested")
         if "mpnet" in means.index:
-            row["mpnet_rank"] = int(list(means.index).index("mpnet") + 1)
+            row["mpnet_rank"] = int(names.index("mpnet") + 1)
         if card is not None:
             mix = card["roi_spaces"].get(roi, {})
             row["planted"] = ", ".join(f"{k} {v:.0%}" for k, v in
