@@ -78,6 +78,14 @@ def test_size_alignment_table():
     assert list(t["n_train"]) == [10, 20]
     assert t["mean"].tolist() == pytest.approx([0.2, 0.7])
     assert t["sem"].iloc[1] == pytest.approx(np.std([0.5, 0.9], ddof=1) / np.sqrt(2))
+    # several seeds: one row per seed and size
+    two = pd.concat([df, df.assign(model=df["model"] + "_s1", r_normalised=df["r_normalised"] + 1)])
+    t = va.size_alignment_table(two, {"n20": 20, "n10": 10, "n20_s1": 20, "n10_s1": 10},
+                                seeds={"n20": 0, "n10": 0, "n20_s1": 1, "n10_s1": 1})
+    assert list(t["n_train"]) == [10, 10, 20, 20] and list(t["seed"]) == [0, 1, 0, 1]
+    assert t["mean"].tolist() == pytest.approx([0.2, 1.2, 0.7, 1.7])
+    with pytest.raises(ValueError, match="no seed for the models"):
+        va.size_alignment_table(two, {"n20": 20, "n10_s1": 10}, seeds={"n20": 0})
 
 
 def test_paper_tables():
@@ -138,6 +146,13 @@ def test_networks_train_cache_and_feed_rsa(tiny_root, tmp_path, monkeypatch):
     assert set(va.split_histories(nets)) == {"multihot"}
     sweep = va.train_size_sweep(tiny_root, [10, 20, 10_000], "multihot", 0, "tiny", n_val=8, pool=pool)
     assert list(sweep) == ["multihot_n10", "multihot_n20"] and sweep["multihot_n10"].meta["n_train"] == 10
+    seeded = va.train_size_sweep(tiny_root, [10, 20], "multihot", preset="tiny", seeds=[0, 1], n_val=8, pool=pool)
+    assert list(seeded) == ["multihot_seed0_n10", "multihot_seed0_n20", "multihot_seed1_n10", "multihot_seed1_n20"]
+    assert [n.meta["seed"] for n in seeded.values()] == [0, 0, 1, 1]
+    assert seeded["multihot_seed0_n10"].weights_hash == sweep["multihot_n10"].weights_hash  # the same run
+    assert seeded["multihot_seed1_n10"].weights_hash != sweep["multihot_n10"].weights_hash
+    with pytest.raises(ValueError, match="distinct seeds"):
+        va.train_size_sweep(tiny_root, [10], "multihot", preset="tiny", seeds=[1, 1], n_val=8, pool=pool)
 
     nsd = NSD(tiny_root)
     design, needed = ra.rsa_design(nsd, set_size=8, n_sets=1)

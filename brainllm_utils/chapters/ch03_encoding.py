@@ -65,6 +65,7 @@ __all__ = [
     "inter_subject_ceiling",
     "noise_ceiling_r",
     "ceiling_summary",
+    "shuffled_baseline",
     "subject_mean",
     "roi_table",
     "partition_r2",
@@ -269,7 +270,8 @@ def _full_size(nsd, space):
 @fill_doc
 def fit_encoders(nsd, subjects=None, feature: str = "mpnet", space: str = "fsaverage", roi=None,
                  alphas=DEFAULT_ALPHAS, cv: int = 5, device="auto", cache=True,
-                 feature_options: Mapping | None = None, sessions=None) -> EncodingResults:
+                 feature_options: Mapping | None = None, sessions=None,
+                 shuffle_seed: int | None = None) -> EncodingResults:
     """Fit one encoding model per subject (train images) and score it on the test images.
 
     Parameters
@@ -291,6 +293,10 @@ def fit_encoders(nsd, subjects=None, feature: str = "mpnet", space: str = "fsave
     %(sessions)s
         The test images are those every subject analysed saw 3 times in them
         (:meth:`~brainllm_utils.nsd.NSD.shared_test_images`).
+    shuffle_seed : int, optional
+        A baseline: the training images' feature rows are permuted across images with this
+        seed (each image gets another image's captions) before fitting; the test features
+        stay true. ``None``: the real encoder.
 
     Returns
     -------
@@ -311,6 +317,8 @@ def fit_encoders(nsd, subjects=None, feature: str = "mpnet", space: str = "fsave
         _features(nsd, feature, np.concatenate([d.train_ids, d.test_ids]), **opts)
         X_tr = _features(nsd, feature, d.train_ids, **opts)
         X_te = _features(nsd, feature, d.test_ids, **opts)
+        if shuffle_seed is not None:  # captions shuffled across the training images
+            X_tr = X_tr[np.random.default_rng(int(shuffle_seed)).permutation(X_tr.shape[0])]
 
         def compute(d=d, X_tr=X_tr, X_te=X_te):
             # targets are independent (one penalty per vertex): fit block by block of columns
@@ -459,7 +467,8 @@ def noise_ceiling_r(nsd, subjects=None, n_trials: float = 3) -> np.ndarray:
 
 
 @fill_doc
-def ceiling_summary(r, ceiling, nsd=None, subject=None, atlas: str = "streams"):
+def ceiling_summary(r, ceiling, nsd=None, subject=None, atlas: str = "streams", mask=None,
+                    mask_name: str = "masked"):
     """Encoding r against a ceiling: the overall relation and per-ROI medians.
 
     Parameters
@@ -472,11 +481,18 @@ def ceiling_summary(r, ceiling, nsd=None, subject=None, atlas: str = "streams"):
     subject : str, optional
         Whose atlas labels the ROIs (default: the first subject with data).
     %(atlas_streams)s
+    mask : bool array-like of shape (n_vertices,), optional
+        The overall relation only over these vertices (e.g. nsdgeneral: over the whole
+        surface, non-visual cortex at r ≈ 0 and ceiling ≈ 0 makes any map correlate with
+        the ceiling). The per-ROI table is not affected.
+    mask_name : str, default="masked"
+        What the mask is, recorded in the relation (e.g. ``"nsdgeneral"``).
 
     Returns
     -------
     relation : dict
-        From :func:`~brainllm_utils.encoding.noise_ceiling_relation` (``min_nc=0.1``).
+        From :func:`~brainllm_utils.encoding.noise_ceiling_relation` (``min_nc=0.1``), plus
+        ``vertices``: ``mask_name``, or ``"all"`` without a mask.
     table : pandas.DataFrame or None
         Indexed by ROI: ``n``, ``median_r``, ``median_ceiling``, ``fraction``; ``None``
         without ``nsd``.
@@ -485,7 +501,14 @@ def ceiling_summary(r, ceiling, nsd=None, subject=None, atlas: str = "streams"):
 
     r = np.asarray(r, dtype=np.float64)
     c = np.asarray(ceiling, dtype=np.float64)
-    rel = noise_ceiling_relation(r, c, min_nc=0.1)
+    if mask is None:
+        rel = dict(noise_ceiling_relation(r, c, min_nc=0.1), vertices="all")
+    else:
+        mask = np.asarray(mask)
+        if mask.dtype != bool or mask.shape != r.shape or c.shape != r.shape:
+            raise ValueError(f"mask: expected a bool array of shape {r.shape} (the vertices of r and "
+                             f"ceiling {c.shape}), got {mask.dtype} {mask.shape}")
+        rel = dict(noise_ceiling_relation(r[mask], c[mask], min_nc=0.1), vertices=str(mask_name))
     table = None
     if nsd is not None:
         subject = subject or nsd.subjects[0]
@@ -500,6 +523,59 @@ def ceiling_summary(r, ceiling, nsd=None, subject=None, atlas: str = "streams"):
                                            if np.median(c[sel]) > 0.05 else np.nan)))
         table = pd.DataFrame(rows).set_index("roi")
     return rel, table
+
+
+@fill_doc
+def shuffled_baseline(nsd, enc: EncodingResults, roi: str = "nsdgeneral", seed: int = 0,
+                      alphas=DEFAULT_ALPHAS, cv: int = 5, device="auto", cache=True,
+                      feature_options: Mapping | None = None, sessions=None):
+    """The encoders of ``enc`` against encoders trained on captions shuffled across images.
+
+    For each subject of ``enc``, the same encoder (feature space, penalties, folds, test
+    images) is fitted on the ``roi`` vertices with the training images' features permuted
+    across images (:func:`fit_encoders` with ``shuffle_seed``): what an encoder with the
+    right marginal statistics but no image-caption correspondence scores. Both are
+    summarised by the mean test r over the vertices of ``roi`` that both scored.
+
+    Parameters
+    ----------
+    %(nsd)s
+    enc : EncodingResults
+        The real encoders (:func:`fit_encoders`).
+    roi : str, default="nsdgeneral"
+        Atlas whose vertices (union of its labels) are compared.
+    seed : int, default=0
+        Seed of the permutation.
+    %(alphas_encoding)s
+    %(cv)s
+    %(device)s
+    %(cache)s
+    feature_options : dict, optional
+        As for :func:`fit_encoders` (use the same as ``enc``).
+    %(sessions)s
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        Indexed by subject: ``r`` and ``r_shuffled`` (mean test r over the vertices),
+        ``n_vertices``; ``attrs["roi"] = roi``.
+    """
+    import pandas as pd
+
+    if not isinstance(enc, EncodingResults):
+        raise ValueError(f"enc: expected EncodingResults (fit_encoders), got {type(enc).__name__}")
+    shuf = fit_encoders(nsd, enc.subjects, feature=enc.feature, roi=roi, alphas=alphas, cv=cv, device=device,
+                        cache=cache, feature_options=feature_options, sessions=sessions, shuffle_seed=seed)
+    rows = []
+    for i, s in enumerate(enc.subjects):
+        both = np.isfinite(enc.r[i]) & np.isfinite(shuf.r[i])
+        if not both.any():
+            raise ValueError(f"{s}: no vertex of {roi!r} scored by both the encoder and the baseline")
+        rows.append(dict(subject=s, r=float(enc.r[i][both].mean()), r_shuffled=float(shuf.r[i][both].mean()),
+                         n_vertices=int(both.sum())))
+    out = pd.DataFrame(rows).set_index("subject")
+    out.attrs["roi"] = roi
+    return out
 
 
 def subject_mean(values) -> np.ndarray:

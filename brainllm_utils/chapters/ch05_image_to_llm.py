@@ -253,12 +253,14 @@ def train_objective_networks(root=None, objectives=("mpnet", "multihot"), seeds=
 
 @fill_doc
 def train_size_sweep(root=None, sizes=(500, 1000, 2000), objective: str = "mpnet", seed: int = 0,
-                     preset: str = "sandbox", **options) -> dict:
+                     preset: str = "sandbox", seeds=None, **options) -> dict:
     """Networks trained on nested subsets of the pool (brain alignment vs training size).
 
     Sizes above the available pool are dropped. ``options`` pass to
     :func:`train_objective_networks` (``n_val``, ``epochs``, ``image_size``, ``device``,
-    ``pool``...); a size equal to the main networks' ``n_train`` reuses their checkpoint.
+    ``pool``...); a size and seed equal to one of the main networks' reuse its checkpoint.
+    With ``seeds``, one sweep per seed (replications of the whole curve, for a test across
+    seeds: :func:`~brainllm_utils.stats.trend_over_seeds`).
 
     Parameters
     ----------
@@ -268,26 +270,37 @@ def train_size_sweep(root=None, sizes=(500, 1000, 2000), objective: str = "mpnet
     objective : {"mpnet", "multihot"}, default="mpnet"
         The training objective.
     seed : int, default=0
-        The seed of every network.
+        The seed of every network (without ``seeds``).
     %(preset)s
+    seeds : sequence of int, optional
+        One sweep per seed; the keys then name the seed (``seed`` is not used).
     **options
         Passed to :func:`train_objective_networks`.
 
     Returns
     -------
     networks : dict of str to TrainedNetwork
-        ``"<objective>_n<size>"`` → TrainedNetwork, ascending size.
+        ``"<objective>_n<size>"`` → TrainedNetwork, ascending size; with ``seeds``,
+        ``"<objective>_seed<seed>_n<size>"``, seed then size. Each ``net.meta`` holds
+        ``n_train`` and ``seed``.
     """
     pool = options.pop("pool", None)
     if pool is None:
         pool = vision.load_training_pool(root, progress=options.get("progress", False))
+    if seeds is not None:
+        seeds = [int(x) for x in seeds]
+        if not seeds or len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds={seeds!r}: expected distinct seeds, at least one")
     avail = len(pool) - int(options.get("n_val", 200))
     out = {}
-    for size in sorted(set(int(s) for s in sizes)):
-        if size > avail:
-            continue
-        nets = train_objective_networks(root, [objective], [seed], preset, n_train=size, pool=pool, **options)
-        out[f"{objective}_n{size}"] = next(iter(nets.values()))
+    for sd in (seeds if seeds is not None else [seed]):
+        for size in sorted(set(int(s) for s in sizes)):
+            if size > avail:
+                continue
+            nets = train_objective_networks(root, [objective], [sd], preset, n_train=size, pool=pool, **options)
+            net = next(iter(nets.values()))
+            net.meta["seed"] = int(sd)
+            out[f"{objective}_seed{sd}_n{size}" if seeds is not None else f"{objective}_n{size}"] = net
     return out
 
 
@@ -698,7 +711,7 @@ def transfer_summary(network_feats: dict, targets: dict, n_test: int, *, groups=
 
 
 # --------------------------------------------------------------------------- size sweep
-def size_alignment_table(df, n_images: dict, value: str = "r_normalised", rois=None):
+def size_alignment_table(df, n_images: dict, value: str = "r_normalised", rois=None, seeds=None):
     """Brain alignment (mean over subjects ± SEM) per network and ROI, with its training size.
 
     Parameters
@@ -711,11 +724,14 @@ def size_alignment_table(df, n_images: dict, value: str = "r_normalised", rois=N
         The score column.
     rois : list of str, optional
         ROIs kept (``None``: all).
+    seeds : dict of str to int, optional
+        Model → its seed (e.g. ``{k: n.meta["seed"] for k, n in sweep.items()}``), for a
+        sweep with several seeds: adds a ``seed`` column.
 
     Returns
     -------
     table : pandas.DataFrame
-        ``model, n_train, roi, mean, sem, n_subjects`` sorted by size.
+        ``model, n_train, [seed,] roi, mean, sem, n_subjects`` sorted by size (then seed).
     """
     import pandas as pd
 
@@ -725,7 +741,14 @@ def size_alignment_table(df, n_images: dict, value: str = "r_normalised", rois=N
     g = d.groupby(["model", "roi"], sort=False)[value]
     out = pd.DataFrame({"mean": g.mean(), "sem": g.sem(ddof=1), "n_subjects": g.count()}).reset_index()
     out.insert(1, "n_train", out["model"].map(n_images).astype(int))
-    return out.sort_values(["n_train", "roi"], kind="stable").reset_index(drop=True)
+    order = ["n_train", "roi"]
+    if seeds is not None:
+        missing = sorted(set(out["model"]) - set(seeds))
+        if missing:
+            raise ValueError(f"seeds: no seed for the models {missing}")
+        out.insert(2, "seed", out["model"].map(seeds).astype(int))
+        order = ["n_train", "seed", "roi"]
+    return out.sort_values(order, kind="stable").reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------- paper numbers

@@ -39,6 +39,7 @@ import numpy as np
 
 from .._utils.paths import atomic_write_text, get_results_dir
 from ..encoding import embedding_correlation
+from ..stats import paired_contrast_tests, paired_ttest, trend_over_seeds
 from ._common import dataset_key
 from .reference import PAPER_ROI_RSA, paper_reference
 
@@ -50,7 +51,7 @@ __all__ = [
     "RDM_COMPARISONS", "PAPER_RSA_ROIS", "CATEGORY_CONTROLS", "SEARCHLIGHT_Q", "P_UNCORRECTED",
     "FDR_SLACK", "BEYOND_VENTRAL_ROIS", "NC_MIN_R", "AGREEMENT_MAX_ABS_R", "FRACTION_MIN_R",
     "MOSTLY_POSITIVE", "CAPTION_METRICS", "IDENTIFICATION_CHANCE", "PLANTED_CAPTION_SHARE",
-    "TRANSFER_TARGETS",
+    "TRANSFER_TARGETS", "OBJECTIVE_CORRECTION", "ALPHA", "MIN_SWEEP_SEEDS",
     # chapter 01
     "closest_planted_space_row", "role_reversal_row", "bag_of_words_row", "model_rdm_row",
     "feature_space_rows",
@@ -59,12 +60,12 @@ __all__ = [
     # chapter 03
     "encoding_fdr_row", "encoding_ceiling_row", "roi_ceiling_fraction_row",
     "ceiling_fraction_fit_row", "variance_partition_row", "in_silico_contrast_row",
-    "encoding_rows",
+    "shuffled_baseline_row", "encoding_rows",
     # chapter 04
     "decoding_accuracy_row", "identification_row", "caption_metric_row",
     "single_roi_decoding_row", "decoding_rows",
     # chapter 05
-    "network_objective_row", "best_model_row", "transfer_row", "training_size_row",
+    "objective_tests", "network_objective_row", "best_model_row", "transfer_row", "training_size_row",
     "image_to_llm_rows",
 ]
 
@@ -129,6 +130,13 @@ IDENTIFICATION_CHANCE = 0.5
 PLANTED_CAPTION_SHARE = 0.5
 #: 05: targets of the transfer readout rows, in order
 TRANSFER_TARGETS = ("mpnet", "multihot")
+#: 05: correction of the LLM- vs category-trained paired tests over the ROIs
+#: (:data:`brainllm_utils.stats.CORRECTIONS`)
+OBJECTIVE_CORRECTION = "holm"
+#: 03, 05: level of the paired tests (after correction)
+ALPHA = 0.05
+#: 05: seeds of the training-size sweep below which its trend has no criterion
+MIN_SWEEP_SEEDS = 3
 
 #: the ``recovered`` text of a row that a run with one subject cannot compute (a group test,
 #: a leave-one-subject-out or inter-subject ceiling)
@@ -685,7 +693,9 @@ def category_control_row(tests, controls, main: str, card=None, roi: str = "vent
 def oracle_winner_row(oracle, card):
     """RQ1 (sandbox): each ROI won by its dominant planted space (``truth:*`` among the models).
 
-    Criterion: every ROI.
+    Criterion: every ROI, by a clear winner (``winner_table`` names one only when it beats
+    every other model, paired across subjects, corrected over the pairs; a tie is a miss).
+    With one subject (every winner ``"untested: …"``) no criterion.
 
     Parameters
     ----------
@@ -702,6 +712,9 @@ def oracle_winner_row(oracle, card):
     """
     if oracle is None or card is None:
         return None
+    if all(str(w).startswith("untested: ") for w in oracle["winner"]):
+        return not_computed("RQ1", "Oracle check: ROIs won by their dominant planted space (truth:* among "
+                            "the models)", expected=f"{len(oracle)} of {len(oracle)}")
     ok, misses = 0, []
     for roi, w in oracle["winner"].items():
         mix = card["roi_spaces"].get(roi, {})
@@ -814,22 +827,31 @@ def encoding_fdr_row(group, visual, streams, roi_names, *, feature: str, q: floa
         text, expected, agrees, paper="FDR-significant well beyond ventral cortex (8 subjects)")
 
 
-def encoding_ceiling_row(relation, nc_relation, sandbox: bool = False):
-    """RQ1 (Fig. 1d): encoding accuracy against the ceilings, over vertices.
+def _over(rel) -> str:
+    where = rel.get("vertices", "all")
+    return f"over {rel.get('n', '?'):,} {where} vertices" if where != "all" else "over all vertices"
 
+
+def encoding_ceiling_row(relation, nc_relation, sandbox: bool = False):
+    """RQ1 (Fig. 1d): encoding accuracy against the ceilings, over the visual vertices.
+
+    The relations must be computed over the vertices the claim is about
+    (``ceiling_summary(..., mask=...)``, which records ``vertices``): over the whole surface,
+    non-visual cortex (r ≈ 0, agreement ≈ 0) makes any encoder "track" the ceiling.
     Criterion on the sandbox (accuracy follows the planted SNR; subjects share no tuning by
     construction): r > :data:`NC_MIN_R` with the noise ceiling and \\|r\\| <
     :data:`AGREEMENT_MAX_ABS_R` with the inter-participant agreement. On real NSD: r > 0
-    with the agreement.
+    with the agreement. A relation over all vertices has no criterion (``agrees`` None).
 
     Parameters
     ----------
     relation : dict or None
-        ``ceiling_summary`` against the inter-participant agreement (key ``pearson``); None
-        with one subject (then only the noise-ceiling half is judged on the sandbox, and the
-        real-NSD criterion is :data:`NEEDS_SUBJECTS`).
+        ``ceiling_summary`` against the inter-participant agreement (keys ``pearson``, ``n``,
+        ``vertices``); None with one subject (then only the noise-ceiling half is judged on
+        the sandbox, and the real-NSD criterion is :data:`NEEDS_SUBJECTS`).
     nc_relation : dict
-        ``ceiling_summary`` against the noise ceiling (key ``pearson``).
+        ``ceiling_summary`` against the noise ceiling (keys ``pearson``, ``n``,
+        ``vertices``).
     sandbox : bool
         Whether the data are the generated sandbox.
 
@@ -838,6 +860,9 @@ def encoding_ceiling_row(relation, nc_relation, sandbox: bool = False):
     dict
         A :func:`finding`.
     """
+    restricted = all(r is None or r.get("vertices", "all") != "all" for r in (relation, nc_relation))
+    unrestricted = " (not judged: computed over all vertices, non-visual cortex included)"
+    analysis = f"Encoding r vs ceiling (Fig. 1d), {_over(nc_relation)}"
     if relation is None:
         text = (f"inter-participant agreement {NEEDS_SUBJECTS}; r = {nc_relation['pearson']:.2f} "
                 "with the noise ceiling")
@@ -846,18 +871,19 @@ def encoding_ceiling_row(relation, nc_relation, sandbox: bool = False):
             agrees = nc_relation["pearson"] > NC_MIN_R
         else:
             expected, agrees = "> 0 with inter-participant agreement", None
-        return finding("RQ1", "Encoding r vs ceiling over vertices (Fig. 1d)", text, expected, agrees,
-                       paper="encoding r tracks inter-participant agreement (scatter)")
-    text = (f"r = {relation['pearson']:.2f} with inter-participant agreement, "
-            f"{nc_relation['pearson']:.2f} with the noise ceiling")
-    if sandbox:
-        expected = (f"> {NC_MIN_R} with the noise ceiling (planted SNR); ≈ 0 (|r| < {AGREEMENT_MAX_ABS_R}) "
-                    "with the agreement (own projection per subject)")
-        agrees = nc_relation["pearson"] > NC_MIN_R and abs(relation["pearson"]) < AGREEMENT_MAX_ABS_R
     else:
-        expected = "> 0 with inter-participant agreement"
-        agrees = relation["pearson"] > 0
-    return finding("RQ1", "Encoding r vs ceiling over vertices (Fig. 1d)", text, expected, agrees,
+        text = (f"r = {relation['pearson']:.2f} with inter-participant agreement, "
+                f"{nc_relation['pearson']:.2f} with the noise ceiling")
+        if sandbox:
+            expected = (f"> {NC_MIN_R} with the noise ceiling (planted SNR); ≈ 0 (|r| < {AGREEMENT_MAX_ABS_R}) "
+                        "with the agreement (own projection per subject)")
+            agrees = nc_relation["pearson"] > NC_MIN_R and abs(relation["pearson"]) < AGREEMENT_MAX_ABS_R
+        else:
+            expected = "> 0 with inter-participant agreement"
+            agrees = relation["pearson"] > 0
+    if not restricted:
+        expected, agrees = expected + unrestricted, None
+    return finding("RQ1", analysis, text, expected, agrees,
                    paper="encoding r tracks inter-participant agreement (scatter)")
 
 
@@ -1003,9 +1029,53 @@ def in_silico_contrast_row(agreement, sandbox: bool = False, contrast: str = "fo
         paper="not tested (Fig. 2a: contrasts recover people, place, food areas)")
 
 
+def shuffled_baseline_row(baseline, feature: str, alpha: float = ALPHA):
+    """RQ1: the encoder against one trained on captions shuffled across images.
+
+    A trivial encoder passes "r > 0" and even FDR-significance when its predictions share
+    anything with the test betas; the baseline is the same encoder fitted on the training
+    images with their features permuted across images (the captions of other images), and
+    scored on the true test features. Criterion: the mean test r over the ROI's vertices
+    higher than the baseline's, by a two-sided paired t-test across subjects (p <
+    ``alpha``, one test: no correction). With one subject no criterion.
+
+    Parameters
+    ----------
+    baseline : pandas.DataFrame or None
+        ``ch03_encoding.shuffled_baseline``: indexed by subject, columns ``r`` and
+        ``r_shuffled`` (mean test r over the ROI's vertices), ``attrs["roi"]`` the ROI;
+        None when the chapter ran no baseline.
+    feature : str
+        The encoder's feature space.
+    alpha : float, default=ALPHA
+        Level of the paired test.
+
+    Returns
+    -------
+    dict or None
+        A :func:`finding`; None without ``baseline``.
+    """
+    if baseline is None:
+        return None
+    roi = baseline.attrs.get("roi", "ROI")
+    x = baseline[["r", "r_shuffled"]].dropna()
+    analysis = f"Encoding vs shuffled-caption baseline: mean test r in {roi}, {feature} − shuffled"
+    expected = f"> 0, paired t across subjects p < {alpha} (two-sided; one test)"
+    paper = "not tested (the paper's encoders have no shuffled baseline in the figures)"
+    d = x["r"] - x["r_shuffled"]
+    text = (f"{x['r'].mean():.3f} vs {x['r_shuffled'].mean():.3f} ({d.mean():+.3f}"
+            if len(x) else "no subject")
+    if len(x) < 2:
+        return finding("RQ1", analysis, text + (f"; paired test {NEEDS_SUBJECTS})" if len(x) else ""),
+                       expected, None, paper=paper)
+    t, p = (float(v) for v in paired_ttest(x["r"].to_numpy(), x["r_shuffled"].to_numpy()))
+    return finding("RQ1", analysis, text + f", t = {t:.2f}, p = {p:.3g}, {len(x)} subjects)", expected,
+                   bool(d.mean() > 0 and p < alpha), paper=paper)
+
+
 def encoding_rows(group, visual, streams, roi_names, relation, nc_relation, ceiling_table, partition,
                   agreement, *, feature: str, word_band: str, order, q: float, n_subjects: int,
-                  sandbox: bool = False, truth=None, recovered=None) -> list[dict]:
+                  sandbox: bool = False, truth=None, recovered=None, baseline=None) -> list[dict]:
     """The rows of chapter 03 (encoding), in order.
 
     Parameters
@@ -1035,12 +1105,14 @@ def encoding_rows(group, visual, streams, roi_names, relation, nc_relation, ceil
         Sandbox: planted weights per ROI (``truth_roi_table``).
     recovered : pandas.DataFrame, optional
         Sandbox: per ROI, ``"expected r / ceiling"`` and ``"observed r / ceiling"``.
+    baseline : pandas.DataFrame, optional
+        As in :func:`shuffled_baseline_row` (None: no baseline row).
 
     Returns
     -------
     list of dict
-        :func:`finding` rows: FDR vertices, ceilings, ROI fractions, their fit (sandbox),
-        variance partitioning, in-silico contrast.
+        :func:`finding` rows: FDR vertices, shuffled-caption baseline, ceilings, ROI
+        fractions, their fit (sandbox), variance partitioning, in-silico contrast.
     """
     if sandbox and (truth is None or recovered is None):
         raise ValueError("sandbox=True needs truth and recovered")
@@ -1049,6 +1121,7 @@ def encoding_rows(group, visual, streams, roi_names, relation, nc_relation, ceil
     return _kept([
         encoding_fdr_row(group, visual, streams, roi_names, feature=feature, q=q, n_subjects=n_subjects,
                          sandbox=sandbox),
+        shuffled_baseline_row(baseline, feature),
         encoding_ceiling_row(relation, nc_relation, sandbox),
         roi_ceiling_fraction_row(ceiling_table, order, feature, recovered),
         ceiling_fraction_fit_row(recovered),
@@ -1229,21 +1302,53 @@ def decoding_rows(dec, consistency, metrics, summary, *, feature: str, sandbox: 
 
 
 # ---------------------------------------------------------------------------- 05 image to LLM
+def objective_tests(scores, rois, value: str = "r_normalised", llm: str = "blt_mpnet",
+                    category: str = "blt_multihot", method: str = OBJECTIVE_CORRECTION, alpha: float = ALPHA):
+    """The paired tests behind :func:`network_objective_row`: LLM- minus category-trained
+    network in each ROI, across subjects, corrected over the ROIs.
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame
+        Tidy per-subject scores (``subject, model, roi`` and ``value``), each network already
+        averaged over its seeds per subject (chapter 05's ``df``).
+    rois : list of str
+        The ROIs tested (the family of the correction).
+    value : str, default="r_normalised"
+        The score column.
+    llm, category : str
+        The two networks.
+    method : {"holm", "bh"}, default=OBJECTIVE_CORRECTION
+        Correction over the ROIs.
+    alpha : float, default=ALPHA
+        Level after the correction.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`brainllm_utils.stats.paired_contrast_tests` of ``llm − category``.
+    """
+    return paired_contrast_tests(scores, llm, category, value=value, levels=list(rois), method=method,
+                                 alpha=alpha)
+
+
 def network_objective_row(table, tests, roi: str, llm: str = "blt_mpnet", category: str = "blt_multihot"):
     """RQ4: the LLM-trained minus the category-trained network's normalised ROI RSA.
 
-    Criterion: the LLM-trained network ahead (the paper's direction); the row says when the
-    paired test over subjects is FDR-significant, and that it was not computed with one
-    subject (``tests`` None or its ``n`` < 2; ``table`` then holds plain r, as the row's
-    name says).
+    Criterion: the paired t-test across subjects (each network averaged over its seeds per
+    subject first) significant after the correction over the ROIs that ``tests`` states, in
+    the paper's direction (LLM-trained ahead). With one subject (``tests`` None or its
+    ``n`` < 2) there is no criterion (``agrees`` None; ``table`` then holds plain r, as the
+    row's name says).
 
     Parameters
     ----------
     table : pandas.DataFrame
         Mean normalised r, indexed by model, one column per ROI.
-    tests : pandas.DataFrame
-        ``stats.pairwise_model_tests`` of ``llm`` against the others: columns ``roi,
-        model_b, significant``.
+    tests : pandas.DataFrame or None
+        :func:`objective_tests` (``stats.paired_contrast_tests`` of ``llm − category``):
+        columns ``roi, model_a, model_b, n, mean_diff, p, p_adj, significant,
+        correction``.
     roi : str
         The ROI.
     llm, category : str
@@ -1257,16 +1362,28 @@ def network_objective_row(table, tests, roi: str, llm: str = "blt_mpnet", catego
     if not {llm, category} <= set(table.index):
         return None
     d = float(table.loc[llm, roi] - table.loc[category, roi])
-    single = tests is None or (group_size(tests) or 2) < 2
-    t = None if single else tests[(tests["roi"] == roi) & (tests["model_b"] == category)]
-    sig = bool(t["significant"].iloc[0]) if t is not None and len(t) else False
+    t = None
+    if tests is not None:
+        missing = {"roi", "model_a", "model_b", "n", "p_adj", "significant", "correction"} - set(tests.columns)
+        if missing:
+            raise ValueError(f"tests: missing columns {sorted(missing)}; expected objective_tests() "
+                             "(stats.paired_contrast_tests), not the pairwise table")
+        t = tests[(tests["roi"] == roi) & (tests["model_a"] == llm) & (tests["model_b"] == category)]
+    single = t is None or not len(t) or int(t["n"].iloc[0]) < 2
     paper = _objective_paper(llm, category, roi)
+    analysis = (f"ROI RSA, {roi}: LLM-trained − category-trained network "
+                + ("(r; one subject: no ceiling)" if single else "(normalised r)"))
+    if single:
+        reason = NEEDS_SUBJECTS if tests is not None else "not computed: no per-subject scores"
+        return finding("RQ4", analysis, f"{d:+.3f} (paired test {reason})",
+                       expected="LLM-trained ahead, significant across subjects (the paper's direction)",
+                       agrees=None, paper=paper)
+    row = t.iloc[0]
+    sig = bool(row["significant"])
     return finding(
-        "RQ4", f"ROI RSA, {roi}: LLM-trained − category-trained network "
-               + ("(r; one subject: no ceiling)" if single else "(normalised r)"),
-        f"{d:+.3f}" + (" (paired t, FDR q < .05)" if sig else "")
-        + (f" (paired test {NEEDS_SUBJECTS})" if single else ""),
-        expected="LLM-trained ahead (the paper's direction)", agrees=d > 0, paper=paper)
+        "RQ4", analysis, f"{d:+.3f} (paired t over {int(row['n'])} subjects, p_adj = {row['p_adj']:.3g})",
+        expected=f"LLM-trained ahead, significant (the paper's direction; {row['correction']})",
+        agrees=sig and float(row["mean_diff"]) > 0, paper=paper)
 
 
 def _objective_paper(llm: str, category: str, roi: str) -> str:
@@ -1279,11 +1396,15 @@ def _objective_paper(llm: str, category: str, roi: str) -> str:
             + (f"; {llm} alone: {a.value_text()} ({a.paper_row})" if a.matches else ""))
 
 
-def best_model_row(winners, oracle=None):
+def best_model_row(winners, oracle=None, llm: str = "blt_mpnet"):
     """RQ4: the best of the networks, text spaces and comparison models in each ROI.
 
-    No criterion (``agrees`` is None); on the sandbox the best planted space of each ROI is
-    shown next to it.
+    Criterion on real NSD (the paper: the LLM-trained RCNN first in ventral, lateral and
+    parietal cortex): ``llm`` the clear winner (``winner_table``: ahead of every other
+    model, paired across subjects, corrected over the pairs) in each of
+    :data:`PAPER_RSA_ROIS` in ``winners``; none of them, or one subject (``"untested: …"``):
+    no criterion. On the sandbox no criterion (no language model made the data; the best
+    planted space of each ROI is shown next to it, and :func:`oracle_winner_row` judges).
 
     Parameters
     ----------
@@ -1291,17 +1412,27 @@ def best_model_row(winners, oracle=None):
         ``winner_table`` of the candidates, indexed by ROI, column ``winner``.
     oracle : pandas.DataFrame, optional
         Sandbox only: ``winner_table`` with the planted ``truth:*`` spaces.
+    llm : str, default="blt_mpnet"
+        The LLM-trained network.
 
     Returns
     -------
     dict
         A :func:`finding`.
     """
+    expected, agrees = "", None
+    if oracle is not None:
+        expected = "best planted space: " + "; ".join(f"{roi}: {w}" for roi, w in oracle["winner"].items())
+    else:
+        rois = [r for r in PAPER_RSA_ROIS if r in winners.index]
+        tested = [r for r in rois if not str(winners.loc[r, "winner"]).startswith("untested: ")]
+        if tested:
+            expected = (f"{llm} the clear winner in {', '.join(tested)} (ahead of every other model, paired "
+                        "across subjects, corrected over the pairs)")
+            agrees = all(winners.loc[r, "winner"] == llm for r in tested)
     return finding(
         "RQ4", "ROI RSA: best of networks, text spaces and comparison models, per ROI",
-        "; ".join(f"{roi}: {w}" for roi, w in winners["winner"].items()),
-        expected=("best planted space: " + "; ".join(f"{roi}: {w}" for roi, w in oracle["winner"].items()))
-        if oracle is not None else "",
+        "; ".join(f"{roi}: {w}" for roi, w in winners["winner"].items()), expected=expected, agrees=agrees,
         paper=f"LLM-trained RCNN first in ventral, lateral and parietal among the paper's {len(PAPER_ROI_RSA)} "
               "networks (a different set of candidates)")
 
@@ -1344,16 +1475,22 @@ def transfer_row(transfer, target: str, llm: str = "blt_mpnet", category: str = 
         paper=_paper_transfer(target, [llm, category]))
 
 
-def training_size_row(align):
+def training_size_row(align, min_seeds: int = MIN_SWEEP_SEEDS):
     """RQ4: RSA of the LLM-trained network against its training-set size (mean over ROIs).
 
-    Criterion: higher with the largest set than with the smallest.
+    Criterion: alignment grows with the training set across seeds: per seed, the slope of
+    the alignment (mean over ROIs) on log10(training images); a two-sided one-sample t-test
+    of the slopes across seeds, significant (p < :data:`ALPHA`) with a positive mean
+    (:func:`brainllm_utils.stats.trend_over_seeds`). With fewer than ``min_seeds`` seeds
+    (or a table without a ``seed`` column: one sweep) there is no criterion.
 
     Parameters
     ----------
     align : pandas.DataFrame or None
-        ``size_alignment_table``: columns ``n_train`` and ``mean``; None or empty when no
-        size sweep ran.
+        ``size_alignment_table``: columns ``n_train``, ``roi``, ``mean`` and ``seed`` (one
+        sweep per seed); None or empty when no size sweep ran.
+    min_seeds : int, default=MIN_SWEEP_SEEDS
+        Seeds needed for the test.
 
     Returns
     -------
@@ -1363,12 +1500,21 @@ def training_size_row(align):
     if align is None or not len(align):
         return None
     by_size = align.groupby("n_train")["mean"].mean()
-    return finding(
-        "RQ4", f"Alignment vs training-set size ({by_size.index[0]:,} → {by_size.index[-1]:,} images, "
-               "mean over ROIs)",
-        f"{by_size.iloc[0]:.3f} → {by_size.iloc[-1]:.3f}", expected="grows with the training set",
-        agrees=by_size.iloc[-1] > by_size.iloc[0],
-        paper=_size_paper())
+    n_seeds = int(align["seed"].nunique()) if "seed" in align.columns else 1
+    analysis = (f"Alignment vs training-set size ({by_size.index[0]:,} → {by_size.index[-1]:,} images, "
+                f"mean over ROIs, {n_seeds} seed{'s' if n_seeds > 1 else ''})")
+    text = f"{by_size.iloc[0]:.3f} → {by_size.iloc[-1]:.3f}"
+    expected = (f"grows: per-seed slope on log10(size) > 0, one-sample t-test across ≥ {min_seeds} seeds, "
+                f"p < {ALPHA}")
+    paper = _size_paper()
+    if n_seeds < min_seeds:
+        return finding("RQ4", analysis, text + f" (trend not tested: needs ≥ {min_seeds} seeds)", expected,
+                       None, paper=paper)
+    curve = align.groupby(["seed", "n_train"])["mean"].mean().reset_index()
+    res = trend_over_seeds(curve["n_train"], curve["mean"], curve["seed"], alpha=ALPHA)
+    text += (f"; slope per decade {res['mean_slope']:+.3f} (t = {res['t']:.2f}, p = {res['p']:.3g}), "
+             f"Spearman {res['mean_spearman']:+.2f} (seed mean)")
+    return finding("RQ4", analysis, text, expected, res["grows"], paper=paper)
 
 
 def _size_paper() -> str:
@@ -1415,7 +1561,7 @@ def roi_rsa_values(table, measure: str) -> list[dict]:
 
 
 def image_to_llm_rows(table, tests, winners, transfer, *, rois, oracle=None, align=None,
-                      value: str | None = None) -> list[dict]:
+                      value: str | None = None, scores=None) -> list[dict]:
     """The rows of chapter 05 (image to LLM), in order.
 
     The best-model row carries every model's ROI RSA of ``table`` as its ``values``
@@ -1423,8 +1569,12 @@ def image_to_llm_rows(table, tests, winners, transfer, *, rois, oracle=None, ali
 
     Parameters
     ----------
-    table, tests
+    table
         As in :func:`network_objective_row`.
+    tests : pandas.DataFrame or None
+        ``stats.pairwise_model_tests`` of the LLM-trained network against the others (its
+        ``n`` tells one subject from several); the objective rows' own tests come from
+        ``scores``.
     winners
         As in :func:`best_model_row`.
     transfer
@@ -1436,8 +1586,11 @@ def image_to_llm_rows(table, tests, winners, transfer, *, rois, oracle=None, ali
     align : pandas.DataFrame, optional
         The size sweep's alignment table (None: no sweep ran).
     value : {"r_normalised", "r"}, optional
-        The score ``table`` holds (the chapter's ``value``); ``None``: inferred as
-        :func:`network_objective_row` does (plain r when ``tests`` is None or has ``n`` < 2).
+        The score ``table`` holds (the chapter's ``value``); ``None``: plain r when ``tests``
+        is None or has ``n`` < 2, else the normalised r.
+    scores : pandas.DataFrame, optional
+        The per-subject, seed-averaged scores (chapter 05's ``df``): the objective rows test
+        them (:func:`objective_tests`); without them those rows have no criterion.
 
     Returns
     -------
@@ -1448,7 +1601,8 @@ def image_to_llm_rows(table, tests, winners, transfer, *, rois, oracle=None, ali
     if value is None:
         value = "r" if tests is None or (group_size(tests) or 2) < 2 else "r_normalised"
     best = dict(best_model_row(winners, oracle), values=roi_rsa_values(table, value))
-    return _kept([network_objective_row(table, tests, roi) for roi in rois]
+    objective = None if scores is None else objective_tests(scores, rois, value)
+    return _kept([network_objective_row(table, objective, roi) for roi in rois]
                  + [best]
                  + [transfer_row(transfer, target) for target in TRANSFER_TARGETS]
                  + [training_size_row(align)])
