@@ -350,8 +350,7 @@ def pairwise_model_tests(df, value: str = "r", model_col: str = "model", by="roi
 def paired_contrast_tests(df, a: str, b: str, value: str = "r", by: str = "roi", levels=None,
                           method: str = "holm", alpha: float = 0.05, alternative: str = "two-sided",
                           model_col: str = "model"):
-    """Model ``a`` against model ``b`` in each level of ``by``: paired t-tests across subjects,
-    corrected over the levels.
+    """Model ``a`` against ``b`` per level of ``by``: paired t across subjects, corrected over levels.
 
     One family of tests (e.g. one comparison in each ROI): the paired t-test
     (:func:`scipy.stats.ttest_rel`) of ``a − b`` over the subjects that have both scores,

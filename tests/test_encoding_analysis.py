@@ -86,6 +86,32 @@ def test_fit_encoders_matches_direct_fit_and_caches(nsd, cache_dir, monkeypatch)
     assert list(res.summary().index) == nsd.subjects
 
 
+def test_shuffled_baseline_is_the_encoder_fitted_on_permuted_captions(nsd, cache_dir):
+    from brainllm_utils import features
+    from brainllm_utils.chapters import ch03_encoding
+    from brainllm_utils.encoding import RidgeCV
+
+    roi = ("streams", "ventral")
+    enc = ea.fit_encoders(nsd, feature="multihot", roi=roi, alphas=ALPHAS, cv=3, device="cpu")
+    shuf = ea.fit_encoders(nsd, feature="multihot", roi=roi, alphas=ALPHAS, cv=3, device="cpu", shuffle_seed=3)
+    # by hand: the training rows' features permuted with the seed, the test features true
+    s = nsd.subjects[0]
+    d = ea.subject_data(nsd, s, roi=roi)
+    X_tr = features.build("multihot", nsd, d.train_ids)
+    X_tr = X_tr[np.random.default_rng(3).permutation(X_tr.shape[0])]
+    est = RidgeCV(alphas=ALPHAS, cv=3, device="cpu").fit(X_tr, d.Y_train)
+    r = pearson_r(est.predict(features.build("multihot", nsd, d.test_ids)), d.Y_test)
+    np.testing.assert_allclose(shuf.r[0, d.columns], r, atol=1e-5)
+    assert not np.allclose(shuf.r[0, d.columns], enc.r[0, d.columns])  # a different fit, not a cache hit
+    table = ch03_encoding.shuffled_baseline(nsd, enc, roi=roi, seed=3, alphas=ALPHAS, cv=3, device="cpu")
+    assert list(table.index) == nsd.subjects and table.attrs["roi"] == roi
+    assert table.loc[s, "r_shuffled"] == pytest.approx(np.nanmean(shuf.r[0, d.columns]), abs=1e-6)
+    assert table.loc[s, "r"] == pytest.approx(np.nanmean(enc.r[0, d.columns]), abs=1e-6)
+    assert table.loc[s, "n_vertices"] == np.isfinite(enc.r[0, d.columns]).sum()
+    with pytest.raises(ValueError, match="EncodingResults"):
+        ch03_encoding.shuffled_baseline(nsd, enc.r, roi=roi)
+
+
 def test_group_map_detects_positive_vertices():
     rng = np.random.default_rng(0)
     v = rng.standard_normal((6, 200)) * 0.05

@@ -100,7 +100,8 @@ PROFILES: dict[str, dict[str, dict]] = {
         "05_image_to_llm": {
             # the paper's split of the 50,287 COCO images outside NSD: 48,236 train, 2,051 val
             "preset": "paper", "seeds": list(range(10)), "n_train": None, "n_val": 2051,
-            "size_sweep": [5000, 10000, 25000, 48000], "n_sets": None, "searchlight_n_sets": None,
+            "size_sweep": [5000, 10000, 25000, 48000], "size_sweep_seeds": [0, 1, 2], "n_sets": None,
+            "searchlight_n_sets": None,
             "readout_epochs": 200, "num_workers": 4,
         },
     },

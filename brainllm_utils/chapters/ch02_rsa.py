@@ -259,8 +259,7 @@ def paired_differences(df, reference: str = "mpnet", value: str = "r", controls=
 
 def winner_table(df, card=None, value: str = "r", rois=None, models=None, *, correction: str = "bh",
                  alpha: float = 0.05):
-    """Which model wins in which ROI: every pair of models tested, a winner only when it beats
-    every other model.
+    """Which model wins in which ROI: all pairs tested, a winner only if it beats every other.
 
     In each ROI every pair of models is compared by a paired t-test across subjects
     (:func:`scipy.stats.ttest_rel` on the subjects that have both scores), and the p-values

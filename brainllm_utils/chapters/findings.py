@@ -1304,8 +1304,9 @@ def decoding_rows(dec, consistency, metrics, summary, *, feature: str, sandbox: 
 # ---------------------------------------------------------------------------- 05 image to LLM
 def objective_tests(scores, rois, value: str = "r_normalised", llm: str = "blt_mpnet",
                     category: str = "blt_multihot", method: str = OBJECTIVE_CORRECTION, alpha: float = ALPHA):
-    """The paired tests behind :func:`network_objective_row`: LLM- minus category-trained
-    network in each ROI, across subjects, corrected over the ROIs.
+    """The paired tests of :func:`network_objective_row` (LLM − category network, per ROI).
+
+    Paired t-tests across subjects in each ROI, corrected over the ROIs.
 
     Parameters
     ----------
