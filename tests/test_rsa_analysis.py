@@ -194,6 +194,15 @@ def test_winner_table_declares_a_tie_when_the_best_is_not_separable():
     assert wt.loc["v", "winner"] == "tied: a, c" and wt.loc["v", "tied_with"] == "c"
 
 
+def test_winner_table_leaves_out_models_without_scores():
+    df = _scores({"a": 0.9, "b": 0.5})
+    nan = pd.DataFrame([dict(subject=f"s{i}", roi="v", model="c", r=np.nan) for i in range(6)])
+    wt = ra.winner_table(pd.concat([df, nan]))
+    assert wt.loc["v", "winner"] == "a" and wt.loc["v", "n_pairs"] == 1  # c is no candidate, no tie
+    with pytest.raises(ValueError, match="no finite 'r' score in ROI 'v'"):
+        ra.winner_table(nan)
+
+
 def test_winner_table_with_one_subject_is_untested():
     wt = ra.winner_table(_scores({"a": 0.9, "b": 0.1}, n_subjects=1))
     assert wt.loc["v", "winner"] == "untested: a" and np.isnan(wt.loc["v", "p_paired"])

@@ -314,10 +314,11 @@ def winner_table(df, card=None, value: str = "r", rois=None, models=None, *, cor
     rois = list(dict.fromkeys(d["roi"])) if rois is None else list(rois)
     rows = []
     for roi in rois:
-        wide = d[d["roi"] == roi].pivot_table(index="subject", columns="model", values=value)
-        means = wide.mean().sort_values(ascending=False, kind="stable")
-        if not len(means):
-            raise ValueError(f"winner_table: no {value!r} scores in ROI {roi!r}")
+        wide = d[d["roi"] == roi].pivot_table(index="subject", columns="model", values=value, dropna=False)
+        means = wide.mean().dropna().sort_values(ascending=False, kind="stable")  # a model without scores
+        if not len(means):                                                         # is not a candidate
+            raise ValueError(f"winner_table: no finite {value!r} score in ROI {roi!r}")
+        wide = wide[means.index]
         names = list(means.index)
         w, ru = names[0], names[1] if len(names) > 1 else None
         pairs = list(itertools.combinations(names, 2))
