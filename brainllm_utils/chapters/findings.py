@@ -16,6 +16,15 @@ the module constants below (or documented keyword arguments). Each row has two b
 generated sandbox (judged against its planted truth) and real NSD (judged against the
 paper's claim).
 
+Comparative criteria are statistical tests, paired across subjects, with the correction
+stated in the row: the LLM- vs category-trained network per ROI (paired t, Holm over the
+ROIs, :func:`objective_tests`), the encoder against a shuffled-caption baseline (paired t),
+the training-size trend (per-seed slopes, t-test across ≥ :data:`MIN_SWEEP_SEEDS` seeds),
+the winners of ``winner_table`` (all pairs, corrected within an ROI). A criterion about an
+ROI is computed over that ROI's vertices only. Every ``*_row`` function has a case that
+makes it disagree and one that makes it agree in ``tests/test_findings.py`` (a meta-test
+enumerates them).
+
 A row may also carry the numbers behind it, as a ``values`` table (a list of
 :data:`VALUE_FIELDS` records; :func:`roi_rsa_values`): chapter 05's model-comparison row
 carries every network's and comparison model's normalised ROI RSA per ROI, the numbers the
