@@ -30,7 +30,9 @@ def _found(llm_mpnet=0.690, cat_mpnet=0.621, llm_multihot=0.638, cat_multihot=0.
                                         names=["network", "target"]))
     rois = ["ventral", "lateral", "parietal"]
     table = pd.DataFrame({roi: [0.4 + d, 0.4] for roi, d in zip(rois, diffs)}, index=["blt_mpnet", "blt_multihot"])
-    tests = pd.DataFrame({"roi": rois, "model_b": "blt_multihot", "significant": [True, False, False]})
+    tests = pd.DataFrame({"roi": rois, "model_a": "blt_mpnet", "model_b": "blt_multihot", "n": 8,
+                          "mean_diff": list(diffs), "p_adj": 0.01, "significant": True,
+                          "correction": "paired t over subjects, Holm over 3 ROIs"})  # findings.objective_tests
     rank = np.zeros((2, n_test), dtype=int)
     rows05 = [findings.network_objective_row(table, tests, roi) for roi in rois]
     rows05 += [findings.transfer_row(transfer, t) for t in findings.TRANSFER_TARGETS]
