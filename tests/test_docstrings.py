@@ -52,6 +52,7 @@ MODULES = [
     "brainllm_utils.nsd._design",
     "brainllm_utils.nsd._stimuli",
     "brainllm_utils.nsd._atlas",
+    "brainllm_utils.nsd._transforms",
     "brainllm_utils.nsd._betas",
     "brainllm_utils.nsd._manifest",
     "brainllm_utils.nsd._download",

@@ -257,6 +257,42 @@ def test_searchlight_row():
     assert bad["expected"] == "> 0 (planted signal across the visual streams)"
 
 
+def test_paper_searchlight_row():
+    names = {0: "Unknown", 5: "ventral", 6: "lateral", 7: "parietal", 1: "early"}
+    streams = np.array([5, 5, 6, 6, 7, 7, 1, 1, 0, 0])
+    test = {"reject": np.array([1, 0, 1, 0, 0, 0, 1, 0, 0, 0], bool), "mean": np.full(10, 0.1),
+            "t": np.ones(10)}
+    kw = dict(n_subjects=8, main="mpnet", radius=6)
+    good = findings.paper_searchlight_row(test, streams, names, **kw)
+    assert good["agrees"] is True and good["recovered"] == "3 of 10 (ventral 1, lateral 1, parietal 0)"
+    assert good["analysis"].startswith("Paper's searchlight (volume spheres < 6 voxels → fsaverage)")
+    assert good["expected"] == "> 0 in ventral and in lateral or parietal"
+    only_ventral = dict(test, reject=np.array([1, 0, 0, 0, 0, 0, 1, 0, 0, 0], bool))
+    assert findings.paper_searchlight_row(only_ventral, streams, names, **kw)["agrees"] is False
+    negative = dict(test, mean=np.full(10, -0.1))  # significant, but r < 0: not counted
+    assert findings.paper_searchlight_row(negative, streams, names, **kw)["recovered"].startswith("0 of 10")
+    # sandbox: nsdgeneral = the first six vertices
+    inside = np.arange(10) < 6
+    spill = findings.paper_searchlight_row(test, streams, names, inside, sandbox=True, **kw)
+    assert spill["agrees"] is False  # 2 of 6 inside (33 %) vs 1 of 4 outside (25 %): < 5x
+    assert spill["recovered"] == "3 of 10; 33.3 % of nsdgeneral vs 25.0 % outside"
+    clean = dict(test, reject=np.array([1, 0, 1, 0, 0, 0, 0, 0, 0, 0], bool))
+    assert findings.paper_searchlight_row(clean, streams, names, inside, sandbox=True, **kw)["agrees"] is True
+    none = dict(test, reject=np.zeros(10, bool))
+    assert findings.paper_searchlight_row(none, streams, names, inside, sandbox=True, **kw)["agrees"] is False
+    with pytest.raises(ValueError, match="nsdgeneral"):
+        findings.paper_searchlight_row(test, streams, names, sandbox=True, **kw)
+    with pytest.raises(ValueError, match="streams"):
+        findings.paper_searchlight_row(test, streams[:-1], names, **kw)
+    one = findings.paper_searchlight_row(None, streams, names, n_subjects=1, main="mpnet", radius=6)
+    assert one["agrees"] is None and one["recovered"] == findings.NEEDS_SUBJECTS
+    rows = findings.rsa_rows(_group(ventral=(0.1, True)), pd.Series({"ventral": 0.4}), None,
+                             _tests(0.1, True), ["multihot"], main="mpnet", n_subjects=8,
+                             paper_sl=dict(test=test, streams=streams, names=names, radius=6))
+    assert [r["analysis"][:12] for r in rows] == ["ROI RSA, ven", "Paper's sear", "Surface sear",
+                                                  "Paired mpnet"]
+
+
 def _tests(d, significant, control="multihot", p=0.01):
     return pd.DataFrame([dict(roi="ventral", model_b=control, mean_diff=d, p_fdr=p, significant=significant),
                          dict(roi="lateral", model_b=control, mean_diff=-d, p_fdr=p, significant=True)])

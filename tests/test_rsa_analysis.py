@@ -259,3 +259,48 @@ def test_searchlight_centre_matches_direct_rsa(nsd, results):
     k = len(centres) // 2
     want = sampled_rsa(Y[:, neigh[k]], F, np.searchsorted(used, sets), device="cpu").mean[0]
     assert m[centres[k]] == pytest.approx(want, abs=1e-5)
+
+
+# --------------------------------------------------------------------------- the paper's searchlight
+def test_paper_searchlight_maps_are_the_projected_volume_maps(nsd, results):
+    from brainllm_utils.chapters import ch02_rsa
+    from brainllm_utils.nsd import project_to_fsaverage
+
+    design, needed = ra.rsa_design(nsd, set_size=10, n_sets=2, results_dir=results)
+    feats = {m: (needed, synth.load_truth_array(nsd.root, f"features_{m[6:]}")[needed]) for m in TRUTH}
+    out = ch02_rsa.paper_searchlight_maps(nsd, None, feats, radius=2.0, set_size=10, n_sets=2,
+                                          device="cpu", results_dir=results)
+    n_v = sum(nsd.n_vertices())
+    assert set(out["fsaverage"]) == set(TRUTH) and out["n_sets"] == {s: sets.shape[0] for s, (_, sets) in design.items()}
+    for s in nsd.subjects:
+        vol = ra.volume_searchlight(nsd, s, TRUTH[0], radius=2.0, set_size=10, n_sets=2, device="cpu",
+                                    features=feats[TRUTH[0]], results_dir=results)
+        np.testing.assert_array_equal(out["volume"][TRUTH[0]][s], vol)
+        fs = out["fsaverage"][TRUTH[0]][s]
+        assert fs.shape == (n_v,) and np.isfinite(fs).all()
+        np.testing.assert_allclose(fs, project_to_fsaverage(vol, s, nsd), atol=1e-12)
+        cov = out["coverage"][s]
+        assert cov.shape == (n_v,) and 0.3 < np.median(cov) < 1.3
+    with pytest.raises(ValueError, match="radius"):
+        ch02_rsa.paper_searchlight_maps(nsd, None, feats, radius=1.0)
+
+
+def test_searchlight_difference_test_is_a_paired_t_test():
+    from scipy import stats
+
+    from brainllm_utils.chapters import ch02_rsa
+
+    rng = np.random.default_rng(4)
+    a = {f"s{k}": rng.normal(size=40) for k in range(6)}
+    b = {s: v - 0.8 * (np.arange(40) < 10) + rng.normal(0, 0.1, 40) for s, v in a.items()}
+    out = ch02_rsa.searchlight_difference_test(a, b)
+    t, p = stats.ttest_rel(np.stack(list(a.values())), np.stack(list(b.values())), axis=0)
+    np.testing.assert_allclose(out["t"], t)
+    np.testing.assert_allclose(out["p"], p)
+    assert out["reject"][:10].all() and out["reject"][10:].sum() <= 2
+    np.testing.assert_allclose(out["diff"]["s0"], a["s0"] - b["s0"])
+    with pytest.raises(ValueError, match="same subjects"):
+        ch02_rsa.searchlight_difference_test(a, {"s0": b["s0"]})
+    table = ch02_rsa.significant_by_roi(out, np.repeat([1, 2], 20), {0: "Unknown", 1: "x", 2: "y"})
+    assert table.loc["x", "n_significant"] == 10 and table.loc["y", "n_significant"] <= 2
+    assert ch02_rsa.significant_by_roi(out, np.repeat([1, 2], 20), {1: "x", 2: "y"}, sign=-1)["n_significant"].sum() == 0

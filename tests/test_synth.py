@@ -441,8 +441,13 @@ def test_refuses_nonempty_root_and_bad_preset(tmp_path):
 # card.json (generation_seconds), plus the .mat's arrays and the card without its time.
 # They pin the libraries' encoders too (PIL JPEG, zlib, HDF5): after a library upgrade,
 # regenerate them with the old generator before trusting a failure here.
+# The transform files (``nsddata/ppdata/subjXX/transforms/``, 8 per subject) were added later
+# (issue 13, the paper's searchlight) from their own random stream: every older file is
+# unchanged (TINY_FILES_SHA256 leaves them out) and they have their own digest.
 TINY_FILES_SHA256 = "14c700afc9fb0b32f4076cb4f5b0e5a81069835d5963395033d84846e353a190"
 TINY_N_FILES = 203
+TINY_TRANSFORMS_SHA256 = "e44d97366ead2571037cf5d91cd3f601396f832edcfdc7c2686f525cfc8ca325"
+TINY_N_TRANSFORMS = 24
 TINY_CARD_SHA256 = "19a6f68722e2dff19a90d0f9583ad130415351af8bae6ec0c1051989a28a0add"
 TINY_MAT_SHA256 = "f8d1765410d41c8adb6311bdef681340002d5114efb2dfce41049eb40ad5d5ec"
 
@@ -455,10 +460,13 @@ def _sha(data):
 
 def test_tiny_tree_is_byte_identical_to_before_the_options(tree):
     skip = {"nsddata/experiments/nsd/nsd_expdesign.mat", "sandbox_truth/card.json"}
-    files = {str(p.relative_to(tree)): _sha(p.read_bytes()) for p in tree.rglob("*")
+    every = {str(p.relative_to(tree)): _sha(p.read_bytes()) for p in tree.rglob("*")
              if p.is_file() and str(p.relative_to(tree)) not in skip}
-    assert len(files) == TINY_N_FILES
+    files = {k: v for k, v in every.items() if "/transforms/" not in k}
+    transforms = {k: v for k, v in every.items() if "/transforms/" in k}
+    assert len(files) == TINY_N_FILES and len(transforms) == TINY_N_TRANSFORMS
     assert _sha("".join(f"{k} {v}\n" for k, v in sorted(files.items())).encode()) == TINY_FILES_SHA256
+    assert _sha("".join(f"{k} {v}\n" for k, v in sorted(transforms.items())).encode()) == TINY_TRANSFORMS_SHA256
     card = synth.load_truth(tree)
     card.pop("generation_seconds")
     assert "quirks" not in card

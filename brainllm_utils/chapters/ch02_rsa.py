@@ -36,6 +36,7 @@ from ..rsa import (
     to_volume,
     volume_neighbourhoods,
 )
+from ..nsd import load_fsaverage_transforms, project_to_fsaverage
 from ..nsd.layout import STREAMS_LABELS
 from ..stats import CORRECTIONS, adjust_pvalues, paired_ttest, ttest_1samp_fdr
 from .reference import PAPER_ROI_RSA_ROIS, paper_comparison
@@ -43,7 +44,8 @@ from ._common import _column_blocks, _read_rows, build_feature_table, rows_of, r
 
 __all__ = ["STREAMS_ROIS", "PAPER_ROIS", "roi_patterns", "loso_ceilings", "subject_rsa_table",
            "paired_differences", "winner_table", "fsaverage_mesh", "surface_searchlight",
-           "volume_searchlight", "group_searchlight_test", "paper_rsa_comparison"]
+           "volume_searchlight", "group_searchlight_test", "paper_rsa_comparison",
+           "paper_searchlight_maps", "searchlight_difference_test", "significant_by_roi"]
 
 #: The seven stream ROIs (NSD ``streams`` atlas), in the atlas's order.
 STREAMS_ROIS = list(STREAMS_LABELS)
@@ -704,3 +706,160 @@ def paper_rsa_comparison(df, models, value: str = "r_normalised", rois=PAPER_ROI
     table = pd.DataFrame({r: [float(means.get((m, r), np.nan)) for m in models] for r in rois},
                          index=pd.Index(models, name="model"))
     return paper_comparison(table)
+
+
+# --------------------------------------------------------------------------- the paper's searchlight
+@fill_doc
+def paper_searchlight_maps(nsd, subjects=None, features=None, radius: float = 6.0,
+                           set_size: int = 100, seed: int = 0, n_sets: int | None = None,
+                           device: str = "auto", results_dir=None, cache: bool = True,
+                           sessions=None, interp: str = "cubic", feature_spaces=("mpnet",),
+                           **feature_options) -> dict:
+    """The paper's searchlight maps: native-volume spheres per subject, projected to fsaverage.
+
+    For every subject and model: :func:`volume_searchlight` (spheres of voxels at distance
+    ``< radius`` voxels in the subject's 1.8-mm brain mask, centres whose sphere is ≥ 50 %
+    in the mask, the sampled RSA averaged over the subject's sample sets), then
+    :func:`brainllm_utils.nsd.project_to_fsaverage` (func1pt8 → ``layerB1..3`` by ``interp``
+    interpolation, mean of the depths, ``white-to-fsaverage``; NaN voxels, i.e. non-centres,
+    count as 0 as in nsdcode). Averaging the per-set volumes before projecting equals
+    projecting each and averaging (the projection is linear). ``paper_methods.md`` §3.
+
+    Parameters
+    ----------
+    %(nsd)s
+    %(subjects)s
+    features : dict of str to (array-like, array-like), optional
+        ``{model: (ids, X)}``: features ``X`` whose rows are the sorted nsdIds ``ids``,
+        covering the sample sets' images; built for ``feature_spaces`` when missing.
+    radius : float, default=6.0
+        Sphere radius in voxels (the paper: 6, i.e. < 10.8 mm).
+    %(set_size)s
+    %(sets_seed)s
+    %(n_sets)s
+    %(device)s
+    %(results_dir)s
+    %(cache)s
+    %(sessions)s
+    interp : {"cubic", "linear", "nearest"}, default="cubic"
+        Interpolation at the cortical depths (the paper: cubic).
+    feature_spaces : sequence of str, default=("mpnet",)
+        Models built with :func:`build_feature_table` when ``features`` is None.
+    %(feature_options)s
+
+    Returns
+    -------
+    result : dict
+        ``fsaverage``: ``{model: {subject: (n_vertices_lh + n_vertices_rh,) float64}}``;
+        ``volume``: ``{model: {subject: (X, Y, Z) float32}}`` (NaN off centres);
+        ``coverage``: ``{subject: fsaverage map}``, the projection of the centres' indicator
+        (about the share of a vertex's interpolation that fell on searchlight centres; the
+        paper tests every vertex whatever its coverage); ``radius``, ``n_sets`` (sets per
+        subject), ``interp``.
+    """
+    subjects = list(nsd.subjects if subjects is None else subjects)
+    if isinstance(radius, bool) or not isinstance(radius, (int, float)) or radius <= 1:
+        raise ValueError(f"radius={radius!r}: expected a number of voxels > 1")
+    if features is None:
+        _, needed = rsa_design(nsd, subjects, set_size, seed, n_sets, results_dir, sessions)
+        built = build_feature_table(nsd, list(feature_spaces), needed, **feature_options)
+        features = {name: (needed, X) for name, X in built.items()}
+    if not isinstance(features, dict) or not features:
+        raise ValueError("features: expected a non-empty dict {model: (ids, X)}")
+    out = {"fsaverage": {m: {} for m in features}, "volume": {m: {} for m in features},
+           "coverage": {}, "radius": float(radius), "interp": interp, "n_sets": {}}
+    for s in subjects:
+        transforms = load_fsaverage_transforms(nsd, s)
+        out["n_sets"][s] = int(subject_sets(nsd, s, set_size, seed, n_sets, results_dir, sessions)[1].shape[0])
+        centres = None
+        for model, fx in features.items():
+            vol = volume_searchlight(nsd, s, model, radius=radius, set_size=set_size, seed=seed,
+                                     n_sets=n_sets, device=device, features=fx, results_dir=results_dir,
+                                     cache=cache, sessions=sessions)
+            out["volume"][model][s] = vol
+            out["fsaverage"][model][s] = project_to_fsaverage(vol, s, nsd, interp=interp,
+                                                              transforms=transforms)
+            centres = np.isfinite(vol) if centres is None else centres
+        out["coverage"][s] = project_to_fsaverage(centres.astype(np.float64), s, nsd, interp=interp,
+                                                  transforms=transforms)
+    return out
+
+
+@fill_doc
+def searchlight_difference_test(maps_a, maps_b, q: float = 0.05):
+    """Group test of per-subject searchlight differences A − B (paired t-test at every vertex).
+
+    The paper's searchlight contrasts (RCNN vs MPNet, LLM- vs category-trained;
+    ``paper_methods.md`` §3): per subject the difference of the two maps, then a two-sided
+    one-sample t-test of the differences across subjects (a paired t-test), BH-FDR at
+    ``q`` over the vertices (:func:`group_searchlight_test`).
+
+    Parameters
+    ----------
+    maps_a, maps_b : dict of str to array-like of shape (n_vertices,)
+        Per-subject maps in a common space; the same subjects in both.
+    %(q)s
+
+    Returns
+    -------
+    result : dict
+        :func:`group_searchlight_test`'s keys for the differences, plus ``diff`` (subject →
+        map A − B).
+
+    Raises
+    ------
+    ValueError
+        Different subjects or map shapes in A and B, or fewer than 2 subjects.
+    """
+    if set(maps_a) != set(maps_b):
+        raise ValueError(f"maps_a and maps_b must hold the same subjects: {sorted(maps_a)} vs {sorted(maps_b)}")
+    diff = {}
+    for s in maps_a:
+        a, b = np.asarray(maps_a[s], dtype=np.float64), np.asarray(maps_b[s], dtype=np.float64)
+        if a.shape != b.shape or a.ndim != 1:
+            raise ValueError(f"{s}: maps of shapes {a.shape} and {b.shape}; expected equal 1-D maps")
+        diff[s] = a - b
+    out = group_searchlight_test(diff, q=q)
+    out["diff"] = diff
+    return out
+
+
+def significant_by_roi(test, labels, names, sign: int = 1):
+    """FDR-significant vertices of a group searchlight test per atlas ROI, of one sign.
+
+    Parameters
+    ----------
+    test : dict
+        :func:`group_searchlight_test`'s result (``reject``, ``mean``, ``t``).
+    labels : array-like of int of shape (n_vertices,)
+        Atlas label per vertex (e.g. ``nsd.roi_volume(s, "streams", "fsaverage")``).
+    names : dict of int to str
+        ``{label: ROI name}`` (labels ≤ 0 are left out).
+    sign : {1, -1}, default=1
+        Count vertices whose mean is positive (1) or negative (−1).
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        Indexed by ROI: ``n_vertices`` (tested: finite t), ``n_significant`` (FDR-significant
+        with mean of ``sign``), ``share`` and ``mean_r_significant`` (mean over them).
+    """
+    import pandas as pd
+
+    if sign not in (1, -1):
+        raise ValueError(f"sign={sign!r}: expected 1 or -1")
+    labels = np.asarray(labels)
+    if labels.shape != np.shape(test["reject"]):
+        raise ValueError(f"labels: shape {labels.shape}, test maps {np.shape(test['reject'])}")
+    hit = np.asarray(test["reject"]) & (np.sign(np.nan_to_num(test["mean"])) == sign)
+    tested = np.isfinite(test["t"])
+    rows = []
+    for k, name in sorted(names.items()):
+        if k <= 0:
+            continue
+        m = labels == k
+        n_sig = int((hit & m).sum())
+        rows.append(dict(roi=name, n_vertices=int((tested & m).sum()), n_significant=n_sig,
+                         share=n_sig / max(int((tested & m).sum()), 1),
+                         mean_r_significant=float(np.mean(test["mean"][hit & m])) if n_sig else np.nan))
+    return pd.DataFrame(rows).set_index("roi")

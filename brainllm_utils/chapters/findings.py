@@ -65,7 +65,7 @@ __all__ = [
     "closest_planted_space_row", "role_reversal_row", "bag_of_words_row", "model_rdm_row",
     "feature_space_rows",
     # chapter 02
-    "roi_rsa_row", "searchlight_row", "category_control_row", "oracle_winner_row", "rsa_rows",
+    "roi_rsa_row", "searchlight_row", "paper_searchlight_row", "category_control_row", "oracle_winner_row", "rsa_rows",
     # chapter 03
     "encoding_fdr_row", "encoding_ceiling_row", "roi_ceiling_fraction_row",
     "ceiling_fraction_fit_row", "variance_partition_row", "in_silico_contrast_row",
@@ -116,6 +116,13 @@ PAPER_RSA_ROIS = ("ventral", "lateral", "parietal")
 CATEGORY_CONTROLS = ("mpnet_category_all", "multihot")
 #: 02: FDR level of the group searchlight test (as the chapter runs it)
 SEARCHLIGHT_Q = 0.05
+#: 02: real NSD: the paper's searchlight is significant in ventral cortex and beyond it, in
+#: one of these streams ROIs at least ("well beyond ventral cortex", Fig. 1b)
+SEARCHLIGHT_BEYOND_VENTRAL = ("lateral", "parietal")
+#: 02: sandbox: the share of nsdgeneral vertices significant (positive) must be at least this
+#: many times the share outside it (no signal is planted outside nsdgeneral; the projection's
+#: interpolation and the FDR's false discoveries put a few significant vertices there)
+SEARCHLIGHT_ENRICHMENT = 5.0
 #: 03: uncorrected p threshold reported next to the FDR count
 P_UNCORRECTED = 0.05
 #: 03: sandbox: at least 1 − FDR_SLACK × q of the FDR-significant vertices lie in nsdgeneral
@@ -653,6 +660,80 @@ def searchlight_row(sl, n_subjects: int, main: str, sandbox: bool = False, q: fl
         agrees=n_sig > 0, paper="FDR-significant well beyond ventral cortex (Fig. 1b)")
 
 
+def paper_searchlight_row(test, streams, names, nsdgeneral=None, *, n_subjects: int, main: str,
+                          radius: float, sandbox: bool = False, q: float = SEARCHLIGHT_Q):
+    """RQ1 (Fig. 1b): the paper's searchlight (volume spheres projected to fsaverage, group test).
+
+    Counts the FDR-significant vertices with a positive mean r. Criterion on real NSD: some
+    in ventral cortex and some beyond it, in one of :data:`SEARCHLIGHT_BEYOND_VENTRAL` (the
+    paper: "FDR-significant well beyond ventral cortex"). On the sandbox, where signal is
+    planted only in nsdgeneral: some significant vertices, and the share of nsdgeneral
+    vertices significant at least :data:`SEARCHLIGHT_ENRICHMENT` times the share outside.
+
+    Parameters
+    ----------
+    test : dict or None
+        The group test of the projected maps (``reject``, ``mean``, ``t``, each
+        (n_vertices,)); None when it was skipped (one subject).
+    streams : array-like of int of shape (n_vertices,)
+        The fsaverage streams atlas labels.
+    names : dict of int to str
+        ``{label: name}`` of the streams atlas.
+    nsdgeneral : array-like of bool of shape (n_vertices,), optional
+        The fsaverage nsdgeneral mask (needed on the sandbox).
+    n_subjects : int
+        Subjects in the test.
+    main : str
+        The model of the searchlight.
+    radius : float
+        The sphere radius in voxels (written in the row).
+    sandbox : bool
+        Whether the data are the generated sandbox (selects the criterion).
+    q : float
+        The FDR level the test ran at.
+
+    Returns
+    -------
+    dict
+        A :func:`finding`.
+    """
+    analysis = (f"Paper's searchlight (volume spheres < {radius:g} voxels → fsaverage): {main} "
+                f"FDR-significant vertices, r > 0 (q = {q}")
+    paper = "FDR-significant well beyond ventral cortex (Fig. 1b)"
+    if test is None or n_subjects < 2:
+        return not_computed("RQ1", analysis + ")", expected="> 0 in ventral and beyond", paper=paper)
+    hit = np.asarray(test["reject"], dtype=bool) & (np.nan_to_num(np.asarray(test["mean"], float)) > 0)
+    tested = np.isfinite(np.asarray(test["t"], dtype=float))
+    streams = np.asarray(streams)
+    if streams.shape != hit.shape:
+        raise ValueError(f"streams: shape {streams.shape}, test maps {hit.shape}")
+    code = {v: k for k, v in names.items()}
+    per_roi = {roi: int((hit & (streams == code[roi])).sum()) for roi in ("ventral",) + SEARCHLIGHT_BEYOND_VENTRAL
+               if roi in code}
+    n_sig = int(hit.sum())
+    analysis += f", {n_subjects} subjects)"
+    counts = ", ".join(f"{k} {v}" for k, v in per_roi.items())
+    if sandbox:
+        if nsdgeneral is None:
+            raise ValueError("sandbox: the nsdgeneral mask is needed")
+        inside = np.asarray(nsdgeneral, dtype=bool)
+        if inside.shape != hit.shape:
+            raise ValueError(f"nsdgeneral: shape {inside.shape}, test maps {hit.shape}")
+        rate_in = hit[inside & tested].mean() if (inside & tested).any() else 0.0
+        rate_out = hit[~inside & tested].mean() if (~inside & tested).any() else 0.0
+        return finding(
+            "RQ1", analysis,
+            f"{n_sig} of {int(tested.sum())}; {100 * rate_in:.1f} % of nsdgeneral vs {100 * rate_out:.1f} % outside",
+            expected=(f"> 0, and the nsdgeneral share ≥ {SEARCHLIGHT_ENRICHMENT:g}× the share outside "
+                      "(signal planted only in nsdgeneral)"),
+            agrees=n_sig > 0 and rate_in >= SEARCHLIGHT_ENRICHMENT * rate_out, paper=paper)
+    beyond = sum(per_roi.get(r, 0) for r in SEARCHLIGHT_BEYOND_VENTRAL)
+    return finding(
+        "RQ1", analysis, f"{n_sig} of {int(tested.sum())} ({counts})",
+        expected=f"> 0 in ventral and in {' or '.join(SEARCHLIGHT_BEYOND_VENTRAL)}",
+        agrees=per_roi.get("ventral", 0) > 0 and beyond > 0, paper=paper)
+
+
 def category_control_row(tests, controls, main: str, card=None, roi: str = "ventral"):
     """RQ2: ``main`` against a category control in ventral cortex (paired over subjects).
 
@@ -739,7 +820,7 @@ def oracle_winner_row(oracle, card):
 
 
 def rsa_rows(group, ours, sl, tests, controls, *, main: str, n_subjects: int, card=None, oracle=None,
-             q: float = SEARCHLIGHT_Q) -> list[dict]:
+             q: float = SEARCHLIGHT_Q, paper_sl=None) -> list[dict]:
     """The rows of chapter 02 (RSA), in order.
 
     Parameters
@@ -760,15 +841,23 @@ def rsa_rows(group, ours, sl, tests, controls, *, main: str, n_subjects: int, ca
         Sandbox only: :func:`oracle_winner_row`'s winner table.
     q : float
         The searchlight's FDR level.
+    paper_sl : dict, optional
+        The paper's searchlight: keyword arguments of :func:`paper_searchlight_row`
+        (``test``, ``streams``, ``names``, ``nsdgeneral``, ``radius``; ``n_subjects``,
+        ``main``, ``sandbox`` and ``q`` are filled in here); its row comes before the
+        surface searchlight's.
 
     Returns
     -------
     list of dict
-        :func:`finding` rows: ROI RSA per paper ROI, searchlight, category control, oracle.
+        :func:`finding` rows: ROI RSA per paper ROI, the paper's searchlight (when given),
+        the surface searchlight, category control, oracle.
     """
     if card is not None and oracle is None:
         raise ValueError("card given (sandbox) without the oracle winner table")
-    return _kept([roi_rsa_row(roi, group, ours, main, card) for roi in PAPER_RSA_ROIS]
+    paper_row = ([] if paper_sl is None else
+                 [paper_searchlight_row(**paper_sl, n_subjects=n_subjects, main=main, sandbox=card is not None, q=q)])
+    return _kept([roi_rsa_row(roi, group, ours, main, card) for roi in PAPER_RSA_ROIS] + paper_row
                  + [searchlight_row(sl, n_subjects, main, sandbox=card is not None, q=q),
                     category_control_row(tests, controls, main, card),
                     oracle_winner_row(oracle, card)])

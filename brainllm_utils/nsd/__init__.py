@@ -10,6 +10,13 @@ from ._manifest import BookFile, book_files, book_files_table, parse_sessions
 from ._check import CheckReport, Finding, check, estimate_resources
 from ._design import SessionsMissingWarning, format_sessions, parse_session_spec
 from ._reader import NSD
+from ._transforms import (
+    DEPTHS,
+    load_fsaverage_transforms,
+    project_to_fsaverage,
+    transform_files,
+    volume_to_surface,
+)
 from .layout import (
     BETA_VERSION,
     N_SUBJECTS,
@@ -46,4 +53,9 @@ __all__ = [
     "download_hint",
     "noise_ceiling_from_ncsnr",
     "subject_name",
+    "DEPTHS",
+    "transform_files",
+    "load_fsaverage_transforms",
+    "volume_to_surface",
+    "project_to_fsaverage",
 ]

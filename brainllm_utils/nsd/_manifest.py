@@ -22,10 +22,11 @@ listed here exactly when some chapter reads it:
 
 Notes
 -----
-The book does not read the transform files yet (no chapter projects the volume searchlight
-to fsaverage so far), nor the ROI volumes outside an analysis run with
-``space="func1pt8mm"``: they are listed with ``required=False``, and the downloader skips an
-optional file the bucket lacks with a warning instead of failing.
+Chapter 02 reads the transform files for the paper's searchlight
+(:func:`~brainllm_utils.nsd.project_to_fsaverage`); they and the ROI volumes (read only by
+analyses run with ``space="func1pt8mm"``) are listed with ``required=False``: the downloader
+skips an optional file the bucket lacks with a warning instead of failing, and chapter 02
+then stops at the projection with the missing file's name and download hint.
 """
 
 from __future__ import annotations
@@ -267,8 +268,8 @@ def book_files(subjects, sessions=None, spaces=("fsaverage",), *, coco_images: b
     -----
     The transform files (``nsddata/ppdata/subjXX/transforms/{lh,rh}.func1pt8-to-layerB{1,2,3}.mgz``
     and ``{lh,rh}.white-to-fsaverage.mgz``, NSD's ``nsd_mapdata`` route from the 1.8-mm
-    volume to fsaverage) are not read by the book yet: they are listed, with
-    ``required=False``, for projecting chapter 02's volume searchlight to fsaverage. The
+    volume to fsaverage) project chapter 02's volume searchlight to fsaverage (the paper's
+    searchlight); they are listed with ``required=False`` (a bucket without them warns). The
     subjects' ROI volumes are ``required=False`` too (read only by analyses run with
     ``space="func1pt8mm"``).
     """

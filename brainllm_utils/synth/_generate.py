@@ -11,6 +11,10 @@ What is in the tree (``<root>/...``)
   ``nsd_stim_info_merged.csv`` (row i ↔ nsdId i, the real columns).
 - ``nsddata/ppdata/subjXX/behav/responses.tsv`` (19 columns, acquired trials only) and
   ``func1pt8mm/brainmask.nii.gz``, ``func1pt8mm/roi/{,lh.,rh.}{ROI}.nii.gz`` (int16).
+- ``nsddata/ppdata/subjXX/transforms/{lh,rh}.func1pt8-to-layerB{1,2,3}.mgz`` and
+  ``{lh,rh}.white-to-fsaverage.mgz``: NSD's func1pt8 → fsaverage route
+  (:func:`brainllm_utils.nsd.project_to_fsaverage`), consistent with the volume's cortex
+  (:func:`_write_transforms`).
 - ``nsddata/freesurfer/{fsaverage,subjXX}/label/``: ``{ROI}.mgz.ctab`` and, for fsaverage,
   ``{lh,rh}.{streams,nsdgeneral}.mgz``.
 - ``nsddata_betas/ppdata/subjXX/func1pt8mm/betas_fithrf_GLMdenoise_RR/``:
@@ -51,7 +55,8 @@ model is involved anywhere.
 Quirks of real local copies (:data:`OPTIONS`, any preset, off by default)
 -------------------------------------------------------------------------
 Passed as ``overrides`` (or the command line's flags); the ``default`` and ``tiny`` trees
-are byte-for-byte those written before these options existed (pinned by a test).
+are byte-for-byte those written before these options existed (pinned by a test), plus the
+transform files added since (from their own random stream; pinned separately).
 
 - ``coco_native_sizes=True``: the training-pool JPEGs are rendered at COCO-like native
   sizes (:data:`COCO_SIZES`: 640×480, 500×375, 427×640, ...; seeded draw), and every
@@ -1114,6 +1119,62 @@ def _write_volume_subject(tree, seed, cfg, design, features, subject, progress):
     return snr.reshape(shape), inmask[zeroed]
 
 
+#: Native-surface vertices of the fsaverage mesh each sandbox subject lacks (a share), so
+#: that ``white-to-fsaverage`` is a many-to-one nearest-vertex map as on NSD, not a bijection.
+TRANSFORM_DROP = 0.02
+#: Cortical depths of ``layerB1..3`` as fractions of the way from pial to white [U: NSD's order].
+TRANSFORM_DEPTHS = (0.25, 0.5, 0.75)
+
+
+@lru_cache(maxsize=2)
+def _pial_white(mesh):
+    """{hemi: (pial coords, white coords)} of ``mesh`` (fsaverage5: nilearn's; else the icosphere's)."""
+    if mesh == "fsaverage5":
+        import nibabel as nib
+
+        folder = Path(importlib.util.find_spec("nilearn").submodule_search_locations[0]) / "datasets/data/fsaverage5"
+        return {h: (_fsaverage5()[h][0], nib.load(folder / f"white_{h}.gii.gz").darrays[0].data.astype(np.float64))
+                for h in ("left", "right")}
+    surfs = _mesh.hemisphere_surfaces(7)
+    return {h: (surfs[h]["pial"][0], surfs[h]["white"][0]) for h in ("left", "right")}
+
+
+def _mm_to_voxel(mm, shape):
+    """Inverse of :func:`_volume_anatomy`'s voxel → pseudo-mm map: 0-based voxel coordinates."""
+    shape = np.asarray(shape, np.float64)
+    lo, hi = _BRAIN_BOX
+    rel = (mm - (lo + hi) / 2) / ((hi - lo) / 2)
+    return (shape - 1) / 2 + rel * (shape - 2) / 2
+
+
+def _write_transforms(tree, seed, cfg, subject):
+    """NSD's func1pt8 → fsaverage transform files for one subject.
+
+    The subject's "native" surface is the fsaverage mesh without a seeded 2 % of its
+    vertices, in a seeded order; ``layerB1..3`` are points 1/4, 1/2, 3/4 of the way from its
+    pial to its white surface, as 1-based coordinates of the subject's 1.8-mm grid through the
+    same pseudo-mm map that placed the volume's cortex (:func:`_volume_anatomy`), ``9999``
+    outside the grid; ``white-to-fsaverage`` gives each fsaverage vertex the 1-based index
+    of the nearest native vertex (on the white surface). Float32 coordinates and int32 indices.
+    """
+    from scipy.spatial import cKDTree
+
+    shape = tuple(cfg["grids"][subject])
+    rng = _rng(seed, "transforms", subject)
+    folder = tree / f"nsddata/ppdata/{subject_name(subject)}/transforms"
+    for hemi, h in (("left", "lh"), ("right", "rh")):
+        pial, white = _pial_white(cfg["mesh"])[hemi]
+        V = pial.shape[0]
+        keep = np.sort(rng.choice(V, size=V - int(round(TRANSFORM_DROP * V)), replace=False))
+        native = keep[rng.permutation(keep.size)]  # native vertex j is fsaverage vertex native[j]
+        for k, frac in enumerate(TRANSFORM_DEPTHS, start=1):
+            ijk = _mm_to_voxel(pial[native] + frac * (white[native] - pial[native]), shape) + 1
+            ijk[((ijk < 1) | (ijk > np.asarray(shape))).any(1)] = 9999.0
+            _save_mgh(folder / f"{h}.func1pt8-to-layerB{k}.mgz", ijk.astype(np.float32).reshape(-1, 1, 1, 3))
+        nearest = cKDTree(white[native]).query(white)[1]
+        _save_mgh(folder / f"{h}.white-to-fsaverage.mgz", (nearest + 1).astype(np.int32).reshape(-1, 1, 1))
+
+
 def _tick(progress):
     if progress is not None:
         progress.update(1)
@@ -1454,6 +1515,7 @@ def _build(tree, cfg, seed, progress, t0):
         else:
             snr_fs, nan_v = _write_fsaverage_subject(tree, seed, cfg, design, features, s, progress)
             snr_vol, zeroed = _write_volume_subject(tree, seed, cfg, design, features, s, progress)
+        _write_transforms(tree, seed, cfg, s)
         truth[s] = {"snr_fs": snr_fs, "snr_vol": snr_vol, "nan_vertices": nan_v, "zeroed": zeroed}
     quirks = {"no_instance_nsd_ids": no_inst.tolist(), "no_instance_pool_coco_ids": (500000 + no_inst_pool).tolist(),
               "coco_sizes_drawn": bool(native)}
