@@ -187,3 +187,33 @@ def test_cpu_threads_context_restores():
     assert torch.get_num_threads() == before
     with torch_threads(None):
         assert torch.get_num_threads() == before
+
+
+def test_paper_searchlight_contrasts_are_paired_tests_of_seed_means(tiny_root, cache_dir, tmp_path):
+    """Fig. 4c on the paper's searchlight: seed-mean maps per group, per-subject differences."""
+    from brainllm_utils import synth
+    from brainllm_utils.chapters import ch02_rsa, ch05_image_to_llm, rsa_design
+    from brainllm_utils.nsd import NSD
+
+    nsd = NSD(tiny_root)
+    results = tmp_path / "results"
+    _, needed = rsa_design(nsd, set_size=10, n_sets=1, results_dir=results)
+    F = {k: synth.load_truth_array(tiny_root, f"features_{k}")[needed] for k in ("category", "layout", "lowlevel")}
+    noise = np.random.default_rng(0).normal(size=F["category"].shape)
+    llm = {"llm0": F["category"], "llm1": F["category"] + noise}
+    kw = dict(radius=2.0, set_size=10, n_sets=1, device="cpu")
+    with pytest.MonkeyPatch.context() as mp:  # the chapter function uses the default results folder
+        mp.setenv("BRAINLLM_RESULTS", str(results))
+        out = ch05_image_to_llm.paper_searchlight_contrasts(nsd, llm, {"cat0": F["layout"]}, F["lowlevel"],
+                                                            needed, **kw)
+        ref = ch02_rsa.paper_searchlight_maps(nsd, None, {k: (needed, X) for k, X in llm.items()},
+                                              **kw)["fsaverage"]
+    s = nsd.subjects[0]
+    np.testing.assert_allclose(out["maps"]["llm"][s], (ref["llm0"][s] + ref["llm1"][s]) / 2, atol=1e-12)
+    assert set(out["tests"]) == set(ch05_image_to_llm.PAPER_CONTRASTS)
+    want = ch02_rsa.searchlight_difference_test(out["maps"]["llm"], out["maps"]["category"])
+    got = out["tests"]["LLM-trained − category-trained"]
+    np.testing.assert_array_equal(got["t"], want["t"])
+    np.testing.assert_allclose(got["diff"][s], out["maps"]["llm"][s] - out["maps"]["category"][s])
+    with pytest.raises(ValueError, match="at least one network"):
+        ch05_image_to_llm.paper_searchlight_contrasts(nsd, {}, {"cat0": F["layout"]}, F["lowlevel"], needed, **kw)

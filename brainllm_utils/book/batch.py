@@ -101,7 +101,7 @@ PROFILES: dict[str, dict[str, dict]] = {
             # the paper's split of the 50,287 COCO images outside NSD: 48,236 train, 2,051 val
             "preset": "paper", "seeds": list(range(10)), "n_train": None, "n_val": 2051,
             "size_sweep": [5000, 10000, 25000, 48000], "size_sweep_seeds": [0, 1, 2], "n_sets": None,
-            "searchlight_n_sets": None,
+            "searchlight_n_sets": None, "searchlight_radius": 6,
             "readout_epochs": 200, "num_workers": 4,
         },
     },
@@ -115,8 +115,8 @@ PROFILES: dict[str, dict[str, dict]] = {
         "05_image_to_llm": {
             "preset": "tiny", "seeds": [0], "n_train": None, "n_val": 8, "size_sweep": [],
             "comparison_models": ["untrained_blt", "untrained_alexnet", "resnet50"], "set_size": 12,
-            "n_sets": 1, "searchlight_n_sets": 1, "surface_radius_mm": 8.0, "readout_epochs": 30,
-            "transfer_on_sample_sets": True,
+            "n_sets": 1, "searchlight_n_sets": 1, "searchlight_radius": 2, "surface_radius_mm": 8.0,
+            "readout_epochs": 30, "transfer_on_sample_sets": True,
         },
     },
 }

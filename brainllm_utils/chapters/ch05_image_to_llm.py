@@ -19,7 +19,9 @@ This module wires them together for the chapter and caches what is slow:
   averaged over seeds), next to the caption embeddings and comparison models.
 - :func:`searchlight_contrast`: per-subject surface searchlight maps of the networks
   (mean over seeds), the per-subject difference LLM-trained − category-trained, and the
-  group t-test with BH-FDR.
+  group t-test with BH-FDR (our extension, on surface discs);
+  :func:`paper_searchlight_contrasts`: the paper's Fig. 4c contrasts (LLM-trained − MPNet,
+  LLM-trained − category-trained) on volume-sphere searchlights projected to fsaverage.
 - :func:`transfer_summary`: linear readouts from frozen features to caption embeddings
   and multi-hot labels on held-out NSD images, aggregated over seeds, with floors.
 - :func:`size_alignment_table`: brain alignment against the number of training images.
@@ -37,7 +39,14 @@ from .. import vision
 from .._utils.cache import cache_key, load_npy, resolve_cache, save_npy
 from .._utils.device import torch_threads
 from .._utils.docs import fill_doc
-from .ch02_rsa import group_searchlight_test, paper_rsa_comparison, subject_rsa_table, surface_searchlight
+from .ch02_rsa import (
+    group_searchlight_test,
+    paper_rsa_comparison,
+    paper_searchlight_maps,
+    searchlight_difference_test,
+    subject_rsa_table,
+    surface_searchlight,
+)
 from ._common import rsa_design, subject_image_ids
 from .reference import paper_reference, paper_transfer_numbers
 
@@ -55,6 +64,8 @@ __all__ = [
     "average_over_seeds",
     "network_rsa_table",
     "searchlight_contrast",
+    "paper_searchlight_contrasts",
+    "PAPER_CONTRASTS",
     "transfer_image_ids",
     "transfer_summary",
     "size_alignment_table",
@@ -603,6 +614,70 @@ def searchlight_contrast(nsd, feats_a: dict, feats_b: dict, ids, subjects=None, 
         return {"a": a, "b": b, "diff": diff, "test": None, "test_a": None, "test_b": None}
     return {"a": a, "b": b, "diff": diff, "test": group_searchlight_test(diff, q=q),
             "test_a": group_searchlight_test(a, q=q), "test_b": group_searchlight_test(b, q=q)}
+
+
+#: The paper's searchlight contrasts (Fig. 4c): name → (group A, group B).
+PAPER_CONTRASTS = {"LLM-trained − MPNet": ("llm", "mpnet"), "LLM-trained − category-trained": ("llm", "category")}
+
+
+@fill_doc
+def paper_searchlight_contrasts(nsd, feats_llm: dict, feats_category: dict, feats_mpnet, ids, subjects=None, *,
+                                radius: float = 6.0, set_size: int = 100, seed: int = 0, n_sets=1,
+                                device="auto", q: float = 0.05, sessions=None):
+    """The paper's searchlight contrasts (Fig. 4c) on its volume searchlight.
+
+    Every network of ``feats_llm`` and ``feats_category`` and the caption embedding
+    ``feats_mpnet`` get the paper's searchlight per subject
+    (:func:`.ch02_rsa.paper_searchlight_maps`: spheres of ``< radius`` voxels in the native
+    1.8-mm volume, mean over sample sets, projected to fsaverage); each group's maps are
+    averaged over its networks (seeds) per subject; the contrasts of
+    :data:`PAPER_CONTRASTS` are tested on the per-subject differences (paired t-test at
+    every vertex, BH-FDR at ``q``; :func:`.ch02_rsa.searchlight_difference_test`).
+
+    Parameters
+    ----------
+    %(nsd)s
+    feats_llm, feats_category : dict of str to array-like of shape (n_images, n_features)
+        Features of the LLM-trained and category-trained networks over sorted nsdIds ``ids``.
+    feats_mpnet : array-like of shape (n_images, n_features)
+        The MPNet caption embedding over ``ids``.
+    ids : array-like of int of shape (n_images,)
+        Sorted nsdIds of the feature rows (covering the sample sets' images).
+    %(subjects)s
+    radius : float, default=6.0
+        Sphere radius in voxels (the paper: 6).
+    %(set_size)s
+    %(sets_seed)s
+    n_sets : int, optional, default=1
+        Use only each subject's first ``n_sets`` sample sets (``None``: all, as the paper).
+    %(device)s
+    %(q)s
+    %(sessions)s
+
+    Returns
+    -------
+    result : dict
+        ``maps``: ``{"llm" | "category" | "mpnet": {subject: fsaverage map}}`` (seed means);
+        ``tests``: ``{contrast: searchlight_difference_test result}``, or ``None`` per
+        contrast with fewer than 2 subjects; ``radius``; ``n_sets`` (per subject).
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    subjects = list(nsd.subjects if subjects is None else subjects)
+    if not feats_llm or not feats_category:
+        raise ValueError("feats_llm and feats_category need at least one network each")
+    groups = {"llm": list(feats_llm), "category": list(feats_category), "mpnet": ["mpnet"]}
+    named = {**feats_llm, **feats_category}
+    if "mpnet" in named:
+        raise ValueError("a network is named 'mpnet': the caption embedding's name")
+    named["mpnet"] = feats_mpnet
+    res = paper_searchlight_maps(nsd, subjects, {k: (ids, np.asarray(X)) for k, X in named.items()},
+                                 radius=radius, set_size=set_size, seed=seed, n_sets=n_sets, device=device,
+                                 sessions=sessions)
+    maps = {g: {s: np.mean([res["fsaverage"][n][s] for n in names], axis=0) for s in subjects}
+            for g, names in groups.items()}
+    tests = {c: (searchlight_difference_test(maps[a], maps[b], q=q) if len(subjects) >= 2 else None)
+             for c, (a, b) in PAPER_CONTRASTS.items()}
+    return {"maps": maps, "tests": tests, "radius": float(radius), "n_sets": res["n_sets"]}
 
 
 # --------------------------------------------------------------------------- transfer
