@@ -65,6 +65,8 @@ def test_paper_profile_applies_the_paper_settings(tiny_root, tmp_path):
     assert job.parameters["n_sets"] is None
     (job,) = batch.plan_jobs(["02_rsa"], data_home=tiny_root, output_dir=tmp_path)
     assert "searchlight_radius" not in job.parameters
+    (job,) = batch.plan_jobs(["05_image_to_llm"], data_home=tiny_root, profile="paper", output_dir=tmp_path)
+    assert job.parameters["searchlight_radius"] == 6 and job.parameters["searchlight_n_sets"] is None
 
 
 def test_smoke_profile_applies_quick_sizes_on_top(tiny_root, tmp_path):
