@@ -936,6 +936,14 @@ def test_record_refuses_malformed_values(tiny_root, tmp_path, values, match):
 
 # ---------------------------------------------------------------- every row can fail, and pass
 #: rows without a criterion, and why: they are shown, never counted as agreeing or not
+def _paper_sl(reject, sandbox=False):
+    """The paper's searchlight over eight vertices: two per ROI (early, ventral, lateral, parietal);
+    nsdgeneral = the first six; every mean r positive."""
+    test = {"reject": np.array(reject, bool), "mean": np.full(8, 0.1), "t": np.ones(8)}
+    return findings.paper_searchlight_row(test, STREAMS, ROI_NAMES, VISUAL if sandbox else None,
+                                          n_subjects=8, main="mpnet", radius=6, sandbox=sandbox)
+
+
 DESCRIPTIVE = {
     "model_rdm_row": "a model-by-model RDM correlation; the paper reports none and claims nothing about it",
 }
@@ -948,6 +956,7 @@ FAILING = {
     "bag_of_words_row": lambda: findings.bag_of_words_row(_ratios(mpnet_word_avg=0.01), PAIRS),
     "roi_rsa_row": lambda: findings.roi_rsa_row("lateral", _group(lateral=(0.1, False)),
                                                 pd.Series({"lateral": 0.3}), "mpnet"),
+    "paper_searchlight_row": lambda: _paper_sl([0, 0, 1, 1, 0, 0, 0, 0]),  # ventral only, nothing beyond
     "searchlight_row": lambda: findings.searchlight_row({"reject": np.zeros(4, bool), "t": np.ones(4)}, 3,
                                                         "mpnet"),
     "category_control_row": lambda: findings.category_control_row(_tests(0.05, False), ["multihot"], "mpnet"),
@@ -992,6 +1001,7 @@ PASSING = {
     "bag_of_words_row": lambda: findings.bag_of_words_row(_ratios(multihot=0.0), PAIRS),
     "roi_rsa_row": lambda: findings.roi_rsa_row("ventral", _group(ventral=(0.1, True)),
                                                 pd.Series({"ventral": 0.4}), "mpnet"),
+    "paper_searchlight_row": lambda: _paper_sl([0, 0, 1, 0, 1, 0, 0, 0]),  # ventral and lateral
     "searchlight_row": lambda: findings.searchlight_row({"reject": np.ones(4, bool), "t": np.ones(4)}, 3,
                                                         "mpnet"),
     "category_control_row": lambda: findings.category_control_row(_tests(0.05, True), ["multihot"], "mpnet"),
