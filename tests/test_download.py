@@ -244,7 +244,7 @@ def test_book_files_volume_extras():
     for h in ("lh", "rh"):
         for t in ("func1pt8-to-layerB1", "func1pt8-to-layerB2", "func1pt8-to-layerB3", "white-to-fsaverage"):
             f = fs[f"nsddata/ppdata/subj02/transforms/{h}.{t}.mgz"]
-            assert not f.required and f.chapters == ("02_rsa",)
+            assert not f.required and f.chapters == ("02_rsa", "05_image_to_llm")
     assert f"{d}/betas_session02.nii.gz" not in fs
     coco = [f for f in fs.values() if f.source == "coco"]
     assert sorted(Path(f.relpath).name for f in coco) == sorted(

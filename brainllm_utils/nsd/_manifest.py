@@ -14,7 +14,7 @@ listed here exactly when some chapter reads it:
   hemispheres on fsaverage); ``ncsnr``; the fsaverage ``streams`` and ``nsdgeneral`` labels
   and colour tables; the fsaverage pial surfaces (chapter 02's surface searchlight on the
   full 163,842-vertex mesh);
-- with ``volume=True``: what chapter 02's volume searchlight reads (1.8-mm betas and
+- with ``volume=True``: what the volume searchlights of chapters 02 and 05 read (1.8-mm betas and
   ``brainmask.nii.gz``), the subject's ``streams``/``nsdgeneral`` ROI volumes, and the
   transforms that project a 1.8-mm map to fsaverage (NSD's ``nsd_mapdata`` route:
   ``transforms/{lh,rh}.func1pt8-to-layerB{1,2,3}.mgz`` onto the subject's cortical depths,
@@ -69,6 +69,9 @@ CHAPTERS = ("00_data_tour", "01_feature_spaces", "02_rsa", "03_encoding", "04_de
 _BETA_CHAPTERS = ("00_data_tour", "02_rsa", "03_encoding", "04_decoding", "05_image_to_llm")
 #: Atlases the chapters read on fsaverage (``streams``: ROI analyses; ``nsdgeneral``:
 #: chapters 00 and 03, and the encoding ROI of the batch runner).
+#: Chapters that read the 1.8-mm betas, the brain mask and the transforms to fsaverage (the
+#: paper's volume searchlight in 02 and its network contrasts in 05).
+_VOLUME_CHAPTERS = ("02_rsa", "05_image_to_llm")
 _FS_ATLASES = {"streams": _BETA_CHAPTERS, "nsdgeneral": ("00_data_tour", "03_encoding")}
 #: The COCO zip (path under COCO's base URL) holding the captions and instances JSONs.
 COCO_ANNOTATIONS_ZIP = "annotations/annotations_trainval2017.zip"
@@ -305,7 +308,7 @@ def book_files(subjects, sessions=None, spaces=("fsaverage",), *, coco_images: b
                 add(f"nsddata/freesurfer/fsaverage/label/{h}.{atlas}.mgz", chapters)
             add(f"nsddata/freesurfer/fsaverage/label/{atlas}.mgz.ctab", chapters)
         for h in ("lh", "rh"):
-            add(f"nsddata/freesurfer/fsaverage/surf/{h}.pial", ("02_rsa",))
+            add(f"nsddata/freesurfer/fsaverage/surf/{h}.pial", _VOLUME_CHAPTERS)  # surface discs
     else:  # the colour tables name the labels of the subjects' ROI volumes too
         for atlas, chapters in _FS_ATLASES.items():
             add(f"nsddata/freesurfer/fsaverage/label/{atlas}.mgz.ctab", chapters)
@@ -332,8 +335,8 @@ def book_files(subjects, sessions=None, spaces=("fsaverage",), *, coco_images: b
         if volume:
             for s in subj_sessions:
                 for rel in beta_files(name, "func1pt8mm", s):
-                    add(rel, ("02_rsa",))
-            add(f"nsddata/ppdata/{name}/func1pt8mm/brainmask.nii.gz", ("02_rsa",))
+                    add(rel, _VOLUME_CHAPTERS)
+            add(f"nsddata/ppdata/{name}/func1pt8mm/brainmask.nii.gz", _VOLUME_CHAPTERS)
         if volume or "func1pt8mm" in spaces:
             for atlas, chapters in _FS_ATLASES.items():
                 add(f"nsddata/ppdata/{name}/func1pt8mm/roi/{atlas}.nii.gz", chapters,
@@ -342,8 +345,8 @@ def book_files(subjects, sessions=None, spaces=("fsaverage",), *, coco_images: b
             tdir = f"nsddata/ppdata/{name}/transforms"
             for h in ("lh", "rh"):
                 for depth in ("layerB1", "layerB2", "layerB3"):
-                    add(f"{tdir}/{h}.func1pt8-to-{depth}.mgz", ("02_rsa",), required=False)
-                add(f"{tdir}/{h}.white-to-fsaverage.mgz", ("02_rsa",), required=False)
+                    add(f"{tdir}/{h}.func1pt8-to-{depth}.mgz", _VOLUME_CHAPTERS, required=False)
+                add(f"{tdir}/{h}.white-to-fsaverage.mgz", _VOLUME_CHAPTERS, required=False)
     if clipped:
         warnings.warn(
             f"sessions={sessions!r}: clipped to each subject's NSD sessions: "
