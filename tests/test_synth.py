@@ -469,6 +469,7 @@ def test_tiny_tree_is_byte_identical_to_before_the_options(tree):
     assert _sha("".join(f"{k} {v}\n" for k, v in sorted(transforms.items())).encode()) == TINY_TRANSFORMS_SHA256
     card = synth.load_truth(tree)
     card.pop("generation_seconds")
+    assert card.pop("format") == synth.SANDBOX_FORMAT  # added with the transforms; the rest is unchanged
     assert "quirks" not in card
     assert _sha(json.dumps(card, sort_keys=True).encode()) == TINY_CARD_SHA256
     m = loadmat(tree / "nsddata/experiments/nsd/nsd_expdesign.mat")
@@ -772,3 +773,16 @@ def test_nsdlike_small(nsdlike):
         sizes = {(im["width"], im["height"]) for im in _coco(nsdlike, "captions", split)["images"]}
         assert len(sizes) > 3
     assert any(not a["caption"].isascii() for a in _coco(nsdlike, "captions", "train2017")["annotations"])
+
+
+def test_is_current_follows_the_card_format(tree, tmp_path):
+    """A freshly generated tree is current; an older card (no or another format) or no card is not,
+    so ``make sandbox`` regenerates it instead of running the book on a tree lacking files."""
+    assert synth.load_truth(tree)["format"] == synth.SANDBOX_FORMAT
+    assert synth.is_current(tree)
+    assert not synth.is_current(tmp_path)  # no sandbox at all
+    old = json.loads((tree / synth.TRUTH_DIR / "card.json").read_text())
+    for stale in ({k: v for k, v in old.items() if k != "format"}, {**old, "format": synth.SANDBOX_FORMAT - 1}):
+        (tmp_path / synth.TRUTH_DIR).mkdir(exist_ok=True)
+        (tmp_path / synth.TRUTH_DIR / "card.json").write_text(json.dumps(stale))
+        assert synth.is_sandbox(tmp_path) and not synth.is_current(tmp_path)

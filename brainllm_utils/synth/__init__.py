@@ -30,7 +30,7 @@ from ._generate import (
     main,
     make_synthetic_nsd,
 )
-from ._truth import TRUTH_DIR, is_sandbox, load_truth, load_truth_array, truth_table
+from ._truth import SANDBOX_FORMAT, TRUTH_DIR, is_current, is_sandbox, load_truth, load_truth_array, truth_table
 
 __all__ = [
     "PRESETS",
@@ -39,6 +39,8 @@ __all__ = [
     "NSD_GRIDS",
     "ROI_SPACES",
     "TRUTH_DIR",
+    "SANDBOX_FORMAT",
+    "is_current",
     "Design",
     "compute_ncsnr",
     "make_synthetic_nsd",

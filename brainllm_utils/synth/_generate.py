@@ -158,7 +158,7 @@ from ..nsd.layout import (
 )
 from . import _mesh, _scenes
 from ._stream import MghTrialWriter, NiftiTrialWriter
-from ._truth import TRUTH_DIR
+from ._truth import SANDBOX_FORMAT, TRUTH_DIR
 
 __all__ = ["PRESETS", "OPTIONS", "COCO_SIZES", "NSD_GRIDS", "ROI_SPACES", "Design", "compute_ncsnr", "make_synthetic_nsd", "main", "BETAS", "CTABS",
            "GENERATIVE_MODEL", "NSDGENERAL_RADIUS", "N_SUBJECTS", "RESPONSE_COLUMNS", "ROI_ORDER", "SNR_RANGES",
@@ -1411,7 +1411,7 @@ def _write_truth(tree, cfg, seed, design, graphs, pool_graphs, pairs, features, 
         atomic_save_npy(folder / f"snr_func1pt8mm_{subject_name(s)}.npy", info["snr_vol"])
     atomic_write_text(folder / "scenes.json", json.dumps({"nsd": graphs, "pool": pool_graphs}))
     card = {
-        "seed": int(seed), "preset": cfg["name"],
+        "format": SANDBOX_FORMAT, "seed": int(seed), "preset": cfg["name"],
         "sizes": {"n_images": cfg["N"], "images_per_subject": cfg["K"], "n_shared": cfg["S"],
                   "trials_per_session": cfg["T"], "planned_sessions": cfg["D"],
                   "image_size": cfg["image_size"], "n_pool": cfg["n_pool"],

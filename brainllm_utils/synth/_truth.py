@@ -9,10 +9,16 @@ import numpy as np
 
 from .._utils.docs import fill_doc
 
-__all__ = ["TRUTH_DIR", "load_truth", "is_sandbox", "truth_table", "load_truth_array"]
+__all__ = ["TRUTH_DIR", "SANDBOX_FORMAT", "load_truth", "is_sandbox", "is_current", "truth_table",
+           "load_truth_array"]
 
 #: Folder of the ground truth inside a sandbox root.
 TRUTH_DIR = "sandbox_truth"
+#: Version of the sandbox's file set, written to the card as ``"format"``. Raised whenever the
+#: generator adds or changes files that the chapters read (2: the func1pt8 → fsaverage
+#: transforms of the paper's searchlight), so that ``make book`` regenerates an older sandbox
+#: instead of stopping at a missing file. A card without the key is format 1.
+SANDBOX_FORMAT = 2
 
 
 @fill_doc
@@ -46,6 +52,25 @@ def is_sandbox(root) -> bool:
         True when ``<root>/sandbox_truth/card.json`` exists.
     """
     return (Path(root) / TRUTH_DIR / "card.json").is_file()
+
+
+@fill_doc
+def is_current(root) -> bool:
+    """Whether ``root`` is a sandbox written by this version's generator (:data:`SANDBOX_FORMAT`).
+
+    Parameters
+    ----------
+    %(root)s
+
+    Returns
+    -------
+    bool
+        False when ``root`` is no sandbox, or when its card's ``"format"`` (1 when absent)
+        differs from :data:`SANDBOX_FORMAT`: the tree lacks files this version reads.
+    """
+    if not is_sandbox(root):
+        return False
+    return int(load_truth(root).get("format", 1)) == SANDBOX_FORMAT
 
 
 def truth_table(card):
