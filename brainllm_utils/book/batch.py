@@ -82,11 +82,21 @@ __all__ = [
     "main",
 ]
 
+#: Every RQ2 space of the paper (``chapters.rq2.RQ2_SPACES``, which a test keeps equal): the
+#: ``paper`` profile scores all of them against the brain in chapters 02 and 03.
+_RQ2_SPACES = (
+    "multihot", "mpnet_category_all", "fasttext_categories", "glove_categories",
+    "mpnet_word_avg", "fasttext_all", "glove_all",
+    "mpnet_nouns", "mpnet_verbs", "mpnet_adjectives", "mpnet_adverbs", "mpnet_prepositions",
+    "mpnet_nouns_sentence", "mpnet_verbs_sentence",
+    "mpnet_scrambled",
+    "sbert:all-MiniLM-L6-v2",
+)
 #: Parameter overrides per profile, keyed by notebook stem:
 #: ``PROFILES[profile][stem] = {parameter: value}``. ``sandbox``: the notebooks' own
 #: defaults (sized for the generated sandbox on 2 CPU cores). ``paper``: the paper's settings
-#: for a real NSD copy (all sample sets, 6-voxel searchlight spheres, the full BLT recipe with
-#: 10 seeds per objective, all training images); a GPU is strongly recommended (see "Getting
+#: for a real NSD copy (all sample sets, 6-voxel searchlight spheres, every RQ2 space in ROI RSA
+#: and encoding, the full BLT recipe with 10 seeds per objective, all training images); a GPU is strongly recommended (see "Getting
 #: NSD"). ``smoke``: quick sizes for tests on the ``tiny`` sandbox (few images and sets, fewer
 #: folds, the ``tiny`` BLT preset with one seed and no size sweep), applied on top of the
 #: chosen profile by ``plan_jobs(..., smoke=True)`` / ``--smoke``.
@@ -94,8 +104,9 @@ PROFILES: dict[str, dict[str, dict]] = {
     "sandbox": {},
     "paper": {
         "01_feature_spaces": {"n_sets": None},
-        "02_rsa": {"n_sets": None, "searchlight_n_sets": None, "searchlight_radius": 6},
-        "03_encoding": {"encoding_roi": None},
+        "02_rsa": {"n_sets": None, "searchlight_n_sets": None, "searchlight_radius": 6,
+                   "rq2_spaces": list(_RQ2_SPACES)},
+        "03_encoding": {"encoding_roi": None, "rq2_spaces": list(_RQ2_SPACES), "rq2_roi": "streams"},
         "04_decoding": {"pool_per_image": None},
         "05_image_to_llm": {
             # the paper's split of the 50,287 COCO images outside NSD: 48,236 train, 2,051 val
@@ -109,8 +120,10 @@ PROFILES: dict[str, dict[str, dict]] = {
         "01_feature_spaces": {"feature_spaces": ["mpnet", "multihot", "mpnet_word_avg"], "set_size": 12,
                               "n_sets": 1, "n_pairs": 1},
         "02_rsa": {"feature_spaces": ["mpnet", "multihot", "mpnet_word_avg"], "set_size": 12, "n_sets": 1,
-                   "searchlight_n_sets": 1, "searchlight_radius": 2, "surface_radius_mm": 8.0},
-        "03_encoding": {"cv": 3, "n_ratios": 3, "encoding_roi": "nsdgeneral", "n_views": 2},
+                   "searchlight_n_sets": 1, "searchlight_radius": 2, "surface_radius_mm": 8.0,
+                   "rq2_spaces": ["mpnet_adjectives", "glove_all"]},
+        "03_encoding": {"cv": 3, "n_ratios": 3, "encoding_roi": "nsdgeneral", "n_views": 2,
+                        "rq2_spaces": ["mpnet_adjectives", "glove_all"]},
         "04_decoding": {"cv": 3, "pool_per_image": 0, "single_rois": ["early", "ventral"]},
         "05_image_to_llm": {
             "preset": "tiny", "seeds": [0], "n_train": None, "n_val": 8, "size_sweep": [],
@@ -200,7 +213,9 @@ _AFTER_CHAPTERS = ("_summary", "_reproduction")
 _SUBJECT_PARAMS = ("subject", "subjects", "gallery_subject")
 #: notebooks whose ``subject`` is only the one shown in figures: they use every subject on disk
 _ALL_SUBJECTS_NOTEBOOKS = ("00_data_tour",)
-_FEATURE_PARAMS = ("feature", "feature_spaces", "word_band")
+_FEATURE_PARAMS = ("feature", "feature_spaces", "word_band", "rq2_spaces")
+#: parameters naming a word-vector file (a given path must be a file)
+_VECTOR_PARAMS = ("fasttext_path", "glove_path")
 
 
 class BatchError(RuntimeError):
@@ -371,7 +386,8 @@ def validate_parameters(notebook: str, parameters: dict, data_home=None, _cache=
     Checks: parameter names against the notebook's ``parameters`` cell; the data root;
     subjects against those with betas on disk; ``sessions`` (``"1-5"``, a list of ints or
     ``{subject: sessions}``) against the beta files on disk of every subject the job
-    analyses; feature spaces against the registry;
+    analyses; feature spaces against the registry (``sbert:<name>``: the model must be
+    installed on this machine); word-vector paths (``fasttext_path``, ``glove_path``) must be files;
     comparison models and presets against :mod:`brainllm_utils.vision`; devices.
     Parameters set to ``None`` are not checked.
 
@@ -441,6 +457,18 @@ def validate_parameters(notebook: str, parameters: dict, data_home=None, _cache=
                     raise BatchParameterError(
                         f"{source.stem}: {name}={value!r}: unknown feature space {v!r}; "
                         f"available: {features.available()}") from None
+                if str(v).startswith("sbert:"):
+                    try:  # any local sentence-transformers model: it must be on this machine
+                        features.resolve_model(str(v).split(":", 1)[1])
+                    except features.ModelNotFoundError as err:
+                        raise BatchParameterError(
+                            f"{source.stem}: {name}={value!r}: {v!r} is not installed: {err}") from None
+        elif name in _VECTOR_PARAMS:
+            if not Path(str(value)).expanduser().is_file():
+                raise BatchParameterError(
+                    f"{source.stem}: {name}={value!r}: not a file (a word-vector file: fastText "
+                    "crawl-300d-2M.vec or GloVe glove.840B.300d.txt; None: $BRAINLLM_FASTTEXT / "
+                    "$BRAINLLM_GLOVE, else those spaces are not computed)")
         elif name == "comparison_models":
             from ..vision import COMPARISON_MODELS
 

@@ -820,7 +820,7 @@ def oracle_winner_row(oracle, card):
 
 
 def rsa_rows(group, ours, sl, tests, controls, *, main: str, n_subjects: int, card=None, oracle=None,
-             q: float = SEARCHLIGHT_Q, paper_sl=None) -> list[dict]:
+             q: float = SEARCHLIGHT_Q, paper_sl=None, rq2=None) -> list[dict]:
     """The rows of chapter 02 (RSA), in order.
 
     Parameters
@@ -846,12 +846,15 @@ def rsa_rows(group, ours, sl, tests, controls, *, main: str, n_subjects: int, ca
         (``test``, ``streams``, ``names``, ``nsdgeneral``, ``radius``; ``n_subjects``,
         ``main``, ``sandbox`` and ``q`` are filled in here); its row comes before the
         surface searchlight's.
+    rq2 : pandas.DataFrame, optional
+        The RQ2 comparison (``chapters.rq2.rq2_comparison`` of the ROI RSA): adds
+        :func:`rq2_rows` at the end.
 
     Returns
     -------
     list of dict
         :func:`finding` rows: ROI RSA per paper ROI, the paper's searchlight (when given),
-        the surface searchlight, category control, oracle.
+        the surface searchlight, category control, oracle, then the RQ2 rows.
     """
     if card is not None and oracle is None:
         raise ValueError("card given (sandbox) without the oracle winner table")
@@ -860,7 +863,7 @@ def rsa_rows(group, ours, sl, tests, controls, *, main: str, n_subjects: int, ca
     return _kept([roi_rsa_row(roi, group, ours, main, card) for roi in PAPER_RSA_ROIS] + paper_row
                  + [searchlight_row(sl, n_subjects, main, sandbox=card is not None, q=q),
                     category_control_row(tests, controls, main, card),
-                    oracle_winner_row(oracle, card)])
+                    oracle_winner_row(oracle, card)]) + rq2_rows(rq2, method="ROI RSA", card=card)
 
 
 # ---------------------------------------------------------------------------- 03 encoding
@@ -1173,7 +1176,7 @@ def shuffled_baseline_row(baseline, feature: str, alpha: float = ALPHA):
 
 def encoding_rows(group, visual, streams, roi_names, relation, nc_relation, ceiling_table, partition,
                   agreement, *, feature: str, word_band: str, order, q: float, n_subjects: int,
-                  sandbox: bool = False, truth=None, recovered=None, baseline=None) -> list[dict]:
+                  sandbox: bool = False, truth=None, recovered=None, baseline=None, rq2=None) -> list[dict]:
     """The rows of chapter 03 (encoding), in order.
 
     Parameters
@@ -1205,12 +1208,16 @@ def encoding_rows(group, visual, streams, roi_names, relation, nc_relation, ceil
         Sandbox: per ROI, ``"expected r / ceiling"`` and ``"observed r / ceiling"``.
     baseline : pandas.DataFrame, optional
         As in :func:`shuffled_baseline_row` (None: no baseline row).
+    rq2 : pandas.DataFrame, optional
+        The RQ2 comparison of the encoders (``chapters.rq2.rq2_comparison``): adds
+        :func:`rq2_rows` at the end (on the sandbox judged against ``truth``).
 
     Returns
     -------
     list of dict
         :func:`finding` rows: FDR vertices, shuffled-caption baseline, ceilings, ROI
-        fractions, their fit (sandbox), variance partitioning, in-silico contrast.
+        fractions, their fit (sandbox), variance partitioning, in-silico contrast, then the
+        RQ2 rows.
     """
     if sandbox and (truth is None or recovered is None):
         raise ValueError("sandbox=True needs truth and recovered")
@@ -1225,7 +1232,8 @@ def encoding_rows(group, visual, streams, roi_names, relation, nc_relation, ceil
         ceiling_fraction_fit_row(recovered),
         variance_partition_row(partition, feature, word_band, truth),
         in_silico_contrast_row(agreement, sandbox),
-    ])
+    ]) + rq2_rows(rq2, method="Encoding", card=None if truth is None else {
+        "roi_spaces": {roi: {k: float(v) for k, v in row.items() if v > 0} for roi, row in truth.iterrows()}})
 
 
 # ---------------------------------------------------------------------------- 04 decoding
@@ -1705,3 +1713,109 @@ def image_to_llm_rows(table, tests, winners, transfer, *, rois, oracle=None, ali
                  + [best]
                  + [transfer_row(transfer, target) for target in TRANSFER_TARGETS]
                  + [training_size_row(align)])
+
+
+# ---------------------------------------------------------------------------- RQ2 against the brain
+#: RQ2, real NSD: the kinds of space (``chapters.rq2.rq2_kind``) the full caption must beat in
+#: the paper's ROIs (Fig. 3, Supp. Fig. 9): categories, word vectors, word averages, word classes
+RQ2_NSD_CONTROL_KINDS = ("categories", "word vectors", "word average", "word class",
+                         "word class, as a sentence")
+#: RQ2, sandbox: the word classes that name no object and no action (nothing of the planted
+#: category or interaction spaces): where those are planted, the full caption must beat them
+RQ2_CONTENT_FREE = ("adjectives", "adverbs", "prepositions")
+
+
+def _rq2_sandbox_control(space: str) -> bool:
+    return any(space in (f"mpnet_{g}", f"mpnet_{g}_sentence") for g in RQ2_CONTENT_FREE)
+
+
+def rq2_controls_row(table, roi: str, *, method: str = "ROI RSA", card=None):
+    """RQ2: the main model above each control in one of :data:`PAPER_RSA_ROIS`, paired.
+
+    The test is :func:`~brainllm_utils.chapters.rq2.rq2_comparison`'s: a paired t-test of
+    ``main − control`` over subjects per ROI, Benjamini–Hochberg FDR over the spaces compared
+    in the ROI. Criterion on real NSD (the paper's claim, Fig. 3 and Supp. Fig. 9): for every
+    computed control of :data:`RQ2_NSD_CONTROL_KINDS`, the difference is > 0 and
+    FDR-significant. On the sandbox, only in an ROI whose planted category + interaction
+    weight is at least :data:`PLANTED_CAPTION_SHARE` (None elsewhere), and only against the
+    word classes that name neither objects nor actions (:data:`RQ2_CONTENT_FREE`): what is
+    planted there is what nouns and verbs say, so those classes must lose. Controls the run
+    did not compute (no word-vector file) are named in the row, never counted as passes.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame or None
+        :func:`~brainllm_utils.chapters.rq2.rq2_comparison`: ``roi, space, kind, n,
+        mean_diff, p_fdr, significant, note``; ``attrs["main"]`` names the main model.
+        None: RQ2 was not run (no row).
+    roi : str
+        One of :data:`PAPER_RSA_ROIS`.
+    method : str, default="ROI RSA"
+        What the scores are (``"ROI RSA"`` or ``"Encoding"``), for the row's text.
+    card : dict, optional
+        The sandbox's truth card; None on real NSD.
+
+    Returns
+    -------
+    dict or None
+        A :func:`finding`; None without the ROI or (sandbox) where the criterion does not apply.
+    """
+    if table is None or roi not in set(table["roi"]):
+        return None
+    main = table.attrs.get("main", "mpnet")
+    t = table[table["roi"] == roi]
+    if card is not None:
+        mix = card["roi_spaces"].get(roi, {})
+        if mix.get("category", 0) + mix.get("interaction", 0) < PLANTED_CAPTION_SHARE:
+            return None
+        t = t[t["space"].map(_rq2_sandbox_control)]
+        expected = (f"> 0, FDR-significant for each word class naming no object or action "
+                    f"(planted: {_planted_mix(card, roi)})")
+    else:
+        t = t[t["kind"].isin(RQ2_NSD_CONTROL_KINDS)]
+        expected = "> 0, FDR-significant for every category, word-vector, word-average and word-class control"
+    analysis = f"{method}, {roi}: {main} − each RQ2 control (paired t, BH-FDR over the spaces in the ROI)"
+    paper = "full caption above categories, word averages, nouns, verbs (Fig. 3), other word classes (Supp. Fig. 9)"
+    done = t[t["note"] == ""]
+    skipped = t[t["note"].str.startswith("not computed")]["space"].tolist()
+    if not len(done):
+        return not_computed("RQ2", analysis, reason="not computed: no RQ2 control scored"
+                            + (f" ({', '.join(skipped)}: no vector file given)" if skipped else ""),
+                            expected=expected, paper=paper)
+    if (done["n"] < 2).any() or not np.isfinite(done["p_fdr"]).all():
+        return not_computed("RQ2", analysis, expected=expected, paper=paper)
+    ok = done["significant"].astype(bool) & (done["mean_diff"] > 0)
+    fails = [f"{s} {d:+.3f} (p_FDR = {p:.2g})" for s, d, p, good in
+             zip(done["space"], done["mean_diff"], done["p_fdr"], ok) if not good]
+    text = f"{int(ok.sum())} of {len(done)} controls below {main}, FDR-significant"
+    if fails:
+        text += "; not: " + ", ".join(fails)
+    if skipped:
+        text += f"; not computed (no vector file given): {', '.join(skipped)}"
+    return finding("RQ2", analysis, text, expected=expected, agrees=bool(ok.all()), paper=paper)
+
+
+def rq2_rows(table, *, method: str = "ROI RSA", card=None) -> list[dict]:
+    """The RQ2 rows of chapter 02 or 03: :func:`rq2_controls_row` per paper ROI.
+
+    ``method="ROI RSA"`` for chapter 02, ``"Encoding"`` for chapter 03; one row per ROI of
+    :data:`PAPER_RSA_ROIS`.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame or None
+        :func:`~brainllm_utils.chapters.rq2.rq2_comparison` (None: no rows).
+    method : str, default="ROI RSA"
+        What the scores are.
+    card : dict, optional
+        The sandbox's truth card; None on real NSD.
+
+    Returns
+    -------
+    list of dict
+        :func:`finding` rows.
+    """
+    return _kept([rq2_controls_row(table, roi, method=method, card=card) for roi in PAPER_RSA_ROIS])
+
+
+__all__ += ["RQ2_NSD_CONTROL_KINDS", "RQ2_CONTENT_FREE", "rq2_controls_row", "rq2_rows"]

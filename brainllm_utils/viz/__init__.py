@@ -52,6 +52,9 @@ from .ch06_summary import (
 from .ch07_reproduction import (
     plot_reproduction,
 )
+from .rq2 import (
+    plot_rq2_comparison,
+)
 
 __all__ = [
     "FSAVERAGE5_VERTICES",
@@ -83,4 +86,5 @@ __all__ = [
     "plot_alignment_curve",
     "plot_findings",
     "plot_reproduction",
+    "plot_rq2_comparison",
 ]
