@@ -238,6 +238,8 @@ def test_rsa_and_encoding_rows_carry_the_rq2_rows():
     rows = findings.rq2_rows(tab, method="Encoding")
     assert [r["analysis"].split(":")[0] for r in rows] == ["Encoding, ventral", "Encoding, lateral"]
     assert all(r["agrees"] for r in rows)
+    assert all(r["paper"].startswith("not run by the paper") for r in rows)
+    assert findings.rq2_rows(tab)[0]["paper"].startswith("full caption above")
 
 
 # --------------------------------------------------------------------------- figure, notebooks, batch
@@ -283,3 +285,13 @@ def test_batch_refuses_uninstalled_sbert_models_and_missing_vector_files(tiny_ro
         batch.validate_parameters("03_encoding", {"glove_path": str(tmp_path / "none.txt")}, data_home=tiny_root)
     batch.validate_parameters("02_rsa", {"rq2_spaces": ["sbert:all-MiniLM-L6-v2", "glove_all"]},
                               data_home=tiny_root)
+
+
+def test_chapter_rows_end_with_the_rq2_rows():
+    group = pd.DataFrame({"roi": ["ventral"], "model": ["mpnet"], "mean": [0.2], "significant": [True], "n": [8]})
+    ours = pd.Series({"ventral": 0.5})
+    tab = _table([0.1, 0.05, 0.2], [0.001, 0.01, 0.001])
+    base = findings.rsa_rows(group, ours, None, None, ["multihot"], main="mpnet", n_subjects=8)
+    rows = findings.rsa_rows(group, ours, None, None, ["multihot"], main="mpnet", n_subjects=8, rq2=tab)
+    assert rows[:len(base)] == base and len(rows) == len(base) + 1
+    assert rows[-1]["analysis"].startswith("ROI RSA, ventral: mpnet − each RQ2 control")

@@ -1776,6 +1776,8 @@ def rq2_controls_row(table, roi: str, *, method: str = "ROI RSA", card=None):
         expected = "> 0, FDR-significant for every category, word-vector, word-average and word-class control"
     analysis = f"{method}, {roi}: {main} − each RQ2 control (paired t, BH-FDR over the spaces in the ROI)"
     paper = "full caption above categories, word averages, nouns, verbs (Fig. 3), other word classes (Supp. Fig. 9)"
+    if method != "ROI RSA":
+        paper = f"not run by the paper ({method.lower()}); its RSA claim: {paper}"
     done = t[t["note"] == ""]
     skipped = t[t["note"].str.startswith("not computed")]["space"].tolist()
     if not len(done):
