@@ -28,7 +28,8 @@ import numpy as np
 
 from .. import features as _features
 from .._utils.docs import fill_doc
-from ._common import build_feature_table, resolve_subjects
+from ._common import _features as _common_features
+from ._common import build_feature_table, resolve_subjects, subject_image_ids
 
 __all__ = ["RQ2_SPACES", "SANDBOX_RSA_SPACES", "SANDBOX_ENCODING_SPACES", "VECTOR_FILES",
            "NO_VECTOR_FILE", "RQ2Plan", "rq2_kind", "vector_file", "check_rq2_spaces", "rq2_features",
@@ -396,9 +397,13 @@ def rq2_encoding_scores(nsd, subjects=None, plan: RQ2Plan | None = None, main: s
     subjects = resolve_subjects(nsd, subjects)
     alphas = DEFAULT_ALPHAS if alphas is None else alphas
     spaces = [main] + ([] if plan is None else list(plan.runnable))
+    # every subject's images at once: a space is built once (a word-vector file is read once,
+    # not once per subject), then each subject's rows come from the in-process memo
+    union = np.unique(np.concatenate([subject_image_ids(nsd, s, sessions=sessions) for s in subjects]))
     frames = []
     for name in spaces:
         opts = {} if plan is None else plan.options.get(name, {})
+        _common_features(nsd, name, union, **opts)
         enc = fit_encoders(nsd, subjects, feature=name, roi=roi, alphas=alphas, cv=cv, device=device,
                            cache=cache, feature_options=opts, sessions=sessions)
         df = roi_table(nsd, enc.r, subjects, atlas, name="r")
