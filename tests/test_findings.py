@@ -934,6 +934,15 @@ def test_record_refuses_malformed_values(tiny_root, tmp_path, values, match):
     assert not (tmp_path / "findings").exists()
 
 
+def _rq2(diff, p_fdr, roi="ventral"):
+    """An ``rq2_comparison`` table of three controls in one ROI (8 subjects)."""
+    spaces = ("multihot", "mpnet_nouns", "mpnet_prepositions")
+    t = pd.DataFrame([dict(roi=roi, space=s, kind=k, n=8, mean_diff=d, p_fdr=p, significant=p <= 0.05, note="")
+                      for s, k, d, p in zip(spaces, ("categories", "word class", "word class"), diff, p_fdr)])
+    t.attrs["main"] = "mpnet"
+    return t
+
+
 # ---------------------------------------------------------------- every row can fail, and pass
 #: rows without a criterion, and why: they are shown, never counted as agreeing or not
 def _paper_sl(reject, sandbox=False):
@@ -990,6 +999,7 @@ FAILING = {
         "mpnet"),
     "training_size_row": lambda: findings.training_size_row(
         _align({0: [0.10, 0.30, 0.60], 1: [0.20, 0.19, 0.18], 2: [0.21, 0.20, 0.19]})),
+    "rq2_controls_row": lambda: findings.rq2_controls_row(_rq2([0.1, 0.02, 0.3], [0.01, 0.3, 0.01]), "ventral"),
 }
 
 #: row function → inputs on which it agrees (agrees True)
@@ -1031,6 +1041,7 @@ PASSING = {
         "mpnet"),
     "training_size_row": lambda: findings.training_size_row(
         _align({0: [0.10, 0.15, 0.20], 1: [0.11, 0.15, 0.21], 2: [0.10, 0.16, 0.19]})),
+    "rq2_controls_row": lambda: findings.rq2_controls_row(_rq2([0.1, 0.05, 0.3], [0.01, 0.02, 0.01]), "ventral"),
 }
 
 

@@ -235,11 +235,11 @@ def test_rq2_row_on_the_sandbox_judges_content_free_word_classes_where_captions_
 def test_rsa_and_encoding_rows_carry_the_rq2_rows():
     tab = pd.concat([_table([0.1, 0.05, 0.2], [0.001, 0.01, 0.001], roi=r) for r in ("ventral", "lateral")])
     tab.attrs["main"] = "mpnet"
-    rows = findings.rq2_rows(tab, method="Encoding")
+    rows = [findings.rq2_controls_row(tab, roi, method="Encoding") for roi in ("ventral", "lateral")]
     assert [r["analysis"].split(":")[0] for r in rows] == ["Encoding, ventral", "Encoding, lateral"]
     assert all(r["agrees"] for r in rows)
     assert all(r["paper"].startswith("not run by the paper") for r in rows)
-    assert findings.rq2_rows(tab)[0]["paper"].startswith("full caption above")
+    assert findings.rq2_controls_row(tab, "ventral")["paper"].startswith("full caption above")
 
 
 # --------------------------------------------------------------------------- figure, notebooks, batch

@@ -848,7 +848,7 @@ def rsa_rows(group, ours, sl, tests, controls, *, main: str, n_subjects: int, ca
         surface searchlight's.
     rq2 : pandas.DataFrame, optional
         The RQ2 comparison (``chapters.rq2.rq2_comparison`` of the ROI RSA): adds
-        :func:`rq2_rows` at the end.
+        :func:`rq2_controls_row` per ROI of :data:`PAPER_RSA_ROIS` at the end.
 
     Returns
     -------
@@ -863,7 +863,8 @@ def rsa_rows(group, ours, sl, tests, controls, *, main: str, n_subjects: int, ca
     return _kept([roi_rsa_row(roi, group, ours, main, card) for roi in PAPER_RSA_ROIS] + paper_row
                  + [searchlight_row(sl, n_subjects, main, sandbox=card is not None, q=q),
                     category_control_row(tests, controls, main, card),
-                    oracle_winner_row(oracle, card)]) + rq2_rows(rq2, method="ROI RSA", card=card)
+                    oracle_winner_row(oracle, card)]
+                 + [rq2_controls_row(rq2, roi, method="ROI RSA", card=card) for roi in PAPER_RSA_ROIS])
 
 
 # ---------------------------------------------------------------------------- 03 encoding
@@ -1210,7 +1211,8 @@ def encoding_rows(group, visual, streams, roi_names, relation, nc_relation, ceil
         As in :func:`shuffled_baseline_row` (None: no baseline row).
     rq2 : pandas.DataFrame, optional
         The RQ2 comparison of the encoders (``chapters.rq2.rq2_comparison``): adds
-        :func:`rq2_rows` at the end (on the sandbox judged against ``truth``).
+        :func:`rq2_controls_row` per ROI of :data:`PAPER_RSA_ROIS` at the end (on the
+        sandbox judged against ``truth``).
 
     Returns
     -------
@@ -1223,6 +1225,9 @@ def encoding_rows(group, visual, streams, roi_names, relation, nc_relation, ceil
         raise ValueError("sandbox=True needs truth and recovered")
     if not sandbox:
         truth = recovered = None
+    # the RQ2 rows judge the sandbox by the planted weights per ROI (the truth card's roi_spaces)
+    rq2_card = None if truth is None else {"roi_spaces": {
+        roi: {k: float(v) for k, v in row.items() if v > 0} for roi, row in truth.iterrows()}}
     return _kept([
         encoding_fdr_row(group, visual, streams, roi_names, feature=feature, q=q, n_subjects=n_subjects,
                          sandbox=sandbox),
@@ -1232,8 +1237,7 @@ def encoding_rows(group, visual, streams, roi_names, relation, nc_relation, ceil
         ceiling_fraction_fit_row(recovered),
         variance_partition_row(partition, feature, word_band, truth),
         in_silico_contrast_row(agreement, sandbox),
-    ]) + rq2_rows(rq2, method="Encoding", card=None if truth is None else {
-        "roi_spaces": {roi: {k: float(v) for k, v in row.items() if v > 0} for roi, row in truth.iterrows()}})
+    ]) + _kept([rq2_controls_row(rq2, roi, method="Encoding", card=rq2_card) for roi in PAPER_RSA_ROIS])
 
 
 # ---------------------------------------------------------------------------- 04 decoding
@@ -1797,27 +1801,4 @@ def rq2_controls_row(table, roi: str, *, method: str = "ROI RSA", card=None):
     return finding("RQ2", analysis, text, expected=expected, agrees=bool(ok.all()), paper=paper)
 
 
-def rq2_rows(table, *, method: str = "ROI RSA", card=None) -> list[dict]:
-    """The RQ2 rows of chapter 02 or 03: :func:`rq2_controls_row` per paper ROI.
-
-    ``method="ROI RSA"`` for chapter 02, ``"Encoding"`` for chapter 03; one row per ROI of
-    :data:`PAPER_RSA_ROIS`.
-
-    Parameters
-    ----------
-    table : pandas.DataFrame or None
-        :func:`~brainllm_utils.chapters.rq2.rq2_comparison` (None: no rows).
-    method : str, default="ROI RSA"
-        What the scores are.
-    card : dict, optional
-        The sandbox's truth card; None on real NSD.
-
-    Returns
-    -------
-    list of dict
-        :func:`finding` rows.
-    """
-    return _kept([rq2_controls_row(table, roi, method=method, card=card) for roi in PAPER_RSA_ROIS])
-
-
-__all__ += ["RQ2_NSD_CONTROL_KINDS", "RQ2_CONTENT_FREE", "rq2_controls_row", "rq2_rows"]
+__all__ += ["RQ2_NSD_CONTROL_KINDS", "RQ2_CONTENT_FREE", "rq2_controls_row"]
