@@ -54,6 +54,7 @@ from pathlib import Path
 from .._utils.cache import cache_key, load_entry
 from .._utils.docs import fill_doc
 from .._utils.paths import REPO_ROOT, atomic_write_text, file_lock, get_data_home
+from ..features import RQ2_SPACES
 from ..nsd import NSDFileError, parse_session_spec, subject_name
 from ._execute import NOTEBOOK_DIR, OUTPUT_DIR, execute_notebook, list_notebooks, notebook_parameters
 
@@ -82,16 +83,6 @@ __all__ = [
     "main",
 ]
 
-#: Every RQ2 space of the paper (``chapters.rq2.RQ2_SPACES``, which a test keeps equal): the
-#: ``paper`` profile scores all of them against the brain in chapters 02 and 03.
-_RQ2_SPACES = (
-    "multihot", "mpnet_category_all", "fasttext_categories", "glove_categories",
-    "mpnet_word_avg", "fasttext_all", "glove_all",
-    "mpnet_nouns", "mpnet_verbs", "mpnet_adjectives", "mpnet_adverbs", "mpnet_prepositions",
-    "mpnet_nouns_sentence", "mpnet_verbs_sentence",
-    "mpnet_scrambled",
-    "sbert:all-MiniLM-L6-v2",
-)
 #: Parameter overrides per profile, keyed by notebook stem:
 #: ``PROFILES[profile][stem] = {parameter: value}``. ``sandbox``: the notebooks' own
 #: defaults (sized for the generated sandbox on 2 CPU cores). ``paper``: the paper's settings
@@ -105,8 +96,8 @@ PROFILES: dict[str, dict[str, dict]] = {
     "paper": {
         "01_feature_spaces": {"n_sets": None},
         "02_rsa": {"n_sets": None, "searchlight_n_sets": None, "searchlight_radius": 6,
-                   "rq2_spaces": list(_RQ2_SPACES)},
-        "03_encoding": {"encoding_roi": None, "rq2_spaces": list(_RQ2_SPACES), "rq2_roi": "streams"},
+                   "rq2_spaces": list(RQ2_SPACES)},
+        "03_encoding": {"encoding_roi": None, "rq2_spaces": list(RQ2_SPACES), "rq2_roi": "streams"},
         "04_decoding": {"pool_per_image": None},
         "05_image_to_llm": {
             # the paper's split of the 50,287 COCO images outside NSD: 48,236 train, 2,051 val

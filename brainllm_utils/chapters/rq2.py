@@ -35,16 +35,10 @@ __all__ = ["RQ2_SPACES", "SANDBOX_RSA_SPACES", "SANDBOX_ENCODING_SPACES", "VECTO
            "NO_VECTOR_FILE", "RQ2Plan", "rq2_kind", "vector_file", "check_rq2_spaces", "rq2_features",
            "rq2_comparison", "rq2_encoding_scores"]
 
-#: Every RQ2 space of the paper (§2), in the order of the tables: the ``paper`` profile runs
-#: all of them (the chapters' ``feature_spaces`` controls are compared as well).
-RQ2_SPACES = (
-    "multihot", "mpnet_category_all", "fasttext_categories", "glove_categories",
-    "mpnet_word_avg", "fasttext_all", "glove_all",
-    "mpnet_nouns", "mpnet_verbs", "mpnet_adjectives", "mpnet_adverbs", "mpnet_prepositions",
-    "mpnet_nouns_sentence", "mpnet_verbs_sentence",
-    "mpnet_scrambled",
-    "sbert:all-MiniLM-L6-v2",
-)
+#: Every RQ2 space of the paper (:data:`brainllm_utils.features.RQ2_SPACES`, §2), in the order of
+#: the tables: the ``paper`` profile runs all of them (the chapters' ``feature_spaces`` controls
+#: are compared as well).
+RQ2_SPACES = _features.RQ2_SPACES
 #: What the default (sandbox) book adds to chapter 02's ROI RSA (its ``feature_spaces`` hold
 #: the category, word-average, noun and verb controls already); the word-vector spaces cost
 #: nothing without a file and show how to add one.

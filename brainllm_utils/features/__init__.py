@@ -45,6 +45,7 @@ tools in ``_text``; the sentence encoders live in the public submodules
 
 from . import _spaces, _static  # noqa: F401  (register the built-in spaces)
 from ._registry import (
+    RQ2_SPACES,
     FeatureSpace,
     available,
     build,
@@ -86,6 +87,7 @@ __all__ = [
     "describe",
     "build",
     "build_many",
+    "RQ2_SPACES",
     "tag_captions",
     "scramble_caption",
     "load_word_vectors",

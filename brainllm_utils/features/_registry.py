@@ -11,7 +11,20 @@ import numpy as np
 from .._utils.docs import fill_doc
 
 __all__ = ["FeatureSpace", "register", "register_pattern", "lookup", "available", "describe",
-           "build", "build_many"]
+           "build", "build_many", "RQ2_SPACES"]
+
+#: Every RQ2 space of the paper (``shared/docs/paper_methods.md`` §2: category, word-average,
+#: word-class, scrambled-caption and other-encoder controls), in the order of the chapters'
+#: tables. Chapter 02/03's ``paper`` profile scores all of them against the brain
+#: (``chapters.rq2``, ``book.batch.PROFILES``).
+RQ2_SPACES = (
+    "multihot", "mpnet_category_all", "fasttext_categories", "glove_categories",
+    "mpnet_word_avg", "fasttext_all", "glove_all",
+    "mpnet_nouns", "mpnet_verbs", "mpnet_adjectives", "mpnet_adverbs", "mpnet_prepositions",
+    "mpnet_nouns_sentence", "mpnet_verbs_sentence",
+    "mpnet_scrambled",
+    "sbert:all-MiniLM-L6-v2",
+)
 
 
 @dataclasses.dataclass(frozen=True)
