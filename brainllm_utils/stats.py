@@ -248,6 +248,17 @@ def sign_flip_test(a, b=None, n_perm: int = 10000, seed: int = 0,
     return obs.reshape(shape), np.asarray(p, dtype=np.float64).reshape(shape)
 
 
+def _refuse_nan(df, value: str, where: str) -> None:
+    """A NaN score would silently drop its subject from a test (``dropna``/pivot): refuse it."""
+    bad = df[df[value].isna()]
+    if len(bad):
+        cols = [c for c in ("subject", "roi", "model") if c in bad.columns]
+        shown = bad[cols].drop_duplicates().head(5).to_dict("records") if cols else []
+        raise ValueError(f"{where}: {len(bad)} NaN value(s) in column {value!r} (first: {shown}); a NaN "
+                         "would silently drop its subject from the test. Find its cause (e.g. an "
+                         "empty feature row: rsa.separate_empty_rows) or drop those rows explicitly")
+
+
 @fill_doc
 def group_tests(df, value: str = "r", by=("roi", "model"), q: float = 0.05,
                 fdr_within: str | None = None):
@@ -272,10 +283,16 @@ def group_tests(df, value: str = "r", by=("roi", "model"), q: float = 0.05,
     -------
     table : pandas.DataFrame
         One row per group: ``by`` columns plus ``n, mean, sem, t, p, p_fdr, significant``.
+
+    Raises
+    ------
+    ValueError
+        When ``value`` holds a NaN (it would silently leave its subject out).
     """
     import pandas as pd
     from scipy import stats
 
+    _refuse_nan(df, value, "group_tests")
     rows = []
     for key, g in df.groupby(list(by), sort=False):
         x = g[value].to_numpy(float)
@@ -321,9 +338,17 @@ def pairwise_model_tests(df, value: str = "r", model_col: str = "model", by="roi
     table : pandas.DataFrame
         ``by, model_a, model_b, n, mean_diff, t, p_ttest, p_signflip, p_fdr`` (FDR of the
         paired t-test p within each ``by`` level), ``significant``.
+
+    Raises
+    ------
+    ValueError
+        When ``value`` holds a NaN: pairing drops incomplete subjects, so a NaN score would
+        silently remove its subject from every test of its ROI (``n`` counts the subjects
+        that have both models).
     """
     import pandas as pd
 
+    _refuse_nan(df, value, "pairwise_model_tests")
     rows = []
     for level, g in df.groupby(by, sort=False):
         wide = g.pivot_table(index="subject", columns=model_col, values=value)

@@ -230,3 +230,41 @@ def test_noise_ceiling_per_set_and_normalise(rng):
     assert np.isnan(rsa.normalise_by_ceiling(0.2, 0.0))
     with pytest.raises(ValueError):
         rsa.noise_ceiling(R[:1])
+
+
+# --------------------------------------------------------------------------- empty feature rows
+def test_separate_empty_rows_follows_the_convention(rng):
+    X = (rng.random((30, 12)) > 0.7).astype(float)
+    X[[2, 9, 17]] = 0.0  # images without categories
+    X[5] = 1.0  # constant, but not zero: also undefined for the correlation distance
+    empty = np.zeros(30, bool)
+    empty[[2, 5, 9, 17]] = True
+    F, got = rsa.separate_empty_rows(X)
+    assert np.array_equal(got, empty) and F.shape == (30, 13)
+    d, d0 = pdist(F, "correlation"), pdist(X[~empty], "correlation")
+    i, j = np.triu_indices(30, 1)
+    both = ~empty[i] & ~empty[j]
+    assert np.allclose(d[both], d0, atol=1e-12)  # non-empty pairs exactly as before
+    assert np.allclose(d[empty[i] ^ empty[j]], 1.0)
+    assert np.allclose(d[empty[i] & empty[j]], 0.0, atol=1e-12)
+    assert np.allclose(rsa.compute_rdm(F, dtype="float64", device="cpu"), d, atol=1e-9)
+    Fc, gc = rsa.separate_empty_rows(X, "cosine")  # cosine: only the zero rows
+    assert gc.sum() == 3 and np.allclose(pdist(Fc, "cosine")[both], pdist(X[~empty], "cosine"), atol=1e-12)
+    with pytest.raises(ValueError):
+        rsa.empty_rows(X, "euclidean")
+
+
+def test_rsa_refuses_empty_model_rows(rng):
+    Y = rng.normal(size=(20, 15))
+    X = (rng.random((20, 8)) > 0.6).astype(float)
+    X[3] = 0.0
+    sets = np.arange(20).reshape(2, 10)
+    with pytest.raises(ValueError, match="separate_empty_rows"):
+        rsa.sampled_rsa(Y, X, sets, device="cpu")
+    with pytest.raises(ValueError, match="NaN"):
+        rsa.sampled_rsa(Y, rsa.compute_rdm(X, device="cpu"), sets, device="cpu")
+    # images outside the sets do not count; with the convention every set scores
+    assert np.isfinite(rsa.sampled_rsa(Y, X, sets[1:], device="cpu").mean).all()
+    res = rsa.sampled_rsa(Y, rsa.separate_empty_rows(X)[0], sets, device="cpu")
+    assert np.isfinite(res.per_set).all()
+    assert res.per_set[0, 1] == pytest.approx(rsa.sampled_rsa(Y, X, sets[1:], device="cpu").mean[0], abs=1e-9)

@@ -304,3 +304,59 @@ def test_searchlight_difference_test_is_a_paired_t_test():
     table = ch02_rsa.significant_by_roi(out, np.repeat([1, 2], 20), {0: "Unknown", 1: "x", 2: "y"})
     assert table.loc["x", "n_significant"] == 10 and table.loc["y", "n_significant"] <= 2
     assert ch02_rsa.significant_by_roi(out, np.repeat([1, 2], 20), {1: "x", 2: "y"}, sign=-1)["n_significant"].sum() == 0
+
+
+# --------------------------------------------------------------------------- empty multi-hot rows
+@pytest.fixture(scope="module")
+def empty_root(tmp_path_factory):
+    """tiny with 40 NSD images without any COCO instance (all-zero multi-hot rows)."""
+    root = tmp_path_factory.mktemp("empty") / "nsd"
+    return synth.make_synthetic_nsd(root, "tiny", seed=0, overrides={"no_instance_images": 40})
+
+
+def _convention_rdm(F):
+    """The book's rule written out pair by pair: 1 − r where both rows have categories,
+    1 between an empty and a non-empty row, 0 between two empty rows."""
+    empty = ~F.any(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d = pdist(F, "correlation")
+    i, j = np.triu_indices(len(F), 1)
+    d[empty[i] ^ empty[j]] = 1.0
+    d[empty[i] & empty[j]] = 0.0
+    return d
+
+
+def test_empty_multihot_rows_keep_every_subject(empty_root, cache_dir, tmp_path):
+    nsd = NSD(empty_root)
+    results = tmp_path / "results"
+    df = ra.subject_rsa_table(nsd, feature_spaces=["multihot", "truth:category"], rois=["ventral"],
+                              set_size=10, device="cpu", results_dir=results)
+    assert df["r"].notna().all() and set(df["subject"]) == set(nsd.subjects)
+    assert (df.query("model == 'truth:category'")["n_empty"] == 0).all()
+    multi = df.query("model == 'multihot'").set_index("subject")
+    assert multi["n_empty"].sum() > 0
+    # by hand, for a subject with empty images in its sets
+    s = multi["n_empty"].idxmax()
+    ids, sets = ra.subject_sets(nsd, s, 10, 0, None, results)
+    Y = ra.roi_patterns(nsd, s, ["ventral"])[0]["ventral"]
+    F = nsd.categories(ids)[0].astype(np.float64)
+    assert multi.loc[s, "n_empty"] == int((~F[np.unique(sets)].any(1)).sum())
+    per_set = [np.corrcoef(pdist(Y[k], "correlation"), _convention_rdm(F[k]))[0, 1] for k in sets]
+    assert multi.loc[s, "r"] == pytest.approx(np.mean(per_set), abs=1e-5)
+    # the plain correlation distance would have made this subject's score NaN
+    with np.errstate(invalid="ignore", divide="ignore"):
+        plain = [np.corrcoef(pdist(Y[k], "correlation"), pdist(F[k], "correlation"))[0, 1] for k in sets]
+    assert np.isnan(np.mean(plain))
+
+
+def test_empty_rows_in_model_correlations(empty_root, cache_dir, tmp_path, rng):
+    nsd = NSD(empty_root)
+    ids, sets = ra.subject_sets(nsd, "subj01", 10, 0, None, tmp_path / "results")
+    F = nsd.categories(ids)[0]
+    G = rng.normal(size=(ids.size, 6))
+    M = ra.model_rdm_correlations({"multihot": F, "random": G}, sets)
+    assert M.attrs["n_empty"] == {"multihot": int((~F[np.unique(sets)].any(1)).sum()), "random": 0}
+    assert M.attrs["n_empty"]["multihot"] > 0
+    want = np.mean([np.corrcoef(_convention_rdm(F[k].astype(float)), pdist(G[k], "correlation"))[0, 1]
+                    for k in sets])
+    assert M.loc["multihot", "random"] == pytest.approx(want, abs=1e-6)

@@ -222,3 +222,17 @@ def test_trend_over_seeds(rng):
         stats.trend_over_seeds([250, 250], [0.1, 0.2], [0, 0])
     with pytest.raises(ValueError, match="> 0"):
         stats.trend_over_seeds([0, 250], [0.1, 0.2], [0, 0])
+
+
+def test_tests_refuse_nan_scores():
+    """A NaN score must not silently drop its subject from a paired or group test."""
+    df = pd.DataFrame({"subject": np.repeat(["s1", "s2", "s3", "s4"], 2),
+                       "roi": "ventral", "model": ["a", "b"] * 4,
+                       "r": [0.3, 0.1, 0.4, 0.2, 0.35, 0.1, 0.5, 0.3]})
+    assert stats.pairwise_model_tests(df)["n"].item() == 4
+    bad = df.copy()
+    bad.loc[6, "r"] = np.nan  # s4's model a
+    with pytest.raises(ValueError, match="s4"):
+        stats.pairwise_model_tests(bad)
+    with pytest.raises(ValueError, match="NaN"):
+        stats.group_tests(bad)

@@ -16,7 +16,7 @@ from .._utils.cache import cache_key
 from .._utils.docs import fill_doc
 from .._utils.paths import get_results_dir
 from ..nsd import format_sessions, subject_name
-from ..rsa import get_sample_sets
+from ..rsa import empty_rows, get_sample_sets, separate_empty_rows
 from ..synth import is_sandbox, load_truth_array
 
 __all__ = ["dataset_key", "resolve_subjects", "subject_image_ids", "subject_sets", "rsa_design",
@@ -205,6 +205,22 @@ def build_feature_table(nsd, names, ids, **options) -> dict[str, np.ndarray]:
         else:
             out[name] = _features_pkg.build(name, nsd, ids, **options)
     return out
+
+
+def _rsa_rows(X, metric: str = "correlation") -> tuple[np.ndarray, int]:
+    """A model's feature rows ready for correlation-distance RSA, and how many were empty.
+
+    Rows without content (an image with no COCO instance: an all-zero multi-hot row; no
+    known word in a word-vector file) get the book's convention through
+    :func:`~brainllm_utils.rsa.separate_empty_rows` (distance 1 to every other image, 0
+    between empty ones; other pairs unchanged). Without empty rows ``X`` is returned as is
+    (same numbers, same cache keys).
+    """
+    X = np.asarray(X)
+    empty = empty_rows(X, metric)
+    if not empty.any():
+        return X, 0
+    return separate_empty_rows(X, metric)[0], int(empty.sum())
 
 
 @contextlib.contextmanager

@@ -9,7 +9,7 @@ from ..features import POS_GROUPS, scramble_caption, tag_captions
 from .._utils.docs import fill_doc
 from .._utils.numeric import pearson_r
 from ..rsa import compare_rowwise, compute_rdm
-from ._common import rows_of
+from ._common import _rsa_rows, rows_of
 
 __all__ = ["model_rdm_correlations", "role_reversal_pairs", "role_reversal_similarity", "caption_variants"]
 
@@ -32,25 +32,39 @@ def model_rdm_correlations(features_dict, sets, method: str = "pearson", device:
     -------
     table : pandas.DataFrame
         Square, models × models, mean over sets of the comparison of the two models'
-        correlation-distance RDMs (diagonal 1). ``.attrs["sd"]`` holds the SD over sets.
+        correlation-distance RDMs (diagonal 1). ``.attrs["sd"]`` holds the SD over sets,
+        ``.attrs["n_empty"]`` the number of the sets' images with an empty row per model
+        (kept at distance 1 from the others, :func:`~brainllm_utils.rsa.separate_empty_rows`).
+
+    Raises
+    ------
+    ValueError
+        When a comparison is NaN in any set (never averaged away).
     """
     import pandas as pd
 
     names = list(features_dict)
     n = len(next(iter(features_dict.values())))
     sets = np.arange(n)[None] if sets is None else np.asarray(sets)
-    rdms = {k: compute_rdm(np.asarray(v, dtype=np.float64)[sets], device=device)
-            for k, v in features_dict.items()}  # (n_sets, n_pairs)
+    # empty rows (an image without COCO instances: an all-zero multi-hot row) at a defined
+    # distance, counted in attrs["n_empty"] (rsa.separate_empty_rows)
+    ready = {k: _rsa_rows(np.asarray(v, dtype=np.float64)[np.unique(sets)]) for k, v in features_dict.items()}
+    local = np.searchsorted(np.unique(sets), sets)
+    rdms = {k: compute_rdm(X[local], device=device) for k, (X, _) in ready.items()}  # (n_sets, n_pairs)
     mean = np.eye(len(names))
     sd = np.zeros((len(names), len(names)))
     for i, a in enumerate(names):
         for j in range(i + 1, len(names)):
             r = compare_rowwise(rdms[a], rdms[names[j]], method)
-            mean[i, j] = mean[j, i] = np.nanmean(r)
-            sd[i, j] = sd[j, i] = np.nanstd(r, ddof=1) if r.size > 1 else np.nan
+            if not np.isfinite(r).all():
+                raise ValueError(f"RDM correlation of {a!r} and {names[j]!r} is NaN in "
+                                 f"{int((~np.isfinite(r)).sum())} of {r.size} sets (a constant RDM)")
+            mean[i, j] = mean[j, i] = r.mean()
+            sd[i, j] = sd[j, i] = r.std(ddof=1) if r.size > 1 else np.nan
     out = pd.DataFrame(mean, index=names, columns=names)
     out.attrs["sd"] = pd.DataFrame(sd, index=names, columns=names)
     out.attrs["n_sets"] = int(sets.shape[0])
+    out.attrs["n_empty"] = {k: n for k, (_, n) in ready.items()}
     return out
 
 

@@ -40,7 +40,8 @@ from ..nsd import load_fsaverage_transforms, project_to_fsaverage
 from ..nsd.layout import STREAMS_LABELS
 from ..stats import CORRECTIONS, adjust_pvalues, paired_ttest, ttest_1samp_fdr
 from .reference import PAPER_ROI_RSA_ROIS, paper_comparison
-from ._common import _column_blocks, _read_rows, build_feature_table, rows_of, rsa_design, subject_sets
+from ._common import (_column_blocks, _read_rows, _rsa_rows, build_feature_table, rows_of, rsa_design,
+                      subject_sets)
 
 __all__ = ["STREAMS_ROIS", "PAPER_ROIS", "roi_patterns", "loso_ceilings", "subject_rsa_table",
            "paired_differences", "winner_table", "fsaverage_mesh", "surface_searchlight",
@@ -197,7 +198,16 @@ def subject_rsa_table(nsd, subjects=None, feature_spaces=("mpnet",), rois=None,
     Returns
     -------
     table : pandas.DataFrame
-        ``subject, roi, model, r, r_sd_sets, n_sets, set_size, ceiling, r_normalised``.
+        ``subject, roi, model, r, r_sd_sets, n_sets, set_size, ceiling, r_normalised,
+        n_empty``: ``n_empty`` counts the subject's images in the sets whose feature row is
+        empty (e.g. no COCO instance, an all-zero multi-hot row); they are kept, at
+        correlation distance 1 from every other image and 0 from each other
+        (:func:`~brainllm_utils.rsa.separate_empty_rows`).
+
+    Raises
+    ------
+    ValueError
+        When a subject's score would be NaN (:func:`~brainllm_utils.rsa.sampled_rsa`).
     """
     import pandas as pd
 
@@ -213,7 +223,10 @@ def subject_rsa_table(nsd, subjects=None, feature_spaces=("mpnet",), rois=None,
     for subject, (ids, sets) in design.items():
         used = np.unique(sets.ravel())
         local_sets = np.searchsorted(used, sets)
-        models = [features[n][1][rows_of(features[n][0], ids[used])] for n in names]
+        # images without content (no COCO instance: an all-zero multi-hot row) get a defined
+        # distance (rsa.separate_empty_rows) and are counted in ``n_empty``
+        models, n_empty = zip(*(_rsa_rows(features[n][1][rows_of(features[n][0], ids[used])])
+                                for n in names))
         labels = nsd.roi_labels(atlas)
         for roi in ([n for k, n in sorted(labels.items()) if k > 0] if rois is None else list(rois)):
             # one ROI's patterns at a time (all of a subject's ROIs over all its images are GBs)
@@ -225,7 +238,8 @@ def subject_rsa_table(nsd, subjects=None, feature_spaces=("mpnet",), rois=None,
                 rows.append(dict(subject=subject, roi=roi, model=name, r=float(res.mean[m]),
                                  r_sd_sets=float(per.std(ddof=1)) if per.size > 1 else np.nan,
                                  n_sets=int(per.size), set_size=int(sets.shape[1]),
-                                 ceiling=c, r_normalised=float(res.mean[m]) / c if c > 0 else np.nan))
+                                 ceiling=c, r_normalised=float(res.mean[m]) / c if c > 0 else np.nan,
+                                 n_empty=n_empty[m]))
     return pd.DataFrame(rows)
 
 
@@ -411,8 +425,10 @@ def _mesh_identity(nsd, surface: str = "pial"):
 def _model_rows(nsd, feature_space, ids, features, options):
     if features is not None:
         fids, X = features
-        return np.asarray(X)[rows_of(fids, ids)]
-    return build_feature_table(nsd, [feature_space], ids, **options)[feature_space]
+        X = np.asarray(X)[rows_of(fids, ids)]
+    else:
+        X = build_feature_table(nsd, [feature_space], ids, **options)[feature_space]
+    return _rsa_rows(X)[0]  # empty rows (no COCO instance) at a defined distance
 
 
 def _searchlight_key(kind: str, betas_key: str, sets_ids: np.ndarray, X: np.ndarray, size, *extra) -> str:

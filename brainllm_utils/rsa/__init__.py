@@ -27,7 +27,7 @@ from ._neighbourhoods import (
     to_volume,
     volume_neighbourhoods,
 )
-from ._rdm import RDM_METRICS, compute_rdm, n_items, rdm_to_square, sub_rdm
+from ._rdm import RDM_METRICS, compute_rdm, empty_rows, n_items, rdm_to_square, separate_empty_rows, sub_rdm
 from ._sampled import SampledRSA, roi_rsa, sampled_rsa
 from ._sampling import get_sample_sets, load_sample_sets, make_sample_sets, save_sample_sets
 from ._searchlight import searchlight_rsa
@@ -44,6 +44,8 @@ __all__ = [
     "n_items",
     "rdm_to_square",
     "sub_rdm",
+    "empty_rows",
+    "separate_empty_rows",
     "make_sample_sets",
     "save_sample_sets",
     "load_sample_sets",

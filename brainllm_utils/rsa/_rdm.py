@@ -7,7 +7,8 @@ import numpy as np
 from .._utils.device import resolve_device, tf32
 from .._utils.docs import fill_doc
 
-__all__ = ["RDM_METRICS", "compute_rdm", "rdm_to_square", "sub_rdm", "n_items"]
+__all__ = ["RDM_METRICS", "compute_rdm", "rdm_to_square", "sub_rdm", "n_items", "empty_rows",
+           "separate_empty_rows"]
 
 RDM_METRICS = ("correlation", "cosine", "euclidean")
 
@@ -173,3 +174,89 @@ def sub_rdm(rdm, idx):
     )
     return rdm[..., pos]
 
+
+
+def empty_rows(X, metric: str = "correlation") -> np.ndarray:
+    """Rows whose correlation (or cosine) distance to any other row is undefined.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_images, n_features)
+        Feature rows (e.g. COCO multi-hot categories).
+    metric : {"correlation", "cosine"}, default="correlation"
+        ``"correlation"``: constant rows (zero variance, e.g. the all-zero multi-hot row of
+        an image without any COCO instance); ``"cosine"``: all-zero rows. Exact tests, no
+        tolerance: a float embedding is never exactly constant.
+
+    Returns
+    -------
+    empty : ndarray of bool of shape (n_images,)
+        True where the row is empty in that sense.
+    """
+    if metric not in ("correlation", "cosine"):
+        raise ValueError(f"metric must be 'correlation' or 'cosine', got {metric!r}")
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(f"X must be (n_images, n_features), got shape {X.shape}")
+    if X.shape[1] == 0:
+        return np.ones(X.shape[0], dtype=bool)
+    if metric == "correlation":
+        return np.all(X == X[:, :1], axis=1)
+    return ~np.any(X != 0, axis=1)
+
+
+def separate_empty_rows(X, metric: str = "correlation"):
+    """Features whose correlation (cosine) distances are defined for every pair of rows.
+
+    An image without any COCO instance has an all-zero multi-hot row, and an image none of
+    whose words is in a word-vector file an all-zero mean vector: ``1 − r`` with such a row
+    is 0/0 (NaN in :func:`scipy.spatial.distance.pdist`), and one NaN makes the Pearson r of
+    its whole sample set NaN, then the subject's mean score. The convention used throughout
+    the book (our choice; the paper's code has no rule for multi-hot rows and gives its
+    category *text* model the same string "something" for every such image):
+
+    - two images that both have categories keep exactly their correlation distance;
+    - an empty image is at distance **1** (r = 0: nothing in common) from every non-empty
+      image;
+    - two empty images are at distance **0** (the same, empty, content), as the paper's
+      "something" makes them identical in ``mpnet_category_all``.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_images, n_features)
+        Feature rows.
+    metric : {"correlation", "cosine"}, default="correlation"
+        The distance the result will be used with (:func:`empty_rows`).
+
+    Returns
+    -------
+    features : ndarray of float64 of shape (n_images, n_features + 1)
+        Non-empty rows standardised (centred for correlation, unit norm) with a 0
+        appended; empty rows ``(0, …, 0, 1)``. Their correlation (and cosine) distances
+        follow the rules above exactly; the Gram-form RSA of
+        :func:`~brainllm_utils.rsa.searchlight_rsa` takes them as any feature model.
+    empty : ndarray of bool of shape (n_images,)
+        Which rows were empty (count them on the page).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy.spatial.distance import pdist
+    >>> X = np.array([[1, 0, 1, 0], [0, 0, 0, 0], [1, 1, 1, 0], [0, 0, 0, 0]], float)
+    >>> F, empty = separate_empty_rows(X)
+    >>> empty.tolist()
+    [False, True, False, True]
+    >>> np.round(pdist(F, "correlation"), 6).tolist()  # pairs (0,1) (0,2) (0,3) (1,2) (1,3) (2,3)
+    [1.0, 0.42265, 1.0, 1.0, 0.0, 1.0]
+    >>> round(float(pdist(X[[0, 2]], "correlation")[0]), 6)  # kept exactly
+    0.42265
+    """
+    empty = empty_rows(X, metric)
+    X = np.asarray(X, dtype=np.float64)
+    out = np.zeros((X.shape[0], X.shape[1] + 1), dtype=np.float64)
+    full = X[~empty]
+    if metric == "correlation":
+        full = full - full.mean(axis=1, keepdims=True)
+    out[~empty, :-1] = full / np.linalg.norm(full, axis=1, keepdims=True)
+    out[empty, -1] = 1.0
+    return out, empty

@@ -65,6 +65,12 @@ def sampled_rsa(
     result : SampledRSA
         ``per_set`` (n_models, n_sets) and ``mean`` (n_models,).
 
+    Raises
+    ------
+    ValueError
+        When a model has empty feature rows (:func:`searchlight_rsa`; use
+        :func:`separate_empty_rows`) or any set scores NaN: never a silent NaN mean.
+
     Notes
     -----
     This is :func:`brainllm_utils.searchlight.searchlight_rsa` with one neighbourhood (all
@@ -92,6 +98,12 @@ def sampled_rsa(
         progress=False,
     )  # (n_models, n_sets, 1)
     per = per[..., 0]
+    bad = ~np.isfinite(per)
+    if bad.any():
+        m, k = np.argwhere(bad)[0]
+        raise ValueError(f"sampled RSA is NaN for model {int(m)} in {int(bad[m].sum())} of {per.shape[1]} "
+                         f"sample sets (first: set {int(k)}): an image with a constant brain pattern in "
+                         "this region, or fewer than 2 voxels; a NaN set would make the subject's mean NaN")
     return SampledRSA(per_set=per, mean=per.mean(axis=1))
 
 

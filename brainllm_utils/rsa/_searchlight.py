@@ -13,7 +13,7 @@ from .._utils.device import resolve_device, tf32
 from .._utils.docs import fill_doc
 from ._compare import canonical_method, rank, tau_a
 from ._neighbourhoods import pad_neighbourhoods
-from ._rdm import compute_rdm, sub_rdm
+from ._rdm import compute_rdm, empty_rows, sub_rdm
 
 __all__ = ["searchlight_rsa"]
 
@@ -44,6 +44,29 @@ def _parse_models(models, n_images: int):
         f"models of shape {m.shape} are neither condensed RDMs over {n_images} images "
         f"(…, {n_pairs}) nor feature matrices ({n_images}, d)"
     )
+
+
+def _check_models(kind, mdl, sets, model_metric) -> None:
+    """Refuse models that would make a sample set's r NaN (and so the subject's score)."""
+    if kind == "rdm":
+        bad = [k for k, m in enumerate(mdl) if not np.isfinite(m).all()]
+        if bad:
+            raise ValueError(f"model RDM(s) {bad} hold NaN/inf distances: every sample set containing such "
+                             "a pair would score NaN. Build feature RDMs from "
+                             "rsa.separate_empty_rows(X) (empty rows) or drop those images")
+        return
+    if model_metric not in ("correlation", "cosine"):
+        return
+    used = np.unique(sets)
+    for k, m in enumerate(mdl):
+        empty = empty_rows(np.asarray(m)[used], model_metric)
+        if empty.any():
+            raise ValueError(
+                f"model {k}: {int(empty.sum())} of the {used.size} images in the sample sets have a "
+                f"{'constant' if model_metric == 'correlation' else 'zero'} feature row (e.g. no COCO "
+                f"category), whose {model_metric} distance is undefined: their sets would score NaN. "
+                "Pass rsa.separate_empty_rows(X) (distance 1 to other images, 0 between empty ones) "
+                "or leave those images out")
 
 
 def _std_rows(t, metric: str):
@@ -112,6 +135,14 @@ def searchlight_rsa(
     scores : ndarray of float64 of shape (n_models, n_centres) or (n_models, n_sets, n_centres)
         NaN where a neighbourhood has fewer than 2 voxels or constant patterns.
 
+    Raises
+    ------
+    ValueError
+        When a model RDM holds a non-finite distance, or a feature model (correlation or
+        cosine ``model_metric``) has a constant / zero row among the sets' images: those
+        would make whole sets NaN. :func:`separate_empty_rows` gives such rows a defined
+        distance.
+
     Notes
     -----
     With each image's pattern in the sphere standardised (``Z``, n × v: rows centred for
@@ -148,6 +179,7 @@ def searchlight_rsa(
     if n < 3:
         raise ValueError("need at least 3 images per set")
     N = n * (n - 1) // 2
+    _check_models(kind, mdl, sets, model_metric)
     idx_np, counts_np = pad_neighbourhoods(neighbourhoods, fill=n_vox)
     if idx_np.size and (idx_np.min() < 0 or idx_np.max() > n_vox):
         raise ValueError("neighbourhood indices out of range for data")
