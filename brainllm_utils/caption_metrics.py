@@ -8,6 +8,7 @@ from .encoding.caption_metrics import (
     human_ceiling,
     rouge_l,
     score_captions,
+    score_leave_one_out,
     sentence_bleu,
     tokenize,
 )
@@ -20,5 +21,6 @@ __all__ = [
     "rouge_l",
     "cider_d",
     "score_captions",
+    "score_leave_one_out",
     "human_ceiling",
 ]

@@ -13,6 +13,7 @@ from brainllm_utils.caption_metrics import (
     human_ceiling,
     rouge_l,
     score_captions,
+    score_leave_one_out,
     sentence_bleu,
     tokenize,
 )
@@ -109,3 +110,55 @@ def test_score_captions_and_human_ceiling():
     assert 0 < ceil2["rouge_l"] < 1
     with pytest.raises(ValueError):
         human_ceiling([["only one"]])
+
+
+def _six_captions(seed: int, n_images: int = 12):
+    """Images with 6 captions each, drawn from a small vocabulary so that n-grams recur."""
+    rng = np.random.default_rng(seed)
+    scenes = [["a", "dog", "runs", "on", "the", "grass", "in", "a", "park"],
+              ["two", "men", "play", "chess", "at", "a", "wooden", "table", "outside"],
+              ["a", "red", "bus", "drives", "down", "a", "busy", "city", "street"]]
+    out = []
+    for k in range(n_images):
+        base = scenes[k % len(scenes)]
+        caps = []
+        for _ in range(6):
+            words = [w if rng.random() > 0.35 else str(rng.choice(["big", "small", "old", "the", "a", "near"]))
+                     for w in base]
+            caps.append(" ".join(words[: rng.integers(6, len(words) + 1)]))
+        out.append(caps)
+    return out
+
+
+def test_leave_one_out_scores_a_human_like_candidate_at_the_ceiling():
+    """One more human caption, scored like for like, reaches the human ceiling exactly
+    (averaged over which of the 6 captions plays the candidate); scored against all the
+    other 5 captions (one reference more than the humans get) it beats the ceiling."""
+    six = _six_captions(0)
+    loo, every, ceiling = [], [], []
+    for r in range(6):
+        cand = [caps[r] for caps in six]
+        refs = [caps[:r] + caps[r + 1:] for caps in six]
+        loo.append(score_leave_one_out(cand, refs))
+        every.append(score_captions(cand, refs))
+        ceiling.append(human_ceiling(refs))
+    for m in ("bleu4", "rouge_l", "cider_d"):
+        want = np.mean([c[m] for c in ceiling])
+        assert 0 < want
+        assert np.mean([x[m] for x in loo]) == pytest.approx(want, rel=1e-12)
+    # the asymmetric scoring (5 references vs the humans' 4) is biased upwards
+    assert np.mean([x["bleu4"] for x in every]) > 1.02 * np.mean([c["bleu4"] for c in ceiling])
+    assert np.mean([x["rouge_l"] for x in every]) > 1.02 * np.mean([c["rouge_l"] for c in ceiling])
+
+
+def test_score_leave_one_out_rounds_and_checks():
+    refs = [["a b c d", "a b c e", "a b x y"], ["p q r s", "p q r t"], ["only one"]]
+    out = score_leave_one_out(["a b c d", "p q r s", "anything"], refs)
+    assert len(out["per_round"]) == 3 and out["n_images"] == 2  # the 1-caption image is left out
+    assert np.isnan(out["per_image"]["rouge_l"][2])
+    assert out["per_round"][2]["rouge_l"] == pytest.approx(1.0)  # round 2: only image 0, its copy stays
+    assert out["per_image"]["rouge_l"][1] == pytest.approx(np.mean([rouge_l("p q r s", ["p q r t"]), 1.0]))
+    with pytest.raises(ValueError):
+        score_leave_one_out(["a"], refs)
+    with pytest.raises(ValueError):
+        score_leave_one_out(["a"], [["only one"]])

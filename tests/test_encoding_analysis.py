@@ -317,7 +317,7 @@ def test_reconstruct_returns_own_caption():
 
 
 def test_caption_metric_table():
-    from brainllm_utils.caption_metrics import human_ceiling
+    from brainllm_utils.caption_metrics import human_ceiling, score_leave_one_out
 
     refs = [["a cat sits on a mat", "a cat on the mat", "the cat is sitting on a mat"],
             ["a dog runs in a park", "a dog running in the park", "the dog is in a park"],
@@ -325,10 +325,18 @@ def test_caption_metric_table():
     perfect = [r[0] for r in refs]
     table = ea.caption_metric_table({"s1": perfect, "oracle": perfect}, refs)
     assert list(table.index) == ["s1", "oracle", "shuffled", "human"]
-    assert table.loc["s1", "bleu4"] == pytest.approx(1.0)
+    assert (table["references"] == "all but one").all()
+    # like for like: in round 0 the copied caption is the one left out (scored as the human)
+    want = score_leave_one_out(perfect, refs)
+    assert table.loc["s1", "bleu4"] == pytest.approx(want["bleu4"]) and table.loc["s1", "bleu4"] < 1.0
     assert table.loc["shuffled", "cider_d"] < table.loc["s1", "cider_d"]
     assert table.loc["human", "cider_d"] == pytest.approx(human_ceiling(refs)["cider_d"])
     assert table.loc["oracle", "kind"] == "oracle"
+    paper = ea.caption_metric_table({"s1": perfect, "oracle": perfect}, refs, reference_sets="all")
+    assert paper.loc["s1", "bleu4"] == pytest.approx(1.0)  # a copy of a reference is perfect
+    assert paper.loc["s1", "references"] == "all" and paper.loc["human", "references"] == "all but one"
+    with pytest.raises(ValueError):
+        ea.caption_metric_table({"s1": perfect}, refs, reference_sets="four")
 
 
 def test_gallery_selection():

@@ -5,7 +5,8 @@ Protocol (``shared/docs/paper_methods.md`` §5): betas in the union of the 7 str
 768-d embedding (:class:`~brainllm_utils.encoding.RidgeCV`, one penalty per dimension);
 per-image r; identification ranks; nearest captions in a bank disjoint from the test images
 (:class:`~brainllm_utils.encoding.decoding.CaptionRetriever`); BLEU-4 / ROUGE-L / CIDEr-D
-against the human captions, next to the human ceiling.
+against the human captions, next to the human ceiling: every row scored against the same
+leave-one-out reference sets as the human captions (``caption_metric_table``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ..encoding import (
     identification_rank,
     pearson_r,
     score_captions,
+    score_leave_one_out,
 )
 from .._utils.cache import cache_key, cached_arrays, resolve_cache
 from .._utils.docs import fill_doc
@@ -275,9 +277,13 @@ def reconstruct_captions(decoded: dict, retriever, oracle: bool = True) -> dict:
     return out
 
 
+#: How the reconstructions are scored in :func:`caption_metric_table`.
+_REFERENCE_SETS = ("leave_one_out", "all")
+
+
 @fill_doc
 def caption_metric_table(reconstructions: Mapping[str, Sequence[str]], references,
-                         shuffle_seed: int | None = 0):
+                         shuffle_seed: int | None = 0, reference_sets: str = "leave_one_out"):
     """BLEU-4, ROUGE-L and CIDEr-D of each set of reconstructions, with ceiling and chance.
 
     Parameters
@@ -288,21 +294,34 @@ def caption_metric_table(reconstructions: Mapping[str, Sequence[str]], reference
     shuffle_seed : int, optional, default=0
         Adds a ``"shuffled"`` row: the first subject's reconstructions paired with the
         wrong images (a seeded derangement): the chance level of the metrics.
+    reference_sets : {"leave_one_out", "all"}, default="leave_one_out"
+        ``"leave_one_out"``: every row (reconstructions, oracle, shuffled) is scored against
+        the same references as the human ceiling, each image's captions but one, averaged
+        over the left-out caption (:func:`~brainllm_utils.encoding.score_leave_one_out`),
+        so all rows compare like with like. ``"all"``: the paper's scoring, against every
+        caption: one reference more than the humans get (BLEU and ROUGE-L rise with the
+        number of references), so the ceiling is not comparable.
 
     Returns
     -------
     table : pandas.DataFrame
         Indexed by ``source`` (the names, ``shuffled``, ``human``) with columns
-        ``bleu4``, ``rouge_l``, ``cider_d`` and ``kind`` (decoded / oracle / chance /
-        ceiling).
+        ``bleu4``, ``rouge_l``, ``cider_d``, ``kind`` (decoded / oracle / chance /
+        ceiling) and ``references`` (``"all but one"`` or ``"all"``: what each row was
+        scored against).
     """
     import pandas as pd
 
+    if reference_sets not in _REFERENCE_SETS:
+        raise ValueError(f"reference_sets must be one of {_REFERENCE_SETS}, got {reference_sets!r}")
+    loo = reference_sets == "leave_one_out"
+    score = score_leave_one_out if loo else score_captions
+    label = "all but one" if loo else "all"
     rows = []
     for name, caps in reconstructions.items():
-        sc = score_captions(list(caps), references)
+        sc = score(list(caps), references)
         rows.append(dict(source=name, kind="oracle" if name == "oracle" else "decoded",
-                         bleu4=sc["bleu4"], rouge_l=sc["rouge_l"], cider_d=sc["cider_d"]))
+                         bleu4=sc["bleu4"], rouge_l=sc["rouge_l"], cider_d=sc["cider_d"], references=label))
     if shuffle_seed is not None:
         first = next(k for k in reconstructions if k != "oracle")
         caps = list(reconstructions[first])
@@ -310,12 +329,12 @@ def caption_metric_table(reconstructions: Mapping[str, Sequence[str]], reference
         perm = (np.arange(n) + 1 + np.random.default_rng(shuffle_seed).integers(0, max(n - 1, 1))) % n
         if n > 1 and np.any(perm == np.arange(n)):  # pragma: no cover - impossible for a shift
             perm = np.roll(np.arange(n), 1)
-        sc = score_captions([caps[j] for j in perm], references)
+        sc = score([caps[j] for j in perm], references)
         rows.append(dict(source="shuffled", kind="chance", bleu4=sc["bleu4"],
-                         rouge_l=sc["rouge_l"], cider_d=sc["cider_d"]))
+                         rouge_l=sc["rouge_l"], cider_d=sc["cider_d"], references=label))
     hc = human_ceiling(references)
     rows.append(dict(source="human", kind="ceiling", bleu4=hc["bleu4"], rouge_l=hc["rouge_l"],
-                     cider_d=hc["cider_d"]))
+                     cider_d=hc["cider_d"], references="all but one"))
     return pd.DataFrame(rows).set_index("source")
 
 

@@ -27,6 +27,7 @@ from .caption_metrics import (
     human_ceiling,
     rouge_l,
     score_captions,
+    score_leave_one_out,
     sentence_bleu,
     tokenize,
 )
@@ -72,5 +73,6 @@ __all__ = [
     "rouge_l",
     "cider_d",
     "score_captions",
+    "score_leave_one_out",
     "human_ceiling",
 ]

@@ -20,6 +20,16 @@ re-implemented from the papers and the coco-caption documentation:
   images; similarity ``Σ_g min(v_c, v_r)·v_r / (‖v_c‖‖v_r‖)`` (clipping), times the
   Gaussian length penalty ``exp(−(|c| − |r|)²/(2·6²))``; averaged over n and over
   references, times 10. The corpus score is the mean over images.
+
+**Like-for-like ceiling.** A human caption can only be scored against the image's *other*
+captions (4 of NSD's usual 5), while the paper scored the reconstructions against all 5. More
+references raise BLEU (clipping by the maximum count over references), ROUGE-L (maximum
+over references) and change CIDEr-D's document frequencies, so the two numbers were not
+comparable. :func:`score_leave_one_out` scores any candidate exactly as
+:func:`human_ceiling` scores the humans: in round ``i`` against each image's captions
+without its ``i``-th (CIDEr-D frequencies from that round's references), averaged over
+rounds. A reconstruction that is as good as one more human caption then scores the ceiling
+in expectation (exactly, averaged over which caption plays the reconstruction).
 """
 
 from __future__ import annotations
@@ -41,6 +51,7 @@ __all__ = [
     "rouge_l",
     "cider_d",
     "score_captions",
+    "score_leave_one_out",
     "human_ceiling",
 ]
 
@@ -310,12 +321,87 @@ def score_captions(candidates: Sequence[str], references: Sequence[Sequence[str]
     )
 
 
+def _loo_rounds(refs):
+    """Round ``i``: the images with more than ``i`` (and at least 2) captions, and each such
+    image's captions without its ``i``-th."""
+    n_max = max((len(r) for r in refs), default=0)
+    for i in range(n_max):
+        idx = [k for k, r in enumerate(refs) if len(r) > i and len(r) >= 2]
+        if idx:
+            yield i, idx, [refs[k][:i] + refs[k][i + 1:] for k in idx]
+
+
+def _round_scores(cands, others) -> tuple[dict, np.ndarray, np.ndarray]:
+    rl = np.array([rouge_l(c, o) for c, o in zip(cands, others)])
+    cd, cd_i = cider_d(cands, others)
+    return (dict(bleu4=corpus_bleu(cands, others), rouge_l=float(rl.mean()), cider_d=cd), rl, cd_i)
+
+
+def score_leave_one_out(candidates: Sequence[str], references: Sequence[Sequence[str]]) -> dict:
+    """Score candidates against the same leave-one-out reference sets as the human ceiling.
+
+    In round ``i`` every image with more than ``i`` captions (and at least 2) is scored
+    against its captions without the ``i``-th, exactly the references
+    :func:`human_ceiling` gives that image's ``i``-th human caption in round ``i`` (same
+    count, same CIDEr-D document frequencies); the result is the mean over rounds.
+    Images with fewer than 2 captions are left out, as in the ceiling.
+
+    Parameters
+    ----------
+    candidates : sequence of str
+        One candidate caption per image (e.g. reconstructed).
+    references : sequence of sequence of str
+        For each image, its human captions.
+
+    Returns
+    -------
+    scores : dict
+        ``bleu4``, ``rouge_l``, ``cider_d`` (means over rounds), ``per_round`` (a list of
+        dicts with the same keys), ``per_image`` (``rouge_l`` and ``cider_d``: each image's
+        mean over its rounds, NaN for an image with fewer than 2 captions) and
+        ``n_images`` (images scored).
+
+    Raises
+    ------
+    ValueError
+        When the lengths differ or no image has 2 or more captions.
+
+    Notes
+    -----
+    Averaged over which of an image's captions plays the candidate, one more human caption
+    scores exactly :func:`human_ceiling` (each ordered pair of captions appears once as
+    candidate/left-out in both), so the ceiling is the like-for-like reference; scoring
+    against all captions (:func:`score_captions`) gives candidates one reference more.
+    """
+    if len(candidates) != len(references):
+        raise ValueError(f"candidates ({len(candidates)}) and references ({len(references)}) differ in length")
+    cands = [tokenize(c) for c in candidates]
+    refs = [[tokenize(r) for r in rs] for rs in references]
+    rounds = []
+    rl_sum, cd_sum, count = np.zeros(len(refs)), np.zeros(len(refs)), np.zeros(len(refs))
+    for _, idx, others in _loo_rounds(refs):
+        sc, rl, cd_i = _round_scores([cands[k] for k in idx], others)
+        rounds.append(sc)
+        rl_sum[idx] += rl
+        cd_sum[idx] += cd_i
+        count[idx] += 1
+    if not rounds:
+        raise ValueError("need at least one image with 2 or more captions")
+    out = {k: float(np.mean([r[k] for r in rounds])) for k in ("bleu4", "rouge_l", "cider_d")}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["per_image"] = dict(rouge_l=rl_sum / count, cider_d=cd_sum / count)
+    out["per_round"] = rounds
+    out["n_images"] = int((count > 0).sum())
+    return out
+
+
 def human_ceiling(references: Sequence[Sequence[str]]) -> dict:
     """Human-to-human ceiling: each reference scored against the image's other references.
 
     Round ``i`` takes the i-th caption of every image with more than ``i`` captions (and
     at least 2) as the candidate and the others as references; CIDEr-D document
-    frequencies come from that round's references.
+    frequencies come from that round's references. Score reconstructions with
+    :func:`score_leave_one_out` to compare like with like.
 
     Parameters
     ----------
@@ -334,21 +420,7 @@ def human_ceiling(references: Sequence[Sequence[str]]) -> dict:
         When no image has 2 or more captions.
     """
     refs = [[tokenize(r) for r in rs] for rs in references]
-    n_max = max((len(r) for r in refs), default=0)
-    rounds = []
-    for i in range(n_max):
-        idx = [k for k, r in enumerate(refs) if len(r) > i and len(r) >= 2]
-        if not idx:
-            continue
-        cands = [refs[k][i] for k in idx]
-        others = [refs[k][:i] + refs[k][i + 1 :] for k in idx]
-        rounds.append(
-            dict(
-                bleu4=corpus_bleu(cands, others),
-                rouge_l=float(np.mean([rouge_l(c, o) for c, o in zip(cands, others)])),
-                cider_d=cider_d(cands, others)[0],
-            )
-        )
+    rounds = [_round_scores([refs[k][i] for k in idx], others)[0] for i, idx, others in _loo_rounds(refs)]
     if not rounds:
         raise ValueError("need at least one image with 2 or more captions")
     out = {k: float(np.mean([r[k] for r in rounds])) for k in ("bleu4", "rouge_l", "cider_d")}
