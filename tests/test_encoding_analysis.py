@@ -389,3 +389,70 @@ def test_surface_views_axes():
     with pytest.raises(ValueError):
         viz.plot_surface_views(vals, axes[:1], views=(("left", "lateral"), ("right", "ventral")))
     plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- the paper's single fraction
+@pytest.mark.filterwarnings("ignore:.*edge of the grid.*:UserWarning")
+def test_fracridge_one_fraction_for_the_whole_brain(nsd, cache_dir, monkeypatch):
+    """Fitted in blocks of vertices, the fraction is still the one a single FracRidgeCV over
+    all vertices chooses (mean validation R² over vertices), and the test r are its."""
+    from brainllm_utils import features
+    from brainllm_utils.chapters import ch03_encoding
+    from brainllm_utils.encoding import FracRidgeCV
+
+    roi, subjects = ("streams", "ventral"), nsd.subjects[:2]
+    s = subjects[0]
+    d = ea.subject_data(nsd, s, roi=roi)
+    n_rows = d.train_ids.size + d.test_ids.size
+    monkeypatch.setattr(_common, "BLOCK_BYTES", 4 * (n_rows + 3 * 80) * 50)  # ~4 blocks of 50 vertices
+    X_tr = features.build("multihot", nsd, d.train_ids)
+    X_te = features.build("multihot", nsd, d.test_ids)
+    grid = ch03_encoding.PAPER_FRACTIONS
+    whole = FracRidgeCV(fractions=grid, cv=3, device="cpu").fit(X_tr, d.Y_train)
+    # the blocks alone would disagree: choosing per block is not the paper's protocol
+    per_block = {int(np.argmax(whole.cv_scores_[:, c0:c0 + 50].mean(1))) for c0 in range(0, d.columns.size, 50)}
+    assert len(per_block) > 1
+    res = ch03_encoding.fit_encoders_fracridge(nsd, subjects, feature="multihot", roi=roi, cv=3, device="cpu")
+    assert res.fractions[s] == pytest.approx(whole.best_fractions_[0])
+    assert 0.05 < res.fractions[s] < 1.05  # an interior optimum on this ROI
+    np.testing.assert_allclose(res.cv_curves[s], whole.cv_scores_.mean(1), atol=1e-6)
+    np.testing.assert_allclose(res.r[0, d.columns], pearson_r(whole.predict(X_te), d.Y_test), atol=1e-5)
+    np.testing.assert_allclose(res.alphas[0, d.columns], whole.best_alphas_, rtol=1e-4)
+    assert np.isnan(res.r[0, np.setdiff1d(np.arange(res.r.shape[1]), d.columns)]).all()
+    monkeypatch.setattr(FracRidgeCV, "fit", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
+    again = ch03_encoding.fit_encoders_fracridge(nsd, subjects, feature="multihot", roi=roi, cv=3, device="cpu")
+    assert again.fractions == res.fractions  # from the cache
+    with pytest.raises(ValueError):
+        ch03_encoding.fit_encoders_fracridge(nsd, subjects, feature="multihot", roi=roi, fractions=[0.5, -1])
+
+
+@pytest.mark.filterwarnings("ignore:.*edge of the grid.*:UserWarning")
+def test_ridge_protocols_table_and_figure(nsd, cache_dir):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from brainllm_utils import viz
+    from brainllm_utils.chapters import ch03_encoding
+
+    roi, subjects = ("streams", "ventral"), nsd.subjects[:2]
+    enc = ea.fit_encoders(nsd, subjects, feature="multihot", roi=roi, alphas=ALPHAS, cv=3, device="cpu")
+    out = ch03_encoding.ridge_protocols(nsd, feature="multihot", roi=roi, cv=3, device="cpu", per_vertex=enc)
+    per_vertex, paper = ch03_encoding.PROTOCOLS
+    assert out["results"][per_vertex] is enc and set(out["fractions"]) == set(subjects)
+    np.testing.assert_array_equal(out["maps"][per_vertex], enc.r)
+    t = out["table"]
+    assert set(t["protocol"]) == {per_vertex, paper} and set(t["roi"]) == {"ventral", "all vertices"}
+    for k, s in enumerate(subjects):
+        got = t.query("subject == @s and roi == 'all vertices' and protocol == @paper")["r"].item()
+        assert got == pytest.approx(np.nanmean(out["maps"][paper][k]))
+    wide = t.query("roi == 'ventral'").pivot(index="subject", columns="protocol", values="r")
+    assert out["summary"].loc["ventral", "difference"] == pytest.approx((wide[paper] - wide[per_vertex]).mean())
+    assert out["summary"].loc["ventral", "n_subjects"] == 2
+    with pytest.raises(TypeError):
+        ch03_encoding.ridge_protocols(nsd, per_vertex=enc.r)
+    fig, ax = plt.subplots()
+    assert viz.plot_ridge_protocols(t, ax=ax, order=["ventral", "all vertices"]) is ax
+    assert len(ax.patches) == 4 and len(ax.lines) >= 2 * len(subjects)
+    plt.close(fig)

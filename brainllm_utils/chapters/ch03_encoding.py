@@ -77,6 +77,11 @@ __all__ = [
     "truth_predictability",
     "expected_fraction",
     "truth_roi_table",
+    "PAPER_FRACTIONS",
+    "PROTOCOLS",
+    "FracRidgeResults",
+    "fit_encoders_fracridge",
+    "ridge_protocols",
 ]
 
 #: Ridge penalties for encoding (13 log-spaced values, 0.1 … 1e5).
@@ -1058,3 +1063,208 @@ def truth_roi_table(root, rois=None):
     if rois is not None:
         df = df.loc[[r for r in rois if r in df.index]]
     return df
+
+
+# ----------------------------------------------------------------------------- the paper's single fraction
+#: The paper's fractional-ridge grid (``paper_methods.md`` §4; fractions above 1 need fracridge ≥ 2).
+PAPER_FRACTIONS = np.linspace(0.05, 1.05, 20)
+#: Names of the two penalty protocols in :func:`ridge_protocols`.
+PROTOCOLS = ("per-vertex alphas", "one fraction (paper)")
+
+
+@dataclass
+class FracRidgeResults(EncodingResults):
+    """:class:`EncodingResults` of :func:`fit_encoders_fracridge` (no encoders kept).
+
+    Attributes
+    ----------
+    subjects : list of str
+        The subjects, in the order of the rows.
+    feature : str
+        The feature space encoded.
+    r : ndarray of float32 of shape (n_subjects, n_full)
+        Test Pearson r per vertex (NaN outside the ROI or where the betas are NaN).
+    alphas : ndarray of float32 of shape (n_subjects, n_full)
+        Penalty per vertex that shrinks its weights to the chosen fraction (NaN outside).
+    encoders : dict
+        Empty: the weights are not kept.
+    columns : dict of str to ndarray of int
+        subject → flat column indices in the full space.
+    n_train, n_test : dict of str to int
+        subject → number of training and test images.
+    fractions : dict of str to float
+        subject → the one fraction chosen for all its vertices.
+    cv_curves : dict of str to ndarray of shape (n_fractions,)
+        subject → mean (over the valid vertices) 5-fold validation R² of every fraction.
+    grid : ndarray of shape (n_fractions,)
+        The fractions searched.
+    """
+
+    fractions: dict = field(default_factory=dict)
+    cv_curves: dict = field(default_factory=dict)
+    grid: np.ndarray = field(default_factory=lambda: PAPER_FRACTIONS.copy())
+
+
+@fill_doc
+def fit_encoders_fracridge(nsd, subjects=None, feature: str = "mpnet", space: str = "fsaverage", roi=None,
+                           fractions=None, cv: int = 5, device="auto", cache=True,
+                           feature_options: Mapping | None = None, sessions=None) -> FracRidgeResults:
+    """The paper's encoder: one fractional-ridge fraction for the whole brain per subject.
+
+    ``fracridge.FracRidgeRegressorCV`` as the paper ran it (``paper_methods.md`` §4):
+    fractions ``np.linspace(0.05, 1.05, 20)``, 5-fold unshuffled KFold on the training
+    images, the fraction with the best validation R² **averaged over all vertices**, refit
+    on all training images with that fraction (each vertex gets the penalty that shrinks its
+    weights to that fraction of their OLS norm), tested on the shared images. The vertices
+    are fitted in blocks (memory); the validation R² of every fraction is summed over the
+    valid vertices of all blocks before the fraction is chosen, so the choice is the whole
+    brain's, as in the paper.
+
+    Parameters
+    ----------
+    %(nsd)s
+    %(subjects)s
+    %(feature)s
+    %(space_fsaverage)s
+    %(roi_encoding)s
+    fractions : array-like of float > 0, optional
+        Candidate fractions; ``None``: :data:`PAPER_FRACTIONS`.
+    %(cv)s
+    %(device)s
+    %(cache)s
+        Entries (kind ``"encoding"``) hold r, the per-vertex penalties and the CV curve.
+    feature_options : dict, optional
+        Passed to the feature builder (:func:`~brainllm_utils.features.build`).
+    %(sessions)s
+
+    Returns
+    -------
+    results : FracRidgeResults
+        Test r and penalties per vertex, the chosen fraction and CV curve per subject
+        (``encoders`` is empty: the weights are not kept).
+    """
+    from ..encoding import FracRidgeCV
+
+    subjects = resolve_subjects(nsd, subjects)
+    grid = PAPER_FRACTIONS.copy() if fractions is None else np.atleast_1d(np.asarray(fractions, np.float64))
+    if grid.ndim != 1 or grid.size == 0 or not np.all(np.isfinite(grid)) or np.any(grid <= 0):
+        raise ValueError(f"fractions must be a non-empty 1-D array of finite values > 0, got {fractions!r}")
+    if not isinstance(cv, (int, np.integer)) or cv < 2:
+        raise ValueError(f"cv must be an int >= 2 (unshuffled K-fold), got {cv!r}")
+    n_full = _full_size(nsd, space)
+    folder = resolve_cache(cache, "encoding")
+    R = np.full((len(subjects), n_full), np.nan, dtype=np.float32)
+    A = np.full((len(subjects), n_full), np.nan, dtype=np.float32)
+    columns, n_train, n_test, chosen, curves = {}, {}, {}, {}, {}
+    test_ids = nsd.shared_test_images(sessions, subjects)
+    for i, s in enumerate(subjects):
+        d = _split(nsd, s, space, _roi_arg(nsd, s, roi, space), test_ids, sessions=sessions)
+        opts = dict(feature_options or {})
+        _features(nsd, feature, np.concatenate([d.train_ids, d.test_ids]), **opts)
+        X_tr = _features(nsd, feature, d.train_ids, **opts)
+        X_te = _features(nsd, feature, d.test_ids, **opts)
+
+        def compute(d=d, X_tr=X_tr, X_te=X_te):
+            blocks = d.blocks(per_column=3 * X_tr.shape[1])
+            total, count = np.zeros(grid.size), 0
+            for b in blocks:  # pass 1: validation R² of every fraction, summed over valid vertices
+                Y_tr, _, valid = d.block(b)
+                est = FracRidgeCV(fractions=grid, cv=int(cv), device=device, fraction_per_target=True,
+                                  ).fit(X_tr, Y_tr[:, valid]) if valid.any() else None
+                if est is not None:
+                    total += est.cv_scores_.sum(1)
+                    count += int(valid.sum())
+                del Y_tr, est
+            if count == 0:
+                raise ValueError(f"{d.subject}: no vertex with finite betas to encode")
+            curve = total / count
+            best = float(grid[int(np.argmax(curve))])
+            n_cols = d.columns.size
+            out = dict(r=np.full(n_cols, np.nan, np.float32), alphas=np.full(n_cols, np.nan, np.float32),
+                       curve=curve, fraction=np.array([best]))
+            for b in blocks:  # pass 2: refit every vertex with the chosen fraction (the CV of one
+                Y_tr, Y_te, valid = d.block(b)  # candidate does not change the refit: 2 folds)
+                est = FracRidgeCV(fractions=[best], cv=2, device=device).fit(X_tr, Y_tr)
+                r = pearson_r(est.predict(X_te), Y_te).astype(np.float32)
+                r[~valid] = np.nan
+                out["r"][b], out["alphas"][b] = r, est.best_alphas_
+                del Y_tr, Y_te, est
+            return out
+
+        key = cache_key("encoding", "fit_encoders_fracridge", d.key, feature, opts, X_tr, X_te, grid, int(cv))
+        out = cached_arrays("encoding", key, ("r", "alphas", "curve", "fraction"), compute, folder=folder)
+        R[i, d.columns] = out["r"]
+        A[i, d.columns] = out["alphas"]
+        chosen[s], curves[s] = float(out["fraction"][0]), np.asarray(out["curve"])
+        columns[s] = d.columns
+        n_train[s], n_test[s] = int(d.train_ids.size), int(d.test_ids.size)
+    return FracRidgeResults(subjects, feature, R, A, {}, columns, n_train, n_test,
+                            fractions=chosen, cv_curves=curves, grid=grid)
+
+
+@fill_doc
+def ridge_protocols(nsd, subjects=None, feature: str = "mpnet", roi=None, alphas=DEFAULT_ALPHAS,
+                    fractions=None, cv: int = 5, device="auto", cache=True, sessions=None,
+                    per_vertex: EncodingResults | None = None, atlas: str = "streams") -> dict:
+    """Encoding with our per-vertex penalties beside the paper's single fraction.
+
+    Both protocols fit the same training images and are tested on the same shared images;
+    only the choice of the penalty differs: :func:`fit_encoders` (one ridge penalty per
+    vertex from ``alphas`` by 5-fold CV) and :func:`fit_encoders_fracridge` (one fraction
+    for the whole brain, the paper's). No criterion is attached: this shows what the
+    deviation changes.
+
+    Parameters
+    ----------
+    %(nsd)s
+    %(subjects)s
+    %(feature)s
+    %(roi_encoding)s
+    %(alphas_encoding)s
+    fractions : array-like of float > 0, optional
+        For :func:`fit_encoders_fracridge` (default :data:`PAPER_FRACTIONS`).
+    %(cv)s
+    %(device)s
+    %(cache)s
+    %(sessions)s
+    per_vertex : EncodingResults, optional
+        Already fitted :func:`fit_encoders` results for these subjects and feature (not
+        refitted); their subjects and feature are used.
+    %(atlas_streams)s
+
+    Returns
+    -------
+    result : dict
+        ``maps`` ({protocol: test r, float32 (n_subjects, n_full)}, protocols as in
+        :data:`PROTOCOLS`), ``results`` ({protocol: EncodingResults}), ``fractions``
+        ({subject: chosen fraction}), ``table`` (long: ``subject, roi, protocol, r``, the
+        mean test r per ROI, plus ``roi = "all vertices"``) and ``summary`` (per ROI: the
+        mean over subjects of each protocol, ``difference`` = one fraction − per vertex, its
+        SEM over subjects and ``n_subjects``).
+    """
+    import pandas as pd
+
+    if per_vertex is None:
+        per_vertex = fit_encoders(nsd, subjects, feature=feature, roi=roi, alphas=alphas, cv=cv, device=device,
+                                  cache=cache, sessions=sessions)
+    elif not isinstance(per_vertex, EncodingResults):
+        raise TypeError(f"per_vertex must be EncodingResults from fit_encoders, got {type(per_vertex).__name__}")
+    subjects, feature = list(per_vertex.subjects), per_vertex.feature
+    frac = fit_encoders_fracridge(nsd, subjects, feature=feature, roi=roi, fractions=fractions, cv=cv,
+                                  device=device, cache=cache, sessions=sessions)
+    results = dict(zip(PROTOCOLS, (per_vertex, frac)))
+    tables = []
+    for name, res in results.items():
+        t = roi_table(nsd, res.r, subjects, atlas=atlas, name="r")
+        whole = [dict(subject=s, roi="all vertices", r=float(np.nanmean(res.r[k])))
+                 for k, s in enumerate(subjects)]
+        tables.append(pd.concat([t, pd.DataFrame(whole)], ignore_index=True).assign(protocol=name))
+    table = pd.concat(tables, ignore_index=True)[["subject", "roi", "protocol", "r"]]
+    wide = table.pivot_table(index=["roi", "subject"], columns="protocol", values="r", sort=False)
+    diff = (wide[PROTOCOLS[1]] - wide[PROTOCOLS[0]]).groupby(level="roi", sort=False)
+    summary = wide.groupby(level="roi", sort=False).mean()[list(PROTOCOLS)]
+    summary["difference"] = diff.mean()
+    summary["difference_sem"] = diff.std(ddof=1) / np.sqrt(diff.count())
+    summary["n_subjects"] = diff.count()
+    return dict(maps={k: v.r for k, v in results.items()}, results=results, fractions=dict(frac.fractions),
+                table=table, summary=summary)

@@ -29,6 +29,7 @@ from .ch02_rsa import (
 )
 from .ch03_encoding import (
     plot_r_vs_ceiling,
+    plot_ridge_protocols,
     plot_roi_bars,
     plot_variance_partition,
 )
@@ -74,6 +75,7 @@ __all__ = [
     "plot_r_vs_ceiling",
     "plot_roi_bars",
     "plot_variance_partition",
+    "plot_ridge_protocols",
     "plot_decoding_r",
     "plot_identification_ranks",
     "plot_caption_gallery",

@@ -7,7 +7,7 @@ import numpy as np
 
 from .._utils.docs import fill_doc
 
-__all__ = ["plot_r_vs_ceiling", "plot_roi_bars", "plot_variance_partition"]
+__all__ = ["plot_r_vs_ceiling", "plot_roi_bars", "plot_variance_partition", "plot_ridge_protocols"]
 
 
 @fill_doc
@@ -155,6 +155,58 @@ def plot_variance_partition(table, ax=None, bands=("mpnet", "mpnet_word_avg"), o
         ax.scatter(x, t["joint"], marker="_", s=300, color="k", zorder=3, label="joint model")
     ax.axhline(0, color="0.3", lw=0.8)
     ax.set_xticks(x, order, fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8, frameon=False)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    return ax
+
+
+@fill_doc
+def plot_ridge_protocols(table, ax=None, order=None, protocols=None, ylabel="mean test r (vertices in ROI)"):
+    """Paired bars per ROI: the encoding accuracy of two penalty protocols, subjects joined.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Long (``subject``, ``roi``, ``protocol``, ``r``), e.g. ``ridge_protocols(...)["table"]``
+        (:func:`brainllm_utils.chapters.ch03_encoding.ridge_protocols`).
+    %(ax)s
+    order : sequence of str, optional
+        ROIs in x order; ``None``: as they appear in ``table``.
+    protocols : sequence of str, optional
+        Protocols, one bar each per ROI; ``None``: as they appear in ``table``.
+    ylabel : str, default="mean test r (vertices in ROI)"
+        y-axis label.
+
+    Returns
+    -------
+    %(returns_ax)s
+    """
+    import matplotlib.pyplot as plt
+
+    ax = ax if ax is not None else plt.gca()
+    order = list(order) if order is not None else list(dict.fromkeys(table["roi"]))
+    protocols = list(protocols) if protocols is not None else list(dict.fromkeys(table["protocol"]))
+    width = 0.8 / max(len(protocols), 1)
+    x = np.arange(len(order))
+    g = table.groupby(["protocol", "roi"])["r"]
+    mean, sem = g.mean(), g.sem()
+    for k, name in enumerate(protocols):
+        m = np.array([mean.get((name, roi), np.nan) for roi in order])
+        e = np.array([sem.get((name, roi), np.nan) for roi in order])
+        ax.bar(x + (k - (len(protocols) - 1) / 2) * width, m, width, yerr=np.nan_to_num(e),
+               color=f"C{k}", alpha=0.75, capsize=2, label=name)
+    wide = table.pivot_table(index=["roi", "subject"], columns="protocol", values="r")
+    offsets = (np.arange(len(protocols)) - (len(protocols) - 1) / 2) * width
+    for i, roi in enumerate(order):
+        if roi not in wide.index.get_level_values(0):
+            continue
+        for _, row in wide.loc[roi].iterrows():  # one line per subject across the protocols
+            ax.plot(i + offsets, row.reindex(protocols).to_numpy(float), color="k", lw=0.6,
+                    marker="o", ms=2.5, zorder=3)
+    ax.set_xticks(x, order, fontsize=8)
+    ax.axhline(0, color="0.5", lw=0.8)
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8, frameon=False)
     for side in ("top", "right"):
