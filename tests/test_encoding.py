@@ -481,3 +481,25 @@ def test_fracridgecv_equals_the_fracridge_package(rng, centred):
             est = FracRidgeCV(fractions=[reached[t]], fit_intercept=centred, device="cpu",
                               dtype="float64").fit(X, Y[:, [t]])
             np.testing.assert_allclose(est.coef_[:, 0], ref[:, 0, t], rtol=1e-9, atol=1e-12)
+
+
+def test_fraction_alphas_kernel_form_and_zero_targets(rng):
+    """Kernel weights (w = s), many targets, the paper's grid (f up to 1.05) and an all-zero
+    target: every α reaches its fraction to 1e-10; the zero target gets α = 0."""
+    X = rng.standard_normal((40, 90))
+    Y = rng.standard_normal((40, 50))
+    Y[:, 7] = 0.0
+    K = X @ X.T
+    s, U = np.linalg.eigh(K)
+    Z = U.T @ Y
+    fr = np.linspace(0.05, 1.05, 20)
+    A = _solvers._fraction_alphas(torch.from_numpy(s), torch.from_numpy(Z), torch.from_numpy(s), fr,
+                                  chunk_elements=5000).numpy()
+    keep = s > s.max() * 1e-10
+    for j in (0, 13, 49):
+        ols = np.sqrt(np.sum(s[keep] * Z[keep, j] ** 2 / s[keep] ** 2))
+        for fi, f in enumerate(fr):
+            got = np.sqrt(np.sum(s[keep] * Z[keep, j] ** 2 / (s[keep] + A[fi, j]) ** 2))
+            assert got == pytest.approx(f * ols, rel=1e-10)
+    assert np.all(A[:, 7] == 0.0) and np.isfinite(A).all()
+    assert np.all(np.delete(A[fr > 1], 7, axis=1) < 0) and np.all(A[fr < 1][:, [0, 13]] > 0)

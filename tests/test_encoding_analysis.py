@@ -441,7 +441,7 @@ def test_ridge_protocols_table_and_figure(nsd, cache_dir):
     out = ch03_encoding.ridge_protocols(nsd, feature="multihot", roi=roi, cv=3, device="cpu", per_vertex=enc)
     per_vertex, paper = ch03_encoding.PROTOCOLS
     assert out["results"][per_vertex] is enc and set(out["fractions"]) == set(subjects)
-    np.testing.assert_array_equal(out["maps"][per_vertex], enc.r)
+    np.testing.assert_array_equal(out["maps"][per_vertex], enc.r)  # same vertices here
     t = out["table"]
     assert set(t["protocol"]) == {per_vertex, paper} and set(t["roi"]) == {"ventral", "all vertices"}
     for k, s in enumerate(subjects):
@@ -452,6 +452,15 @@ def test_ridge_protocols_table_and_figure(nsd, cache_dir):
     assert out["summary"].loc["ventral", "n_subjects"] == 2
     with pytest.raises(TypeError):
         ch03_encoding.ridge_protocols(nsd, per_vertex=enc.r)
+    # per-vertex fits of the whole surface are compared on the fraction's vertices only
+    wide_enc = ea.fit_encoders(nsd, subjects, feature="multihot", alphas=ALPHAS, cv=3, device="cpu")
+    again = ch03_encoding.ridge_protocols(nsd, feature="multihot", roi=roi, cv=3, device="cpu", per_vertex=wide_enc)
+    inside = np.isfinite(enc.r)
+    assert np.isfinite(wide_enc.r).sum() > inside.sum()
+    np.testing.assert_array_equal(np.isfinite(again["maps"][per_vertex]), inside)
+    np.testing.assert_allclose(again["maps"][per_vertex][inside], wide_enc.r[inside])
+    pd_all = again["table"].query("roi == 'all vertices' and protocol == @per_vertex")["r"].to_numpy()
+    np.testing.assert_allclose(pd_all, np.nanmean(np.where(inside, wide_enc.r, np.nan), axis=1), rtol=1e-6)
     fig, ax = plt.subplots()
     assert viz.plot_ridge_protocols(t, ax=ax, order=["ventral", "all vertices"]) is ax
     assert len(ax.patches) == 4 and len(ax.lines) >= 2 * len(subjects)

@@ -1229,16 +1229,20 @@ def ridge_protocols(nsd, subjects=None, feature: str = "mpnet", roi=None, alphas
     %(sessions)s
     per_vertex : EncodingResults, optional
         Already fitted :func:`fit_encoders` results for these subjects and feature (not
-        refitted); their subjects and feature are used.
+        refitted); their subjects and feature are used. They may cover more vertices than
+        ``roi`` (e.g. the whole surface): both protocols are compared on the vertices of
+        ``roi`` (the single fraction is chosen over those, the whole brain when ``roi`` is
+        None, as in the paper).
     %(atlas_streams)s
 
     Returns
     -------
     result : dict
         ``maps`` ({protocol: test r, float32 (n_subjects, n_full)}, protocols as in
-        :data:`PROTOCOLS`), ``results`` ({protocol: EncodingResults}), ``fractions``
-        ({subject: chosen fraction}), ``table`` (long: ``subject, roi, protocol, r``, the
-        mean test r per ROI, plus ``roi = "all vertices"``) and ``summary`` (per ROI: the
+        :data:`PROTOCOLS`, NaN outside the vertices both protocols encoded), ``results``
+        ({protocol: EncodingResults}), ``fractions`` ({subject: chosen fraction}),
+        ``table`` (long: ``subject, roi, protocol, r``, the mean test r per ROI over those
+        vertices, plus ``roi = "all vertices"``: all of them) and ``summary`` (per ROI: the
         mean over subjects of each protocol, ``difference`` = one fraction − per vertex, its
         SEM over subjects and ``n_subjects``).
     """
@@ -1253,10 +1257,13 @@ def ridge_protocols(nsd, subjects=None, feature: str = "mpnet", roi=None, alphas
     frac = fit_encoders_fracridge(nsd, subjects, feature=feature, roi=roi, fractions=fractions, cv=cv,
                                   device=device, cache=cache, sessions=sessions)
     results = dict(zip(PROTOCOLS, (per_vertex, frac)))
+    # the same vertices for both (a per_vertex fit may cover more than ``roi``)
+    common = np.isfinite(per_vertex.r) & np.isfinite(frac.r)
+    maps = {name: np.where(common, res.r, np.nan).astype(np.float32) for name, res in results.items()}
     tables = []
-    for name, res in results.items():
-        t = roi_table(nsd, res.r, subjects, atlas=atlas, name="r")
-        whole = [dict(subject=s, roi="all vertices", r=float(np.nanmean(res.r[k])))
+    for name, r in maps.items():
+        t = roi_table(nsd, r, subjects, atlas=atlas, name="r")
+        whole = [dict(subject=s, roi="all vertices", r=float(np.nanmean(r[k])))
                  for k, s in enumerate(subjects)]
         tables.append(pd.concat([t, pd.DataFrame(whole)], ignore_index=True).assign(protocol=name))
     table = pd.concat(tables, ignore_index=True)[["subject", "roi", "protocol", "r"]]
@@ -1266,5 +1273,4 @@ def ridge_protocols(nsd, subjects=None, feature: str = "mpnet", roi=None, alphas
     summary["difference"] = diff.mean()
     summary["difference_sem"] = diff.std(ddof=1) / np.sqrt(diff.count())
     summary["n_subjects"] = diff.count()
-    return dict(maps={k: v.r for k, v in results.items()}, results=results, fractions=dict(frac.fractions),
-                table=table, summary=summary)
+    return dict(maps=maps, results=results, fractions=dict(frac.fractions), table=table, summary=summary)
