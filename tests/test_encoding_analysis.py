@@ -443,9 +443,9 @@ def test_ridge_protocols_table_and_figure(nsd, cache_dir):
     assert out["results"][per_vertex] is enc and set(out["fractions"]) == set(subjects)
     np.testing.assert_array_equal(out["maps"][per_vertex], enc.r)  # same vertices here
     t = out["table"]
-    assert set(t["protocol"]) == {per_vertex, paper} and set(t["roi"]) == {"ventral", "all vertices"}
+    assert set(t["protocol"]) == {per_vertex, paper} and set(t["roi"]) == {"ventral", "all compared vertices"}
     for k, s in enumerate(subjects):
-        got = t.query("subject == @s and roi == 'all vertices' and protocol == @paper")["r"].item()
+        got = t.query("subject == @s and roi == 'all compared vertices' and protocol == @paper")["r"].item()
         assert got == pytest.approx(np.nanmean(out["maps"][paper][k]))
     wide = t.query("roi == 'ventral'").pivot(index="subject", columns="protocol", values="r")
     assert out["summary"].loc["ventral", "difference"] == pytest.approx((wide[paper] - wide[per_vertex]).mean())
@@ -459,9 +459,9 @@ def test_ridge_protocols_table_and_figure(nsd, cache_dir):
     assert np.isfinite(wide_enc.r).sum() > inside.sum()
     np.testing.assert_array_equal(np.isfinite(again["maps"][per_vertex]), inside)
     np.testing.assert_allclose(again["maps"][per_vertex][inside], wide_enc.r[inside])
-    pd_all = again["table"].query("roi == 'all vertices' and protocol == @per_vertex")["r"].to_numpy()
+    pd_all = again["table"].query("roi == 'all compared vertices' and protocol == @per_vertex")["r"].to_numpy()
     np.testing.assert_allclose(pd_all, np.nanmean(np.where(inside, wide_enc.r, np.nan), axis=1), rtol=1e-6)
     fig, ax = plt.subplots()
-    assert viz.plot_ridge_protocols(t, ax=ax, order=["ventral", "all vertices"]) is ax
+    assert viz.plot_ridge_protocols(t, ax=ax, order=["ventral", "all compared vertices"]) is ax
     assert len(ax.patches) == 4 and len(ax.lines) >= 2 * len(subjects)
     plt.close(fig)

@@ -1242,7 +1242,7 @@ def ridge_protocols(nsd, subjects=None, feature: str = "mpnet", roi=None, alphas
         :data:`PROTOCOLS`, NaN outside the vertices both protocols encoded), ``results``
         ({protocol: EncodingResults}), ``fractions`` ({subject: chosen fraction}),
         ``table`` (long: ``subject, roi, protocol, r``, the mean test r per ROI over those
-        vertices, plus ``roi = "all vertices"``: all of them) and ``summary`` (per ROI: the
+        vertices, plus ``roi = "all compared vertices"``: all of them) and ``summary`` (per ROI: the
         mean over subjects of each protocol, ``difference`` = one fraction − per vertex, its
         SEM over subjects and ``n_subjects``).
     """
@@ -1263,7 +1263,7 @@ def ridge_protocols(nsd, subjects=None, feature: str = "mpnet", roi=None, alphas
     tables = []
     for name, r in maps.items():
         t = roi_table(nsd, r, subjects, atlas=atlas, name="r")
-        whole = [dict(subject=s, roi="all vertices", r=float(np.nanmean(r[k])))
+        whole = [dict(subject=s, roi="all compared vertices", r=float(np.nanmean(r[k])))
                  for k, s in enumerate(subjects)]
         tables.append(pd.concat([t, pd.DataFrame(whole)], ignore_index=True).assign(protocol=name))
     table = pd.concat(tables, ignore_index=True)[["subject", "roi", "protocol", "r"]]
