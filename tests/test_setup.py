@@ -46,6 +46,30 @@ def test_nodeps_references_are_pinned_and_installed():
     assert importlib.util.find_spec("nsdcode") is not None, "pip install --no-deps -r requirements-nodeps.txt"
 
 
+def test_license_and_citation_agree_with_the_package():
+    """LICENSE is the license pyproject.toml declares; CITATION.cff is valid CFF 1.2.0 with the
+    package's version and license and the paper as its preferred citation."""
+    import tomllib
+
+    import brainllm_utils
+
+    meta = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    assert meta["license"] == "MIT"
+    assert (REPO_ROOT / "LICENSE").read_text().startswith("MIT License\n")
+    cff = yaml.safe_load((REPO_ROOT / "CITATION.cff").read_text())
+    for key in ("cff-version", "message", "title", "authors", "version", "license", "preferred-citation"):
+        assert key in cff, f"CITATION.cff: missing {key!r}"
+    assert cff["cff-version"] == "1.2.0" and cff["type"] == "software"
+    assert str(cff["version"]) == brainllm_utils.__version__, "CITATION.cff version != brainllm_utils.__version__"
+    assert cff["license"] == meta["license"]
+    assert all(("name" in a) or ("family-names" in a) for a in cff["authors"])
+    paper = cff["preferred-citation"]
+    assert paper["type"] == "article" and paper["year"] == 2025
+    assert paper["authors"][0]["family-names"] == "Doerig"
+    bib = (REPO_ROOT / "book" / "references.bib").read_text()
+    assert f"title   = {{{paper['title']}}}" in bib, "the paper's title differs from book/references.bib"
+
+
 def test_torch_is_the_cpu_pin():
     assert _pins((REPO_ROOT / "requirements.txt").read_text().splitlines())["torch"] == "2.13.0"
 
