@@ -302,6 +302,20 @@ def test_slurm_cluster_is_configured_through_dask_jobqueue():
     assert "--nthreads 4" in script
 
 
+def test_slurm_cores_option_is_the_job_cores_and_conflicts_are_refused():
+    """``--slurm cores=1`` used to fail with "got multiple values for keyword argument 'cores'"."""
+    cluster = batch.make_cluster("slurm", workers=0, cores=3, memory="4GB")
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    assert "--nthreads 3" in script and "#SBATCH --mem=4G" in script
+    for bad, match in ((dict(threads=2, cores=4), "disagree"), (dict(cores=0), "positive int"),
+                       (dict(processes=2), "processes"), (dict(n_workers=3), "n_workers")):
+        with pytest.raises(ValueError, match=match):
+            batch.make_cluster("slurm", workers=0, memory="4GB", **bad)
+
+
 def test_summary_runs_last_and_follows_its_inputs(tiny_root, tmp_path):
     jobs = batch.plan_jobs(["01_feature_spaces", "06_summary"], data_home=tiny_root,
                            output_dir=tmp_path)

@@ -851,7 +851,9 @@ def make_cluster(scheduler: str = "local", workers: int = 2, threads: int = 1, *
     **options
         Keyword options of :class:`distributed.LocalCluster` or
         :class:`dask_jobqueue.SLURMCluster`; SLURM's ``memory`` defaults to ``"32GB"`` and
-        ``walltime`` to ``"04:00:00"``.
+        ``walltime`` to ``"04:00:00"``. For SLURM, ``cores`` is another name for ``threads``
+        (a conflicting pair is refused), ``processes`` may only be 1 and ``n_workers`` is
+        refused (use ``workers``).
 
     Returns
     -------
@@ -861,7 +863,7 @@ def make_cluster(scheduler: str = "local", workers: int = 2, threads: int = 1, *
     Raises
     ------
     ValueError
-        For any other ``scheduler``.
+        For any other ``scheduler``, or a SLURM option that conflicts with the arguments.
     """
     if scheduler == "local":
         import logging
@@ -873,9 +875,20 @@ def make_cluster(scheduler: str = "local", workers: int = 2, threads: int = 1, *
     if scheduler == "slurm":
         from dask_jobqueue import SLURMCluster
 
+        cores = options.pop("cores", threads)
+        if isinstance(cores, bool) or not isinstance(cores, int) or cores < 1:
+            raise ValueError(f"slurm option cores={cores!r}: expected a positive int (the cores of each job)")
+        if cores != threads and threads != 1:
+            raise ValueError(f"slurm option cores={cores} and threads={threads} disagree: both are the cores "
+                             "of each SLURM job; give one of them (--threads N or --slurm cores=N)")
+        for key, use in (("processes", "each SLURM job runs one notebook at a time (processes=1)"),
+                         ("n_workers", "the number of SLURM jobs is --workers")):
+            if key in options and not (key == "processes" and options[key] == 1):
+                raise ValueError(f"slurm option {key}={options[key]!r}: not settable here; {use}")
+            options.pop(key, None)
         options.setdefault("memory", "32GB")
         options.setdefault("walltime", "04:00:00")
-        cluster = SLURMCluster(cores=threads, processes=1, **options)
+        cluster = SLURMCluster(cores=cores, processes=1, **options)
         if workers:
             cluster.scale(jobs=workers)
         return cluster
