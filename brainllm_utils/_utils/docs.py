@@ -172,6 +172,12 @@ docdict["test_ids"] = """test_ids : array-like of int, optional
     nsdIds of the test images; ``None``: the images every subject saw 3 times
     (:meth:`~brainllm_utils.nsd.NSD.shared_test_images`, the paper's 515)."""
 
+docdict["reorder"] = """reorder : bool, default=False
+    When two rsatoolbox inputs (``RDMs`` / ``Dataset``) both carry the ``nsdId`` pattern
+    descriptor and hold the same images in another order, reorder the second to the
+    first's order instead of raising (:func:`~brainllm_utils.rsa.from_rdms`). Different
+    images always raise; plain arrays are used by position."""
+
 # ----------------------------------------------------------------------------- statistics
 docdict["q"] = """q : float, default=0.05
     False discovery rate of the Benjamini–Hochberg procedure."""

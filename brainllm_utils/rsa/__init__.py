@@ -14,11 +14,18 @@ The paper's ROI analysis (Doerig et al. 2025, ``paper_methods.md`` §3) never co
 pairs, and the subject's score is the mean over sets. :func:`make_sample_sets`,
 :func:`get_sample_sets` and :func:`sampled_rsa` implement that; :func:`roi_rsa` returns a
 tidy :class:`pandas.DataFrame` for the book.
+
+rsatoolbox interop (``_interop``): :func:`to_rdms` turns our vectors into an
+:class:`rsatoolbox.rdm.RDMs` with the ``nsdId`` pattern descriptor (0-based NSD ids), and
+:func:`compute_rdm` ``(as_rdms=True)`` returns one; every function here that takes RDMs or
+patterns also takes rsatoolbox ``RDMs`` / ``Dataset`` objects (:func:`from_rdms`,
+:func:`from_dataset`), checking that the ``nsdId`` s of two objects agree.
 """
 
 from ._ceiling import NoiseCeiling, noise_ceiling, normalise_by_ceiling, pool_rdms
 from ._compare import COMPARE_METHODS, canonical_method, compare_rdms, compare_rowwise, rank, tau_a
 from ._inference import bootstrap_rsa_ci
+from ._interop import NSD_ID, from_dataset, from_rdms, is_dataset, is_rdms, to_rdms
 from ._neighbourhoods import (
     pad_neighbourhoods,
     sphere_offsets,
@@ -65,4 +72,10 @@ __all__ = [
     "searchlight_rsa",
     "to_volume",
     "to_surface",
+    "NSD_ID",
+    "to_rdms",
+    "from_rdms",
+    "from_dataset",
+    "is_rdms",
+    "is_dataset",
 ]

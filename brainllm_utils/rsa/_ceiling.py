@@ -8,12 +8,13 @@ import numpy as np
 
 from .._utils.docs import fill_doc
 from ._compare import canonical_method, compare_rowwise, rank
+from ._interop import _rdm_stack_arg
 
 __all__ = ["pool_rdms", "NoiseCeiling", "noise_ceiling", "normalise_by_ceiling"]
 
 
 @fill_doc
-def pool_rdms(rdms, method: str = "pearson") -> np.ndarray:
+def pool_rdms(rdms, method: str = "pearson", *, reorder: bool = False) -> np.ndarray:
     """Average RDMs into the best predictor under ``method`` (as rsatoolbox ``pool_rdm``).
 
     Pearson: mean of z-scored RDMs; Spearman / tau-a: mean of ranks; cosine: mean of RDMs
@@ -21,9 +22,13 @@ def pool_rdms(rdms, method: str = "pearson") -> np.ndarray:
 
     Parameters
     ----------
-    rdms : array-like of shape (n_subjects, ..., n_pairs)
-        Condensed RDMs; pooling is over axis 0.
+    rdms : array-like of shape (n_subjects, ..., n_pairs), rsatoolbox RDMs or list of RDMs
+        Condensed RDMs; pooling is over axis 0. An ``RDMs`` is ``(n_rdm, n_pairs)``
+        (pooled over its RDMs); a list of ``RDMs`` (one per subject, each holding one RDM
+        or the same number of RDMs) is stacked, their ``nsdId`` descriptors checked
+        against the first's.
     %(method)s
+    %(reorder)s
 
     Returns
     -------
@@ -31,7 +36,7 @@ def pool_rdms(rdms, method: str = "pearson") -> np.ndarray:
         The pooled RDM(s) (z-scores, ranks or scaled values, not dissimilarities).
     """
     method = canonical_method(method)
-    r = np.asarray(rdms, dtype=np.float64)
+    r = np.asarray(_rdm_stack_arg(rdms, "rdms", reorder), dtype=np.float64)
     if method == "pearson":
         r = r - r.mean(-1, keepdims=True)
         r = r / r.std(-1, keepdims=True)
@@ -65,19 +70,23 @@ class NoiseCeiling:
 
 
 @fill_doc
-def noise_ceiling(rdms, method: str = "pearson", pool: str = "method") -> NoiseCeiling:
+def noise_ceiling(rdms, method: str = "pearson", pool: str = "method", *,
+                  reorder: bool = False) -> NoiseCeiling:
     """Leave-one-subject-out noise ceiling from subjects' RDMs on shared images.
 
     Parameters
     ----------
-    rdms : array-like of shape (n_subjects, n_pairs) or (n_subjects, n_sets, n_pairs)
+    rdms : array-like of shape (n_subjects, n_pairs) or (n_subjects, n_sets, n_pairs), rsatoolbox RDMs or list of RDMs
         Each subject's brain RDM over the *same* images (NSD shared images), optionally
         one per sample set (e.g. ``compute_rdm(X[sets])``); per-set ceilings are
-        averaged over sets like the scores.
+        averaged over sets like the scores. An ``RDMs`` holds one RDM per subject; a
+        list of ``RDMs`` one object per subject (one RDM, or one per set). Their
+        ``nsdId`` descriptors must agree with the first subject's.
     %(method)s
     pool : {"method", "mean"}, default="method"
         How the other subjects' RDMs are averaged: ``"method"`` as rsatoolbox
         (:func:`pool_rdms`, z-scored for Pearson), ``"mean"`` the plain mean RDM.
+    %(reorder)s
 
     Returns
     -------
@@ -85,7 +94,7 @@ def noise_ceiling(rdms, method: str = "pearson", pool: str = "method") -> NoiseC
         ``lower`` (LOSO), ``upper`` (vs all), and per-subject values.
         With ``pool="method"`` these equal rsatoolbox ``boot_noise_ceiling``.
     """
-    r = np.asarray(rdms, dtype=np.float64)
+    r = np.asarray(_rdm_stack_arg(rdms, "rdms", reorder), dtype=np.float64)
     if r.ndim == 2:
         r = r[:, None, :]
     n_sub = r.shape[0]

@@ -6,6 +6,7 @@ import numpy as np
 
 from .._utils.docs import fill_doc
 from .._utils.numeric import pearson_r
+from ._interop import _pair, _rdm_arg
 
 __all__ = ["COMPARE_METHODS", "canonical_method", "rank", "tau_a", "compare_rdms", "compare_rowwise"]
 
@@ -52,8 +53,9 @@ def rank(a: np.ndarray) -> np.ndarray:
 
     Parameters
     ----------
-    a : array-like of shape (..., n)
-        Values, e.g. condensed RDMs ``(k, n_pairs)``.
+    a : array-like of shape (..., n), or rsatoolbox RDMs
+        Values, e.g. condensed RDMs ``(k, n_pairs)`` (an ``RDMs`` gives its vectors,
+        ``(n_pairs,)`` when it holds one RDM).
 
     Returns
     -------
@@ -62,16 +64,18 @@ def rank(a: np.ndarray) -> np.ndarray:
     """
     from scipy.stats import rankdata
 
-    return rankdata(a, axis=-1, method="average")
+    return rankdata(_rdm_arg(a, "a")[0], axis=-1, method="average")
 
 
-def tau_a(x: np.ndarray, y: np.ndarray) -> float:
+@fill_doc
+def tau_a(x: np.ndarray, y: np.ndarray, *, reorder: bool = False) -> float:
     """Kendall tau-a (no tie correction in the denominator) in O(N log N).
 
     Parameters
     ----------
-    x, y : ndarray of shape (n,)
+    x, y : ndarray of shape (n,), or rsatoolbox RDMs holding one RDM
         Two condensed RDMs (or any paired values).
+    %(reorder)s
 
     Returns
     -------
@@ -80,6 +84,8 @@ def tau_a(x: np.ndarray, y: np.ndarray) -> float:
     """
     from scipy.stats import kendalltau
 
+    x, y = _pair(x, y, "x", "y", reorder, single=True)
+    x, y = np.asarray(x), np.asarray(y)
     n = x.size
     n0 = n * (n - 1) / 2.0
     tau_b = kendalltau(x, y, variant="b").statistic
@@ -94,16 +100,19 @@ def tau_a(x: np.ndarray, y: np.ndarray) -> float:
 
 
 @fill_doc
-def compare_rdms(a, b, method: str = "pearson"):
+def compare_rdms(a, b, method: str = "pearson", *, reorder: bool = False):
     """Compare RDMs: Pearson, Spearman, Kendall tau-a or cosine similarity.
 
     Parameters
     ----------
-    a, b : array-like of shape (n_pairs,) or (k_a, n_pairs) / (k_b, n_pairs)
-        Condensed RDMs over the same conditions.
+    a, b : array-like of shape (n_pairs,) or (k_a, n_pairs) / (k_b, n_pairs), or rsatoolbox RDMs
+        Condensed RDMs over the same conditions. An ``RDMs`` holding one RDM counts as a
+        single RDM ``(n_pairs,)``, one holding several as a stack; with ``nsdId`` pattern
+        descriptors on both, ``b``'s must equal ``a``'s.
     %(method)s
         Spearman ranks with average ties (as :func:`scipy.stats.spearmanr` and
         rsatoolbox).
+    %(reorder)s
 
     Returns
     -------
@@ -119,6 +128,7 @@ def compare_rdms(a, b, method: str = "pearson"):
     tau-a when models predict ties).
     """
     method = canonical_method(method)
+    a, b = _pair(a, b, "a", "b", reorder)
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     scalar = a.ndim == 1 and b.ndim == 1
@@ -142,7 +152,8 @@ def compare_rdms(a, b, method: str = "pearson"):
 
 
 @fill_doc
-def compare_rowwise(a: np.ndarray, b: np.ndarray, method: str = "pearson") -> np.ndarray:
+def compare_rowwise(a: np.ndarray, b: np.ndarray, method: str = "pearson", *,
+                    reorder: bool = False) -> np.ndarray:
     """Compare RDMs pairwise along the leading axes: (..., N) × (..., N) → (...).
 
     Unlike :func:`compare_rdms` (every RDM of ``a`` against every RDM of ``b``), row ``i``
@@ -150,9 +161,11 @@ def compare_rowwise(a: np.ndarray, b: np.ndarray, method: str = "pearson") -> np
 
     Parameters
     ----------
-    a, b : array-like of shape (..., n_pairs)
-        Condensed RDMs, broadcast against each other.
+    a, b : array-like of shape (..., n_pairs), or rsatoolbox RDMs
+        Condensed RDMs, broadcast against each other (an ``RDMs`` is ``(n_rdm, n_pairs)``,
+        or ``(n_pairs,)`` when it holds one RDM; ``nsdId`` descriptors must agree).
     %(method)s
+    %(reorder)s
 
     Returns
     -------
@@ -160,6 +173,7 @@ def compare_rowwise(a: np.ndarray, b: np.ndarray, method: str = "pearson") -> np
         The broadcast leading shape; NaN where an RDM is constant.
     """
     method = canonical_method(method)
+    a, b = _pair(a, b, "a", "b", reorder)
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     a, b = np.broadcast_arrays(a, b)

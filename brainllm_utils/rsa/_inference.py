@@ -7,6 +7,7 @@ import numpy as np
 from .._utils.docs import fill_doc
 from .._utils.numeric import pearson_r
 from ._compare import compare_rdms, compare_rowwise
+from ._interop import _models_arg, _patterns_arg
 from ._rdm import compute_rdm, n_items, rdm_to_square
 
 __all__ = ["bootstrap_rsa_ci"]
@@ -15,7 +16,8 @@ __all__ = ["bootstrap_rsa_ci"]
 @fill_doc
 def bootstrap_rsa_ci(brain_X, model, n_boot: int = 1000, seed: int = 0, ci: float = 0.95,
                      method: str = "pearson", brain_metric: str = "correlation",
-                     model_metric: str = "correlation", return_samples: bool = False):
+                     model_metric: str = "correlation", return_samples: bool = False, *,
+                     reorder: bool = False):
     """Bootstrap confidence interval of a brain–model RDM correlation over images.
 
     Images are resampled with replacement; both RDMs are recomputed on the resample and
@@ -24,10 +26,11 @@ def bootstrap_rsa_ci(brain_X, model, n_boot: int = 1000, seed: int = 0, ci: floa
 
     Parameters
     ----------
-    brain_X : array-like of shape (n_images, n_voxels)
+    brain_X : array-like of shape (n_images, n_voxels), or rsatoolbox Dataset
         Brain patterns (one row per image).
-    model : array-like of shape (n_images, n_features) or (n_pairs,)
-        Model features, or the model's condensed RDM over the same images.
+    model : array-like of shape (n_images, n_features) or (n_pairs,), rsatoolbox Dataset or RDMs
+        Model features, or the model's condensed RDM over the same images (an ``RDMs``
+        must hold one RDM). ``nsdId`` descriptors on both sides must agree.
     n_boot : int, default=1000
         Bootstrap resamples of the images.
     %(seed)s
@@ -38,6 +41,7 @@ def bootstrap_rsa_ci(brain_X, model, n_boot: int = 1000, seed: int = 0, ci: floa
     %(model_metric)s
     return_samples : bool, default=False
         Also return the bootstrap distribution.
+    %(reorder)s
 
     Returns
     -------
@@ -45,9 +49,12 @@ def bootstrap_rsa_ci(brain_X, model, n_boot: int = 1000, seed: int = 0, ci: floa
         ``estimate`` (full-sample value), ``low``, ``high``, ``se`` (bootstrap SD) and, if
         ``return_samples``, ``samples`` (ndarray of shape (n_boot,)).
     """
-    X = np.asarray(brain_X, dtype=np.float64)
+    X, ids = _patterns_arg(brain_X, "brain_X")
+    X = np.asarray(X, dtype=np.float64)
     n = X.shape[0]
-    model = np.asarray(model, dtype=np.float64)
+    model = np.asarray(_models_arg(model, ids, reorder, "model", single=True), dtype=np.float64)
+    if model.ndim == 2 and model.shape[0] != n:
+        raise ValueError(f"model: expected one RDM (n_pairs,) or features ({n}, d), got shape {model.shape}")
     is_rdm = model.ndim == 1
     if is_rdm and n_items(model.size) != n:
         raise ValueError("model RDM does not match the number of images")

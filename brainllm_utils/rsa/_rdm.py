@@ -6,6 +6,8 @@ import numpy as np
 
 from .._utils.device import resolve_device, tf32
 from .._utils.docs import fill_doc
+from ._condensed import _pair_index, n_items
+from ._interop import _check_ids, _patterns_arg, _rdm_arg, to_rdms
 
 __all__ = ["RDM_METRICS", "compute_rdm", "rdm_to_square", "sub_rdm", "n_items", "empty_rows",
            "separate_empty_rows"]
@@ -13,42 +15,20 @@ __all__ = ["RDM_METRICS", "compute_rdm", "rdm_to_square", "sub_rdm", "n_items", 
 RDM_METRICS = ("correlation", "cosine", "euclidean")
 
 
-def n_items(n_pairs: int) -> int:
-    """Number of items ``n`` of a condensed RDM with ``n_pairs = n (n - 1) / 2`` entries.
-
-    Parameters
-    ----------
-    n_pairs : int
-        Length of the condensed RDM.
-
-    Returns
-    -------
-    n : int
-        Number of items (images).
-
-    Raises
-    ------
-    ValueError
-        When ``n_pairs`` is not a triangular number.
-    """
-    n = int(round((1 + np.sqrt(1 + 8 * n_pairs)) / 2))
-    if n * (n - 1) // 2 != n_pairs:
-        raise ValueError(f"{n_pairs} is not a triangular number n(n-1)/2")
-    return n
-
-
 @fill_doc
 def compute_rdm(
     X, metric: str = "correlation", *, device: str = "auto", dtype="float32",
-    out_dtype="float32",
+    out_dtype="float32", as_rdms: bool = False, nsd_ids=None,
 ):
     """Representational dissimilarity matrix (condensed), or a stack of them.
 
     Parameters
     ----------
-    X : array-like of shape (n_images, n_features) or (k, n_images, n_features)
+    X : array-like of shape (n_images, n_features) or (k, n_images, n_features), or rsatoolbox Dataset
         Patterns: one row per condition (image), one column per feature (voxel). A 3-D
-        array computes ``k`` RDMs at once (e.g. the 100 sample sets of a subject).
+        array computes ``k`` RDMs at once (e.g. the 100 sample sets of a subject). A
+        :class:`rsatoolbox.data.Dataset` gives its ``measurements`` (one observation per
+        image) and, if present, its ``nsdId`` observation descriptor.
     metric : {"correlation", "cosine", "euclidean"}, default="correlation"
         ``1 - Pearson r`` between rows, ``1 - cosine`` similarity, or Euclidean distance
         (not divided by ``n_features``), exactly as :func:`scipy.spatial.distance.pdist`.
@@ -59,11 +39,20 @@ def compute_rdm(
         combination are done in float64 whichever is chosen).
     out_dtype : {"float32", "float64"}, default="float32"
         Returned dtype (float32 by default, ~200 MB per 10,000-image RDM).
+    as_rdms : bool, default=False
+        Return an :class:`rsatoolbox.rdm.RDMs` (:func:`~brainllm_utils.rsa.to_rdms`: float64, ``k`` RDMs,
+        ``dissimilarity_measure=metric``, pattern descriptor ``nsdId``) instead of the
+        array. Our ``"euclidean"`` is not rsatoolbox's (squared, divided by the number of
+        channels).
+    nsd_ids : array-like of int of shape (n_images,), optional
+        0-based nsdIds of the rows, stored as ``nsdId`` with ``as_rdms``. With a Dataset
+        that has ``nsdId`` they must be equal to it.
 
     Returns
     -------
-    rdm : ndarray of shape (n_pairs,) or (k, n_pairs)
-        Upper triangle, row-major (``pdist`` order), ``n_pairs = n_images (n_images - 1) / 2``.
+    rdm : ndarray of shape (n_pairs,) or (k, n_pairs), or rsatoolbox.rdm.RDMs
+        Upper triangle, row-major (``pdist`` order), ``n_pairs = n_images (n_images - 1) / 2``;
+        the same as an ``RDMs`` with ``as_rdms=True``.
 
     Notes
     -----
@@ -84,9 +73,15 @@ def compute_rdm(
 
     if metric not in RDM_METRICS:
         raise ValueError(f"metric must be one of {RDM_METRICS}, got {metric!r}")
+    X, ids = _patterns_arg(X, "X")
     X = np.asarray(X)
     if X.ndim not in (2, 3):
         raise ValueError(f"X must be (n, p) or (k, n, p), got shape {X.shape}")
+    if nsd_ids is not None:
+        given = _check_ids(nsd_ids, X.shape[-2], "nsd_ids")
+        if ids is not None and not np.array_equal(given, ids):
+            raise ValueError("nsd_ids differ from the Dataset's nsdId observation descriptor")
+        ids = given
     single = X.ndim == 2
     if single:
         X = X[None]
@@ -113,6 +108,8 @@ def compute_rdm(
                 d2 = sq[:, iu[0]] + sq[:, iu[1]] - 2.0 * g[:, iu[0], iu[1]]
                 d = torch.sqrt(torch.clamp(d2, min=0.0))
             out[s : s + step] = d.cpu().numpy()
+    if as_rdms:
+        return to_rdms(out, ids, dissimilarity_measure=metric)
     return out[0] if single else out
 
 
@@ -121,15 +118,16 @@ def rdm_to_square(rdm):
 
     Parameters
     ----------
-    rdm : array-like of shape (..., n_pairs)
-        Condensed RDM(s) in ``pdist`` order.
+    rdm : array-like of shape (..., n_pairs), or rsatoolbox RDMs
+        Condensed RDM(s) in ``pdist`` order (an ``RDMs`` holding one RDM is read as
+        ``(n_pairs,)``, several as ``(n_rdm, n_pairs)``).
 
     Returns
     -------
     square : ndarray of shape (..., n_images, n_images)
         Symmetric matrices, same dtype as ``rdm``.
     """
-    rdm = np.asarray(rdm)
+    rdm = np.asarray(_rdm_arg(rdm, "rdm")[0])
     n = n_items(rdm.shape[-1])
     out = np.zeros(rdm.shape[:-1] + (n, n), dtype=rdm.dtype)
     iu = np.triu_indices(n, 1)
@@ -138,25 +136,14 @@ def rdm_to_square(rdm):
     return out
 
 
-def _pair_index(n: int, idx: np.ndarray) -> np.ndarray:
-    """Positions in an n-item condensed RDM of all pairs among ``idx`` (pdist order of idx).
-
-    ``idx`` must hold distinct items; pairs (a, b) with idx[a] > idx[b] map to (idx[b], idx[a]).
-    """
-    idx = np.asarray(idx, dtype=np.int64)
-    a, b = np.triu_indices(len(idx), 1)
-    i = np.minimum(idx[a], idx[b])
-    j = np.maximum(idx[a], idx[b])
-    return n * i - i * (i + 1) // 2 + (j - i - 1)
-
-
 def sub_rdm(rdm, idx):
     """The RDM among items ``idx`` cut from a condensed RDM over all items (no copy of n²).
 
     Parameters
     ----------
-    rdm : array-like of shape (n_pairs,) or (k, n_pairs)
-        Condensed RDM(s) over all ``n_images`` items.
+    rdm : array-like of shape (n_pairs,) or (k, n_pairs), or rsatoolbox RDMs
+        Condensed RDM(s) over all ``n_images`` items (an ``RDMs`` holding one RDM is read
+        as ``(n_pairs,)``).
     idx : array-like of int of shape (m,) or (s, m)
         Distinct item indices (e.g. one sample set, or all sets at once).
 
@@ -166,7 +153,7 @@ def sub_rdm(rdm, idx):
         The condensed RDM(s) among ``idx``, in the ``pdist`` order of ``idx``
         (``m_pairs = m (m - 1) / 2``).
     """
-    rdm = np.asarray(rdm)
+    rdm = np.asarray(_rdm_arg(rdm, "rdm")[0])
     n = n_items(rdm.shape[-1])
     idx = np.asarray(idx)
     pos = _pair_index(n, idx.ravel()) if idx.ndim == 1 else np.stack(
@@ -181,7 +168,7 @@ def empty_rows(X, metric: str = "correlation") -> np.ndarray:
 
     Parameters
     ----------
-    X : array-like of shape (n_images, n_features)
+    X : array-like of shape (n_images, n_features), or rsatoolbox Dataset
         Feature rows (e.g. COCO multi-hot categories).
     metric : {"correlation", "cosine"}, default="correlation"
         ``"correlation"``: constant rows (zero variance, e.g. the all-zero multi-hot row of
@@ -195,7 +182,7 @@ def empty_rows(X, metric: str = "correlation") -> np.ndarray:
     """
     if metric not in ("correlation", "cosine"):
         raise ValueError(f"metric must be 'correlation' or 'cosine', got {metric!r}")
-    X = np.asarray(X)
+    X = np.asarray(_patterns_arg(X, "X")[0])
     if X.ndim != 2:
         raise ValueError(f"X must be (n_images, n_features), got shape {X.shape}")
     if X.shape[1] == 0:
@@ -223,7 +210,7 @@ def separate_empty_rows(X, metric: str = "correlation"):
 
     Parameters
     ----------
-    X : array-like of shape (n_images, n_features)
+    X : array-like of shape (n_images, n_features), or rsatoolbox Dataset
         Feature rows.
     metric : {"correlation", "cosine"}, default="correlation"
         The distance the result will be used with (:func:`empty_rows`).
@@ -251,6 +238,7 @@ def separate_empty_rows(X, metric: str = "correlation"):
     >>> round(float(pdist(X[[0, 2]], "correlation")[0]), 6)  # kept exactly
     0.42265
     """
+    X = _patterns_arg(X, "X")[0]
     empty = empty_rows(X, metric)
     X = np.asarray(X, dtype=np.float64)
     out = np.zeros((X.shape[0], X.shape[1] + 1), dtype=np.float64)

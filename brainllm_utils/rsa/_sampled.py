@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._utils.docs import fill_doc
+from ._interop import _models_arg, _patterns_arg, is_rdms
 from ._searchlight import searchlight_rsa
 
 __all__ = ["SampledRSA", "sampled_rsa", "roi_rsa"]
@@ -39,18 +40,20 @@ def sampled_rsa(
     model_metric: str = "correlation",
     device: str = "auto",
     dtype: str = "float32",
+    reorder: bool = False,
 ) -> SampledRSA:
     """The paper's sampled RSA of one brain region against one or more models.
 
     Parameters
     ----------
-    brain_X : array-like of shape (n_images, n_voxels)
+    brain_X : array-like of shape (n_images, n_voxels), or rsatoolbox Dataset
         A subject's ROI patterns (rows = images in the subject's order).
-    models : array-like
+    models : array-like, rsatoolbox RDMs or Dataset, or a list
         Either condensed model RDMs over *all* ``n_images`` (``(n_pairs,)`` or
-        ``(n_models, n_pairs)``), or model feature matrices (one ``(n_images, n_features)``
-        array, or a list / ``(n_models, n_images, n_features)`` array) whose RDMs use
-        ``model_metric``.
+        ``(n_models, n_pairs)``, or an ``RDMs`` with one model per RDM), or model feature
+        matrices (one ``(n_images, n_features)`` array or ``Dataset``, or a list /
+        ``(n_models, n_images, n_features)`` array) whose RDMs use ``model_metric``.
+        With ``nsdId`` descriptors on both sides, the models' must equal ``brain_X``'s.
     %(sets)s
         ``None`` compares the full RDMs over all images.
     %(method)s
@@ -59,6 +62,7 @@ def sampled_rsa(
     %(device)s
     dtype : {"float32", "float64"}, default="float32"
         Precision of the GEMMs (as :func:`searchlight_rsa`).
+    %(reorder)s
 
     Returns
     -------
@@ -80,7 +84,9 @@ def sampled_rsa(
     model, ``Σ_{i<j} m̃_ij c_ij = ⟨Z, M̃Z⟩/2``; feature models use the low-rank form
     ``Σ_{i<j} g_ij c_ij = (‖UᵀZ‖²_F − n)/2``.
     """
-    X = np.asarray(brain_X)
+    X, ids = _patterns_arg(brain_X, "brain_X")
+    models = _models_arg(models, ids, reorder)
+    X = np.asarray(X)
     if X.ndim != 2:
         raise ValueError(f"brain_X must be (n_images, n_voxels), got {X.shape}")
     nb = np.arange(X.shape[1])[None, :]
@@ -117,16 +123,18 @@ def roi_rsa(
     method: str = "pearson",
     device: str = "auto",
     ceilings: dict | None = None,
+    reorder: bool = False,
 ):
     """Sampled RSA for several ROIs and models as a tidy DataFrame (one subject).
 
     Parameters
     ----------
-    rois : dict of str to array-like of shape (n_images, n_voxels)
+    rois : dict of str to array-like of shape (n_images, n_voxels) or rsatoolbox Dataset
         ROI name → the subject's patterns (same image rows for all ROIs and models).
-    models : dict of str to array-like
-        Model name → feature matrix ``(n_images, n_features)`` or condensed RDM
-        ``(n_pairs,)`` over all images.
+    models : dict of str to array-like, rsatoolbox Dataset or RDMs
+        Model name → feature matrix ``(n_images, n_features)`` (or ``Dataset``) or
+        condensed RDM ``(n_pairs,)`` (or an ``RDMs`` holding one RDM) over all images;
+        ``nsdId`` descriptors must agree with the ROI's (:func:`sampled_rsa`).
     %(sets)s
     subject : str, optional
         Written to a ``subject`` column.
@@ -135,6 +143,7 @@ def roi_rsa(
     ceilings : dict of str to float, optional
         ROI → noise ceiling (e.g. :attr:`NoiseCeiling.lower` of that ROI); adds
         ``r_normalised = r / ceiling``.
+    %(reorder)s
 
     Returns
     -------
@@ -146,9 +155,14 @@ def roi_rsa(
     import pandas as pd
 
     names = list(models)
+    for m in names:
+        if is_rdms(models[m]) and models[m].n_rdm != 1:
+            raise ValueError(f"models[{m!r}]: expected one RDM, got an rsatoolbox RDMs holding "
+                             f"{models[m].n_rdm} RDMs (give each its own name)")
     rows = []
     for roi, X in rois.items():
-        res = [sampled_rsa(X, models[m], sets, method=method, device=device) for m in names]
+        res = [sampled_rsa(X, models[m], sets, method=method, device=device, reorder=reorder)
+               for m in names]
         for m, r in zip(names, res):
             per = r.per_set[0]
             row = {

@@ -12,6 +12,7 @@ import numpy as np
 from .._utils.device import resolve_device, tf32
 from .._utils.docs import fill_doc
 from ._compare import canonical_method, rank, tau_a
+from ._interop import _models_arg, _patterns_arg
 from ._neighbourhoods import pad_neighbourhoods
 from ._rdm import compute_rdm, empty_rows, sub_rdm
 
@@ -92,12 +93,13 @@ def searchlight_rsa(
     chunk_elements: int | None = None,
     return_per_set: bool = False,
     progress: bool = True,
+    reorder: bool = False,
 ):
     """Searchlight RSA of model RDMs against brain RDMs in every neighbourhood.
 
     Parameters
     ----------
-    data : array-like of shape (n_images, n_voxels)
+    data : array-like of shape (n_images, n_voxels), or rsatoolbox Dataset
         Brain patterns, columns indexed by ``neighbourhoods`` (may be a memmap; only one
         group of sample sets at a time is copied to the device).
     neighbourhoods : list of array-like of int, or ndarray of int of shape (n_centres, max_size)
@@ -107,7 +109,9 @@ def searchlight_rsa(
         Condensed model RDMs over all ``n_images`` (``(n_pairs,)`` or
         ``(n_models, n_pairs)``), or model feature matrices (``(n_images, n_features)``, a
         list of them or ``(n_models, n_images, n_features)``) whose RDMs use
-        ``model_metric``.
+        ``model_metric``. An rsatoolbox ``RDMs`` (one model per RDM), ``Dataset`` (one
+        feature model) or a list of them is accepted; with ``nsdId`` descriptors on both,
+        they must match ``data``'s.
     %(method)s
         Pearson with correlation/cosine brain RDMs is the fast path.
     %(sets)s
@@ -129,6 +133,7 @@ def searchlight_rsa(
         Return ``(n_models, n_sets, n_centres)`` instead of the mean over sets.
     %(progress_true)s
         One step per chunk of centres.
+    %(reorder)s
 
     Returns
     -------
@@ -166,6 +171,8 @@ def searchlight_rsa(
     import torch
 
     method = canonical_method(method)
+    data, ids = _patterns_arg(data, "data")
+    models = _models_arg(models, ids, reorder)
     X = data if isinstance(data, np.memmap) else np.asarray(data)
     if X.ndim != 2:
         raise ValueError(f"data must be (n_images, n_voxels), got shape {X.shape}")
