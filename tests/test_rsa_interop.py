@@ -266,3 +266,40 @@ def test_noise_ceiling_on_rdms_equals_arrays_and_rsatoolbox(rng):
         rsa.noise_ceiling(per_subject)
     got = rsa.noise_ceiling(per_subject, reorder=True)
     assert (got.lower, got.upper) == pytest.approx((want.lower, want.upper), abs=1e-12)
+
+
+# --------------------------------------------------------------------------- the chapter's RDMs
+def test_chapter_subject_rdms(tiny_root, cache_dir, tmp_path):
+    from brainllm_utils import rsa_analysis as ra
+    from brainllm_utils import synth
+    from brainllm_utils.nsd import NSD
+
+    nsd = NSD(tiny_root)
+    rois, models = ["ventral", "parietal"], ["truth:category"]
+    out = ra.subject_rdms(nsd, rois=rois, feature_spaces=models)
+    test = nsd.shared_test_images()
+    assert list(out) == list(nsd.subjects)
+    for s, r in out.items():
+        assert r.n_rdm == 3 and r.n_cond == test.size
+        assert list(r.rdm_descriptors["name"]) == rois + models
+        assert list(r.rdm_descriptors["kind"]) == ["roi", "roi", "model"]
+        assert set(r.rdm_descriptors["subject"]) == {s}
+        np.testing.assert_array_equal(r.pattern_descriptors["nsdId"], test)
+        Y = ra.roi_patterns(nsd, s, ["ventral"], ids=test)[0]["ventral"]
+        np.testing.assert_allclose(r.subset("name", "ventral").dissimilarities[0], pdist(Y, "correlation"),
+                                   atol=2e-6)
+    F = synth.load_truth_array(nsd.root, "features_category")[test]
+    np.testing.assert_allclose(out[nsd.subjects[0]].subset("name", "truth:category").dissimilarities[0],
+                               pdist(F, "correlation"), atol=2e-6)
+    # the chapter's LOSO ceilings from these objects: rsa.noise_ceiling on a list of RDMs
+    nc = ra.loso_ceilings(nsd, rois=["ventral"])
+    got = rsa.noise_ceiling([out[s].subset("name", "ventral") for s in nsd.subjects], pool="mean")
+    np.testing.assert_allclose(got.per_subject_lower, nc["ceiling"].to_numpy(), atol=1e-6)
+    # hdf5 via rsatoolbox's own save, read back with its loader
+    path = tmp_path / "subj01_rdms.hdf5"
+    out[nsd.subjects[0]].save(str(path), file_type="hdf5")
+    back = load_rdm(str(path))
+    np.testing.assert_array_equal(back.dissimilarities, out[nsd.subjects[0]].dissimilarities)
+    np.testing.assert_array_equal(back.pattern_descriptors["nsdId"], test)
+    with pytest.raises(ValueError, match="sorted and distinct"):
+        ra.subject_rdms(nsd, rois=rois, feature_spaces=(), test_ids=test[::-1])
