@@ -55,6 +55,7 @@ def test_round_trip_keeps_vectors_ids_and_descriptors(rng):
     assert r.rdm_descriptors["roi"] == ["x", "y", "z"] and r.descriptors == {"atlas": "streams"}
     back, back_ids = rsa.from_rdms(r)
     np.testing.assert_array_equal(back, v)
+    assert not np.shares_memory(r.dissimilarities, v)  # the RDMs owns its copy
     np.testing.assert_array_equal(back_ids, ids)
     # a single vector round-trips to one RDM; square input gives the same object
     one = rsa.to_rdms(v[0], ids)

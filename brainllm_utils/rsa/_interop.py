@@ -160,8 +160,8 @@ def from_rdms(rdms, nsd_ids=None, *, reorder: bool = False):
     Returns
     -------
     vectors : ndarray of shape (n_rdm, n_pairs)
-        Condensed RDMs in ``pdist`` order (``RDMs.dissimilarities``, reordered if asked;
-        always 2-D, one row per RDM).
+        Condensed RDMs in ``pdist`` order: ``RDMs.dissimilarities`` itself (not a copy)
+        unless reordered; always 2-D, one row per RDM.
     ids : ndarray of int64 of shape (n_conditions,) or None
         The ``nsdId`` pattern descriptor (``nsd_ids`` after a reorder); ``None`` when the
         RDMs have none.
@@ -293,7 +293,7 @@ def to_rdms(rdms, nsd_ids=None, *, names=None, rdm_descriptors=None, descriptors
     """
     from rsatoolbox.rdm import RDMs
 
-    d = np.asarray(rdms, dtype=np.float64)
+    d = np.array(rdms, dtype=np.float64)  # a copy: the RDMs never shares the caller's array
     if d.ndim == 1:
         d = d[None]
     if d.ndim == 3:
