@@ -6,6 +6,8 @@ References are rsatoolbox's own ``calc_rdm``, ``compare``, ``boot_noise_ceiling`
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy.spatial.distance import pdist, squareform
@@ -304,3 +306,17 @@ def test_chapter_subject_rdms(tiny_root, cache_dir, tmp_path):
     np.testing.assert_array_equal(back.pattern_descriptors["nsdId"], test)
     with pytest.raises(ValueError, match="sorted and distinct"):
         ra.subject_rdms(nsd, rois=rois, feature_spaces=(), test_ids=test[::-1])
+
+
+def test_recognising_rsatoolbox_objects_does_not_import_it():
+    """rsa works without importing rsatoolbox until an RDMs is built (it is a heavy import)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np, brainllm_utils.rsa as rsa; "
+            "rsa.compare_rdms(np.arange(6.0), np.arange(6.0)[::-1]); rsa.is_rdms(1); "
+            "print('rsatoolbox' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
