@@ -90,12 +90,22 @@ def test_float32_close_to_sklearn(rng):
     np.testing.assert_allclose(m.predict(X), s.predict(X), atol=2e-4)
 
 
-def test_score_is_per_target_pearson(rng):
+def test_score_targets_is_per_target_pearson_and_score_is_sklearn_r2(rng):
+    from sklearn.metrics import r2_score as sk_r2
+
     X, Y = _data(rng)
     m = RidgeCV(alphas=[1.0, 10.0], device="cpu").fit(X[:60], Y[:60])
-    r = m.score(X[60:], Y[60:])
+    r = m.score_targets(X[60:], Y[60:])
     assert r.shape == (Y.shape[1],)
     np.testing.assert_allclose(r, pearson_r(m.predict(X[60:]), Y[60:]))
+    r2 = m.score_targets(X[60:], Y[60:], metric="r2")
+    np.testing.assert_allclose(r2, sk_r2(Y[60:], m.predict(X[60:]), multioutput="raw_values"), atol=1e-12)
+    s = m.score(X[60:], Y[60:])  # scikit-learn's score: one float, mean R² over targets
+    assert isinstance(s, float)
+    assert s == pytest.approx(sk_r2(Y[60:], m.predict(X[60:])), abs=1e-12)
+    assert s == pytest.approx(r2.mean(), abs=1e-12)
+    with pytest.raises(ValueError, match="metric"):
+        m.score_targets(X[60:], Y[60:], metric="mse")
     np.testing.assert_allclose(train_test_encoding(X[:60], Y[:60], X[60:], Y[60:], RidgeCV(alphas=[1.0, 10.0], device="cpu")), r, rtol=1e-6)
 
 
@@ -273,7 +283,7 @@ def test_band_selective_targets_recover_their_band(rng):
     np.testing.assert_allclose(w.sum(0), 1.0)
     assert np.median(w[0, :20]) > 0.95  # A-only targets
     assert np.median(w[1, 20:40]) > 0.95  # B-only targets
-    split = m.score([XA, XB], Y, split=True)
+    split = m.score_targets([XA, XB], Y, metric="r2", split=True)
     assert split.shape == (2, 60)
     assert np.all(split[0, :20] > split[1, :20]) and np.all(split[1, 20:40] > split[0, 20:40])
     # split predictions sum to the joint prediction
@@ -426,8 +436,11 @@ def test_input_validation(rng):
     X, Y = _data(rng)
     with pytest.raises(ValueError, match="samples"):
         RidgeCV(device="cpu").fit(X, Y[:-1])
-    with pytest.raises(RuntimeError, match="not fitted"):
-        RidgeCV().predict(X)
+    from sklearn.exceptions import NotFittedError
+
+    for cls in (RidgeCV, BandedRidgeCV, FracRidgeCV):
+        with pytest.raises(NotFittedError, match="not fitted"):
+            cls().predict(X)
     Xn = X.copy()
     Xn[0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
@@ -437,6 +450,7 @@ def test_input_validation(rng):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert isinstance(m.score(X, Y[:, 0]), float)
+        assert isinstance(m.score_targets(X, Y[:, 0]), float)
 
 
 @pytest.mark.gpu

@@ -679,7 +679,7 @@ def partition_r2(Xa_train, Xb_train, Y_train, Xa_test, Xb_test, Y_test, alphas=D
                                memory_budget=memory_budget)
         banded.fit([Xa_train, Xb_train], Y_train)
         joint = r2_score(Y_test, banded.predict([Xa_test, Xb_test]))
-        split = banded.score([Xa_test, Xb_test], Y_test, split=True)
+        split = banded.score_targets([Xa_test, Xb_test], Y_test, metric="r2", split=True)
         r2 = [r2_score(Y_test, RidgeCV(alphas=alphas, cv=cv, device=device, memory_budget=memory_budget)
                        .fit(Xtr, Y_train).predict(Xte))
               for Xtr, Xte in ((Xa_train, Xa_test), (Xb_train, Xb_test))]

@@ -1,11 +1,23 @@
-"""scikit-learn-style estimators over the solver in :mod:`._solvers`: ``RidgeCV``,
+"""scikit-learn estimators over the solver in :mod:`._solvers`: ``RidgeCV``,
 ``BandedRidgeCV`` (alias ``GroupRidgeCV``) and ``FracRidgeCV``.
+
+They subclass scikit-learn's ``MultiOutputMixin``, ``RegressorMixin`` and ``BaseEstimator``
+and pass ``sklearn.utils.estimator_checks`` (``tests/test_estimators.py``): they work in
+``Pipeline``, ``cross_val_score``, ``GridSearchCV`` and ``clone``. The constructor only stores
+its arguments; ``fit`` validates them (errors name the parameter and what was expected).
 
 Selection follows himalaya (Dupré la Tour et al. 2022): per target, the alpha maximising
 the mean over folds of the validation score (R² by default), with a ``1e-10·log α`` bias
 towards larger alphas on ties. An integer ``cv`` means contiguous, unshuffled K-fold
-(scikit-learn ``KFold``). Deviation from scikit-learn, as in himalaya: ``score`` returns
-one value per target (here the Pearson r, the paper's metric).
+(scikit-learn ``KFold``).
+
+Scores: ``score(X, y)`` is scikit-learn's (one float, R² averaged uniformly over targets);
+per-target scores are ``score_targets(X, y, metric="pearson" | "r2")``.
+
+.. versionchanged:: 0.2
+   ``score`` returned one Pearson r per target; it now follows scikit-learn (one float,
+   R² averaged over targets). The per-target r is ``score_targets(X, y)``. An unfitted model
+   raises scikit-learn's ``NotFittedError`` (was ``RuntimeError``).
 
 The paper's protocol (Doerig et al. 2025; fracridge, Rokem & Kay 2020) is
 ``FracRidgeCV(fractions=np.linspace(0.05, 1.05, 20), fraction_per_target=False)``: one
@@ -14,14 +26,18 @@ fraction ``‖β_α‖/‖β_OLS‖`` for the whole brain, chosen by the mean R�
 
 from __future__ import annotations
 
+import numbers
 import warnings
 
 import numpy as np
+from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
+from sklearn.utils import check_array
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._utils.docs import fill_doc
-from ._scoring import pearson_r
+from ._scoring import pearson_r, r2_score
 from ._solvers import (
-    as_2d_float,
+    SCORINGS,
     as_device,
     band_weight_grid,
     cast,
@@ -35,52 +51,163 @@ from ._solvers import (
 __all__ = ["RidgeCV", "BandedRidgeCV", "GroupRidgeCV", "FracRidgeCV"]
 
 _EDGE_WARN = 0.10  # warn when more than this fraction of targets sit at a grid edge
+_METRICS = ("pearson", "r2")
+_SOLVERS = ("auto", "primal", "kernel")
 
 
-class _Base:
-    def get_params(self, deep=True):
-        """The constructor's arguments (scikit-learn's estimator API).
+# ----------------------------------------------------------------------------- validation
+def _check_bool(est, name):
+    v = getattr(est, name)
+    if not isinstance(v, (bool, np.bool_)):
+        raise ValueError(f"{type(est).__name__}: {name} must be True or False, got {v!r}")
+    return bool(v)
+
+
+def _check_positive_int(est, name, allow_none=False):
+    v = getattr(est, name)
+    if v is None and allow_none:
+        return None
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) or v < 1:
+        what = "a positive int" + (" or None" if allow_none else "")
+        raise ValueError(f"{type(est).__name__}: {name} must be {what}, got {v!r}")
+    return int(v)
+
+
+def _check_choice(est, name, choices):
+    v = getattr(est, name)
+    if not isinstance(v, str) or v not in choices:
+        raise ValueError(f"{type(est).__name__}: {name} must be one of {choices}, got {v!r}")
+    return v
+
+
+def _check_grid(est, name, default):
+    v = getattr(est, name)
+    if v is None:
+        return np.asarray(default, dtype=np.float64)
+    try:
+        g = np.atleast_1d(np.asarray(v, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise ValueError(f"{type(est).__name__}: {name} must be an array of floats > 0, got {v!r}") from None
+    if g.ndim != 1 or g.size == 0 or not np.all(np.isfinite(g)) or np.any(g <= 0):
+        raise ValueError(f"{type(est).__name__}: {name} must be a non-empty 1-D array of finite "
+                         f"floats > 0, got {v!r}")
+    return g
+
+
+def _check_cv(est):
+    cv = est.cv
+    if isinstance(cv, (bool, np.bool_)):
+        raise ValueError(f"{type(est).__name__}: cv must be an int >= 2, a splitter or an iterable "
+                         f"of (train, val), got {cv!r}")
+    if isinstance(cv, numbers.Integral):
+        if cv < 2:
+            raise ValueError(f"{type(est).__name__}: cv must be >= 2 folds, got {cv!r}")
+        return int(cv)
+    if hasattr(cv, "split") or (hasattr(cv, "__iter__") and not isinstance(cv, (str, bytes))):
+        return cv
+    raise ValueError(f"{type(est).__name__}: cv must be an int >= 2, a splitter (with split) or "
+                     f"an iterable of (train, val), got {cv!r}")
+
+
+def _splits(est, cv, n, X, Y, groups):
+    if isinstance(cv, int) and n < cv:
+        raise ValueError(f"{type(est).__name__}: {cv}-fold cross-validation needs at least {cv} "
+                         f"samples, got n_samples={n}")
+    return check_splits(cv, n, X, Y, groups)
+
+
+class _Base(MultiOutputMixin, RegressorMixin, BaseEstimator):
+    """Shared fit checks, prediction and per-target scores of the ridge estimators."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = False
+        return tags
+
+    def _common_params(self):
+        """Validate the arguments every estimator shares (scikit-learn: in fit, not __init__)."""
+        _check_cv(self)
+        _check_bool(self, "fit_intercept")
+        _check_bool(self, "allow_tf32")
+        _check_choice(self, "scoring", SCORINGS)
+        _check_choice(self, "solver", _SOLVERS)
+        try:
+            dtype = resolve_dtype(self.dtype)
+        except (ValueError, TypeError):
+            raise ValueError(f"{type(self).__name__}: dtype must be 'float32' or 'float64', "
+                             f"got {self.dtype!r}") from None
+        return dtype, as_device(self.device)
+
+    def _validate_xy(self, X, Y, dtype):
+        X, Y = validate_data(self, X, Y, multi_output=True, y_numeric=True,
+                             dtype=[np.float64, np.float32])
+        self._y_1d = Y.ndim == 1
+        X = cast(np.asarray(X), dtype)
+        Y = cast(np.asarray(Y).reshape(Y.shape[0], -1), dtype)
+        return X, Y
+
+    def _validate_x(self, X):
+        check_is_fitted(self)
+        return validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+
+    def _finish(self, P):
+        return P[:, 0] if getattr(self, "_y_1d", False) else P
+
+    @fill_doc
+    def predict(self, X):
+        """Predictions (n, t) as float64 (``(n,)`` if fitted on 1-D ``y``).
 
         Parameters
         ----------
-        deep : bool, default=True
-            Accepted for scikit-learn compatibility; these estimators hold no
-            sub-estimators, so it changes nothing.
+        %(X_features)s
 
         Returns
         -------
-        params : dict
-            Argument name → current value.
+        Y_pred : ndarray of float64 of shape (n_samples, n_targets) or (n_samples,)
+            ``X @ coef_ + intercept_``; 1-D when the model was fitted on a 1-D ``y``.
         """
-        import inspect
+        X = self._validate_x(X)
+        P = X.astype(np.float64) @ self.coef_.astype(np.float64) + self.intercept_
+        return self._finish(P)
 
-        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
-        return {k: getattr(self, k) for k in names}
+    @fill_doc
+    def score_targets(self, X, y, metric="pearson"):
+        """Per-target score of the predictions of ``X`` against ``y``.
 
-    def set_params(self, **params):
-        """Set constructor arguments (scikit-learn's estimator API); no validation here.
+        ``score`` gives scikit-learn's single number (R² averaged over targets); this gives
+        one value per target. ``metric="pearson"`` (the default, the paper's metric) is what
+        ``score`` returned before version 0.2.
 
         Parameters
         ----------
-        **params
-            Argument name → new value.
+        %(X_features)s
+        y : array-like of shape (n_samples, n_targets) or (n_samples,)
+            True targets.
+        metric : {"pearson", "r2"}, default="pearson"
+            Pearson r, or R² (``1 - SSE/SST``; 0 for a constant target) per target.
 
         Returns
         -------
-        self : object
-            The estimator.
+        scores : ndarray of float64 of shape (n_targets,) or float
+            One score per target (a float when fitted on a 1-D ``y``).
         """
-        for k, v in params.items():
-            setattr(self, k, v)
-        return self
+        if metric not in _METRICS:
+            raise ValueError(f"metric must be one of {_METRICS}, got {metric!r}")
+        P = np.asarray(self.predict(X), dtype=np.float64)
+        return self._per_target(P, y, metric)
 
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if not isinstance(v, np.ndarray))
-        return f"{type(self).__name__}({args})"
-
-    def _check_fitted(self):
-        if not hasattr(self, "coef_"):
-            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit first")
+    @staticmethod
+    def _per_target(P, y, metric):
+        y = np.asarray(y, dtype=np.float64)
+        if y.shape != P.shape and y.size == P.size:
+            y = y.reshape(P.shape)
+        if y.shape != P.shape:
+            raise ValueError(f"y has shape {y.shape}, the predictions {P.shape}")
+        s = pearson_r(P, y) if metric == "pearson" else r2_score(y, P)
+        return float(s) if P.ndim == 1 else np.asarray(s, dtype=np.float64)
 
     def _edge_report(self, alphas, best):
         alphas = np.asarray(alphas, dtype=float)
@@ -98,12 +225,16 @@ class _Base:
             )
 
 
+
+
+
 @fill_doc
 class RidgeCV(_Base):
     """Ridge regression with one penalty per target chosen by K-fold cross-validation.
 
     Solves ``β_j = argmin ‖y_j − Xβ − b_j‖² + α_j‖β‖²`` for every target ``j``, with
     ``α_j`` chosen from ``alphas`` by the mean validation score over the folds of ``cv``.
+    A scikit-learn regressor: it works in ``Pipeline``, ``GridSearchCV`` and ``clone``.
 
     Parameters
     ----------
@@ -125,7 +256,8 @@ class RidgeCV(_Base):
     best_alphas_ : ndarray of shape (n_targets,)
         The chosen penalty of each target.
     coef_ : ndarray of shape (n_features, n_targets)
-        Coefficients refitted on all samples.
+        Coefficients refitted on all samples (himalaya's layout; scikit-learn's ``Ridge``
+        stores the transpose).
     intercept_ : ndarray of shape (n_targets,)
         Intercepts (zeros without ``fit_intercept``).
     cv_scores_ : ndarray of shape (n_alphas, n_targets)
@@ -133,19 +265,33 @@ class RidgeCV(_Base):
     alpha_at_edge_ : float
         Fraction of targets whose alpha is the smallest or largest candidate (a warning is
         issued above 10 %).
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of str of shape (n_features_in_,)
+        Column names of ``X`` in ``fit``, when it was a DataFrame with string column names.
+    n_chunks_ : int
+        Target chunks the solver used.
+    solver_ : str
+        ``"primal"`` or ``"kernel"``: the solver used.
 
     Notes
     -----
-    ``score`` returns the per-target Pearson r (a documented deviation from scikit-learn,
-    whose ``score`` is a single R²).
+    ``score(X, y)`` is scikit-learn's (one float, mean R² over targets);
+    ``score_targets(X, y, metric=...)`` gives one Pearson r or R² per target.
+    .. versionchanged:: 0.2
+       ``score`` follows scikit-learn: one float, R² averaged uniformly over targets
+       (``sklearn.metrics.r2_score(multioutput="uniform_average")``). It returned one
+       Pearson r per target before; that is now ``score_targets(X, y)``
+       (``metric="pearson"``, the default). Before ``fit``, methods raise scikit-learn's
+       ``NotFittedError`` (was ``RuntimeError``).
 
     Examples
     --------
     >>> rng = np.random.default_rng(0)
     >>> X = rng.standard_normal((60, 5)); Y = X @ rng.standard_normal((5, 3))
     >>> m = RidgeCV(alphas=[0.1, 1, 10], device="cpu").fit(X, Y)
-    >>> m.coef_.shape, m.best_alphas_.shape
-    ((5, 3), (3,))
+    >>> m.coef_.shape, m.best_alphas_.shape, m.score_targets(X, Y).shape
+    ((5, 3), (3,), (3,))
     """
 
     def __init__(
@@ -175,9 +321,6 @@ class RidgeCV(_Base):
         self.memory_budget = memory_budget
         self.chunk_size = chunk_size
 
-    def _alphas(self):
-        return np.logspace(-2, 6, 17) if self.alphas is None else np.atleast_1d(np.asarray(self.alphas, float))
-
     @fill_doc
     def fit(self, X, Y, groups=None):
         """Fit on X (n, p) and Y (n, t) or (n,); ``groups`` go to the splitter.
@@ -193,71 +336,32 @@ class RidgeCV(_Base):
         self : RidgeCV
             The fitted estimator.
         """
-        dtype = resolve_dtype(self.dtype)
-        device = as_device(self.device)
-        X = cast(as_2d_float(X, "X"), dtype)
-        Y0 = np.asarray(Y)
-        self._ravel = Y0.ndim == 1
-        Y = cast(as_2d_float(Y, "Y"), dtype)
-        if X.shape[0] != Y.shape[0]:
-            raise ValueError(f"X and Y have different numbers of samples: {X.shape[0]} vs {Y.shape[0]}")
-        splits = check_splits(self.cv, X.shape[0], X, Y, groups)
-        alphas = self._alphas()
+        dtype, device = self._common_params()
+        alphas = _check_grid(self, "alphas", np.logspace(-2, 6, 17))
+        per_target = _check_bool(self, "alpha_per_target")
+        budget = _check_positive_int(self, "memory_budget", allow_none=True)
+        chunk = _check_positive_int(self, "chunk_size", allow_none=True)
+        X, Y = self._validate_xy(X, Y, dtype)
+        splits = _splits(self, _check_cv(self), X.shape[0], X, Y, groups)
         res = cv_search(
             [X], Y, alphas=alphas, gammas=np.ones((1, 1)), splits=splits,
-            fit_intercept=self.fit_intercept, scoring=self.scoring, local=self.alpha_per_target,
-            solver=self.solver, device=device, dtype=dtype, budget=self.memory_budget,
-            allow_tf32=self.allow_tf32, chunk_size=self.chunk_size, keep_grid=True,
+            fit_intercept=bool(self.fit_intercept), scoring=self.scoring, local=per_target,
+            solver=self.solver, device=device, dtype=dtype, budget=budget,
+            allow_tf32=bool(self.allow_tf32), chunk_size=chunk, keep_grid=True,
         )
         self.best_alphas_ = res["best_alphas"]
         self.coef_ = res["coef"]
         self.intercept_ = res["intercept"] if self.fit_intercept else np.zeros(Y.shape[1])
         self.cv_scores_ = res["grid"][0]
-        self.n_features_in_ = X.shape[1]
         self.n_chunks_ = res["n_chunks"]
         self.solver_ = "kernel" if res["kernel"] else "primal"
         self._edge_report(alphas, self.best_alphas_)
         return self
 
-    @fill_doc
-    def predict(self, X):
-        """Predictions (n, t) as float64 (``(n,)`` if fitted on 1-D Y).
 
-        Parameters
-        ----------
-        %(X_features)s
-
-        Returns
-        -------
-        Y_pred : ndarray of float64 of shape (n_samples, n_targets) or (n_samples,)
-            ``X @ coef_ + intercept_``; 1-D when the model was fitted on a 1-D ``Y``.
-        """
-        self._check_fitted()
-        X = as_2d_float(X, "X")
-        if X.shape[1] != self.coef_.shape[0]:
-            raise ValueError(f"X has {X.shape[1]} features, the model {self.coef_.shape[0]}")
-        P = X.astype(np.float64) @ self.coef_.astype(np.float64) + self.intercept_
-        return P[:, 0] if getattr(self, "_ravel", False) else P
-
-    @fill_doc
-    def score(self, X, Y):
-        """Per-target Pearson r between predictions and Y (deviation from scikit-learn).
-
-        Parameters
-        ----------
-        %(X_features)s
-        %(Y_targets)s
-
-        Returns
-        -------
-        r : ndarray of float64 of shape (n_targets,) or float
-            Pearson r of each target (a float when fitted on a 1-D ``Y``).
-        """
-        P = self.predict(X)
-        Y = np.asarray(Y, dtype=np.float64)
-        if P.ndim == 1:
-            return float(pearson_r(P, Y.ravel()))
-        return pearson_r(P, Y)
+def _is_band_list(X):
+    """A list/tuple of 2-D bands (not a list of rows)."""
+    return isinstance(X, (list, tuple)) and len(X) > 0 and all(np.ndim(x) == 2 for x in X)
 
 
 @fill_doc
@@ -273,6 +377,16 @@ class BandedRidgeCV(_Base):
     ``(γ, α)`` per target is kept as in himalaya (strictly better by more than machine
     epsilon replaces the incumbent).
 
+    The bands come in one of two forms, as in himalaya's ``GroupRidgeCV``:
+
+    - a **list of bands** ``[X₁, …, X_B]`` (``groups=None`` or ``"input"``);
+    - **one X** with ``groups``, the band label of each column (columns with a negative
+      label are not used; bands are ordered by label). This form is an ordinary 2-D input,
+      so the estimator can sit at the end of a scikit-learn ``Pipeline``.
+
+    Both give identical results for the same columns. One X without ``groups`` is one band
+    (plain ridge).
+
     Parameters
     ----------
     %(alphas)s
@@ -282,6 +396,10 @@ class BandedRidgeCV(_Base):
     %(device)s
     %(random_state)s
         Draws the Dirichlet candidates (more than 3 bands).
+    groups : array-like of int of shape (n_features,), "input" or None, default=None
+        The band of each column of one 2-D X (negative: column unused); ``"input"`` or
+        ``None`` with a list of bands. ``None`` with one X: one band. (Not the ``groups``
+        of ``fit``, which go to the cross-validation splitter.)
     band_weights : array-like of shape (n_candidates, n_bands), optional
         Explicit candidates (each row is normalised to sum 1).
     %(fit_intercept)s
@@ -300,8 +418,9 @@ class BandedRidgeCV(_Base):
         The chosen band weights γ of each target (columns sum to 1).
     best_alphas_ : ndarray of shape (n_targets,)
         The chosen penalty of each target.
-    coef_ : ndarray of shape (n_features_total, n_targets)
-        Coefficients on the unscaled, concatenated bands.
+    coef_ : ndarray of shape (n_features_in_, n_targets)
+        Coefficients on the unscaled columns, in the order of the input columns (the
+        concatenated bands for a list; zero for unused columns).
     intercept_ : ndarray of shape (n_targets,)
         Intercepts (zeros without ``fit_intercept``).
     cv_scores_ : ndarray of shape (n_candidates, n_targets)
@@ -310,6 +429,27 @@ class BandedRidgeCV(_Base):
         The candidates searched.
     deltas_ : ndarray of shape (n_bands, n_targets)
         himalaya's ``log(γ/α)`` (``-inf`` for a dropped band).
+    groups_ : ndarray of int of shape (n_features_in_,)
+        Band index (0 … n_bands − 1) of each input column, −1 for unused columns.
+    n_features_per_band_ : list of int
+        Columns per band.
+    n_features_in_ : int
+        Number of input columns (all bands together).
+    feature_names_in_ : ndarray of str of shape (n_features_in_,)
+        Column names of a DataFrame ``X`` (one-X form) in ``fit``.
+
+    Notes
+    -----
+    ``score(X, y)`` is scikit-learn's (one float, mean R² over targets);
+    ``score_targets(X, y)`` gives one Pearson r per target and, with ``split=True``,
+    each band's share of the R².
+
+    .. versionchanged:: 0.2
+       ``score`` follows scikit-learn: one float, R² averaged uniformly over targets. It
+       returned one Pearson r per target (or, with ``split=True``, the per-band R² shares)
+       before; those are now ``score_targets(X, y)`` and
+       ``score_targets(X, y, metric="r2", split=True)``. One X with ``groups`` is accepted;
+       before ``fit``, methods raise scikit-learn's ``NotFittedError`` (was ``RuntimeError``).
     """
 
     def __init__(
@@ -320,6 +460,7 @@ class BandedRidgeCV(_Base):
         device="auto",
         random_state=0,
         *,
+        groups=None,
         band_weights=None,
         fit_intercept=True,
         scoring="r2",
@@ -335,6 +476,7 @@ class BandedRidgeCV(_Base):
         self.n_iter = n_iter
         self.device = device
         self.random_state = random_state
+        self.groups = groups
         self.band_weights = band_weights
         self.fit_intercept = fit_intercept
         self.scoring = scoring
@@ -347,33 +489,75 @@ class BandedRidgeCV(_Base):
 
     def _candidates(self, n_bands):
         if self.band_weights is not None:
-            g = np.atleast_2d(np.asarray(self.band_weights, dtype=np.float64))
-            if g.shape[1] != n_bands:
-                raise ValueError(f"band_weights has {g.shape[1]} columns for {n_bands} bands")
-            if np.any(g < 0) or np.any(g.sum(1) <= 0):
-                raise ValueError("band_weights must be >= 0 with a positive sum per row")
+            try:
+                g = np.atleast_2d(np.asarray(self.band_weights, dtype=np.float64))
+            except (TypeError, ValueError):
+                raise ValueError(f"BandedRidgeCV: band_weights must be a 2-D array of floats, "
+                                 f"got {self.band_weights!r}") from None
+            if g.ndim != 2 or g.shape[1] != n_bands:
+                raise ValueError(f"BandedRidgeCV: band_weights has {g.shape[-1]} columns for {n_bands} bands")
+            if not np.all(np.isfinite(g)) or np.any(g < 0) or np.any(g.sum(1) <= 0):
+                raise ValueError("BandedRidgeCV: band_weights must be finite and >= 0 with a positive sum per row")
             return g / g.sum(1, keepdims=True)
         if n_bands <= 3:
             return band_weight_grid(n_bands)
-        return dirichlet_weights(n_bands, int(self.n_iter), self.random_state)
+        return dirichlet_weights(n_bands, _check_positive_int(self, "n_iter"), self.random_state)
 
-    def _check_Xs(self, Xs, dtype=None):
-        if isinstance(Xs, np.ndarray) and Xs.ndim == 2:
-            Xs = [Xs]
-        Xs = [as_2d_float(x, f"Xs[{i}]") for i, x in enumerate(Xs)]
-        if len({x.shape[0] for x in Xs}) != 1:
-            raise ValueError("all bands must have the same number of samples")
-        if dtype is not None:
-            Xs = [cast(x, dtype) for x in Xs]
-        return Xs
+    def _uses_input_groups(self):
+        return self.groups is None or (isinstance(self.groups, str) and self.groups == "input")
+
+    def _concat(self, X):
+        """One 2-D input from either form, and the widths of a list of bands (else None)."""
+        if isinstance(self.groups, str) and self.groups != "input":
+            raise ValueError(f"BandedRidgeCV: groups must be an array of band labels, 'input' or None, "
+                             f"got {self.groups!r}")
+        if not _is_band_list(X):
+            if isinstance(self.groups, str):
+                raise ValueError("BandedRidgeCV: groups='input' needs X as a list of 2-D bands")
+            return X, None
+        if not self._uses_input_groups():
+            raise ValueError("BandedRidgeCV: groups assigns the columns of one 2-D X to bands; "
+                             "pass one X, or groups=None (or 'input') with a list of bands")
+        bands = [check_array(x, dtype=[np.float64, np.float32], input_name=f"X[{i}]")
+                 for i, x in enumerate(X)]
+        if len({b.shape[0] for b in bands}) != 1:
+            raise ValueError(f"BandedRidgeCV: all bands must have the same number of samples, got "
+                             f"{[b.shape[0] for b in bands]}")
+        return np.concatenate(bands, axis=1), [b.shape[1] for b in bands]
+
+    def _labels(self, n_features, widths):
+        if widths is not None:
+            return np.repeat(np.arange(len(widths)), widths)
+        if self.groups is None:
+            return np.zeros(n_features, dtype=np.int64)
+        g = np.asarray(self.groups)
+        if g.ndim != 1 or g.shape[0] != n_features:
+            raise ValueError(f"BandedRidgeCV: groups must have one band label per column of X "
+                             f"({n_features}), got shape {g.shape}")
+        if g.dtype.kind not in "iu" and not (g.dtype.kind == "f" and np.all(g == np.round(g))):
+            raise ValueError(f"BandedRidgeCV: groups must be integer band labels, got dtype {g.dtype}")
+        g = g.astype(np.int64)
+        if not np.any(g >= 0):
+            raise ValueError("BandedRidgeCV: groups has no column with a band label >= 0")
+        uniq = np.unique(g[g >= 0])
+        return np.where(g >= 0, np.searchsorted(uniq, g), -1)
+
+    @staticmethod
+    def _columns(labels):
+        out = []
+        for b in range(int(labels.max()) + 1):
+            c = np.flatnonzero(labels == b)
+            out.append(slice(int(c[0]), int(c[-1]) + 1) if c[-1] - c[0] + 1 == c.size else c)
+        return out
 
     @fill_doc
-    def fit(self, Xs, Y, groups=None):
-        """Fit on a list of bands ``Xs`` (each (n, p_b)) and Y (n, t).
+    def fit(self, X, Y, groups=None):
+        """Fit on a list of bands (each (n, p_b)), or one X (n, p) with the ``groups`` parameter.
 
         Parameters
         ----------
-        %(Xs)s
+        X : list of array-like of shape (n_samples, n_features_b), or array-like of shape (n_samples, n_features)
+            The bands, or one matrix whose columns the ``groups`` parameter assigns to bands.
         %(Y_targets)s
         %(groups)s
 
@@ -382,25 +566,34 @@ class BandedRidgeCV(_Base):
         self : BandedRidgeCV
             The fitted estimator.
         """
-        dtype = resolve_dtype(self.dtype)
-        device = as_device(self.device)
-        Xs = self._check_Xs(Xs, dtype)
-        Y = cast(as_2d_float(Y, "Y"), dtype)
-        if Xs[0].shape[0] != Y.shape[0]:
-            raise ValueError("Xs and Y have different numbers of samples")
+        dtype, device = self._common_params()
+        alphas = _check_grid(self, "alphas", np.logspace(-2, 6, 17))
+        per_target = _check_bool(self, "alpha_per_target")
+        budget = _check_positive_int(self, "memory_budget", allow_none=True)
+        chunk = _check_positive_int(self, "chunk_size", allow_none=True)
+        Xcat, widths = self._concat(X)
+        X, Y = self._validate_xy(Xcat, Y, dtype)
+        labels = self._labels(X.shape[1], widths)
+        cols = self._columns(labels)
+        Xs = [X[:, c] for c in cols]
         gammas = self._candidates(len(Xs))
-        alphas = np.logspace(-2, 6, 17) if self.alphas is None else np.atleast_1d(np.asarray(self.alphas, float))
-        splits = check_splits(self.cv, Y.shape[0], np.concatenate(Xs, 1), Y, groups)
+        splits = _splits(self, _check_cv(self), X.shape[0], X, Y, groups)
         res = cv_search(
             Xs, Y, alphas=alphas, gammas=gammas, splits=splits,
-            fit_intercept=self.fit_intercept, scoring=self.scoring, local=self.alpha_per_target,
-            solver=self.solver, device=device, dtype=dtype, budget=self.memory_budget,
-            allow_tf32=self.allow_tf32, chunk_size=self.chunk_size,
+            fit_intercept=bool(self.fit_intercept), scoring=self.scoring, local=per_target,
+            solver=self.solver, device=device, dtype=dtype, budget=budget,
+            allow_tf32=bool(self.allow_tf32), chunk_size=chunk,
         )
+        coef = np.zeros((X.shape[1], Y.shape[1]), dtype=res["coef"].dtype)
+        start = 0
+        for c, x in zip(cols, Xs):
+            coef[c] = res["coef"][start:start + x.shape[1]]
+            start += x.shape[1]
+        self.groups_ = labels
         self.band_weights_ = gammas
         self.best_band_weights_ = gammas[res["best_gamma_idx"]].T.copy()
         self.best_alphas_ = res["best_alphas"]
-        self.coef_ = res["coef"]
+        self.coef_ = coef
         self.intercept_ = res["intercept"] if self.fit_intercept else np.zeros(Y.shape[1])
         self.cv_scores_ = res["cv_best"]
         with np.errstate(divide="ignore"):
@@ -410,12 +603,24 @@ class BandedRidgeCV(_Base):
         self._edge_report(alphas, self.best_alphas_)
         return self
 
-    def _band_slices(self):
-        e = np.concatenate([[0], np.cumsum(self.n_features_per_band_)])
-        return [slice(a, b) for a, b in zip(e[:-1], e[1:])]
+    def _input(self, X):
+        check_is_fitted(self)
+        if _is_band_list(X):
+            widths = [np.shape(x)[1] for x in X]
+            contiguous = np.array_equal(self.groups_, np.repeat(np.arange(len(widths)), widths))
+            if widths != list(self.n_features_per_band_) or not contiguous:
+                raise ValueError(f"BandedRidgeCV: band widths {widths} differ from the fit "
+                                 f"{list(self.n_features_per_band_)} (or the model was fitted on one "
+                                 "X with groups: pass one X)")
+            bands = [check_array(x, dtype=[np.float64, np.float32], input_name=f"X[{i}]")
+                     for i, x in enumerate(X)]
+            if len({b.shape[0] for b in bands}) != 1:
+                raise ValueError("BandedRidgeCV: all bands must have the same number of samples")
+            X = np.concatenate(bands, axis=1)
+        return validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
 
     @fill_doc
-    def predict(self, Xs, split=False):
+    def predict(self, X, split=False):
         """Predictions (n, t); with ``split=True`` the per-band parts (n_bands, n, t).
 
         The split holds ``X_b β_b`` for each band, so ``split.sum(0) + intercept_`` equals
@@ -423,29 +628,27 @@ class BandedRidgeCV(_Base):
 
         Parameters
         ----------
-        %(Xs)s
-            Band widths must equal those of the fit.
+        X : list of array-like of shape (n_samples, n_features_b), or array-like of shape (n_samples, n_features)
+            In either form of :meth:`fit` (band widths and columns as in the fit).
         split : bool, default=False
             Return each band's part (without the intercept) instead of the sum.
 
         Returns
         -------
         Y_pred : ndarray of float64 of shape (n_samples, n_targets) or (n_bands, n_samples, n_targets)
-            The joint prediction, or the per-band parts with ``split=True``.
+            The joint prediction, or the per-band parts with ``split=True`` (the target axis
+            dropped when fitted on a 1-D ``y``).
         """
-        self._check_fitted()
-        Xs = self._check_Xs(Xs)
-        if [x.shape[1] for x in Xs] != list(self.n_features_per_band_):
-            raise ValueError(f"band widths {[x.shape[1] for x in Xs]} differ from the fit {self.n_features_per_band_}")
+        X = self._input(X).astype(np.float64)
         coef = self.coef_.astype(np.float64)
-        parts = np.stack([x.astype(np.float64) @ coef[sl] for x, sl in zip(Xs, self._band_slices())])
+        parts = np.stack([X[:, c] @ coef[c] for c in self._columns(self.groups_)])
         if split:
-            return parts
-        return parts.sum(0) + self.intercept_
+            return parts[..., 0] if getattr(self, "_y_1d", False) else parts
+        return self._finish(parts.sum(0) + self.intercept_)
 
     @fill_doc
-    def score(self, Xs, Y, split=False):
-        """Per-target Pearson r; with ``split=True`` per-band R² shares (n_bands, t).
+    def score_targets(self, X, y, metric=None, split=False):
+        """Per-target scores; with ``split=True`` per-band R² shares (n_bands, t).
 
         The split uses the product measure (as himalaya's ``r2_score_split``):
         ``R²_b = (2⟨ŷ_b, y⟩ − ⟨ŷ_b, ŷ⟩)/‖y‖²`` on test-centred data; the shares sum to the
@@ -453,21 +656,31 @@ class BandedRidgeCV(_Base):
 
         Parameters
         ----------
-        %(Xs)s
-        Y : array-like of shape (n_samples, n_targets)
+        X : list of array-like or array-like
+            As for :meth:`predict`.
+        y : array-like of shape (n_samples, n_targets) or (n_samples,)
             Test targets.
+        metric : {"pearson", "r2"}, optional
+            Per-target Pearson r (default) or R²; with ``split=True`` only ``"r2"`` (the
+            default there).
         split : bool, default=False
-            Return the per-band R² shares instead of the joint Pearson r.
+            Return the per-band R² shares instead of one score per target.
 
         Returns
         -------
         scores : ndarray of float64 of shape (n_targets,) or (n_bands, n_targets)
-            Pearson r per target, or the R² share of each band with ``split=True``.
+            One score per target, or the R² share of each band with ``split=True``.
         """
-        Y = np.asarray(Y, dtype=np.float64)
         if not split:
-            return pearson_r(self.predict(Xs), Y)
-        parts = self.predict(Xs, split=True)
+            return super().score_targets(X, y, metric="pearson" if metric is None else metric)
+        if metric not in (None, "r2"):
+            raise ValueError(f"split=True gives R² shares: metric must be 'r2' (or None), got {metric!r}")
+        parts = self.predict(X, split=True)
+        if parts.ndim == 2:
+            parts = parts[..., None]
+        Y = np.asarray(y, dtype=np.float64).reshape(parts.shape[1], -1)
+        if Y.shape != parts.shape[1:]:
+            raise ValueError(f"y has shape {np.shape(y)}, the predictions {parts.shape[1:]}")
         parts = parts - parts.mean(1, keepdims=True)
         yc = Y - Y.mean(0)
         full = parts.sum(0)
@@ -520,11 +733,20 @@ class FracRidgeCV(_Base):
         Mean validation score over folds for every fraction.
     fractions_ : ndarray of shape (n_fractions,)
         The fractions searched.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of str of shape (n_features_in_,)
+        Column names of a DataFrame ``X`` in ``fit``.
 
     Notes
     -----
-    ``predict`` and ``score`` are those of :class:`RidgeCV` (predictions stay 2-D even
-    after a fit on a 1-D ``Y``).
+    ``predict``, ``score`` and ``score_targets`` are those of :class:`RidgeCV`.
+
+    .. versionchanged:: 0.2
+       ``score`` follows scikit-learn: one float, R² averaged uniformly over targets. It
+       returned one Pearson r per target before; that is now ``score_targets(X, y)``.
+       ``predict`` is 1-D after a fit on a 1-D ``y`` (it stayed 2-D), and before ``fit``
+       methods raise scikit-learn's ``NotFittedError``.
     """
 
     def __init__(
@@ -565,18 +787,15 @@ class FracRidgeCV(_Base):
         self : FracRidgeCV
             The fitted estimator.
         """
-        dtype = resolve_dtype(self.dtype)
-        device = as_device(self.device)
-        X = cast(as_2d_float(X, "X"), dtype)
-        Y = cast(as_2d_float(Y, "Y"), dtype)
-        fracs = np.linspace(0.05, 1.05, 20) if self.fractions is None else np.atleast_1d(np.asarray(self.fractions, float))
-        if np.any(fracs <= 0):
-            raise ValueError("fractions must be > 0")
-        splits = check_splits(self.cv, X.shape[0], X, Y, groups)
-        res = frac_ridge_search(X, Y, fracs=fracs, splits=splits, fit_intercept=self.fit_intercept,
-                                scoring=self.scoring, per_target=self.fraction_per_target,
+        dtype, device = self._common_params()
+        fracs = _check_grid(self, "fractions", np.linspace(0.05, 1.05, 20))
+        per_target = _check_bool(self, "fraction_per_target")
+        X, Y = self._validate_xy(X, Y, dtype)
+        splits = _splits(self, _check_cv(self), X.shape[0], X, Y, groups)
+        res = frac_ridge_search(X, Y, fracs=fracs, splits=splits, fit_intercept=bool(self.fit_intercept),
+                                scoring=self.scoring, per_target=per_target,
                                 solver=self.solver, device=device, dtype=dtype,
-                                allow_tf32=self.allow_tf32)
+                                allow_tf32=bool(self.allow_tf32))
         self.cv_scores_ = res["cv_scores"]
         self.best_fractions_ = fracs[res["best"]]
         self.best_alphas_ = res["alphas"]
@@ -584,7 +803,3 @@ class FracRidgeCV(_Base):
         self.intercept_ = res["intercept"] if self.fit_intercept else np.zeros(Y.shape[1])
         self.fractions_ = fracs
         return self
-
-    predict = RidgeCV.predict
-    score = RidgeCV.score
-
