@@ -465,3 +465,57 @@ def test_ridge_protocols_table_and_figure(nsd, cache_dir):
     assert viz.plot_ridge_protocols(t, ax=ax, order=["ventral", "all compared vertices"]) is ax
     assert len(ax.patches) == 4 and len(ax.lines) >= 2 * len(subjects)
     plt.close(fig)
+
+
+def test_fit_encoders_any_estimator_equals_hand_written_sklearn(nsd, cache_dir, monkeypatch):
+    """``estimator=sklearn Ridge``: per-vertex test r, penalties and encoders equal a direct
+    scikit-learn fit; another estimator (or other parameters) never reads its cache entry."""
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from brainllm_utils import features
+
+    roi = ("streams", "early")
+    res = ea.fit_encoders(nsd, feature="multihot", roi=roi, estimator=Ridge(alpha=30.0), progress=True)
+    for i, s in enumerate(nsd.subjects):
+        d = ea.subject_data(nsd, s, roi=roi)
+        X_tr = features.build("multihot", nsd, d.train_ids)
+        X_te = features.build("multihot", nsd, d.test_ids)
+        ref = Ridge(alpha=30.0).fit(X_tr, d.Y_train)
+        P = ref.predict(X_te)
+        r = np.array([np.corrcoef(P[:, j], d.Y_test[:, j])[0, 1] for j in range(P.shape[1])])
+        r[~d.valid] = np.nan
+        np.testing.assert_allclose(res.r[i, d.columns], r, atol=1e-5)
+        np.testing.assert_array_equal(res.alphas[i, d.columns], 30.0)
+        coef, icpt = res.encoders[s]
+        np.testing.assert_allclose(coef, ref.coef_.T, atol=1e-5)
+        np.testing.assert_allclose(icpt, ref.intercept_, atol=1e-5)
+    # a cache hit for the same estimator (Ridge.fit must not run) ...
+    real_fit = Ridge.fit
+    monkeypatch.setattr(Ridge, "fit", lambda *a, **k: (_ for _ in ()).throw(AssertionError("refit")))
+    again = ea.fit_encoders(nsd, feature="multihot", roi=roi, estimator=Ridge(alpha=30.0))
+    np.testing.assert_array_equal(np.nan_to_num(again.r), np.nan_to_num(res.r))
+    # ... and a miss for other parameters or another estimator
+    with pytest.raises(AssertionError, match="refit"):
+        ea.fit_encoders(nsd, feature="multihot", roi=roi, estimator=Ridge(alpha=31.0))
+    monkeypatch.setattr(Ridge, "fit", real_fit)
+    other = ea.fit_encoders(nsd, feature="multihot", roi=roi,
+                            estimator=make_pipeline(StandardScaler(), Ridge(alpha=30.0)))
+    assert not np.allclose(np.nan_to_num(other.r), np.nan_to_num(res.r))
+    default = ea.fit_encoders(nsd, feature="multihot", roi=roi, alphas=[30.0], cv=3, device="cpu")
+    assert not np.array_equal(np.nan_to_num(default.r), np.nan_to_num(other.r))
+    with pytest.raises(TypeError, match="estimator"):
+        ea.fit_encoders(nsd, feature="multihot", roi=roi, estimator=Ridge)
+
+
+def test_fit_encoders_non_affine_estimator_has_nan_encoders(nsd, cache_dir):
+    from sklearn.neighbors import KNeighborsRegressor
+
+    roi = ("streams", "early")
+    with pytest.warns(UserWarning, match="not affine"):
+        res = ea.fit_encoders(nsd, subjects=nsd.subjects[:1], feature="multihot", roi=roi,
+                              estimator=KNeighborsRegressor(n_neighbors=5))
+    s = nsd.subjects[0]
+    assert np.isfinite(res.r[0, res.columns[s]]).any()
+    assert np.isnan(res.encoders[s][0]).all() and np.isnan(res.alphas[0, res.columns[s]]).all()

@@ -192,10 +192,10 @@ class EncodingResults:
     r : ndarray of float32 of shape (n_subjects, n_full)
         Test Pearson r per vertex (NaN outside the ROI or where the betas are NaN).
     alphas : ndarray of float32 of shape (n_subjects, n_full)
-        Chosen penalty per vertex (NaN outside).
+        Chosen penalty per vertex (NaN outside, and for an estimator that exposes none).
     encoders : dict of str to (ndarray, ndarray)
         subject → ``(coef, intercept)``: float32 ``(n_features, n_columns)`` and
-        ``(n_columns,)``.
+        ``(n_columns,)`` (NaN for an estimator whose ``predict`` is not affine).
     columns : dict of str to ndarray of int
         subject → flat column indices in the full space.
     n_train, n_test : dict of str to int
@@ -276,8 +276,13 @@ def _full_size(nsd, space):
 def fit_encoders(nsd, subjects=None, feature: str = "mpnet", space: str = "fsaverage", roi=None,
                  alphas=DEFAULT_ALPHAS, cv: int = 5, device="auto", cache=True,
                  feature_options: Mapping | None = None, sessions=None,
-                 shuffle_seed: int | None = None) -> EncodingResults:
+                 shuffle_seed: int | None = None, estimator=None,
+                 progress: bool = False) -> EncodingResults:
     """Fit one encoding model per subject (train images) and score it on the test images.
+
+    The vertices are fitted block by block of columns (the betas are memory-mapped); the
+    test r is computed here (Pearson r per vertex of ``predict`` on the test images), never
+    by the estimator's ``score``.
 
     Parameters
     ----------
@@ -302,21 +307,40 @@ def fit_encoders(nsd, subjects=None, feature: str = "mpnet", space: str = "fsave
         A baseline: the training images' feature rows are permuted across images with this
         seed (each image gets another image's captions) before fitting; the test features
         stay true. ``None``: the real encoder.
+    estimator : scikit-learn regressor, optional
+        ``None``: :class:`~brainllm_utils.encoding.RidgeCV` with ``alphas``, ``cv`` and
+        ``device`` (one penalty per vertex). Any other multi-output regressor (e.g.
+        ``sklearn.linear_model.Ridge(alpha=10)`` or a ``Pipeline``) is cloned for every block
+        of vertices and ``alphas``, ``cv`` and ``device`` are not used. Its chosen penalties
+        are read from ``best_alphas_``, ``alpha_`` or ``alpha`` (of the last step of a
+        pipeline; NaN if none); its encoders ``(coef, intercept)`` are those of the affine
+        map ``predict`` computes, probed on the unit vectors (NaN, with a warning, for an
+        estimator that is not affine, e.g. k-nearest neighbours). Cache entries are keyed
+        on its class and ``get_params(deep=True)``.
+    %(progress)s
+        Over subjects, and over the blocks of vertices of a subject being fitted
+        (``tqdm.auto``: a widget in a notebook).
 
     Returns
     -------
     results : EncodingResults
         Test r, chosen alphas and encoders of every subject.
     """
+    from tqdm.auto import tqdm
+
     subjects = resolve_subjects(nsd, subjects)
     n_full = _full_size(nsd, space)
     folder = resolve_cache(cache, "encoding")
     alphas = np.asarray(alphas, dtype=np.float64)
+    if estimator is not None:
+        _check_estimator(estimator)
     R = np.full((len(subjects), n_full), np.nan, dtype=np.float32)
     A = np.full((len(subjects), n_full), np.nan, dtype=np.float32)
     encoders, columns, n_train, n_test = {}, {}, {}, {}
     test_ids = nsd.shared_test_images(sessions, subjects)
-    for i, s in enumerate(subjects):
+    bar = tqdm(subjects, desc=f"encoding {feature}", unit="subject", disable=not progress)
+    for i, s in enumerate(bar):
+        bar.set_postfix(subject=s)
         d = _split(nsd, s, space, _roi_arg(nsd, s, roi, space), test_ids, sessions=sessions)
         opts = dict(feature_options or {})
         _features(nsd, feature, np.concatenate([d.train_ids, d.test_ids]), **opts)
@@ -333,19 +357,29 @@ def fit_encoders(nsd, subjects=None, feature: str = "mpnet", space: str = "fsave
                        coef=_scratch((X_tr.shape[1], n_cols), folder),
                        intercept=np.empty(n_cols, np.float32))
             # per column: its betas, and its weights (float32, then float64 when predicting)
-            for b in d.blocks(per_column=3 * X_tr.shape[1]):
+            blocks = d.blocks(per_column=3 * X_tr.shape[1])
+            for b in tqdm(blocks, desc=f"{d.subject} vertices", unit="block", leave=False,
+                          disable=not progress or len(blocks) < 2):
                 Y_tr, Y_te, valid = d.block(b)
-                with _quiet_edges():
-                    est = RidgeCV(alphas=alphas, cv=cv, device=device,
-                                  memory_budget=_common.SOLVER_BYTES).fit(X_tr, Y_tr)
-                r = pearson_r(est.predict(X_te), Y_te).astype(np.float32)
+                if estimator is None:
+                    with _quiet_edges():
+                        est = RidgeCV(alphas=alphas, cv=cv, device=device,
+                                      memory_budget=_common.SOLVER_BYTES).fit(X_tr, Y_tr)
+                    r = pearson_r(est.predict(X_te), Y_te).astype(np.float32)
+                    chosen, coef, intercept = est.best_alphas_, est.coef_, est.intercept_
+                else:
+                    r, chosen, coef, intercept = _fit_block(estimator, X_tr, Y_tr, X_te, Y_te)
                 r[~valid] = np.nan
-                out["r"][b], out["alphas"][b] = r, est.best_alphas_
-                out["coef"][:, b], out["intercept"][b] = est.coef_, est.intercept_
-                del Y_tr, Y_te, est
+                out["r"][b], out["alphas"][b] = r, chosen
+                out["coef"][:, b], out["intercept"][b] = coef, intercept
+                del Y_tr, Y_te
             return out
 
-        key = cache_key("encoding", "fit_encoders", d.key, feature, opts, X_tr, X_te, alphas, int(cv))
+        if estimator is None:  # the default RidgeCV: the key of earlier versions
+            key = cache_key("encoding", "fit_encoders", d.key, feature, opts, X_tr, X_te, alphas, int(cv))
+        else:
+            key = cache_key("encoding", "fit_encoders", d.key, feature, opts, X_tr, X_te,
+                            "estimator", _estimator_identity(estimator))
         out = cached_arrays("encoding", key, ("r", "alphas", "coef", "intercept"), compute, folder=folder,
                             mmap=True)
         R[i, d.columns] = out["r"]
@@ -354,6 +388,91 @@ def fit_encoders(nsd, subjects=None, feature: str = "mpnet", space: str = "fsave
         columns[s] = d.columns
         n_train[s], n_test[s] = int(d.train_ids.size), int(d.test_ids.size)
     return EncodingResults(subjects, feature, R, A, encoders, columns, n_train, n_test)
+
+
+def _check_estimator(estimator):
+    missing = [m for m in ("fit", "predict", "get_params") if not callable(getattr(estimator, m, None))]
+    if missing or isinstance(estimator, type):
+        raise TypeError(f"estimator must be a scikit-learn regressor instance (fit, predict, get_params) "
+                        f"or None, got {estimator!r} (missing {missing or 'an instance'})")
+
+
+def _keyable(v):
+    """A cache-key part for one estimator parameter (arrays by content, objects by class and repr)."""
+    if v is None or isinstance(v, (bool, str, int, float, np.integer, np.floating, np.ndarray)):
+        return v
+    if isinstance(v, (list, tuple)):
+        return [_keyable(x) for x in v]
+    if isinstance(v, Mapping):
+        return {str(k): _keyable(x) for k, x in v.items()}
+    name = f"{type(v).__module__}.{type(v).__qualname__}"
+    if hasattr(v, "get_params") and not isinstance(v, type):  # a sub-estimator: its params are
+        return f"estimator:{name}"                            # in the deep dict as well
+    if isinstance(v, type) or callable(v) and hasattr(v, "__qualname__"):
+        return f"callable:{getattr(v, '__module__', '')}.{v.__qualname__}"
+    import sys
+
+    with np.printoptions(threshold=sys.maxsize):
+        return f"object:{name}:{v!r}"
+
+
+def _estimator_identity(estimator):
+    """Class and ``get_params(deep=True)`` of ``estimator``, as cache-key parts."""
+    cls = type(estimator)
+    params = estimator.get_params(deep=True)
+    return [f"{cls.__module__}.{cls.__qualname__}", {k: _keyable(params[k]) for k in sorted(params)}]
+
+
+def _chosen_alphas(est, n_targets):
+    """The penalty per target an estimator chose or was given (NaN if it has none)."""
+    final = est.steps[-1][1] if hasattr(est, "steps") else est
+    for name in ("best_alphas_", "alpha_", "alpha"):
+        v = getattr(final, name, None)
+        if v is None:
+            continue
+        try:
+            a = np.asarray(v, dtype=np.float64).ravel()
+        except (TypeError, ValueError):
+            continue
+        if a.size in (1, n_targets):
+            return np.broadcast_to(a, (n_targets,)).astype(np.float32)
+    return np.full(n_targets, np.nan, np.float32)
+
+
+def _fit_block(estimator, X_tr, Y_tr, X_te, Y_te):
+    """Clone, fit and test a generic estimator on one block of vertices.
+
+    Returns the test r (float32), the chosen penalties and the affine encoder
+    ``(coef, intercept)`` read from ``predict`` (NaN if ``predict`` is not affine).
+    """
+    import warnings
+
+    from sklearn.base import clone
+
+    est = clone(estimator)
+    with _quiet_edges():
+        est.fit(X_tr, Y_tr)
+    k = Y_tr.shape[1]
+
+    def pred(X):
+        P = np.asarray(est.predict(X), dtype=np.float64)
+        if P.size != X.shape[0] * k:
+            raise ValueError(f"estimator {type(est).__name__}: predict gave shape {P.shape} for "
+                             f"{X.shape[0]} samples and {k} targets")
+        return P.reshape(X.shape[0], k)
+
+    P = pred(X_te)
+    r = pearson_r(P, np.asarray(Y_te, np.float64)).astype(np.float32)
+    p = X_tr.shape[1]
+    probe = pred(np.vstack([np.zeros((1, p), X_tr.dtype), np.eye(p, dtype=X_tr.dtype)]))
+    intercept, coef = probe[0], probe[1:] - probe[0]
+    affine = np.asarray(X_te, np.float64) @ coef + intercept
+    if not np.allclose(affine, P, rtol=1e-4, atol=1e-4 * (np.abs(P).max() + 1.0)):
+        warnings.warn(f"estimator {type(est).__name__} is not affine in its features: its encoders "
+                      "(coef, intercept) are NaN (in-silico contrasts need a linear estimator)",
+                      UserWarning, stacklevel=4)
+        coef, intercept = np.full((p, k), np.nan), np.full(k, np.nan)
+    return r, _chosen_alphas(est, k), coef, intercept
 
 
 @fill_doc
