@@ -96,14 +96,14 @@ def _check_grid(est, name, default):
 
 def _check_cv(est):
     cv = est.cv
-    if isinstance(cv, (bool, np.bool_)):
+    if isinstance(cv, (bool, np.bool_, str, bytes)):
         raise ValueError(f"{type(est).__name__}: cv must be an int >= 2, a splitter or an iterable "
                          f"of (train, val), got {cv!r}")
     if isinstance(cv, numbers.Integral):
         if cv < 2:
             raise ValueError(f"{type(est).__name__}: cv must be >= 2 folds, got {cv!r}")
         return int(cv)
-    if hasattr(cv, "split") or (hasattr(cv, "__iter__") and not isinstance(cv, (str, bytes))):
+    if hasattr(cv, "split") or hasattr(cv, "__iter__"):
         return cv
     raise ValueError(f"{type(est).__name__}: cv must be an int >= 2, a splitter (with split) or "
                      f"an iterable of (train, val), got {cv!r}")
