@@ -3,6 +3,9 @@
 - Estimators with a scikit-learn interface (``_sklearn_api``): :class:`RidgeCV` (one penalty
   per target), :class:`BandedRidgeCV` (alias :class:`GroupRidgeCV`) and :class:`FracRidgeCV`,
   all over one torch solver (``_solvers``) that runs the same code on the CPU and the GPU.
+  They are scikit-learn estimators (``Pipeline``, ``cross_val_score``, ``GridSearchCV``,
+  ``clone``); ``score`` is scikit-learn's one mean R² (since 0.2: it was one Pearson r per
+  target, now ``score_targets``).
 - Scores (``_scoring``); the paper's protocol: train/test accuracy and in-silico contrasts
   (``_protocol``).
 - Decoding (:mod:`~brainllm_utils.encoding.decoding`: brain → embedding → nearest captions) and
