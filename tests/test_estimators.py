@@ -42,6 +42,17 @@ def _data(rng, n=80, p=6, t=4, noise=1.0):
     return X, Y
 
 
+@pytest.mark.parametrize("est", ESTIMATORS, ids=lambda e: type(e).__name__)
+def test_tags(est):
+    from sklearn.base import is_regressor
+    from sklearn.utils import get_tags
+
+    tags = get_tags(est)
+    assert is_regressor(est) and tags.estimator_type == "regressor"
+    assert tags.target_tags.multi_output and tags.target_tags.single_output and tags.target_tags.required
+    assert not tags.input_tags.allow_nan and not tags.input_tags.sparse and tags.input_tags.two_d_array
+
+
 # ----------------------------------------------------------------------------- ecosystem
 def test_pipeline_cross_val_score_equals_sklearn_ridge(rng):
     """With one penalty, Pipeline(StandardScaler, RidgeCV) is Pipeline(StandardScaler, Ridge):
@@ -153,6 +164,7 @@ _BAD = [
     (BandedRidgeCV, dict(band_weights=[[1.0, -1.0]], groups=[0, 0, 0, 1, 1, 1]), "band_weights must be"),
     (BandedRidgeCV, dict(band_weights=[[1.0, 1.0, 1.0]], groups=[0, 0, 0, 1, 1, 1]), "3 columns for 2 bands"),
     (BandedRidgeCV, dict(n_iter=0, groups=[0, 1, 2, 3, 4, 5]), "n_iter must be a positive int"),
+    (BandedRidgeCV, dict(n_iter=2.5), "n_iter must be a positive int"),
 ]
 
 

@@ -11,8 +11,9 @@ Protocol (``shared/docs/paper_methods.md`` §4):
   (:meth:`NSD.shared_test_images`, 515 on NSD), the *training* set the subject's other
   images. No image of the test set is used for fitting or for choosing penalties.
 - **Encoding.** ``features.build(feature)`` → fsaverage vertices, :class:`RidgeCV` with
-  one penalty per vertex (5-fold contiguous CV, mean R²); per-vertex Pearson r on the test
-  images; group one-sample t-test over subjects with BH-FDR.
+  one penalty per vertex (5-fold contiguous CV, mean R²), or any scikit-learn regressor
+  (``fit_encoders(estimator=...)``); per-vertex Pearson r on the test images; group
+  one-sample t-test over subjects with BH-FDR.
 - **Ceiling.** Inter-participant agreement (§1): per vertex, r of each subject's test
   betas with the mean of the other subjects' test betas (NaN → 0).
 - **Variance partitioning.** :class:`BandedRidgeCV` on ``[mpnet, word band]`` plus each

@@ -501,7 +501,7 @@ class BandedRidgeCV(_Base):
             return g / g.sum(1, keepdims=True)
         if n_bands <= 3:
             return band_weight_grid(n_bands)
-        return dirichlet_weights(n_bands, _check_positive_int(self, "n_iter"), self.random_state)
+        return dirichlet_weights(n_bands, int(self.n_iter), self.random_state)
 
     def _uses_input_groups(self):
         return self.groups is None or (isinstance(self.groups, str) and self.groups == "input")
@@ -571,6 +571,7 @@ class BandedRidgeCV(_Base):
         per_target = _check_bool(self, "alpha_per_target")
         budget = _check_positive_int(self, "memory_budget", allow_none=True)
         chunk = _check_positive_int(self, "chunk_size", allow_none=True)
+        _check_positive_int(self, "n_iter")
         Xcat, widths = self._concat(X)
         X, Y = self._validate_xy(Xcat, Y, dtype)
         labels = self._labels(X.shape[1], widths)
