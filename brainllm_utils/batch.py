@@ -6,6 +6,7 @@ Command line: ``python -m brainllm_utils.batch run [NOTEBOOK ...] [--data PATH] 
 
 from .book.batch import (
     PROFILES,
+    SLURM_START_TIMEOUT,
     BatchError,
     BatchParameterError,
     data_fingerprint,
@@ -24,11 +25,14 @@ from .book.batch import (
     run_book,
     run_grid,
     run_jobs,
+    SlurmStartError,
     validate_parameters,
 )
 
 __all__ = [
     "PROFILES",
+    "SLURM_START_TIMEOUT",
+    "SlurmStartError",
     "BatchError",
     "BatchParameterError",
     "Job",

@@ -29,6 +29,14 @@ Command line::
     python -m brainllm_utils.batch run [NOTEBOOK ...] [--data PATH] [--profile auto]
         [--grid NAME=V1,V2 | --grid 'NAME=[json, ...]'] [--set NAME=VALUE]
         [--scheduler local|serial|slurm|ADDRESS] [--workers N] [--threads T] [--force] [--smoke]
+        [--slurm KEY=VALUE ...] [--slurm-start-timeout SECONDS]
+
+With ``--scheduler slurm`` each SLURM job is one Dask worker (:func:`make_cluster`): its
+memory defaults to the partition's memory per core × ``--threads`` (``sinfo``), its walltime
+to 4 h (or the partition's shorter limit); ``--slurm KEY=VALUE`` sets any other
+``dask_jobqueue.SLURMCluster`` option. A job SLURM refuses fails the run at once with sbatch's
+message; one that has not started after ``--slurm-start-timeout`` seconds (default 300) fails
+it with squeue's reason.
 
 Bad parameters (an unknown subject, feature space, model or preset, a missing data root)
 fail before anything runs, with a message that names the parameter.
@@ -39,6 +47,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as _dt
+import functools
+import getpass
 import itertools
 import json
 import os
@@ -73,6 +83,8 @@ __all__ = [
     "run_grid",
     "run_book",
     "make_cluster",
+    "SlurmStartError",
+    "SLURM_START_TIMEOUT",
     "NOTEBOOK_PEAK_GB",
     "default_workers",
     "read_manifest",
@@ -831,29 +843,301 @@ def _run_one(spec: dict) -> dict:
             "started": started}
 
 
-def make_cluster(scheduler: str = "local", workers: int = 2, threads: int = 1, **options):
+#: Seconds :func:`make_cluster` waits for the first SLURM job's Dask worker before it fails
+#: the run with SLURM's reason (``--slurm-start-timeout``); raise it on a busy cluster.
+SLURM_START_TIMEOUT = 300.0
+#: Walltime of each SLURM job unless given (or the partition's time limit, when shorter).
+_SLURM_WALLTIME = "04:00:00"
+_STR, _INT, _BOOL, _NUM = (str,), (int,), (bool,), (int, float)
+#: dask-jobqueue 0.9's ``SLURMCluster`` options (its own, ``SLURMJob``'s and ``Job``'s
+#: keywords) that ``make_cluster`` passes through, with the types each accepts ("str list":
+#: a list of strings; "path": a string or path).
+_SLURM_OPTIONS: dict[str, tuple] = {
+    # SLURMJob: the #SBATCH header
+    "queue": _STR, "account": _STR, "walltime": _STR, "job_cpu": _INT, "job_mem": _STR,
+    # Job: the worker and its job script
+    "cores": _INT, "memory": (str, int), "processes": _INT, "nanny": _BOOL, "protocol": _STR,
+    "security": (bool, "Security"), "interface": _STR, "death_timeout": (int, float, str),
+    "local_directory": ("path",), "worker_command": _STR, "worker_extra_args": ("str list",),
+    "job_extra_directives": ("str list",), "job_script_prologue": ("str list",),
+    "job_directives_skip": ("str list",), "log_directory": ("path",), "shebang": _STR,
+    "python": _STR, "job_name": _STR, "config_name": _STR,
+    # SLURMCluster / JobQueueCluster: the scheduler on this machine
+    "name": _STR, "shared_temp_directory": ("path",), "silence_logs": (str, bool, int),
+    "dashboard_address": (str, type(None)), "host": _STR, "scheduler_options": (dict,),
+    "scheduler_cls": (type,),
+}
+#: ``SLURMCluster`` keywords ``make_cluster`` refuses, and why.
+_SLURM_REFUSED: dict[str, str] = {
+    "n_workers": "the number of SLURM jobs is --workers (make_cluster's workers)",
+    "job_cls": "the batch submits its own SLURM job class (it reports sbatch's errors)",
+    "loop": "the batch runs the cluster on its own event loop",
+    "asynchronous": "the batch drives the cluster synchronously",
+    "scheduler": "set by the cluster (its own scheduler's address)",
+    "project": "renamed 'account' in dask-jobqueue (deprecated)",
+    "extra": "renamed 'worker_extra_args' in dask-jobqueue (deprecated)",
+    "job_extra": "renamed 'job_extra_directives' in dask-jobqueue (deprecated)",
+    "env_extra": "renamed 'job_script_prologue' in dask-jobqueue (deprecated)",
+    "header_skip": "renamed 'job_directives_skip' in dask-jobqueue (deprecated)",
+}
+
+
+class SlurmStartError(RuntimeError):
+    """SLURM refused a worker job, or none started within the start timeout.
+
+    Raised by :func:`make_cluster` (``scheduler="slurm"``) with SLURM's own message: sbatch's
+    error, or each pending job's state and reason from ``squeue``.
+
+    Parameters
+    ----------
+    message : str
+        What happened, with SLURM's message.
+    """
+
+
+def _check_slurm_options(options: dict) -> None:
+    """Refuse unknown, refused or mistyped ``SLURMCluster`` options with a clear message."""
+    from distributed.security import Security
+
+    for key, value in options.items():
+        if key in _SLURM_REFUSED:
+            raise ValueError(f"slurm option {key}={value!r}: not settable here; {_SLURM_REFUSED[key]}")
+        if key not in _SLURM_OPTIONS:
+            raise ValueError(f"slurm option {key!r}: not a dask_jobqueue.SLURMCluster option; accepted: "
+                             + ", ".join(sorted(_SLURM_OPTIONS)))
+        kinds = _SLURM_OPTIONS[key]
+        ok = False
+        for kind in kinds:
+            if kind == "path":
+                ok = isinstance(value, (str, os.PathLike))
+            elif kind == "str list":
+                ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+            elif kind == "Security":
+                ok = isinstance(value, Security)
+            elif kind is int:
+                ok = isinstance(value, int) and not isinstance(value, bool)
+            elif kind is float:
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            else:
+                ok = isinstance(value, kind)
+            if ok:
+                break
+        if not ok:
+            names = [k if isinstance(k, str) else ("None" if k is type(None) else k.__name__) for k in kinds]
+            raise ValueError(f"slurm option {key}={value!r}: expected {' or '.join(names)}, got "
+                             f"{type(value).__name__}")
+        if key in ("job_cpu",) and value < 1:
+            raise ValueError(f"slurm option {key}={value}: expected a positive int")
+        if key == "memory":
+            from dask.utils import parse_bytes
+
+            try:
+                nbytes = parse_bytes(value)
+            except (ValueError, TypeError):
+                nbytes = 0
+            if nbytes <= 0:
+                raise ValueError(f"slurm option memory={value!r}: expected an amount such as '4GB' "
+                                 "(the memory of each SLURM job)")
+        if key == "walltime" and not re.fullmatch(r"(\d+-)?\d+(:\d{1,2}){0,2}", value):
+            raise ValueError(f"slurm option walltime={value!r}: expected SLURM's [D-]HH:MM:SS, "
+                             "e.g. '04:00:00'")
+        if key == "job_mem" and not re.fullmatch(r"\d+[KMGT]?", value):
+            raise ValueError(f"slurm option job_mem={value!r}: expected SLURM's --mem, e.g. '4000M' or '4G'")
+
+
+def _slurm_options(options: dict, threads: int) -> tuple[int, dict]:
+    """``(cores, other options)`` of a SLURM cluster, checked (``ValueError`` with the reason)."""
+    options = dict(options)
+    cores = options.pop("cores", threads)
+    if isinstance(cores, bool) or not isinstance(cores, int) or cores < 1:
+        raise ValueError(f"slurm option cores={cores!r}: expected a positive int (the cores of each job)")
+    if cores != threads and threads != 1:
+        raise ValueError(f"slurm option cores={cores} and threads={threads} disagree: both are the cores "
+                         "of each SLURM job; give one of them (--threads N or --slurm cores=N)")
+    if "processes" in options and options["processes"] != 1:
+        raise ValueError(f"slurm option processes={options['processes']!r}: not settable here; each SLURM "
+                         "job runs one notebook at a time (processes=1)")
+    options.pop("processes", None)
+    _check_slurm_options(options)
+    return cores, options
+
+
+def _minutes(limit: str) -> float:
+    """SLURM's time limit text (``infinite``, ``1-00:00:00``, ``4:00:00``, ``30:00``, ``45``) in minutes."""
+    if limit.strip().lower() in ("infinite", "unlimited", "n/a", ""):
+        return float("inf")
+    days, _, rest = limit.strip().rpartition("-")
+    parts = [int(p) for p in rest.split(":")]
+    h, m, s = ([0, 0] + parts)[-3:] if len(parts) > 1 else (0, parts[0], 0)
+    return (int(days or 0) * 24 + h) * 60 + m + s / 60
+
+
+def _slurm_partition(queue: str | None = None) -> dict:
+    """The partition ``queue`` (default: SLURM's default partition) as ``sinfo`` reports it.
+
+    Returns ``{"partition", "nodes": [(cpus, memory_mb), ...], "timelimit"}`` (one entry per
+    node configuration). Raises ``RuntimeError`` when ``sinfo`` is absent or fails.
+    """
+    try:
+        out = subprocess.run(["sinfo", "-h", "-o", "%P|%c|%m|%l"], capture_output=True, text=True,
+                             timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise RuntimeError(f"sinfo: {err}") from None
+    if out.returncode != 0:
+        raise RuntimeError(f"sinfo failed: {out.stderr.strip()}")
+    rows = [line.split("|") for line in out.stdout.splitlines() if line.count("|") == 3]
+    default = next((r[0].rstrip("*") for r in rows if r[0].endswith("*")), None)
+    name = queue or default
+    if name is None:
+        raise RuntimeError("sinfo shows no default partition: give --slurm queue=PARTITION")
+    mine = [r for r in rows if r[0].rstrip("*") == name]
+    if not mine:
+        raise RuntimeError(f"no partition {name!r} in sinfo (partitions: "
+                           f"{', '.join(sorted({r[0].rstrip('*') for r in rows}))})")
+    nodes = [(int(r[1].rstrip("+")), int(r[2].rstrip("+"))) for r in mine]
+    return {"partition": name, "nodes": nodes, "timelimit": mine[0][3]}
+
+
+def _slurm_defaults(options: dict, cores: int) -> None:
+    """Fill ``memory``/``job_mem`` and ``walltime`` from the partition (in place)."""
+    need_memory = "memory" not in options
+    if need_memory and "job_mem" in options:  # SLURM's --mem text gives dask's memory
+        number, unit = re.fullmatch(r"(\d+)([KMGT]?)", options["job_mem"]).groups()
+        options["memory"] = f"{number}{unit or 'M'}iB"
+        need_memory = False
+    try:
+        part = _slurm_partition(options.get("queue"))
+    except RuntimeError as err:
+        if need_memory:
+            raise ValueError(f"slurm option memory: not given, and the partition's memory could not be "
+                             f"read ({err}); give --slurm memory=...GB") from None
+        options.setdefault("walltime", _SLURM_WALLTIME)
+        return
+    if need_memory:
+        fits = [(cpus, mb) for cpus, mb in part["nodes"] if cpus >= cores]
+        if not fits:
+            raise ValueError(f"cores={cores}: more than any node of partition {part['partition']!r} has "
+                             f"({max(c for c, _ in part['nodes'])} CPUs)")
+        # each job's share of a node: memory per core × cores, so that CPUs/cores jobs fit a node
+        share_mb = min(mb * cores // cpus for cpus, mb in fits)
+        options["memory"] = f"{share_mb}MiB"
+        options["job_mem"] = f"{share_mb}M"  # exactly this (dask would round up to whole GiB)
+    if "walltime" not in options:
+        limit = part["timelimit"]
+        options["walltime"] = limit if _minutes(limit) < _minutes(_SLURM_WALLTIME) else _SLURM_WALLTIME
+
+
+@functools.cache
+def _slurm_job_class():
+    """``SLURMJob`` that keeps sbatch's error (dask-jobqueue only logs it in the background)
+    and is "closed" once closed."""
+    from dask_jobqueue.slurm import SLURMJob
+    from distributed.core import Status
+
+    class ReportingSLURMJob(SLURMJob):
+        submit_error = None
+
+        async def start(self):
+            try:
+                await super().start()
+            except Exception as err:
+                self.submit_error = f"{type(err).__name__}: {err}"
+                self.status = Status.failed
+                raise
+
+        async def close(self):
+            # dask-jobqueue's close leaves the status "running"; the cluster's close asserts
+            # that every job it created (and that is still referenced) is closed
+            await super().close()
+            if self.status != Status.failed:
+                self.status = Status.closed
+
+    return ReportingSLURMJob
+
+
+def _sbatch_message(error: str) -> str:
+    """sbatch's own lines from dask-jobqueue's error text (its stderr, else everything)."""
+    _, sep, stderr = error.partition("stderr:")
+    return (stderr if sep else error).strip()
+
+
+def _squeue(ids: list[str]) -> dict[str, tuple[str, str]]:
+    """``{job id: (state, reason)}`` of those of ``ids`` that squeue still lists."""
+    out = subprocess.run(["squeue", "-h", "-o", "%i|%T|%r", "-u", getpass.getuser()],
+                         capture_output=True, text=True, timeout=30)
+    if out.returncode != 0:
+        raise SlurmStartError(f"squeue failed: {out.stderr.strip()}")
+    states = {}
+    for line in out.stdout.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) == 3 and parts[0] in ids:
+            states[parts[0]] = (parts[1], parts[2])
+    return states
+
+
+def _wait_for_slurm_start(cluster, timeout: float, poll: float = 1.0) -> None:
+    """Return when a worker of ``cluster`` has connected; raise :class:`SlurmStartError` when
+    sbatch refused a job, when every submitted job ended without a worker, or after
+    ``timeout`` seconds with each job's squeue state and reason."""
+    start = time.monotonic()
+    logs = getattr(cluster, "_job_kwargs", {}).get("log_directory") or "sbatch's working directory"
+    while True:
+        if cluster.scheduler_info.get("workers"):
+            return
+        jobs = list(cluster.workers.values())
+        refused = [j.submit_error for j in jobs if getattr(j, "submit_error", None)]
+        if refused:
+            raise SlurmStartError("SLURM refused the worker job (sbatch): " + _sbatch_message(refused[0]))
+        ids = [str(j.job_id) for j in jobs if getattr(j, "job_id", None)]
+        states = _squeue(ids) if ids else {}
+        if ids and not states:
+            raise SlurmStartError(f"SLURM job(s) {', '.join(ids)} ended before their Dask worker connected "
+                                  f"(the job's output is in {logs})")
+        waited = time.monotonic() - start
+        if waited >= timeout:
+            what = "; ".join(f"job {i} {s} (reason: {r})" for i, (s, r) in sorted(states.items())) \
+                or "no job was submitted"
+            raise SlurmStartError(f"no SLURM worker started within {timeout:g} s (--slurm-start-timeout): "
+                                  f"{what}")
+        time.sleep(min(poll, max(timeout - waited, 0.05)))
+
+
+def make_cluster(scheduler: str = "local", workers: int = 2, threads: int = 1,
+                 start_timeout: float = SLURM_START_TIMEOUT, **options):
     """A Dask cluster object for ``scheduler`` ``"local"`` or ``"slurm"``.
 
     ``local``: a :class:`distributed.LocalCluster` of ``workers`` single-threaded worker
     processes (no dashboard). ``slurm``: a :class:`dask_jobqueue.SLURMCluster` whose every
-    SLURM job is one worker with ``threads`` cores; ``options`` pass through (``queue``,
-    ``account``, ``memory``, ``walltime``, ``job_extra_directives``, ``job_script_prologue``,
-    ...) and it is scaled to ``workers`` jobs.
+    SLURM job is one worker with ``threads`` cores, scaled to ``workers`` jobs; ``options``
+    pass through (``queue``, ``account``, ``memory``, ``walltime``, ``job_extra_directives``,
+    ``job_script_prologue``, ``log_directory``, ...: every keyword of dask-jobqueue 0.9's
+    ``SLURMCluster``, type-checked; an unknown one is refused with the list of accepted ones).
+    Resource defaults come from the partition (``queue``, else SLURM's default partition,
+    read with ``sinfo``): ``memory`` is the node's memory per core × the job's cores (so that
+    a node's CPUs / cores jobs fit on it), ``walltime`` is 4 h or the partition's time limit
+    when shorter. With ``workers`` > 0 it then waits until the first worker connects: a job
+    that sbatch refuses (e.g. "Memory specification can not be satisfied") raises at once, a
+    job still pending (or gone) after ``start_timeout`` seconds raises with squeue's state and
+    reason; the cluster is closed either way.
 
     Parameters
     ----------
     scheduler : {"local", "slurm"}, default="local"
         The kind of cluster.
     workers : int, default=2
-        Worker processes (``"local"``) or SLURM jobs (``"slurm"``; 0: not scaled).
+        Worker processes (``"local"``) or SLURM jobs (``"slurm"``; 0: not scaled, no wait).
     threads : int, default=1
         Cores of each SLURM job (``"slurm"`` only; local workers have one thread each).
+    start_timeout : float, default=300
+        Seconds to wait for the first SLURM worker (``"slurm"`` with ``workers`` > 0); raise
+        it on a busy cluster whose queue is long (:data:`SLURM_START_TIMEOUT`).
     **options
         Keyword options of :class:`distributed.LocalCluster` or
-        :class:`dask_jobqueue.SLURMCluster`; SLURM's ``memory`` defaults to ``"32GB"`` and
-        ``walltime`` to ``"04:00:00"``. For SLURM, ``cores`` is another name for ``threads``
-        (a conflicting pair is refused), ``processes`` may only be 1 and ``n_workers`` is
-        refused (use ``workers``).
+        :class:`dask_jobqueue.SLURMCluster`. For SLURM, ``cores`` is another name for
+        ``threads`` (a conflicting pair is refused), ``processes`` may only be 1, and
+        ``n_workers`` (use ``workers``), ``job_cls``, ``loop``, ``asynchronous``,
+        ``scheduler`` and dask-jobqueue's deprecated names (``project``, ``extra``,
+        ``job_extra``, ``env_extra``, ``header_skip``) are refused.
 
     Returns
     -------
@@ -863,7 +1147,12 @@ def make_cluster(scheduler: str = "local", workers: int = 2, threads: int = 1, *
     Raises
     ------
     ValueError
-        For any other ``scheduler``, or a SLURM option that conflicts with the arguments.
+        For any other ``scheduler``, or a SLURM option that is unknown, refused, of the wrong
+        type or conflicts with the arguments; or no ``memory`` where ``sinfo`` cannot tell
+        the partition's memory.
+    SlurmStartError
+        When SLURM refused the worker job (sbatch's message), or no worker started within
+        ``start_timeout`` seconds (each job's squeue state and reason).
     """
     if scheduler == "local":
         import logging
@@ -875,22 +1164,19 @@ def make_cluster(scheduler: str = "local", workers: int = 2, threads: int = 1, *
     if scheduler == "slurm":
         from dask_jobqueue import SLURMCluster
 
-        cores = options.pop("cores", threads)
-        if isinstance(cores, bool) or not isinstance(cores, int) or cores < 1:
-            raise ValueError(f"slurm option cores={cores!r}: expected a positive int (the cores of each job)")
-        if cores != threads and threads != 1:
-            raise ValueError(f"slurm option cores={cores} and threads={threads} disagree: both are the cores "
-                             "of each SLURM job; give one of them (--threads N or --slurm cores=N)")
-        for key, use in (("processes", "each SLURM job runs one notebook at a time (processes=1)"),
-                         ("n_workers", "the number of SLURM jobs is --workers")):
-            if key in options and not (key == "processes" and options[key] == 1):
-                raise ValueError(f"slurm option {key}={options[key]!r}: not settable here; {use}")
-            options.pop(key, None)
-        options.setdefault("memory", "32GB")
-        options.setdefault("walltime", "04:00:00")
-        cluster = SLURMCluster(cores=cores, processes=1, **options)
+        if isinstance(start_timeout, bool) or not isinstance(start_timeout, (int, float)) \
+                or not start_timeout > 0:
+            raise ValueError(f"start_timeout={start_timeout!r}: expected seconds > 0")
+        cores, options = _slurm_options(options, threads)
+        _slurm_defaults(options, cores)
+        cluster = SLURMCluster(cores=cores, processes=1, job_cls=_slurm_job_class(), **options)
         if workers:
-            cluster.scale(jobs=workers)
+            try:
+                cluster.scale(jobs=workers)
+                _wait_for_slurm_start(cluster, float(start_timeout))
+            except BaseException:
+                cluster.close()
+                raise
         return cluster
     raise ValueError(f"scheduler={scheduler!r}: expected 'local', 'slurm', 'serial' or an address")
 
@@ -1305,7 +1591,14 @@ def main(argv=None) -> int:
                      "NSD min(CPUs, available memory / the chapters' peak memory) (default_workers)")
     run.add_argument("--threads", type=int, default=1, help="BLAS/torch threads per notebook")
     run.add_argument("--slurm", action="append", metavar="KEY=VALUE",
-                     help="a dask_jobqueue.SLURMCluster option, e.g. queue=gpu, memory=64GB")
+                     help="a dask_jobqueue.SLURMCluster option (repeatable; VALUE is JSON, else a string), "
+                     "e.g. queue=gpu, memory=64GB, walltime=12:00:00, 'job_extra_directives=[\"--gres=gpu:1\"]'; "
+                     "an unknown key is refused with the accepted ones. Defaults from the partition (sinfo): "
+                     "memory = the node's memory per core x the job's cores (--threads), walltime = 4 h or the "
+                     "partition's limit when shorter")
+    run.add_argument("--slurm-start-timeout", type=float, default=SLURM_START_TIMEOUT, metavar="SECONDS",
+                     help=f"fail when no SLURM worker has started after this long, with SLURM's reason "
+                     f"(default {SLURM_START_TIMEOUT:g}; a job sbatch refuses fails at once)")
     run.add_argument("--output-dir", default=str(OUTPUT_DIR))
     run.add_argument("--notebook-dir", default=str(NOTEBOOK_DIR), help="source notebooks")
     run.add_argument("--force", action="store_true", help="re-run finished notebooks too")
@@ -1329,13 +1622,26 @@ def main(argv=None) -> int:
     except BatchParameterError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    cluster_options = None
+    if args.scheduler == "slurm":
+        try:
+            _slurm_options(slurm, args.threads)
+            if not args.slurm_start_timeout > 0:
+                raise ValueError(f"--slurm-start-timeout {args.slurm_start_timeout:g}: expected seconds > 0")
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        cluster_options = {**slurm, "start_timeout": args.slurm_start_timeout}
     try:
         results = run_jobs(jobs, args.scheduler, workers, args.threads, args.force,
-                           cluster_options=slurm if args.scheduler == "slurm" else None)
+                           cluster_options=cluster_options)
         failed = False
     except BatchError as err:
         results, failed = err.results, True
         print(f"error: {err}", file=sys.stderr)
+    except SlurmStartError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     table = format_results(results, read_manifest(out_dir / "manifest.json"))
     table += f"\n\nbatch wall time {time.perf_counter() - t0:.1f} s ({args.scheduler})\n"
     print(table)
