@@ -894,6 +894,9 @@ class SlurmStartError(RuntimeError):
         What happened, with SLURM's message.
     """
 
+    def __init__(self, message: str):
+        super().__init__(message)
+
 
 def _check_slurm_options(options: dict) -> None:
     """Refuse unknown, refused or mistyped ``SLURMCluster`` options with a clear message."""
