@@ -318,3 +318,16 @@ def test_a_job_that_never_starts_fails_after_the_timeout_with_squeues_reason(slu
     assert "no SLURM worker started within 3 s" in message
     assert message.count(f"PENDING (reason: {reason})") == 2, message
     assert _our_jobs(name) == [], "the pending jobs were not cancelled"
+
+
+@pytest.mark.slow
+def test_a_job_whose_worker_cannot_start_fails_with_the_end_of_its_log(slurm, tmp_path):
+    """The job runs but its worker command fails at once (no such Python): the run fails as
+    soon as SLURM no longer lists the job, with the end of the job's log."""
+    name = "brainllm-test-no-python"
+    with pytest.raises(batch.SlurmStartError) as err:
+        batch.make_cluster("slurm", workers=1, start_timeout=600, job_name=name,
+                           log_directory=str(tmp_path), python=str(tmp_path / "no-such-python"))
+    message = str(err.value)
+    assert "ended before their Dask worker connected" in message
+    assert str(tmp_path / f"{name}-") in message and "no-such-python" in message, message

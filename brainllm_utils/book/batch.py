@@ -1078,12 +1078,23 @@ def _squeue(ids: list[str]) -> dict[str, tuple[str, str]]:
     return states
 
 
+def _job_log_tail(job, lines: int = 8) -> str:
+    """Where a worker job's log is, and its last lines (sbatch's default: ``slurm-ID.out``)."""
+    folder = getattr(job, "log_directory", None)
+    path = (Path(folder) / f"{getattr(job, 'job_name', None) or 'worker'}-{job.job_id}.err" if folder
+            else Path.cwd() / f"slurm-{job.job_id}.out")
+    try:
+        tail = path.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return f"its log would be {path} (not readable here)"
+    return f"the end of its log {path}:\n" + "\n".join(tail)
+
+
 def _wait_for_slurm_start(cluster, timeout: float, poll: float = 1.0) -> None:
     """Return when a worker of ``cluster`` has connected; raise :class:`SlurmStartError` when
     sbatch refused a job, when every submitted job ended without a worker, or after
     ``timeout`` seconds with each job's squeue state and reason."""
     start = time.monotonic()
-    logs = getattr(cluster, "_job_kwargs", {}).get("log_directory") or "sbatch's working directory"
     while True:
         if cluster.scheduler_info.get("workers"):
             return
@@ -1094,8 +1105,8 @@ def _wait_for_slurm_start(cluster, timeout: float, poll: float = 1.0) -> None:
         ids = [str(j.job_id) for j in jobs if getattr(j, "job_id", None)]
         states = _squeue(ids) if ids else {}
         if ids and not states:
-            raise SlurmStartError(f"SLURM job(s) {', '.join(ids)} ended before their Dask worker connected "
-                                  f"(the job's output is in {logs})")
+            raise SlurmStartError(f"SLURM job(s) {', '.join(ids)} ended before their Dask worker connected; "
+                                  + _job_log_tail(next(j for j in jobs if str(j.job_id) == ids[0])))
         waited = time.monotonic() - start
         if waited >= timeout:
             what = "; ".join(f"job {i} {s} (reason: {r})" for i, (s, r) in sorted(states.items())) \
