@@ -331,3 +331,20 @@ def test_a_job_whose_worker_cannot_start_fails_with_the_end_of_its_log(slurm, tm
     message = str(err.value)
     assert "ended before their Dask worker connected" in message
     assert str(tmp_path / f"{name}-") in message and "no-such-python" in message, message
+
+
+def test_cli_reads_numbers_as_text_where_slurm_wants_text(tiny_root, tmp_path, monkeypatch):
+    """``--slurm walltime=30`` (30 minutes to SLURM) is JSON 30; the option wants text."""
+    seen = {}
+
+    def fake_run_jobs(jobs, scheduler, workers, threads, force, cluster_options=None):
+        seen.update(cluster_options)
+        return []
+
+    monkeypatch.setattr(_batch, "run_jobs", fake_run_jobs)
+    rc = batch.main(["run", "00_data_tour", "--data", str(tiny_root), "--scheduler", "slurm",
+                     "--slurm", "walltime=30", "--slurm", "queue=7", "--slurm", "job_cpu=2",
+                     "--slurm", "nanny=false", "--slurm", "memory=4GB", "--output-dir", str(tmp_path)])
+    assert rc == 0
+    assert seen == {"walltime": "30", "queue": "7", "job_cpu": 2, "nanny": False, "memory": "4GB",
+                    "start_timeout": batch.SLURM_START_TIMEOUT}

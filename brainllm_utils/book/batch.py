@@ -848,7 +848,7 @@ def _run_one(spec: dict) -> dict:
 SLURM_START_TIMEOUT = 300.0
 #: Walltime of each SLURM job unless given (or the partition's time limit, when shorter).
 _SLURM_WALLTIME = "04:00:00"
-_STR, _INT, _BOOL, _NUM = (str,), (int,), (bool,), (int, float)
+_STR, _INT, _BOOL = (str,), (int,), (bool,)
 #: dask-jobqueue 0.9's ``SLURMCluster`` options (its own, ``SLURMJob``'s and ``Job``'s
 #: keywords) that ``make_cluster`` passes through, with the types each accepts ("str list":
 #: a list of strings; "path": a string or path).
@@ -1625,6 +1625,12 @@ def main(argv=None) -> int:
         grid = _parse_assignments(args.grid, as_grid=True)
         fixed = _parse_assignments(args.fixed, as_grid=False)
         slurm = _parse_assignments(args.slurm, as_grid=False)
+        for item in args.slurm or []:  # walltime=30, queue=2: numbers as text where text is wanted
+            key, text = (part.strip() for part in item.split("=", 1))
+            kinds = _SLURM_OPTIONS.get(key, ())
+            if str in kinds and int not in kinds and isinstance(slurm[key], (int, float)) \
+                    and not isinstance(slurm[key], bool):
+                slurm[key] = text
         jobs = plan_jobs(args.notebooks or None, grid, fixed, args.data, args.profile,
                          args.smoke, Path(args.output_dir), Path(args.notebook_dir))
     except (BatchParameterError, ValueError) as err:
