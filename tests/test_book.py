@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -98,3 +99,94 @@ def test_failing_notebook_leaves_no_output(tmp_path):
     with pytest.raises(PapermillExecutionError, match="boom"):
         book.execute_notebook(src, tmp_path / "out" / "01_bad.ipynb", {"x": 2})
     assert not (tmp_path / "out" / "01_bad.ipynb").exists()
+
+
+def _toy(path, *cells):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    nb = new_notebook()
+    p = new_code_cell("x = 1")
+    p.metadata["tags"] = ["parameters"]
+    nb.cells = [p] + [new_code_cell(c) for c in cells]
+    nb.metadata["kernelspec"] = {"name": book.KERNEL_NAME, "display_name": "brainllm (Python 3)",
+                                 "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def test_notebooks_ask_for_the_brainllm_kernel():
+    for path in book.list_notebooks():
+        spec = json.loads(path.read_text())["metadata"]["kernelspec"]
+        assert spec["name"] == book.KERNEL_NAME == "brainllm", path.name
+        assert spec["display_name"].startswith("brainllm (Python 3"), path.name
+    assert "--name brainllm" in (REPO_ROOT / "Makefile").read_text()
+
+
+def test_batch_kernel_is_this_interpreter_whatever_is_registered(tmp_path, monkeypatch, capfd):
+    """The executed notebook ran on this interpreter as 'brainllm', even where a kernel of
+    that name is registered elsewhere (here a broken one first on JUPYTER_PATH) or not at
+    all; over IPC, so ipykernel does not warn about unencrypted TCP; tqdm's widget bars are
+    dropped from the stored notebook while other widgets are kept."""
+    import nbformat
+
+    kernels = tmp_path / "jupyter" / "kernels" / "brainllm"
+    kernels.mkdir(parents=True)
+    (kernels / "kernel.json").write_text(json.dumps(
+        {"argv": ["false", "{connection_file}"], "display_name": "broken", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    src = _toy(tmp_path / "01_toy.ipynb",
+               "import sys\nprint('python', sys.executable)",
+               "from tqdm.auto import tqdm\nfor _ in tqdm(range(3), desc='toy'):\n    pass\nprint('looped')",
+               "import ipywidgets\nipywidgets.IntSlider(value=x)")
+    out = tmp_path / "out" / "01_toy.ipynb"
+    capfd.readouterr()
+    book.execute_notebook(src, out, {"x": 4})
+    err = capfd.readouterr().err
+    assert "without encryption" not in err, err
+    nb = nbformat.read(out, as_version=4)
+    assert nb.metadata["kernelspec"]["name"] == "brainllm"
+    assert nb.metadata["kernelspec"]["display_name"] == book.kernel_spec()["display_name"]
+    printed = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+    assert f"python {sys.executable}" in printed and "looped" in printed
+    view = "application/vnd.jupyter.widget-view+json"
+    widgets = [o for c in nb.cells for o in c.get("outputs", []) if view in o.get("data", {})]
+    assert len(widgets) == 1 and "IntSlider" in json.dumps(nb.metadata["widgets"]), widgets
+    assert "FloatProgress" not in json.dumps(nb.cells)
+
+
+def test_progress_bar_widgets_are_recognised():
+    """drop_progress_widgets removes a tqdm HBox and keeps a slider; without stored widget
+    state a bar is known by tqdm's text."""
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    view = "application/vnd.jupyter.widget-view+json"
+
+    def out(mid, text):
+        return new_output("display_data", data={view: {"model_id": mid}, "text/plain": text})
+
+    nb = new_notebook(cells=[new_code_cell("", outputs=[out("bar", "  0%|   | 0/3"),
+                                                        out("sl", "IntSlider(value=4)")])])
+    state = {"bar": {"model_name": "HBoxModel", "state": {"children": ["IPY_MODEL_p", "IPY_MODEL_t"]}},
+             "p": {"model_name": "FloatProgressModel"}, "t": {"model_name": "HTMLModel"},
+             "sl": {"model_name": "IntSliderModel"}}
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": state}}
+    assert book.drop_progress_widgets(nb) == 1
+    assert [o["data"][view]["model_id"] for o in nb.cells[0].outputs] == ["sl"]
+    assert "widgets" in nb.metadata
+    nb = new_notebook(cells=[new_code_cell("", outputs=[out("a", " 40%|████      | 2/5 [00:01<00:01]")])])
+    assert book.drop_progress_widgets(nb) == 1 and nb.cells[0].outputs == []
+
+
+def test_notebook_paths_are_relative_inside_the_repository(tmp_path, monkeypatch):
+    cwd = REPO_ROOT / "book" / "notebooks"
+    assert book.notebook_path(REPO_ROOT / "data" / "sandbox", cwd) == "../../data/sandbox"
+    assert book.notebook_path(cwd, cwd) == "."
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert book.notebook_path(tmp_path / "nsd", cwd, home=True) == "~/nsd"
+    assert book.notebook_path(tmp_path / "nsd", cwd) == str(tmp_path / "nsd")
+    assert book.notebook_path("/somewhere/else", cwd, home=True) == "/somewhere/else"
+    params = book.notebook_paths({"data_home": str(tmp_path / "nsd"), "output_dir": str(cwd),
+                                  "corpus_file": None, "n_sets": 2, "glove_path": "/x/g.txt"}, cwd)
+    assert params == {"data_home": "~/nsd", "output_dir": ".", "corpus_file": None, "n_sets": 2,
+                      "glove_path": "/x/g.txt"}

@@ -9,11 +9,16 @@ execution off and renders the stored outputs.
 
 from . import batch, site_check  # noqa: F401  (public submodules)
 from ._execute import (
+    KERNEL_NAME,
     NOTEBOOK_DIR,
     OUTPUT_DIR,
+    drop_progress_widgets,
     execute_notebook,
+    kernel_spec,
     list_notebooks,
     notebook_parameters,
+    notebook_path,
+    notebook_paths,
     output_digest,
 )
 from .batch import run_book
@@ -25,5 +30,10 @@ __all__ = [
     "notebook_parameters",
     "execute_notebook",
     "output_digest",
+    "KERNEL_NAME",
+    "kernel_spec",
+    "notebook_path",
+    "notebook_paths",
+    "drop_progress_widgets",
     "run_book",
 ]

@@ -66,7 +66,8 @@ from .._utils.docs import fill_doc
 from .._utils.paths import REPO_ROOT, atomic_write_text, file_lock, get_data_home
 from ..features import RQ2_SPACES
 from ..nsd import NSDFileError, parse_session_spec, subject_name
-from ._execute import NOTEBOOK_DIR, OUTPUT_DIR, execute_notebook, list_notebooks, notebook_parameters
+from ._execute import (NOTEBOOK_DIR, OUTPUT_DIR, execute_notebook, list_notebooks, notebook_parameters,
+                       notebook_paths)
 
 __all__ = [
     "PROFILES",
@@ -703,8 +704,10 @@ def plan_jobs(notebooks=None, grid: dict | None = None, fixed: dict | None = Non
     ``grid`` maps a parameter to a list of values; ``fixed`` maps parameters to one value.
     A parameter applies to the notebooks that declare it (an error if none does). The
     profile's overrides come first, then (with ``smoke``) the ``smoke`` profile's, then
-    ``fixed``, then the grid point. ``data_home`` is passed to every notebook as an absolute
-    path, ``output_dir`` (where declared) as ``output_dir``'s absolute path, and ``run_name``
+    ``fixed``, then the grid point. ``data_home`` is given to every notebook, ``output_dir``
+    (where declared) as ``output_dir`` (both absolute here; :func:`run_jobs` passes paths to
+    the notebook relative to its folder where both are in the repository,
+    :func:`~brainllm_utils.book.notebook_paths`), and ``run_name``
     (where declared) as the job's output notebook name, e.g.
     ``03_encoding__subjects-subj02`` (the batch sets it; it cannot be given). Every job is
     checked with :func:`validate_parameters` and given its fingerprint (:attr:`Job.fingerprint`).
@@ -1285,9 +1288,10 @@ def run_jobs(jobs: list[Job], scheduler="local", workers: int = 2, threads: int 
         else:
             todo.append(i)
 
-    def spec(job):
+    def spec(job):  # paths as the notebook in its folder sees them (_execute.notebook_paths)
         return {"source": str(job.source), "output": str(job.output),
-                "parameters": job.parameters, "grid_point": job.grid_point,
+                "parameters": notebook_paths(job.parameters, job.output.parent),
+                "grid_point": job.grid_point,
                 "fingerprint": job.fingerprint,
                 "env": dict(kernel_env),
                 "title_suffix": _title_suffix(job.grid_point)}
