@@ -14,7 +14,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from brainllm_utils import batch
+from brainllm_utils import batch, book
+from brainllm_utils.nsd import NSD
 from brainllm_utils.book import batch as _batch
 from brainllm_utils.paths import REPO_ROOT
 
@@ -123,6 +124,45 @@ def test_run_name_reaches_the_notebook_without_an_environment_variable(tiny_root
         printed = "".join("".join(o["text"]) for c in nb["cells"] for o in c.get("outputs", [])
                           if o.get("name") == "stdout")
         assert f"run {job.name} None" in printed
+
+
+def test_rendered_parameters_give_paths_relative_to_the_notebook(tiny_root, tmp_path, monkeypatch,
+                                                                 capfd):
+    """With the data and the executed notebooks inside the repository, the injected parameters
+    cell gives data_home and output_dir relative to the notebook's folder (not the builder's
+    absolute path); the notebook reads its data in the batch and again when run from its own
+    folder, as Jupyter runs it; the batch's output has no kernel transport warning."""
+    from brainllm_utils.book import _execute
+
+    root = Path(tiny_root).resolve()
+    repo = Path(os.path.commonpath([root, tmp_path.resolve()]))  # stands in for the repository
+    monkeypatch.setattr(_execute, "REPO_ROOT", repo)
+    src = tmp_path / "nbs"
+    _notebook(src / "01_paths.ipynb", "data_home = None\noutput_dir = None",
+              "import os\nfrom brainllm_utils.nsd import NSD\n"
+              "print('subjects', NSD(data_home).subjects, os.path.isdir(output_dir))")
+    out = tmp_path / "book" / "notebooks"
+    (job,) = batch.plan_jobs(["01_paths"], data_home=root, output_dir=out, notebook_dir=src)
+    assert job.parameters["data_home"] == str(root)  # absolute for validation and the manifest
+    capfd.readouterr()
+    batch.run_jobs([job], scheduler="serial", progress=False)
+    assert "without encryption" not in capfd.readouterr().err
+    subjects = f"subjects {NSD(root).subjects} True"
+
+    def injected_and_printed(path):
+        nb = json.loads(path.read_text())
+        cell = next(c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", []))
+        printed = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
+        return "".join(cell["source"]), printed
+
+    source, printed = injected_and_printed(job.output)
+    assert f'data_home = "{os.path.relpath(root, out)}"' in source
+    assert 'output_dir = "."' in source and str(repo) not in source
+    assert subjects in printed
+    assert json.loads(job.output.read_text())["metadata"]["brainllm"]["parameters"]["output_dir"] == "."
+    # the executed notebook, run again in its own folder with its stored parameters
+    book.execute_notebook(job.output, out / "again.ipynb")
+    assert subjects in injected_and_printed(out / "again.ipynb")[1]
 
 
 @pytest.mark.parametrize("kwargs, named", [
