@@ -136,7 +136,7 @@ def test_batch_kernel_is_this_interpreter_whatever_is_registered(tmp_path, monke
         {"argv": ["false", "{connection_file}"], "display_name": "broken", "language": "python"}))
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     src = _toy(tmp_path / "01_toy.ipynb",
-               "import sys\nprint('python', sys.executable)",
+               "import os, sys\nprint('python', sys.executable, 'cwd', sorted(os.listdir('.')))",
                "from tqdm.auto import tqdm\nfor _ in tqdm(range(3), desc='toy'):\n    pass\nprint('looped')",
                "import ipywidgets\nipywidgets.IntSlider(value=x)")
     out = tmp_path / "out" / "01_toy.ipynb"
@@ -149,6 +149,7 @@ def test_batch_kernel_is_this_interpreter_whatever_is_registered(tmp_path, monke
     assert nb.metadata["kernelspec"]["display_name"] == book.kernel_spec()["display_name"]
     printed = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
     assert f"python {sys.executable}" in printed and "looped" in printed
+    assert "kernel-ipc" not in printed, "the kernel's sockets belong in the temporary folder"
     view = "application/vnd.jupyter.widget-view+json"
     widgets = [o for c in nb.cells for o in c.get("outputs", []) if view in o.get("data", {})]
     assert len(widgets) == 1 and "IntSlider" in json.dumps(nb.metadata["widgets"]), widgets

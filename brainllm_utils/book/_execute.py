@@ -362,7 +362,14 @@ def _kernel_options(kernel_name) -> dict:
 
     config = Config()
     if os.name == "posix":  # over TCP, ipykernel warns that nothing is encrypted
+        import tempfile
+        import uuid
+
         config.KernelManager.transport = "ipc"
+        # the sockets' path prefix (jupyter_client's default, "kernel-ipc", is relative to the
+        # kernel's cwd: two kernels in one output folder would share it); removed at shutdown
+        config.KernelManager.ip = os.path.join(tempfile.gettempdir(),
+                                               f"brainllm-kernel-{uuid.uuid4().hex[:16]}")
     if kernel_name is not None:
         return {"kernel_name": kernel_name, "config": config}
 
