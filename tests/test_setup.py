@@ -120,3 +120,17 @@ def test_papermill_parses_every_parameter():
 
     for path in sorted((REPO_ROOT / "notebooks").glob("*.ipynb")):
         assert set(pm.inspect_notebook(str(path))) == set(notebook_parameters(path)), path.name
+
+
+def test_notebook_code_lines_fit_88_columns():
+    """Rendered code cells are not clipped: every code line of notebooks/*.ipynb is at most
+    88 columns (the project's line length)."""
+    long = []
+    for path in sorted((REPO_ROOT / "notebooks").glob("*.ipynb")):
+        for cell in json.loads(path.read_text())["cells"]:
+            if cell["cell_type"] != "code":
+                continue
+            for n, line in enumerate("".join(cell["source"]).split("\n"), 1):
+                if len(line) > 88:
+                    long.append(f"{path.name} {cell.get('id')} line {n}: {len(line)} columns")
+    assert not long, "\n".join(long)
