@@ -360,3 +360,21 @@ def test_empty_rows_in_model_correlations(empty_root, cache_dir, tmp_path, rng):
     want = np.mean([np.corrcoef(_convention_rdm(F[k].astype(float)), pdist(G[k], "correlation"))[0, 1]
                     for k in sets])
     assert M.loc["multihot", "random"] == pytest.approx(want, abs=1e-6)
+
+
+def test_long_steps_show_progress_bars(nsd, results, capfd):
+    """The chapters' long steps draw tqdm bars (stderr here, widgets in a notebook), with
+    the same numbers as without; progress=False draws none."""
+    ids = np.unique(ra.subject_sets(nsd, "subj01", 10, 0, 2, results)[1])
+    capfd.readouterr()
+    with_bar = ra.build_feature_table(nsd, TRUTH, ids)
+    assert "feature spaces" in capfd.readouterr().err
+    without = ra.build_feature_table(nsd, TRUTH, ids, progress=False)
+    assert "feature spaces" not in capfd.readouterr().err
+    assert all(np.array_equal(with_bar[k], without[k]) for k in TRUTH)
+    kw = dict(feature_spaces=TRUTH, rois=["ventral"], set_size=10, n_sets=2, device="cpu",
+              results_dir=results)
+    ra.subject_rsa_table(nsd, **kw)
+    assert "ROI RSA" in capfd.readouterr().err
+    ra.subject_rsa_table(nsd, progress=False, **kw)
+    assert "ROI RSA" not in capfd.readouterr().err

@@ -171,8 +171,15 @@ def rows_of(all_ids, ids) -> np.ndarray:
     return pos
 
 
+def _progress_bar(iterable, desc: str, progress: bool = True, **options):
+    """tqdm over ``iterable`` (``tqdm.auto``: a widget in a notebook, text elsewhere)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, disable=not progress, **options)
+
+
 @fill_doc
-def build_feature_table(nsd, names, ids, **options) -> dict[str, np.ndarray]:
+def build_feature_table(nsd, names, ids, progress: bool = True, **options) -> dict[str, np.ndarray]:
     """Feature matrices ``{name: float32 (len(ids), d)}`` for sorted ``ids``.
 
     Names are registry names (:func:`brainllm_utils.features.build`) or, on the sandbox,
@@ -186,6 +193,8 @@ def build_feature_table(nsd, names, ids, **options) -> dict[str, np.ndarray]:
         Feature spaces (see above).
     ids : array-like of int of shape (n_images,)
         Sorted nsdIds, the rows of every matrix.
+    progress : bool, default=True
+        Show a progress bar (tqdm; a widget in a notebook) over the feature spaces.
     **options
         Passed to :func:`brainllm_utils.features.build` (not to the planted spaces).
 
@@ -196,7 +205,8 @@ def build_feature_table(nsd, names, ids, **options) -> dict[str, np.ndarray]:
     """
     out = {}
     ids = np.asarray(ids, dtype=np.int64)
-    for name in names:
+    names = list(names)
+    for name in _progress_bar(names, "feature spaces", progress and len(names) > 1):
         if name.startswith("truth:"):
             if not is_sandbox(nsd.root):
                 raise ValueError(f"{name}: planted spaces exist only on the sandbox")

@@ -43,6 +43,7 @@ from ..stats import CORRECTIONS, adjust_pvalues, paired_ttest, ttest_1samp_fdr
 from .reference import PAPER_ROI_RSA_ROIS, paper_comparison
 from ._common import (_column_blocks, _read_rows, _rsa_rows, build_feature_table, rows_of, rsa_design,
                       subject_sets)
+from ._common import _progress_bar
 
 __all__ = ["STREAMS_ROIS", "PAPER_ROIS", "roi_patterns", "loso_ceilings", "subject_rdms", "subject_rsa_table",
            "paired_differences", "winner_table", "fsaverage_mesh", "surface_searchlight",
@@ -231,7 +232,8 @@ def subject_rdms(nsd, subjects=None, rois=None, feature_spaces=("mpnet",), atlas
 def subject_rsa_table(nsd, subjects=None, feature_spaces=("mpnet",), rois=None,
                       set_size: int = 100, seed: int = 0, n_sets: int | None = None,
                       device: str = "auto", atlas: str = "streams", features=None,
-                      ceilings=None, results_dir=None, sessions=None, **feature_options):
+                      ceilings=None, results_dir=None, sessions=None, progress: bool = True,
+                      **feature_options):
     """Sampled ROI RSA of every subject × ROI × feature space, as a tidy table.
 
     Parameters
@@ -257,6 +259,8 @@ def subject_rsa_table(nsd, subjects=None, feature_spaces=("mpnet",), rois=None,
         Sample sets are saved under ``<results_dir>/rsa/<dataset key>/sampling/``.
     %(sessions)s
     %(feature_options)s
+    progress : bool, default=True
+        Show a progress bar (tqdm; a widget in a notebook) over the subjects.
 
     Returns
     -------
@@ -283,7 +287,8 @@ def subject_rsa_table(nsd, subjects=None, feature_spaces=("mpnet",), rois=None,
         ceilings = loso_ceilings(nsd, list(design), rois, atlas, sessions=sessions)
     ceil = ({} if ceilings is None else ceilings.set_index(["subject", "roi"])["ceiling"])
     rows = []
-    for subject, (ids, sets) in design.items():
+    for subject, (ids, sets) in _progress_bar(design.items(), "ROI RSA", progress, total=len(design),
+                                              unit="subject"):
         used = np.unique(sets.ravel())
         local_sets = np.searchsorted(used, sets)
         # images without content (no COCO instance: an all-zero multi-hot row) get a defined

@@ -53,6 +53,7 @@ from .._utils.docs import fill_doc
 from . import _common
 from ._common import (_column_blocks, _features, _quiet_edges, _read_rows, _split, resolve_subjects,
                       subject_image_ids)
+from ._common import _progress_bar
 
 __all__ = [
     "DEFAULT_ALPHAS",
@@ -811,7 +812,7 @@ def partition_r2(Xa_train, Xb_train, Y_train, Xa_test, Xb_test, Y_test, alphas=D
 @fill_doc
 def variance_partition(nsd, subjects=None, bands=("mpnet", "mpnet_word_avg"), roi="streams",
                        alphas=DEFAULT_ALPHAS, cv: int = 5, n_ratios: int = 5, device="auto",
-                       cache=True, sessions=None) -> dict:
+                       cache=True, sessions=None, progress: bool = True) -> dict:
     """Banded-ridge variance partitioning of two feature bands on the test images.
 
     Per subject: :class:`BandedRidgeCV` on both bands (band weights and alpha per vertex)
@@ -838,6 +839,8 @@ def variance_partition(nsd, subjects=None, bands=("mpnet", "mpnet_word_avg"), ro
     %(device)s
     %(cache)s
     %(sessions)s
+    progress : bool, default=True
+        Show a progress bar (tqdm; a widget in a notebook) over the subjects.
 
     Returns
     -------
@@ -856,7 +859,7 @@ def variance_partition(nsd, subjects=None, bands=("mpnet", "mpnet_word_avg"), ro
     alphas = np.asarray(alphas, dtype=np.float64)
     grid = band_weight_grid(2, n_ratios)
     test_ids = nsd.shared_test_images(sessions, subjects)
-    for i, s in enumerate(subjects):
+    for i, s in enumerate(_progress_bar(subjects, "variance partition", progress, unit="subject")):
         d = _split(nsd, s, "fsaverage", _roi_arg(nsd, s, roi), test_ids, sessions=sessions)
         for b in bands:
             _features(nsd, b, np.concatenate([d.train_ids, d.test_ids]))

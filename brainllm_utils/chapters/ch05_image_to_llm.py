@@ -47,7 +47,7 @@ from .ch02_rsa import (
     subject_rsa_table,
     surface_searchlight,
 )
-from ._common import rsa_design, subject_image_ids
+from ._common import _progress_bar, rsa_design, subject_image_ids
 from .reference import paper_reference, paper_transfer_numbers
 
 __all__ = [
@@ -377,7 +377,7 @@ def split_histories(networks) -> dict:
 # --------------------------------------------------------------------------- features
 @fill_doc
 def network_features(networks, nsd, ids, device="auto", layer: int = -1, step: int = -1,
-                     batch_size: int = 128) -> dict:
+                     batch_size: int = 128, progress: bool = True) -> dict:
     """Spatially averaged activations of each network on NSD images (last layer and step).
 
     Cached by :func:`vision.extract_activations` (weights hash, layer, step, nsdIds). The
@@ -396,6 +396,8 @@ def network_features(networks, nsd, ids, device="auto", layer: int = -1, step: i
         Layer and time step read out (negative counts from the end).
     batch_size : int, default=128
         Images read and passed through a network at a time.
+    progress : bool, default=True
+        Show a progress bar (tqdm; a widget in a notebook) over the networks.
 
     Returns
     -------
@@ -406,7 +408,8 @@ def network_features(networks, nsd, ids, device="auto", layer: int = -1, step: i
     uniq, inverse = np.unique(ids, return_inverse=True)
     images = _nsd_images(nsd, uniq)
     out = {}
-    for name, net in networks.items():
+    for name, net in _progress_bar(networks.items(), "network activations", progress,
+                                   total=len(networks), unit="network"):
         X = next(iter(vision.extract_activations(net, images, (layer,), (step,), image_ids=uniq, batch_size=batch_size,
                                                  device=device).values()))
         out[name] = X if uniq.size == ids.size and (uniq == ids).all() else X[inverse]
@@ -421,7 +424,7 @@ def _nsd_images(nsd, sorted_ids):
 
 @fill_doc
 def comparison_features(nsd, ids, models=("untrained_blt", "untrained_alexnet"), device="auto",
-                        blt_config=None, seed: int = 0):
+                        blt_config=None, seed: int = 0, progress: bool = True):
     """Features of comparison models on NSD images, and a status table.
 
     Models without a library or local weights are skipped (never downloaded) and listed
@@ -440,6 +443,8 @@ def comparison_features(nsd, ids, models=("untrained_blt", "untrained_alexnet"),
         Architecture of ``untrained_blt`` (``None``: the ``sandbox`` preset's).
     seed : int, default=0
         Seed of the random weights of ``untrained_blt`` with ``blt_config``.
+    progress : bool, default=True
+        Show a progress bar (tqdm; a widget in a notebook) over the models.
 
     Returns
     -------
@@ -458,7 +463,8 @@ def comparison_features(nsd, ids, models=("untrained_blt", "untrained_alexnet"),
     if blt_config is not None and "untrained_blt" in spec:
         spec["untrained_blt"] = vision.build_network(blt_config, seed)
     uniq, inverse = np.unique(ids, return_inverse=True)
-    feats, statuses = vision.extract_features(spec, _nsd_images(nsd, uniq), image_ids=uniq, device=device)
+    feats, statuses = vision.extract_features(spec, _nsd_images(nsd, uniq), image_ids=uniq, device=device,
+                                             progress=progress)
     if not (uniq.size == ids.size and (uniq == ids).all()):
         feats = {k: v[inverse] for k, v in feats.items()}
     rows = []
@@ -560,7 +566,7 @@ def network_rsa_table(nsd, network_feats, *, seed_groups=None, other_features=No
 @fill_doc
 def searchlight_contrast(nsd, feats_a: dict, feats_b: dict, ids, subjects=None, *, radius_mm: float = 10.0,
                          set_size: int = 100, seed: int = 0, n_sets=1, device="auto", q: float = 0.05,
-                         sessions=None):
+                         sessions=None, progress: bool = True):
     """Surface searchlight contrast A − B (e.g. LLM-trained minus category-trained networks).
 
     Every network in ``feats_a`` and ``feats_b`` gets a surface searchlight map per
@@ -586,6 +592,8 @@ def searchlight_contrast(nsd, feats_a: dict, feats_b: dict, ids, subjects=None, 
     %(device)s
     %(q)s
     %(sessions)s
+    progress : bool, default=True
+        Show a progress bar (tqdm; a widget in a notebook) over the subjects (once for A's networks, once for B's).
 
     Returns
     -------
@@ -600,7 +608,8 @@ def searchlight_contrast(nsd, feats_a: dict, feats_b: dict, ids, subjects=None, 
 
     def group_maps(feats):
         out = {}
-        for s in subjects:
+        bar = _progress_bar(subjects, "searchlights", progress, unit="subject")
+        for s in bar:
             maps = [surface_searchlight(nsd, s, name, radius_mm=radius_mm, set_size=set_size,
                                            seed=seed, n_sets=n_sets, device=device, features=(ids, X),
                                            sessions=sessions)

@@ -29,7 +29,7 @@ import numpy as np
 from .. import features as _features
 from .._utils.docs import fill_doc
 from ._common import _features as _common_features
-from ._common import build_feature_table, resolve_subjects, subject_image_ids
+from ._common import _progress_bar, build_feature_table, resolve_subjects, subject_image_ids
 
 __all__ = ["RQ2_SPACES", "SANDBOX_RSA_SPACES", "SANDBOX_ENCODING_SPACES", "VECTOR_FILES",
            "NO_VECTOR_FILE", "RQ2Plan", "rq2_kind", "vector_file", "check_rq2_spaces", "rq2_features",
@@ -220,7 +220,8 @@ def check_rq2_spaces(spaces, fasttext_path=None, glove_path=None, main: str = "m
 
 
 @fill_doc
-def rq2_features(nsd, plan: RQ2Plan, ids, device: str = "auto", names=None) -> dict:
+def rq2_features(nsd, plan: RQ2Plan, ids, device: str = "auto", names=None,
+                 progress: bool = True) -> dict:
     """Features of the runnable RQ2 spaces over sorted ``ids``.
 
     Parameters
@@ -233,6 +234,8 @@ def rq2_features(nsd, plan: RQ2Plan, ids, device: str = "auto", names=None) -> d
     %(device)s
     names : list of str, optional
         Build only these (each one of ``plan.runnable``); default: every runnable space.
+    progress : bool, default=True
+        Show a progress bar (tqdm; a widget in a notebook) over the spaces.
 
     Returns
     -------
@@ -246,7 +249,7 @@ def rq2_features(nsd, plan: RQ2Plan, ids, device: str = "auto", names=None) -> d
     if bad:
         raise ValueError(f"rq2_features: {bad} are not runnable spaces of the plan ({plan.runnable})")
     out = {}
-    for name in names:
+    for name in _progress_bar(names, "RQ2 spaces", progress):
         opts = dict(plan.options.get(name, {}))
         if rq2_kind(name) != "word vectors":
             opts["device"] = device
@@ -350,7 +353,8 @@ def rq2_comparison(scores, plan: RQ2Plan | None = None, main: str = "mpnet", val
 @fill_doc
 def rq2_encoding_scores(nsd, subjects=None, plan: RQ2Plan | None = None, main: str = "mpnet",
                         roi="streams", atlas: str = "streams", alphas=None, cv: int = 5,
-                        device: str = "auto", cache: bool = True, sessions=None):
+                        device: str = "auto", cache: bool = True, sessions=None,
+                        progress: bool = True):
     """Mean test r per ROI of an encoder per subject for the main model and each RQ2 space.
 
     Each space is fitted with the main model's protocol
@@ -378,6 +382,8 @@ def rq2_encoding_scores(nsd, subjects=None, plan: RQ2Plan | None = None, main: s
     %(device)s
     %(cache)s
     %(sessions)s
+    progress : bool, default=True
+        Show a progress bar (tqdm; a widget in a notebook) over the spaces (one encoder per space and subject).
 
     Returns
     -------
@@ -395,7 +401,7 @@ def rq2_encoding_scores(nsd, subjects=None, plan: RQ2Plan | None = None, main: s
     # not once per subject), then each subject's rows come from the in-process memo
     union = np.unique(np.concatenate([subject_image_ids(nsd, s, sessions=sessions) for s in subjects]))
     frames = []
-    for name in spaces:
+    for name in _progress_bar(spaces, "RQ2 encoders", progress, unit="space"):
         opts = {} if plan is None else plan.options.get(name, {})
         _common_features(nsd, name, union, **opts)
         enc = fit_encoders(nsd, subjects, feature=name, roi=roi, alphas=alphas, cv=cv, device=device,
