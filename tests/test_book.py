@@ -46,6 +46,13 @@ def test_strict_book_build(built_book):
     tour = (html / "book" / "notebooks" / "00_data_tour.html").read_text()
     assert "Traceback" not in tour
     assert tour.count("<img") >= 4, "figures missing from the rendered tour"
+    for page in (html / "book" / "notebooks").glob("*.html"):
+        text = page.read_text()
+        # progress widgets are dropped (no dead widget or its text); the book's style sheet
+        # (readable tables) is linked
+        assert "widget-view+json" not in text and "HBox(" not in text, page.name
+        assert "Error displaying widget" not in text, page.name
+        assert "brainllm.css" in text, page.name
 
 
 @pytest.mark.slow

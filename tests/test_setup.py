@@ -112,6 +112,19 @@ def test_book_config_is_offline():
     assert cfg["sphinx"]["config"]["nb_output_stderr"] == "remove"
 
 
+def test_book_style_sheet_is_configured():
+    """The book's own style sheet (readable tables, 88-column code cells) is in the static
+    path that _config.yml names, and the summary's tables span the page."""
+    cfg = yaml.safe_load((REPO_ROOT / "_config.yml").read_text())["sphinx"]["config"]
+    assert cfg["html_css_files"] == ["brainllm.css"]
+    css = [REPO_ROOT / d / f for d in cfg["html_static_path"] for f in cfg["html_css_files"]]
+    assert all(p.is_file() for p in css), css
+    assert "table.dataframe" in css[0].read_text()
+    nb = json.loads((REPO_ROOT / "notebooks" / "06_summary.ipynb").read_text())
+    wide = [c for c in nb["cells"] if "full-width" in c["metadata"].get("tags", [])]
+    assert any("display(" in "".join(c["source"]) for c in wide)
+
+
 def test_papermill_parses_every_parameter():
     """papermill must see every parameter (a '=' or ';' in a comment hides it)."""
     import papermill as pm
