@@ -334,6 +334,19 @@ def test_transfer_table(rng):
     assert np.isnan(tab.set_index(["features", "target"]).loc[("good", "emb"), "map"])
 
 
+def test_transfer_table_progress_bar(rng, capfd):
+    """progress=True: one bar step per target and feature width (2 targets x 1 width)."""
+    n = 60
+    X = rng.standard_normal((n, 4)).astype(np.float32)
+    capfd.readouterr()
+    vision.transfer_table({"a": X}, {"emb": X + 1, "labels": (X > 0).astype(np.float32)},
+                          n_test=20, epochs=2, progress=True)
+    err = capfd.readouterr().err
+    assert "transfer readouts" in err and "2/2" in err
+    vision.transfer_table({"a": X}, {"emb": X + 1}, n_test=20, epochs=2)
+    assert "transfer readouts" not in capfd.readouterr().err
+
+
 # ------------------------------------------------------------------------ figures
 def test_vision_figures_return_axes():
     import matplotlib

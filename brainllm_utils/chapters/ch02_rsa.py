@@ -595,7 +595,8 @@ def _chunked_searchlight(Y, neigh, cols, X_rows, set_rows, device) -> np.ndarray
 def surface_searchlight(nsd, subject, feature_space: str = "mpnet", radius_mm: float = 10.0,
                         set_size: int = 100, seed: int = 0, n_sets: int | None = None,
                         device: str = "auto", features=None, results_dir=None,
-                        cache: bool = True, sessions=None, **feature_options) -> np.ndarray:
+                        cache: bool = True, sessions=None, progress: bool = True,
+                        **feature_options) -> np.ndarray:
     """Searchlight RSA map of one subject and feature space on the fsaverage surface.
 
     Discs of geodesic radius ``radius_mm`` on each hemisphere's pial mesh
@@ -624,6 +625,8 @@ def surface_searchlight(nsd, subject, feature_space: str = "mpnet", radius_mm: f
     %(cache)s
     %(sessions)s
     %(feature_options)s
+    progress : bool, default=True
+        Show a progress bar (tqdm; a widget in a notebook) over the two hemispheres (none for a cached map).
 
     Returns
     -------
@@ -642,7 +645,9 @@ def surface_searchlight(nsd, subject, feature_space: str = "mpnet", radius_mm: f
     out = np.full(n_lh + n_rh, np.nan, dtype=np.float32)
     finite = _finite_columns(Y, used_rows)
     mesh_id = _mesh_identity(nsd)
-    for hemi, off, nv in (("left", 0, n_lh), ("right", n_lh, n_rh)):
+    hemis = (("left", 0, n_lh), ("right", n_lh, n_rh))
+    for hemi, off, nv in _progress_bar(hemis, f"searchlight {subject} {feature_space}", progress,
+                                       unit="hemisphere", leave=False):
         mask = finite[off: off + nv]
         key = (nv, hemi, float(radius_mm), repr(mesh_id), array_digest(mask))
         if key not in _DISCS:
@@ -798,7 +803,7 @@ def paper_searchlight_maps(nsd, subjects=None, features=None, radius: float = 6.
                            set_size: int = 100, seed: int = 0, n_sets: int | None = None,
                            device: str = "auto", results_dir=None, cache: bool = True,
                            sessions=None, interp: str = "cubic", feature_spaces=("mpnet",),
-                           **feature_options) -> dict:
+                           progress: bool = True, **feature_options) -> dict:
     """The paper's searchlight maps: native-volume spheres per subject, projected to fsaverage.
 
     For every subject and model: :func:`volume_searchlight` (spheres of voxels at distance
@@ -830,6 +835,8 @@ def paper_searchlight_maps(nsd, subjects=None, features=None, radius: float = 6.
     feature_spaces : sequence of str, default=("mpnet",)
         Models built with :func:`build_feature_table` when ``features`` is None.
     %(feature_options)s
+    progress : bool, default=True
+        Show a progress bar (tqdm; a widget in a notebook) over the subjects.
 
     Returns
     -------
@@ -852,7 +859,7 @@ def paper_searchlight_maps(nsd, subjects=None, features=None, radius: float = 6.
         raise ValueError("features: expected a non-empty dict {model: (ids, X)}")
     out = {"fsaverage": {m: {} for m in features}, "volume": {m: {} for m in features},
            "coverage": {}, "radius": float(radius), "interp": interp, "n_sets": {}}
-    for s in subjects:
+    for s in _progress_bar(subjects, "volume searchlights", progress, unit="subject"):
         transforms = load_fsaverage_transforms(nsd, s)
         out["n_sets"][s] = int(subject_sets(nsd, s, set_size, seed, n_sets, results_dir, sessions)[1].shape[0])
         centres = None

@@ -612,7 +612,7 @@ def searchlight_contrast(nsd, feats_a: dict, feats_b: dict, ids, subjects=None, 
         for s in bar:
             maps = [surface_searchlight(nsd, s, name, radius_mm=radius_mm, set_size=set_size,
                                            seed=seed, n_sets=n_sets, device=device, features=(ids, X),
-                                           sessions=sessions)
+                                           sessions=sessions, progress=False)
                     for name, X in feats.items()]
             out[s] = np.mean(maps, axis=0)
         return out
@@ -713,7 +713,8 @@ def transfer_image_ids(nsd, subjects=None, min_repeats: int = 3, sessions=None) 
     return np.unique(np.concatenate([subject_image_ids(nsd, s, min_repeats, sessions) for s in subjects])).astype(np.int64)
 
 
-def _cached_transfer_table(features, targets, n_test, *, seed, epochs, lr, batch_size, cache=True):
+def _cached_transfer_table(features, targets, n_test, *, seed, epochs, lr, batch_size, cache=True,
+                           progress=True):
     """:func:`vision.transfer_table`, in the one cache (kind ``"transfer"``) under a key of the
     features, targets (their content, streamed) and settings (the readouts take a minute or two
     on a CPU)."""
@@ -736,7 +737,7 @@ def _cached_transfer_table(features, targets, n_test, *, seed, epochs, lr, batch
             return per
     with torch_threads(1):  # thousands of tiny steps: one thread is fastest and robust to a busy machine
         per = vision.transfer_table(features, targets, n_test, seed=seed, epochs=epochs, lr=lr,
-                                    batch_size=batch_size)
+                                    batch_size=batch_size, progress=progress)
     if path is not None:
         save_npy(path, per[["score", "floor", "map"]].to_numpy(np.float64))
     return per
@@ -744,7 +745,8 @@ def _cached_transfer_table(features, targets, n_test, *, seed, epochs, lr, batch
 
 @fill_doc
 def transfer_summary(network_feats: dict, targets: dict, n_test: int, *, groups=None, seed: int = 0,
-                     epochs: int = 200, lr: float = 0.05, batch_size: int = 96, cache: bool = True):
+                     epochs: int = 200, lr: float = 0.05, batch_size: int = 96, cache: bool = True,
+                     progress: bool = True):
     """Transfer readouts of every network onto every target, aggregated over seeds.
 
     Runs :func:`vision.transfer_table` (the last ``n_test`` rows held out; floor = the
@@ -770,6 +772,8 @@ def transfer_summary(network_feats: dict, targets: dict, n_test: int, *, groups=
     %(cache)s
         Reuses the readouts of identical features, targets and settings (kind
         ``"transfer"``).
+    progress : bool, default=True
+        Show a progress bar (tqdm; a widget in a notebook) over the readouts (per target and feature width; none when cached).
 
     Returns
     -------
@@ -780,7 +784,7 @@ def transfer_summary(network_feats: dict, targets: dict, n_test: int, *, groups=
         ``score_max``, ``n_seeds``, ``floor``, ``above_floor``, ``map``.
     """
     per = _cached_transfer_table(network_feats, targets, n_test, seed=seed, epochs=epochs, lr=lr,
-                                 batch_size=batch_size, cache=cache)
+                                 batch_size=batch_size, cache=cache, progress=progress)
     if groups is None:
         groups = {}
         for name in network_feats:

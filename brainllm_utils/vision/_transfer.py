@@ -197,7 +197,8 @@ def transfer_readouts(features, Y_train, Y_test, kind: str = "cosine", *, epochs
 
 @fill_doc
 def transfer_table(features: Mapping[str, np.ndarray], targets: Mapping[str, np.ndarray], n_test: int,
-                   *, seed: int = 0, epochs: int = 200, lr: float = 0.05, batch_size: int = 96):
+                   *, seed: int = 0, epochs: int = 200, lr: float = 0.05, batch_size: int = 96,
+                   progress: bool = False):
     """Transfer readouts of every feature set onto every target, the last rows held out.
 
     The last ``n_test`` rows of each array are held out (the paper: the last 2,000 NSD
@@ -218,6 +219,8 @@ def transfer_table(features: Mapping[str, np.ndarray], targets: Mapping[str, np.
     %(transfer_epochs)s
     %(transfer_lr)s
     %(transfer_batch_size)s
+    %(progress)s
+        One step per target and feature width (one batch of readouts).
 
     Returns
     -------
@@ -226,8 +229,11 @@ def transfer_table(features: Mapping[str, np.ndarray], targets: Mapping[str, np.
         map``.
     """
     import pandas as pd
+    from tqdm.auto import tqdm
 
     rows = []
+    widths = {np.shape(X)[1] for X in features.values()}
+    bar = tqdm(total=len(targets) * len(widths), desc="transfer readouts", disable=not progress)
     for tname, Y in targets.items():
         Y = np.asarray(Y, np.float32)
         kind = "bce" if np.isin(Y, (0.0, 1.0)).all() else "cosine"
@@ -243,8 +249,10 @@ def transfer_table(features: Mapping[str, np.ndarray], targets: Mapping[str, np.
             for fname, r in zip(names, transfer_readouts(pairs, Y[:-n_test], Y[-n_test:], kind, epochs=epochs,
                                                          lr=lr, batch_size=batch_size, seed=seed)):
                 results[fname] = r
+            bar.update(1)
         for fname in features:
             r = results[fname]
             rows.append({"features": fname, "target": tname, "kind": kind, "score": r["score"],
                          "floor": r["floor"], "map": r["map"]})
+    bar.close()
     return pd.DataFrame(rows)
