@@ -190,7 +190,8 @@ def drop_progress_widgets(nb) -> int:
     In a kernel with ipywidgets, ``tqdm.auto`` draws each bar as a widget (an ``HBox`` of
     text and a ``FloatProgress``). A static page cannot show it (the widget's scripts are not
     loaded offline, and its stored text is the bar's first state), and its model id is random,
-    so the bars are dropped, with the stored state of their widgets; other widgets are kept.
+    so the bars are dropped; other widgets are kept, and the stored widget state
+    (``metadata.widgets``) goes only when no widget output is left.
 
     Parameters
     ----------
