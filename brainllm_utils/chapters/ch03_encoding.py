@@ -1231,7 +1231,8 @@ class FracRidgeResults(EncodingResults):
 @fill_doc
 def fit_encoders_fracridge(nsd, subjects=None, feature: str = "mpnet", space: str = "fsaverage", roi=None,
                            fractions=None, cv: int = 5, device="auto", cache=True,
-                           feature_options: Mapping | None = None, sessions=None) -> FracRidgeResults:
+                           feature_options: Mapping | None = None, sessions=None,
+                           progress: bool = True) -> FracRidgeResults:
     """The paper's encoder: one fractional-ridge fraction for the whole brain per subject.
 
     ``fracridge.FracRidgeRegressorCV`` as the paper ran it (``paper_methods.md`` §4):
@@ -1259,6 +1260,8 @@ def fit_encoders_fracridge(nsd, subjects=None, feature: str = "mpnet", space: st
     feature_options : dict, optional
         Passed to the feature builder (:func:`~brainllm_utils.features.build`).
     %(sessions)s
+    progress : bool, default=True
+        Show a progress bar (tqdm; a widget in a notebook) over the subjects.
 
     Returns
     -------
@@ -1280,7 +1283,7 @@ def fit_encoders_fracridge(nsd, subjects=None, feature: str = "mpnet", space: st
     A = np.full((len(subjects), n_full), np.nan, dtype=np.float32)
     columns, n_train, n_test, chosen, curves = {}, {}, {}, {}, {}
     test_ids = nsd.shared_test_images(sessions, subjects)
-    for i, s in enumerate(subjects):
+    for i, s in enumerate(_progress_bar(subjects, f"fractional ridge {feature}", progress, unit="subject")):
         d = _split(nsd, s, space, _roi_arg(nsd, s, roi, space), test_ids, sessions=sessions)
         opts = dict(feature_options or {})
         _features(nsd, feature, np.concatenate([d.train_ids, d.test_ids]), **opts)
