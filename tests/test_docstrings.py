@@ -59,6 +59,7 @@ MODULES = [
     "brainllm_utils.nsd._manifest",
     "brainllm_utils.nsd._download",
     "brainllm_utils.nsd.__main__",
+    "brainllm_utils.nsd._cli",
     "brainllm_utils.nsd._check",
     "brainllm_utils.features._registry",
     "brainllm_utils.features._text",
@@ -107,6 +108,7 @@ MODULES = [
     "brainllm_utils.book._execute",
     "brainllm_utils.book.batch",
     "brainllm_utils.book.site_check",
+    "brainllm_utils.book.cli",
 ]
 
 

@@ -132,6 +132,10 @@ docdict["progress_true"] = """progress : bool, default=True
 docdict["argv"] = """argv : list of str, optional
     Command-line arguments; ``None``: ``sys.argv[1:]``."""
 
+docdict["prog"] = """prog : str, optional
+    Program name shown in usage and help (``brainllm <subcommand>`` from the console
+    command); ``None``: the ``python -m`` form."""
+
 # ----------------------------------------------------------------------------- RSA
 docdict["method"] = """method : {"pearson", "spearman", "kendall_tau_a", "cosine"}, default="pearson"
     How two RDMs are compared (:func:`~brainllm_utils.rsa.compare_rdms`); rsatoolbox's

@@ -1572,7 +1572,7 @@ def _workers_arg(value, jobs, data_home) -> int:
 
 
 @fill_doc
-def main(argv=None) -> int:
+def main(argv=None, prog=None) -> int:
     """Command line: ``python -m brainllm_utils.batch run [NOTEBOOK ...] [--data PATH] ...``.
 
     Plans the jobs (:func:`plan_jobs`), runs them (:func:`run_jobs`) and prints the timing
@@ -1583,6 +1583,7 @@ def main(argv=None) -> int:
     Parameters
     ----------
     %(argv)s
+    %(prog)s
 
     Returns
     -------
@@ -1590,7 +1591,7 @@ def main(argv=None) -> int:
         Exit status: 0 when every notebook ran or was already finished, 1 when a notebook
         failed, 2 for an invalid parameter or notebook name (then nothing runs).
     """
-    parser = argparse.ArgumentParser(prog="python -m brainllm_utils.batch",
+    parser = argparse.ArgumentParser(prog=prog or "python -m brainllm_utils.batch",
                                      description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     run = sub.add_parser("run", help="run notebooks × a parameter grid")

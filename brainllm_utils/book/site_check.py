@@ -323,7 +323,7 @@ def check_site(html_dir, screenshots=None, pages=None, chromium=None,
 
 
 @fill_doc
-def main(argv=None) -> int:
+def main(argv=None, prog=None) -> int:
     """Command line: ``python -m brainllm_utils.site_check [HTML_DIR] [--screenshots DIR]``.
 
     Prints one line per page and a summary; ``--report`` writes the reports as JSON,
@@ -332,6 +332,7 @@ def main(argv=None) -> int:
     Parameters
     ----------
     %(argv)s
+    %(prog)s
 
     Returns
     -------
@@ -339,7 +340,7 @@ def main(argv=None) -> int:
         Exit status: 0 when every page passes (or skipped), 1 when a page fails, 2 when no
         Chromium is found.
     """
-    parser = argparse.ArgumentParser(prog="python -m brainllm_utils.site_check")
+    parser = argparse.ArgumentParser(prog=prog or "python -m brainllm_utils.site_check")
     parser.add_argument("html_dir", nargs="?", default="_build/html")
     parser.add_argument("--screenshots", default="test-artifacts/screenshots")
     parser.add_argument("--toc", default="_toc.yml")

@@ -405,7 +405,7 @@ def resolve_model(
 
 
 @fill_doc
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     """Prepare both pip-packaged models and print their folders.
 
     Command line: ``python -m brainllm_utils.weights [MODELS ...] [--cache-dir DIR]``.
@@ -413,6 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     Parameters
     ----------
     %(argv)s
+    %(prog)s
 
     Returns
     -------
@@ -420,7 +421,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         Exit status: 0 when every model is available, 1 when one is not (its error is
         printed to stderr).
     """
-    parser = argparse.ArgumentParser(prog="python -m brainllm_utils.weights",
+    parser = argparse.ArgumentParser(prog=prog or "python -m brainllm_utils.weights",
                                      description=(main.__doc__ or "").split("\n\n")[0])
     parser.add_argument("models", nargs="*", default=[MPNET, MINILM], help="model names (default: both)")
     parser.add_argument("--cache-dir", default=None, help="cache root (default: $BRAINLLM_CACHE)")

@@ -8,6 +8,7 @@ from ._atlas import noise_ceiling_from_ncsnr
 from ._download import DownloadError, DownloadSummary, download
 from ._manifest import BookFile, book_files, book_files_table, parse_sessions
 from ._check import CheckReport, Finding, check, estimate_resources
+from ._cli import main
 from ._design import SessionsMissingWarning, format_sessions, parse_session_spec
 from ._reader import NSD
 from ._transforms import (
@@ -58,4 +59,5 @@ __all__ = [
     "load_fsaverage_transforms",
     "volume_to_surface",
     "project_to_fsaverage",
+    "main",
 ]

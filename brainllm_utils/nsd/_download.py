@@ -190,7 +190,11 @@ def _fetch_resumable(dest: Path, size: int, opener, progress: _Progress, what: s
 
 # ----------------------------------------------------------------------------- S3
 def _s3_client(endpoint_url, workers):
-    import boto3
+    try:
+        import boto3
+    except ImportError as err:
+        raise ImportError("downloading NSD needs boto3, the package's 'download' extra: "
+                          "pip install 'brainllm-utils[download]' (or -r requirements.txt)") from err
     import botocore
     from botocore.config import Config
 

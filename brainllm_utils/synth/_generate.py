@@ -1611,7 +1611,7 @@ def _disk_usage(path):
 
 
 @fill_doc
-def main(argv=None):
+def main(argv=None, prog=None):
     """Command line: ``python -m brainllm_utils.synth ROOT [--preset P] [--seed S]``.
 
     Writes the tree with :func:`make_synthetic_nsd` and prints its size and duration.
@@ -1619,8 +1619,10 @@ def main(argv=None):
     Parameters
     ----------
     %(argv)s
+    %(prog)s
     """
-    parser = argparse.ArgumentParser(description="Write a synthetic NSD tree (real NSD layout).")
+    parser = argparse.ArgumentParser(prog=prog or "python -m brainllm_utils.synth",
+                                     description="Write a synthetic NSD tree (real NSD layout).")
     parser.add_argument("root", type=Path)
     parser.add_argument("--preset", default="default", choices=sorted(PRESETS))
     parser.add_argument("--seed", type=int, default=0)

