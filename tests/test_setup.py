@@ -147,3 +147,196 @@ def test_notebook_code_lines_fit_88_columns():
                 if len(line) > 88:
                     long.append(f"{path.name} {cell.get('id')} line {n}: {len(line)} columns")
     assert not long, "\n".join(long)
+
+
+# --------------------------------------------------------------------------- the package's metadata
+def _pyproject():
+    import tomllib
+
+    return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+
+
+def _declared():
+    """``{canonical name: (Requirement, where)}`` for pyproject's dependencies and extras."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    meta = _pyproject()["project"]
+    out = {}
+    groups = {"core": meta["dependencies"], **meta["optional-dependencies"]}
+    for where, reqs in groups.items():
+        for text in reqs:
+            req = Requirement(text)
+            name = canonicalize_name(req.name)
+            if name == canonicalize_name(meta["name"]):
+                continue  # `all` = the other extras
+            assert name not in out, f"pyproject.toml: {name} declared twice ({out.get(name, ('', ''))[1]}, {where})"
+            out[name] = (req, where)
+    return out
+
+
+#: pins of requirements.txt that pyproject.toml does not declare, and why
+NOT_DECLARED = {}
+
+
+def test_requirements_pins_lie_in_pyprojects_ranges():
+    """Every exact pin (the tested environment) satisfies pyproject.toml's range for it, and
+    every declared dependency is pinned: the two files describe one environment."""
+    from packaging.utils import canonicalize_name
+    from packaging.version import Version
+
+    pins = {canonicalize_name(k.split("[")[0]): v for k, v in
+            _pins((REPO_ROOT / "requirements.txt").read_text().splitlines()).items()}
+    declared = _declared()
+    for name, version in pins.items():
+        if name in NOT_DECLARED:
+            continue
+        assert name in declared, f"requirements.txt pins {name} but pyproject.toml does not declare it"
+        req, where = declared[name]
+        assert req.specifier.contains(Version(version), prereleases=True), (
+            f"requirements.txt: {name}=={version} is outside pyproject.toml's {req} ({where})")
+    unpinned = sorted(set(declared) - set(pins))
+    assert not unpinned, f"pyproject.toml declares {unpinned} without a pin in requirements.txt"
+    # every extra that the README and the CLI name exists
+    assert {"book", "vision", "download", "dev", "all"} <= set(_pyproject()["project"]["optional-dependencies"])
+
+
+#: modules imported by name (importlib.import_module) for optional comparisons, and why they
+#: are not dependencies
+OPTIONAL_IMPORTS = {
+    "torchvision": "vision comparison models: wheels need another torch than the pinned CPU one; skipped without",
+    "timm": "vision comparison models: needs torchvision; skipped without",
+    "open_clip": "vision comparison models: needs torchvision; skipped without",
+}
+#: modules whose distribution comes with a declared one
+PROVIDED_BY = {"botocore": "boto3"}
+
+
+def _third_party_imports():
+    """``{top-level module: {"module": bool, "where": set of files}}`` for every non-stdlib
+    import in the package; ``module`` is True when one of them runs at import time."""
+    import ast
+    import sys
+
+    out = {}
+    for path in sorted((REPO_ROOT / "brainllm_utils").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        top_level = set()
+        for node in tree.body:  # module level, including inside try/if at module level
+            for sub in ast.walk(node) if not isinstance(node, (ast.FunctionDef, ast.ClassDef,
+                                                               ast.AsyncFunctionDef)) else []:
+                top_level.add(id(sub))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            elif (isinstance(node, ast.Call) and ast.unparse(node.func).endswith("import_module")
+                  and node.args and isinstance(node.args[0], ast.Constant)):
+                names = [node.args[0].value]
+            for name in names:
+                top = name.split(".")[0]
+                if top in sys.stdlib_module_names or top in ("brainllm_utils", "__future__"):
+                    continue
+                entry = out.setdefault(top, {"module": False, "where": set()})
+                entry["module"] |= id(node) in top_level
+                entry["where"].add(path.relative_to(REPO_ROOT).as_posix())
+    return out
+
+
+def test_every_third_party_import_is_declared():
+    """Each module the package imports belongs to a distribution that pyproject.toml declares;
+    one imported at module level is a core dependency (an extra's import sits in the function
+    that needs it, and fails with a message naming the extra)."""
+    from importlib.metadata import packages_distributions
+
+    from packaging.utils import canonicalize_name
+
+    dists = packages_distributions()
+    declared = _declared()
+    imports = _third_party_imports()
+    assert {"numpy", "torch", "transformers", "papermill", "distributed"} <= set(imports)
+    for top, info in sorted(imports.items()):
+        if top in OPTIONAL_IMPORTS:
+            assert not info["module"], f"{top}: optional, so never imported at module level"
+            continue
+        if top in PROVIDED_BY:
+            names = [PROVIDED_BY[top]]
+        else:
+            assert top in dists, f"{top} (imported in {sorted(info['where'])}) is not installed"
+            names = dists[top]
+        names = [canonicalize_name(n) for n in names]
+        hits = [n for n in names if n in declared]
+        assert hits, f"{top} (imported in {sorted(info['where'])}) comes from {names}: not in pyproject.toml"
+        if info["module"]:
+            assert declared[hits[0]][1] == "core", (
+                f"{top} is imported at module level in {sorted(info['where'])} but is only in the "
+                f"{declared[hits[0]][1]!r} extra")
+
+
+def test_requires_python_is_truthful():
+    """requires-python's lower bound is what the pinned numpy/pandas (and the rest) require,
+    the classifiers name the tested versions, and the README says the same."""
+    from importlib.metadata import metadata
+    import sys
+
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
+
+    meta = _pyproject()["project"]
+    ours = SpecifierSet(meta["requires-python"])
+    pins = _pins((REPO_ROOT / "requirements.txt").read_text().splitlines())
+    needed = []
+    for dist in ("numpy", "pandas", "scipy", "scikit-learn", "matplotlib", "transformers"):
+        installed = metadata(dist)
+        assert installed["Version"] == pins[dist], f"{dist}: installed {installed['Version']} != pin"
+        needed.append(SpecifierSet(installed["Requires-Python"]))
+    for minor in range(8, 20):
+        v = Version(f"3.{minor}")
+        if v in ours:
+            assert all(v in s for s in needed), f"requires-python allows 3.{minor}, which a pin does not"
+    lowest = min(int(s.split(".")[-1]) for s in (c.rsplit(":: ", 1)[1] for c in meta["classifiers"]
+                                                  if c.startswith("Programming Language :: Python :: 3."))
+                 )
+    assert Version(f"3.{lowest}") in ours
+    here = f"3.{sys.version_info.minor}"
+    assert f"Programming Language :: Python :: {here}" in meta["classifiers"], "the tested version"
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert not re.search(r"(≥|>=)\s*3\.(10|[0-9])\b", readme), "README claims an older Python"
+    assert f"Python ≥ 3.{lowest}" in readme
+
+
+def test_wheel_holds_the_package_data_and_the_console_command(tmp_path):
+    """The wheel (built offline from a copy of the sources) contains every module, every
+    non-.py file inside brainllm_utils/ and the `brainllm` entry point."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(REPO_ROOT / name, src / name)
+    shutil.copytree(REPO_ROOT / "brainllm_utils", src / "brainllm_utils",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    out = tmp_path / "wheel"
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                           "-w", str(out), str(src)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (wheel,) = out.glob("brainllm_utils-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    package = [p.relative_to(src).as_posix() for p in (src / "brainllm_utils").rglob("*") if p.is_file()]
+    missing = sorted(set(package) - names)
+    assert not missing, f"not in the wheel: {missing} (add them to [tool.setuptools.package-data])"
+    assert len(package) > 90
+    info = {n.split("/", 1)[1]: n for n in names if ".dist-info/" in n}
+    with zipfile.ZipFile(wheel) as z:
+        entry_points = z.read(info["entry_points.txt"]).decode()
+        metadata = z.read(info["METADATA"]).decode()
+    assert "[console_scripts]\nbrainllm = brainllm_utils.book.cli:main" in entry_points
+    assert "Requires-Python: >=3.11" in metadata
+    for dist in ("torch", "transformers", "papermill", "dask-jobqueue", "seaborn", "scikit-learn"):
+        assert f"Requires-Dist: {dist}" in metadata, dist
+    assert "Provides-Extra: book" in metadata and "Provides-Extra: vision" in metadata
