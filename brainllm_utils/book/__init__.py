@@ -1,6 +1,7 @@
 """Layer 6: the book runner — papermill execution (``_execute``), the resumable Dask batch over
-notebooks × parameter grids (:mod:`~brainllm_utils.book.batch`) and the headless-Chromium check
-of the built book (:mod:`~brainllm_utils.book.site_check`).
+notebooks × parameter grids (:mod:`~brainllm_utils.book.batch`), the headless-Chromium check
+of the built book (:mod:`~brainllm_utils.book.site_check`) and the ``brainllm`` console command
+(:mod:`~brainllm_utils.book.cli`).
 
 Source notebooks live in ``notebooks/`` (no outputs); executed copies go to
 ``book/notebooks/`` (git-ignored), which ``_toc.yml`` lists. Jupyter Book runs with
