@@ -190,3 +190,10 @@ def test_book_runs_the_steps_of_make_book_in_order(tmp_path, monkeypatch, capsys
     monkeypatch.setattr(cli, "_batch", lambda argv, prog: steps.append(("batch", argv)) or 1)
     assert cli.run_book_command(["--data", str(sandbox)], root=root) == 1
     assert [s[0] for s in steps] == ["batch"]
+
+
+def test_batch_without_notebooks_is_an_error_not_an_empty_run(tmp_path, tiny_root, capsys):
+    """Installed outside a checkout there are no notebooks: `brainllm batch run` says so."""
+    status, _, err = _run(["batch", "run", "--data", str(tiny_root), "--notebook-dir", str(tmp_path),
+                           "--output-dir", str(tmp_path / "out")], capsys)
+    assert status == 2 and f"no notebooks (NN_*.ipynb) in {tmp_path}" in err

@@ -759,6 +759,9 @@ def plan_jobs(notebooks=None, grid: dict | None = None, fixed: dict | None = Non
         if not values:
             raise BatchParameterError(f"grid parameter {name!r}: no values")
     sources = list_notebooks(notebooks, notebook_dir)
+    if not sources:  # e.g. an installed package outside a checkout: never an empty, "successful" run
+        raise BatchParameterError(f"no notebooks (NN_*.ipynb) in {notebook_dir}: the book's notebooks are in "
+                                  "a source checkout (or pass --notebook-dir)")
     root = _check_data_home(data_home if data_home is not None else get_data_home())
     if profile == "auto":
         profile = profile_for(root)
