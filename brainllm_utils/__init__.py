@@ -23,6 +23,6 @@ Subpackages are imported lazily (``from brainllm_utils import nsd``); importing 
 itself never imports torch.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["__version__"]
