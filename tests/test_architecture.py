@@ -119,7 +119,7 @@ CONTRACT = {
             "plot_decoding_r", "plot_identification_ranks", "plot_caption_gallery", "plot_metric_bars",
             "plot_training_curves", "plot_model_comparison", "plot_transfer",
             "plot_alignment_vs_training_size", "plot_learning_curves", "plot_alignment_curve",
-            "plot_findings"],
+            "plot_findings", "view_surface_map"],
     "book": ["NOTEBOOK_DIR", "OUTPUT_DIR", "list_notebooks", "notebook_parameters", "execute_notebook",
              "output_digest", "run_book"],
     "batch": ["PROFILES", "BatchError", "BatchParameterError", "Job", "JobResult", "data_fingerprint",

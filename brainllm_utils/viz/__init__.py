@@ -1,17 +1,20 @@
 """Layer 5: figures for the book (a leaf: imports nothing else of the package but ``_utils``).
 
 Every ``plot_*`` function draws into an ``Axes`` it is given (or creates one) and returns it;
-none calls ``show()`` or ``savefig()``. Brain maps (surface and volume) are in ``_brain``; the
+none calls ``show()`` or ``savefig()``. ``view_surface_map`` returns an interactive 3-D view
+instead (an HTML document a notebook shows inline). Brain maps (surface and volume) are in ``_brain``; the
 figures of each chapter in ``chNN_<chapter>``, all re-exported here by name.
 """
 
 from ._brain import (
     FSAVERAGE5_VERTICES,
+    FSAVERAGE_VERTICES,
     SURFACE_VIEWS,
     plot_surface,
     plot_surface_views,
     plot_volume_slices,
     surface_axes,
+    view_surface_map,
 )
 from .ch00_data_tour import (
     image_montage,
@@ -64,6 +67,8 @@ __all__ = [
     "plot_surface",
     "plot_surface_views",
     "plot_volume_slices",
+    "FSAVERAGE_VERTICES",
+    "view_surface_map",
     "image_montage",
     "plot_image_montage",
     "plot_roi_distributions",

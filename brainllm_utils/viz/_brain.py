@@ -1,20 +1,33 @@
 """Brain maps: values on the fsaverage5 inflated surface (several views), and volume slices.
 
 Every ``plot_*`` function draws into an ``Axes`` it is given (or creates one) and returns it.
+:func:`view_surface_map` returns an interactive 3-D view (nilearn's ``view_surf``, plotly) that
+a notebook shows inline and that works offline (plotly.js is inlined in the view).
+
+Surface maps are drawn over the fsaverage sulcal depth (grey shading of the folds): vertices
+that carry no value (NaN) or fall under the threshold show the cortex, not a colour.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 
 from .._utils.docs import fill_doc
 from ._axes import get_ax
 
-__all__ = ["FSAVERAGE5_VERTICES", "SURFACE_VIEWS", "surface_axes", "plot_surface", "plot_surface_views",
-           "plot_volume_slices"]
+__all__ = ["FSAVERAGE5_VERTICES", "FSAVERAGE_VERTICES", "SURFACE_VIEWS", "surface_axes", "plot_surface",
+           "plot_surface_views", "plot_volume_slices", "view_surface_map"]
 
 #: Vertices per hemisphere of fsaverage5, the first vertices of every finer fsaverage mesh.
 FSAVERAGE5_VERTICES = 10242
+#: Vertices per hemisphere of the fsaverage meshes a map may come on: fsaverage5, 6 and
+#: fsaverage (NSD's ``fsaverage`` space, 163,842).
+FSAVERAGE_VERTICES = {10242: "fsaverage5", 40962: "fsaverage6", 163842: "fsaverage"}
+#: Colormap of one-sided maps (values >= 0): inferno without its black end, so that the
+#: weakest values shown stay visible on the grey cortex.
+_ONE_SIDED = ("inferno", 0.2, 1.0)
 #: The four (hemisphere, view) panels used for whole-brain maps.
 SURFACE_VIEWS = (("left", "lateral"), ("left", "ventral"), ("right", "lateral"), ("right", "ventral"))
 
@@ -60,6 +73,43 @@ def _to_fsaverage5(values: np.ndarray, hemi: str) -> np.ndarray:
     return half[:FSAVERAGE5_VERTICES]  # fsaverage5 vertices are the first of each finer mesh
 
 
+def _one_sided_cmap():
+    """The default colormap of maps without negative values (see ``_ONE_SIDED``)."""
+    import matplotlib
+    from matplotlib.colors import LinearSegmentedColormap
+
+    name, lo, hi = _ONE_SIDED
+    base = matplotlib.colormaps[name]
+    return LinearSegmentedColormap.from_list(f"{name}_visible", base(np.linspace(lo, hi, 256)))
+
+
+def _display_values(data: np.ndarray, vmin) -> np.ndarray:
+    """Values as drawn: NaN (the cortex shows) below a one-sided range.
+
+    A map shown from ``vmin >= 0`` has no colour for values under ``vmin``: they show the
+    cortex instead of the lowest colour, which would read as ``vmin``.
+    """
+    data = np.array(data, dtype=np.float64)
+    if vmin is not None and vmin >= 0:
+        with np.errstate(invalid="ignore"):
+            data[data < vmin] = np.nan
+    return data
+
+
+def _hemisphere_map(values, name: str) -> np.ndarray:
+    """One hemisphere's map as fsaverage5 values, its vertex count checked."""
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-D map of one hemisphere's vertices, got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise TypeError(f"{name}: expected real numbers, got dtype {arr.dtype}")
+    if arr.size not in FSAVERAGE_VERTICES:
+        known = ", ".join(f"{n:,} ({mesh})" for n, mesh in FSAVERAGE_VERTICES.items())
+        raise ValueError(f"{name}: {arr.size:,} vertices, not one hemisphere of an fsaverage mesh "
+                         f"(expected one of {known})")
+    return arr.astype(np.float64)[:FSAVERAGE5_VERTICES]
+
+
 @fill_doc
 def plot_surface(values, hemi: str = "left", view: str = "lateral", ax=None, kind: str = "stat",
                  cmap=None, vmin=None, vmax=None, threshold=None, title=None, colorbar=True,
@@ -78,9 +128,13 @@ def plot_surface(values, hemi: str = "left", view: str = "lateral", ax=None, kin
     ax : mpl_toolkits.mplot3d.axes3d.Axes3D, optional
         From :func:`surface_axes`; ``None``: a 3-D Axes filling the current figure.
     kind : {"stat", "roi"}, default="stat"
-        Continuous map (with sulcal background) or integer labels.
+        Continuous map or integer labels, both over the fsaverage sulcal depth (grey
+        shading of the folds). NaN vertices of a stat map show the cortex; so do values
+        under ``vmin`` when ``vmin >= 0`` (a one-sided map has no colour for them).
     cmap : str or matplotlib.colors.Colormap, optional
-        Colormap; ``None``: ``"inferno"`` for ``kind="stat"``, ``"tab10"`` for ``"roi"``.
+        Colormap; ``None``: for ``kind="stat"``, inferno without its black end when the
+        map is one-sided (``vmin >= 0``, or no negative value), ``"RdBu_r"`` otherwise;
+        ``"tab10"`` for ``"roi"``.
     vmin, vmax : float, optional
         Colour limits; ``None``: nilearn's for a stat map, 0.5 and 10.5 for labels.
     %(plot_threshold)s
@@ -123,10 +177,21 @@ def plot_surface(values, hemi: str = "left", view: str = "lateral", ax=None, kin
             ax.legend(handles=handles, loc="lower left", fontsize=7, frameon=False,
                       bbox_to_anchor=(0.0, -0.05))
     elif kind == "stat":
-        plotting.plot_surf_stat_map(part, stat_map=np.nan_to_num(data, nan=0.0), hemi=hemi,
-                                    view=view, bg_map=bg_map, axes=ax, figure=fig,
-                                    cmap=cmap or "inferno", colorbar=colorbar, vmin=vmin,
-                                    vmax=vmax, threshold=threshold)
+        shown = _display_values(data, vmin)
+        if cmap is None:
+            one_sided = (vmin is not None and vmin >= 0) or not np.any(shown[np.isfinite(shown)] < 0)
+            cmap = _one_sided_cmap() if one_sided else "RdBu_r"
+        if not np.isfinite(shown).any():
+            shown = np.zeros_like(shown)  # nothing to colour: the bare cortex, under any threshold
+            threshold = 1.0 if threshold is None else max(threshold, 1.0)
+        # NaN stays NaN (0 would be a colour): a face shows the mean of its vertices that
+        # carry a value (an isolated vertex stays visible), the cortex where none does
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Mean of empty slice", category=RuntimeWarning)
+            plotting.plot_surf_stat_map(part, stat_map=shown, hemi=hemi, view=view, bg_map=bg_map,
+                                        axes=ax, figure=fig, cmap=cmap, colorbar=colorbar,
+                                        vmin=vmin, vmax=vmax, threshold=threshold,
+                                        avg_method="nanmean")
     else:
         raise ValueError(f"kind={kind!r}: expected 'stat' or 'roi'")
     if title:
@@ -152,7 +217,7 @@ def plot_surface_views(values, axes, views=SURFACE_VIEWS, vmin=None, vmax=None, 
         Shared colour limits (default: symmetric around 0 when the map has negative
         values, else 0 … the 99th percentile of ``|values|``).
     cmap : str or matplotlib.colors.Colormap, optional
-        ``None``: ``"RdBu_r"`` when ``vmin < 0``, else ``"inferno"``.
+        ``None``: ``"RdBu_r"`` when ``vmin < 0``, else inferno without its black end.
     %(plot_threshold)s
     title : str, optional
         Written above the row of panels (left-aligned with the first); each panel is
@@ -173,7 +238,7 @@ def plot_surface_views(values, axes, views=SURFACE_VIEWS, vmin=None, vmax=None, 
     if vmin is None:
         vmin = -vmax if finite.size and finite.min() < 0 else 0.0
     if cmap is None:
-        cmap = "RdBu_r" if vmin < 0 else "inferno"
+        cmap = "RdBu_r" if vmin < 0 else _one_sided_cmap()
     axes = list(axes)
     if len(axes) != len(views):
         raise ValueError(f"{len(views)} views need {len(views)} axes, got {len(axes)}")
@@ -257,3 +322,120 @@ def plot_volume_slices(volume, background=None, axis: int = 2, n_slices: int = 8
     if title:
         ax.set_title(title, fontsize=10)
     return ax
+
+
+def _fsaverage5_both():
+    """fsaverage5's inflated hemispheres side by side (coords, faces) and their sulcal depth.
+
+    nilearn centres each inflated hemisphere on x = 0, so joined as they are they overlap;
+    the left one is moved left and the right one right, 2 mm apart.
+    """
+    from nilearn import datasets
+
+    mesh = datasets.load_fsaverage("fsaverage5")["inflated"]
+    sulc = datasets.load_fsaverage_data(mesh="fsaverage5", data_type="sulcal")
+    left = np.asarray(mesh.parts["left"].coordinates, dtype=np.float64).copy()
+    right = np.asarray(mesh.parts["right"].coordinates, dtype=np.float64).copy()
+    left[:, 0] -= left[:, 0].max() + 1.0
+    right[:, 0] -= right[:, 0].min() - 1.0
+    faces = np.vstack([mesh.parts["left"].faces, np.asarray(mesh.parts["right"].faces) + len(left)])
+    bg = np.concatenate([np.asarray(sulc.data.parts["left"]), np.asarray(sulc.data.parts["right"])])
+    return np.vstack([left, right]), faces, bg
+
+
+def view_surface_map(map_lh, map_rh, threshold="auto", vmax=None, symmetric=None, cmap=None,
+                     title=None, width: int = 760, height: int = 480, view: str = "left"):
+    """An interactive 3-D view of a two-hemisphere fsaverage map (nilearn's ``view_surf``).
+
+    Both inflated hemispheres of fsaverage5 are drawn side by side over the sulcal depth;
+    the reader can rotate, zoom, and switch the view. The returned object shows itself in
+    a notebook (a ``text/html`` output: an ``<iframe srcdoc=...>`` holding a whole page),
+    and the page is self-contained: plotly.js (the gl3d build nilearn ships) and jQuery are
+    inlined and nothing is fetched from the network, so a built book shows it offline. The
+    view weighs about 3 MB (2.7 MB of it plotly.js, jQuery and the mesh), whatever the map.
+
+    Parameters
+    ----------
+    map_lh, map_rh : array-like of shape (n_vertices,)
+        The left and right hemisphere's values, each on one hemisphere of fsaverage5,
+        fsaverage6 or fsaverage (10,242, 40,962 or 163,842 vertices, see
+        ``FSAVERAGE_VERTICES``); both on the same mesh. Finer meshes are shown on their
+        first 10,242 vertices (the fsaverage5 vertices). NaN vertices show the cortex.
+    threshold : float or "auto", default="auto"
+        Values with ``|v| < threshold`` (> 0) show the cortex. ``"auto"``: only NaN and exact
+        zeros do (the map is drawn as it is: an FDR-thresholded map, NaN where not
+        significant, shows every significant vertex).
+    vmax : float, optional
+        Upper end of the colour range; ``None``: the 99th percentile of ``|v|`` over the
+        finite non-zero vertices.
+    symmetric : bool, optional
+        A colour range ``-vmax … vmax`` (diverging colormap) or ``0 … vmax`` (values
+        below 0 then show the cortex). ``None``: symmetric when the map has a negative
+        value.
+    cmap : str or matplotlib.colors.Colormap, optional
+        ``None``: ``"RdBu_r"`` when symmetric, else inferno without its black end.
+    title : str, optional
+        Written above the view.
+    width, height : int, default=760, 480
+        Size of the inline frame in pixels.
+    view : {"left", "right", "front", "back", "top", "bottom"}, default="left"
+        The camera's first position.
+
+    Returns
+    -------
+    view : nilearn.plotting.html_surface.SurfaceView
+        The view (``.get_iframe()``: its HTML; ``.save_as_html(path)``; ``.html``: the
+        page itself).
+
+    Raises
+    ------
+    ValueError
+        When a hemisphere's map is not 1-D, the two hemispheres' vertex counts differ or
+        are not an fsaverage mesh's, the map has no finite non-zero value to show, or an
+        argument is out of range.
+    TypeError
+        When a map is not real-valued.
+    """
+    import re
+
+    from nilearn import plotting
+
+    lh = _hemisphere_map(map_lh, "map_lh")
+    rh = _hemisphere_map(map_rh, "map_rh")
+    if np.size(map_lh) != np.size(map_rh):
+        raise ValueError(f"map_lh has {np.size(map_lh):,} vertices but map_rh {np.size(map_rh):,}: "
+                         "both hemispheres must come on the same fsaverage mesh")
+    values = np.concatenate([lh, rh])
+    shown = np.abs(values[np.isfinite(values) & (values != 0)])
+    if shown.size == 0:
+        raise ValueError("the map has no finite non-zero value to show (all NaN or 0)")
+    if symmetric is None:
+        symmetric = bool(np.nanmin(values) < 0)
+    if vmax is None:
+        vmax = float(np.percentile(shown, 99))
+    if not isinstance(vmax, (int, float, np.floating, np.integer)) or not np.isfinite(vmax) or vmax <= 0:
+        raise ValueError(f"vmax={vmax!r}: expected a positive finite number")
+    if isinstance(threshold, str):
+        if threshold != "auto":
+            raise ValueError(f"threshold={threshold!r}: expected a number > 0 or 'auto'")
+        threshold = float(shown.min()) * 0.5  # under the smallest value shown: hides NaN and 0 only
+    elif not isinstance(threshold, (int, float, np.integer, np.floating)) or not np.isfinite(threshold) \
+            or threshold <= 0:
+        raise ValueError(f"threshold={threshold!r}: expected a number > 0 or 'auto'")
+    if threshold >= vmax:
+        raise ValueError(f"threshold={threshold} >= vmax={vmax}: nothing would be coloured")
+    for name, size in (("width", width), ("height", height)):
+        if not isinstance(size, (int, np.integer)) or size < 100:
+            raise ValueError(f"{name}={size!r}: expected a whole number of pixels >= 100")
+    if not symmetric:
+        values = _display_values(values, 0.0)  # no colour below 0 on a one-sided range
+    if cmap is None:
+        cmap = "RdBu_r" if symmetric else _one_sided_cmap()
+    coords, faces, bg = _fsaverage5_both()
+    surf = plotting.view_surf(surf_mesh=(coords, faces), surf_map=np.nan_to_num(values, nan=0.0),
+                              bg_map=bg, threshold=threshold, cmap=cmap, vmax=float(vmax),
+                              vmin=None if symmetric else 0.0, symmetric_cmap=bool(symmetric),
+                              title=title, title_fontsize=16, colorbar_fontsize=14, view=view)
+    # offline: nilearn's page links a favicon on the web; nothing else is fetched
+    surf.html = re.sub(r"<link[^>]*rel=\"icon\"[^>]*/?>", "", surf.html)
+    return surf.resize(width, height)
