@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -69,3 +70,81 @@ def test_chromium_sees_good_broken_traceback_and_empty_pages(site, tmp_path):
     assert reports["trace"].traceback and not reports["trace"].ok
     assert not reports["empty"].ok and "looks empty" in reports["empty"].problems()[0]
     assert not list(tmp_path.glob(".*.check.html")), "probe copies left behind"
+
+
+# ------------------------------------------------------------ JavaScript errors and surface viewers
+def _frame(inner: str, width=700, height=450) -> str:
+    """An ``<iframe srcdoc>`` as notebooks show HTML documents (nilearn's views)."""
+    import html
+
+    return (f'<iframe srcdoc="{html.escape(inner, quote=True)}" width="{width}" '
+            f'height="{height}" frameBorder="0"></iframe>')
+
+
+@pytest.fixture
+def js_site(tmp_path):
+    pages = {
+        "clean": TEXT + "<script>console.log('fine'); console.warn('only a warning');</script>",
+        "console_error": TEXT + "<script>console.error('something broke');</script>",
+        "uncaught": TEXT + "<script>null.x;</script>",
+        "frame_error": TEXT + _frame("<html><head></head><body><script>notDefined();"
+                                     "</script></body></html>"),
+        "missing_script": TEXT + '<script src="missing.js"></script>',
+        # nilearn's container without plotly.js: the graph is never drawn
+        "broken_viewer": TEXT + _frame('<html><head></head><body><div id="surface-plot" '
+                                       'style="width:600px;height:400px"></div></body></html>'),
+    }
+    return {name: _page(tmp_path, f"{name}.html", body) for name, body in pages.items()}
+
+
+@needs_chromium
+def test_javascript_errors_fail_a_page_and_are_named(js_site):
+    reports = {name: site_check.check_page(path) for name, path in js_site.items()}
+    clean = reports["clean"]
+    assert clean.ok and clean.console_errors == [] and clean.viewers == [], clean.problems()
+    errors = {name: r.console_errors for name, r in reports.items()}
+    assert not reports["console_error"].ok
+    assert errors["console_error"] == ["console.error: something broke"]
+    assert len(errors["uncaught"]) == 1 and "TypeError" in errors["uncaught"][0]
+    assert "uncaught.html" in errors["uncaught"][0]  # the page, not the probed copy
+    assert any(e.startswith("[frame] Uncaught ReferenceError: notDefined")
+               for e in errors["frame_error"]), errors["frame_error"]
+    assert any("failed to load <script>" in e and "missing.js" in e
+               for e in errors["missing_script"]), errors["missing_script"]
+    for name in ("console_error", "uncaught", "frame_error", "missing_script"):
+        assert not reports[name].ok, name
+        assert "JavaScript error" in " ".join(reports[name].problems()), name
+
+
+@needs_chromium
+def test_a_viewer_that_did_not_draw_fails(js_site):
+    report = site_check.check_page(js_site["broken_viewer"])
+    assert report.viewers and report.viewers[0]["where"] == "frame 1"
+    assert not report.viewers[0]["plot"] and report.broken_viewers == report.viewers
+    assert not report.ok
+    assert "surface viewer in frame 1 did not render: no plotly graph" in report.problems()
+
+
+@needs_chromium
+def test_a_surface_view_renders_offline_and_is_screenshot(tmp_path):
+    """A real :func:`viz.view_surface_map` page: plotly draws its WebGL canvas in headless
+    Chromium without network, no console error, and the viewer gets its own screenshot."""
+    from brainllm_utils import viz
+
+    rng = np.random.default_rng(0)
+    values = np.where(rng.random(2 * viz.FSAVERAGE5_VERTICES) < 0.2,
+                      rng.uniform(0.1, 0.4, 2 * viz.FSAVERAGE5_VERTICES), np.nan)
+    view = viz.view_surface_map(values[:viz.FSAVERAGE5_VERTICES], values[viz.FSAVERAGE5_VERTICES:],
+                                title="a map")
+    page = _page(tmp_path, "viewer.html", TEXT * 3 + view.get_iframe())
+    report = site_check.check_page(page, screenshot=tmp_path / "shots" / "viewer.png")
+    assert report.ok, report.problems()
+    [viewer] = report.viewers
+    assert viewer["plot"] and viewer["canvases"] >= 1 and viewer["width"] > 500
+    shot = Path(report.viewer_screenshot)
+    assert shot.name == "viewer__viewer.png"
+    with Image.open(shot) as im:
+        arr = np.asarray(im.convert("RGB"), dtype=np.int16)
+    # the viewer is in view: coloured (map) pixels and grey cortex, not just page text
+    coloured = (arr.max(-1) - arr.min(-1)) > 60
+    assert coloured.mean() > 0.002, coloured.mean()

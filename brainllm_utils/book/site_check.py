@@ -3,9 +3,24 @@
 For each page of ``_toc.yml`` (root, chapters, sections, glob entries) the check loads the
 page in headless Chromium and records, after the page's ``load`` event: the number of
 images and those that did not decode (``naturalWidth == 0``: a broken figure), whether the
-rendered text shows a Python traceback, the page title and the amount of text. A screenshot
-of each page (1280×900) is saved. A page passes when it has a title and text, every image
-loaded, no traceback is shown, and its screenshot is not blank.
+rendered text shows a Python traceback, the page title and the amount of text, the
+JavaScript errors of the page and of its inline frames, and whether every interactive
+surface viewer (:func:`brainllm_utils.viz.view_surface_map`, nilearn's ``view_surf``) drew
+its plotly graph. A screenshot of each page (1280×900) is saved, and for a page with a
+viewer a second one scrolled to the first viewer (``<page>__viewer.png``). A page passes
+when it has a title and text, every image loaded, no traceback is shown, no JavaScript
+error was raised, every viewer rendered, and its screenshot is not blank.
+
+JavaScript errors are what Chrome's console shows at level "error": calls of
+``console.error``, uncaught exceptions and unhandled promise rejections, and resources
+(scripts, stylesheets, images, frames) that failed to load. A hook injected first into the
+page and into every ``srcdoc`` frame records them; Chromium's own log (``--enable-logging``)
+adds any uncaught exception it reports from a frame the hook could not reach. Everything
+runs without network: a page that needs a CDN fails here.
+
+A viewer is a frame (or the page) holding nilearn's ``#surface-plot``; it rendered when it
+holds a ``.js-plotly-plot`` with a WebGL canvas of non-zero size (plotly draws a message
+instead of the canvas when WebGL is missing).
 
 Command line (``make book`` runs it when Chromium is installed)::
 
@@ -31,10 +46,47 @@ from .._utils.docs import fill_doc
 __all__ = ["CHROMIUM_FLAGS", "PageReport", "find_chromium", "toc_pages", "check_page", "check_site", "main"]
 
 #: flags from shared/docs/toolchain.md (offline, no profile in $HOME, root-safe)
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run",
-                  "--hide-scrollbars", "--allow-file-access-from-files"]
+#: (``--enable-unsafe-swiftshader``: WebGL in software for the surface viewers; the pages
+#: checked are the project's own)
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run", "--hide-scrollbars",
+                  "--allow-file-access-from-files"]
 _MARK = "brainllm-site-check"
+_ERRORS = "__brainllmSiteErrors"
+
+# runs first in the page and in every srcdoc frame: records what the console shows as errors
+# (in a frame, into the top page's list: srcdoc frames share its origin)
+_HOOK = """<script>(function () {
+  var w = window, top = w;
+  try { if (w.parent && w.parent !== w && w.parent.document) { top = w.parent; } } catch (e) {}
+  var where = (w === top) ? '' : '[frame] ';
+  var list = top.%(errors)s = top.%(errors)s || [];
+  function text(a) {
+    try { return (a && a.stack) ? String(a.stack).split('\\n')[0]
+                 : (typeof a === 'object' ? JSON.stringify(a) : String(a)); }
+    catch (e) { return String(a); }
+  }
+  var orig = w.console.error;
+  w.console.error = function () {
+    list.push(where + 'console.error: ' + Array.prototype.map.call(arguments, text).join(' '));
+    return orig.apply(w.console, arguments);
+  };
+  w.addEventListener('error', function (ev) {
+    var t = ev.target;
+    if (t && t !== w && t.tagName) {
+      list.push(where + 'failed to load <' + t.tagName.toLowerCase() + '> '
+                + (t.src || t.href || t.currentSrc || ''));
+    } else {
+      var msg = ev.message || text(ev.error);
+      list.push(where + (/^Uncaught/.test(msg) ? '' : 'Uncaught ') + msg + ' ('
+                + (ev.filename || '') + ':' + (ev.lineno || 0) + ')');
+    }
+  }, true);
+  w.addEventListener('unhandledrejection', function (ev) {
+    list.push(where + 'Unhandled promise rejection: ' + text(ev.reason));
+  });
+})();</script>""" % {"errors": _ERRORS}
 
 # runs in the page: force lazy images to load, then report after the load event
 _PROBE = """
@@ -42,8 +94,34 @@ _PROBE = """
 document.addEventListener('DOMContentLoaded', function () {
   document.querySelectorAll('img').forEach(function (im) { im.loading = 'eager'; });
 });
+function brainllmViewers() {
+  // nilearn's surface views: #surface-plot in the page or in a same-origin frame
+  var docs = [{doc: document, where: 'page'}];
+  Array.prototype.forEach.call(document.querySelectorAll('iframe'), function (f, i) {
+    try { if (f.contentDocument) { docs.push({doc: f.contentDocument, where: 'frame ' + (i + 1)}); } }
+    catch (e) {}
+  });
+  var out = [];
+  docs.forEach(function (d) {
+    Array.prototype.forEach.call(d.doc.querySelectorAll('#surface-plot'), function (el) {
+      // plotly marks the div it draws into (nilearn draws into #surface-plot itself)
+      var plot = el.classList.contains('js-plotly-plot') ? el : el.querySelector('.js-plotly-plot');
+      var canvases = plot ? Array.prototype.filter.call(plot.querySelectorAll('canvas'),
+        function (c) { var r = c.getBoundingClientRect(); return c.width > 0 && c.height > 0
+                                                              && r.width > 0 && r.height > 0; }) : [];
+      var r = el.getBoundingClientRect();
+      out.push({where: d.where, plot: !!plot, canvases: canvases.length,
+                width: Math.round(r.width), height: Math.round(r.height),
+                text: (el.innerText || '').slice(0, 200)});
+    });
+  });
+  return out;
+}
 window.addEventListener('load', function () {
-  setTimeout(function () {
+  // one look, a second (virtual time) after the load event: frames have loaded by then and
+  // plotly draws a viewer's WebGL canvas synchronously in the frame's ready handler
+  function report() {
+    var viewers = brainllmViewers();
     var imgs = Array.prototype.slice.call(document.images);
     var broken = imgs.filter(function (im) { return !(im.complete && im.naturalWidth > 0); })
                      .map(function (im) { return im.getAttribute('src'); });
@@ -52,15 +130,32 @@ window.addEventListener('load', function () {
     var report = {images: imgs.length, broken: broken,
                   traceback: /Traceback \\(most recent call last\\)/.test(text),
                   title: document.title, text_chars: text.length,
-                  h1: (document.querySelector('h1') || {}).textContent || ''};
+                  h1: (document.querySelector('h1') || {}).textContent || '',
+                  console_errors: (window.%(errors)s || []).slice(0, 50), viewers: viewers};
     var pre = document.createElement('pre');
-    pre.id = '%s';
+    pre.id = '%(mark)s';
     pre.textContent = JSON.stringify(report);
     document.body.appendChild(pre);
-  }, 500);
+  }
+  setTimeout(report, 1000);
 });
 </script>
-""" % _MARK
+""" % {"mark": _MARK, "errors": _ERRORS}
+
+# a copy for the viewer screenshot: the first viewer's frame scrolled into view
+_SCROLL = """
+<script>
+window.addEventListener('load', function () {
+  var target = null;
+  Array.prototype.forEach.call(document.querySelectorAll('iframe'), function (f) {
+    try { if (!target && f.contentDocument && f.contentDocument.querySelector('#surface-plot')) {
+      target = f; } } catch (e) {}
+  });
+  target = target || document.querySelector('#surface-plot');
+  if (target) { target.scrollIntoView({block: 'center'}); }
+});
+</script>
+"""
 
 
 @dataclass
@@ -83,8 +178,16 @@ class PageReport:
         Whether the rendered text shows a Python traceback.
     text_chars : int
         Characters of text in ``<main>`` (or the body).
+    console_errors : list of str
+        The JavaScript errors of the page and its frames (see the module doc), in order.
+    viewers : list of dict
+        One per surface viewer found: ``where`` (``"page"`` or ``"frame N"``), ``plot``
+        (a plotly graph exists), ``canvases`` (WebGL canvases of non-zero size),
+        ``width``, ``height`` (of the viewer, pixels) and ``text`` (what it shows instead).
     screenshot : str or None
         Path of the saved screenshot.
+    viewer_screenshot : str or None
+        Path of the screenshot scrolled to the first viewer (pages with a viewer).
     blank_screenshot : bool
         Whether the screenshot is blank (grey-level standard deviation below 2).
     error : str or None
@@ -98,19 +201,36 @@ class PageReport:
     broken: list = field(default_factory=list)
     traceback: bool = False
     text_chars: int = 0
+    console_errors: list = field(default_factory=list)
+    viewers: list = field(default_factory=list)
     screenshot: str | None = None
+    viewer_screenshot: str | None = None
     blank_screenshot: bool = False
     error: str | None = None
+
+    @property
+    def broken_viewers(self) -> list:
+        """The viewers that did not render (no plotly graph, or no WebGL canvas of size).
+
+        Returns
+        -------
+        viewers : list of dict
+            Entries of :attr:`viewers`.
+        """
+        return [v for v in self.viewers if not (v.get("plot") and v.get("canvases", 0) > 0
+                                                and v.get("width", 0) > 0 and v.get("height", 0) > 0)]
 
     @property
     def ok(self) -> bool:
         """Whether the page passes.
 
         It passes with a title, more than 200 characters of text, every image loaded, no
-        traceback, a non-blank screenshot and no error.
+        traceback, no JavaScript error, every surface viewer rendered, a non-blank
+        screenshot and no error.
         """
         return (self.error is None and not self.broken and not self.traceback
-                and bool(self.title) and self.text_chars > 200 and not self.blank_screenshot)
+                and bool(self.title) and self.text_chars > 200 and not self.blank_screenshot
+                and not self.console_errors and not self.broken_viewers)
 
     def problems(self) -> list[str]:
         """What makes the page fail, in words.
@@ -131,6 +251,14 @@ class PageReport:
             out.append(f"looks empty (title {self.title!r}, {self.text_chars} characters)")
         if self.blank_screenshot:
             out.append("blank screenshot")
+        if self.console_errors:
+            out.append(f"{len(self.console_errors)} JavaScript error(s): "
+                       + " | ".join(e[:300] for e in self.console_errors[:5]))
+        for v in self.broken_viewers:
+            why = ("no plotly graph" if not v.get("plot") else
+                   "no WebGL canvas of non-zero size" if not v.get("canvases") else "zero size")
+            shown = f" (it shows: {v['text'].strip()[:120]!r})" if v.get("text", "").strip() else ""
+            out.append(f"surface viewer in {v.get('where', '?')} did not render: {why}{shown}")
         return out
 
 
@@ -248,16 +376,20 @@ def check_page(page, chromium: str | None = None, screenshot=None,
     if not page.is_file():
         report.error = f"{page}: page missing from the build"
         return report
-    html = page.read_text(errors="replace")
-    probe = html.replace("</body>", _PROBE + "</body>", 1) if "</body>" in html else html + _PROBE
-    # a probed copy beside the page, so relative links (images, CSS) resolve the same way
-    fd, tmp = tempfile.mkstemp(prefix=f".{page.stem}.", suffix=".check.html", dir=page.parent)
-    os.close(fd)
+    html = _hooked(page.read_text(errors="replace"))
+    # probed copies beside the page, so relative links (images, CSS) resolve the same way
+    tmps = []
+    for _ in range(2):
+        fd, tmp = tempfile.mkstemp(prefix=f".{page.stem}.", suffix=".check.html", dir=page.parent)
+        os.close(fd)
+        tmps.append(Path(tmp))
+    probe_copy, scroll_copy = tmps
     with tempfile.TemporaryDirectory() as profile:
         flags = CHROMIUM_FLAGS + [f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}"]
         try:
-            Path(tmp).write_text(probe)
-            proc = _run([chromium, *flags, "--dump-dom", Path(tmp).as_uri()], timeout)
+            probe_copy.write_text(_before_body_end(html, _PROBE))
+            proc = _run([chromium, *flags, "--enable-logging=stderr", "--v=0", "--dump-dom",
+                         probe_copy.as_uri()], timeout)
             m = re.search(rf'<pre id="{_MARK}">(.*?)</pre>', proc.stdout, re.S)
             if not m:
                 report.error = (f"Chromium rendered no report (rc {proc.returncode}): "
@@ -268,6 +400,9 @@ def check_page(page, chromium: str | None = None, screenshot=None,
                 data = json.loads(_html.unescape(m.group(1)))
                 for key, value in data.items():
                     setattr(report, key, value)
+                errors = _merge_errors(report.console_errors, _uncaught_from_log(proc.stderr))
+                # name the page, not its probed copy
+                report.console_errors = [e.replace(probe_copy.as_uri(), page.name) for e in errors]
             if screenshot is not None:
                 screenshot = Path(screenshot)
                 screenshot.parent.mkdir(parents=True, exist_ok=True)
@@ -278,11 +413,62 @@ def check_page(page, chromium: str | None = None, screenshot=None,
                     report.blank_screenshot = _blank(screenshot)
                 else:
                     report.error = report.error or "Chromium wrote no screenshot"
+                if report.viewers:
+                    shot = screenshot.with_name(f"{screenshot.stem}__viewer.png")
+                    scroll_copy.write_text(_before_body_end(html, _SCROLL))
+                    _run([chromium, *flags, f"--screenshot={shot}", "--window-size=1280,900",
+                          scroll_copy.as_uri()], timeout)
+                    if shot.is_file() and shot.stat().st_size > 0:
+                        report.viewer_screenshot = str(shot)
         except subprocess.TimeoutExpired:
             report.error = f"Chromium timed out after {timeout} s"
         finally:
-            Path(tmp).unlink(missing_ok=True)
+            for tmp in tmps:
+                tmp.unlink(missing_ok=True)
     return report
+
+
+def _before_body_end(html: str, script: str) -> str:
+    return html.replace("</body>", script + "</body>", 1) if "</body>" in html else html + script
+
+
+def _hooked(html: str) -> str:
+    """``html`` with the error hook first in its ``<head>`` and in every ``srcdoc`` frame."""
+    import html as _html
+
+    def first(doc: str) -> str:
+        m = re.search(r"<head[^>]*>", doc, re.I)
+        if m:
+            return doc[:m.end()] + _HOOK + doc[m.end():]
+        m = re.search(r"<html[^>]*>", doc, re.I)
+        return doc[:m.end()] + _HOOK + doc[m.end():] if m else _HOOK + doc
+
+    def frame(m):
+        inner = first(_html.unescape(m.group(2)))
+        return f'{m.group(1)}"{_html.escape(inner, quote=True)}"'
+
+    # srcdoc values are attribute-escaped (no raw double quote inside)
+    html = re.sub(r'(<iframe\b[^>]*?\ssrcdoc=)"([^"]*)"', frame, html, flags=re.I)
+    return first(html)
+
+
+def _uncaught_from_log(stderr: str) -> list[str]:
+    """Uncaught exceptions in Chromium's console log (``--enable-logging=stderr``).
+
+    The log does not keep a message's level, but an uncaught exception is an error
+    whatever frame raised it.
+    """
+    out = []
+    for m in re.finditer(r':CONSOLE[^\]]*\] "(Uncaught .*?)", source: (\S*) \((\d+)\)', stderr):
+        out.append(f"Uncaught {m.group(1)[len('Uncaught '):]} ({m.group(2)}:{m.group(3)})")
+    return out
+
+
+def _merge_errors(hooked: list, logged: list) -> list:
+    """The hook's errors, plus the log's uncaught exceptions the hook did not see."""
+    seen = " ".join(hooked)
+    extra = [e for e in logged if e.split(" (")[0].replace("Uncaught ", "", 1)[:80] not in seen]
+    return list(hooked) + extra
 
 
 def check_site(html_dir, screenshots=None, pages=None, chromium=None,
@@ -326,7 +512,8 @@ def check_site(html_dir, screenshots=None, pages=None, chromium=None,
 def main(argv=None, prog=None) -> int:
     """Command line: ``python -m brainllm_utils.site_check [HTML_DIR] [--screenshots DIR]``.
 
-    Prints one line per page and a summary; ``--report`` writes the reports as JSON,
+    Prints one line per page, each problem of a failing page (its JavaScript errors
+    named one by one) and a summary; ``--report`` writes the reports as JSON,
     ``--if-available`` skips (exit status 0) when no Chromium is installed.
 
     Parameters
@@ -357,9 +544,13 @@ def main(argv=None, prog=None) -> int:
     bad = [r for r in reports if not r.ok]
     for r in reports:
         status = "ok  " if r.ok else "FAIL"
+        viewers = f", {len(r.viewers)} surface viewer(s)" if r.viewers else ""
         print(f"[site-check] {status} {Path(r.page).relative_to(Path(args.html_dir).resolve())}: "
-              f"{r.images} image(s), {r.text_chars} chars"
-              + ("" if r.ok else " — " + "; ".join(r.problems())))
+              f"{r.images} image(s), {r.text_chars} chars{viewers}")
+        for problem in r.problems():
+            print(f"[site-check]        - {problem}")
+        for error in r.console_errors[5:20]:  # problems() names the first five
+            print(f"[site-check]          {error[:300]}")
     if args.report:
         Path(args.report).write_text(json.dumps([asdict(r) for r in reports], indent=1))
     print(f"[site-check] {len(reports) - len(bad)}/{len(reports)} pages pass; screenshots in "
