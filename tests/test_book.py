@@ -77,6 +77,12 @@ def test_rendered_book_in_headless_chromium(built_book):
     assert not bad, bad
     assert all(r.images >= 1 for r in chapters), [(r.page, r.images) for r in chapters]
     assert all(Path(r.screenshot).is_file() for r in reports)
+    # the searchlight and encoding pages embed the interactive 3-D view, and it drew
+    by_name = {Path(r.page).stem: r for r in reports}
+    for name in ("02_rsa", "03_encoding"):
+        viewers = by_name[name].viewers
+        assert len(viewers) == 1 and viewers[0]["canvases"] >= 1, (name, viewers)
+        assert Path(by_name[name].viewer_screenshot).is_file()
 
 
 def test_unknown_parameter_fails_before_running(tmp_path):

@@ -109,6 +109,7 @@ MODULES = [
     "brainllm_utils.book.batch",
     "brainllm_utils.book.site_check",
     "brainllm_utils.book.cli",
+    "brainllm_utils.book.sphinx_ext",
 ]
 
 

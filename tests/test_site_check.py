@@ -148,3 +148,18 @@ def test_a_surface_view_renders_offline_and_is_screenshot(tmp_path):
     # the viewer is in view: coloured (map) pixels and grey cortex, not just page text
     coloured = (arr.max(-1) - arr.min(-1)) > 60
     assert coloured.mean() > 0.002, coloured.mean()
+
+
+def test_the_book_extension_drops_repeated_inline_scripts():
+    """sphinx-thebe's inline config reached every page twice (filename '' and None): a
+    SyntaxError the JavaScript check found on every page."""
+    from sphinx.builders.html._assets import _JavaScript
+
+    from brainllm_utils.book import sphinx_ext
+
+    body = 'const THEBE_JS_URL = "x"'
+    scripts = [_JavaScript("a.js"), _JavaScript("", body=body), _JavaScript(None, body=body),
+               _JavaScript("a.js"), _JavaScript("", body="const other = 1")]
+    context = {"script_files": list(scripts)}
+    sphinx_ext.dedupe_scripts(None, "page", "page.html", context, None)
+    assert context["script_files"] == [scripts[0], scripts[1], scripts[4]]

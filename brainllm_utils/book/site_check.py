@@ -7,7 +7,7 @@ rendered text shows a Python traceback, the page title and the amount of text, t
 JavaScript errors of the page and of its inline frames, and whether every interactive
 surface viewer (:func:`brainllm_utils.viz.view_surface_map`, nilearn's ``view_surf``) drew
 its plotly graph. A screenshot of each page (1280×900) is saved, and for a page with a
-viewer a second one scrolled to the first viewer (``<page>__viewer.png``). A page passes
+viewer a second one of the first viewer (``<page>__viewer.png``). A page passes
 when it has a title and text, every image loaded, no traceback is shown, no JavaScript
 error was raised, every viewer rendered, and its screenshot is not blank.
 
@@ -54,6 +54,8 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--enable-unsaf
                   "--allow-file-access-from-files"]
 _MARK = "brainllm-site-check"
 _ERRORS = "__brainllmSiteErrors"
+#: tallest window for a viewer screenshot (pixels; Chromium's limit is 16,384)
+_MAX_SHOT_HEIGHT = 16000
 
 # runs first in the page and in every srcdoc frame: records what the console shows as errors
 # (in a frame, into the top page's list: srcdoc frames share its origin)
@@ -96,9 +98,10 @@ document.addEventListener('DOMContentLoaded', function () {
 });
 function brainllmViewers() {
   // nilearn's surface views: #surface-plot in the page or in a same-origin frame
-  var docs = [{doc: document, where: 'page'}];
+  var docs = [{doc: document, where: 'page', frame: null}];
   Array.prototype.forEach.call(document.querySelectorAll('iframe'), function (f, i) {
-    try { if (f.contentDocument) { docs.push({doc: f.contentDocument, where: 'frame ' + (i + 1)}); } }
+    try { if (f.contentDocument) { docs.push({doc: f.contentDocument, where: 'frame ' + (i + 1),
+                                              frame: f}); } }
     catch (e) {}
   });
   var out = [];
@@ -110,7 +113,8 @@ function brainllmViewers() {
         function (c) { var r = c.getBoundingClientRect(); return c.width > 0 && c.height > 0
                                                               && r.width > 0 && r.height > 0; }) : [];
       var r = el.getBoundingClientRect();
-      out.push({where: d.where, plot: !!plot, canvases: canvases.length,
+      var top = (d.frame ? d.frame.getBoundingClientRect().top : 0) + r.top + window.scrollY;
+      out.push({where: d.where, plot: !!plot, canvases: canvases.length, top: Math.round(top),
                 width: Math.round(r.width), height: Math.round(r.height),
                 text: (el.innerText || '').slice(0, 200)});
     });
@@ -142,20 +146,6 @@ window.addEventListener('load', function () {
 </script>
 """ % {"mark": _MARK, "errors": _ERRORS}
 
-# a copy for the viewer screenshot: the first viewer's frame scrolled into view
-_SCROLL = """
-<script>
-window.addEventListener('load', function () {
-  var target = null;
-  Array.prototype.forEach.call(document.querySelectorAll('iframe'), function (f) {
-    try { if (!target && f.contentDocument && f.contentDocument.querySelector('#surface-plot')) {
-      target = f; } } catch (e) {}
-  });
-  target = target || document.querySelector('#surface-plot');
-  if (target) { target.scrollIntoView({block: 'center'}); }
-});
-</script>
-"""
 
 
 @dataclass
@@ -183,11 +173,12 @@ class PageReport:
     viewers : list of dict
         One per surface viewer found: ``where`` (``"page"`` or ``"frame N"``), ``plot``
         (a plotly graph exists), ``canvases`` (WebGL canvases of non-zero size),
-        ``width``, ``height`` (of the viewer, pixels) and ``text`` (what it shows instead).
+        ``top`` (its distance from the top of the page), ``width``, ``height`` (of the
+        viewer, pixels) and ``text`` (what it shows instead).
     screenshot : str or None
         Path of the saved screenshot.
     viewer_screenshot : str or None
-        Path of the screenshot scrolled to the first viewer (pages with a viewer).
+        Path of the screenshot of the first viewer (pages with a viewer).
     blank_screenshot : bool
         Whether the screenshot is blank (grey-level standard deviation below 2).
     error : str or None
@@ -378,12 +369,9 @@ def check_page(page, chromium: str | None = None, screenshot=None,
         return report
     html = _hooked(page.read_text(errors="replace"))
     # probed copies beside the page, so relative links (images, CSS) resolve the same way
-    tmps = []
-    for _ in range(2):
-        fd, tmp = tempfile.mkstemp(prefix=f".{page.stem}.", suffix=".check.html", dir=page.parent)
-        os.close(fd)
-        tmps.append(Path(tmp))
-    probe_copy, scroll_copy = tmps
+    fd, tmp = tempfile.mkstemp(prefix=f".{page.stem}.", suffix=".check.html", dir=page.parent)
+    os.close(fd)
+    probe_copy = Path(tmp)
     with tempfile.TemporaryDirectory() as profile:
         flags = CHROMIUM_FLAGS + [f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}"]
         try:
@@ -414,18 +402,35 @@ def check_page(page, chromium: str | None = None, screenshot=None,
                 else:
                     report.error = report.error or "Chromium wrote no screenshot"
                 if report.viewers:
-                    shot = screenshot.with_name(f"{screenshot.stem}__viewer.png")
-                    scroll_copy.write_text(_before_body_end(html, _SCROLL))
-                    _run([chromium, *flags, f"--screenshot={shot}", "--window-size=1280,900",
-                          scroll_copy.as_uri()], timeout)
-                    if shot.is_file() and shot.stat().st_size > 0:
-                        report.viewer_screenshot = str(shot)
+                    report.viewer_screenshot = _viewer_screenshot(
+                        chromium, flags, page, report.viewers[0],
+                        screenshot.with_name(f"{screenshot.stem}__viewer.png"), timeout)
         except subprocess.TimeoutExpired:
             report.error = f"Chromium timed out after {timeout} s"
         finally:
-            for tmp in tmps:
-                tmp.unlink(missing_ok=True)
+            probe_copy.unlink(missing_ok=True)
     return report
+
+
+def _viewer_screenshot(chromium, flags, page: Path, viewer: dict, shot: Path, timeout):
+    """A 1280-wide screenshot of the page down to the viewer, cropped around it.
+
+    A window tall enough to hold the viewer (at most ``_MAX_SHOT_HEIGHT``) shows it without
+    scrolling; the picture is then cut to the viewer and 150 pixels above and below.
+    """
+    from PIL import Image
+
+    top, height = int(viewer.get("top", 0)), int(viewer.get("height", 0))
+    window = min(top + height + 200, _MAX_SHOT_HEIGHT)
+    _run([chromium, *flags, f"--screenshot={shot}", f"--window-size=1280,{window}",
+          page.as_uri()], timeout)
+    if not (shot.is_file() and shot.stat().st_size > 0):
+        return None
+    with Image.open(shot) as im:
+        box = (0, max(0, min(top - 150, im.height - 900)), im.width,
+               min(im.height, top + height + 150))
+        im.crop(box).save(shot)
+    return str(shot)
 
 
 def _before_body_end(html: str, script: str) -> str:

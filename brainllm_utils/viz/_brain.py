@@ -435,7 +435,7 @@ def view_surface_map(map_lh, map_rh, threshold="auto", vmax=None, symmetric=None
     surf = plotting.view_surf(surf_mesh=(coords, faces), surf_map=np.nan_to_num(values, nan=0.0),
                               bg_map=bg, threshold=threshold, cmap=cmap, vmax=float(vmax),
                               vmin=None if symmetric else 0.0, symmetric_cmap=bool(symmetric),
-                              title=title, title_fontsize=16, colorbar_fontsize=14, view=view)
+                              title=title, title_fontsize=12, colorbar_fontsize=12, view=view)
     # offline: nilearn's page links a favicon on the web; nothing else is fetched
     surf.html = re.sub(r"<link[^>]*rel=\"icon\"[^>]*/?>", "", surf.html)
     return surf.resize(width, height)
