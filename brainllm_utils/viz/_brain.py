@@ -141,7 +141,7 @@ def plot_surface(values, hemi: str = "left", view: str = "lateral", ax=None, kin
         Stat maps only (nilearn's ``threshold``).
     %(title)s
     %(colorbar)s
-        Stat maps only.
+        Stat maps with a value to show only.
     labels : list of str, optional
         Names of ROI labels 1..N (for ``kind="roi"``), drawn as a legend.
 
@@ -182,8 +182,10 @@ def plot_surface(values, hemi: str = "left", view: str = "lateral", ax=None, kin
             one_sided = (vmin is not None and vmin >= 0) or not np.any(shown[np.isfinite(shown)] < 0)
             cmap = _one_sided_cmap() if one_sided else "RdBu_r"
         if not np.isfinite(shown).any():
-            shown = np.zeros_like(shown)  # nothing to colour: the bare cortex, under any threshold
+            # nothing to colour: the bare cortex, and no colour bar for a range never used
+            shown = np.zeros_like(shown)
             threshold = 1.0 if threshold is None else max(threshold, 1.0)
+            colorbar = False
         # NaN stays NaN (0 would be a colour): a face shows the mean of its vertices that
         # carry a value (an isolated vertex stays visible), the cortex where none does
         with warnings.catch_warnings():
