@@ -107,6 +107,7 @@ def test_view_surface_map_colours_and_range(rng):
     info = json.loads(re.search(r"var surfaceMapInfo = (\{.*?\});\n", view.html, re.S).group(1))
     finite = np.abs(m[np.isfinite(m)])
     assert info["cmin"] == pytest.approx(0.0)  # one-sided: 0 … vmax
+    assert info["title_fontsize"] == 14  # set although nilearn's view_surf drops it
     assert info["cmax"] == pytest.approx(np.percentile(finite, 99), rel=1e-5)
     colours = np.array(info["vertexcolor_both"])
     assert colours.size == 2 * N5

@@ -437,7 +437,10 @@ def view_surface_map(map_lh, map_rh, threshold="auto", vmax=None, symmetric=None
     surf = plotting.view_surf(surf_mesh=(coords, faces), surf_map=np.nan_to_num(values, nan=0.0),
                               bg_map=bg, threshold=threshold, cmap=cmap, vmax=float(vmax),
                               vmin=None if symmetric else 0.0, symmetric_cmap=bool(symmetric),
-                              title=title, title_fontsize=12, colorbar_fontsize=12, view=view)
+                              title=title, title_fontsize=14, colorbar_fontsize=12, view=view)
     # offline: nilearn's page links a favicon on the web; nothing else is fetched
     surf.html = re.sub(r"<link[^>]*rel=\"icon\"[^>]*/?>", "", surf.html)
+    # nilearn 0.14.1's view_surf drops title_fontsize (the page keeps 25 px, too big for a
+    # long title in the frame): set it in the page's map info
+    surf.html = re.sub(r'"title_fontsize": \d+', '"title_fontsize": 14', surf.html, count=1)
     return surf.resize(width, height)
