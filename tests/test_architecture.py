@@ -46,6 +46,7 @@ LEAF_ALLOWED = {"viz": {"_utils", "viz"}}
 FACES = {
     "paths", "embeddings", "weights", "searchlight", "decoding", "caption_metrics",
     "rsa_analysis", "encoding_analysis", "vision_analysis", "findings", "batch", "site_check",
+    "export",
 }
 
 #: every name an earlier issue made public, by its (old) import path

@@ -103,6 +103,7 @@ MODULES = [
     "brainllm_utils.chapters.ch05_image_to_llm",
     "brainllm_utils.chapters.reference",
     "brainllm_utils.chapters.findings",
+    "brainllm_utils.chapters._export",
     "brainllm_utils.chapters.reproduction",
     "brainllm_utils.chapters.rq2",
     "brainllm_utils.book._execute",
@@ -411,7 +412,8 @@ def test_every_module_of_the_package_is_checked():
 
     pkg = Path(brainllm_utils.__file__).parent
     faces = {"paths", "embeddings", "weights", "searchlight", "decoding", "caption_metrics",
-             "rsa_analysis", "encoding_analysis", "vision_analysis", "findings", "batch", "site_check"}
+             "rsa_analysis", "encoding_analysis", "vision_analysis", "findings", "batch", "site_check",
+             "export"}
     found = set()
     for path in pkg.rglob("*.py"):
         parts = path.relative_to(pkg.parent).with_suffix("").parts

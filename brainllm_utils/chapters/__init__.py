@@ -6,6 +6,9 @@
   only call these and plot).
 - ``findings``: each chapter's results for the summary page, and the criteria they are judged by
   (one function per scorecard row, one per chapter).
+- ``_export``: each chapter's results as files under ``<results>/<chapter>/`` (MGH, GIfTI,
+  NIfTI, CSV, parquet, rsatoolbox HDF5) with a manifest of checksums; the notebooks' last
+  cell (face: :mod:`brainllm_utils.export`).
 - ``reference``: the paper's reference numbers, as data with their source, and the
   like-with-like lookup (``paper_reference``).
 """
@@ -20,6 +23,24 @@ from ._common import (
     rsa_design,
     subject_image_ids,
     subject_sets,
+)
+from ._export import (
+    EXPORT_DTYPE,
+    ExportFolder,
+    check_folder,
+    download_markdown,
+    export_rdms,
+    export_surface_map,
+    export_table,
+    export_volume_map,
+    findings_table,
+    main as export_main,
+    make_rdms,
+    rdms_checksum,
+    read_entry,
+    results_folder,
+    table_checksum,
+    values_checksum,
 )
 from .ch01_feature_spaces import (
     caption_variants,
@@ -164,6 +185,22 @@ from .findings import (
 )
 
 __all__ = [
+    "EXPORT_DTYPE",
+    "ExportFolder",
+    "results_folder",
+    "export_surface_map",
+    "export_volume_map",
+    "export_table",
+    "export_rdms",
+    "make_rdms",
+    "findings_table",
+    "values_checksum",
+    "table_checksum",
+    "rdms_checksum",
+    "read_entry",
+    "check_folder",
+    "download_markdown",
+    "export_main",
     "dataset_key",
     "resolve_subjects",
     "subject_image_ids",
