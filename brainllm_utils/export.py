@@ -17,6 +17,8 @@ from .chapters import (
     make_rdms,
     read_entry,
     results_folder,
+    safe_name,
+    subject_rdms,
 )
 
 __all__ = [
@@ -27,6 +29,8 @@ __all__ = [
     "export_table",
     "export_rdms",
     "make_rdms",
+    "subject_rdms",
+    "safe_name",
     "findings_table",
     "read_entry",
     "check_folder",

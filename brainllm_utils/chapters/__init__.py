@@ -39,6 +39,8 @@ from ._export import (
     rdms_checksum,
     read_entry,
     results_folder,
+    safe_name,
+    subject_rdms,
     table_checksum,
     values_checksum,
 )
@@ -193,6 +195,8 @@ __all__ = [
     "export_table",
     "export_rdms",
     "make_rdms",
+    "subject_rdms",
+    "safe_name",
     "findings_table",
     "values_checksum",
     "table_checksum",

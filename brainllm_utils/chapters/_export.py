@@ -46,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._utils.docs import fill_doc
 from .._utils.paths import atomic_path, atomic_write_text, get_results_dir
 
 __all__ = [
@@ -60,7 +61,9 @@ __all__ = [
     "export_volume_map",
     "export_table",
     "make_rdms",
+    "subject_rdms",
     "export_rdms",
+    "safe_name",
     "findings_table",
     "ExportFolder",
     "read_entry",
@@ -88,6 +91,26 @@ def _check_name(name, what: str = "name") -> str:
         raise ValueError(f"{what}={name!r}: expected a file-name-safe name (letters, digits, "
                          "'_', '-', '+', '.', not starting with a dot, no '..', at most 120 characters)")
     return name
+
+
+def safe_name(text) -> str:
+    """``text`` made safe as (part of) a file name: other characters become ``-``.
+
+    Parameters
+    ----------
+    text : str
+        E.g. a feature-space name such as ``"sbert:all-MiniLM-L6-v2"``.
+
+    Returns
+    -------
+    str
+        E.g. ``"sbert-all-MiniLM-L6-v2"``.
+    """
+    out = re.sub(r"[^A-Za-z0-9_.+-]", "-", str(text)).strip(".")
+    out = re.sub(r"\.\.+", ".", out)
+    if not out:
+        raise ValueError(f"{text!r}: nothing left of it as a file name")
+    return out[:120]
 
 
 def results_folder(chapter: str, results_dir=None) -> Path:
@@ -509,6 +532,65 @@ def make_rdms(dissimilarities, nsd_ids, *, subject, roi, model, measure: str = "
                 pattern_descriptors={"nsdId": ids.astype(np.int64)})
 
 
+@fill_doc
+def subject_rdms(nsd, subject: str, image_ids, features: dict, feature_ids, rois=None,
+                 atlas: str = "streams", sessions=None, device: str = "auto"):
+    """One subject's brain RDMs (one per ROI) and the models' RDMs on the same images.
+
+    Correlation distance (1 − Pearson r) throughout, as the chapters' RSA: the brain RDMs
+    from the subject's fsaverage patterns in each ROI (:func:`roi_patterns`), the model RDMs
+    from the feature rows with the book's empty-row convention (``rsa.separate_empty_rows``).
+
+    Parameters
+    ----------
+    %(nsd)s
+    %(subject)s
+    image_ids : array-like of int of shape (n_images,)
+        The 0-based nsdIds (e.g. one sample set), in the RDMs' order.
+    features : dict of str to ndarray of shape (n_feature_images, n_features)
+        Model name → feature rows, row ``i`` the image ``feature_ids[i]``.
+    feature_ids : array-like of int
+        The sorted nsdIds of the feature rows.
+    rois : list of str, optional
+        ROIs of ``atlas`` (default: all its labels).
+    atlas : str, default="streams"
+        The fsaverage atlas.
+    %(sessions)s
+    %(device)s
+
+    Returns
+    -------
+    rsatoolbox.rdm.RDMs
+        Brain RDMs first (``model="data"``, ``roi`` = the ROI), then one per model
+        (``roi=""``), all with ``subject`` and the pattern descriptor ``nsdId``
+        (:func:`make_rdms`).
+    """
+    from ..rsa import compute_rdm
+    from ._common import _rsa_rows, rows_of
+    from .ch02_rsa import roi_patterns
+
+    ids = np.asarray(image_ids, dtype=np.int64)
+    if not isinstance(features, dict):
+        raise TypeError(f"features: expected a dict of name -> array, got {type(features).__name__}")
+    order = np.argsort(ids, kind="stable")
+    patterns, got = roi_patterns(nsd, subject, rois, atlas, ids=ids[order], sessions=sessions)
+    back = np.empty_like(order)
+    back[order] = np.arange(order.size)
+    d, roi_of, model_of = [], [], []
+    for roi, X in patterns.items():
+        d.append(compute_rdm(X[back], device=device, dtype="float64",
+                             out_dtype="float64"))
+        roi_of.append(roi)
+        model_of.append("data")
+    rows = rows_of(np.asarray(feature_ids, dtype=np.int64), ids)
+    for name, X in features.items():
+        d.append(compute_rdm(_rsa_rows(np.asarray(X)[rows])[0], device=device, dtype="float64",
+                             out_dtype="float64"))
+        roi_of.append("")
+        model_of.append(str(name))
+    return make_rdms(np.stack(d), ids, subject=str(subject), roi=roi_of, model=model_of)
+
+
 def export_rdms(folder, name: str, rdms, *, description: str) -> dict:
     """Write rsatoolbox ``RDMs`` with rsatoolbox's own HDF5 writer.
 
@@ -871,8 +953,9 @@ def read_entry(folder, entry: dict):
 
         return np.asarray(load_surf_data(str(path)), dtype=np.float64)
     if fmt == "csv":
-        return pd.read_csv(path, float_precision="round_trip", keep_default_na=False,
-                           na_values=[""])
+        text = [c for c, kind in entry.get("columns", {}).items() if kind == "text"]
+        return pd.read_csv(path, keep_default_na=False, na_values=[""],
+                           dtype={c: str for c in text})
     if fmt == "parquet":
         return pd.read_parquet(path)
     if fmt == "rsatoolbox-hdf5":
