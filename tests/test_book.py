@@ -16,13 +16,26 @@ from brainllm_utils.paths import REPO_ROOT
 
 @pytest.fixture(scope="module")
 def built_book(tiny_root, tmp_path_factory):
+    import os
+
     site = tmp_path_factory.mktemp("site")
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy(REPO_ROOT / name, site / name)
     shutil.copytree(REPO_ROOT / "book", site / "book",
                     ignore=shutil.ignore_patterns("notebooks", "_build"))
-    timings = book.run_book(data_home=str(tiny_root), smoke=True,
-                            output_dir=site / "book" / "notebooks")
+    # the chapters' findings and exported files go to a results folder of this build's own
+    # (the kernels inherit it; test_exports_read_back_equal reads it)
+    results = site / "results"  # beside the book, as data/results is in the repository
+    before = os.environ.get("BRAINLLM_RESULTS")
+    os.environ["BRAINLLM_RESULTS"] = str(results)
+    try:
+        timings = book.run_book(data_home=str(tiny_root), smoke=True,
+                                output_dir=site / "book" / "notebooks")
+    finally:
+        if before is None:
+            os.environ.pop("BRAINLLM_RESULTS", None)
+        else:
+            os.environ["BRAINLLM_RESULTS"] = before
     return site, timings
 
 
@@ -53,6 +66,39 @@ def test_strict_book_build(built_book):
         assert "widget-view+json" not in text and "HBox(" not in text, page.name
         assert "Error displaying widget" not in text, page.name
         assert "brainllm.css" in text, page.name
+    # every chapter page links its exported files, and the links resolve in the built site
+    import re
+    from urllib.parse import unquote
+
+    for nb in book.list_notebooks():
+        page = html / "book" / "notebooks" / f"{nb.stem}.html"
+        links = re.findall(r'<a class="reference download internal"[^>]*href="([^"]+)"',
+                           page.read_text())
+        assert any(unquote(h).endswith("/manifest.json") for h in links), f"{page.name}: no links"
+        missing = [h for h in links if not (page.parent / unquote(h)).is_file()]
+        assert not missing, f"{page.name}: download links that do not resolve: {missing}"
+
+
+@pytest.mark.slow
+def test_exports_read_back_equal(built_book):
+    """Every chapter wrote its results folder (README + manifest), and every file read back
+    (nibabel, nilearn, pandas, rsatoolbox) has the checksum of the notebook's values."""
+    import json
+
+    from brainllm_utils import export
+
+    site, _ = built_book
+    kinds = set()
+    for nb in book.list_notebooks():
+        folder = site / "results" / nb.stem
+        assert (folder / "README.md").is_file() and (folder / "manifest.json").is_file(), nb.stem
+        manifest = json.loads((folder / "manifest.json").read_text())
+        assert manifest["files"], f"{nb.stem}: nothing exported"
+        assert export.check_folder(folder) == [], nb.stem
+        kinds |= {e["format"] for e in manifest["files"]}
+        listed = {e["file"] for e in manifest["files"]} | {"README.md", "manifest.json"}
+        assert {p.name for p in folder.iterdir()} == listed, f"{nb.stem}: unlisted files"
+    assert kinds == {"mgh", "gifti", "nifti", "csv", "parquet", "rsatoolbox-hdf5"}
 
 
 @pytest.mark.slow

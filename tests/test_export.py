@@ -121,6 +121,7 @@ def test_table_csv_and_parquet_keep_numbers_as_numbers(folder, rng):
     df = pd.DataFrame({"subject": ["subj01", "subj02", "subj01"], "roi": ["early", "ventral", "x"],
                        "r": [0.1234567890123, np.nan, -1e-12], "n": [3, 4, 5],
                        "significant": [True, False, True]}).set_index(["subject", "roi"])
+    df.attrs = {"correction": "Holm", "table": pd.DataFrame({"a": [1]})}  # as some tables carry
     folder.table("rsa", df, description="ROI RSA per subject")
     noise = pd.DataFrame({"x": rng.normal(size=500) * 10.0 ** rng.integers(-30, 30, 500)})
     folder.table("noise", noise, description="random floats over 60 decades")
@@ -135,7 +136,8 @@ def test_table_csv_and_parquet_keep_numbers_as_numbers(folder, rng):
         assert pd.api.types.is_bool_dtype(back["significant"])
         np.testing.assert_array_equal(back["r"].to_numpy(), flat["r"].to_numpy())
         assert back["subject"].tolist() == flat["subject"].tolist()
-    folder.close()
+    manifest = json.loads(folder.close().read_text())
+    assert manifest["files"][0]["notes"] == {"correction": "Holm"}
     assert export.check_folder(folder.path) == []
 
 

@@ -378,7 +378,8 @@ def test_batch_runs_the_page_after_the_chapters_with_its_output_dir(tiny_root, t
     jobs = batch.plan_jobs(["05_image_to_llm", "07_reproduction"], data_home=tiny_root, output_dir=tmp_path)
     assert [j.wave for j in jobs] == [0, 1]
     assert jobs[1].parameters == {"data_home": str(tiny_root.resolve()), "output_dir": str(tmp_path.resolve())}
-    assert "output_dir" not in jobs[0].parameters
+    # a chapter declares output_dir too (its exported files are linked relative to it)
+    assert jobs[0].parameters["output_dir"] == str(tmp_path.resolve())
     with pytest.raises(batch.BatchParameterError, match="output_dir"):
         batch.plan_jobs(["07_reproduction"], data_home=tiny_root, fixed={"output_dir": "/x"}, output_dir=tmp_path)
 

@@ -394,6 +394,7 @@ def _flat_table(table, name: str):
         raise TypeError(f"table {name!r}: expected a pandas DataFrame or Series, got "
                         f"{type(table).__name__}")
     df = table.copy()
+    df.attrs = {}  # notes such as a DataFrame's attrs go to the manifest (_table_notes)
     if isinstance(df.columns, pd.MultiIndex):
         df.columns = ["_".join(str(p) for p in c if str(p) != "") for c in df.columns]
     keep_index = not (isinstance(df.index, pd.RangeIndex) and df.index.names == [None])
@@ -472,7 +473,10 @@ def export_table(folder, name: str, table, *, description: str, units: str = "")
     _check_text(units, "units")
     df = _flat_table(table, name)
     kinds = {c: _column_kind(df[c]) for c in df.columns}
+    notes = {str(k): _jsonable(v) for k, v in getattr(table, "attrs", {}).items()
+             if v is None or isinstance(v, (str, int, float, bool, np.number))}
     common = {"kind": "table", "name": name, "description": description, "units": units,
+              "notes": notes,
               "shape": [int(df.shape[0]), int(df.shape[1])], "columns": kinds,
               "sha256": table_checksum(df)}
     with atomic_path(folder / f"{name}.csv") as tmp:
@@ -552,7 +556,7 @@ def subject_rdms(nsd, subject: str, image_ids, features: dict, feature_ids, rois
     feature_ids : array-like of int
         The sorted nsdIds of the feature rows.
     rois : list of str, optional
-        ROIs of ``atlas`` (default: all its labels).
+        ROIs of ``atlas`` (default: all its labels; ``[]``: no brain RDMs).
     atlas : str, default="streams"
         The fsaverage atlas.
     %(sessions)s
@@ -573,7 +577,9 @@ def subject_rdms(nsd, subject: str, image_ids, features: dict, feature_ids, rois
     if not isinstance(features, dict):
         raise TypeError(f"features: expected a dict of name -> array, got {type(features).__name__}")
     order = np.argsort(ids, kind="stable")
-    patterns, got = roi_patterns(nsd, subject, rois, atlas, ids=ids[order], sessions=sessions)
+    patterns = {}
+    if rois is None or len(rois):  # rois=[]: the models' RDMs only (no betas read)
+        patterns = roi_patterns(nsd, subject, rois, atlas, ids=ids[order], sessions=sessions)[0]
     back = np.empty_like(order)
     back[order] = np.arange(order.size)
     d, roi_of, model_of = [], [], []
