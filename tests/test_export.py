@@ -123,11 +123,15 @@ def test_table_csv_and_parquet_keep_numbers_as_numbers(folder, rng):
                        "significant": [True, False, True]}).set_index(["subject", "roi"])
     df.attrs = {"correction": "Holm", "table": pd.DataFrame({"a": [1]})}  # as some tables carry
     folder.table("rsa", df, description="ROI RSA per subject")
-    noise = pd.DataFrame({"x": rng.normal(size=500) * 10.0 ** rng.integers(-30, 30, 500)})
+    noise = pd.DataFrame({"x": rng.normal(size=500) * 10.0 ** rng.integers(-30, 30, 500),
+                          "x32": rng.normal(size=500).astype(np.float32)})
     folder.table("noise", noise, description="random floats over 60 decades")
     for reader, ext in ((pd.read_csv, "csv"), (pd.read_parquet, "parquet")):
-        np.testing.assert_array_equal(reader(folder.path / f"noise.{ext}")["x"].to_numpy(),
-                                      noise["x"].to_numpy())
+        back = reader(folder.path / f"noise.{ext}")
+        np.testing.assert_array_equal(back["x"].to_numpy(), noise["x"].to_numpy())
+        np.testing.assert_array_equal(back["x32"].to_numpy(), noise["x32"].to_numpy())
+    folder.close()
+    assert export.check_folder(folder.path) == []
     flat = df.reset_index()
     for reader, ext in ((pd.read_csv, "csv"), (pd.read_parquet, "parquet")):
         back = reader(folder.path / f"rsa.{ext}")

@@ -413,6 +413,9 @@ def _flat_table(table, name: str):
         if pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_numeric_dtype(s.dtype):
             if pd.api.types.is_complex_dtype(s.dtype):
                 raise TypeError(f"table {name!r}, column {col!r}: complex numbers")
+            if pd.api.types.is_float_dtype(s.dtype) and s.dtype != np.float64:
+                # float32 text (CSV) reads back as a different float64: widen first (exact)
+                df[col] = s.astype(np.float64)
             continue
         values = [v for v in s.tolist() if not (v is None or v is pd.NA
                                                 or (isinstance(v, float) and math.isnan(v)))]
