@@ -141,6 +141,8 @@ def results_folder(chapter: str, results_dir=None) -> Path:
 def values_checksum(values) -> str:
     """SHA-256 of an array's values as float64, C order (shape not included).
 
+    Every NaN is hashed as the same NaN (its sign and payload bits are not values).
+
     Parameters
     ----------
     values : array-like of numbers
@@ -150,8 +152,15 @@ def values_checksum(values) -> str:
     str
         Hex digest.
     """
-    arr = np.ascontiguousarray(np.asarray(values, dtype=np.float64))
-    return hashlib.sha256(arr.tobytes()).hexdigest()
+    return hashlib.sha256(_float_bytes(values)).hexdigest()
+
+
+def _float_bytes(values) -> bytes:
+    """float64 C-order bytes with every NaN the same NaN (0/0 sets the sign bit on x86, a
+    NaN read back from text does not: the same missing value, different bytes)."""
+    arr = np.array(values, dtype=np.float64, order="C")
+    arr[np.isnan(arr)] = np.nan
+    return arr.tobytes()
 
 
 def _column_kind(series) -> str:
@@ -168,13 +177,12 @@ def _canonical_column(series, kind: str) -> bytes:
     import pandas as pd
 
     if kind == "number":
-        return np.ascontiguousarray(pd.to_numeric(series).to_numpy(dtype=np.float64,
-                                                                     na_value=np.nan)).tobytes()
+        return _float_bytes(pd.to_numeric(series).to_numpy(dtype=np.float64, na_value=np.nan))
     if kind == "bool":
         out = np.array([np.nan if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
                         else (1.0 if v in (True, "True", "true", 1) else 0.0)
                         for v in series.tolist()], dtype=np.float64)
-        return out.tobytes()
+        return _float_bytes(out)
     return "\x1f".join("" if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
                        else str(v) for v in series.tolist()).encode()
 
@@ -221,7 +229,7 @@ def rdms_checksum(rdms) -> str:
         Hex digest.
     """
     h = hashlib.sha256()
-    h.update(np.ascontiguousarray(np.asarray(rdms.dissimilarities, dtype=np.float64)).tobytes())
+    h.update(_float_bytes(rdms.dissimilarities))
     h.update(np.ascontiguousarray(np.asarray(rdms.pattern_descriptors["nsdId"],
                                              dtype=np.int64)).tobytes())
     for key in ("subject", "roi", "model"):
