@@ -1056,15 +1056,17 @@ def download_markdown(folder, output_dir=None) -> str:
     files = [README, MANIFEST] + [e["file"] for e in manifest["files"]]
     what = {e["file"]: f"{e['kind'].replace('_', ' ')}, {e['format']}" for e in manifest["files"]}
     what.update({README: "what each file holds", MANIFEST: "shapes, units, checksums, parameters"})
-    lines = [f"**Exported results** ({len(manifest['files'])} files in `{manifest['chapter']}/` "
-             "of the results folder; `python -m brainllm_utils.export check` verifies them):", ""]
+    head = (f"**Exported results**: {len(manifest['files'])} files in `{manifest['chapter']}/` "
+            "of the results folder (`python -m brainllm_utils.export check` verifies them)")
+    if output_dir is None:
+        return "\n".join([head + ":", ""] + [f"- `{folder / f}` ({what[f]})" for f in files]) + "\n"
+    lines = []
     for f in files:
-        if output_dir is None:
-            lines.append(f"- `{folder / f}` ({what[f]})")
-        else:
-            rel = os.path.relpath(folder / f, Path(output_dir).resolve())
-            lines.append(f"- {{download}}`{f} <{Path(rel).as_posix()}>` ({what[f]})")
-    return "\n".join(lines) + "\n"
+        rel = os.path.relpath(folder / f, Path(output_dir).resolve())
+        lines.append(f"- {{download}}`{f} <{Path(rel).as_posix()}>` ({what[f]})")
+    # a collapsed admonition (sphinx-togglebutton): the list can be long (a map per subject)
+    return "\n".join([head + ".", "", "````{admonition} Download the files", ":class: dropdown",
+                      "", *lines, "````"]) + "\n"
 
 
 # ----------------------------------------------------------------------------- command line
