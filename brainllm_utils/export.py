@@ -18,7 +18,7 @@ from .chapters import (
     read_entry,
     results_folder,
     safe_name,
-    subject_rdms,
+    sample_set_rdms,
 )
 
 __all__ = [
@@ -29,7 +29,7 @@ __all__ = [
     "export_table",
     "export_rdms",
     "make_rdms",
-    "subject_rdms",
+    "sample_set_rdms",
     "safe_name",
     "findings_table",
     "read_entry",

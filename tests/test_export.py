@@ -256,7 +256,7 @@ def test_subject_rdms_match_rsatoolbox_on_the_same_patterns(nsd):
     rng = np.random.default_rng(0)
     feats = {"a": rng.normal(size=(40, 6)), "b": rng.normal(size=(40, 3))}
     feature_ids = np.unique(np.concatenate([ids, subject_image_ids(nsd, "subj01")[12:40]]))[:40]
-    rdms = export.subject_rdms(nsd, "subj01", ids, feats, feature_ids, rois=["early", "ventral"],
+    rdms = export.sample_set_rdms(nsd, "subj01", ids, feats, feature_ids, rois=["early", "ventral"],
                                device="cpu")
     assert list(rdms.rdm_descriptors["model"]) == ["data", "data", "a", "b"]
     assert list(rdms.rdm_descriptors["roi"]) == ["early", "ventral", "", ""]

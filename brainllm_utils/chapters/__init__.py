@@ -40,7 +40,7 @@ from ._export import (
     read_entry,
     results_folder,
     safe_name,
-    subject_rdms,
+    sample_set_rdms,
     table_checksum,
     values_checksum,
 )
@@ -195,7 +195,7 @@ __all__ = [
     "export_table",
     "export_rdms",
     "make_rdms",
-    "subject_rdms",
+    "sample_set_rdms",
     "safe_name",
     "findings_table",
     "values_checksum",

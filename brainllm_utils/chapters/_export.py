@@ -61,7 +61,7 @@ __all__ = [
     "export_volume_map",
     "export_table",
     "make_rdms",
-    "subject_rdms",
+    "sample_set_rdms",
     "export_rdms",
     "safe_name",
     "findings_table",
@@ -548,7 +548,7 @@ def make_rdms(dissimilarities, nsd_ids, *, subject, roi, model, measure: str = "
 
 
 @fill_doc
-def subject_rdms(nsd, subject: str, image_ids, features: dict, feature_ids, rois=None,
+def sample_set_rdms(nsd, subject: str, image_ids, features: dict, feature_ids, rois=None,
                  atlas: str = "streams", sessions=None, device: str = "auto"):
     """One subject's brain RDMs (one per ROI) and the models' RDMs on the same images.
 
