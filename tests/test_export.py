@@ -202,6 +202,8 @@ def test_manifest_readme_and_check_catch_a_changed_file(folder, nsd, rng, tmp_pa
     readme = (folder.path / "README.md").read_text()
     assert all(f"`{e['file']}`" in readme for e in manifest["files"])
     assert export.main(["check", str(tmp_path)]) == 0
+    assert export.main(["list", str(tmp_path), "--chapter", "02_rsa"]) == 0
+    assert "lh.m.func.gii" in capsys.readouterr().out
     # a changed value in one file is found
     pd.DataFrame({"x": [1.5, 2.6]}).to_csv(folder.path / "t.csv", index=False)
     problems = export.check_folder(folder.path)
