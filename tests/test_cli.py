@@ -197,3 +197,23 @@ def test_batch_without_notebooks_is_an_error_not_an_empty_run(tmp_path, tiny_roo
     status, _, err = _run(["batch", "run", "--data", str(tiny_root), "--notebook-dir", str(tmp_path),
                            "--output-dir", str(tmp_path / "out")], capsys)
     assert status == 2 and f"no notebooks (NN_*.ipynb) in {tmp_path}" in err
+
+
+
+def test_export_reaches_the_export_module(tmp_path, capsys):
+    """``brainllm export`` runs the real export CLI: ``list`` names a written table, ``check``
+    passes on it and fails once the file no longer matches its manifest checksum."""
+    import pandas as pd
+
+    from brainllm_utils.chapters import ExportFolder
+
+    folder = ExportFolder("06_summary", parameters={"seed": 0}, results_dir=tmp_path)
+    folder.table("scores", pd.DataFrame({"subject": ["subj01", "subj02"], "r": [0.25, 0.5]}),
+                 description="a test table")
+    folder.close()
+    status, out, _ = _run(["export", "list", str(tmp_path)], capsys)
+    assert status == 0 and "scores.csv" in out
+    assert _run(["export", "check", str(tmp_path)], capsys)[0] == 0
+    csv = tmp_path / "06_summary" / "scores.csv"
+    csv.write_text(csv.read_text().replace("0.25", "0.75"))
+    assert _run(["export", "check", str(tmp_path)], capsys)[0] == 1

@@ -14,7 +14,7 @@ subcommand      does                                         same as
 ``sandbox``     write a generated, ground-truth NSD tree     ``python -m brainllm_utils.synth``
 ``weights``     prepare the pip-packaged encoder weights     ``python -m brainllm_utils.weights``
 ``nsd``         ``download`` / ``check`` a local NSD copy    ``python -m brainllm_utils.nsd``
-``export``      write a chapter's results as files           ``python -m brainllm_utils.export``
+``export``      list or check the exported result files      ``python -m brainllm_utils.export``
 ``site-check``  every page of the built book in Chromium     ``python -m brainllm_utils.site_check``
 ==============  ===========================================  ===================================
 
@@ -134,7 +134,8 @@ COMMANDS = {c.name: c for c in (
             "brainllm_utils.weights", _weights),
     Command("nsd", "download or check a local NSD copy (subcommands: download, check)",
             "brainllm_utils.nsd", _nsd),
-    Command("export", "write a chapter's results as NIfTI/GIfTI/MGH/CSV/parquet/RDM files",
+    Command("export", "list or check the result files the chapters exported (NIfTI, GIfTI, MGH, "
+            "CSV, parquet, RDMs)",
             EXPORT_MODULE, _export),
     Command("site-check", "check every page of the built book in headless Chromium",
             "brainllm_utils.site_check", _site_check),

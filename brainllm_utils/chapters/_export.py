@@ -521,7 +521,7 @@ def make_rdms(dissimilarities, nsd_ids, *, subject, roi, model, measure: str = "
     -------
     rsatoolbox.rdm.RDMs
     """
-    from rsatoolbox.rdm import RDMs
+    from ..rsa import to_rdms
 
     d = np.asarray(dissimilarities, dtype=np.float64)
     if d.ndim == 1:
@@ -542,9 +542,9 @@ def make_rdms(dissimilarities, nsd_ids, *, subject, roi, model, measure: str = "
         vals = [val] * d.shape[0] if isinstance(val, str) else [str(v) for v in val]
         if len(vals) != d.shape[0]:
             raise ValueError(f"{key}: {len(vals)} values for {d.shape[0]} RDMs")
-        desc[key] = np.array(vals)
-    return RDMs(d, dissimilarity_measure=measure, rdm_descriptors=desc,
-                pattern_descriptors={"nsdId": ids.astype(np.int64)})
+        desc[key] = vals
+    # the package's one converter (rsa.to_rdms): pdist order, nsdId as the pattern descriptor
+    return to_rdms(d, ids.astype(np.int64), rdm_descriptors=desc, dissimilarity_measure=measure)
 
 
 @fill_doc
