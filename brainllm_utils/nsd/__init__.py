@@ -25,6 +25,7 @@ from .layout import (
     SPACES,
     STREAMS_LABELS,
     NSDFileError,
+    PartialDataWarning,
     download_hint,
     subject_name,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "check",
     "estimate_resources",
     "NSDFileError",
+    "PartialDataWarning",
     "SessionsMissingWarning",
     "format_sessions",
     "parse_session_spec",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 from pathlib import Path
 from typing import Sequence
@@ -11,8 +12,11 @@ import numpy as np
 
 from .._utils.cache import cache_key, discard, file_identity, load_npy, resolve_cache, save_npy
 from .._utils.docs import fill_doc
-from .._utils.paths import atomic_path
-from .layout import EXPDESIGN, SPACES, NSDFileError, responses_file
+from .._utils.paths import atomic_path, atomic_write_text
+from .layout import EXPDESIGN, SPACES, NSDFileError, _as_int, responses_file
+
+#: Largest difference allowed between two affines of one subject's func1pt8mm grid (mm).
+AFFINE_ATOL = 1e-3
 
 __all__: list[str] = []
 
@@ -34,26 +38,28 @@ class _BetasMixin:
             self.path(str(f.relative_to(self.root)), "beta file")
         T = self.trials_per_session()
         if space == "func1pt8mm":
-            out = _read_nifti_masked(files[0], cols, T, chunk=chunk)
+            out = _read_nifti_masked(files[0], cols, T, chunk=chunk, grid=self._grid(subject))
             out /= np.float32(300.0)
             return out
         out = np.empty((T, cols.size), dtype=np.float32)
         offset = 0
-        for f in files:
-            nv = _read_mgh_columns(f, cols, offset, T, out, chunk_columns)
+        expected = self.n_vertices()
+        for f, nv_expected in zip(files, expected):
+            nv = _read_mgh_columns(f, cols, offset, T, out, chunk_columns, nv_expected,
+                                   self._n_vertices_source)
             offset += nv
-        if cols.size and cols.max() >= offset:
-            raise NSDFileError(f"{files[0].parent}: {offset} vertices, fewer than the ROI needs")
         return out
 
     def _betas_plan(self, subject, space, roi, zscore, min_repeats, sessions):
         """Validated arguments of :meth:`betas`: subject name, sessions, columns, trial table
         of those sessions and the nsdIds kept."""
         name = self._check_subject(subject)
-        if space not in SPACES:
+        if not isinstance(space, str) or space not in SPACES:
             raise ValueError(f"space={space!r}: expected one of {SPACES}")
-        if int(min_repeats) < 1:
+        _check_flag(zscore, "zscore")
+        if _as_int(min_repeats, "min_repeats") < 1:
             raise ValueError(f"min_repeats={min_repeats}: expected an integer ≥ 1")
+        min_repeats = int(min_repeats)
         sessions = self.select_sessions(name, sessions, space)
         cols = self.columns(name, space, roi)
         if cols.size == 0:
@@ -63,7 +69,8 @@ class _BetasMixin:
         uniq, counts = np.unique(table["nsdId"].to_numpy(), return_counts=True)
         nsd_ids = uniq[counts >= min_repeats]
         if nsd_ids.size == 0:
-            raise ValueError(f"{name}: no image has ≥ {min_repeats} repeats in sessions {sessions}")
+            raise ValueError(f"{name}: no image has ≥ min_repeats={min_repeats} repeats in "
+                             f"sessions={sessions}; select more sessions or lower min_repeats")
         return name, sessions, cols, table, nsd_ids
 
     def _betas_key(self, name, space, cols, zscore, min_repeats, sessions) -> str:
@@ -143,6 +150,11 @@ class _BetasMixin:
         nsd_ids : ndarray of int64 of shape (n_images,)
             The sorted 0-based nsdIds of the rows.
         """
+        for flag, value in (("cache", cache), ("progress", progress)):
+            _check_flag(value, flag)
+        if _as_int(chunk_columns, "chunk_columns") < 1:
+            raise ValueError(f"chunk_columns={chunk_columns}: expected an integer ≥ 1")
+        chunk_columns = int(chunk_columns)
         name, sessions, cols, table, nsd_ids = self._betas_plan(subject, space, roi, zscore, min_repeats,
                                                                sessions)
         root = self._cache_dir if self._cache_dir is not None else True
@@ -158,6 +170,7 @@ class _BetasMixin:
                 Y = load_npy(y_path, shape=(nsd_ids.size, cols.size), dtype=np.float32, mmap=True,
                              companions=[id_path])
                 if Y is not None:
+                    self._replay_events(folder / f"{name}_{space}_{key}_partial.json")
                     return Y, cached_ids
 
         row_of = np.full(self.n_images, -1, dtype=np.int64)
@@ -175,15 +188,30 @@ class _BetasMixin:
             return out, nsd_ids
         with atomic_path(y_path) as tmp:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
-            self._average_sessions(out, *args)
+            events = self._average_sessions(out, *args)
             out.flush()
             del out
         save_npy(id_path, nsd_ids)
+        _save_events(folder / f"{name}_{space}_{key}_partial.json", events)
         return np.load(y_path, mmap_mode="r"), nsd_ids
 
+    def _replay_events(self, path: Path) -> None:
+        """Warn again about (and record) the partial-data events of a cached betas entry."""
+        try:
+            events = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return
+        for e in events if isinstance(events, list) else []:
+            if isinstance(e, dict) and {"kind", "message"} <= set(e):
+                self._record(e["kind"], e["message"], subject=e.get("subject"), session=e.get("session"),
+                             file=e.get("file"), n_images=e.get("n_images"), stacklevel=4)
+
     def _average_sessions(self, out, name, space, sessions, table, row_of, cols, zscore,
-                          progress, chunk_columns) -> None:
-        """Fill ``out`` (zeros, (n_images, n_cols)) with the repeat-averaged betas."""
+                          progress, chunk_columns) -> list[dict]:
+        """Fill ``out`` (zeros, (n_images, n_cols)) with the repeat-averaged betas.
+
+        Returns the partial-data events (sessions whose every column is NaN or constant),
+        each recorded and warned (:class:`~brainllm_utils.nsd.PartialDataWarning`)."""
         from tqdm.auto import tqdm
 
         n_rows, n_cols = out.shape
@@ -202,6 +230,24 @@ class _BetasMixin:
             _accumulate_rows(out, rows, B, chunk_columns)
             np.add.at(per_session[:, j], rows[rows >= 0], 1.0)
             del B
+        events = []
+        dead = ~valid.any(axis=1) if n_cols else np.zeros(len(sessions), dtype=bool)
+        if dead.any():
+            left = per_session[:, ~dead].sum(axis=1)
+            for j in np.flatnonzero(dead):
+                s = sessions[j]
+                hit = per_session[:, j] > 0
+                n_hit, n_lost = int(hit.sum()), int((hit & (left == 0)).sum())
+                what = "NaN or constant" if zscore else "NaN"
+                files = ", ".join(str(f) for f in self._beta_files(name, space, s))
+                msg = (f"{name} session {s}: every one of the {n_cols} {space} columns read is {what} "
+                       f"in {files}; the session is left out of the average: {n_hit} images lose "
+                       f"their trials of this session, {n_lost} of them have no other valid trial "
+                       "and are NaN")
+                self._record("session-all-nan", msg, subject=name, session=int(s), file=files,
+                             n_images=n_hit, stacklevel=4)
+                events.append(dict(kind="session-all-nan", message=msg, subject=name, session=int(s),
+                                   file=files, n_images=n_hit))
         # count[i, c] = sum over sessions of trials(i, s) * valid(s, c); blocks of at most
         # 64 MiB of float32 over all rows (a block, its count and the quotient are in memory)
         step = max(1, min(chunk_columns, (64 * 2**20) // (4 * max(n_rows, 1))))
@@ -211,6 +257,21 @@ class _BetasMixin:
             block = np.asarray(out[:, c0:c1])
             with np.errstate(invalid="ignore", divide="ignore"):
                 out[:, c0:c1] = np.where(count > 0, block / count, np.nan)
+        return events
+
+
+def _check_flag(value, name: str) -> None:
+    """A TypeError naming ``name`` unless ``value`` is a bool (``True``/``False``, numpy's too)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}={value!r}: expected True or False, not {type(value).__name__}")
+
+
+def _save_events(path: Path, events: list[dict]) -> None:
+    """Write the partial-data events of a betas cache entry next to it (best effort)."""
+    try:
+        atomic_write_text(path, json.dumps(events))
+    except OSError:
+        pass
 
 
 def _zscore_columns(B: np.ndarray, zscore: bool, chunk_columns: int) -> np.ndarray:
@@ -236,12 +297,13 @@ def _zscore_columns(B: np.ndarray, zscore: bool, chunk_columns: int) -> np.ndarr
 
 
 def _read_mgh_columns(path: Path, cols: np.ndarray, offset: int, T: int, out: np.ndarray,
-                      chunk_columns: int) -> int:
+                      chunk_columns: int, n_expected: int, source: str) -> int:
     """Copy the vertices of ``cols`` that fall in this hemisphere file into ``out``.
 
     ``out`` is (T, n_cols); ``cols`` index lh-then-rh vertices and this file holds vertices
-    ``offset .. offset + n_vertices``. The file is memory-mapped (MGH is uncompressed).
-    Returns the file's number of vertices.
+    ``offset .. offset + n_vertices``, where ``n_vertices`` must be ``n_expected`` (the
+    hemisphere's count, read from ``source``). The file is memory-mapped (MGH is
+    uncompressed). Returns the file's number of vertices.
     """
     import nibabel as nib
 
@@ -253,6 +315,13 @@ def _read_mgh_columns(path: Path, cols: np.ndarray, offset: int, T: int, out: np
     if len(shape) != 4 or shape[1:3] != (1, 1) or shape[3] != T:
         raise NSDFileError(f"{path}: expected shape (n_vertices, 1, 1, {T}), found {shape}")
     nv = shape[0]
+    if nv != n_expected:
+        raise NSDFileError(f"{path}: {nv} vertices, expected {n_expected} (the hemisphere's vertex "
+                           f"count, from {source}); every session's file must match it, or the "
+                           "columns of the two hemispheres would shift")
+    if np.dtype(img.get_data_dtype()).kind != "f":
+        raise NSDFileError(f"{path}: betas of dtype {img.get_data_dtype()}, expected float32 (NSD's "
+                           "fsaverage betas are percent signal change, read as they are)")
     where = np.flatnonzero((cols >= offset) & (cols < offset + nv))
     try:
         data = np.asanyarray(img.dataobj)
@@ -262,6 +331,18 @@ def _read_mgh_columns(path: Path, cols: np.ndarray, offset: int, T: int, out: np
     except Exception as err:
         raise NSDFileError(f"{path}: cannot read betas ({err}); truncated or corrupt?") from err
     return nv
+
+
+def _check_grid(path, shape, affine, grid) -> None:
+    """NSDFileError naming both files unless ``path``'s grid is the brain mask's ``grid``."""
+    ref_shape, ref_affine, ref_path = grid
+    if tuple(shape) != tuple(ref_shape):
+        raise NSDFileError(f"{path}: grid {tuple(shape)}, but the brain mask {ref_path} has "
+                           f"{tuple(ref_shape)}: both must be on the subject's func1pt8mm grid")
+    if not np.allclose(affine, ref_affine, rtol=0, atol=AFFINE_ATOL):
+        raise NSDFileError(f"{path}: affine {np.round(affine, 3).tolist()} differs from the brain "
+                           f"mask {ref_path}'s {np.round(ref_affine, 3).tolist()} (more than "
+                           f"{AFFINE_ATOL} mm): the voxels would not be the same")
 
 
 def _accumulate_rows(total, rows: np.ndarray, B: np.ndarray, chunk_columns: int) -> None:
@@ -284,11 +365,13 @@ def _accumulate_rows(total, rows: np.ndarray, B: np.ndarray, chunk_columns: int)
         total[uniq, c0:c1] += S @ B[:, c0:c1]
 
 
-def _read_nifti_masked(path: Path, cols: np.ndarray, T: int, chunk: int = 64) -> np.ndarray:
+def _read_nifti_masked(path: Path, cols: np.ndarray, T: int, chunk: int = 64, grid=None) -> np.ndarray:
     """Stream a 4-D NIfTI (X, Y, Z, T) in trial chunks, keeping only ``cols``.
 
     ``cols`` are C-order flat indices into (X, Y, Z). Returns float32 (T, n_cols) in the
     file's units (scaling applied if the header sets it). Never holds the whole session.
+    ``grid``: ``(shape, affine, path)`` of the subject's brain mask; the file's grid must
+    match it (shape and affine within :data:`AFFINE_ATOL`).
     """
     import nibabel as nib
 
@@ -299,10 +382,16 @@ def _read_nifti_masked(path: Path, cols: np.ndarray, T: int, chunk: int = 64) ->
         offset = int(img.dataobj.offset)
         dtype = header.get_data_dtype()
         slope, inter = header.get_slope_inter()
+        affine = img.affine
     except Exception as err:
         raise NSDFileError(f"{path}: cannot read the NIfTI header ({err})") from err
     if len(shape) != 4 or shape[3] != T:
         raise NSDFileError(f"{path}: expected a 4-D (X, Y, Z, {T}) image, found shape {shape}")
+    if np.dtype(dtype).kind != "i":
+        raise NSDFileError(f"{path}: betas of dtype {dtype}, expected int16 (NSD's volume betas are "
+                           "PSC × 300, divided by 300 on reading: a float file would be scaled wrongly)")
+    if grid is not None:
+        _check_grid(path, shape[:3], affine, grid)
     n_vox = int(np.prod(shape[:3]))
     if cols.size and cols.max() >= n_vox:
         raise NSDFileError(f"{path}: grid {shape[:3]} is smaller than the mask it is read with")

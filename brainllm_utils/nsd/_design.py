@@ -4,24 +4,29 @@ from __future__ import annotations
 
 import functools
 import re
-import warnings
 
 import numpy as np
 
 from .._utils.docs import fill_doc
 from ._manifest import parse_sessions
-from .layout import (EXPDESIGN, responses_file, NSD_SESSIONS, SPACES, STIM_INFO, NSDFileError, beta_dir,
-                     subject_name)
+from .layout import (EXPDESIGN, responses_file, NSD_SESSIONS, SPACES, STIM_INFO, NSDFileError,
+                     PartialDataWarning, _as_int, beta_dir, subject_name)
 
 __all__ = ["SessionsMissingWarning", "parse_session_spec", "format_sessions"]
 
 
-class SessionsMissingWarning(UserWarning):
+#: Columns of ``responses.tsv`` the reader needs.
+RESPONSES_COLUMNS = ("SESSION", "73KID")
+
+
+class SessionsMissingWarning(PartialDataWarning):
     """The design or ``responses.tsv`` lists sessions whose beta files are not on disk.
 
     Raised (as a warning) by :meth:`~brainllm_utils.nsd.NSD.sessions`, hence by every
     analysis that uses the sessions on disk by default; the message names the subject, the
-    missing sessions and the command that downloads them.
+    missing sessions and the command that downloads them. A
+    :class:`~brainllm_utils.nsd.PartialDataWarning`, recorded in
+    :meth:`~brainllm_utils.nsd.NSD.data_report`.
     """
 
 
@@ -44,7 +49,11 @@ def parse_session_spec(sessions) -> list[int] | None:
     Raises
     ------
     ValueError
-        For an empty selection, a number < 1, a reversed range or anything else.
+        For an empty selection, a number < 1, a session listed twice in a sequence (it would
+        weigh twice; a string's ranges may overlap), a reversed range or anything else.
+    TypeError
+        For an entry that is not an integer (a float such as ``2.0`` or a bool; also a
+        ValueError).
 
     Examples
     --------
@@ -61,9 +70,12 @@ def parse_session_spec(sessions) -> list[int] | None:
     else:
         items = [sessions] if np.ndim(sessions) == 0 else list(sessions)
         for v in items:
-            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
-                raise ValueError(f"sessions={sessions!r}: expected ints, a string such as '1-5', or None")
+            _as_int(v, f"sessions={sessions!r}: entry")
             out.append(int(v))
+        dup = sorted({v for v in out if out.count(v) > 1})
+        if dup:
+            raise ValueError(f"sessions={sessions!r}: session(s) {dup} listed more than once "
+                             "(each session's trials are averaged once)")
     if not out:
         raise ValueError(f"sessions={sessions!r}: selects no session")
     if min(out) < 1:
@@ -215,18 +227,31 @@ class _DesignMixin:
         if space not in SPACES:
             raise ValueError(f"space={space!r}: expected one of {SPACES}")
         n_acq = self.n_sessions(name)
-        found = [s for s in self._sessions_found(name, space) if s <= n_acq]
+        on_disk = self._sessions_found(name, space)
+        found = [s for s in on_disk if s <= n_acq]
+        extra = [s for s in on_disk if s > n_acq]
         missing = sorted(set(range(1, n_acq + 1)) - set(found))
-        warned = self.__dict__.setdefault("_sessions_warned", set())
-        if warn and missing and found and (name, space) not in warned:
-            warned.add((name, space))
-            warnings.warn(
+        resp = self.root / responses_file(name)
+        if warn and extra and resp.exists():
+            self._record(
+                "sessions-not-in-responses",
+                f"{name}: {resp} lists sessions 1..{n_acq}, but the {space} betas of session(s) "
+                f"{format_sessions(extra)} are on disk too; they are ignored (their trials are not "
+                f"confirmed by the behavioural file). Using sessions {format_sessions(found)}; a "
+                "complete responses.tsv comes with: python -m brainllm_utils.nsd download "
+                f"{self.root} --subjects {int(name[4:])}",
+                subject=name, session=format_sessions(extra), file=resp, stacklevel=3)
+        if warn and missing and found:
+            self._record(
+                "sessions-missing",
                 f"{name}: {len(missing)} of its {n_acq} acquired sessions have no {space} betas on "
                 f"disk (sessions {format_sessions(missing)}; using {format_sessions(found)}) under "
                 f"{self.root / beta_dir(name, space, self.beta_version)}. Download them with: "
                 f"python -m brainllm_utils.nsd download {self.root} --subjects {int(name[4:])} "
                 f"--sessions {format_sessions(missing)} --space {space}",
-                SessionsMissingWarning, stacklevel=2)
+                subject=name, session=format_sessions(missing),
+                file=self.root / beta_dir(name, space, self.beta_version),
+                category=SessionsMissingWarning, stacklevel=3)
         return found
 
     @fill_doc
@@ -312,9 +337,17 @@ class _DesignMixin:
         if not p.exists():
             return None
         try:
-            return pd.read_csv(p, sep="\t")
+            df = pd.read_csv(p, sep="\t")
         except Exception as err:
             raise NSDFileError(f"{p}: cannot parse as tab-separated values ({err})") from err
+        if len(df):
+            for col in RESPONSES_COLUMNS:
+                if col not in df.columns:
+                    raise NSDFileError(f"{p}: expected a '{col}' column (NSD's responses.tsv has "
+                                       f"{', '.join(RESPONSES_COLUMNS)}, …); found {list(df.columns)[:20]}")
+                if not pd.api.types.is_integer_dtype(df[col]):
+                    raise NSDFileError(f"{p}: column '{col}' must hold integers; found dtype {df[col].dtype}")
+        return df
 
     @functools.cache
     def trials_per_session(self) -> int:
@@ -404,7 +437,15 @@ class _DesignMixin:
             )
         t = np.arange(n_trials)
         idx10k = mo[:n_trials]
+        if s > design["subjectim"].shape[0]:
+            raise NSDFileError(f"{self.root / EXPDESIGN}: subjectim has {design['subjectim'].shape[0]} "
+                               f"rows, none for {name}")
         nsd73 = design["subjectim"][s - 1, idx10k - 1]
+        if nsd73.size and (nsd73.min() < 1 or nsd73.max() > self.n_images):
+            raise NSDFileError(
+                f"{self.root / EXPDESIGN}: subjectim of {name} holds 73KIDs {int(nsd73.min())}.."
+                f"{int(nsd73.max())}, but {self.root / STIM_INFO} lists {self.n_images} images "
+                "(73KIDs 1..n): the two files do not belong together")
         nsd_id = nsd73 - 1
         shared = np.isin(nsd73, design["sharedix"])
         order = np.argsort(nsd_id, kind="stable")

@@ -26,6 +26,8 @@ Examples
 
 from __future__ import annotations
 
+import os
+import warnings
 from pathlib import Path
 
 from .._utils.paths import get_cache_dir, get_data_home
@@ -33,7 +35,7 @@ from ._atlas import _AtlasMixin
 from ._betas import _BetasMixin
 from ._design import _DesignMixin
 from ._stimuli import _StimuliMixin
-from .layout import BETA_VERSION, NSDFileError, beta_dir, beta_files, download_hint
+from .layout import BETA_VERSION, NSDFileError, PartialDataWarning, beta_dir, beta_files, download_hint
 
 __all__ = ["NSD"]
 
@@ -98,7 +100,22 @@ class NSD(_LayoutMixin, _DesignMixin, _StimuliMixin, _AtlasMixin, _BetasMixin):
     """
 
     def __init__(self, root=None, cache_dir=None, beta_version: str = BETA_VERSION):
+        for arg, value in (("root", root), ("cache_dir", cache_dir)):
+            if value is not None and not isinstance(value, (str, os.PathLike)):
+                raise TypeError(
+                    f"NSD({arg}={value!r}): expected a folder path (str or path-like"
+                    f"{'; the data_home parameter of the notebooks' if arg == 'root' else ''}) "
+                    f"or None, not {type(value).__name__}")
+        if not isinstance(beta_version, str) or not beta_version or "/" in beta_version:
+            raise ValueError(f"beta_version={beta_version!r}: expected a beta folder name such as "
+                             f"{BETA_VERSION!r}")
         self.root = get_data_home(root)
+        if self.root.exists() and not self.root.is_dir():
+            raise NSDFileError(
+                f"NSD root {self.root} is a file, not a folder: expected a folder with the NSD "
+                "release layout (nsddata/, nsddata_betas/, nsddata_stimuli/); check the root / "
+                "data_home argument or BRAINLLM_DATA."
+            )
         if not self.root.is_dir():
             raise NSDFileError(
                 f"NSD root {self.root} does not exist: expected a folder with the NSD release "
@@ -109,6 +126,41 @@ class NSD(_LayoutMixin, _DesignMixin, _StimuliMixin, _AtlasMixin, _BetasMixin):
         self._cache_dir = cache_dir
         self.beta_version = beta_version
         self._json_cache: dict[str, dict] = {}
+        self._report: list[dict] = []
+
+    def _record(self, kind: str, message: str, *, subject=None, session=None, file=None,
+                n_images=None, warn: bool = True, category=PartialDataWarning, stacklevel: int = 3):
+        """Record one partial-data event in :meth:`data_report` and warn about it (once per
+        identical event and NSD object)."""
+        entry = dict(kind=kind, subject=subject, session=session,
+                     file=None if file is None else str(file), n_images=n_images, message=message)
+        if entry in self._report:
+            return
+        self._report.append(entry)
+        if warn:
+            warnings.warn(message, category, stacklevel=stacklevel)
+
+    def data_report(self):
+        """What this NSD object left out so far: one row per partial-data event.
+
+        Every :class:`~brainllm_utils.nsd.PartialDataWarning` the reader issued (sessions
+        missing on disk, sessions on disk that ``responses.tsv`` does not list, sessions whose
+        betas are all NaN or constant, images whose captions are partly empty) is recorded
+        here, so that a page or a manifest can show on how much less data an analysis ran.
+
+        Returns
+        -------
+        report : pandas.DataFrame
+            Columns ``kind`` (``"sessions-missing"``, ``"sessions-not-in-responses"``,
+            ``"session-all-nan"``, ``"empty-captions"``), ``subject``, ``session`` (a session
+            number or a string such as ``"3-4"``), ``file``, ``n_images`` (images affected;
+            ``None`` where it does not apply) and ``message`` (the warning's text), in the
+            order the events happened; empty (with those columns) when nothing was left out.
+        """
+        import pandas as pd
+
+        cols = ["kind", "subject", "session", "file", "n_images", "message"]
+        return pd.DataFrame(self._report, columns=cols)
 
     def __repr__(self) -> str:
         return f"NSD(root={str(self.root)!r})"

@@ -28,6 +28,7 @@ __all__ = [
     "STREAMS_LABELS",
     "responses_file",
     "NSDFileError",
+    "PartialDataWarning",
     "download_hint",
     "subject_name",
     "read_ctab",
@@ -60,6 +61,53 @@ STREAMS_LABELS = ("early", "midventral", "midlateral", "midparietal", "ventral",
 
 class NSDFileError(FileNotFoundError):
     """A file of the NSD layout is missing, truncated, corrupt or has the wrong shape."""
+
+
+class PartialDataWarning(UserWarning):
+    """An analysis runs on less data than it asked for, and says so.
+
+    Warned at the call (the message names the subject, session, file or images concerned and
+    how many images are affected) and recorded in :meth:`NSD.data_report
+    <brainllm_utils.nsd.NSD.data_report>`, so that a page can show what was left out: a
+    session whose betas are all NaN, sessions on disk that ``responses.tsv`` does not list,
+    captions that are empty, sessions missing on disk
+    (:class:`~brainllm_utils.nsd.SessionsMissingWarning`, a subclass).
+    """
+
+
+class IntegerArgumentError(TypeError, ValueError):
+    """An argument that must be an integer is not one (a bool, a float, a string…).
+
+    A :class:`TypeError`; also a :class:`ValueError`, so that callers validating arguments
+    with ``except ValueError`` see it too.
+    """
+
+
+def _as_int(value, name: str) -> int:
+    """``value`` as an ``int``; :class:`IntegerArgumentError` naming ``name`` unless it is an
+    ``int`` or a numpy integer (bools and floats, even integral ones, are refused: a float
+    id is a computation gone wrong, never rounded)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise IntegerArgumentError(
+            f"{name}={value!r}: expected an integer (int or numpy integer), not "
+            f"{type(value).__name__}; floats and bools are refused, not rounded")
+    return int(value)
+
+
+def _as_int_array(values, name: str) -> np.ndarray:
+    """``values`` as a 1-D int64 array; :class:`IntegerArgumentError` naming ``name`` unless
+    every entry is an integer (numpy integer dtypes accepted; floats, bools, strings refused)."""
+    if isinstance(values, (str, bytes)):
+        raise IntegerArgumentError(f"{name}={values!r}: expected integers, not a string")
+    a = np.asarray(values)
+    if a.dtype == object:
+        a = np.asarray([_as_int(v, name) for v in a.ravel()], dtype=np.int64)
+    elif a.size and a.dtype.kind not in "iu":
+        bad = a.ravel()[0]
+        raise IntegerArgumentError(
+            f"{name}: expected integers (int or numpy integer), got dtype {a.dtype} (e.g. {bad!r}); "
+            "floats and bools are refused, not rounded")
+    return a.astype(np.int64).ravel()
 
 
 def download_hint(relpath: str) -> str:
@@ -129,11 +177,22 @@ def subject_name(subject) -> str:
     name : str
         ``"subjNN"`` (two digits).
 
+    Raises
+    ------
+    TypeError
+        For a bool, a float or anything but a str or an integer (also a ValueError).
+    ValueError
+        For a string that is not a subject name.
+
     Examples
     --------
     >>> subject_name(1), subject_name("subj02"), subject_name("3")
     ('subj01', 'subj02', 'subj03')
     """
+    if isinstance(subject, (bool, np.bool_)) or not isinstance(subject, (str, int, np.integer)):
+        raise IntegerArgumentError(
+            f"subject={subject!r}: expected 'subjNN' (e.g. 'subj01') or an integer, not "
+            f"{type(subject).__name__}")
     if isinstance(subject, (int, np.integer)):
         return f"subj{int(subject):02d}"
     m = re.fullmatch(r"(?:subj)?0*(\d+)", str(subject))
