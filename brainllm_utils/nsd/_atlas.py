@@ -251,8 +251,14 @@ class _AtlasMixin:
             For a name the atlas lacks (the message lists its names) or a label ≤ 0.
         """
         vol = self.roi_volume(subject, atlas, space)
-        names = self.roi_labels(atlas, None if space == "fsaverage" else subject)
-        self._check_labels_in_ctab(vol, atlas, names, subject, space)
+        try:
+            names = self.roi_labels(atlas, None if space == "fsaverage" else subject)
+        except NSDFileError:
+            if label is not None:
+                raise
+            names = None  # every label > 0 needs no name: no table to check the values against
+        if names is not None:
+            self._check_labels_in_ctab(vol, atlas, names, subject, space)
         if label is None:
             return vol > 0
         by_name = {v: k for k, v in names.items()}
