@@ -135,6 +135,21 @@ def _captions_of(root: Path, coco_id: int, text) -> None:
     _json(root, CAPS, edit)
 
 
+def _design(root: Path, edit) -> None:
+    import scipy.io
+
+    p = root / "nsddata/experiments/nsd/nsd_expdesign.mat"
+    mat = {k: v for k, v in scipy.io.loadmat(p).items() if not k.startswith("__")}
+    edit(mat)
+    scipy.io.savemat(_unlink(p), mat)
+
+
+def _swap_shared(mat):
+    sub = mat["subjectim"].copy()
+    sub[0, [0, 1]] = sub[0, [1, 0]]
+    mat["subjectim"] = sub
+
+
 def _brick(root: Path, shape_edit) -> None:
     import h5py
 
@@ -370,6 +385,9 @@ FILE_CASES = [
     Case("rowX-stim-info-fewer-images-than-design", _betas(S1),
          lambda r: (lambda p: pd.read_csv(p, index_col=0).iloc[:200].to_csv(_unlink(p)))(r / CSV), NSDFileError,
          r"nsd_expdesign\.mat: subjectim of subj01 holds 73KIDs .*nsd_stim_info_merged\.csv lists 200 images"),
+    Case("rowX-subjectim-not-sharedix", lambda nsd, root: nsd.shared_test_images(),
+         lambda r: _design(r, _swap_shared), NSDFileError,
+         r"nsd_expdesign\.mat: the first \d+ columns of subjectim must be sharedix"),
     Case("rowX-transform-index-wrong-length",
          lambda nsd, root: __import__("brainllm_utils.nsd", fromlist=["x"]).load_fsaverage_transforms(nsd, S1),
          lambda r: _mgh(r, f"{PP.format(s=S1)}/transforms/lh.white-to-fsaverage.mgz", _fewer(10000)), NSDFileError,
@@ -422,6 +440,14 @@ ARG_CASES = [
     Case("row19-atlas-not-a-string", lambda nsd, root: nsd.roi_mask(S1, 5), exc=TypeError, match=r"atlas=5"),
     Case("row19-unknown-label", lambda nsd, root: nsd.roi_mask(S1, "streams", "ventrl"), exc=ValueError,
          match=r"label 'ventrl' is not in atlas 'streams'; names: .*ventral"),
+    Case("rowX-noise-ceiling-n-zero", lambda nsd, root: nsd.noise_ceiling(S1, n=0), exc=ValueError,
+         match=r"n: expected trial counts > 0"),
+    Case("rowX-noise-ceiling-n-negative-array", lambda nsd, root: nsd.noise_ceiling(S1, n=np.array([3, -1])),
+         exc=ValueError, match=r"n: expected trial counts > 0"),
+    Case("rowX-noise-ceiling-n-nan", lambda nsd, root: nsd.noise_ceiling(S1, n=float("nan")), exc=ValueError,
+         match=r"n: expected trial counts > 0"),
+    Case("rowX-noise-ceiling-n-string", lambda nsd, root: nsd.noise_ceiling(S1, n="3"), exc=TypeError,
+         match=r"n='3'"),
     # rows 22/23: bad arguments of betas
     Case("row23-subject-true", _betas(True), exc=TypeError, match=r"subject=True: expected 'subjNN'"),
     Case("row23-subject-none", _betas(None), exc=TypeError, match=r"subject=None"),
@@ -474,6 +500,9 @@ EQUAL_CASES = [
          damage=lambda r: _nii(r, V1_2, affine=_shift(__import__("nibabel").load(r / V1_2).affine, 1e-5)),
          clean=_betas(S1, space="func1pt8mm")),
     Case("row04-lh-deleted-other-subject", _betas(S1), damage=_rm(LH2), clean=_betas(S1)),
+    Case("row18-all-labels-without-ctab", lambda nsd, root: nsd.roi_mask(S1, "streams"),
+         damage=_rm(f"{LABEL}/streams.mgz.ctab", "nsddata/freesurfer/subj01/label/streams.mgz.ctab"),
+         clean=lambda nsd, root: nsd.roi_mask(S1, "streams")),
 ]
 
 
@@ -515,6 +544,12 @@ PARTIAL_CASES = [
     Case("row04-session-deleted-default-sessions", _betas(S1), damage=_rm(LH1_2),
          warns=SessionsMissingWarning, kind="sessions-missing", match=r"subj01: 1 of its 3 acquired sessions .*sessions 2",
          clean=_betas(S1, sessions=[1, 3])),
+    # row 3: a subject's betas folder deleted: the subject is dropped, said so
+    Case("row03-subject-betas-deleted", lambda nsd, root: nsd.subjects,
+         damage=lambda r: __import__("shutil").rmtree(r / "nsddata_betas/ppdata/subj03"),
+         warns=PartialDataWarning, kind="subject-without-betas",
+         match=r"subj03: .*subj03/behav/responses\.tsv exists but no betas_fithrf_GLMdenoise_RR betas are on disk",
+         clean=lambda nsd, root: [S1, S2]),
     # row 15: some captions empty: dropped, the images named
     Case("row15-some-captions-empty", lambda nsd, root: nsd.captions([1, 2]),
          damage=lambda r: _captions_of(r, 100001, ["", "a dog."]),

@@ -43,13 +43,22 @@ def noise_ceiling_from_ncsnr(ncsnr: np.ndarray, n: float | np.ndarray = 3) -> np
     nc : ndarray of float32, the shape of ``ncsnr``
         Noise ceiling in percent of variance (NaN where ``ncsnr`` is NaN).
 
+    Raises
+    ------
+    ValueError
+        When ``n`` is empty, not finite or ≤ 0 (a ceiling of 0 % would follow silently).
+
     Examples
     --------
     >>> noise_ceiling_from_ncsnr(np.array([0.0, 1.0]), n=1)
     array([ 0., 50.], dtype=float32)
     """
     ncsnr = np.asarray(ncsnr, dtype=np.float64)
+    if isinstance(n, (str, bytes, bool, np.bool_)):
+        raise TypeError(f"n={n!r}: expected the number of trials averaged (a number or an array of them)")
     n = np.asarray(n, dtype=np.float64)
+    if n.size == 0 or not (np.isfinite(n).all() and (n > 0).all()):
+        raise ValueError(f"n: expected trial counts > 0 (finite), got {n if n.size < 6 else n[:5]}")
     inv_n = np.mean(1.0 / n) if n.ndim else 1.0 / float(n)
     snr2 = ncsnr**2
     return (100.0 * snr2 / (snr2 + inv_n)).astype(np.float32)

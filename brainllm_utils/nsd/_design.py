@@ -169,7 +169,11 @@ class _DesignMixin:
 
     @property
     def subjects(self) -> list[str]:
-        """Subjects with betas on disk, e.g. ``["subj01", ...]``."""
+        """Subjects with betas on disk, e.g. ``["subj01", ...]``.
+
+        A subject with a ``responses.tsv`` but no betas is left out with a
+        :class:`~brainllm_utils.nsd.PartialDataWarning` (recorded in :meth:`data_report`).
+        """
         base = self.root / "nsddata_betas" / "ppdata"
         if not base.is_dir():
             return []
@@ -177,6 +181,15 @@ class _DesignMixin:
         for d in sorted(base.glob("subj[0-9][0-9]")):
             if any((d / space / self.beta_version).is_dir() for space in SPACES):
                 found.append(d.name)
+        for resp in sorted(self.root.glob("nsddata/ppdata/subj[0-9][0-9]/behav/responses.tsv")):
+            name = resp.parts[-3]
+            if name not in found:
+                self._record(
+                    "subject-without-betas",
+                    f"{name}: {resp} exists but no {self.beta_version} betas are on disk under "
+                    f"{base / name}: {name} is left out of every analysis. Download its betas with: "
+                    f"python -m brainllm_utils.nsd download {self.root} --subjects {int(name[4:])}",
+                    subject=name, file=base / name, stacklevel=3)
         return found
 
     def _check_subject(self, subject) -> str:
@@ -511,6 +524,12 @@ class _DesignMixin:
         T = self.trials_per_session()
         n_shared = design["sharedix"].size
         n_cols = design["subjectim"].shape[1]
+        head = design["subjectim"][:, :n_shared]
+        if n_shared > n_cols or not (head == design["sharedix"][None, :]).all():
+            raise NSDFileError(
+                f"{self.root / EXPDESIGN}: the first {n_shared} columns of subjectim must be sharedix "
+                "(NSD's shared images, in its order) for every subject; they are not, so the shared "
+                "test set cannot be read from masterordering")
         keep = np.ones(n_shared, dtype=bool)
         for s in range(1, design["subjectim"].shape[0] + 1):
             n = self.n_sessions(s)

@@ -146,13 +146,14 @@ class NSD(_LayoutMixin, _DesignMixin, _StimuliMixin, _AtlasMixin, _BetasMixin):
         Every :class:`~brainllm_utils.nsd.PartialDataWarning` the reader issued (sessions
         missing on disk, sessions on disk that ``responses.tsv`` does not list, sessions whose
         betas are all NaN or constant, images whose captions are partly empty) is recorded
-        here, so that a page or a manifest can show on how much less data an analysis ran.
+        here, so that a page or a manifest can show on how much less data an analysis ran
+        (as are subjects with behavioural data but no betas on disk).
 
         Returns
         -------
         report : pandas.DataFrame
             Columns ``kind`` (``"sessions-missing"``, ``"sessions-not-in-responses"``,
-            ``"session-all-nan"``, ``"empty-captions"``), ``subject``, ``session`` (a session
+            ``"session-all-nan"``, ``"empty-captions"``, ``"subject-without-betas"``), ``subject``, ``session`` (a session
             number or a string such as ``"3-4"``), ``file``, ``n_images`` (images affected;
             ``None`` where it does not apply) and ``message`` (the warning's text), in the
             order the events happened; empty (with those columns) when nothing was left out.
