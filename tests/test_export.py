@@ -275,3 +275,41 @@ def test_subject_rdms_match_rsatoolbox_on_the_same_patterns(nsd):
 def test_safe_name():
     assert export.safe_name("sbert:all-MiniLM-L6-v2") == "sbert-all-MiniLM-L6-v2"
     assert export.safe_name("../x") == "-x"
+
+
+def test_partial_data_is_recorded_in_the_manifest_and_on_the_page(tree_copy, tmp_path):
+    """Data the reader left out (here a subject whose betas are gone) is written to the
+    manifest, to ``partial_data.csv`` and to the README, and the page shows a warning."""
+    import shutil
+    import warnings
+
+    import pandas as pd
+
+    from brainllm_utils.nsd import PartialDataWarning
+
+    root = tree_copy()
+    shutil.rmtree(root / "nsddata_betas" / "ppdata" / "subj03")
+    nsd = NSD(root)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PartialDataWarning)
+        assert "subj03" not in nsd.subjects
+    out = export.ExportFolder("00_data_tour", nsd=nsd, results_dir=tmp_path / "results")
+    out.table("scores", pd.DataFrame({"r": [0.5]}), description="a table")
+    out.close()
+    manifest = json.loads((out.path / "manifest.json").read_text())
+    assert [e["kind"] for e in manifest["partial_data"]] == ["subject-without-betas"]
+    assert "partial_data.csv" in {e["file"] for e in manifest["files"]}
+    assert "subj03" in pd.read_csv(out.path / "partial_data.csv")["subject"].tolist()
+    assert "subj03" in (out.path / "README.md").read_text().split("## Data left out")[1]
+    page = export.download_markdown(out.path, tmp_path)
+    assert page.startswith("````{warning}") and "subj03" in page
+    assert export.check_folder(out.path) == []
+
+
+def test_a_complete_run_records_no_partial_data(nsd, tmp_path):
+    out = export.ExportFolder("00_data_tour", nsd=nsd, results_dir=tmp_path)
+    out.close()
+    manifest = json.loads((out.path / "manifest.json").read_text())
+    assert manifest["partial_data"] == []
+    assert "{warning}" not in export.download_markdown(out.path, tmp_path)
+    assert "Nothing:" in (out.path / "README.md").read_text()

@@ -898,6 +898,12 @@ class ExportFolder:
         from .. import __version__
 
         root = None if self.nsd is None else str(self.nsd.root)
+        # what the reader left out (sessions missing or all NaN, empty captions, subjects
+        # without betas: NSD.data_report), so the files say on how much less data they rest
+        partial = [] if self.nsd is None else self.nsd.data_report().to_dict("records")
+        if partial and "partial_data.csv" not in {e["file"] for e in self.entries}:
+            self.table("partial_data", self.nsd.data_report(),
+                       description="data the run left out (NSD.data_report: one row per warning)")
         manifest = {
             "chapter": self.chapter,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -909,6 +915,7 @@ class ExportFolder:
                           "of the dissimilarities, nsdId and descriptors (RDMs); "
                           "python -m brainllm_utils.export check recomputes them from the files"),
             "nsdId": "0-based NSD image ids (row of nsd_stim_info_merged.csv; 73k id = nsdId + 1)",
+            "partial_data": partial,
             "files": self.entries,
         }
         path = self.path / MANIFEST
@@ -930,6 +937,9 @@ def _readme(manifest: dict) -> str:
              "- RDMs: rsatoolbox HDF5 (`rsatoolbox.rdm.load_rdm`); pattern descriptor `nsdId` =",
              "  0-based NSD image ids (add 1 for NSD's 73k ids).", "",
              "## Parameters", "", "```json", json.dumps(manifest["parameters"], indent=1), "```", "",
+             "## Data left out", "",
+             *([f"- {e['message']}" for e in manifest["partial_data"]]
+               or ["Nothing: every session and caption the run asked for was read."]), "",
              "## Files", "", "| file | kind | shape | units | what |", "|---|---|---|---|---|"]
     for e in manifest["files"]:
         what = e["description"].replace("|", "/").replace("\n", " ")
@@ -1058,6 +1068,12 @@ def download_markdown(folder, output_dir=None) -> str:
     what.update({README: "what each file holds", MANIFEST: "shapes, units, checksums, parameters"})
     head = (f"**Exported results**: {len(manifest['files'])} files in `{manifest['chapter']}/` "
             "of the results folder (`python -m brainllm_utils.export check` verifies them)")
+    partial = manifest.get("partial_data") or []
+    if partial:
+        # shown on the page, not only warned in the kernel's log
+        items = "\n".join(f"- {e['message']}" for e in partial)
+        head = (f"````{{warning}}\nThis run left data out ({len(partial)} events, "
+                f"`partial_data.csv`):\n\n{items}\n````\n\n{head}")
     if output_dir is None:
         return "\n".join([head + ":", ""] + [f"- `{folder / f}` ({what[f]})" for f in files]) + "\n"
     lines = []
