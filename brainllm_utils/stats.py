@@ -14,6 +14,7 @@ import itertools
 import numpy as np
 
 from ._utils.docs import fill_doc
+from ._utils.numeric import check_choice, check_finite, check_float, check_int
 from .rsa import bootstrap_rsa_ci
 
 __all__ = [
@@ -107,9 +108,12 @@ def fdr_bh(pvals, q: float = 0.05):
     ``p_(i) · m / i`` made monotone from the largest p downwards, capped at 1
     (Benjamini & Hochberg 1995).
     """
-    p = np.asarray(pvals, dtype=np.float64)
+    q = _check_q(q)
+    p = _numeric(pvals, "pvals")
     flat = p.ravel()
     ok = np.isfinite(flat)
+    if np.any((flat[ok] < 0) | (flat[ok] > 1)):
+        raise ValueError("pvals must lie in [0, 1] (NaN allowed)")
     adj = np.full(flat.shape, np.nan)
     m = int(ok.sum())
     if m:
@@ -149,7 +153,10 @@ def ttest_1samp_fdr(values, popmean: float = 0.0, q: float = 0.05, alternative="
     """
     from scipy import stats
 
-    v = np.asarray(values, dtype=np.float64)
+    v = _numeric(values, "values", min_rows=2)
+    popmean = check_float(popmean, "popmean")
+    q = _check_q(q)
+    check_choice(alternative, "alternative", _ALTERNATIVES)
     res = stats.ttest_1samp(v, popmean, axis=0, alternative=alternative, nan_policy="propagate")
     reject, p_fdr = fdr_bh(res.pvalue, q)
     n = np.isfinite(v).sum(0)
@@ -184,8 +191,11 @@ def paired_ttest(a, b, alternative: str = "two-sided"):
     """
     from scipy import stats
 
-    res = stats.ttest_rel(np.asarray(a, float), np.asarray(b, float), axis=0,
-                          alternative=alternative)
+    check_choice(alternative, "alternative", _ALTERNATIVES)
+    a, b = _numeric(a, "a", min_rows=2), _numeric(b, "b", min_rows=2)
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must have the same shape (paired subjects), got {a.shape} and {b.shape}")
+    res = stats.ttest_rel(a, b, axis=0, alternative=alternative)
     return res.statistic, res.pvalue
 
 
@@ -221,9 +231,17 @@ def sign_flip_test(a, b=None, n_perm: int = 10000, seed: int = 0,
     the statistic is the mean difference. The smallest attainable exact p is
     ``2 / 2**n`` two-sided (0.0078 for 8 subjects).
     """
-    d = np.asarray(a, dtype=np.float64)
+    n_perm = check_int(n_perm, "n_perm", min_value=1)
+    seed = check_int(seed, "seed", min_value=0)
+    check_choice(alternative, "alternative", _ALTERNATIVES)
+    d = check_finite(a, "a", min_size=1)
+    if d.ndim == 0:
+        raise ValueError("a must have a subject axis (axis 0), got a scalar")
     if b is not None:
-        d = d - np.asarray(b, dtype=np.float64)
+        b = check_finite(b, "b")
+        if b.shape != d.shape:
+            raise ValueError(f"a and b must have the same shape (paired subjects), got {d.shape} and {b.shape}")
+        d = d - b
     n = d.shape[0]
     flat = d.reshape(n, -1)
     obs = flat.mean(0)
@@ -246,6 +264,51 @@ def sign_flip_test(a, b=None, n_perm: int = 10000, seed: int = 0,
     p = hits / len(signs) if exact else (1 + hits) / (1 + len(signs))
     shape = d.shape[1:]
     return obs.reshape(shape), np.asarray(p, dtype=np.float64).reshape(shape)
+
+
+_ALTERNATIVES = ("two-sided", "greater", "less")
+
+
+def _check_q(q, name: str = "q") -> float:
+    return check_float(q, name, min_value=0, max_value=1, min_inclusive=False, max_inclusive=False)
+
+
+def _numeric(x, name: str, min_rows: int = 0) -> np.ndarray:
+    """A numeric array (NaN allowed: the tests propagate it) with at least ``min_rows`` rows."""
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
+    arr = arr.astype(np.float64)
+    if arr.ndim == 0 or arr.shape[0] < min_rows:
+        raise ValueError(f"{name} needs at least {min_rows} subjects along axis 0, got shape {arr.shape}")
+    return arr
+
+
+def _check_table(df, columns, where: str, unique=None) -> None:
+    """``df`` is a DataFrame with ``columns``; rows unique over ``unique`` (a subject counted once)."""
+    import pandas as pd
+
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"{where}: df must be a pandas DataFrame, got {type(df).__name__}")
+    for col in columns:
+        if not isinstance(col, str) or col not in df.columns:
+            raise ValueError(f"{where}: df: missing column {col!r} (have {list(df.columns)})")
+    if unique is not None and all(c in df.columns for c in unique):
+        dup = df.duplicated(subset=list(unique), keep=False)
+        if dup.any():
+            first = df.loc[dup, list(unique)].head(2).to_dict("records")
+            raise ValueError(f"{where}: df holds {int(dup.sum())} rows that repeat the same "
+                             f"{tuple(unique)} (first: {first}); each subject must be counted once "
+                             "(a repeated row would weigh its subject twice)")
+
+
+def _check_by(by, name: str) -> tuple:
+    by = (by,) if isinstance(by, str) else tuple(by)
+    if not by or not all(isinstance(c, str) for c in by):
+        raise ValueError(f"{name} must be a column name or a non-empty sequence of them, got {by!r}")
+    if len(set(by)) != len(by):
+        raise ValueError(f"{name} repeats a column: {by!r}")
+    return by
 
 
 def _refuse_nan(df, value: str, where: str) -> None:
@@ -292,6 +355,11 @@ def group_tests(df, value: str = "r", by=("roi", "model"), q: float = 0.05,
     import pandas as pd
     from scipy import stats
 
+    by = _check_by(by, "by")
+    _check_table(df, (*by, value), "group_tests", unique=(*by, "subject"))
+    q = _check_q(q)
+    if fdr_within is not None and fdr_within not in by:
+        raise ValueError(f"group_tests: fdr_within={fdr_within!r} must be one of by={list(by)} or None")
     _refuse_nan(df, value, "group_tests")
     rows = []
     for key, g in df.groupby(list(by), sort=False):
@@ -348,6 +416,20 @@ def pairwise_model_tests(df, value: str = "r", model_col: str = "model", by="roi
     """
     import pandas as pd
 
+    if not isinstance(by, str):
+        raise TypeError(f"pairwise_model_tests: by must be one column name (str), got {by!r}")
+    _check_table(df, ("subject", model_col, by, value), "pairwise_model_tests",
+                 unique=("subject", model_col, by))
+    q = _check_q(q)
+    n_perm = check_int(n_perm, "n_perm", min_value=1)
+    seed = check_int(seed, "seed", min_value=0)
+    if pairs is not None:
+        have = set(df[model_col])
+        pairs = [tuple(p) for p in pairs]
+        for p in pairs:
+            if len(p) != 2 or p[0] == p[1] or not set(p) <= have:
+                raise ValueError(f"pairwise_model_tests: pairs entry {p!r} must be two different models "
+                                 f"of df[{model_col!r}] (have {sorted(map(str, have))})")
     _refuse_nan(df, value, "pairwise_model_tests")
     rows = []
     for level, g in df.groupby(by, sort=False):
@@ -415,11 +497,16 @@ def paired_contrast_tests(df, a: str, b: str, value: str = "r", by: str = "roi",
 
     if method not in CORRECTIONS:
         raise ValueError(f"method={method!r}: expected one of {sorted(CORRECTIONS)}")
-    if not 0 < alpha < 1:
+    if isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, (int, float, np.floating)) or not 0 < alpha < 1:
         raise ValueError(f"alpha={alpha!r}: expected a level in (0, 1)")
-    for col in ("subject", model_col, by, value):
-        if col not in df.columns:
-            raise ValueError(f"df: missing column {col!r} (have {list(df.columns)})")
+    check_choice(alternative, "alternative", _ALTERNATIVES)
+    _check_table(df, ("subject", model_col, by, value), "paired_contrast_tests",
+                 unique=("subject", model_col, by))
+    have = set(df[model_col])
+    for name, m in (("a", a), ("b", b)):
+        if m not in have:
+            raise ValueError(f"paired_contrast_tests: {name}={m!r} is not a model of df[{model_col!r}] "
+                             f"(have {sorted(map(str, have))})")
     levels = list(dict.fromkeys(df[by])) if levels is None else list(levels)
     rows = []
     for level in levels:
@@ -473,8 +560,9 @@ def trend_over_seeds(x, y, seeds, alpha: float = 0.05):
     import pandas as pd
     from scipy import stats
 
-    x = np.asarray(x, dtype=np.float64).ravel()
-    y = np.asarray(y, dtype=np.float64).ravel()
+    alpha = _check_q(alpha, "alpha")
+    x = _numeric(x, "x").ravel()
+    y = _numeric(y, "y").ravel()
     seeds = np.asarray(seeds).ravel()
     if not (x.size == y.size == seeds.size):
         raise ValueError(f"x, y and seeds must have the same length, got {x.size}, {y.size}, {seeds.size}")

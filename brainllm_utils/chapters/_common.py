@@ -14,6 +14,7 @@ import numpy as np
 from .. import features as _features_pkg
 from .._utils.cache import cache_key
 from .._utils.docs import fill_doc
+from .._utils.numeric import check_int
 from .._utils.paths import get_results_dir
 from ..nsd import format_sessions, subject_name
 from ..rsa import empty_rows, get_sample_sets, separate_empty_rows
@@ -78,7 +79,9 @@ def subject_sets(nsd, subject, set_size: int = 100, seed: int = 0, n_sets: int |
 
     The partition of all the subject's 3×-seen images is made once by
     :func:`brainllm_utils.rsa.get_sample_sets` (stored as image ids under
-    ``<results>/rsa/<dataset key>/sampling/``) and reused; ``n_sets`` keeps the first sets.
+    ``<results>/rsa/<dataset key>/sampling/``) and reused; ``n_sets`` keeps the first sets
+    (all of them, with a ``UserWarning``, when the subject has fewer; ``n_sets < 1`` or a
+    non-integer is a ``ValueError``).
     When the sessions used are not all the subject's acquired sessions, the images differ,
     and so does the partition: it is stored under
     ``<results>/rsa/<dataset key>/sessions-<subject>-<sessions>/sampling/``.
@@ -103,13 +106,18 @@ def subject_sets(nsd, subject, set_size: int = 100, seed: int = 0, n_sets: int |
     """
     chosen = nsd.select_sessions(subject, sessions)
     ids = subject_image_ids(nsd, subject, sessions=chosen)
-    size = min(int(set_size), ids.size)
+    size = min(check_int(set_size, "set_size", min_value=2), ids.size)
     folder = _results_dir(nsd, results_dir)
     if chosen != list(range(1, nsd.n_sessions(subject) + 1)):
         folder = folder / f"sessions-{subject_name(subject)}-{format_sessions(chosen)}"
     sets = get_sample_sets(subject, ids, set_size=size, seed=seed, results_dir=folder)
     if n_sets is not None:
-        sets = sets[: max(1, int(n_sets))]
+        if isinstance(n_sets, (bool, np.bool_)) or not isinstance(n_sets, (int, np.integer)) or n_sets < 1:
+            raise ValueError(f"n_sets must be a positive int or None, got {n_sets!r}")
+        if n_sets > sets.shape[0]:
+            warnings.warn(f"n_sets={int(n_sets)}: {subject_name(subject)} has only {sets.shape[0]} sample "
+                          f"sets of {size} images; using all {sets.shape[0]}", UserWarning, stacklevel=2)
+        sets = sets[: int(n_sets)]
     return ids, sets
 
 

@@ -94,6 +94,16 @@ def _check_grid(est, name, default):
     return g
 
 
+def _check_random_state(est):
+    v = est.random_state
+    ok = (v is None or isinstance(v, (np.random.Generator, np.random.SeedSequence))
+          or (isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) and v >= 0))
+    if not ok:
+        raise ValueError(f"{type(est).__name__}: random_state must be None, an int >= 0 or a "
+                         f"numpy Generator, got {v!r}")
+    return v
+
+
 def _check_cv(est):
     cv = est.cv
     if isinstance(cv, (bool, np.bool_, str, bytes)):
@@ -511,6 +521,9 @@ class BandedRidgeCV(_Base):
         if isinstance(self.groups, str) and self.groups != "input":
             raise ValueError(f"BandedRidgeCV: groups must be an array of band labels, 'input' or None, "
                              f"got {self.groups!r}")
+        if isinstance(X, (list, tuple)) and len(X) == 0:
+            raise ValueError("BandedRidgeCV: X is an empty list; expected a list of 2-D bands "
+                             "(n_samples, n_features_b) or one 2-D array")
         if not _is_band_list(X):
             if isinstance(self.groups, str):
                 raise ValueError("BandedRidgeCV: groups='input' needs X as a list of 2-D bands")
@@ -572,6 +585,7 @@ class BandedRidgeCV(_Base):
         budget = _check_positive_int(self, "memory_budget", allow_none=True)
         chunk = _check_positive_int(self, "chunk_size", allow_none=True)
         _check_positive_int(self, "n_iter")
+        _check_random_state(self)
         Xcat, widths = self._concat(X)
         X, Y = self._validate_xy(Xcat, Y, dtype)
         labels = self._labels(X.shape[1], widths)

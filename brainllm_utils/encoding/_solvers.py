@@ -35,6 +35,7 @@ import numpy as np
 from .._utils.device import import_torch as _torch
 from .._utils.device import resolve_device, tf32
 from .._utils.docs import fill_doc
+from .._utils.numeric import check_int
 
 __all__ = ["SCORINGS", "kfold_splits", "check_splits", "band_weight_grid", "dirichlet_weights",
            "resolve_dtype", "as_device", "as_2d_float", "cast", "cv_search", "frac_ridge_search"]
@@ -121,8 +122,9 @@ def kfold_splits(n_samples: int, n_splits: int = 5) -> list[tuple[np.ndarray, np
     >>> [v.tolist() for _, v in kfold_splits(5, 2)]
     [[0, 1, 2], [3, 4]]
     """
-    n_splits = int(n_splits)
-    if n_splits < 2 or n_splits > n_samples:
+    n_samples = check_int(n_samples, "n_samples", min_value=0)
+    n_splits = check_int(n_splits, "n_splits", min_value=2)
+    if n_splits > n_samples:
         raise ValueError(f"cv={n_splits} needs 2 <= cv <= n_samples ({n_samples})")
     sizes = np.full(n_splits, n_samples // n_splits)
     sizes[: n_samples % n_splits] += 1
@@ -196,6 +198,11 @@ def band_weight_grid(n_bands: int, n_ratios: int | None = None) -> np.ndarray:
     weights : ndarray of float64 of shape (n_candidates, n_bands)
         Unique candidates, each row on the simplex (sums to 1).
     """
+    n_bands = check_int(n_bands, "n_bands", min_value=1)
+    n_ratios = check_int(n_ratios, "n_ratios", min_value=1, allow_none=True)
+    if n_bands > 3:
+        raise ValueError(f"n_bands={n_bands}: band_weight_grid handles 1-3 bands; use random search "
+                         "(dirichlet_weights) beyond")
     rows = []
     if n_bands == 1:
         return np.ones((1, 1))

@@ -704,6 +704,11 @@ def _check_sentences(sentences: Any, what: str = "sentences") -> list[str]:
     for i, s in enumerate(items):
         if not isinstance(s, str):
             raise TypeError(f"{what}[{i}] must be a str, got {type(s).__name__}: {s!r:.60}")
+        try:
+            s.encode("utf-8")
+        except UnicodeEncodeError as e:  # a lone surrogate: no tokenizer can read it
+            raise ValueError(f"{what}[{i}] is not valid Unicode text (a lone surrogate "
+                             f"{s[e.start]!r} at character {e.start}): {s!r:.60}") from None
     return items
 
 

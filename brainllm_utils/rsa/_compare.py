@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._utils.docs import fill_doc
-from .._utils.numeric import pearson_r
+from .._utils.numeric import check_choice, pearson_r
 from ._interop import _pair, _rdm_arg
 
 __all__ = ["COMPARE_METHODS", "canonical_method", "rank", "tau_a", "compare_rdms", "compare_rowwise"]
@@ -42,10 +42,24 @@ def canonical_method(method: str) -> str:
     ValueError
         For an unknown name.
     """
-    try:
-        return _METHOD_ALIASES[method]
-    except KeyError:
-        raise ValueError(f"method must be one of {COMPARE_METHODS}, got {method!r}") from None
+    if not isinstance(method, str) or method not in _METHOD_ALIASES:
+        check_choice(method, "method", COMPARE_METHODS)
+    return _METHOD_ALIASES[method]
+
+
+def _condensed_arg(x, name: str, ndim=(1, 2)) -> np.ndarray:
+    """Condensed RDM(s) as float64: numeric, 1-D or a 2-D stack, at least one pair."""
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be numeric condensed RDM(s), got dtype {arr.dtype}")
+    arr = arr.astype(np.float64, copy=False)
+    if ndim is not None and arr.ndim not in ndim:
+        raise ValueError(f"{name} must be a condensed RDM (n_pairs,) or a stack (k, n_pairs), got shape "
+                         f"{arr.shape}")
+    if arr.ndim == 0 or arr.shape[-1] == 0 or arr.size == 0:
+        raise ValueError(f"{name} holds no pair (shape {arr.shape}): an RDM comparison needs at least "
+                         "one pair (two images)")
+    return arr
 
 
 def rank(a: np.ndarray) -> np.ndarray:
@@ -129,8 +143,8 @@ def compare_rdms(a, b, method: str = "pearson", *, reorder: bool = False):
     """
     method = canonical_method(method)
     a, b = _pair(a, b, "a", "b", reorder)
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
+    a = _condensed_arg(a, "a")
+    b = _condensed_arg(b, "b")
     scalar = a.ndim == 1 and b.ndim == 1
     a2 = np.atleast_2d(a)
     b2 = np.atleast_2d(b)
@@ -174,9 +188,14 @@ def compare_rowwise(a: np.ndarray, b: np.ndarray, method: str = "pearson", *,
     """
     method = canonical_method(method)
     a, b = _pair(a, b, "a", "b", reorder)
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    a, b = np.broadcast_arrays(a, b)
+    a = _condensed_arg(a, "a", ndim=None)
+    b = _condensed_arg(b, "b", ndim=None)
+    if a.shape[-1] != b.shape[-1]:
+        raise ValueError(f"RDM lengths differ: a has {a.shape[-1]} pairs, b {b.shape[-1]}")
+    try:
+        a, b = np.broadcast_arrays(a, b)
+    except ValueError:
+        raise ValueError(f"a {a.shape} and b {b.shape} do not broadcast against each other") from None
     if method == "kendall_tau_a":
         fa, fb = a.reshape(-1, a.shape[-1]), b.reshape(-1, b.shape[-1])
         return np.array([tau_a(x, y) for x, y in zip(fa, fb)]).reshape(a.shape[:-1])

@@ -20,6 +20,8 @@ import math
 
 import numpy as np
 
+from .._utils.numeric import check_float, check_indices, check_int
+
 __all__ = ["sphere_offsets", "volume_neighbourhoods", "surface_neighbourhoods", "pad_neighbourhoods",
            "to_volume", "to_surface"]
 
@@ -37,8 +39,7 @@ def sphere_offsets(radius: float) -> np.ndarray:
     offsets : ndarray of int of shape (n_offsets, 3)
         27 / 93 / 251 / 485 offsets for radius 2 / 3 / 4 / 5.
     """
-    if radius <= 0:
-        raise ValueError("radius must be positive")
+    radius = check_float(radius, "radius", min_value=0, min_inclusive=False)
     R = int(math.ceil(radius)) - 1
     g = np.arange(-R, R + 1)
     off = np.stack(np.meshgrid(g, g, g, indexing="ij"), axis=-1).reshape(-1, 3)
@@ -78,9 +79,15 @@ def volume_neighbourhoods(mask, radius: float, threshold: float = 0.5, *, chunk:
     evaluated on the untruncated sphere (rsatoolbox's truncated spheres are always 100 %
     in-mask, so its threshold has no effect there).
     """
-    mask = np.asarray(mask, dtype=bool)
+    mask = np.asarray(mask)
+    if mask.dtype.kind not in "biu":
+        raise TypeError(f"mask must be a boolean (or 0/1) array, got dtype {mask.dtype}")
+    mask = mask.astype(bool)
     if mask.ndim != 3:
         raise ValueError(f"mask must be 3-D, got shape {mask.shape}")
+    radius = check_float(radius, "radius", min_value=0, min_inclusive=False)
+    threshold = check_float(threshold, "threshold", min_value=0, max_value=1)
+    chunk = check_int(chunk, "chunk", min_value=1)
     off = sphere_offsets(radius)
     R = int(math.ceil(radius)) - 1
     pshape = tuple(s + 2 * R for s in mask.shape)
@@ -118,7 +125,10 @@ def _mesh_arrays(mesh):
         coords, faces = mesh.coordinates, mesh.faces
     else:
         raise TypeError("mesh must be (coords, faces) or have .coordinates and .faces")
-    return np.asarray(coords, dtype=np.float64), np.asarray(faces, dtype=np.int64)
+    faces = np.asarray(faces)
+    if faces.dtype.kind not in "iu":
+        raise TypeError(f"mesh faces must hold integer vertex indices, got dtype {faces.dtype}")
+    return np.asarray(coords, dtype=np.float64), faces.astype(np.int64)
 
 
 def surface_neighbourhoods(mesh, radius_mm: float, mask=None, threshold: float = 0.5):
@@ -156,7 +166,16 @@ def surface_neighbourhoods(mesh, radius_mm: float, mask=None, threshold: float =
     from scipy.sparse.csgraph import dijkstra
 
     coords, faces = _mesh_arrays(mesh)
+    if coords.ndim != 2 or coords.shape[1] != 3 or coords.shape[0] == 0:
+        raise ValueError(f"mesh coordinates must be (n_vertices, 3), got shape {coords.shape}")
+    if not np.all(np.isfinite(coords)):
+        raise ValueError("mesh coordinates hold NaN or inf")
     n = coords.shape[0]
+    if faces.ndim != 2 or faces.shape[1] != 3:
+        raise ValueError(f"mesh faces must be (n_faces, 3), got shape {faces.shape}")
+    check_indices(faces, "mesh faces", n, unique=False)
+    radius_mm = check_float(radius_mm, "radius_mm", min_value=0, min_inclusive=False)
+    threshold = check_float(threshold, "threshold", min_value=0, max_value=1)
     e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
     e = np.unique(np.sort(e, axis=1), axis=0)
     w = np.linalg.norm(coords[e[:, 0]] - coords[e[:, 1]], axis=1)
@@ -199,8 +218,16 @@ def pad_neighbourhoods(neighbourhoods, fill: int = -1):
         Each row's real entries first, then ``fill``.
     counts : ndarray of int64 of shape (n_centres,)
         Number of real entries per row (real entries come first).
+
+    Raises
+    ------
+    TypeError
+        When a neighbourhood holds non-integer indices (a float index is never truncated).
     """
+    fill = check_int(fill, "fill")
     if isinstance(neighbourhoods, np.ndarray) and neighbourhoods.ndim == 2:
+        if neighbourhoods.dtype.kind not in "iu":
+            raise TypeError(f"neighbourhoods must hold integer indices, got dtype {neighbourhoods.dtype}")
         idx = neighbourhoods.astype(np.int64)
         valid = idx >= 0
         counts = valid.sum(1)
@@ -215,8 +242,17 @@ def pad_neighbourhoods(neighbourhoods, fill: int = -1):
     vmax = int(counts.max()) if counts.size else 0
     idx = np.full((counts.size, vmax), fill, dtype=np.int64)
     for i, a in enumerate(neighbourhoods):
-        idx[i, :counts[i]] = np.ravel(a)
+        a = np.ravel(a)
+        if a.size and a.dtype.kind not in "iu":
+            raise TypeError(f"neighbourhoods[{i}] must hold integer indices, got dtype {a.dtype}")
+        idx[i, :counts[i]] = a
     return idx, counts
+
+
+def _check_values(values, centres) -> None:
+    if values.ndim not in (1, 2) or values.shape[-1] != centres.size:
+        raise ValueError(f"values must be (n_centres,) or (k, n_centres) with n_centres = {centres.size} "
+                         f"(the length of centres), got shape {values.shape}")
 
 
 def to_volume(values, mask, centres, affine=None):
@@ -239,8 +275,12 @@ def to_volume(values, mask, centres, affine=None):
         NaN outside the centres; a Nifti1Image when ``affine`` is given.
     """
     mask = np.asarray(mask, dtype=bool)
+    if mask.ndim != 3:
+        raise ValueError(f"mask must be 3-D, got shape {mask.shape}")
     values = np.asarray(values, dtype=np.float32)
-    coords = np.argwhere(mask)[np.asarray(centres, dtype=np.int64)]
+    centres = check_indices(centres, "centres", int(mask.sum()), ndim=1)
+    _check_values(values, centres)
+    coords = np.argwhere(mask)[centres]
     if values.ndim == 1:
         vol = np.full(mask.shape, np.nan, dtype=np.float32)
         vol[tuple(coords.T)] = values
@@ -274,11 +314,17 @@ def to_surface(values, n_vertices: int, centres, mask=None):
     surface : ndarray of float32 of shape (n_vertices,) or (k, n_vertices)
         NaN at vertices that are not centres.
     """
+    n_vertices = check_int(n_vertices, "n_vertices", min_value=1)
     values = np.asarray(values, dtype=np.float32)
-    centres = np.asarray(centres, dtype=np.int64)
     if mask is not None:
-        centres = np.flatnonzero(np.asarray(mask, dtype=bool))[centres]
-    out = np.full(values.shape[:-1] + (int(n_vertices),), np.nan, dtype=np.float32)
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != (n_vertices,):
+            raise ValueError(f"mask must have shape ({n_vertices},) (n_vertices), got {mask.shape}")
+    centres = check_indices(centres, "centres", n_vertices if mask is None else int(mask.sum()), ndim=1)
+    _check_values(values, centres)
+    if mask is not None:
+        centres = np.flatnonzero(mask)[centres]
+    out = np.full(values.shape[:-1] + (n_vertices,), np.nan, dtype=np.float32)
     out[..., centres] = values
     return out
 

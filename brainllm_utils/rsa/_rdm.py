@@ -6,6 +6,7 @@ import numpy as np
 
 from .._utils.device import resolve_device, tf32
 from .._utils.docs import fill_doc
+from .._utils.numeric import check_choice, check_indices
 from ._condensed import _pair_index, n_items
 from ._interop import _check_ids, _patterns_arg, _rdm_arg, to_rdms
 
@@ -71,12 +72,17 @@ def compute_rdm(
     """
     import torch
 
-    if metric not in RDM_METRICS:
-        raise ValueError(f"metric must be one of {RDM_METRICS}, got {metric!r}")
+    check_choice(metric, "metric", RDM_METRICS)
+    dtype = check_choice(_dtype_name(dtype), "dtype", ("float32", "float64"))
+    out_dtype = check_choice(_dtype_name(out_dtype), "out_dtype", ("float32", "float64"))
     X, ids = _patterns_arg(X, "X")
     X = np.asarray(X)
+    if X.dtype.kind not in "biuf":
+        raise TypeError(f"X must be numeric patterns, got dtype {X.dtype}")
     if X.ndim not in (2, 3):
         raise ValueError(f"X must be (n, p) or (k, n, p), got shape {X.shape}")
+    if X.shape[-2] < 2 or X.shape[-1] < 1:
+        raise ValueError(f"X needs at least 2 images (rows) and 1 feature, got shape {X.shape}")
     if nsd_ids is not None:
         given = _check_ids(nsd_ids, X.shape[-2], "nsd_ids")
         if ids is not None and not np.array_equal(given, ids):
@@ -113,6 +119,14 @@ def compute_rdm(
     return out[0] if single else out
 
 
+def _dtype_name(dtype) -> str:
+    """The numpy name of a dtype given in any form; the repr when it is no dtype at all."""
+    try:
+        return np.dtype(dtype).name
+    except TypeError:
+        return repr(dtype)
+
+
 def rdm_to_square(rdm):
     """Condensed RDM(s) ``(..., n_pairs)`` → square ``(..., n, n)`` with a zero diagonal.
 
@@ -145,17 +159,26 @@ def sub_rdm(rdm, idx):
         Condensed RDM(s) over all ``n_images`` items (an ``RDMs`` holding one RDM is read
         as ``(n_pairs,)``).
     idx : array-like of int of shape (m,) or (s, m)
-        Distinct item indices (e.g. one sample set, or all sets at once).
+        Distinct item indices ``0 <= i < n_images``, at least two per row (e.g. one
+        sample set, or all sets at once).
 
     Returns
     -------
     sub : ndarray of shape (m_pairs,), (k, m_pairs), (s, m_pairs) or (k, s, m_pairs)
         The condensed RDM(s) among ``idx``, in the ``pdist`` order of ``idx``
         (``m_pairs = m (m - 1) / 2``).
+
+    Raises
+    ------
+    TypeError
+        When ``idx`` does not hold integers.
+    ValueError
+        When an index is negative, ``>= n_images`` or repeated (a repeated item would give
+        the pair of an item with itself, read from a wrong position).
     """
     rdm = np.asarray(_rdm_arg(rdm, "rdm")[0])
     n = n_items(rdm.shape[-1])
-    idx = np.asarray(idx)
+    idx = check_indices(idx, "idx", n, ndim=(1, 2), min_size=2)
     pos = _pair_index(n, idx.ravel()) if idx.ndim == 1 else np.stack(
         [_pair_index(n, row) for row in idx]
     )
@@ -180,8 +203,7 @@ def empty_rows(X, metric: str = "correlation") -> np.ndarray:
     empty : ndarray of bool of shape (n_images,)
         True where the row is empty in that sense.
     """
-    if metric not in ("correlation", "cosine"):
-        raise ValueError(f"metric must be 'correlation' or 'cosine', got {metric!r}")
+    check_choice(metric, "metric", ("correlation", "cosine"))
     X = np.asarray(_patterns_arg(X, "X")[0])
     if X.ndim != 2:
         raise ValueError(f"X must be (n_images, n_features), got shape {X.shape}")

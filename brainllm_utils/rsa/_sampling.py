@@ -8,6 +8,7 @@ import numpy as np
 
 from .._utils.cache import load_entry
 from .._utils.docs import fill_doc
+from .._utils.numeric import check_int
 from .._utils.paths import atomic_save_npy, get_results_dir
 
 __all__ = ["make_sample_sets", "save_sample_sets", "load_sample_sets", "get_sample_sets"]
@@ -35,22 +36,32 @@ def make_sample_sets(n_images_or_ids, set_size: int = 100, seed: int = 0) -> np.
         ``n_images % set_size`` left-over images are in no set (as in the paper). Each row
         is sorted ascending.
     """
+    set_size = check_int(set_size, "set_size", min_value=2)
+    seed = check_int(seed, "seed", min_value=0)
     if np.ndim(n_images_or_ids) == 0:
-        n = int(n_images_or_ids)
+        n = check_int(n_images_or_ids, "n_images_or_ids", min_value=0)
         order = np.arange(n)
     else:
-        ids = np.asarray(n_images_or_ids)
-        if len(np.unique(ids)) != len(ids):
-            raise ValueError("image ids must be unique")
+        ids = _check_ids(n_images_or_ids)
         n = len(ids)
         order = np.argsort(ids, kind="stable")  # canonical (sorted-id) order
-    if set_size < 2 or n < set_size:
-        raise ValueError(f"need set_size >= 2 and at least set_size images (n={n})")
+    if n < set_size:
+        raise ValueError(f"set_size={set_size}: need at least set_size images, got n={n}")
     rng = np.random.default_rng(seed)
     perm = order[rng.permutation(n)]
     n_sets = n // set_size
     sets = perm[: n_sets * set_size].reshape(n_sets, set_size)
     return np.sort(sets, axis=1).astype(np.int64)
+
+
+def _check_ids(ids) -> np.ndarray:
+    ids = np.asarray(ids)
+    if ids.ndim != 1 or ids.dtype.kind not in "iu":
+        raise TypeError(f"n_images_or_ids must be an int or a 1-D array of integer image ids, got "
+                        f"shape {ids.shape} dtype {ids.dtype}")
+    if len(np.unique(ids)) != len(ids):
+        raise ValueError("n_images_or_ids: image ids must be unique")
+    return ids
 
 
 def save_sample_sets(path, sets) -> Path:
@@ -131,6 +142,14 @@ def get_sample_sets(
     sets : ndarray of int64 of shape (n_sets, set_size)
         Row positions, as :func:`make_sample_sets`.
     """
+    set_size = check_int(set_size, "set_size", min_value=2)
+    seed = check_int(seed, "seed", min_value=0)
+    if not isinstance(subject, str) or not subject or "/" in subject:
+        raise ValueError(f"subject must be a non-empty name without '/', got {subject!r}")
+    if np.ndim(n_images_or_ids) == 0:
+        check_int(n_images_or_ids, "n_images_or_ids", min_value=0)
+    else:
+        _check_ids(n_images_or_ids)
     path = (
         get_results_dir(results_dir)
         / "sampling"

@@ -11,10 +11,11 @@ import numpy as np
 
 from .._utils.device import resolve_device, tf32
 from .._utils.docs import fill_doc
+from .._utils.numeric import check_choice, check_finite, check_indices, check_int
 from ._compare import canonical_method, rank, tau_a
 from ._interop import _models_arg, _patterns_arg
 from ._neighbourhoods import pad_neighbourhoods
-from ._rdm import compute_rdm, empty_rows, sub_rdm
+from ._rdm import _dtype_name, compute_rdm, empty_rows, sub_rdm
 
 __all__ = ["searchlight_rsa"]
 
@@ -68,6 +69,35 @@ def _check_models(kind, mdl, sets, model_metric) -> None:
                 f"category), whose {model_metric} distance is undefined: their sets would score NaN. "
                 "Pass rsa.separate_empty_rows(X) (distance 1 to other images, 0 between empty ones) "
                 "or leave those images out")
+
+
+def _check_neighbourhoods(idx, counts, n_vox: int) -> None:
+    """Neighbourhood indices padded with -1: in ``[0, n_vox)``, distinct, not all empty."""
+    if idx.shape[0] == 0:
+        raise ValueError("neighbourhoods holds no neighbourhood")
+    if not counts.any():
+        raise ValueError(f"neighbourhoods: all {idx.shape[0]} neighbourhoods are empty (no voxel to "
+                         "analyse: check the mask and the radius)")
+    width = idx.shape[1]
+    slot = np.arange(width)[None, :]
+    step = max(1, 2**22 // max(width, 1))  # in row blocks: no temporary of the size of idx
+    for r0 in range(0, idx.shape[0], step):
+        blk, cnt = idx[r0:r0 + step], counts[r0:r0 + step]
+        valid = slot < cnt[:, None]
+        if (blk[valid] < 0).any():
+            raise ValueError("neighbourhoods holds a negative voxel index; expected 0 <= i < "
+                             f"{n_vox} (the number of columns of data)")
+        top = int(np.where(valid, blk, -1).max())
+        if top >= n_vox:
+            raise ValueError(f"neighbourhoods holds voxel index {top}, out of range for data with "
+                             f"{n_vox} columns (expected 0 <= i < {n_vox})")
+        # distinct within each neighbourhood: pads get distinct negative values before sorting
+        s = np.sort(np.where(valid, blk, -1 - slot), axis=1)
+        dup = (s[:, 1:] == s[:, :-1]) & (s[:, 1:] >= 0)
+        if dup.any():
+            c = r0 + int(np.argwhere(dup)[0][0])
+            raise ValueError(f"neighbourhoods[{c}] holds a voxel index more than once; expected "
+                             "distinct indices (a repeated voxel would be weighted twice)")
 
 
 def _std_rows(t, metric: str):
@@ -143,10 +173,14 @@ def searchlight_rsa(
     Raises
     ------
     ValueError
-        When a model RDM holds a non-finite distance, or a feature model (correlation or
-        cosine ``model_metric``) has a constant / zero row among the sets' images: those
-        would make whole sets NaN. :func:`separate_empty_rows` gives such rows a defined
-        distance.
+        When a model RDM holds a non-finite distance, or a feature model holds NaN/inf or
+        (correlation or cosine ``model_metric``) has a constant / zero row among the sets'
+        images: those would make whole sets NaN. :func:`separate_empty_rows` gives such
+        rows a defined distance. Also when a neighbourhood index is negative, ``>=
+        n_voxels`` or repeated within its neighbourhood, when every neighbourhood is empty,
+        or when a set index is out of range or repeated within its set.
+    TypeError
+        When neighbourhood or set indices are not integers.
 
     Notes
     -----
@@ -176,20 +210,34 @@ def searchlight_rsa(
     X = data if isinstance(data, np.memmap) else np.asarray(data)
     if X.ndim != 2:
         raise ValueError(f"data must be (n_images, n_voxels), got shape {X.shape}")
-    if brain_metric not in ("correlation", "cosine", "euclidean"):
-        raise ValueError(f"unknown brain_metric {brain_metric!r}")
+    if X.dtype.kind not in "biuf":
+        raise TypeError(f"data must be numeric patterns, got dtype {X.dtype}")
+    check_choice(brain_metric, "brain_metric", ("correlation", "cosine", "euclidean"))
+    check_choice(model_metric, "model_metric", ("correlation", "cosine", "euclidean"))
+    check_choice(_dtype_name(dtype), "dtype", ("float32", "float64"))
+    check_choice(form, "form", ("auto", "gram", "lowrank"))
+    check_int(chunk_elements, "chunk_elements", min_value=1, allow_none=True)
     n_images, n_vox = X.shape
     kind, mdl = _parse_models(models, n_images)
     n_models = len(mdl)
-    sets = np.arange(n_images)[None] if sets is None else np.asarray(sets, dtype=np.int64)
+    if n_models == 0:
+        raise ValueError("models holds no model")
+    if kind == "features":
+        mdl = [check_finite(m, f"models[{k}]", dtype=None) for k, m in enumerate(mdl)]
+    if sets is None:
+        sets = np.arange(n_images)[None]
+    else:
+        sets = check_indices(sets, "sets", n_images, ndim=2)
+        if sets.shape[0] == 0:
+            raise ValueError("sets holds no sample set (shape (0, set_size))")
     n_sets, n = sets.shape
     if n < 3:
-        raise ValueError("need at least 3 images per set")
+        raise ValueError(f"sets: need at least 3 images per set, got {n}")
     N = n * (n - 1) // 2
     _check_models(kind, mdl, sets, model_metric)
-    idx_np, counts_np = pad_neighbourhoods(neighbourhoods, fill=n_vox)
-    if idx_np.size and (idx_np.min() < 0 or idx_np.max() > n_vox):
-        raise ValueError("neighbourhood indices out of range for data")
+    idx_np, counts_np = pad_neighbourhoods(neighbourhoods, fill=-1)
+    _check_neighbourhoods(idx_np, counts_np, n_vox)
+    idx_np[idx_np < 0] = n_vox  # the padding slot: an all-zero voxel
     n_centres, vmax = idx_np.shape
     vmax = max(vmax, 1)
     dev = resolve_device(device)
@@ -205,8 +253,6 @@ def searchlight_rsa(
         and model_metric in ("correlation", "cosine")
         and all(m.shape[1] < n for m in mdl)
     )
-    if form not in ("auto", "gram", "lowrank"):
-        raise ValueError(f"form must be 'auto', 'gram' or 'lowrank', got {form!r}")
     if form == "lowrank" and not can_lowrank:
         raise ValueError("form='lowrank' needs Pearson, feature models with d < n, "
                          "correlation/cosine metrics")
