@@ -65,7 +65,7 @@ def adjust_pvalues(pvals, method: str = "holm"):
     """
     if method not in CORRECTIONS:
         raise ValueError(f"method={method!r}: expected one of {sorted(CORRECTIONS)}")
-    p = np.asarray(pvals, dtype=np.float64)
+    p = _numeric(pvals, "pvals")
     if method == "bh":
         return fdr_bh(p)[1]
     flat = p.ravel()
@@ -279,7 +279,7 @@ def _numeric(x, name: str, min_rows: int = 0) -> np.ndarray:
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
     arr = arr.astype(np.float64)
-    if arr.ndim == 0 or arr.shape[0] < min_rows:
+    if min_rows and (arr.ndim == 0 or arr.shape[0] < min_rows):
         raise ValueError(f"{name} needs at least {min_rows} subjects along axis 0, got shape {arr.shape}")
     return arr
 

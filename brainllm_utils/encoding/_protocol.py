@@ -8,6 +8,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from .._utils.docs import fill_doc
+from .._utils.numeric import check_choice, check_float
 from ._scoring import pearson_r
 from ._sklearn_api import RidgeCV
 
@@ -38,6 +39,10 @@ def train_test_encoding(X_train, Y_train, X_test, Y_test, estimator=None) -> np.
     r : ndarray of float64 of shape (n_targets,)
         Pearson r between predicted and measured test responses, per target.
     """
+    for a, b, na, nb in ((X_train, Y_train, "X_train", "Y_train"), (X_test, Y_test, "X_test", "Y_test")):
+        if np.ndim(a) == 0 or np.ndim(b) == 0 or np.shape(a)[0] != np.shape(b)[0]:
+            raise ValueError(f"{na} and {nb} must have one row per sample each, got shapes "
+                             f"{np.shape(a)} and {np.shape(b)}")
     est = RidgeCV() if estimator is None else estimator
     est.fit(X_train, Y_train)
     return pearson_r(np.asarray(est.predict(X_test), dtype=np.float64), np.asarray(Y_test, dtype=np.float64))
@@ -62,8 +67,11 @@ def noise_ceiling_relation(r, nc, *, min_nc: float = 0.0) -> dict:
     """
     from scipy import stats
 
+    min_nc = check_float(min_nc, "min_nc")
     r = np.asarray(r, dtype=np.float64).ravel()
     nc = np.asarray(nc, dtype=np.float64).ravel()
+    if r.shape != nc.shape:
+        raise ValueError(f"r and nc must hold one value per target each, got {r.size} and {nc.size}")
     ok = np.isfinite(r) & np.isfinite(nc)
     r, nc = r[ok], nc[ok]
     if r.size < 3:
@@ -170,7 +178,20 @@ def in_silico_contrast(encoders, emb_A, emb_B, *, fdr: bool = False, q: float = 
     """
     from scipy import stats
 
+    q = check_float(q, "q", min_value=0, max_value=1, min_inclusive=False, max_inclusive=False)
+    check_choice(alternative, "alternative", ("two-sided", "greater", "less"))
+    if not isinstance(fdr, (bool, np.bool_)):
+        raise TypeError(f"fdr must be True or False, got {fdr!r}")
     encs = list(encoders.values()) if isinstance(encoders, Mapping) else list(encoders)
+    if not encs:
+        raise ValueError("encoders is empty: expected one fitted encoder (or (coef, intercept)) per subject")
+    for name, e in (("emb_A", emb_A), ("emb_B", emb_B)):
+        a = np.asarray(e)
+        if a.dtype.kind not in "biuf" or a.ndim not in (1, 2) or a.size == 0 or not np.all(np.isfinite(a)):
+            raise ValueError(f"{name} must be a finite embedding (n_dims,) or (k, n_dims), got shape "
+                             f"{a.shape} dtype {a.dtype}")
+    if np.shape(emb_A)[-1] != np.shape(emb_B)[-1]:
+        raise ValueError(f"emb_A and emb_B differ in n_dims: {np.shape(emb_A)} vs {np.shape(emb_B)}")
     diff = np.stack([_predict_one(e, emb_A).mean(0) - _predict_one(e, emb_B).mean(0) for e in encs])
     out = dict(diff=diff, mean=diff.mean(0))
     if len(encs) >= 2:

@@ -42,6 +42,7 @@ from typing import Sequence
 import numpy as np
 
 from .._utils.docs import fill_doc
+from .._utils.numeric import check_float, check_int
 
 __all__ = [
     "tokenize",
@@ -71,13 +72,33 @@ def tokenize(text: str) -> list[str]:
     tokens : list of str
         Letters, digits and in-word apostrophes; clitics stay attached (``"don't"``).
     """
-    text = _NON_WORD.sub(" ", str(text).lower())
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}: {text!r:.60}")
+    text = _NON_WORD.sub(" ", text.lower())
     toks = [t.strip("'") for t in text.split()]
     return [t for t in toks if t]
 
 
 def _toks(x) -> list[str]:
-    return x if isinstance(x, list) else tokenize(x)
+    if isinstance(x, list):
+        if not all(isinstance(t, str) for t in x):
+            raise TypeError(f"a tokenised caption must be a list of str, got {x!r:.60}")
+        return x
+    return tokenize(x)
+
+
+def _check_corpus(candidates, references) -> None:
+    """``candidates`` (one per image) and ``references`` (a list per image) of equal length."""
+    for name, v in (("candidates", candidates), ("references", references)):
+        if isinstance(v, (str, bytes)) or not hasattr(v, "__len__"):
+            raise TypeError(f"{name} must be a list with one entry per image, got {type(v).__name__}: "
+                            f"{v!r:.60}")
+    if len(candidates) != len(references):
+        raise ValueError(f"candidates and references differ in length ({len(candidates)} vs "
+                         f"{len(references)}): one candidate and one list of references per image")
+    for i, refs in enumerate(references):
+        if isinstance(refs, (str, bytes)):
+            raise TypeError(f"references[{i}] must be a list of reference captions, not a single string")
 
 
 def _ngrams(tokens: Sequence[str], n: int) -> Counter:
@@ -131,6 +152,9 @@ def sentence_bleu(candidate, references, max_n: int = 4, smooth: bool = False) -
     float
         BLEU in [0, 1].
     """
+    max_n = check_int(max_n, "max_n", min_value=1)
+    if isinstance(references, (str, bytes)):
+        raise TypeError("references must be a list of reference captions, not a single string")
     refs = [_toks(r) for r in references]
     if not refs:
         raise ValueError("need at least one reference")
@@ -152,8 +176,8 @@ def corpus_bleu(candidates: Sequence, references: Sequence[Sequence], max_n: int
     float
         Corpus BLEU in [0, 1] (unsmoothed).
     """
-    if len(candidates) != len(references):
-        raise ValueError("candidates and references differ in length")
+    max_n = check_int(max_n, "max_n", min_value=1)
+    _check_corpus(candidates, references)
     M, T, C, R = np.zeros(max_n), np.zeros(max_n), 0, 0
     for cand, refs in zip(candidates, references):
         m, t, c, r = _bleu_stats(_toks(cand), [_toks(x) for x in refs], max_n)
@@ -176,6 +200,8 @@ def bleu(candidates, references, max_n: int = 4) -> dict:
     scores : dict of str to float
         ``"bleu1"`` … ``"bleu{max_n}"``, each :func:`corpus_bleu`.
     """
+    max_n = check_int(max_n, "max_n", min_value=1)
+    _check_corpus(candidates, references)
     return {f"bleu{n}": corpus_bleu(candidates, references, n) for n in range(1, max_n + 1)}
 
 
@@ -207,6 +233,9 @@ def rouge_l(candidate, references, beta: float = 1.2) -> float:
     float
         ROUGE-L in [0, 1] (0 for an empty candidate or no references).
     """
+    beta = check_float(beta, "beta", min_value=0, min_inclusive=False)
+    if isinstance(references, (str, bytes)):
+        raise TypeError("references must be a list of reference captions, not a single string")
     cand = _toks(candidate)
     refs = [_toks(r) for r in references]
     if not cand or not refs:
@@ -251,8 +280,9 @@ def cider_d(candidates: Sequence, references: Sequence[Sequence], sigma: float =
     per_image : ndarray of float64 of shape (n_images,)
         Each image's CIDEr-D.
     """
-    if len(candidates) != len(references):
-        raise ValueError("candidates and references differ in length")
+    sigma = check_float(sigma, "sigma", min_value=0, min_inclusive=False)
+    max_n = check_int(max_n, "max_n", min_value=1)
+    _check_corpus(candidates, references)
     refs_t = [[_toks(r) for r in refs] for refs in references]
     if df is None:
         df = _document_frequency(refs_t, max_n)
@@ -308,6 +338,7 @@ def score_captions(candidates: Sequence[str], references: Sequence[Sequence[str]
         corpus values (floats) and per-image arrays of shape (n_images,) (per-image
         BLEU-4 is the unsmoothed sentence BLEU).
     """
+    _check_corpus(candidates, references)
     cands = [tokenize(c) for c in candidates]
     refs = [[tokenize(r) for r in rs] for rs in references]
     cd, cd_i = cider_d(cands, refs)

@@ -21,6 +21,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .._utils.docs import fill_doc
+from .._utils.numeric import check_int
 from ._scoring import pearson_r
 from ._sklearn_api import RidgeCV
 
@@ -35,6 +36,13 @@ __all__ = [
     "CaptionRetriever",
     "read_caption_file",
 ]
+
+
+def _same_rows(a, b, name_a: str, name_b: str) -> None:
+    """Two arrays with one row per sample each (a mismatch names both arguments)."""
+    if np.ndim(a) == 0 or np.ndim(b) == 0 or np.shape(a)[0] != np.shape(b)[0]:
+        raise ValueError(f"{name_a} and {name_b} must have one row per sample each, got shapes "
+                         f"{np.shape(a)} and {np.shape(b)}")
 
 
 @fill_doc
@@ -55,6 +63,7 @@ def fit_decoder(X_train, E_train, estimator=None):
     estimator : object
         The fitted estimator (what its ``fit`` returns).
     """
+    _same_rows(X_train, E_train, "X_train", "E_train")
     est = RidgeCV() if estimator is None else estimator
     return est.fit(X_train, E_train)
 
@@ -95,6 +104,7 @@ def embedding_correlation(pred, true) -> np.ndarray:
     r : ndarray of shape (n_items,)
         Pearson r of each row of ``pred`` with the same row of ``true``.
     """
+    _same_rows(pred, true, "pred", "true")
     return pearson_r(np.asarray(pred), np.asarray(true), axis=1)
 
 
@@ -176,6 +186,8 @@ def identification_accuracy(pred, true, metric: str = "correlation") -> float:
         ``1 − mean rank / (n_items − 1)`` (:func:`identification_rank`); 1 is perfect.
     """
     n = len(pred)
+    if n < 2:
+        raise ValueError(f"pred needs at least 2 items to identify one among others, got {n}")
     return float(1.0 - identification_rank(pred, true, metric).mean() / max(n - 1, 1))
 
 
@@ -233,6 +245,8 @@ def read_caption_file(path, column: int = 0, max_captions: int | None = None) ->
     ValueError
         When the file holds no caption.
     """
+    column = check_int(column, "column", min_value=0)
+    max_captions = check_int(max_captions, "max_captions", min_value=1, allow_none=True)
     path = Path(path)
     out: list[str] = []
     with path.open(encoding="utf-8", newline="") as fh:
@@ -378,7 +392,7 @@ class CaptionRetriever:
             raise ValueError(f"query dimension {Q.shape[1]} differs from the bank's {B.shape[1]}")
         qn = np.linalg.norm(Q, axis=1, keepdims=True)
         Q = Q / np.where(qn > 0, qn, 1.0)
-        k = int(min(k, len(B)))
+        k = min(check_int(k, "k", min_value=1), len(B))
         best_s = np.full((len(Q), 0), -np.inf, dtype=np.float32)
         best_i = np.zeros((len(Q), 0), dtype=np.int64)
         for start in range(0, len(B), self.batch_size):

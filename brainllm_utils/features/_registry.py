@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 
 from .._utils.docs import fill_doc
+from .._utils.numeric import check_indices
 
 __all__ = ["FeatureSpace", "register", "register_pattern", "lookup", "available", "describe",
            "build", "build_many", "RQ2_SPACES"]
@@ -70,6 +71,11 @@ def register(name: str, description: str, group: str = "other"):
     decorator : callable
         Registers the function it decorates and returns it unchanged.
     """
+
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name must be a non-empty str, got {name!r}")
+    if not isinstance(description, str) or not isinstance(group, str):
+        raise TypeError("description and group must be str")
 
     def deco(fn):
         if name in _REGISTRY:
@@ -144,6 +150,8 @@ def lookup(name: str):
     extra : dict of str to str
         The named groups of the matched pattern (empty for a registered name).
     """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a feature-space name (str), got {name!r}")
     if name in _REGISTRY:
         return _REGISTRY[name].builder, {}
     for pattern, factory in _PATTERNS:
@@ -171,8 +179,12 @@ def build(name: str, nsd, nsd_ids, **options) -> np.ndarray:
     X : ndarray of float32 of shape (n_images, n_features)
         One row per image of ``nsd_ids``.
     """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a feature-space name (str), got {name!r}")
     fn, extra = lookup(name)
-    ids = np.asarray(nsd_ids, dtype=np.int64).ravel()
+    ids = check_indices(nsd_ids, "nsd_ids", unique=False, ndim=1)
+    if ids.size == 0:
+        raise ValueError("nsd_ids is empty: expected the 0-based nsdIds of at least one image")
     out = np.asarray(fn(nsd, ids, **extra, **options), dtype=np.float32)
     if out.ndim != 2 or out.shape[0] != ids.size:
         raise RuntimeError(f"feature space {name!r} returned shape {out.shape} for {ids.size} images")
@@ -199,5 +211,12 @@ def build_many(names, nsd, nsd_ids, **options) -> dict[str, np.ndarray]:
     """
     from tqdm.auto import tqdm
 
-    return {n: build(n, nsd, nsd_ids, **options) for n in tqdm(list(names), desc="feature spaces")}
+    if isinstance(names, str):
+        raise TypeError(f"names must be a list of feature-space names, not a single string {names!r}; "
+                        "wrap it in a list")
+    names = list(names)
+    dup = sorted({n for n in names if names.count(n) > 1}, key=str)
+    if dup:
+        raise ValueError(f"names repeats {dup}: each feature space once (the result is keyed by name)")
+    return {n: build(n, nsd, nsd_ids, **options) for n in tqdm(names, desc="feature spaces")}
 

@@ -43,6 +43,13 @@ def load_word_vectors(path, vocabulary=None) -> dict[str, np.ndarray]:
     ValueError
         For a line with too few values, or a file without vectors.
     """
+    if vocabulary is not None:
+        if isinstance(vocabulary, (str, bytes)):
+            raise TypeError("vocabulary must be an iterable of words, not a single string; wrap it in a list")
+        vocabulary = list(vocabulary)
+        bad = [w for w in vocabulary if not isinstance(w, str)]
+        if bad:
+            raise TypeError(f"vocabulary must hold words (str), got {bad[0]!r}")
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(

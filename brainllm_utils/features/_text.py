@@ -61,6 +61,21 @@ def _tagger_identity() -> dict:
     return out
 
 
+def _check_strings(items, name: str) -> list[str]:
+    """A list of str (a bare string, or a non-string item, is a ``TypeError`` naming ``name``)."""
+    if isinstance(items, (str, bytes)):
+        raise TypeError(f"{name} must be a list of strings, not a single {type(items).__name__}; "
+                        "wrap it in a list")
+    try:
+        items = list(items)
+    except TypeError:
+        raise TypeError(f"{name} must be a list of strings, got {type(items).__name__}") from None
+    for i, s in enumerate(items):
+        if not isinstance(s, str):
+            raise TypeError(f"{name}[{i}] must be a str, got {type(s).__name__}: {s!r:.60}")
+    return items
+
+
 def _check_tags(value, n: int):
     if not isinstance(value, list) or len(value) != n:
         return f"{len(value) if isinstance(value, list) else type(value).__name__} captions, expected {n}"
@@ -86,7 +101,7 @@ def tag_captions(captions: list[str], cache: bool = True) -> list[list[tuple[str
     list of list of (str, str)
         One list of ``(token, tag)`` per caption (whitespace tokens dropped).
     """
-    captions = [str(c) for c in captions]
+    captions = _check_strings(captions, "captions")
 
     def compute():
         nlp = _spacy()
@@ -119,6 +134,9 @@ def scramble_caption(caption_tokens: list[str], rng: np.random.Generator) -> str
     >>> sorted(out.split())
     ['a', 'dog', 'runs']
     """
+    caption_tokens = _check_strings(caption_tokens, "caption_tokens")
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
     order = rng.permutation(len(caption_tokens))
     return " ".join(caption_tokens[i] for i in order)
 

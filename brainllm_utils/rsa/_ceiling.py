@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._utils.docs import fill_doc
+from .._utils.numeric import check_choice
 from ._compare import canonical_method, compare_rowwise, rank
 from ._interop import _rdm_stack_arg
 
@@ -94,6 +95,8 @@ def noise_ceiling(rdms, method: str = "pearson", pool: str = "method", *,
         ``lower`` (LOSO), ``upper`` (vs all), and per-subject values.
         With ``pool="method"`` these equal rsatoolbox ``boot_noise_ceiling``.
     """
+    check_choice(pool, "pool", ("method", "mean"))
+    method = canonical_method(method)
     r = np.asarray(_rdm_stack_arg(rdms, "rdms", reorder), dtype=np.float64)
     if r.ndim == 2:
         r = r[:, None, :]

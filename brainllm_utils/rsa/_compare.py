@@ -78,7 +78,7 @@ def rank(a: np.ndarray) -> np.ndarray:
     """
     from scipy.stats import rankdata
 
-    return rankdata(_rdm_arg(a, "a")[0], axis=-1, method="average")
+    return rankdata(_condensed_arg(_rdm_arg(a, "a")[0], "a", ndim=None), axis=-1, method="average")
 
 
 @fill_doc

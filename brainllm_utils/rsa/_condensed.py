@@ -26,6 +26,10 @@ def n_items(n_pairs: int) -> int:
     ValueError
         When ``n_pairs`` is not a triangular number.
     """
+    import numbers
+
+    if isinstance(n_pairs, (bool, np.bool_)) or not isinstance(n_pairs, numbers.Integral) or n_pairs < 0:
+        raise ValueError(f"n_pairs must be an int >= 0 (the length of a condensed RDM), got {n_pairs!r}")
     n = int(round((1 + np.sqrt(1 + 8 * n_pairs)) / 2))
     if n * (n - 1) // 2 != n_pairs:
         raise ValueError(f"{n_pairs} is not a triangular number n(n-1)/2")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from .._utils.docs import fill_doc
-from .._utils.numeric import pearson_r
-from ._compare import compare_rdms, compare_rowwise
+from .._utils.numeric import check_float, check_int, pearson_r
+from ._compare import canonical_method, compare_rdms, compare_rowwise
 from ._interop import _models_arg, _patterns_arg
 from ._rdm import compute_rdm, n_items, rdm_to_square
 
@@ -49,8 +49,14 @@ def bootstrap_rsa_ci(brain_X, model, n_boot: int = 1000, seed: int = 0, ci: floa
         ``estimate`` (full-sample value), ``low``, ``high``, ``se`` (bootstrap SD) and, if
         ``return_samples``, ``samples`` (ndarray of shape (n_boot,)).
     """
+    n_boot = check_int(n_boot, "n_boot", min_value=2)
+    seed = check_int(seed, "seed", min_value=0)
+    ci = check_float(ci, "ci", min_value=0, max_value=1, min_inclusive=False, max_inclusive=False)
+    method = canonical_method(method)
     X, ids = _patterns_arg(brain_X, "brain_X")
     X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise ValueError(f"brain_X must be (n_images, n_voxels), got shape {X.shape}")
     n = X.shape[0]
     model = np.asarray(_models_arg(model, ids, reorder, "model", single=True), dtype=np.float64)
     if model.ndim == 2 and model.shape[0] != n:

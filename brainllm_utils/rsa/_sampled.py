@@ -154,6 +154,13 @@ def roi_rsa(
     """
     import pandas as pd
 
+    if not isinstance(rois, dict) or not isinstance(models, dict) or not rois or not models:
+        raise TypeError("rois and models must be non-empty dicts (name → patterns / model)")
+    if ceilings is not None:
+        missing = [r for r in rois if r not in ceilings]
+        if missing:
+            raise ValueError(f"ceilings has no value for ROI(s) {missing}; expected one per ROI of rois "
+                             f"({list(rois)})")
     names = list(models)
     for m in names:
         if is_rdms(models[m]) and models[m].n_rdm != 1:

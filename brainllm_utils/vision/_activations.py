@@ -103,6 +103,8 @@ def layer_names(config) -> list[str]:
     names : list of str
         One name per layer × time step, layer-major.
     """
+    if not (hasattr(config, "n_layers") and hasattr(config, "n_steps")):
+        raise TypeError(f"config must be a BLTConfig (with n_layers and n_steps), got {type(config).__name__}")
     return [f"layer_{l}_time_{t}" for l in range(config.n_layers) for t in range(config.n_steps)]
 
 

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._utils.docs import fill_doc
+from .._utils.numeric import check_float, check_int
 
 __all__ = ["BLTConfig", "BLTNet", "preprocess", "augment", "layer_shapes"]
 
@@ -298,6 +299,8 @@ def preprocess(images, image_size: int, crop: float = 1.0) -> torch.Tensor:
     x : torch.Tensor of float32 of shape (n_images, 3, image_size, image_size)
         Values in [-1, 1].
     """
+    image_size = check_int(image_size, "image_size", min_value=1)
+    crop = check_float(crop, "crop", min_value=0, max_value=1, min_inclusive=False)
     x = _to_float(images)
     h, w = x.shape[-2:]
     side = max(1, int(round(min(h, w) * crop)))

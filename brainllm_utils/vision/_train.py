@@ -20,6 +20,7 @@ from .._utils.device import import_torch as _torch
 from .._utils.device import resolve_device as _resolve_device
 from .._utils.cache import array_digest, cache_key, load_entry, resolve_cache
 from .._utils.docs import fill_doc
+from .._utils.numeric import check_float, check_int
 from .._utils.paths import atomic_path
 from ._pool import TrainingPool, load_training_pool, make_targets
 
@@ -87,6 +88,15 @@ class TrainConfig:
     def __post_init__(self):
         if self.loss not in ("cosine", "bce"):
             raise ValueError("loss must be 'cosine' or 'bce'")
+        check_int(self.epochs, "epochs", min_value=1)
+        check_int(self.batch_size, "batch_size", min_value=1)
+        check_float(self.lr, "lr", min_value=0, min_inclusive=False)
+        check_float(self.weight_decay, "weight_decay", min_value=0)
+        check_float(self.warmup_epochs, "warmup_epochs", min_value=0)
+        check_float(self.min_crop_area, "min_crop_area", min_value=0, max_value=1, min_inclusive=False)
+        check_float(self.grad_clip, "grad_clip", min_value=0, allow_none=True)
+        if not isinstance(self.augment, (bool, np.bool_)):
+            raise TypeError(f"augment must be True or False, got {self.augment!r}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be ≥ 1")
         if isinstance(self.pool_size, bool) or not isinstance(self.pool_size, int) or self.pool_size < 8:
@@ -646,7 +656,10 @@ def pool_split(n_pool: int, n_train: int | None = None, n_val: int = 0):
     val_idx : ndarray of int of shape (n_val,)
         Validation rows (in permutation order).
     """
-    perm = np.random.default_rng(0).permutation(int(n_pool))
+    n_pool = check_int(n_pool, "n_pool", min_value=1)
+    n_val = check_int(n_val, "n_val", min_value=0, max_value=n_pool - 1)
+    n_train = check_int(n_train, "n_train", min_value=1, allow_none=True)
+    perm = np.random.default_rng(0).permutation(n_pool)
     val = perm[len(perm) - n_val:] if n_val else np.zeros(0, int)
     train = perm[: len(perm) - n_val]
     if n_train is not None:

@@ -10,6 +10,7 @@ import numpy as np
 from .._utils.device import import_torch as _torch
 from .._utils.device import resolve_device
 from .._utils.docs import fill_doc
+from .._utils.numeric import check_choice, check_finite, check_float, check_int
 
 __all__ = ["mean_average_precision", "transfer_readout", "transfer_readouts", "transfer_table"]
 
@@ -36,8 +37,12 @@ def mean_average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
     >>> mean_average_precision(np.array([[0.9], [0.1]]), np.array([[1], [0]]))
     1.0
     """
-    scores = np.asarray(scores, float)
-    labels = np.asarray(labels) > 0.5
+    scores = check_finite(scores, "scores", ndim=2)
+    labels = check_finite(labels, "labels", ndim=2)
+    if scores.shape != labels.shape:
+        raise ValueError(f"scores and labels must have the same shape (n_images, n_categories), got "
+                         f"{scores.shape} and {labels.shape}")
+    labels = labels > 0.5
     aps = []
     for j in range(labels.shape[1]):
         pos = labels[:, j]
@@ -135,12 +140,28 @@ def transfer_readouts(features, Y_train, Y_test, kind: str = "cosine", *, epochs
     """
     torch = _torch()
     F = torch.nn.functional
-    if kind not in ("cosine", "bce"):
-        raise ValueError("kind must be 'cosine' or 'bce'")
-    Y_train, Y_test = np.asarray(Y_train, np.float32), np.asarray(Y_test, np.float32)
+    check_choice(kind, "kind", ("cosine", "bce"))
+    epochs = check_int(epochs, "epochs", min_value=1)
+    batch_size = check_int(batch_size, "batch_size", min_value=1)
+    lr = check_float(lr, "lr", min_value=0, min_inclusive=False)
+    seed = check_int(seed, "seed", min_value=0)
+    Y_train = check_finite(Y_train, "Y_train", ndim=2, min_size=1, dtype=np.float32)
+    Y_test = check_finite(Y_test, "Y_test", ndim=2, min_size=1, dtype=np.float32)
+    if Y_train.shape[1] != Y_test.shape[1]:
+        raise ValueError(f"Y_train and Y_test must have the same number of targets, got {Y_train.shape} "
+                         f"and {Y_test.shape}")
+    features = list(features)
+    if not features:
+        raise ValueError("features holds no (X_train, X_test) pair")
     shapes = {(np.shape(a), np.shape(b)) for a, b in features}
     if len(shapes) != 1:
         raise ValueError(f"transfer_readouts: feature sets differ in shape {sorted(shapes)}")
+    for i, (a, b) in enumerate(features):
+        a = check_finite(a, f"features[{i}] X_train", ndim=2, dtype=None)
+        b = check_finite(b, f"features[{i}] X_test", ndim=2, dtype=None)
+        if a.shape[0] != Y_train.shape[0] or b.shape[0] != Y_test.shape[0] or a.shape[1] != b.shape[1]:
+            raise ValueError(f"features[{i}]: X_train {a.shape} and X_test {b.shape} must match Y_train "
+                             f"{Y_train.shape} and Y_test {Y_test.shape} in rows, and each other in columns")
     xt, xv = [], []
     for X_train, X_test in features:
         X_train, X_test = np.asarray(X_train, np.float32), np.asarray(X_test, np.float32)
@@ -231,6 +252,11 @@ def transfer_table(features: Mapping[str, np.ndarray], targets: Mapping[str, np.
     import pandas as pd
     from tqdm.auto import tqdm
 
+    n_test = check_int(n_test, "n_test", min_value=1)
+    for fname, X in features.items():
+        if np.ndim(X) != 2 or not 1 <= n_test < np.shape(X)[0]:
+            raise ValueError(f"n_test={n_test}: features[{fname!r}] of shape {np.shape(X)} must be 2-D with "
+                             "more rows than n_test (something to train on)")
     rows = []
     widths = {np.shape(X)[1] for X in features.values()}
     bar = tqdm(total=len(targets) * len(widths), desc="transfer readouts", disable=not progress)
