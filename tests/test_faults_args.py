@@ -50,6 +50,23 @@ def _table(dup=False):
     return pd.DataFrame(rows)
 
 
+IMGS = np.zeros((3, 32, 32, 3), np.uint8)
+
+
+def _tiny_cfg():
+    return vision.PRESETS["tiny"][0]
+
+
+def _tiny_net():
+    return vision.build_network(_tiny_cfg(), 0)
+
+
+def _torch_generator():
+    import torch
+
+    return torch.Generator().manual_seed(0)
+
+
 def _nsd(request):
     from brainllm_utils.nsd import NSD
 
@@ -426,6 +443,36 @@ CASES = [
     ("sweep-preprocess-crop-2", lambda r: vision.preprocess(np.zeros((2, 8, 8, 3), np.uint8), 8, crop=2.0),
      (ValueError, "crop")),
     ("sweep-layer_names-str", lambda r: vision.layer_names("x"), (TypeError, "config")),
+    ("sweep-build_network-seed-neg", lambda r: vision.build_network(_tiny_cfg(), seed=-1), (ValueError, "seed")),
+    ("sweep-build_network-seed-float", lambda r: vision.build_network(_tiny_cfg(), seed=2.5), (TypeError, "seed")),
+    ("sweep-build_network-config-str", lambda r: vision.build_network("tiny"), (TypeError, "config")),
+    ("sweep-extract_activations-layer-out-of-range",
+     lambda r: vision.extract_activations(_tiny_net(), IMGS, (5,), cache=False), (ValueError, "layers entry")),
+    ("sweep-extract_activations-step-float",
+     lambda r: vision.extract_activations(_tiny_net(), IMGS, (0,), (1.0,), cache=False), (TypeError, "steps entry")),
+    ("sweep-extract_activations-layers-repeated",
+     lambda r: vision.extract_activations(_tiny_net(), IMGS, (1, -1), cache=False), (ValueError, "same position")),
+    ("sweep-extract_activations-batch_size-0",
+     lambda r: vision.extract_activations(_tiny_net(), IMGS, cache=False, batch_size=0), (ValueError, "batch_size")),
+    ("sweep-extract_activations-negative-layer-equals",
+     lambda r: vision.extract_activations(_tiny_net(), IMGS, (-1,), (-1,), cache=False)[(1, 1)],
+     ("equal", lambda r: vision.extract_activations(_tiny_net(), IMGS, (1,), (1,), cache=False)[(1, 1)])),
+    ("sweep-make_targets-multihot-nan", lambda r: vision.make_targets("multihot", multihot=np.array([[np.nan, 1.0]])),
+     (ValueError, "multihot holds NaN")),
+    ("sweep-train_networks-seeds-repeated", lambda r: vision.train_networks("/nonexistent", seeds=(0, 0)),
+     (ValueError, "seeds")),
+    ("sweep-train_networks-objectives-str", lambda r: vision.train_networks("/nonexistent", objectives="mpnet"),
+     (TypeError, "objectives")),
+    ("sweep-train_or_load-seed-neg", lambda r: vision.train_or_load("/nonexistent", seed=-1), (ValueError, "seed")),
+    ("sweep-train_or_load-preset", lambda r: vision.train_or_load("/nonexistent", preset="bogus"),
+     (ValueError, "preset")),
+    ("sweep-train_or_load-objective", lambda r: vision.train_or_load("/nonexistent", objective="clip"),
+     (ValueError, "objective")),
+    ("sweep-load_training_pool-n_images-0", lambda r: vision.load_training_pool("/nonexistent", n_images=0),
+     (ValueError, "n_images")),
+    ("sweep-augment-min_area-0", lambda r: vision.augment(IMGS, 32, _torch_generator(), min_area=0),
+     (ValueError, "min_area")),
+    ("sweep-augment-generator-int", lambda r: vision.augment(IMGS, 32, 0), (TypeError, "generator")),
 ]
 
 

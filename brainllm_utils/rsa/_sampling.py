@@ -144,8 +144,9 @@ def get_sample_sets(
     """
     set_size = check_int(set_size, "set_size", min_value=2)
     seed = check_int(seed, "seed", min_value=0)
-    if not isinstance(subject, str) or not subject or "/" in subject:
-        raise ValueError(f"subject must be a non-empty name without '/', got {subject!r}")
+    if isinstance(subject, (bool, np.bool_)) or not (
+            (isinstance(subject, str) and subject and "/" not in subject) or isinstance(subject, (int, np.integer))):
+        raise ValueError(f"subject must be a name such as 'subj01' (no '/'), got {subject!r}")
     if np.ndim(n_images_or_ids) == 0:
         check_int(n_images_or_ids, "n_images_or_ids", min_value=0)
     else:

@@ -10,6 +10,7 @@ from .._utils.device import import_torch as _torch
 from .._utils.device import resolve_device as _resolve_device
 from .._utils.cache import cache_key, load_npy, resolve_cache, save_npy
 from .._utils.docs import fill_doc
+from .._utils.numeric import check_float, check_int
 from ._train import TrainedNetwork, weights_hash
 
 __all__ = ["layer_names", "extract_activations", "images_identity", "LazyImages"]
@@ -108,6 +109,18 @@ def layer_names(config) -> list[str]:
     return [f"layer_{l}_time_{t}" for l in range(config.n_layers) for t in range(config.n_steps)]
 
 
+def _check_positions(values, name: str, n: int) -> list[int]:
+    """Layer or step positions: ints in ``[-n, n)`` (never wrapped silently), each once."""
+    if isinstance(values, (int, np.integer)) and not isinstance(values, bool):
+        values = [values]
+    out = [check_int(v, f"{name} entry", min_value=-n, max_value=n - 1) for v in values]
+    if not out:
+        raise ValueError(f"{name} is empty: expected at least one position in [-{n}, {n})")
+    if len({v % n for v in out}) != len(out):
+        raise ValueError(f"{name}={list(values)} names the same position twice (of {n})")
+    return out
+
+
 @fill_doc
 def extract_activations(network, images: np.ndarray, layers=(-1,), steps=(-1,), *, image_ids=None,
                         batch_size: int = 128, device="auto", cache: bool | str | os.PathLike = True,
@@ -145,6 +158,10 @@ def extract_activations(network, images: np.ndarray, layers=(-1,), steps=(-1,), 
 
     model = network.model if isinstance(network, TrainedNetwork) else network
     cfg = model.config
+    batch_size = check_int(batch_size, "batch_size", min_value=1)
+    crop = check_float(crop, "crop", min_value=0, max_value=1, min_inclusive=False)
+    layers = _check_positions(layers, "layers", cfg.n_layers)
+    steps = _check_positions(steps, "steps", cfg.n_steps)
     pairs = [(l % cfg.n_layers, t % cfg.n_steps) for l in layers for t in steps]
     out: dict[tuple[int, int], np.ndarray] = {}
     folder = resolve_cache(cache, "activations")

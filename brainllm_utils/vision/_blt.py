@@ -346,6 +346,10 @@ def augment(images, image_size: int, generator: torch.Generator, min_area: float
     x : torch.Tensor of float32 of shape (n_images, 3, image_size, image_size)
         Values in [-1, 1], on the device of ``images``.
     """
+    image_size = check_int(image_size, "image_size", min_value=1)
+    min_area = check_float(min_area, "min_area", min_value=0, max_value=1, min_inclusive=False)
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
     x = _to_float(images)
     n = x.shape[0]
     g = generator

@@ -12,6 +12,7 @@ import numpy as np
 
 from .._utils.cache import cache_key, file_identity, load_npy, resolve_cache, save_npy
 from .._utils.docs import fill_doc
+from .._utils.numeric import check_finite, check_int
 from .._utils.paths import get_data_home
 from ..nsd.layout import ANNOTATIONS, COCO_DIR, STIM_INFO
 
@@ -521,9 +522,11 @@ def load_training_pool(root=None, n_images: int | None = None, size: int | None 
         The images (:func:`load_coco_images`, or ``None`` to stream) with their captions
         and labels (:func:`load_coco_annotations`).
     """
-    root = get_data_home(root)
     if size is not None and (not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1):
         raise ValueError(f"size must be a positive int or None, got {size!r}")
+    n_images = check_int(n_images, "n_images", min_value=1, allow_none=True)
+    seed = check_int(seed, "seed", min_value=0)
+    root = get_data_home(root)
     ids, sp = pool_coco_ids(root, splits)
     if n_images is not None and n_images < ids.size:
         keep = np.sort(np.random.default_rng(seed).choice(ids.size, n_images, replace=False))
@@ -570,6 +573,6 @@ def make_targets(objective: str, captions=None, multihot=None, **embed_options) 
     if objective == "multihot":
         if multihot is None:
             raise ValueError("objective 'multihot' needs multihot labels")
-        return np.asarray(multihot, np.float32)
+        return check_finite(multihot, "multihot", ndim=2, dtype=np.float32)
     raise ValueError(f"unknown objective {objective!r}; use 'mpnet' or 'multihot'")
 

@@ -176,8 +176,11 @@ def build_network(config, seed: int = 0):
         The network, with channels-last weights.
     """
     torch = _torch()
-    from ._blt import BLTNet
+    from ._blt import BLTConfig, BLTNet
 
+    if not isinstance(config, BLTConfig):
+        raise TypeError(f"config must be a BLTConfig, got {type(config).__name__}")
+    seed = check_int(seed, "seed", min_value=0)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = BLTNet(config)
@@ -937,6 +940,11 @@ def train_or_load(root=None, objective: str = "mpnet", seed: int = 0, preset: st
         ``n_train``, ``preset``, the run's ``key`` and ``data`` (the data selection);
         ``checkpoint`` is the saved weights file.
     """
+    if not isinstance(preset, str) or preset not in list(PRESETS):
+        raise ValueError(f"preset must be one of {list(PRESETS)}, got {preset!r}")
+    if objective not in ("mpnet", "multihot"):
+        raise ValueError(f"objective must be 'mpnet' or 'multihot', got {objective!r}")
+    seed = check_int(seed, "seed", min_value=0)
     preset_cfg, preset_train = PRESETS[preset]
     config = config or preset_cfg
     tc = train_config or dataclasses.replace(preset_train, loss="cosine" if objective == "mpnet" else "bce")
@@ -1010,6 +1018,17 @@ def train_networks(root=None, objectives: Sequence[str] = ("mpnet", "multihot"),
     networks : dict of str to TrainedNetwork
         ``{"<objective>_seed<seed>": TrainedNetwork}`` in objective-then-seed order.
     """
+    for name, values in (("objectives", objectives), ("seeds", seeds)):
+        if isinstance(values, (str, bytes, int)):
+            raise TypeError(f"{name} must be a sequence, got {values!r}; wrap it in a list")
+        values = list(values)
+        if not values or len(set(values)) != len(values):
+            raise ValueError(f"{name}={values}: expected a non-empty sequence without repeats")
+    for s in seeds:
+        check_int(s, "seeds entry", min_value=0)
+    for o in objectives:
+        if o not in ("mpnet", "multihot"):
+            raise ValueError(f"objectives entry must be 'mpnet' or 'multihot', got {o!r}")
     pool = options.pop("pool", None)
     if pool is None:
         pool = load_training_pool(root, progress=options.get("progress", True))
