@@ -1,4 +1,9 @@
-"""Numeric kernels shared across layers: the one Pearson correlation.
+"""Numeric kernels shared across layers: the one Pearson correlation, and the argument checks.
+
+The checks (:func:`check_int`, :func:`check_float`, :func:`check_choice`,
+:func:`check_indices`, :func:`check_finite`) are what every analysis layer validates its
+public arguments with: an error names the argument and what was expected (``bool`` is not an
+int, a float index is not truncated, a repeated index is refused where it changes results).
 
 One rule for constant inputs: a constant column (zero norm after centring) has no correlation,
 so its r is **NaN**, and the caller decides what that means (the inter-participant ceiling

@@ -168,7 +168,8 @@ def searchlight_rsa(
     Returns
     -------
     scores : ndarray of float64 of shape (n_models, n_centres) or (n_models, n_sets, n_centres)
-        NaN where a neighbourhood has fewer than 2 voxels or constant patterns.
+        NaN where a neighbourhood has fewer than 2 voxels or constant patterns, or holds a
+        NaN/inf value of ``data`` (``data`` is not scanned up front: it may be a large memmap).
 
     Raises
     ------
