@@ -88,14 +88,14 @@ def test_resolve_cache(tmp_path, cache_dir):
 def test_load_npy_policy(tmp_path):
     p = tmp_path / "e.npy"
     assert C.load_npy(p) is None  # missing: no warning
-    np.save(p, np.ones((2, 3), np.float32))
+    C.write_npy(p, np.ones((2, 3), np.float32))
     assert C.load_npy(p, shape=(2, 3), dtype=np.float32).shape == (2, 3)
     for kwargs in (dict(shape=(3, 2)), dict(dtype=np.float64), dict(rows=5), dict(ndim=3)):
-        np.save(p, np.ones((2, 3), np.float32))
+        C.write_npy(p, np.ones((2, 3), np.float32))
         with pytest.warns(CorruptCacheWarning, match="deleted, recomputing"):
             assert C.load_npy(p, **kwargs) is None
         assert not p.exists()
-    np.save(p, np.array([1.0, np.nan]))
+    C.write_npy(p, np.array([1.0, np.nan]))
     companion = tmp_path / "e_ids.npy"
     companion.write_bytes(b"x")
     with pytest.warns(CorruptCacheWarning, match="non-finite"):

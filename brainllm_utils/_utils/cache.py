@@ -11,12 +11,25 @@ Every module that caches goes through here, with one policy:
   :func:`array_digest`), files by identity (path, size, modification time:
   :func:`file_identity`).
 - **Writes** are atomic (temporary file, ``fsync``, rename): an interrupted write never
-  leaves an entry that looks complete.
+  leaves an entry that looks complete. Temporary files carry their writer's host and process
+  id; those of a killed writer are removed when the cache next resolves the folder
+  (:func:`resolve_cache` → :func:`~brainllm_utils._utils.paths.remove_stale_temps`), and on
+  any exception at once. A full disk is a Python error checked before large writes
+  (:class:`~brainllm_utils._utils.paths.CacheFullError`), never a ``SIGBUS``
+  (:func:`~brainllm_utils._utils.paths.allocate_npy`); a read-only or full cache folder
+  degrades to uncached work with one warning (:func:`writable_cache`, :func:`save_npy`).
+- **Checksums.** Every ``.npy`` entry has a sidecar ``<file>.sha256`` (JSON: the sha256 of
+  each 64 MiB block of the file, :data:`CHECKSUM_BLOCK`), written after the file (it marks the
+  entry complete: a file without one is discarded). :func:`load_npy` verifies every block of
+  a file up to :data:`VERIFY_FULL_MAX` bytes; a larger file (a memory-mapped 13 GB beta
+  average) is not re-read on open: its first and last blocks and
+  :data:`VERIFY_SAMPLED_BLOCKS` others, rotating from one open to the next, are verified
+  (sha256 runs at ~1.4 GB/s here, so a full check of 13 GB would cost ~10 s of CPU plus the
+  read; :func:`verify_checksums` with ``full=True`` does it on request).
 - **A corrupt entry** (unreadable, truncated, wrong shape or dtype, non-finite where finite is
   required) is reported with a :class:`CorruptCacheWarning`, deleted, and recomputed by the
-  caller (:func:`load_entry` returns ``None``): a cache never crashes an analysis. Entries carry
-  no checksum, so a payload overwritten with values of the right shape and dtype is not
-  detected.
+  caller (:func:`load_entry` returns ``None``): a cache never crashes an analysis. A checksum
+  mismatch is such a corrupt entry (the warning names the file and the block).
 """
 
 from __future__ import annotations
@@ -34,12 +47,27 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from .docs import fill_doc
-from .paths import atomic_save_npy, atomic_write_text, get_cache_dir
+from .paths import (
+    atomic_save_npy,
+    atomic_write_text,
+    check_free_space,
+    get_cache_dir,
+    remove_stale_temps,
+)
 
 __all__ = [
     "CACHE_VERSIONS",
     "CorruptCacheWarning",
+    "CacheUnavailableWarning",
+    "CHECKSUM_BLOCK",
+    "VERIFY_FULL_MAX",
+    "VERIFY_SAMPLED_BLOCKS",
     "resolve_cache",
+    "writable_cache",
+    "write_checksums",
+    "verify_checksums",
+    "checksum_path",
+    "write_npy",
     "cache_key",
     "array_digest",
     "file_identity",
@@ -55,16 +83,17 @@ __all__ = [
 #: The one version table: bump a kind's number when the format or the meaning of its entries
 #: changes, and every old entry of that kind is ignored (it has another key).
 CACHE_VERSIONS = {
-    "betas": 2,             # NSD.betas: repeat-averaged betas (+ the nsdIds of the rows)
-    "embeddings": 2,        # embed_sentences: one call's rows, and the per-sentence store
+    # 3: .npy entries carry checksum sidecars (older entries, without, are simply not found)
+    "betas": 3,             # NSD.betas: repeat-averaged betas (+ the nsdIds of the rows)
+    "embeddings": 3,        # embed_sentences: one call's rows, and the per-sentence store
     "pos_tags": 2,          # features: part-of-speech tags of captions
-    "encoding": 2,          # chapters 03/04: encoders, decoders, variance partitions
-    "searchlight": 2,       # chapter 02: searchlight maps
-    "vision_images": 2,     # vision: decoded, cropped COCO images
-    "activations": 2,       # vision: network activations
-    "features": 2,          # vision: comparison-model features
+    "encoding": 3,          # chapters 03/04: encoders, decoders, variance partitions
+    "searchlight": 3,       # chapter 02: searchlight maps
+    "vision_images": 3,     # vision: decoded, cropped COCO images
+    "activations": 3,       # vision: network activations
+    "features": 3,          # vision: comparison-model features
     "checkpoints": 2,       # vision: BLT training runs
-    "transfer": 2,          # chapter 05: transfer readouts
+    "transfer": 3,          # chapter 05: transfer readouts
     "sample_sets": 1,       # rsa: saved partitions into sample sets (a result; same policy)
     "notebooks": 1,         # book.batch: executed notebooks, skipped when their key matches
     "dataset": 1,           # chapters: the key of a data root
@@ -72,9 +101,23 @@ CACHE_VERSIONS = {
 
 _BLOCK = 1 << 24  # bytes hashed at a time from a non-contiguous array
 
+#: Bytes per checksummed block of a cache file.
+CHECKSUM_BLOCK = 64 * 2**20
+#: Files up to this size are verified in full on every load; larger ones by sampled blocks.
+VERIFY_FULL_MAX = 1 << 30
+#: Blocks verified on a load of a large file besides its first and last.
+VERIFY_SAMPLED_BLOCKS = 2
+_CONTENT_HASH_MAX = 64 * 2**20  # file_identity(content=True) hashes files up to this size
+_opens = 0  # loads of large entries so far (rotates the sampled blocks)
+_unwritable: set[str] = set()  # folders already warned about
+
 
 class CorruptCacheWarning(UserWarning):
     """A cache entry could not be used; it was deleted and is being recomputed."""
+
+
+class CacheUnavailableWarning(UserWarning):
+    """A cache folder cannot be written (read-only, full): the work runs uncached."""
 
 
 # --------------------------------------------------------------------------- where
@@ -92,16 +135,53 @@ def resolve_cache(cache, kind: str) -> Path | None:
     Returns
     -------
     pathlib.Path or None
-        The folder (not created).
+        The folder (not created). Temporary files that killed writers left in it are
+        removed (:func:`~brainllm_utils._utils.paths.remove_stale_temps`).
     """
     _check_kind(kind)
     if cache is None or cache is False:
         return None
     if cache is True:
-        return get_cache_dir() / kind
-    if isinstance(cache, (str, os.PathLike)):
-        return Path(cache).expanduser() / kind
-    raise TypeError(f"cache={cache!r}: expected True, False or a folder path")
+        folder = get_cache_dir() / kind
+    elif isinstance(cache, (str, os.PathLike)):
+        folder = Path(cache).expanduser() / kind
+    else:
+        raise TypeError(f"cache={cache!r}: expected True, False or a folder path")
+    remove_stale_temps(folder)
+    return folder
+
+
+def writable_cache(folder: Path) -> bool:
+    """Whether entries can be written in ``folder`` (created if missing); warn once if not.
+
+    A read-only (or otherwise unwritable) folder is reported once per folder and process
+    with a :class:`CacheUnavailableWarning` naming it; the caller then works uncached
+    (entries already there may still be read).
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        A cache folder (from :func:`resolve_cache`).
+
+    Returns
+    -------
+    bool
+        ``True`` when a file could be created in it.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-probe.{os.getpid()}.tmp"
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666))
+        os.unlink(probe)
+        return True
+    except OSError as err:
+        if str(folder) not in _unwritable:
+            _unwritable.add(str(folder))
+            warnings.warn(CacheUnavailableWarning(
+                f"cache folder {folder} cannot be written ({err.strerror or err}); "
+                "working without a cache there"), stacklevel=_caller_stacklevel())
+        return False
 
 
 def _check_kind(kind: str) -> None:
@@ -112,7 +192,7 @@ def _check_kind(kind: str) -> None:
 # --------------------------------------------------------------------------- keys
 @dataclasses.dataclass(frozen=True)
 class FileIdentity:
-    """A file as a cache key sees it: resolved path, size and modification time (ns).
+    """A file as a cache key sees it: resolved path, size, modification time (ns), inode.
 
     Attributes
     ----------
@@ -122,25 +202,35 @@ class FileIdentity:
         Size in bytes.
     mtime_ns : int
         Modification time in nanoseconds.
+    inode : int
+        The inode number (a replaced file has another, whatever its time stamp).
+    sha256 : str
+        The content's sha256 when asked for (``content=True``), else ``""``.
     """
 
     path: str
     size: int
     mtime_ns: int
+    inode: int = 0
+    sha256: str = ""
 
 
-def file_identity(path: str | os.PathLike) -> FileIdentity:
-    """The identity of a file (no byte of it is read).
+def file_identity(path: str | os.PathLike, content: bool = False) -> FileIdentity:
+    """The identity of a file (no byte of it is read unless ``content``).
 
     Parameters
     ----------
     path : str or path-like
         An existing file.
+    content : bool, default=False
+        Also hash the content (files up to 64 MiB; larger ones keep ``sha256=""``), so an
+        edit that keeps the size and restores the time stamp still changes the identity.
 
     Returns
     -------
     FileIdentity
-        Resolved path, size and modification time; a changed or replaced file has another.
+        Resolved path, size, modification time and inode; a changed or replaced file has
+        another.
 
     Raises
     ------
@@ -152,7 +242,14 @@ def file_identity(path: str | os.PathLike) -> FileIdentity:
         st = p.stat()
     except FileNotFoundError:
         raise FileNotFoundError(f"{p}: missing (needed to key a cache entry)") from None
-    return FileIdentity(str(p.resolve()), int(st.st_size), int(st.st_mtime_ns))
+    digest = ""
+    if content and st.st_size <= _CONTENT_HASH_MAX:
+        h = hashlib.sha256()
+        with open(p, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                h.update(block)
+        digest = h.hexdigest()
+    return FileIdentity(str(p.resolve()), int(st.st_size), int(st.st_mtime_ns), int(st.st_ino), digest)
 
 
 def _feed_array(h, a: np.ndarray) -> None:
@@ -185,7 +282,7 @@ def _feed(h, part) -> None:
     elif isinstance(part, np.ndarray):
         _feed_array(h, part)
     elif isinstance(part, FileIdentity):
-        h.update(f"file:{part.path}:{part.size}:{part.mtime_ns}".encode())
+        h.update(f"file:{part.path}:{part.size}:{part.mtime_ns}:{part.inode}:{part.sha256}".encode())
     elif isinstance(part, PurePath):
         h.update(f"path:{part}".encode())
     elif dataclasses.is_dataclass(part) and not isinstance(part, type):
@@ -260,6 +357,115 @@ def array_digest(a, length: int = 64) -> str:
     return h.hexdigest()[: int(length)]
 
 
+# --------------------------------------------------------------------------- checksums
+def checksum_path(path: str | os.PathLike) -> Path:
+    """The checksum sidecar of a cache file: ``<file>.sha256``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The cache file.
+
+    Returns
+    -------
+    pathlib.Path
+        The sidecar's path.
+    """
+    path = Path(path)
+    return path.with_name(path.name + ".sha256")
+
+
+def _block_hashes(fh, size: int, blocks) -> dict[int, str]:
+    out = {}
+    for b in blocks:
+        fh.seek(b * CHECKSUM_BLOCK)
+        h = hashlib.sha256()
+        left = min(CHECKSUM_BLOCK, size - b * CHECKSUM_BLOCK)
+        while left > 0:
+            chunk = fh.read(min(left, 1 << 22))
+            if not chunk:
+                break
+            h.update(chunk)
+            left -= len(chunk)
+        out[b] = h.hexdigest()
+    return out
+
+
+def write_checksums(path: str | os.PathLike) -> Path:
+    """Write the sidecar of ``path``: the sha256 of each :data:`CHECKSUM_BLOCK` bytes.
+
+    Written atomically and after the file itself, it marks the entry complete.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A complete cache file.
+
+    Returns
+    -------
+    pathlib.Path
+        The sidecar (:func:`checksum_path`).
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    n = -(-size // CHECKSUM_BLOCK)
+    with open(path, "rb") as fh:
+        hashes = _block_hashes(fh, size, range(n))
+    doc = {"algorithm": "sha256", "block": CHECKSUM_BLOCK, "size": size,
+           "blocks": [hashes[b] for b in range(n)]}
+    return atomic_write_text(checksum_path(path), json.dumps(doc))
+
+
+def verify_checksums(path: str | os.PathLike, full: bool | None = None) -> str | None:
+    """Check a cache file against its sidecar; ``None`` when it matches, else the reason.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The cache file.
+    full : bool, optional
+        ``True``: every block; ``False``: the first, the last and
+        :data:`VERIFY_SAMPLED_BLOCKS` others (rotating from one call to the next); ``None``:
+        every block of a file up to :data:`VERIFY_FULL_MAX` bytes, sampled beyond.
+
+    Returns
+    -------
+    str or None
+        ``None``, or what is wrong (no sidecar, size, the first block that differs).
+    """
+    global _opens
+    path = Path(path)
+    side = checksum_path(path)
+    try:
+        doc = json.loads(side.read_text())
+        expected = list(doc["blocks"])
+        if doc.get("algorithm") != "sha256" or int(doc["block"]) != CHECKSUM_BLOCK:
+            return f"checksum file {side.name} of another format"
+        size = int(doc["size"])
+    except FileNotFoundError:
+        return f"no checksum file {side.name} (an interrupted or older write)"
+    except (ValueError, KeyError, TypeError) as err:
+        return f"unreadable checksum file {side.name} ({err})"
+    actual = path.stat().st_size
+    if actual != size or len(expected) != -(-size // CHECKSUM_BLOCK):
+        return f"{actual} bytes, its checksum file says {size}"
+    n = len(expected)
+    if full or (full is None and size <= VERIFY_FULL_MAX) or n <= VERIFY_SAMPLED_BLOCKS + 2:
+        blocks = list(range(n))
+    else:
+        _opens += 1
+        inner = n - 2
+        picks = {1 + (_opens * VERIFY_SAMPLED_BLOCKS + i) % inner for i in range(VERIFY_SAMPLED_BLOCKS)}
+        blocks = sorted({0, n - 1} | picks)
+    with open(path, "rb") as fh:
+        got = _block_hashes(fh, size, blocks)
+    for b in blocks:
+        if got[b] != expected[b]:
+            lo, hi = b * CHECKSUM_BLOCK, min(size, (b + 1) * CHECKSUM_BLOCK)
+            return f"checksum mismatch in block {b} (bytes {lo}-{hi}) of {path.name}"
+    return None
+
+
 # --------------------------------------------------------------------------- the policy
 def _caller_stacklevel() -> int:
     """``stacklevel`` that points a warning at the first frame outside this module."""
@@ -283,10 +489,11 @@ def discard(paths: Path | Iterable[Path], reason) -> None:
     warnings.warn(CorruptCacheWarning(f"corrupt cache entry {paths[0]} ({reason}); deleted, recomputing"),
                   stacklevel=_caller_stacklevel())
     for p in paths:
-        try:
-            p.unlink(missing_ok=True)
-        except OSError:
-            pass
+        for q in (p, checksum_path(p)):
+            try:
+                q.unlink(missing_ok=True)
+            except OSError:
+                pass
 
 
 def load_entry(path: Path, loader: Callable[[Path], Any], check: Callable[[Any], str | None] | None = None,
@@ -348,8 +555,8 @@ def _array_check(shape=None, dtype=None, finite: bool = False, rows: int | None 
 
 def load_npy(path: Path, *, shape=None, dtype=None, finite: bool = False, mmap: bool = False,
              rows: int | None = None, ndim: int | None = None,
-             companions: Sequence[Path] = ()) -> np.ndarray | None:
-    """Load a cached ``.npy`` under the one policy (see :func:`load_entry`).
+             companions: Sequence[Path] = (), verify: bool | None = None) -> np.ndarray | None:
+    """Load a cached ``.npy`` under the one policy (see :func:`load_entry`), checksums verified.
 
     Parameters
     ----------
@@ -369,19 +576,79 @@ def load_npy(path: Path, *, shape=None, dtype=None, finite: bool = False, mmap: 
         Required number of dimensions.
     companions : sequence of pathlib.Path, default=()
         Other files of the entry, deleted with it when it is corrupt.
+    verify : bool, optional
+        Checksums (:func:`verify_checksums`): ``None`` every block up to
+        :data:`VERIFY_FULL_MAX` bytes, sampled blocks beyond; ``True`` every block;
+        ``False`` only the sidecar's presence and the file size.
 
     Returns
     -------
     ndarray or None
         The array, or ``None`` when the entry is missing or was corrupt (reported and
-        deleted: recompute).
+        deleted: recompute). An entry written by :func:`write_npy` whose checksums do not
+        match (or that has none) is corrupt.
     """
-    return load_entry(path, lambda p: np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False),
-                      _array_check(shape, dtype, finite, rows, ndim), companions)
+    def loader(p):
+        reason = verify_checksums(p, full=verify if verify is not None else None) if verify is not False \
+            else _sidecar_only(p)
+        if reason:
+            raise ValueError(reason)
+        return np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False)
+
+    return load_entry(path, loader, _array_check(shape, dtype, finite, rows, ndim), companions)
+
+
+def _sidecar_only(path: Path) -> str | None:
+    side = checksum_path(path)
+    try:
+        size = int(json.loads(side.read_text())["size"])
+    except FileNotFoundError:
+        return f"no checksum file {side.name} (an interrupted or older write)"
+    except (ValueError, KeyError, TypeError) as err:
+        return f"unreadable checksum file {side.name} ({err})"
+    if path.stat().st_size != size:
+        return f"{path.stat().st_size} bytes, its checksum file says {size}"
+    return None
+
+
+def write_npy(path: Path, array) -> Path:
+    """Write a cache entry: the ``.npy`` atomically, then its checksum sidecar; errors raise.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The ``.npy`` file to write (its folder is created).
+    array : array-like
+        The entry's content.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    brainllm_utils._utils.paths.CacheFullError
+        When the folder's file system has no room for it (checked before writing).
+    OSError
+        When the folder cannot be written.
+    """
+    path = Path(path)
+    array = np.asarray(array)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    check_free_space(path.parent, array.nbytes + 4096, f"cache entry {path.name}")
+    checksum_path(path).unlink(missing_ok=True)  # a stale sidecar never vouches for new data
+    atomic_save_npy(path, array)
+    try:
+        write_checksums(path)
+    except BaseException:
+        path.unlink(missing_ok=True)  # no entry without its checksums
+        raise
+    return path
 
 
 def save_npy(path: Path, array) -> Path | None:
-    """Write a cache entry atomically; a failed write (read-only or full disk) only warns.
+    """Write a cache entry (:func:`write_npy`); a failed write (read-only or full disk) only warns.
 
     Parameters
     ----------
@@ -396,9 +663,9 @@ def save_npy(path: Path, array) -> Path | None:
         ``path``, or ``None`` when the entry could not be written.
     """
     try:
-        return atomic_save_npy(path, array)
+        return write_npy(path, array)
     except OSError as err:
-        warnings.warn(f"could not write cache entry {path} ({err}); continuing without it",
+        warnings.warn(CacheUnavailableWarning(f"could not write cache entry {path} ({err}); continuing without it"),
                       stacklevel=_caller_stacklevel())
         return None
 
@@ -447,7 +714,7 @@ def cached_arrays(kind: str, key: str, names: Sequence[str], compute: Callable[[
         for n in names:
             saved = save_npy(folder / f"{key}_{n}.npy", np.asarray(out[n]))
             if mmap and saved is not None:
-                mapped = load_npy(saved, mmap=True)
+                mapped = load_npy(saved, mmap=True, verify=False)  # just written and hashed
                 if mapped is not None:
                     out[n] = mapped
     return out

@@ -15,8 +15,12 @@ is installed elsewhere).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
-import tempfile
+import re
+import shutil
+import socket
+import time
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +34,13 @@ __all__ = [
     "get_results_dir",
     "get_models_dir",
     "atomic_path",
+    "allocate_npy",
     "atomic_save_npy",
+    "check_free_space",
+    "remove_stale_temps",
+    "scratch_npy",
+    "CacheFullError",
+    "STALE_TMP_HOURS",
     "atomic_write_text",
     "file_lock",
 ]
@@ -126,12 +136,123 @@ def get_models_dir(models_dir: str | os.PathLike | None = None) -> Path:
     return _made_dir(models_dir, "BRAINLLM_MODELS", "models")
 
 
+_HOST = re.sub(r"[^A-Za-z0-9-]+", "-", socket.gethostname())[:32] or "host"
+#: Temporary files of :func:`atomic_path`: ``.<name>.<host>.<pid>.<random>.tmp``.
+_TMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
+#: Older or foreign temporary files (``.<name>.<random>.tmp``) are removed after this many hours.
+STALE_TMP_HOURS = 24.0
+
+
+class CacheFullError(OSError):
+    """Not enough free space for a file: names the folder, the bytes needed and the bytes free."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_temps(folder: str | os.PathLike, max_age_hours: float = STALE_TMP_HOURS,
+                       depth: int = 2) -> list[Path]:
+    """Remove the temporary files that killed writers left in ``folder`` (and subfolders).
+
+    A temporary file of :func:`atomic_path` is named ``.<name>.<host>.<pid>.<random>.tmp``.
+    It is stale when its writer ran on this host and that process is gone (killed with
+    ``-9``, crashed), or when it is older than ``max_age_hours`` (a writer elsewhere, or a
+    reused process id). Other hidden ``*.tmp`` files are removed only by age. A file that
+    cannot be removed is left (no error).
+
+    Parameters
+    ----------
+    folder : str or path-like
+        The folder to clean (a missing folder is nothing to do).
+    max_age_hours : float, default=24
+        Age (modification time) beyond which any hidden ``*.tmp`` file is stale.
+    depth : int, default=2
+        Subfolder levels searched below ``folder``.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files removed.
+    """
+    removed: list[Path] = []
+    folder = Path(folder)
+    now = time.time()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for e in entries:
+        try:
+            if e.is_dir(follow_symlinks=False):
+                if depth > 0:
+                    removed += remove_stale_temps(e.path, max_age_hours, depth - 1)
+                continue
+            if not (e.name.startswith(".") and e.name.endswith(".tmp")):
+                continue
+            m = _TMP_RE.match(e.name)
+            old = now - e.stat(follow_symlinks=False).st_mtime > max_age_hours * 3600.0
+            dead = m is not None and m["host"] == _HOST and not _pid_alive(int(m["pid"]))
+            if dead or old:
+                os.unlink(e.path)
+                removed.append(Path(e.path))
+        except OSError:
+            continue
+    return removed
+
+
+def check_free_space(folder: str | os.PathLike, nbytes: int, what: str = "file") -> None:
+    """Raise :class:`CacheFullError` when ``folder``'s file system has less than ``nbytes`` free.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        An existing folder on the file system to write to.
+    nbytes : int
+        Bytes the write needs.
+    what : str, default="file"
+        What is written, for the message.
+
+    Raises
+    ------
+    CacheFullError
+        With the bytes needed and the bytes free.
+    """
+    free = shutil.disk_usage(folder).free
+    if int(nbytes) > free:
+        raise CacheFullError(errno.ENOSPC, f"not enough free space in {folder} for the {what}: "
+                             f"{int(nbytes):,} bytes needed, {free:,} free")
+
+
+def _new_temp(path: Path) -> Path:
+    """Create (O_EXCL) an empty temporary file beside ``path``, with the umask's permissions."""
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{_HOST}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
+    raise FileExistsError(f"could not create a temporary file beside {path}")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
 
     An interrupted or failed write leaves no file at ``path`` (the temporary file is
-    removed), so a half-written cache is never read as complete.
+    removed on any exception; one left by a process killed with ``-9`` is named
+    ``.<name>.<host>.<pid>.<random>.tmp`` and removed by :func:`remove_stale_temps`, which
+    the cache runs when it next uses the folder), so a half-written cache is never read
+    as complete. The file gets the permissions of the umask (``0o666 & ~umask``, usually
+    ``0644``), like any other file the user writes.
 
     Parameters
     ----------
@@ -145,15 +266,124 @@ def atomic_path(path: str | os.PathLike):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    tmp = _new_temp(path)
     try:
         yield tmp
         os.replace(tmp, path)
     finally:
-        if tmp.exists():
+        try:
             tmp.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def allocate_npy(path: str | os.PathLike, shape, dtype=np.float32) -> np.memmap:
+    """A writable ``.npy`` memory map whose disk blocks are reserved first (no ``SIGBUS``).
+
+    Writing into a memory map of a sparse file on a full disk kills the process with
+    ``SIGBUS``. Here the free space is checked (:func:`check_free_space`) and the whole
+    file is allocated with ``os.posix_fallocate`` before it is mapped, so a full disk is
+    a Python :class:`OSError` (:class:`CacheFullError`, ``ENOSPC``) raised here.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file (an existing one is overwritten), usually a temporary path of
+        :func:`atomic_path`.
+    shape : tuple of int
+        The array's shape.
+    dtype : dtype-like, default=float32
+        The array's dtype.
+
+    Returns
+    -------
+    numpy.memmap
+        Zero-filled, mode ``r+``.
+
+    Raises
+    ------
+    CacheFullError
+        When the file system has no room for the file.
+    """
+    path = Path(path)
+    dtype = np.dtype(dtype)
+    shape = tuple(int(n) for n in shape)
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
+    with open(path, "wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, header)
+        offset = fh.tell()
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    check_free_space(path.parent, nbytes, f"array {path.name} of shape {shape}")
+    fd = os.open(path, os.O_RDWR)
+    try:
+        if nbytes:
+            try:
+                os.posix_fallocate(fd, offset, nbytes)
+            except OSError as err:
+                if err.errno == errno.ENOSPC:
+                    raise CacheFullError(errno.ENOSPC, f"no room in {path.parent} for {path.name}: "
+                                         f"{nbytes:,} bytes needed, {shutil.disk_usage(path.parent).free:,} "
+                                         "free") from None
+                if err.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                    raise
+                _write_zeros(fd, offset, nbytes, path)
+        else:
+            os.ftruncate(fd, offset)
+    finally:
+        os.close(fd)
+    return np.lib.format.open_memmap(path, mode="r+")
+
+
+def scratch_npy(folder: str | os.PathLike, shape, dtype=np.float32) -> np.ndarray:
+    """A zero-filled writable array backed by an unlinked, fully allocated file in ``folder``.
+
+    For large intermediate results that should stay out of RAM: the file is allocated
+    (:func:`allocate_npy`, so a full disk raises instead of ``SIGBUS``), mapped and unlinked
+    at once, so nothing is left on disk (a process killed in between leaves a temporary file
+    that :func:`remove_stale_temps` removes). When ``folder`` cannot hold it (full,
+    read-only), the array is made in memory.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        Where the backing file lives while mapped.
+    shape : tuple of int
+        The array's shape.
+    dtype : dtype-like, default=float32
+        The array's dtype.
+
+    Returns
+    -------
+    numpy.ndarray
+        A memory map, or an in-memory array when the folder could not be used.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = _new_temp(folder / "scratch.npy")
+    except OSError:
+        return np.zeros(shape, dtype=dtype)
+    try:
+        return allocate_npy(tmp, shape, dtype)
+    except OSError:
+        return np.zeros(shape, dtype=dtype)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_zeros(fd: int, offset: int, nbytes: int, path: Path) -> None:
+    """Allocate by writing zeros (file systems without ``fallocate``)."""
+    block = bytes(1 << 22)
+    os.lseek(fd, offset, os.SEEK_SET)
+    left = nbytes
+    try:
+        while left:
+            left -= os.write(fd, block[: min(left, len(block))])
+    except OSError as err:
+        if err.errno == errno.ENOSPC:
+            raise CacheFullError(errno.ENOSPC, f"no room in {path.parent} for {path.name}: "
+                                 f"{nbytes:,} bytes needed") from None
+        raise
 
 
 def atomic_save_npy(path: str | os.PathLike, array: np.ndarray) -> Path:

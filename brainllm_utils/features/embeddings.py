@@ -30,11 +30,13 @@ for ``cache=True`` or the cache root you pass; the package's one cache,
   the ordered sentence list. A hit returns without loading the model.
 - ``sentences-<model key>/shard-*.npy``: a per-sentence store (rows plus a
   ``.keys.npy`` file of 16-byte sentence hashes), so a changed list only embeds the new
-  sentences. Shards are written atomically (vectors first, keys last), never modified,
-  and merged when there are many.
+  sentences. Shards are written atomically with checksum sidecars (vectors first, keys
+  last), never modified, and merged when there are many.
 
-A corrupt or truncated cache file is reported with a ``CorruptCacheWarning``, removed and
-recomputed (the one cache's policy).
+A corrupt or truncated cache file, or one whose checksums do not match, is reported with a
+``CorruptCacheWarning``, removed and recomputed (the one cache's policy). A read-only cache
+folder gives one ``CacheUnavailableWarning`` and the sentences are embedded without it; a
+full disk (a claim, shard or list file that cannot be written) warns and embeds anyway.
 """
 
 from __future__ import annotations
@@ -55,10 +57,20 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from .._utils.cache import cache_key, discard, file_identity, load_npy, resolve_cache
+from .._utils.cache import (
+    CacheUnavailableWarning,
+    cache_key,
+    discard,
+    file_identity,
+    load_npy,
+    resolve_cache,
+    verify_checksums,
+    writable_cache,
+    write_npy,
+)
 from .._utils.device import resolve_device as _resolve_device
 from .._utils.docs import fill_doc
-from .._utils.paths import atomic_path, atomic_save_npy, file_lock
+from .._utils.paths import atomic_path, file_lock
 from .weights import MPNET, canonical_name, resolve_model
 
 __all__ = [
@@ -579,10 +591,12 @@ class _SentenceStore:
             if not want:
                 break
             try:
+                _verified(keys_path)
                 skeys = np.load(keys_path, allow_pickle=False)
                 hits = [(j, want[k]) for j, k in enumerate(skeys.tolist()) if k in want]
                 if not hits:
                     continue
+                _verified(vecs_path)
                 vecs = np.load(vecs_path, mmap_mode="r", allow_pickle=False)
                 if vecs.shape != (len(skeys), self.dim) or vecs.dtype != np.float32:
                     raise ValueError(f"shape {vecs.shape} dtype {vecs.dtype}")
@@ -605,8 +619,12 @@ class _SentenceStore:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
         stem = f"shard-{uuid.uuid4().hex}"
-        atomic_save_npy(self.folder / f"{stem}.npy", rows.astype(np.float32, copy=False))
-        atomic_save_npy(self.folder / f"{stem}.keys.npy", keys)  # written last: marks complete
+        try:
+            write_npy(self.folder / f"{stem}.npy", rows.astype(np.float32, copy=False))
+            write_npy(self.folder / f"{stem}.keys.npy", keys)  # written last: marks complete
+        except BaseException:
+            _discard_quietly(self.folder / f"{stem}.npy", self.folder / f"{stem}.keys.npy")
+            raise
         if len(self._shards()) > _MAX_SHARDS:
             self.compact()
 
@@ -643,6 +661,8 @@ class _SentenceStore:
         all_keys, all_rows = [], []
         for vecs_path, keys_path in shards:
             try:
+                _verified(keys_path)
+                _verified(vecs_path)
                 k = np.load(keys_path, allow_pickle=False)
                 v = np.load(vecs_path, allow_pickle=False)
                 if v.shape != (len(k), self.dim):
@@ -659,14 +679,40 @@ class _SentenceStore:
         rows = np.concatenate(all_rows)
         _, first = np.unique(keys, return_index=True)
         stem = f"shard-{uuid.uuid4().hex}"
-        atomic_save_npy(self.folder / f"{stem}.npy", rows[first])
-        atomic_save_npy(self.folder / f"{stem}.keys.npy", keys[first])
+        try:
+            write_npy(self.folder / f"{stem}.npy", rows[first])
+            write_npy(self.folder / f"{stem}.keys.npy", keys[first])
+        except BaseException:
+            _discard_quietly(self.folder / f"{stem}.npy", self.folder / f"{stem}.keys.npy")
+            raise
         for vecs_path, keys_path in shards:
-            for p in (keys_path, vecs_path):
-                try:
-                    p.unlink()
-                except OSError:
-                    pass
+            _discard_quietly(keys_path, vecs_path)
+
+
+def _verified(path: Path) -> None:
+    """Raise ``ValueError`` naming what is wrong when ``path`` does not match its checksums."""
+    if not path.exists():
+        raise FileNotFoundError(path)
+    reason = verify_checksums(path)
+    if reason:
+        raise ValueError(reason)
+
+
+def _discard_quietly(*paths: Path) -> None:
+    """Remove files and their checksum sidecars, ignoring the missing."""
+    for p in paths:
+        for q in (p, p.with_name(p.name + ".sha256")):
+            try:
+                q.unlink()
+            except OSError:
+                pass
+
+
+class _NoClaim:
+    """Stands in for a claim that could not be written (nothing to release)."""
+
+    def release(self) -> None:
+        pass
 
 
 class _Claim:
@@ -780,6 +826,7 @@ def embed_sentences(
 
     root = resolve_cache(cache, "embeddings")
     list_path = store = None
+    writable = False
     if root is not None:
         folder = root / spec.slug
         list_path = folder / f"{_list_key(model_key, items)}.npy"
@@ -787,6 +834,10 @@ def embed_sentences(
         if hit is not None:
             return hit
         store = _SentenceStore(folder / f"sentences-{model_key[:16]}", spec.dim)
+        if not writable_cache(folder):  # read-only: read what is there, write nothing
+            writable, list_path = False, None
+        else:
+            writable = True
 
     # deduplicate: unique texts in first-occurrence order, inverse map back to rows
     index: dict[str, int] = {}
@@ -799,7 +850,7 @@ def embed_sentences(
         keys = _sentence_keys(unique)
         found, rows = store.lookup(keys)
     todo = np.flatnonzero(~found)
-    if len(todo) and store is not None:
+    if len(todo) and store is not None and writable:
         # parallel callers (notebooks on several Dask workers) share the store: under a short
         # lock each one claims the missing sentences nobody else is embedding, embeds them,
         # and waits for the others' claims instead of embedding those twice
@@ -815,7 +866,13 @@ def embed_sentences(
                 busy = np.isin(keys[todo], store.live_claims())
                 mine = todo[~busy]
                 if len(mine):
-                    claim = store.claim(keys[mine])
+                    try:
+                        claim = store.claim(keys[mine])
+                    except OSError as exc:  # full disk: embed without announcing it
+                        warnings.warn(CacheUnavailableWarning(
+                            f"could not write a claim file in {store.folder} ({exc}); embedding "
+                            "without sharing the work with other processes"), stacklevel=2)
+                        claim = _NoClaim()
             if claim is None:
                 time.sleep(0.25)  # the rest is being embedded elsewhere
                 continue
@@ -826,19 +883,21 @@ def embed_sentences(
                 try:
                     store.add(keys[mine], new)
                 except OSError as exc:
-                    warnings.warn(f"could not write the embedding store ({exc})", stacklevel=2)
+                    warnings.warn(CacheUnavailableWarning(
+                        f"could not write the embedding store {store.folder} ({exc})"), stacklevel=2)
             finally:
                 claim.release()
             todo = todo[busy]
-    elif len(todo):
+    elif len(todo):  # no cache, or a read-only one
         loaded = _get_model(spec, dev, prec)
         rows[todo] = _encode([unique[i] for i in todo], spec, loaded, batch_size, progress)
     result = rows[inverse]
     if list_path is not None:
         try:
-            atomic_save_npy(list_path, result)
+            write_npy(list_path, result)
         except OSError as exc:
-            warnings.warn(f"could not write embedding cache {list_path} ({exc})", stacklevel=2)
+            warnings.warn(CacheUnavailableWarning(f"could not write embedding cache {list_path} ({exc})"),
+                          stacklevel=2)
     return result
 
 

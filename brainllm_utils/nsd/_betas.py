@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
+import warnings
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from .._utils.cache import cache_key, discard, file_identity, load_npy, resolve_cache, save_npy
+from .._utils.cache import (
+    CacheUnavailableWarning,
+    cache_key,
+    discard,
+    file_identity,
+    load_npy,
+    resolve_cache,
+    writable_cache,
+    write_checksums,
+    write_npy,
+)
 from .._utils.docs import fill_doc
-from .._utils.paths import atomic_path, atomic_write_text
+from .._utils.paths import allocate_npy, atomic_path, atomic_write_text, file_lock, scratch_npy
 from .layout import EXPDESIGN, SPACES, NSDFileError, _as_int, responses_file
 
 #: Largest difference allowed between two affines of one subject's func1pt8mm grid (mm).
@@ -80,9 +90,11 @@ class _BetasMixin:
         responses = self.root / responses_file(name)
         if responses.exists():
             design.append(responses)
+        # beta files by identity (path, size, mtime, inode: they are large); the design
+        # files (small) also by content, so an edit that restores the time stamp is seen
         return cache_key("betas", str(self.root.resolve()), name, space, self.beta_version, bool(zscore),
                          int(min_repeats), sessions, np.asarray(cols, dtype=np.int64),
-                         [file_identity(f) for f in files + design])
+                         [file_identity(f) for f in files], [file_identity(f, content=True) for f in design])
 
     @fill_doc
     def betas_key(self, subject, space: str = "fsaverage", roi=None, zscore: bool = True,
@@ -90,8 +102,9 @@ class _BetasMixin:
         """The cache key of :meth:`betas` with these arguments (no beta is read).
 
         It covers every input of the result: the root, subject, space, beta version, the
-        arguments, the columns of ``roi``, and the identity (path, size, modification time) of
-        every beta file read, of ``nsd_expdesign.mat`` and of the subject's ``responses.tsv``.
+        arguments, the columns of ``roi``, the cache version of ``"betas"``, the identity
+        (path, size, modification time, inode) of every beta file read, and the identity and
+        content hash of ``nsd_expdesign.mat`` and of the subject's ``responses.tsv``.
         Analyses that cache results computed from betas key them on this instead of hashing
         the betas themselves.
 
@@ -136,7 +149,9 @@ class _BetasMixin:
         cache : bool, default=True
             Reuse/write a float32 ``.npy`` cache keyed by every argument and the input files
             (:meth:`betas_key`), under ``<cache_dir>/betas`` (the NSD's ``cache_dir``, else
-            the package's cache).
+            the package's cache). Entries carry block checksums; processes computing the
+            same entry take a lock, so the work is done once; a read-only or full cache
+            folder gives one warning and the betas are computed without it.
         %(progress_true)s
         chunk_columns : int, default=65536
             Columns processed at a time when z-scoring and averaging (bounds the memory
@@ -159,41 +174,58 @@ class _BetasMixin:
                                                                sessions)
         root = self._cache_dir if self._cache_dir is not None else True
         folder = resolve_cache(root, "betas") if cache else None
-        if folder is not None:
-            key = self._betas_key(name, space, cols, zscore, min_repeats, sessions)
-            y_path, id_path = folder / f"{name}_{space}_{key}.npy", folder / f"{name}_{space}_{key}_ids.npy"
-            cached_ids = load_npy(id_path, shape=nsd_ids.shape, dtype=np.int64, companions=[y_path])
-            if cached_ids is not None and not np.array_equal(cached_ids, nsd_ids):
-                discard([id_path, y_path], "its rows are not the images of the design")
-                cached_ids = None
-            if cached_ids is not None:
-                Y = load_npy(y_path, shape=(nsd_ids.size, cols.size), dtype=np.float32, mmap=True,
-                             companions=[id_path])
-                if Y is not None:
-                    self._replay_events(folder / f"{name}_{space}_{key}_partial.json")
-                    return Y, cached_ids
-
         row_of = np.full(self.n_images, -1, dtype=np.int64)
         row_of[nsd_ids] = np.arange(nsd_ids.size)
         shape = (nsd_ids.size, cols.size)
         args = (name, space, sessions, table, row_of, cols, zscore, progress, chunk_columns)
-        if folder is None:
-            if shape[0] * shape[1] * 4 <= 512 * 2**20:
-                out = np.zeros(shape, dtype=np.float32)
-            else:  # large output: an anonymous file-backed memory map
-                tmp = self.cache_dir / f".betas-nocache-{os.getpid()}-{id(args)}.npy"
-                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
-                tmp.unlink()  # the mapping stays valid; nothing is left on disk
-            self._average_sessions(out, *args)
-            return out, nsd_ids
-        with atomic_path(y_path) as tmp:
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
-            events = self._average_sessions(out, *args)
-            out.flush()
-            del out
-        save_npy(id_path, nsd_ids)
-        _save_events(folder / f"{name}_{space}_{key}_partial.json", events)
-        return np.load(y_path, mmap_mode="r"), nsd_ids
+        if folder is not None:
+            key = self._betas_key(name, space, cols, zscore, min_repeats, sessions)
+            y_path, id_path = folder / f"{name}_{space}_{key}.npy", folder / f"{name}_{space}_{key}_ids.npy"
+            events_path = folder / f"{name}_{space}_{key}_partial.json"
+            hit = _cached_betas(y_path, id_path, nsd_ids, cols.size, events_path)
+            if hit is not None:
+                self._replay_events(events_path)
+                return hit
+            if writable_cache(folder):
+                with file_lock(folder / f".{y_path.stem}.lock", remove=True):
+                    # a process that held the lock before us may have written the entry
+                    hit = _cached_betas(y_path, id_path, nsd_ids, cols.size, events_path)
+                    if hit is not None:
+                        self._replay_events(events_path)
+                        return hit
+                    try:
+                        with atomic_path(y_path) as tmp:
+                            try:
+                                out = allocate_npy(tmp, shape, np.float32)  # no SIGBUS on a full disk
+                            except OSError as err:
+                                raise _NoRoom(err) from None
+                            events = self._average_sessions(out, *args)
+                            out.flush()
+                            del out
+                    except _NoRoom as err:
+                        warnings.warn(CacheUnavailableWarning(
+                            f"{err.args[0]}; computing the betas without the cache"), stacklevel=2)
+                    else:
+                        Y = np.load(y_path, mmap_mode="r")
+                        try:
+                            write_checksums(y_path)
+                            _save_events(events_path, events)
+                            write_npy(id_path, nsd_ids)  # written last: marks the entry complete
+                        except OSError as err:  # the result stands; the entry is removed
+                            events_path.unlink(missing_ok=True)
+                            for p in (id_path, y_path):
+                                for q in (p, _sidecar(p)):
+                                    q.unlink(missing_ok=True)
+                            warnings.warn(CacheUnavailableWarning(
+                                f"could not complete the betas cache entry {y_path} ({err}); "
+                                "returning the betas without caching them"), stacklevel=2)
+                        return Y, nsd_ids
+        if shape[0] * shape[1] * 4 <= 512 * 2**20:
+            out = np.zeros(shape, dtype=np.float32)
+        else:  # large output: a memory map of an unlinked, fully allocated file
+            out = scratch_npy(self.cache_dir, shape, np.float32)
+        self._average_sessions(out, *args)
+        return out, nsd_ids
 
     def _replay_events(self, path: Path) -> None:
         """Warn again about (and record) the partial-data events of a cached betas entry."""
@@ -272,6 +304,33 @@ def _save_events(path: Path, events: list[dict]) -> None:
         atomic_write_text(path, json.dumps(events))
     except OSError:
         pass
+
+
+class _NoRoom(Exception):
+    """The cache entry's file could not be allocated (full or unwritable folder)."""
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _cached_betas(y_path: Path, id_path: Path, nsd_ids: np.ndarray, n_cols: int, events_path: Path):
+    """``(Y, nsd_ids)`` from a complete, verified cache entry, or ``None`` (missing or discarded).
+
+    The ids file is written last (after the data, its checksums and the partial-data events):
+    without it (a killed writer) the entry is incomplete.
+    """
+    if not id_path.exists():
+        return None
+    cached_ids = load_npy(id_path, shape=nsd_ids.shape, dtype=np.int64, companions=[y_path, events_path])
+    if cached_ids is not None and not np.array_equal(cached_ids, nsd_ids):
+        discard([id_path, y_path, events_path], "its rows are not the images of the design")
+        return None
+    if cached_ids is None:
+        return None
+    Y = load_npy(y_path, shape=(nsd_ids.size, n_cols), dtype=np.float32, mmap=True,
+                 companions=[id_path, events_path])
+    return None if Y is None else (Y, cached_ids)
 
 
 def _zscore_columns(B: np.ndarray, zscore: bool, chunk_columns: int) -> np.ndarray:
