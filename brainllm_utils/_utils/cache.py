@@ -171,9 +171,9 @@ def writable_cache(folder: Path) -> bool:
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write-probe.{os.getpid()}.tmp"
-        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666))
-        os.unlink(probe)
+        probe = folder / f".write-probe.{os.getpid()}.{os.urandom(6).hex()}.tmp"
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        probe.unlink(missing_ok=True)
         return True
     except OSError as err:
         if str(folder) not in _unwritable:

@@ -432,7 +432,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 @contextlib.contextmanager
-def file_lock(path: str | os.PathLike, blocking: bool = True):
+def file_lock(path: str | os.PathLike, blocking: bool = True, remove: bool = False):
     """Hold an exclusive advisory lock on ``path`` (created if needed) for the ``with`` body.
 
     Processes that compute the same cache entry take the same lock, so the second waits and
@@ -446,14 +446,35 @@ def file_lock(path: str | os.PathLike, blocking: bool = True):
     blocking : bool, default=True
         Wait for the lock; ``False`` raises :class:`BlockingIOError` at once when another
         process holds it.
+    remove : bool, default=False
+        Delete the lock file before releasing it (nothing is left behind). Safe with
+        waiters: a process that obtains the lock on a file that was meanwhile removed or
+        replaced tries again on the current one.
     """
     import fcntl
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    while True:
+        fh = open(path, "a")
         try:
-            yield
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            try:
+                same = os.stat(path).st_ino == os.fstat(fh.fileno()).st_ino
+            except FileNotFoundError:
+                same = False
+        except BaseException:
+            fh.close()
+            raise
+        if same:
+            break
+        fh.close()  # the file we locked was removed by its previous holder: lock the new one
+    try:
+        yield
+    finally:
+        try:
+            if remove:
+                path.unlink(missing_ok=True)
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+            fh.close()
