@@ -309,11 +309,18 @@ def allocate_npy(path: str | os.PathLike, shape, dtype=np.float32) -> np.memmap:
     dtype = np.dtype(dtype)
     shape = tuple(int(n) for n in shape)
     header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
-    with open(path, "wb") as fh:
-        np.lib.format.write_array_header_1_0(fh, header)
-        offset = fh.tell()
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    check_free_space(path.parent, nbytes, f"array {path.name} of shape {shape}")
+    what = f"array {path.name} of shape {shape}"
+    check_free_space(path.parent, nbytes + 4096, what)
+    try:
+        with open(path, "wb", buffering=0) as fh:
+            np.lib.format.write_array_header_1_0(fh, header)
+            offset = fh.tell()
+    except OSError as err:
+        if err.errno == errno.ENOSPC:
+            raise CacheFullError(errno.ENOSPC, f"no room in {path.parent} for the {what}: {nbytes + 4096:,} "
+                                 f"bytes needed, {shutil.disk_usage(path.parent).free:,} free") from None
+        raise
     fd = os.open(path, os.O_RDWR)
     try:
         if nbytes:
@@ -321,7 +328,7 @@ def allocate_npy(path: str | os.PathLike, shape, dtype=np.float32) -> np.memmap:
                 os.posix_fallocate(fd, offset, nbytes)
             except OSError as err:
                 if err.errno == errno.ENOSPC:
-                    raise CacheFullError(errno.ENOSPC, f"no room in {path.parent} for {path.name}: "
+                    raise CacheFullError(errno.ENOSPC, f"no room in {path.parent} for the {what}: "
                                          f"{nbytes:,} bytes needed, {shutil.disk_usage(path.parent).free:,} "
                                          "free") from None
                 if err.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
