@@ -24,8 +24,12 @@ Every module that caches goes through here, with one policy:
   a file up to :data:`VERIFY_FULL_MAX` bytes; a larger file (a memory-mapped 13 GB beta
   average) is not re-read on open: its first and last blocks and
   :data:`VERIFY_SAMPLED_BLOCKS` others, rotating from one open to the next, are verified
-  (sha256 runs at ~1.4 GB/s here, so a full check of 13 GB would cost ~10 s of CPU plus the
-  read; :func:`verify_checksums` with ``full=True`` does it on request).
+  (measured on a 1 GiB float32 entry, page cache warm, 2-vCPU VM: full check 1.07 s,
+  sampled check on open 0.16 s, hashing at write 1.3 s on top of 3.3 s for ``np.save``; a
+  full check of 13 GB would cost ~14 s plus the disk read; :func:`verify_checksums` with
+  ``full=True`` does it on request). The sampled check catches a damaged header, a
+  truncated or extended file, and damage in the blocks it reads; damage confined to other
+  blocks of a large file is found only by a full check or a later open's rotation.
 - **A corrupt entry** (unreadable, truncated, wrong shape or dtype, non-finite where finite is
   required) is reported with a :class:`CorruptCacheWarning`, deleted, and recomputed by the
   caller (:func:`load_entry` returns ``None``): a cache never crashes an analysis. A checksum
