@@ -677,7 +677,8 @@ def test_full_disk_is_a_python_error(case, tiny_root, tmp_path, tmpfs, monkeypat
         assert ei.value.errno == errno.ENOSPC and isinstance(ei.value, OSError)
     elif case == "scratch":
         d = _full_folder("simulated", tmpfs, tmp_path, monkeypatch)
-        a = P.scratch_npy(d, (50, 7))
+        with pytest.warns(UserWarning, match=r"holding it in memory"):
+            a = P.scratch_npy(d, (50, 7))
         assert a.shape == (50, 7) and not a.any() and not _temps(d)
     else:  # the ids file cannot be written: the result stands, the half entry goes
         cache = tmp_path / "cache"

@@ -21,6 +21,7 @@ import re
 import shutil
 import socket
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -368,14 +369,20 @@ def scratch_npy(folder: str | os.PathLike, shape, dtype=np.float32) -> np.ndarra
     try:
         folder.mkdir(parents=True, exist_ok=True)
         tmp = _new_temp(folder / "scratch.npy")
-    except OSError:
-        return np.zeros(shape, dtype=dtype)
+    except OSError as err:
+        return _in_memory(shape, dtype, folder, err)
     try:
         return allocate_npy(tmp, shape, dtype)
-    except OSError:
-        return np.zeros(shape, dtype=dtype)
+    except OSError as err:
+        return _in_memory(shape, dtype, folder, err)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _in_memory(shape, dtype, folder: Path, err: OSError) -> np.ndarray:
+    warnings.warn(f"cannot back a {tuple(shape)} array with a file in {folder} ({err}); "
+                  "holding it in memory", stacklevel=3)
+    return np.zeros(shape, dtype=dtype)
 
 
 def _write_zeros(fd: int, offset: int, nbytes: int, path: Path) -> None:

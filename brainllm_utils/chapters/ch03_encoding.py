@@ -258,14 +258,10 @@ def _scratch(shape, folder) -> np.ndarray:
     or in memory without a cache folder."""
     if folder is None:
         return np.empty(shape, dtype=np.float32)
-    import os
-    import uuid
+    from .._utils.paths import scratch_npy
 
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f".scratch-{os.getpid()}-{uuid.uuid4().hex}.npy"
-    arr = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
-    path.unlink()  # the mapping stays valid; nothing is left on disk
-    return arr
+    # allocated before mapping: a full disk is an error or an in-memory fallback, not SIGBUS
+    return scratch_npy(folder, shape, np.float32)
 
 
 def _full_size(nsd, space):
