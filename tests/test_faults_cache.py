@@ -763,6 +763,27 @@ def test_damaged_embedding_entry_is_recomputed(case, minilm, tmp_path, clean_emb
     np.testing.assert_allclose(X, clean_embed, atol=1e-6)
 
 
+ORPHANS = _cases(49, [("orphan-shard-old-removed", 48.0), ("orphan-shard-young-kept", 0.0)])
+
+
+@pytest.mark.parametrize("case", ORPHANS)
+def test_orphan_shard_vectors(case, tmp_path):
+    """A writer killed between a shard's vectors and its keys leaves vectors nobody lists."""
+    from brainllm_utils.features import embeddings as E
+
+    store = E._SentenceStore(tmp_path / "sentences-x", 4)
+    store.add(np.array([b"k" * 16], dtype="S16"), np.ones((1, 4), np.float32))
+    orphan = store.folder / "shard-deadbeef.npy"
+    C.write_npy(orphan, np.ones((1, 4), np.float32))
+    if case:
+        t = time.time() - case * 3600
+        os.utime(orphan, (t, t))
+    found, rows = store.lookup(np.array([b"k" * 16], dtype="S16"))
+    assert found.all() and rows[0, 0] == 1.0
+    assert orphan.exists() is (case == 0.0)
+    assert C.checksum_path(orphan).exists() is (case == 0.0)
+
+
 # ---- minor: cache files get the umask's permissions (not mkstemp's 0600)
 PERMS = _cases(40, [("perm-save-npy", "npy"), ("perm-write-text", "text"), ("perm-betas-entry", "betas")])
 

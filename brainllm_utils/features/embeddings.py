@@ -70,7 +70,7 @@ from .._utils.cache import (
 )
 from .._utils.device import resolve_device as _resolve_device
 from .._utils.docs import fill_doc
-from .._utils.paths import atomic_path, file_lock
+from .._utils.paths import STALE_TMP_HOURS, atomic_path, file_lock
 from .weights import MPNET, canonical_name, resolve_model
 
 __all__ = [
@@ -579,7 +579,21 @@ class _SentenceStore:
         for keys in sorted(self.folder.glob("shard-*.keys.npy")):
             vecs = keys.with_name(keys.name[: -len(".keys.npy")] + ".npy")
             out.append((vecs, keys))
+        self._remove_orphans({v.name for v, _ in out})
         return out
+
+    def _remove_orphans(self, complete: set[str]) -> None:
+        """Remove vector files whose keys never came (a writer killed between the two) once
+        they are older than ``STALE_TMP_HOURS``: a younger one may be a live writer's."""
+        now = time.time()
+        for vecs in self.folder.glob("shard-*.npy"):
+            if vecs.name.endswith(".keys.npy") or vecs.name in complete:
+                continue
+            try:
+                if now - vecs.stat().st_mtime > STALE_TMP_HOURS * 3600.0:
+                    _discard_quietly(vecs)
+            except OSError:
+                continue
 
     def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Return (found mask (n,), rows (n, dim) float32 with found rows filled)."""
