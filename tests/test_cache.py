@@ -127,7 +127,7 @@ def test_a_failed_write_warns_and_the_result_is_returned(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(C, "atomic_save_npy", boom)
+    monkeypatch.setattr(C, "write_npy", boom)
     with pytest.warns(UserWarning, match="could not write"):
         out = C.cached_arrays("encoding", "k", ("a",), lambda: {"a": np.ones(2)}, cache=tmp_path)
     assert np.array_equal(out["a"], np.ones(2))

@@ -133,15 +133,15 @@ _SCRIPT = textwrap.dedent('''
             hang()
         NSD._average_sessions = f
     elif mode == "before-checksums":
-        B.write_checksums = lambda p: hang()
+        B.write_checksums = lambda *a: hang()
     elif mode == "before-ids":
         B.write_npy = lambda p, a: hang()
-    elif mode == "ids-without-checksum":
+    elif mode == "during-ids-write":
         real_wc = C.write_checksums
-        def wc(p):
-            if str(p).endswith("_ids.npy"):
+        def wc(p, *rest):
+            if "_ids.npy" in str(p):
                 hang()
-            return real_wc(p)
+            return real_wc(p, *rest)
         C.write_checksums = wc
     elif mode == "count":
         def f(self, *a, **k):
@@ -259,7 +259,7 @@ def _cases(row, items):
 
 # ---- row 40: kill -9 during the betas write; temp files of dead writers
 KILL_POINTS = _cases(40, [(m, m) for m in ("during-average", "before-checksums", "before-ids",
-                                            "ids-without-checksum")])
+                                            "during-ids-write")])
 
 
 @pytest.mark.parametrize("case", KILL_POINTS)

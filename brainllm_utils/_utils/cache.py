@@ -19,8 +19,8 @@ Every module that caches goes through here, with one policy:
   (:func:`~brainllm_utils._utils.paths.allocate_npy`); a read-only or full cache folder
   degrades to uncached work with one warning (:func:`writable_cache`, :func:`save_npy`).
 - **Checksums.** Every ``.npy`` entry has a sidecar ``<file>.sha256`` (JSON: the sha256 of
-  each 64 MiB block of the file, :data:`CHECKSUM_BLOCK`), written after the file (it marks the
-  entry complete: a file without one is discarded). :func:`load_npy` verifies every block of
+  each 64 MiB block of the file, :data:`CHECKSUM_BLOCK`), written before the data is renamed
+  into place (a reader never sees the data without it; a file without one is discarded). :func:`load_npy` verifies every block of
   a file up to :data:`VERIFY_FULL_MAX` bytes; a larger file (a memory-mapped 13 GB beta
   average) is not re-read on open: its first and last blocks and
   :data:`VERIFY_SAMPLED_BLOCKS` others, rotating from one open to the next, are verified
@@ -52,7 +52,7 @@ import numpy as np
 
 from .docs import fill_doc
 from .paths import (
-    atomic_save_npy,
+    atomic_path,
     atomic_write_text,
     check_free_space,
     get_cache_dir,
@@ -395,15 +395,19 @@ def _block_hashes(fh, size: int, blocks) -> dict[int, str]:
     return out
 
 
-def write_checksums(path: str | os.PathLike) -> Path:
+def write_checksums(path: str | os.PathLike, target: str | os.PathLike | None = None) -> Path:
     """Write the sidecar of ``path``: the sha256 of each :data:`CHECKSUM_BLOCK` bytes.
 
-    Written atomically and after the file itself, it marks the entry complete.
+    Written atomically. Cache writers hash the temporary file and write the sidecar of the
+    final file *before* renaming the data onto it (``target``), so that a reader never sees
+    the data without its checksums.
 
     Parameters
     ----------
     path : str or path-like
-        A complete cache file.
+        A complete file (the data to hash).
+    target : str or path-like, optional
+        The file the sidecar belongs to (default: ``path``).
 
     Returns
     -------
@@ -417,7 +421,7 @@ def write_checksums(path: str | os.PathLike) -> Path:
         hashes = _block_hashes(fh, size, range(n))
     doc = {"algorithm": "sha256", "block": CHECKSUM_BLOCK, "size": size,
            "blocks": [hashes[b] for b in range(n)]}
-    return atomic_write_text(checksum_path(path), json.dumps(doc))
+    return atomic_write_text(checksum_path(target if target is not None else path), json.dumps(doc))
 
 
 def verify_checksums(path: str | os.PathLike, full: bool | None = None) -> str | None:
@@ -641,13 +645,12 @@ def write_npy(path: Path, array) -> Path:
     array = np.asarray(array)
     path.parent.mkdir(parents=True, exist_ok=True)
     check_free_space(path.parent, array.nbytes + 4096, f"cache entry {path.name}")
-    checksum_path(path).unlink(missing_ok=True)  # a stale sidecar never vouches for new data
-    atomic_save_npy(path, array)
-    try:
-        write_checksums(path)
-    except BaseException:
-        path.unlink(missing_ok=True)  # no entry without its checksums
-        raise
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, array, allow_pickle=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        write_checksums(tmp, path)  # the sidecar first: the data never appears without it
     return path
 
 

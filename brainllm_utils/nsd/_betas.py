@@ -202,13 +202,13 @@ class _BetasMixin:
                             events = self._average_sessions(out, *args)
                             out.flush()
                             del out
+                            write_checksums(tmp, y_path)  # before the rename: never data without it
                     except _NoRoom as err:
                         warnings.warn(CacheUnavailableWarning(
                             f"{err.args[0]}; computing the betas without the cache"), stacklevel=2)
                     else:
                         Y = np.load(y_path, mmap_mode="r")
                         try:
-                            write_checksums(y_path)
                             _save_events(events_path, events)
                             write_npy(id_path, nsd_ids)  # written last: marks the entry complete
                         except OSError as err:  # the result stands; the entry is removed
