@@ -72,6 +72,7 @@ ALLOWED = tuple((re.compile(p.replace(" ", r"\s+"), re.M), why) for p, why in (
     (r"§\s*\d+(?:\.\d+)?", "section reference"),
     (r"\bchapters?\s+\d{2}(?:\s+and\s+\d{2})?", "chapter number"),
     (r"\b(?:199\d|20[0-2]\d)\b", "year (1990–2029)"),
+    (r"\b[23]-D\b", "2-D and 3-D (dimensions of a view)"),
     # NSD's design (allen2022; brainllm_utils.nsd)
     (r"\b3\s*(?:×|-trial|times\b)", "NSD shows each image 3 times"),
     (r"\b8 subjects × 40 sessions|\b8\s+(?:NSD\s+)?subjects\b|\bhad 8\b", "NSD's 8 subjects"),
@@ -174,6 +175,7 @@ def test_the_scanner_catches_planted_numbers(text, caught):
     "ResNet50, fsaverage5, BLEU-4, ViT-B/32, subj01, RQ4, EfficientNet-Lite0 and COCO 2017",
     "the noise ceiling $\\mathrm{NC} = 100\\,\\mathrm{ncsnr}^2 / (\\mathrm{ncsnr}^2 + 1/3)$",
     "1. **RQ1**: first\n2. **RQ2**: second",
+    "The same map in 3-D, a 2-D flat map",
     "NSD's 8 subjects, 30–40 sessions of 750 trials, 327,684 vertices, 1.8 mm volumes",
 ])
 def test_the_allow_list_passes_what_cannot_go_stale(text):
