@@ -5,6 +5,8 @@ Command line: ``python -m brainllm_utils.batch run [NOTEBOOK ...] [--data PATH] 
 """
 
 from .book.batch import (
+    PARAMETER_RULES,
+    PRECEDENCE,
     PROFILES,
     SLURM_START_TIMEOUT,
     BatchError,
@@ -31,6 +33,8 @@ from .book.batch import (
 
 __all__ = [
     "PROFILES",
+    "PARAMETER_RULES",
+    "PRECEDENCE",
     "SLURM_START_TIMEOUT",
     "SlurmStartError",
     "BatchError",

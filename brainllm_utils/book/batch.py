@@ -38,8 +38,14 @@ to 4 h (or the partition's shorter limit); ``--slurm KEY=VALUE`` sets any other
 message; one that has not started after ``--slurm-start-timeout`` seconds (default 300) fails
 it with squeue's reason.
 
-Bad parameters (an unknown subject, feature space, model or preset, a missing data root)
-fail before anything runs, with a message that names the parameter.
+Every parameter of every job is validated before any notebook starts, whatever its source
+(:data:`PARAMETER_RULES`: types against the notebooks' defaults, ranges and choices, subjects,
+sessions and atlases on disk); the message names the notebook, the parameter, its value and
+source, and what was expected. A value's source, by :data:`PRECEDENCE` (highest first):
+``--set`` (for ``data_home`` also ``--data``), ``--grid``, the profile, the environment
+(``$BRAINLLM_DATA``, ``$BRAINLLM_FASTTEXT``, ``$BRAINLLM_GLOVE``), the notebook's default; a
+parameter given both by ``--set`` and ``--grid`` is refused. ``--scheduler``, ``--workers``
+and ``--threads`` are checked first (an unknown scheduler, fewer than 1 worker or thread).
 """
 
 from __future__ import annotations
@@ -71,6 +77,8 @@ from ._execute import (NOTEBOOK_DIR, OUTPUT_DIR, execute_notebook, list_notebook
 
 __all__ = [
     "PROFILES",
+    "PARAMETER_RULES",
+    "PRECEDENCE",
     "BatchError",
     "BatchParameterError",
     "Job",
@@ -206,6 +214,13 @@ def default_workers(notebooks=None, available_bytes: int | None = None, cpus: in
     return max(1, min(cpus, by_memory))
 
 
+#: Where a notebook parameter's value comes from, highest first: an explicit ``--set`` (``fixed``;
+#: for ``data_home`` also ``--data``), ``--grid``, the profile (``--smoke``'s on top of
+#: ``--profile``'s), the environment (``$BRAINLLM_DATA`` for ``data_home``,
+#: ``$BRAINLLM_FASTTEXT``/``$BRAINLLM_GLOVE`` for ``fasttext_path``/``glove_path``), the
+#: notebook's default. A parameter given both by ``--set`` and ``--grid`` is refused.
+PRECEDENCE = ("--set", "--grid", "profile", "environment", "notebook default")
+
 #: the parameter a chapter's findings are recorded under; the batch sets it for every job
 _RUN_NAME = "run_name"
 #: the parameter of the folder the executed notebooks go to (a page that writes a file
@@ -214,12 +229,8 @@ _OUTPUT_DIR = "output_dir"
 #: notebooks that read what the chapters recorded (findings): they run in wave 1
 _AFTER_CHAPTERS = ("_summary", "_reproduction")
 
-_SUBJECT_PARAMS = ("subject", "subjects", "gallery_subject")
 #: notebooks whose ``subject`` is only the one shown in figures: they use every subject on disk
 _ALL_SUBJECTS_NOTEBOOKS = ("00_data_tour",)
-_FEATURE_PARAMS = ("feature", "feature_spaces", "word_band", "rq2_spaces")
-#: parameters naming a word-vector file (a given path must be a file)
-_VECTOR_PARAMS = ("fasttext_path", "glove_path")
 
 
 class BatchError(RuntimeError):
@@ -372,6 +383,8 @@ def _is_nsd_root(path: Path) -> bool:
 
 
 def _check_data_home(data_home) -> Path:
+    if not isinstance(data_home, (str, os.PathLike)) or not str(data_home):
+        raise BatchParameterError(f"data_home={data_home!r}: expected the path of an NSD root (a folder)")
     path = Path(data_home).expanduser()
     if not path.is_dir():
         raise BatchParameterError(
@@ -383,17 +396,401 @@ def _check_data_home(data_home) -> Path:
     return path.resolve()
 
 
-@fill_doc
-def validate_parameters(notebook: str, parameters: dict, data_home=None, _cache=None) -> None:
-    """Raise :class:`BatchParameterError` naming the first invalid parameter of a job.
+# ---------------------------------------------------------------------------- parameter rules
+class _Context:
+    """What a parameter's check may consult: the notebook, the NSD root, the job's values."""
 
-    Checks: parameter names against the notebook's ``parameters`` cell; the data root;
-    subjects against those with betas on disk; ``sessions`` (``"1-5"``, a list of ints or
-    ``{subject: sessions}``) against the beta files on disk of every subject the job
-    analyses; feature spaces against the registry (``sbert:<name>``: the model must be
-    installed on this machine); word-vector paths (``fasttext_path``, ``glove_path``) must be files;
-    comparison models and presets against :mod:`brainllm_utils.vision`; devices.
-    Parameters set to ``None`` are not checked.
+    def __init__(self, stem: str, root: Path, parameters: dict, cache: dict):
+        self.stem, self.root, self.parameters, self._cache = stem, root, parameters, cache
+
+    def subjects(self) -> list:
+        """Subjects with betas under the root (read once per root)."""
+        if self.root not in self._cache:
+            from ..nsd import NSD
+
+            self._cache[self.root] = NSD(self.root).subjects
+        return self._cache[self.root]
+
+    def atlases(self) -> list:
+        """Atlases with fsaverage label files (``lh.``/``rh.<atlas>.mgz``) under the root."""
+        folder = self.root / "nsddata" / "freesurfer" / "fsaverage" / "label"
+        lh = {p.name[3:-4] for p in folder.glob("lh.*.mgz")}
+        return sorted(a for a in lh if (folder / f"rh.{a}.mgz").is_file())
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """How one notebook parameter is checked: its kind (the type of the notebook's default),
+    whether ``None`` is allowed, what is expected (for messages) and the check itself, which
+    returns the value (booleans normalised) or raises ``ValueError`` with the reason."""
+
+    kind: str  # "int", "float", "bool", "str", "list", "dict", "path", "subject"
+    expected: str
+    check: object = None  # callable(value, ctx) -> value; None: the kind's type check only
+    nullable: bool = False
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    import math
+
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+#: the spellings of a boolean that ``--set``/``--grid`` accept (case-insensitive)
+_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
+
+
+def _as_bool(value, ctx=None) -> bool:
+    if isinstance(value, bool):
+        return value
+    if _is_int(value) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError("not a boolean")
+
+
+def _int_check(lo=None, hi=None):
+    def check(value, ctx=None):
+        if not _is_int(value):
+            raise ValueError(f"not an integer ({type(value).__name__})")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise ValueError("out of range")
+        return value
+    return check
+
+
+def _float_check(lo=None, hi=None, open_lo=True, open_hi=True):
+    def check(value, ctx=None):
+        if not _is_number(value):
+            raise ValueError(f"not a finite number ({type(value).__name__})")
+        if lo is not None and (value <= lo if open_lo else value < lo):
+            raise ValueError("out of range")
+        if hi is not None and (value >= hi if open_hi else value > hi):
+            raise ValueError("out of range")
+        return value
+    return check
+
+
+def _list_check(item, min_len=1, unique=True, key=None):
+    """A list (or tuple) whose every item passes ``item``; at least ``min_len``; no duplicates
+    (compared through ``key``, e.g. a subject's canonical name)."""
+    def check(value, ctx):
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"not a list ({type(value).__name__}; give a JSON list, e.g. --set "
+                             f"'NAME=[...]')")
+        if len(value) < min_len:
+            raise ValueError(f"{len(value)} item(s)")
+        out = [item(v, ctx) for v in value]
+        if unique:
+            seen = [json.dumps(key(v) if key else v, sort_keys=True, default=str) for v in out]
+            dup = sorted({v for v in seen if seen.count(v) > 1})
+            if dup:
+                raise ValueError(f"duplicate item(s) {dup}")
+        return type(value)(out) if isinstance(value, tuple) else out
+    return check
+
+
+def _subject_check(value, ctx):
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError(f"not a subject ({type(value).__name__})")
+    try:
+        label = subject_name(value)
+    except ValueError:
+        raise ValueError("not a subject name") from None
+    have = ctx.subjects()
+    if label not in have:
+        raise ValueError(f"unknown subject {value!r}: subjects with betas under {ctx.root}: {have or 'none'}")
+    return value
+
+
+def _gallery_subject_check(value, ctx):
+    _subject_check(value, ctx)
+    chosen = ctx.parameters.get("subjects")
+    if isinstance(chosen, (list, tuple)):
+        try:
+            names = [subject_name(s) for s in chosen]
+        except ValueError:
+            return value  # the subjects parameter is reported by its own check
+        if subject_name(value) not in names:
+            raise ValueError(f"not one of the analysed subjects {names}")
+    return value
+
+
+def _feature_check(value, ctx=None):
+    from .. import features
+
+    if not isinstance(value, str):
+        raise ValueError(f"not a feature-space name ({type(value).__name__})")
+    try:
+        features.lookup(value)
+    except ValueError:
+        raise ValueError(f"unknown feature space {value!r}; available: {features.available()}") from None
+    if value.startswith("sbert:"):
+        try:  # any local sentence-transformers model: it must be on this machine
+            features.resolve_model(value.split(":", 1)[1])
+        except features.ModelNotFoundError as err:
+            raise ValueError(f"{value!r} is not installed: {err}") from None
+    return value
+
+
+def _atlas_check(value, ctx):
+    if not isinstance(value, str):
+        raise ValueError(f"not an atlas name ({type(value).__name__})")
+    have = ctx.atlases()
+    if value not in have:
+        raise ValueError(f"no fsaverage atlas {value!r} under {ctx.root} (lh./rh.{value}.mgz); "
+                         f"atlases there: {have or 'none'}")
+    return value
+
+
+def _roi_label_check(atlas_parameter=None):
+    """A label of the streams atlas (or of the atlas named by ``atlas_parameter``)."""
+    def check(value, ctx):
+        from ..nsd import NSD, STREAMS_LABELS
+
+        if not isinstance(value, str):
+            raise ValueError(f"not an ROI name ({type(value).__name__})")
+        atlas = ctx.parameters.get(atlas_parameter) if atlas_parameter else None
+        if atlas_parameter and isinstance(atlas, str) and atlas in ctx.atlases():
+            try:
+                names = sorted(set(NSD(ctx.root).roi_labels(atlas).values()) - {"Unknown", "unknown"})
+            except (OSError, ValueError):
+                return value  # the atlas itself is reported by its own check
+            where = f"atlas {atlas!r}"
+        else:
+            names, where = list(STREAMS_LABELS), "the streams atlas"
+        if value not in names:
+            raise ValueError(f"{value!r} is not a label of {where}: {names}")
+        return value
+    return check
+
+
+def _file_check(value, ctx=None):
+    if not isinstance(value, (str, os.PathLike)) or not str(value):
+        raise ValueError(f"not a path ({type(value).__name__})")
+    if not Path(str(value)).expanduser().is_file():
+        raise ValueError("not a file")
+    return value
+
+
+def _folder_check(value, ctx=None):
+    if not isinstance(value, (str, os.PathLike)) or not str(value):
+        raise ValueError(f"not a path ({type(value).__name__})")
+    if not Path(str(value)).expanduser().is_dir():
+        raise ValueError("not a folder")
+    return value
+
+
+def _str_check(value, ctx=None):
+    if not isinstance(value, str):
+        raise ValueError(f"not a string ({type(value).__name__})")
+    return value
+
+
+def _device_check(value, ctx=None):
+    if not (value in ("auto", "cpu", "cuda") or (isinstance(value, str) and re.fullmatch(r"cuda:\d+", value))):
+        raise ValueError("not a device")
+    return value
+
+
+def _choice_check(choices_of):
+    def check(value, ctx=None):
+        choices = choices_of()
+        if not isinstance(value, str) or value not in choices:
+            raise ValueError(f"unknown; available: {sorted(choices)}")
+        return value
+    return check
+
+
+def _comparison_models():
+    from ..vision import COMPARISON_MODELS
+
+    return COMPARISON_MODELS
+
+
+def _vision_presets():
+    from ..vision import PRESETS as VISION_PRESETS
+
+    return VISION_PRESETS
+
+
+def _alpha_grid_check(value, ctx=None):
+    if not isinstance(value, (list, tuple)) or len(value) != 3:
+        raise ValueError("not a (log10 min, log10 max, number) triple")
+    lo, hi, n = value
+    if not (_is_number(lo) and _is_number(hi) and lo < hi) or not (_is_int(n) and n >= 1):
+        raise ValueError("needs finite log10 min < log10 max and an integer number ≥ 1")
+    return value
+
+
+def _n_views_check(value, ctx=None):
+    from ..viz import SURFACE_VIEWS
+
+    return _int_check(1, len(SURFACE_VIEWS))(value)
+
+
+def _contrast_sets_check(value, ctx=None):
+    if not isinstance(value, dict) or not value:
+        raise ValueError(f"not a non-empty dict ({type(value).__name__})")
+    for name, sentences in value.items():
+        if not isinstance(name, str) or not isinstance(sentences, (list, tuple)) or not sentences \
+                or not all(isinstance(s, str) and s.strip() for s in sentences):
+            raise ValueError(f"set {name!r}: expected a non-empty list of non-empty sentences")
+    return value
+
+
+def _contrasts_check(value, ctx):
+    from ..encoding import CATEGORY_SENTENCES
+
+    sets = ctx.parameters.get("contrast_sets")
+    names = sorted(sets) if isinstance(sets, dict) else sorted(CATEGORY_SENTENCES)
+
+    def pair(p, ctx):
+        if not isinstance(p, (list, tuple)) or len(p) != 2 or not all(isinstance(x, str) for x in p):
+            raise ValueError(f"{p!r} is not a pair of set names")
+        if p[0] == p[1]:
+            raise ValueError(f"{p!r} contrasts a set with itself")
+        bad = [x for x in p if x not in names]
+        if bad:
+            raise ValueError(f"{p!r}: unknown set(s) {bad}; the sets: {names}")
+        return p
+
+    return _list_check(pair)(value, ctx)
+
+
+def _sessions_rule(value, ctx):
+    params = ctx.parameters
+    if ctx.stem in _ALL_SUBJECTS_NOTEBOOKS:  # its `subject` is only the one shown: it reads every subject
+        params = {k: v for k, v in params.items() if k != "subject"}
+    _check_sessions(ctx.stem, value, params, ctx.root, ctx.subjects())
+    return value
+
+
+def _data_home_rule(value, ctx=None):
+    return str(_check_data_home(value))
+
+
+#: Every parameter the book's notebooks declare, with its check (a test asserts that each
+#: declared parameter has one and that each notebook's default passes it). A parameter of a
+#: notebook outside the book without a rule is checked against the type of its default.
+PARAMETER_RULES: dict[str, _Rule] = {
+    "data_home": _Rule("path", "an NSD root holding nsddata/ and nsddata_betas/ (None: $BRAINLLM_DATA, "
+                       "else the sandbox)", _data_home_rule, True),
+    "subject": _Rule("subject", "a subject with betas ('subjNN' or an integer)", _subject_check),
+    "subjects": _Rule("list", "a non-empty list of distinct subjects with betas (None: all on disk)",
+                      _list_check(_subject_check, key=subject_name), True),
+    "gallery_subject": _Rule("subject", "one of the analysed subjects (None: the first)",
+                             _gallery_subject_check, True),
+    "sessions": _Rule("sessions", "sessions on disk: \"1-5\", a list of ints or {subject: sessions} (None: all "
+                      "on disk)", _sessions_rule, True),
+    "seed": _Rule("int", "an integer ≥ 0", _int_check(0)),
+    "n_examples": _Rule("int", "an integer ≥ 1 (example scenes shown)", _int_check(1)),
+    "feature_spaces": _Rule("list", "a non-empty list of distinct feature-space names",
+                            _list_check(_feature_check)),
+    "rq2_spaces": _Rule("list", "a list of distinct feature-space names", _list_check(_feature_check, 0)),
+    "feature": _Rule("str", "a feature-space name", _feature_check),
+    "word_band": _Rule("str", "a feature-space name", _feature_check),
+    "set_size": _Rule("int", "an integer ≥ 3 (images per sample set; an RDM correlation needs 3 pairs)",
+                      _int_check(3)),
+    "n_sets": _Rule("int", "an integer ≥ 1 (None: all sample sets)", _int_check(1), True),
+    "searchlight_n_sets": _Rule("int", "an integer ≥ 1 (None: all sample sets)", _int_check(1), True),
+    "n_pairs": _Rule("int", "an integer ≥ 1", _int_check(1)),
+    "device": _Rule("str", "'auto', 'cpu', 'cuda' or 'cuda:N'", _device_check),
+    "run_name": _Rule("str", "set by the batch runner", _str_check, True),
+    "output_dir": _Rule("path", "set by the batch runner", _str_check, True),
+    "fasttext_path": _Rule("path", "a word-vector file (fastText crawl-300d-2M.vec; None: $BRAINLLM_FASTTEXT, "
+                           "else the fasttext_* spaces are not computed)", _file_check, True),
+    "glove_path": _Rule("path", "a word-vector file (GloVe glove.840B.300d.txt; None: $BRAINLLM_GLOVE, "
+                        "else the glove_* spaces are not computed)", _file_check, True),
+    "corpus_file": _Rule("path", "a caption corpus file (None: the COCO pool's captions)", _file_check, True),
+    "networks_dir": _Rule("path", "a folder of saved networks (None: train them)", _folder_check, True),
+    "searchlight_radius": _Rule("int", "an integer ≥ 1 (voxels)", _int_check(1)),
+    "surface_radius_mm": _Rule("float", "a number > 0 (mm)", _float_check(0)),
+    "rq2_roi": _Rule("str", "an atlas with fsaverage labels on the root", _atlas_check),
+    "partition_roi": _Rule("str", "an atlas with fsaverage labels on the root", _atlas_check),
+    "roi": _Rule("str", "an atlas with fsaverage labels on the root", _atlas_check),
+    "encoding_roi": _Rule("str", "an atlas with fsaverage labels on the root (None: the whole surface)",
+                          _atlas_check, True),
+    "alpha_grid": _Rule("list", "(log10 min, log10 max, number) with min < max and number ≥ 1",
+                        _alpha_grid_check),
+    "cv": _Rule("int", "an integer ≥ 2 (cross-validation folds)", _int_check(2)),
+    "n_ratios": _Rule("int", "an integer ≥ 2 (band-weight ratios)", _int_check(2)),
+    "contrast_sets": _Rule("dict", "{name: [sentences]} (None: people, places, food)", _contrast_sets_check, True),
+    "contrasts": _Rule("list", "a non-empty list of distinct (A, B) pairs of contrast-set names",
+                       _contrasts_check),
+    "q": _Rule("float", "a number in (0, 1) (FDR level)", _float_check(0, 1)),
+    "n_views": _Rule("int", "an integer in 1..4 (surface panels)", _n_views_check),
+    "pool_per_image": _Rule("int", "an integer ≥ 0 (None: all captions)", _int_check(0), True),
+    "n_gallery": _Rule("int", "an integer ≥ 1", _int_check(1)),
+    "single_rois": _Rule("list", "a non-empty list of distinct labels of the `roi` atlas",
+                         _list_check(_roi_label_check("roi"))),
+    "rois": _Rule("list", "a non-empty list of distinct streams labels", _list_check(_roi_label_check())),
+    "preset": _Rule("str", "a vision preset", _choice_check(_vision_presets)),
+    "seeds": _Rule("list", "a non-empty list of distinct integers ≥ 0", _list_check(_int_check(0))),
+    "epochs": _Rule("int", "an integer ≥ 1 (None: the preset's)", _int_check(1), True),
+    "image_size": _Rule("int", "an integer ≥ 8 (pixels; None: the preset's)", _int_check(8), True),
+    "n_train": _Rule("int", "an integer ≥ 1 (None: all but n_val)", _int_check(1), True),
+    "n_val": _Rule("int", "an integer ≥ 1", _int_check(1)),
+    "size_sweep": _Rule("list", "a list of distinct integers ≥ 1 (training-set sizes)",
+                        _list_check(_int_check(1), 0)),
+    "size_sweep_seeds": _Rule("list", "a non-empty list of distinct integers ≥ 0", _list_check(_int_check(0))),
+    "comparison_models": _Rule("list", "a list of distinct vision.COMPARISON_MODELS names",
+                               _list_check(_choice_check(_comparison_models), 0)),
+    "readout_epochs": _Rule("int", "an integer ≥ 1", _int_check(1)),
+    "transfer_on_sample_sets": _Rule("bool", "a boolean: true/false, 1/0 or yes/no", _as_bool),
+    "num_workers": _Rule("int", "an integer ≥ 0 (loader processes)", _int_check(0)),
+}
+
+#: the type each rule kind stands for (a rule's kind must match its notebook default's type)
+_KIND_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "list": (list, tuple),
+               "dict": (dict,), "path": (str, os.PathLike), "subject": (str, int),
+               "sessions": (str, list, tuple, dict)}
+
+
+def _default_rule(default) -> _Rule:
+    """The rule of a parameter without an entry in :data:`PARAMETER_RULES`: its default's type."""
+    if default is None:
+        return _Rule("any", "any value", lambda v, ctx=None: v, True)
+    if isinstance(default, bool):
+        return _Rule("bool", "a boolean: true/false, 1/0 or yes/no", _as_bool)
+    if isinstance(default, int):
+        return _Rule("int", "an integer", _int_check())
+    if isinstance(default, float):
+        return _Rule("float", "a number", _float_check())
+    if isinstance(default, str):
+        return _Rule("str", "a string", _str_check)
+    if isinstance(default, (list, tuple)):
+        return _Rule("list", "a list", _list_check(lambda v, ctx=None: v, 0, unique=False))
+    if isinstance(default, dict):
+        return _Rule("dict", "a dict", lambda v, ctx=None: v if isinstance(v, dict) else _raise("not a dict"))
+    return _Rule("any", "any value", lambda v, ctx=None: v, True)
+
+
+def _raise(reason):
+    raise ValueError(reason)
+
+
+@fill_doc
+def validate_parameters(notebook: str, parameters: dict, data_home=None, _cache=None,
+                        sources: dict | None = None) -> dict:
+    """Check every parameter of one job against :data:`PARAMETER_RULES`; return the values.
+
+    Every parameter the notebook declares is checked, the given ones and the notebook's own
+    defaults alike: names against the notebook's ``parameters`` cell; types against the rule
+    (whose kind is the type of the notebook's default) and ranges or choices where the
+    notebook or the package states them; subjects against those with betas on disk;
+    ``sessions`` (``"1-5"``, a list of ints or ``{subject: sessions}``) against the beta files
+    of every subject the job analyses; feature spaces against the registry (``sbert:<name>``:
+    the model must be installed on this machine); atlases and ROI labels against the root's
+    fsaverage label files; word-vector and corpus files must be files; comparison models and
+    presets against :mod:`brainllm_utils.vision`; devices. ``None`` is accepted only where the
+    notebook gives it a meaning (its rule says so). A parameter of a notebook outside the book
+    (no rule) is checked against the type of its default.
 
     Parameters
     ----------
@@ -408,89 +805,62 @@ def validate_parameters(notebook: str, parameters: dict, data_home=None, _cache=
     _cache : dict, optional
         Private: subjects on disk by NSD root, filled and reused across calls (:func:`plan_jobs`
         passes one dict for all its jobs, so each root is read once); ``None``: a new dict.
+    sources : dict of str to str, optional
+        Where each given value came from (``"--set"``, ``"--grid"``, ``"profile 'paper'"``,
+        ``"environment $BRAINLLM_FASTTEXT"``), named in the messages; default ``"given"``
+        (``"notebook default"`` for the defaults).
+
+    Returns
+    -------
+    parameters : dict
+        ``parameters`` with booleans normalised (``"yes"``, ``"1"``, ``1`` → ``True``).
 
     Raises
     ------
     BatchParameterError
-        For the first invalid parameter (named in the message, with the valid values).
+        For invalid parameters: one line each, naming the notebook, the parameter, its value
+        and where it came from, and what was expected.
     ValueError
         For a ``notebook`` stem that is not a source notebook, or a notebook without a cell
         tagged ``parameters``.
     """
     source = list_notebooks([notebook])[0] if not isinstance(notebook, Path) else notebook
+    stem = source.stem
     known = notebook_parameters(source)
     unknown = sorted(set(parameters) - set(known))
     if unknown:
         raise BatchParameterError(
-            f"{source.stem}: unknown parameter(s) {unknown}; known: {sorted(known)}")
+            f"{stem}: unknown parameter(s) {unknown}; known: {sorted(known)}")
+    sources = dict(sources or {})
     cache = _cache if _cache is not None else {}
     root = parameters.get("data_home", data_home)
-    root = _check_data_home(root if root is not None else get_data_home())
-
-    def subjects_on_disk():
-        if root not in cache:
-            from ..nsd import NSD
-
-            cache[root] = NSD(root).subjects
-        return cache[root]
-
-    for name, value in parameters.items():
+    try:
+        root = _check_data_home(root if root is not None else get_data_home())
+    except BatchParameterError as err:
+        raise BatchParameterError(f"{stem}: {err} ({sources.get('data_home', 'given')})") from None
+    full = {**known, **parameters}
+    ctx = _Context(stem, root, full, cache)
+    out, errors = dict(parameters), []
+    for name, value in full.items():
+        if name == "data_home":
+            continue  # checked above
+        rule = PARAMETER_RULES.get(name) or _default_rule(known[name])
+        where = sources.get(name) or ("given" if name in parameters else "notebook default")
         if value is None:
+            if not rule.nullable:
+                errors.append(f"{stem}: {name}=None ({where}): None is not allowed here; expected "
+                              f"{rule.expected}")
             continue
-        values = value if isinstance(value, (list, tuple)) else [value]
-        if name == "sessions":
-            _check_sessions(source.stem, value, parameters, root, subjects_on_disk())
-        elif name in _SUBJECT_PARAMS:
-            have = subjects_on_disk()
-            for v in values:
-                try:
-                    label = subject_name(v)
-                except ValueError:
-                    label = str(v)
-                if label not in have:
-                    raise BatchParameterError(
-                        f"{source.stem}: {name}={value!r}: unknown subject {v!r}; subjects with "
-                        f"betas under {root}: {have or 'none'}")
-        elif name in _FEATURE_PARAMS:
-            from .. import features
-
-            for v in values:
-                try:
-                    features.lookup(str(v))
-                except ValueError:
-                    raise BatchParameterError(
-                        f"{source.stem}: {name}={value!r}: unknown feature space {v!r}; "
-                        f"available: {features.available()}") from None
-                if str(v).startswith("sbert:"):
-                    try:  # any local sentence-transformers model: it must be on this machine
-                        features.resolve_model(str(v).split(":", 1)[1])
-                    except features.ModelNotFoundError as err:
-                        raise BatchParameterError(
-                            f"{source.stem}: {name}={value!r}: {v!r} is not installed: {err}") from None
-        elif name in _VECTOR_PARAMS:
-            if not Path(str(value)).expanduser().is_file():
-                raise BatchParameterError(
-                    f"{source.stem}: {name}={value!r}: not a file (a word-vector file: fastText "
-                    "crawl-300d-2M.vec or GloVe glove.840B.300d.txt; None: $BRAINLLM_FASTTEXT / "
-                    "$BRAINLLM_GLOVE, else those spaces are not computed)")
-        elif name == "comparison_models":
-            from ..vision import COMPARISON_MODELS
-
-            bad = [v for v in values if v not in COMPARISON_MODELS]
-            if bad:
-                raise BatchParameterError(
-                    f"{source.stem}: comparison_models: unknown model(s) {bad}; available: "
-                    f"{sorted(COMPARISON_MODELS)}")
-        elif name == "preset":
-            from ..vision import PRESETS
-
-            if value not in PRESETS:
-                raise BatchParameterError(
-                    f"{source.stem}: preset={value!r}: unknown; available: {sorted(PRESETS)}")
-        elif name == "device":
-            if not (value in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", str(value))):
-                raise BatchParameterError(
-                    f"{source.stem}: device={value!r}: expected 'auto', 'cpu' or 'cuda[:i]'")
+        try:
+            checked = rule.check(value, ctx) if rule.check is not None else value
+        except ValueError as err:
+            errors.append(f"{stem}: {name}={value!r} ({where}): {err}; expected {rule.expected}")
+            continue
+        if name in out:
+            out[name] = checked
+    if errors:
+        raise BatchParameterError("\n".join(errors))
+    return out
 
 
 def _check_sessions(stem: str, value, parameters: dict, root: Path, have: list) -> None:
@@ -501,13 +871,15 @@ def _check_sessions(stem: str, value, parameters: dict, root: Path, have: list) 
         if not isinstance(value, dict):
             parse_session_spec(value)
     except ValueError as err:
-        raise BatchParameterError(f"{stem}: sessions={value!r}: {err}") from None
+        raise ValueError(str(err)) from None
     subjects = parameters.get("subjects")
     if subjects is None and parameters.get("subject") is not None:
         subjects = [parameters["subject"]]
+    if subjects is not None and not isinstance(subjects, (list, tuple)):
+        return  # the subjects parameter itself is reported by its own check
     try:
         names = have if subjects is None else [subject_name(s) for s in subjects]
-    except ValueError:
+    except (ValueError, TypeError):
         return  # the subjects parameter itself is reported by its own check
     nsd = NSD(root)
     for s in names:
@@ -516,7 +888,7 @@ def _check_sessions(stem: str, value, parameters: dict, root: Path, have: list) 
         try:
             nsd.select_sessions(s, value, warn=False)
         except (ValueError, NSDFileError) as err:
-            raise BatchParameterError(f"{stem}: sessions={value!r} for {s}: {err}") from None
+            raise ValueError(f"for {s}: {err}") from None
 
 
 @fill_doc
@@ -702,15 +1074,21 @@ def plan_jobs(notebooks=None, grid: dict | None = None, fixed: dict | None = Non
     """Expand notebooks × the grid's cartesian product into validated jobs.
 
     ``grid`` maps a parameter to a list of values; ``fixed`` maps parameters to one value.
-    A parameter applies to the notebooks that declare it (an error if none does). The
-    profile's overrides come first, then (with ``smoke``) the ``smoke`` profile's, then
-    ``fixed``, then the grid point. ``data_home`` is given to every notebook, ``output_dir``
+    A parameter applies to the notebooks that declare it (an error if none does). Each
+    value's source follows :data:`PRECEDENCE`, highest first: ``fixed`` (``--set``; for
+    ``data_home`` the ``data_home`` argument, ``--data``, too: two different roots are
+    refused), the grid point (``--grid``; a parameter in both ``fixed`` and ``grid`` is
+    refused), the profile (with ``smoke`` the ``smoke`` profile's on top), the environment
+    (``$BRAINLLM_DATA`` for ``data_home``; ``$BRAINLLM_FASTTEXT``/``$BRAINLLM_GLOVE`` for
+    ``fasttext_path``/``glove_path``, resolved here), the notebook's default.
+    ``data_home`` is given to every notebook, ``output_dir``
     (where declared) as ``output_dir`` (both absolute here; :func:`run_jobs` passes paths to
     the notebook relative to its folder where both are in the repository,
     :func:`~brainllm_utils.book.notebook_paths`), and ``run_name``
     (where declared) as the job's output notebook name, e.g.
-    ``03_encoding__subjects-subj02`` (the batch sets it; it cannot be given). Every job is
-    checked with :func:`validate_parameters` and given its fingerprint (:attr:`Job.fingerprint`).
+    ``03_encoding__subjects-subj02`` (the batch sets it; it cannot be given). Every job of
+    the grid is checked with :func:`validate_parameters` (all of them before returning: the
+    error lists every invalid value) and given its fingerprint (:attr:`Job.fingerprint`).
 
     Parameters
     ----------
@@ -741,12 +1119,21 @@ def plan_jobs(notebooks=None, grid: dict | None = None, fixed: dict | None = Non
     Raises
     ------
     BatchParameterError
-        For a given ``run_name``, a grid parameter without values, a ``data_home`` that is not
-        an NSD root, an unknown profile, a parameter that no notebook declares, an invalid
-        value (:func:`validate_parameters`), or two grid points with the same output notebook.
+        For a given ``run_name``, a grid parameter without values, a parameter in both
+        ``grid`` and ``fixed``, two different roots, a ``data_home`` that is not an NSD root,
+        an unknown profile, a parameter that no notebook declares, invalid values
+        (:func:`validate_parameters`, one line each), or two grid points with the same output
+        notebook.
     ValueError
         For an unknown notebook name (the message lists them).
     """
+    if grid is not None and not isinstance(grid, dict):
+        raise BatchParameterError(f"grid={grid!r}: expected a dict parameter -> list of values")
+    if fixed is not None and not isinstance(fixed, dict):
+        raise BatchParameterError(f"fixed={fixed!r}: expected a dict parameter -> value")
+    for name, values in (grid or {}).items():
+        if not isinstance(values, (list, tuple)):
+            raise BatchParameterError(f"--grid {name}={values!r}: expected a list of values")
     grid = {k: list(v) for k, v in (grid or {}).items()}
     fixed = dict(fixed or {})
     if _RUN_NAME in grid or _RUN_NAME in fixed:
@@ -758,48 +1145,93 @@ def plan_jobs(notebooks=None, grid: dict | None = None, fixed: dict | None = Non
     for name, values in grid.items():
         if not values:
             raise BatchParameterError(f"grid parameter {name!r}: no values")
+    both = sorted(set(grid) & set(fixed))
+    if both:
+        raise BatchParameterError(
+            f"parameter(s) {both} given both by --set ({', '.join(f'{k}={fixed[k]!r}' for k in both)}) and "
+            f"by --grid: give each once (--set would make every grid point the same run under "
+            "different names)")
+    if not isinstance(smoke, bool):
+        raise BatchParameterError(f"smoke={smoke!r}: expected True or False")
     sources = list_notebooks(notebooks, notebook_dir)
     if not sources:  # e.g. an installed package outside a checkout: never an empty, "successful" run
         raise BatchParameterError(f"no notebooks (NN_*.ipynb) in {notebook_dir}: the book's notebooks are in "
                                   "a source checkout (or pass --notebook-dir)")
-    root = _check_data_home(data_home if data_home is not None else get_data_home())
-    if profile == "auto":
-        profile = profile_for(root)
-    if profile not in PROFILES:
-        raise BatchParameterError(f"profile={profile!r}: unknown; available: {sorted(PROFILES)}")
+    if profile != "auto" and profile not in PROFILES:
+        raise BatchParameterError(f"profile={profile!r}: unknown; available: auto, {', '.join(sorted(PROFILES))}")
+    # the NSD root, by PRECEDENCE: --set data_home (or --data: both explicit; two different
+    # ones are refused) > --grid data_home > $BRAINLLM_DATA > the generated sandbox
+    given = fixed.get("data_home")
+    for value, where in ((given, "--set"), (data_home, "--data")):
+        if value is not None and (not isinstance(value, (str, os.PathLike)) or not str(value)):
+            raise BatchParameterError(f"data_home={value!r} ({where}): expected the path of an NSD root (a folder)")
+    if given is not None and data_home is not None and \
+            Path(given).expanduser().resolve() != Path(data_home).expanduser().resolve():
+        raise BatchParameterError(f"data_home given twice: --data {str(data_home)!r} and --set "
+                                  f"data_home={given!r}; give one")
+    if "data_home" in grid and (data_home is not None or given is not None):
+        raise BatchParameterError(f"data_home given both by --data/--set ({str(given or data_home)!r}) and by "
+                                  "--grid; give one")
+    if given is not None:
+        root_source = "--set"
+    elif data_home is not None:
+        root_source = "--data"
+    elif os.environ.get("BRAINLLM_DATA"):
+        root_source = "environment $BRAINLLM_DATA"
+    else:
+        root_source = "default: the generated sandbox"
+    explicit = given if given is not None else data_home
+
+    def checked_root(value, where):
+        try:
+            return _check_data_home(value if value is not None else get_data_home())
+        except BatchParameterError as err:
+            raise BatchParameterError(f"{err} ({where})") from None
+
+    root = None if "data_home" in grid else checked_root(explicit, root_source)
     declared = {s.stem: notebook_parameters(s) for s in sources}
     for name in list(grid) + list(fixed):
         if not any(name in params for params in declared.values()):
             raise BatchParameterError(
                 f"parameter {name!r} is declared by none of {[s.stem for s in sources]}")
-    inputs = data_fingerprint(root)
+    inputs: dict = {}
     package = package_fingerprint()
-    jobs, cache = [], {}
+    jobs, cache, errors = [], {}, []
     for source in sources:
         known = declared[source.stem]
         axes = [k for k in grid if k in known]
-        base = dict(PROFILES[profile].get(source.stem, {}))
-        if smoke:
-            base.update(PROFILES["smoke"].get(source.stem, {}))
-        base.update({k: v for k, v in fixed.items() if k in known})
-        if "data_home" in known:
-            base["data_home"] = str(root)
-        if _OUTPUT_DIR in known:
-            base[_OUTPUT_DIR] = str(Path(output_dir).resolve())
         for combo in itertools.product(*(grid[k] for k in axes)):
             point = dict(zip(axes, combo))
+            job_root = checked_root(point["data_home"], "--grid") if "data_home" in point else root
+            job_profile = profile_for(job_root) if profile == "auto" else profile
+            params, where = _job_parameters(source.stem, known, point, fixed, job_profile, smoke)
+            if "data_home" in known:
+                params["data_home"] = str(job_root)
+                where["data_home"] = "--grid" if "data_home" in point else root_source
+            if _OUTPUT_DIR in known:
+                params[_OUTPUT_DIR] = str(Path(output_dir).resolve())
+                where[_OUTPUT_DIR] = "set by the batch runner"
             output = Path(output_dir) / _output_name(source.stem, point)
-            params = {**base, **point}
             if _RUN_NAME in known:
                 params[_RUN_NAME] = output.stem
-            validate_parameters(source, params, root, cache)
+                where[_RUN_NAME] = "set by the batch runner"
+            try:
+                params = validate_parameters(source, params, job_root, cache, where)
+            except BatchParameterError as err:  # the whole grid is checked before anything runs
+                errors += [line for line in str(err).splitlines() if line not in errors]
+                continue
             job = Job(source=source, parameters=params, output=output, grid_point=point,
                       wave=1 if source.stem.endswith(_AFTER_CHAPTERS) else 0)
+            if job_root not in inputs:
+                inputs[job_root] = data_fingerprint(job_root)
             job.fingerprint = _sha({
                 "notebook": _sha(source.read_bytes()), "parameters": params,
-                "inputs": inputs, "package": package,
+                "inputs": inputs[job_root], "package": package,
             })
             jobs.append(job)
+    if errors:
+        head = f"{len(errors)} invalid parameter value(s); nothing was run:\n" if len(errors) > 1 else ""
+        raise BatchParameterError(head + "\n".join(errors))
     # a summary is stale whenever anything it summarises is
     upstream = sorted(j.fingerprint for j in jobs if j.wave == 0)
     for job in jobs:
@@ -809,6 +1241,29 @@ def plan_jobs(notebooks=None, grid: dict | None = None, fixed: dict | None = Non
     if len(set(outputs)) != len(outputs):
         raise BatchParameterError("two grid points map to the same output notebook")
     return jobs
+
+
+#: parameters a notebook reads from the environment when they are None: the batch resolves
+#: them (so that the value is validated, named in errors and part of the job's fingerprint)
+_ENV_PARAMETERS = {"fasttext_path": "BRAINLLM_FASTTEXT", "glove_path": "BRAINLLM_GLOVE"}
+
+
+def _job_parameters(stem: str, known: dict, point: dict, fixed: dict, profile: str,
+                    smoke: bool) -> tuple[dict, dict]:
+    """A job's given parameters and where each came from, by :data:`PRECEDENCE` (lowest first:
+    environment, profile, smoke profile, --grid, --set; the notebook's defaults lie below)."""
+    params, where = {}, {}
+    for name, var in _ENV_PARAMETERS.items():
+        if name in known and os.environ.get(var):
+            params[name], where[name] = os.environ[var], f"environment ${var}"
+    layers = [(PROFILES[profile].get(stem, {}), f"profile {profile!r}")]
+    if smoke:
+        layers.append((PROFILES["smoke"].get(stem, {}), "profile 'smoke' (--smoke)"))
+    layers += [(point, "--grid"), ({k: v for k, v in fixed.items() if k in known}, "--set")]
+    for values, label in layers:
+        for name, value in values.items():
+            params[name], where[name] = value, label
+    return params, where
 
 
 # ---------------------------------------------------------------------------- execution
@@ -827,6 +1282,30 @@ def _environment(env: dict):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+#: a running Dask scheduler's address: [tcp|tls|ucx|ws|wss://]host:port
+_ADDRESS = re.compile(r"(?:(?:tcp|tls|ucx|ws|wss)://)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9._-]*):(\d{1,5})/?")
+_SCHEDULERS = "local (a LocalCluster here), serial (in this process), slurm (dask-jobqueue) or a " \
+              "running scheduler's address tcp://host:port"
+
+
+class _RunRefused(RuntimeError):
+    """A run that cannot start (another run holds the output folder, the scheduler is unreachable)."""
+
+
+def _check_run_options(scheduler, workers, threads) -> None:
+    """Refuse an unknown scheduler and a number of workers or threads below 1, at once."""
+    if isinstance(scheduler, str):
+        m = _ADDRESS.fullmatch(scheduler)
+        if scheduler not in ("local", "serial", "slurm") and not (m and 1 <= int(m.group(1)) <= 65535) \
+                and not scheduler.startswith("inproc://"):
+            raise BatchParameterError(f"--scheduler {scheduler!r}: expected {_SCHEDULERS}")
+    elif not hasattr(scheduler, "submit"):
+        raise BatchParameterError(f"scheduler={scheduler!r}: expected {_SCHEDULERS}, or a distributed.Client")
+    for name, value in (("workers", workers), ("threads", threads)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise BatchParameterError(f"--{name} {value!r}: expected an integer ≥ 1")
 
 
 def _run_one(spec: dict) -> dict:
@@ -1271,11 +1750,15 @@ def run_jobs(jobs: list[Job], scheduler="local", workers: int = 2, threads: int 
     BatchError
         When a job failed (and ``raise_on_failure``), after every other job has run; its
         ``results`` holds every job's outcome.
+    BatchParameterError
+        For an unknown ``scheduler`` or ``workers``/``threads`` below 1 (before anything runs).
     RuntimeError
-        When another batch run is writing to the same output folder.
+        When another batch run is writing to the same output folder, or the scheduler at an
+        address cannot be reached.
     """
     from tqdm.auto import tqdm
 
+    _check_run_options(scheduler, workers, threads)
     if not jobs:
         return []
     manifest = Path(manifest) if manifest else jobs[0].output.parent / "manifest.json"
@@ -1364,7 +1847,12 @@ def _client(scheduler, workers, threads, cluster_options):
                 Client(cluster) as client:
             yield client
     else:
-        with Client(scheduler) as client:
+        try:
+            client = Client(scheduler)
+        except OSError as err:
+            raise _RunRefused(f"--scheduler {scheduler!r}: cannot connect ({err}); start a Dask scheduler "
+                              f"there, or use local or serial") from None
+        with client:
             yield client
 
 
@@ -1378,7 +1866,7 @@ def _output_lock(folder: Path):
                 stale.unlink(missing_ok=True)
             yield
     except BlockingIOError:
-        raise RuntimeError(f"another batch run is writing to {folder} (lock "
+        raise _RunRefused(f"another batch run is writing to {folder} (lock "
                            f"{folder / '.batch.lock'}); wait for it or stop it") from None
 
 
@@ -1560,7 +2048,7 @@ def _workers_arg(value, jobs, data_home) -> int:
     """``--workers``: an integer ≥ 1, or ``auto`` (sandbox: 2; real NSD: :func:`default_workers`)."""
     if str(value) != "auto":
         try:
-            n = int(value)
+            n = int(str(value).strip())
         except ValueError:
             n = 0
         if n < 1:
@@ -1592,12 +2080,22 @@ def main(argv=None, prog=None) -> int:
     -------
     int
         Exit status: 0 when every notebook ran or was already finished, 1 when a notebook
-        failed, 2 for an invalid parameter or notebook name (then nothing runs).
+        failed, 2 for an invalid parameter, option or notebook name, or a run that cannot
+        start (another run holds the output folder, an unreachable scheduler); then nothing
+        runs and no traceback is printed.
     """
     parser = argparse.ArgumentParser(prog=prog or "python -m brainllm_utils.batch",
                                      description=__doc__.split("\n\n")[0])
+    epilog = ("Precedence of a notebook parameter's value, highest first: --set (for data_home also "
+              "--data; two different roots are refused), --grid (a parameter given by both --set and "
+              "--grid is refused), the profile (--smoke's sizes on top of --profile's), the environment "
+              "($BRAINLLM_DATA for data_home, $BRAINLLM_FASTTEXT / $BRAINLLM_GLOVE for fasttext_path / "
+              "glove_path), the notebook's default. Every parameter of every job, whatever its source, "
+              "is checked before any notebook starts (type, range, the data on disk); an invalid one "
+              "exits with status 2 naming the notebook, the parameter, its source and what was expected. "
+              "Booleans: true/false, 1/0, yes/no.")
     sub = parser.add_subparsers(dest="cmd", required=True)
-    run = sub.add_parser("run", help="run notebooks × a parameter grid")
+    run = sub.add_parser("run", help="run notebooks × a parameter grid", description=epilog)
     run.add_argument("notebooks", nargs="*", help="stems, e.g. 02_rsa (default: all)")
     run.add_argument("--data", default=None, help="NSD root (default: $BRAINLLM_DATA, else the sandbox)")
     run.add_argument("--profile", default="auto", help="auto (sandbox defaults, or the paper's "
@@ -1606,12 +2104,11 @@ def main(argv=None, prog=None) -> int:
                      help="a grid axis (comma list or a JSON list)")
     run.add_argument("--set", action="append", dest="fixed", metavar="NAME=VALUE",
                      help="one value (JSON, else a string) for every notebook that declares it")
-    run.add_argument("--scheduler", default="local",
-                     help="local (LocalCluster), serial, slurm (dask-jobqueue) or an address")
+    run.add_argument("--scheduler", default="local", help=_SCHEDULERS)
     run.add_argument("--workers", default="auto",
                      help=f"Dask workers, or auto (default): {_SANDBOX_WORKERS} on the sandbox; on real "
                      "NSD min(CPUs, available memory / the chapters' peak memory) (default_workers)")
-    run.add_argument("--threads", type=int, default=1, help="BLAS/torch threads per notebook")
+    run.add_argument("--threads", type=int, default=1, help="BLAS/torch threads per notebook (≥ 1)")
     run.add_argument("--slurm", action="append", metavar="KEY=VALUE",
                      help="a dask_jobqueue.SLURMCluster option (repeatable; VALUE is JSON, else a string), "
                      "e.g. queue=gpu, memory=64GB, walltime=12:00:00, 'job_extra_directives=[\"--gres=gpu:1\"]'; "
@@ -1629,7 +2126,10 @@ def main(argv=None, prog=None) -> int:
     run.add_argument("--timings", default=None, help="also write the timing table here")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
-    try:
+    try:  # the options first (cheap): nothing is planned for a run that cannot start
+        _check_run_options(args.scheduler, 1, args.threads)
+        if str(args.workers) != "auto":
+            _workers_arg(args.workers, [], args.data)
         grid = _parse_assignments(args.grid, as_grid=True)
         fixed = _parse_assignments(args.fixed, as_grid=False)
         slurm = _parse_assignments(args.slurm, as_grid=False)
@@ -1664,6 +2164,9 @@ def main(argv=None, prog=None) -> int:
         results = run_jobs(jobs, args.scheduler, workers, args.threads, args.force,
                            cluster_options=cluster_options)
         failed = False
+    except _RunRefused as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     except BatchError as err:
         results, failed = err.results, True
         print(f"error: {err}", file=sys.stderr)
