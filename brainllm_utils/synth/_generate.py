@@ -346,13 +346,29 @@ def _resolve_nsdlike(cfg, overrides):
         cfg["missing_sessions"] = {multi[-1]: [cfg["data_sessions"][multi[-1]]]} if multi else {}
 
 
+def _check_arguments(root, preset, seed, overwrite, overrides, progress):
+    """The arguments of :func:`make_synthetic_nsd`: types and ranges, each named when wrong."""
+    if not isinstance(root, (str, os.PathLike)) or not str(root):
+        raise ValueError(f"root={root!r}: expected a folder path (str or path-like)")
+    if not isinstance(preset, str):
+        raise ValueError(f"preset={preset!r}: expected one of {sorted(PRESETS)}")
+    if not _is_int(seed) or seed < 0:
+        raise ValueError(f"seed={seed!r}: expected an integer ≥ 0 (numpy's SeedSequence)")
+    if not isinstance(overwrite, bool):
+        raise ValueError(f"overwrite={overwrite!r}: expected True or False")
+    if overrides is not None and not isinstance(overrides, dict):
+        raise ValueError(f"overrides={overrides!r}: expected a dict of preset keys (known: {sorted(_KNOWN_KEYS)})")
+    if progress is not None and not isinstance(progress, bool):
+        raise ValueError(f"progress={progress!r}: expected True, False or None")
+
+
 def _resolve_preset(preset, overrides):
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - _KNOWN_KEYS)
     if unknown:
-        raise ValueError(f"unknown overrides {unknown}; known: {sorted(_KNOWN_KEYS)}")
+        raise ValueError(f"unknown overrides {unknown} (keys of the overrides argument); known: {sorted(_KNOWN_KEYS)}")
     cfg = {**OPTIONS, **PRESETS[preset], **overrides}
     cfg["name"] = preset
     if "n_subjects" in cfg:
@@ -1448,8 +1464,55 @@ def _write_truth(tree, cfg, seed, design, graphs, pool_graphs, pairs, features, 
 
 
 def _check_root(root, overwrite):
-    if root.exists() and (not root.is_dir() or any(root.iterdir())) and not overwrite:
-        raise ValueError(f"{root} exists and is not empty; pass overwrite=True to replace it")
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"root={str(root)!r}: is a file, not a folder; give the path of a folder to write "
+                         "the tree into (it is never replaced by a tree, even with overwrite=True)")
+    for parent in root.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"root={str(root)!r}: {parent} is a file, not a folder")
+            break
+    if root.exists() and any(root.iterdir()) and not overwrite:
+        raise ValueError(f"root={str(root)!r}: exists and is not empty; pass overwrite=True to replace it")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def _clean_stale_trees(root):
+    """Remove the temporary trees (``.NAME.partial-HOST-PID-*``, ``.NAME.old-PID-*``) that a killed
+    run on this machine left beside ``root``; warn about those this machine cannot judge.
+
+    A tree whose process is alive is left alone (a concurrent run); an unparseable or foreign
+    one (another host, an older naming) is reported with a ``UserWarning`` naming it.
+    """
+    import socket
+
+    host = socket.gethostname()
+    unknown = []
+    for path in sorted(root.parent.glob(f".{root.name}.partial-*")) + sorted(root.parent.glob(f".{root.name}.old-*")):
+        rest = path.name[len(f".{root.name}."):]
+        kind, _, tail = rest.partition("-")
+        parts = tail.split("-")
+        if kind == "partial" and len(parts) >= 3 and parts[-2].isdigit() and "-".join(parts[:-2]) == host:
+            pid = int(parts[-2])
+        elif kind == "old" and len(parts) >= 2 and parts[0].isdigit():
+            pid = int(parts[0])
+        else:
+            unknown.append(path)
+            continue
+        if pid != os.getpid() and not _pid_alive(pid):
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    if unknown:
+        warnings.warn(f"temporary trees of another machine or an older run beside {root} (remove them if no "
+                      f"run is writing them): {[str(u) for u in unknown]}", UserWarning, stacklevel=3)
 
 
 def _commit(partial, root):
@@ -1563,13 +1626,31 @@ def make_synthetic_nsd(root, preset="default", seed=0, *, overwrite=False, overr
     -------
     root : pathlib.Path
         ``root``, absolute.
+
+    Raises
+    ------
+    ValueError
+        For an invalid argument or override (named in the message, with what was expected),
+        a ``root`` that is a file, or a non-empty ``root`` without ``overwrite``.
+
+    Notes
+    -----
+    Temporary trees that a killed run on this machine left beside ``root``
+    (``.NAME.partial-HOST-PID-*``, ``.NAME.old-PID-*`` of a process that no longer runs) are
+    removed at the start; those of another machine or an older naming are reported with a
+    ``UserWarning``.
     """
     t0 = time.perf_counter()
+    _check_arguments(root, preset, seed, overwrite, overrides, progress)
     cfg = _resolve_preset(preset, overrides)
     root = Path(root).expanduser().absolute()
     _check_root(root, overwrite)
     root.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
+    _clean_stale_trees(root)
+    import socket
+
+    partial = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-{socket.gethostname()}-{os.getpid()}-",
+                                    dir=root.parent))
     bar = None
     if progress if progress is not None else preset in ("default", "nsdlike"):
         from tqdm.auto import tqdm
