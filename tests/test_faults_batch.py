@@ -435,7 +435,25 @@ def _wait_for(predicate, limit=120.0):
     return predicate()
 
 
-KILL_CASES = ["row58-kill9-batch-mid-notebook", "row58-kill9-whole-group"]
+KILL_CASES = ["row58-kill9-batch-mid-notebook", "row58-kill9-whole-group", "row58-kill9-dask-local-cluster"]
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (from /proc), children first."""
+    children = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
 
 
 @pytest.mark.parametrize("where", KILL_CASES, ids=KILL_CASES)
@@ -448,14 +466,17 @@ def test_row58_kill9_then_rerun(where, tiny_root, tmp_path):
          "print('sum', sum(range(n)))")
     hold.write_text("x")
     fixed = ["--set", f"hold={json.dumps(str(hold))}", "--set", f"pid_file={json.dumps(str(pidfile))}"]
+    scheduler = ["--scheduler", "local", "--workers", "1"] if "dask" in where else ["--scheduler", "serial"]
     cmd = [sys.executable, "-m", "brainllm_utils.batch", "run", "--data", str(tiny_root), "--notebook-dir",
-           str(nbs), "--output-dir", str(out), "--scheduler", "serial", *fixed]
+           str(nbs), "--output-dir", str(out), *scheduler, *fixed]
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
         assert _wait_for(lambda: pidfile.exists() and pidfile.read_text().strip()), "the notebook never started"
         kernel = int(pidfile.read_text())
         assert list(out.glob(".01_wait.ipynb.*")), "no temporary output while running"
+        below = _descendants(proc.pid)  # the kernel, and with Dask the nanny and worker processes
+        assert kernel in below
     finally:
         if where.endswith("whole-group"):
             os.killpg(proc.pid, signal.SIGKILL)
@@ -464,6 +485,8 @@ def test_row58_kill9_then_rerun(where, tiny_root, tmp_path):
         proc.wait()
     # the kernel notices its parent died (ipykernel's parent poller) and exits: no orphan
     assert _wait_for(lambda: not _pid_alive(kernel), 60.0), f"orphan kernel {kernel}"
+    assert _wait_for(lambda: not [p for p in below if _pid_alive(p)], 90.0), \
+        f"orphan processes {[p for p in below if _pid_alive(p)]}"
     assert not (out / "01_wait.ipynb").exists()
     hold.unlink()
     rerun = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
