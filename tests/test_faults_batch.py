@@ -133,6 +133,29 @@ def test_the_whole_grid_is_validated_up_front(case, tiny_root, tmp_path):
         _plan(tiny_root, ["00_data_tour"], grid=grid, tmp=tmp_path)
 
 
+ROOT_CASES = [
+    ("row52-fake-root-without-subjects", "empty", r"00_data_tour: subject='subj01' \(notebook default\): unknown "
+     r"subject 'subj01': subjects with betas under .*: none"),
+    ("row52-root-is-a-file", "afile", r"data_home='.*afile': no such folder .*\(--data\)"),
+    ("row52-bad-grid-root", "grid", r"data_home='.*nowhere': no such folder .*\(--grid\)"),
+]
+
+
+@pytest.mark.parametrize("case", ROOT_CASES, ids=[c[0] for c in ROOT_CASES])
+def test_row52_bad_roots_are_named_with_their_source(case, tiny_root, tmp_path):
+    _, kind, match = case
+    (tmp_path / "empty" / "nsddata").mkdir(parents=True)
+    (tmp_path / "empty" / "nsddata_betas").mkdir()
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(BPE, match=match):
+        if kind == "grid":
+            _plan(None, ["00_data_tour"], grid={"data_home": [str(tiny_root), str(tmp_path / "nowhere")]},
+                  tmp=tmp_path / "out")
+        else:
+            _plan(tmp_path / kind, ["00_data_tour"], tmp=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def test_every_invalid_value_of_the_grid_is_listed_at_once(tiny_root, tmp_path):
     with pytest.raises(BPE) as err:
         _plan(tiny_root, ["00_data_tour", "01_feature_spaces"], fixed={"seed": -1}, grid={"n_examples": [0, 2]},
@@ -580,7 +603,7 @@ def test_row59_kill9_mid_generation_is_cleaned_by_the_next_run(tmp_path):
 
 
 #: every case of this file, by id (the parametrised ones and the single tests, each named by its row)
-CASES = ([c[0] for c in PARAM_CASES + GRID_CASES + CLI_ARG_CASES + BOOL_CASES + RUN_OPTION_CASES
+CASES = ([c[0] for c in PARAM_CASES + GRID_CASES + ROOT_CASES + CLI_ARG_CASES + BOOL_CASES + RUN_OPTION_CASES
           + CLI_PROCESS_CASES + SYNTH_CASES] + RULE_CASES + PAIR_CASES
          + [f"row54-error-names-source-{s}" for s in SOURCE_CASES] + KILL_CASES
          + ["row52-every-invalid-value-listed", "row52-every-parameter-has-a-rule", "row54-set-data-home-beats-env",
