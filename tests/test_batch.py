@@ -83,7 +83,7 @@ def test_smoke_profile_applies_quick_sizes_on_top(tiny_root, tmp_path):
     (job,) = batch.plan_jobs(["05_image_to_llm"], data_home=tiny_root, smoke=True, output_dir=tmp_path)
     assert job.parameters["preset"] == "tiny" and job.parameters["transfer_on_sample_sets"] is True
     (job,) = batch.plan_jobs(["00_data_tour"], data_home=tiny_root, smoke=True, output_dir=tmp_path)
-    assert set(job.parameters) == {"data_home"}
+    assert set(job.parameters) == {"data_home", "output_dir"}  # the batch sets both; no smoke sizes
 
 
 def test_run_sizes_live_in_parameter_cells_and_profiles():
