@@ -44,6 +44,7 @@ __all__ = [
     "STALE_TMP_HOURS",
     "atomic_write_text",
     "file_lock",
+    "pid_alive",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -148,7 +149,19 @@ class CacheFullError(OSError):
     """Not enough free space for a file: names the folder, the bytes needed and the bytes free."""
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (another user's process counts as alive).
+
+    Parameters
+    ----------
+    pid : int
+        The process id.
+
+    Returns
+    -------
+    bool
+        False only when no such process exists.
+    """
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -199,7 +212,7 @@ def remove_stale_temps(folder: str | os.PathLike, max_age_hours: float = STALE_T
                 continue
             m = _TMP_RE.match(e.name)
             old = now - e.stat(follow_symlinks=False).st_mtime > max_age_hours * 3600.0
-            dead = m is not None and m["host"] == _HOST and not _pid_alive(int(m["pid"]))
+            dead = m is not None and m["host"] == _HOST and not pid_alive(int(m["pid"]))
             if dead or old:
                 os.unlink(e.path)
                 removed.append(Path(e.path))

@@ -140,7 +140,7 @@ from pathlib import Path
 import numpy as np
 
 from .._utils.docs import fill_doc
-from .._utils.paths import atomic_save_npy, atomic_write_text
+from .._utils.paths import atomic_save_npy, atomic_write_text, pid_alive
 from ..nsd.layout import (
     ANNOTATIONS,
     BETA_VERSION,
@@ -1476,16 +1476,6 @@ def _check_root(root, overwrite):
         raise ValueError(f"root={str(root)!r}: exists and is not empty; pass overwrite=True to replace it")
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    return True
-
-
 def _clean_stale_trees(root):
     """Remove the temporary trees (``.NAME.partial-HOST-PID-*``, ``.NAME.old-PID-*``) that a killed
     run on this machine left beside ``root``; warn about those this machine cannot judge.
@@ -1508,7 +1498,7 @@ def _clean_stale_trees(root):
         else:
             unknown.append(path)
             continue
-        if pid != os.getpid() and not _pid_alive(pid):
+        if pid != os.getpid() and not pid_alive(pid):
             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
     if unknown:
         warnings.warn(f"temporary trees of another machine or an older run beside {root} (remove them if no "
