@@ -194,6 +194,56 @@ MASK1 = f"{PP.format(s=S1)}/func1pt8mm/brainmask.nii.gz"
 ROI1 = f"{PP.format(s=S1)}/func1pt8mm/roi/streams.nii.gz"
 
 
+DESIGN = "nsddata/experiments/nsd/nsd_expdesign.mat"
+
+
+def _empty(root: Path) -> Path:
+    """An empty folder next to the copied root."""
+    path = root.parent / "empty"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def _vertex(col: int, sessions, value=np.nan, trial=None):
+    """Damage fsaverage column ``col`` of subj01 in ``sessions`` (one trial, or every trial)."""
+    def damage(root):
+        n_lh = NSD(root).n_vertices()[0]
+        hemi, v = ("lh", col) if col < n_lh else ("rh", col - n_lh)
+
+        def edit(d):
+            d = d.copy()
+            if trial is None:
+                d[v, ...] = value
+            else:
+                d[v, ..., trial] = value
+            return d
+        for s in sessions:
+            _mgh(root, f"{FS.format(s=S1)}/{hemi}.betas_session{s:02d}.mgh", edit)
+    return damage
+
+
+def _split(col: int):
+    """subj01's betas as (every other column, ids, column ``col``)."""
+    def call(nsd, root):
+        Y, ids = nsd.betas(S1, cache=False, progress=False)
+        Y = np.asarray(Y)
+        return np.delete(Y, col, axis=1), ids, Y[:, col]
+    return call
+
+
+def _split_without(col: int, bad):
+    """The clean run, with column ``col`` averaged over the sessions not in ``bad`` only (NaN: none left)."""
+    def clean(nsd, root):
+        rest, ids, c = _split(col)(nsd, root)
+        want = np.full_like(c, np.nan)
+        good = [s for s in (1, 2, 3) if s not in bad]
+        if good:
+            Yg, idg = nsd.betas(S1, sessions=good, min_repeats=1, cache=False, progress=False)
+            want[np.searchsorted(ids, idg)] = np.asarray(Yg)[:, col]
+        return rest, ids, want
+    return clean
+
+
 def _extra(n):
     return lambda d: np.concatenate([d, d[:n]])
 
@@ -372,6 +422,62 @@ FILE_CASES = [
     Case("row19-known-atlas-missing", lambda nsd, root: nsd.roi_mask(S1, "Kastner2015", 1),
          None, NSDFileError, r"lh\.Kastner2015\.mgz[\s\S]*download"),
     # beyond the report: betas dtype/scale, the stimulus brick, design files, transforms
+    # row 1: an empty root (the CLI's --data cases are row52 in test_faults_batch.py)
+    Case("row01-root-empty-betas", lambda nsd, root: NSD(_empty(root)).betas(S1, cache=False, progress=False),
+         exc=ValueError, match=r"subject 'subj01' has no betas under .*empty/nsddata_betas/ppdata; available: none"),
+    Case("row01-root-empty-captions", lambda nsd, root: NSD(_empty(root)).captions([1]), exc=NSDFileError,
+         match=r"(?s)missing NSD file: .*empty/nsddata/experiments/nsd/nsd_stim_info_merged\.csv.*get it with"),
+    Case("row01-root-without-betas-folder", lambda nsd, root: nsd.betas(S1, cache=False, progress=False),
+         damage=lambda r: __import__("shutil").rmtree(r / "nsddata_betas"), exc=ValueError,
+         match=r"subject 'subj01' has no betas under .*nsddata_betas/ppdata"),
+    # row 10: responses.tsv faults (good before; kept as regressions)
+    Case("row10-responses-wrong-73KID", _betas(S1),
+         lambda r: _tsv(r, RESP.format(s=S1), lambda df: df.assign(**{"73KID": df["73KID"].where(df.index != 0, 99999)})),
+         NSDFileError, r"subj01/behav/responses\.tsv: its 73KID column disagrees with masterordering/subjectim of "
+                       r".*nsd_expdesign\.mat"),
+    Case("row10-responses-row-dropped", _betas(S1), lambda r: _tsv(r, RESP.format(s=S1), lambda df: df.drop(index=5)),
+         NSDFileError, r"subj01/behav/responses\.tsv: its 73KID column disagrees"),
+    Case("row10-responses-session-4", _betas(S1),
+         lambda r: _tsv(r, RESP.format(s=S1), lambda df: df.assign(SESSION=df["SESSION"].where(df.index != 0, 4))),
+         NSDFileError, r"subj01: 4 sessions × 60 trials exceed the 180 trials of masterordering in .*nsd_expdesign\.mat"),
+    Case("row10-responses-garbage", _betas(S1), _write_bytes(RESP.format(s=S1), b"\x00\x01garbage\xff" * 20),
+         NSDFileError, r"subj01/behav/responses\.tsv: cannot parse as tab-separated values"),
+    Case("row10-responses-empty", _betas(S1), _write_bytes(RESP.format(s=S1), b""),
+         NSDFileError, r"subj01/behav/responses\.tsv: cannot parse as tab-separated values \(No columns"),
+    # row 13: nsd_expdesign.mat and nsd_stim_info_merged.csv faults (good before; kept as regressions)
+    Case("row13-expdesign-missing", _betas(S1), _rm(DESIGN), NSDFileError,
+         r"(?s)missing NSD file: .*nsd_expdesign\.mat.*get it with"),
+    Case("row13-expdesign-garbage", _betas(S1), _write_bytes(DESIGN, b"garbage" * 30), NSDFileError,
+         r"nsd_expdesign\.mat: cannot read as a MATLAB file"),
+    Case("row13-expdesign-truncated", _betas(S1), _truncate(DESIGN), NSDFileError,
+         r"nsd_expdesign\.mat: cannot read as a MATLAB file"),
+    Case("row13-expdesign-without-masterordering", _betas(S1), lambda r: _design(r, lambda m: m.pop("masterordering")),
+         NSDFileError, r"nsd_expdesign\.mat: expected a 'masterordering' field"),
+    Case("row13-expdesign-without-subjectim", _betas(S1), lambda r: _design(r, lambda m: m.pop("subjectim")),
+         NSDFileError, r"nsd_expdesign\.mat: expected a 'subjectim' field"),
+    Case("row13-expdesign-masterordering-short", _betas(S1),
+         lambda r: _design(r, lambda m: m.__setitem__("masterordering", m["masterordering"][:, :10])),
+         NSDFileError, r"subj01: 3 sessions × 60 trials exceed the 10 trials of masterordering in .*nsd_expdesign\.mat"),
+    Case("row13-expdesign-masterordering-out-of-range", _betas(S1),
+         lambda r: _design(r, lambda m: m.__setitem__("masterordering", m["masterordering"] + 100000)),
+         NSDFileError, r"nsd_expdesign\.mat: masterordering values must lie in 1\.\.60"),
+    Case("row13-expdesign-without-sharedix", lambda nsd, root: nsd.shared_test_images(),
+         lambda r: _design(r, lambda m: m.pop("sharedix")), NSDFileError, r"nsd_expdesign\.mat: expected a 'sharedix' field"),
+    Case("row13-stim-csv-missing", lambda nsd, root: nsd.captions([1]), _rm(CSV), NSDFileError,
+         r"(?s)missing NSD file: .*nsd_stim_info_merged\.csv.*get it with"),
+    Case("row13-stim-csv-without-cocoId", lambda nsd, root: nsd.captions([1]), _write_bytes(CSV, b"a,b\n1,2\n"),
+         NSDFileError, r"nsd_stim_info_merged\.csv: expected a 'cocoId' column"),
+    # row 14: the captions file missing or truncated; an image without any caption
+    Case("row14-captions-missing", lambda nsd, root: nsd.captions([1]), _rm(CAPS), NSDFileError,
+         r"missing NSD COCO annotation file: .*captions_train2017\.json"),
+    Case("row14-captions-truncated", lambda nsd, root: nsd.captions([1]), _truncate(CAPS), NSDFileError,
+         r"captions_train2017\.json: not valid COCO JSON"),
+    Case("row14-image-without-captions", lambda nsd, root: nsd.captions([1, 2]),
+         lambda r: _json(r, CAPS, lambda d: d.__setitem__("annotations",
+                                                          [a for a in d["annotations"] if a["image_id"] != 100001])),
+         NSDFileError, r"no captions for nsdId 1 \(cocoId 100001\) in .*captions_train2017\.json"),
+    Case("row14-instances-missing-categories", lambda nsd, root: nsd.categories([1]), _rm(INST), NSDFileError,
+         r"missing NSD COCO annotation file: .*instances_train2017\.json"),
     Case("rowX-volume-betas-float", _betas(S1, space="func1pt8mm"),
          lambda r: _nii(r, V1_2, dtype=np.float32), NSDFileError,
          r"betas_session02\.nii\.gz: betas of dtype float32, expected int16"),
@@ -499,6 +605,23 @@ EQUAL_CASES = [
     Case("row21-affine-within-tolerance", _betas(S1, space="func1pt8mm"),
          damage=lambda r: _nii(r, V1_2, affine=_shift(__import__("nibabel").load(r / V1_2).affine, 1e-5)),
          clean=_betas(S1, space="func1pt8mm")),
+    # row 8: a non-finite or constant column in a session is left out of that session's average only
+    Case("row08-nan-vertex-one-trial", _split(5), damage=_vertex(5, [2], np.nan, trial=0), clean=_split_without(5, [2])),
+    Case("row08-inf-vertex-one-trial", _split(5), damage=_vertex(5, [2], np.inf, trial=3), clean=_split_without(5, [2])),
+    Case("row08-neg-inf-rh-vertex", _split(20484 - 7), damage=_vertex(20484 - 7, [1], -np.inf, trial=1),
+         clean=_split_without(20484 - 7, [1])),
+    Case("row08-constant-vertex-one-session", _split(5), damage=_vertex(5, [2], 1.5), clean=_split_without(5, [2])),
+    Case("row08-constant-vertex-two-sessions", _split(11), damage=_vertex(11, [1, 3], 0.0),
+         clean=_split_without(11, [1, 3])),
+    Case("row08-constant-vertex-every-session", _split(11), damage=_vertex(11, [1, 2, 3], -2.0),
+         clean=_split_without(11, [1, 2, 3])),
+    # row 14: captions without instances, and unicode captions, are read as they are
+    Case("row14-instances-missing-captions-read", lambda nsd, root: nsd.captions([1, 2]), damage=_rm(INST),
+         clean=lambda nsd, root: nsd.captions([1, 2])),
+    Case("row14-unicode-captions", lambda nsd, root: nsd.captions([1, 2]),
+         damage=lambda r: _captions_of(r, 100001, "Ein Hund läuft über die Straße — 犬 🐕."),
+         clean=lambda nsd, root: [["Ein Hund läuft über die Straße — 犬 🐕."] * len(nsd.captions([1])[0]),
+                                  nsd.captions([2])[0]]),
     Case("row04-lh-deleted-other-subject", _betas(S1), damage=_rm(LH2), clean=_betas(S1)),
     Case("row18-all-labels-without-ctab", lambda nsd, root: nsd.roi_mask(S1, "streams"),
          damage=_rm(f"{LABEL}/streams.mgz.ctab", "nsddata/freesurfer/subj01/label/streams.mgz.ctab"),
