@@ -722,6 +722,47 @@ def test_full_disk_embed_falls_back(case, minilm, tmp_path, tmpfs, monkeypatch, 
     assert not _temps(d) and not list(Path(d).rglob("claim-*"))
 
 
+# ---- row 48: a nearly full disk in embed_sentences: warnings at most, the correct result, and a
+# rerun on the same folder (whatever part of the entry was written) is correct too
+EMBED_NEARLY_FULL = _cases(48, [(f"embed-nearly-full-tmpfs-{k}k", ("tmpfs", k * 1024)) for k in (2, 8, 32, 128)]
+                           + [("embed-list-write-enospc-simulated", ("list", 0)),
+                              ("embed-nearly-full-free-space-check-simulated", ("simulated", 8192))])
+
+
+@pytest.mark.parametrize("case", EMBED_NEARLY_FULL)
+def test_nearly_full_disk_embed_warns_and_is_correct(case, minilm, tmp_path, tmpfs, monkeypatch, clean_embed):
+    from brainllm_utils.embeddings import embed_sentences
+    from brainllm_utils.features import embeddings as E
+
+    how, leave = case
+    if how == "tmpfs":
+        d = tmpfs("1m")
+        if d is None:
+            pytest.skip("mount -t tmpfs is not allowed here (the simulated cases cover it)")
+        _fill(d, leave)
+    elif how == "simulated":
+        d = _full_folder("simulated", tmpfs, tmp_path, monkeypatch, leave=leave)
+    else:
+        d = tmp_path / "cache"
+
+        def no_room(*a, **k):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(E, "write_npy", no_room)
+    for attempt in ("first", "rerun"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            X = embed_sentences(SENTS, model=minilm, cache=d)
+        bad = [w for w in caught if issubclass(w.category, (RuntimeWarning, ResourceWarning))
+               or (issubclass(w.category, UserWarning) and not issubclass(w.category, C.CacheUnavailableWarning)
+                   and "memory" not in str(w.message))]
+        assert not bad, (attempt, [str(w.message) for w in bad])
+        if how == "list" and attempt == "first":
+            assert any("could not write embedding cache" in str(w.message) for w in caught)
+        np.testing.assert_allclose(X, clean_embed, atol=1e-6, err_msg=attempt)
+        assert not _temps(d) and not list(Path(d).rglob("claim-*")), attempt
+
+
 # ---- rows 49/50: damaged embedding entries (list and shards)
 EMBED_DAMAGE = _cases(50, [("shard-random-payload", "shard-vecs"), ("shard-keys-random", "shard-keys"),
                            ("shard-sidecar-missing", "shard-sidecar"), ("list-random-payload", "list")])
