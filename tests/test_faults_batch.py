@@ -416,15 +416,56 @@ def test_cli_help_states_the_precedence(capsys):
 
 
 # ----------------------------------------------------------------------------------------------
-# row 57: two runs on one output folder
-def test_row57_second_run_on_the_same_folder_is_refused_with_status_2(tiny_root, tmp_path, capsys):
+# row 57: two runs on one output folder (the lock held here or by another process); a lock file
+# left by a dead run is no refusal
+ROW57_CASES = [("row57-second-run-refused", "here"), ("row57-second-run-refused-lock-held-by-another-process", "other"),
+               ("row57-refusal-leaves-outputs-untouched", "untouched"), ("row57-stale-lock-of-a-dead-run-is-taken", "stale")]
+
+
+@pytest.mark.parametrize("case", ROW57_CASES, ids=[c[0] for c in ROW57_CASES])
+def test_row57_second_run_on_the_same_folder(case, tiny_root, tmp_path, capsys):
+    _, how = case
     out = tmp_path / "out"
     out.mkdir()
-    with _batch._output_lock(out):
-        rc = batch.main(["run", "06_summary", "--data", str(tiny_root), "--output-dir", str(out),
-                         "--scheduler", "serial"])
+    lock = out / ".batch.lock"
+    if how == "stale":  # the lock file and a temp notebook of a killed run, no live holder
+        lock.write_text("")
+        (out / ".06_summary.ipynb.123.tmp").write_text("{}")
+        with _batch._output_lock(out):
+            assert not list(out.glob(".*.ipynb.*")), "the dead run's temp notebook remains"
+        return
+    earlier = how != "here"  # an output the refused run must leave alone (not a valid notebook)
+    if earlier:
+        (out / "06_summary.ipynb").write_text("earlier result")
+    before = sorted(p.name for p in out.iterdir())
+    holder = None
+    if how == "other":
+        marker = tmp_path / "held"
+        code = (f"from brainllm_utils._utils.paths import file_lock; import pathlib, time\n"
+                f"with file_lock({str(lock)!r}, blocking=False):\n"
+                f"    pathlib.Path({str(marker)!r}).write_text('1'); time.sleep(120)\n")
+        holder = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+        assert _wait_for(marker.exists, 60.0), "the other process never took the lock"
+    try:
+        ctx = _batch._output_lock(out) if how in ("here", "untouched") else None
+        if ctx is not None:
+            ctx.__enter__()
+        try:
+            rc = batch.main(["run", "06_summary", "--data", str(tiny_root), "--output-dir", str(out),
+                             "--scheduler", "serial"])
+        finally:
+            if ctx is not None:
+                ctx.__exit__(None, None, None)
+    finally:
+        if holder is not None:
+            holder.kill()
+            holder.wait()
     err = capsys.readouterr().err
-    assert rc == 2 and "another batch run is writing to" in err and "Traceback" not in err
+    assert rc == 2 and "another batch run is writing to" in err and str(out) in err and "Traceback" not in err, err
+    # nothing read, discarded or written (before the fix, the refused run first discarded outputs it
+    # could not parse, e.g. one the other run was still writing); the lock file is the holder's
+    assert sorted(p.name for p in out.iterdir() if p.name != ".batch.lock") == before
+    assert not earlier or (out / "06_summary.ipynb").read_text() == "earlier result"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -605,7 +646,7 @@ def test_row59_kill9_mid_generation_is_cleaned_by_the_next_run(tmp_path):
 #: every case of this file, by id (the parametrised ones and the single tests, each named by its row)
 CASES = ([c[0] for c in PARAM_CASES + GRID_CASES + ROOT_CASES + CLI_ARG_CASES + BOOL_CASES + RUN_OPTION_CASES
           + CLI_PROCESS_CASES + SYNTH_CASES] + RULE_CASES + PAIR_CASES
-         + [f"row54-error-names-source-{s}" for s in SOURCE_CASES] + KILL_CASES
+         + [f"row54-error-names-source-{s}" for s in SOURCE_CASES] + KILL_CASES + [c[0] for c in ROW57_CASES]
          + ["row52-every-invalid-value-listed", "row52-every-parameter-has-a-rule", "row54-set-data-home-beats-env",
-            "row55-valid-scheduler-spellings", "row54-help-states-precedence", "row57-second-run-refused",
+            "row55-valid-scheduler-spellings", "row54-help-states-precedence",
             "row59-synth-cli-status-2", "row59-stale-partial-trees", "row59-kill9-mid-generation"])

@@ -1766,50 +1766,51 @@ def run_jobs(jobs: list[Job], scheduler="local", workers: int = 2, threads: int 
     kernel_env.update(env or {})
     git = git_revision()
     versions = package_versions()
-    results: dict[int, JobResult] = {}
-    todo = []
-    for i, job in enumerate(jobs):
-        if not force and job.is_done():
-            results[i] = JobResult(job, "skipped")
-        else:
-            todo.append(i)
-
-    def spec(job):  # paths as the notebook in its folder sees them (_execute.notebook_paths)
-        return {"source": str(job.source), "output": str(job.output),
-                "parameters": notebook_paths(job.parameters, job.output.parent),
-                "grid_point": job.grid_point,
-                "fingerprint": job.fingerprint,
-                "env": dict(kernel_env),
-                "title_suffix": _title_suffix(job.grid_point)}
-
-    label = scheduler if isinstance(scheduler, str) else "client"
-    if progress:
-        print(f"[batch] {len(jobs)} notebook run(s), {len(jobs) - len(todo)} already finished; "
-              f"scheduler {label}", flush=True)
-    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), unit="notebook",
-               desc="batch", disable=not progress)
-
-    def finish(i, out):
-        job = jobs[i]
-        res = JobResult(job, out["status"], out.get("seconds", 0.0), out.get("digest"),
-                        out.get("error"), out.get("worker"))
-        results[i] = res
-        if res.status == "executed":
-            _update_manifest(manifest, job, res, out["started"], git, versions, label)
-        else:
-            print(f"[batch] FAILED {job.name}: {res.error}\n[batch] the failed notebook is "
-                  f"kept in {job.output.parent / '.failed' / job.output.name}",
-                  file=sys.stderr, flush=True)
-        bar.update(1)
-        bar.set_postfix_str(job.name)
-
-    waves = sorted({jobs[i].wave for i in todo})
-    # longest first (the last run's seconds, else the notebook's hint), so that on a small
-    # cluster the longest chapter does not start last
-    previous = read_manifest(manifest)["notebooks"]
-    cost = {i: previous.get(jobs[i].output.name, {}).get("seconds") or _cost_hint(jobs[i].source)
-            for i in todo}
+    # the lock first: a run that is refused must not read, discard or skip another run's outputs
     with _output_lock(jobs[0].output.parent):
+        results: dict[int, JobResult] = {}
+        todo = []
+        for i, job in enumerate(jobs):
+            if not force and job.is_done():
+                results[i] = JobResult(job, "skipped")
+            else:
+                todo.append(i)
+
+        def spec(job):  # paths as the notebook in its folder sees them (_execute.notebook_paths)
+            return {"source": str(job.source), "output": str(job.output),
+                    "parameters": notebook_paths(job.parameters, job.output.parent),
+                    "grid_point": job.grid_point,
+                    "fingerprint": job.fingerprint,
+                    "env": dict(kernel_env),
+                    "title_suffix": _title_suffix(job.grid_point)}
+
+        label = scheduler if isinstance(scheduler, str) else "client"
+        if progress:
+            print(f"[batch] {len(jobs)} notebook run(s), {len(jobs) - len(todo)} already finished; "
+                  f"scheduler {label}", flush=True)
+        bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), unit="notebook",
+                   desc="batch", disable=not progress)
+
+        def finish(i, out):
+            job = jobs[i]
+            res = JobResult(job, out["status"], out.get("seconds", 0.0), out.get("digest"),
+                            out.get("error"), out.get("worker"))
+            results[i] = res
+            if res.status == "executed":
+                _update_manifest(manifest, job, res, out["started"], git, versions, label)
+            else:
+                print(f"[batch] FAILED {job.name}: {res.error}\n[batch] the failed notebook is "
+                      f"kept in {job.output.parent / '.failed' / job.output.name}",
+                      file=sys.stderr, flush=True)
+            bar.update(1)
+            bar.set_postfix_str(job.name)
+
+        waves = sorted({jobs[i].wave for i in todo})
+        # longest first (the last run's seconds, else the notebook's hint), so that on a small
+        # cluster the longest chapter does not start last
+        previous = read_manifest(manifest)["notebooks"]
+        cost = {i: previous.get(jobs[i].output.name, {}).get("seconds") or _cost_hint(jobs[i].source)
+                for i in todo}
         if todo and scheduler == "serial":
             for i in sorted(todo, key=lambda i: jobs[i].wave):
                 finish(i, _run_one(spec(jobs[i])))
@@ -1825,7 +1826,7 @@ def run_jobs(jobs: list[Job], scheduler="local", workers: int = 2, threads: int 
                                if jobs[i].wave == wave}  # submitted longest first, too
                     for fut in as_completed(futures):
                         finish(futures[fut], fut.result())
-    bar.close()
+        bar.close()
     ordered = [results[i] for i in range(len(jobs))]
     failed = [r for r in ordered if r.status == "failed"]
     if failed and raise_on_failure:
