@@ -616,6 +616,41 @@ def test_readonly_cache_runs_uncached(case, tiny_root, tmp_path, tmpfs, monkeypa
     np.testing.assert_allclose(got, clean, atol=1e-6 if what == "embed" else 0)
 
 
+UNCREATABLE = _cases(45, [("betas-cache-root-uncreatable", "betas"),
+                          ("embed-cache-root-uncreatable", "embed")])
+
+
+@pytest.mark.parametrize("case", UNCREATABLE)
+def test_uncreatable_cache_root_runs_uncached(case, tiny_root, tmp_path, monkeypatch, request):
+    """``$BRAINLLM_CACHE`` that cannot be created (here: below a file; a read-only parent
+    fails the same way) warns once naming it and the work runs uncached, not a raw OSError."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("BRAINLLM_CACHE", str(blocker / "cache"))
+    C._unwritable.clear()
+    if case == "embed":
+        from brainllm_utils.embeddings import embed_sentences
+
+        minilm = request.getfixturevalue("minilm")
+        clean = request.getfixturevalue("clean_embed")
+
+        def run():
+            return embed_sentences(SENTS, model=minilm, cache=True)
+    else:
+        clean = request.getfixturevalue("clean_betas")[0]
+
+        def run():
+            return np.asarray(NSD(tiny_root).betas("subj01", progress=False)[0])
+    with pytest.warns(C.CacheUnavailableWarning, match=r"a-file/cache cannot be created"):
+        got = run()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", C.CacheUnavailableWarning)
+        again = run()  # warned once
+    np.testing.assert_allclose(got, clean, atol=1e-6 if case == "embed" else 0)
+    np.testing.assert_allclose(again, clean, atol=1e-6 if case == "embed" else 0)
+    assert not (blocker.parent / "cache").exists()
+
+
 def _ro_mkdir(d, real):
     def mkdir(self, *a, **k):
         if str(self).startswith(str(d)) and not self.exists():

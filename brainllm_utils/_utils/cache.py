@@ -140,13 +140,24 @@ def resolve_cache(cache, kind: str) -> Path | None:
     -------
     pathlib.Path or None
         The folder (not created). Temporary files that killed writers left in it are
-        removed (:func:`~brainllm_utils._utils.paths.remove_stale_temps`).
+        removed (:func:`~brainllm_utils._utils.paths.remove_stale_temps`). ``None`` also
+        when ``cache=True`` and the cache root cannot be created (a read-only parent):
+        a :class:`CacheUnavailableWarning` says so once and the caller works uncached.
     """
     _check_kind(kind)
     if cache is None or cache is False:
         return None
     if cache is True:
-        folder = get_cache_dir() / kind
+        try:
+            folder = get_cache_dir() / kind
+        except OSError as err:  # the cache root cannot be created (read-only parent, a file)
+            root = os.environ.get("BRAINLLM_CACHE") or "the default cache folder"
+            if root not in _unwritable:
+                _unwritable.add(root)
+                warnings.warn(CacheUnavailableWarning(
+                    f"cache folder {root} cannot be created ({err.strerror or err}); "
+                    "working without a cache"), stacklevel=_caller_stacklevel())
+            return None
     elif isinstance(cache, (str, os.PathLike)):
         folder = Path(cache).expanduser() / kind
     else:
