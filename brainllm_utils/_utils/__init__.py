@@ -10,7 +10,9 @@
 from .cache import (
     CACHE_VERSIONS,
     CacheUnavailableWarning,
+    CorruptCacheError,
     CorruptCacheWarning,
+    VerifiedArray,
     array_digest,
     checksum_path,
     cache_key,
@@ -67,6 +69,8 @@ __all__ = [
     "torch_threads",
     "CACHE_VERSIONS",
     "CorruptCacheWarning",
+    "CorruptCacheError",
+    "VerifiedArray",
     "resolve_cache",
     "cache_key",
     "array_digest",

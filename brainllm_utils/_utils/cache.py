@@ -20,20 +20,20 @@ Every module that caches goes through here, with one policy:
   degrades to uncached work with one warning (:func:`writable_cache`, :func:`save_npy`).
 - **Checksums.** Every ``.npy`` entry has a sidecar ``<file>.sha256`` (JSON: the sha256 of
   each 64 MiB block of the file, :data:`CHECKSUM_BLOCK`), written before the data is renamed
-  into place (a reader never sees the data without it; a file without one is discarded). :func:`load_npy` verifies every block of
-  a file up to :data:`VERIFY_FULL_MAX` bytes; a larger file (a memory-mapped 13 GB beta
-  average) is not re-read on open: its first and last blocks and
-  :data:`VERIFY_SAMPLED_BLOCKS` others, rotating from one open to the next, are verified
-  (measured on a 1 GiB float32 entry, page cache warm, 2-vCPU VM: full check 1.07 s,
-  sampled check on open 0.16 s, hashing at write 1.3 s on top of 3.3 s for ``np.save``; a
-  full check of 13 GB would cost ~14 s plus the disk read; :func:`verify_checksums` with
-  ``full=True`` does it on request). The sampled check catches a damaged header, a
-  truncated or extended file, and damage in the blocks it reads; damage confined to other
-  blocks of a large file is found only by a full check or a later open's rotation.
+  into place (a reader never sees the data without it; a file without one is discarded).
+  :func:`load_npy` verifies every block before returning, except for a memory map of a file
+  over :data:`VERIFY_FULL_MAX` bytes (a 13 GB beta average), which is not re-read on open: it
+  comes back as a :class:`VerifiedArray`, whose first and last blocks are verified on open
+  and every other block the first time something reads it (indexing verifies the blocks
+  the index touches; whole-array use verifies all). A block found damaged then raises
+  :class:`CorruptCacheError` (the entry is deleted; a rerun recomputes it). Measured on a
+  1 GiB float32 entry, page cache warm, 2-vCPU VM: full check 1.07 s, open of the lazy map
+  0.16 s, hashing at write 1.3 s on top of 3.3 s for ``np.save``.
 - **A corrupt entry** (unreadable, truncated, wrong shape or dtype, non-finite where finite is
   required) is reported with a :class:`CorruptCacheWarning`, deleted, and recomputed by the
-  caller (:func:`load_entry` returns ``None``): a cache never crashes an analysis. A checksum
-  mismatch is such a corrupt entry (the warning names the file and the block).
+  caller (:func:`load_entry` returns ``None``). A checksum mismatch on open is such a corrupt
+  entry (the warning names the file and the block); one found later, as a lazily verified
+  map is read, is a :class:`CorruptCacheError`: the numbers it would give are never returned.
 """
 
 from __future__ import annotations
@@ -44,11 +44,13 @@ import json
 import math
 import os
 import sys
+import threading
 import warnings
 from pathlib import Path, PurePath
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
+from numpy.lib.array_utils import byte_bounds
 
 from .docs import fill_doc
 from .paths import (
@@ -62,6 +64,8 @@ from .paths import (
 __all__ = [
     "CACHE_VERSIONS",
     "CorruptCacheWarning",
+    "CorruptCacheError",
+    "VerifiedArray",
     "CacheUnavailableWarning",
     "CHECKSUM_BLOCK",
     "VERIFY_FULL_MAX",
@@ -107,7 +111,8 @@ _BLOCK = 1 << 24  # bytes hashed at a time from a non-contiguous array
 
 #: Bytes per checksummed block of a cache file.
 CHECKSUM_BLOCK = 64 * 2**20
-#: Files up to this size are verified in full on every load; larger ones by sampled blocks.
+#: Memory maps of files up to this size are verified in full on load; larger ones lazily
+#: (:class:`VerifiedArray`).
 VERIFY_FULL_MAX = 1 << 30
 #: Blocks verified on a load of a large file besides its first and last.
 VERIFY_SAMPLED_BLOCKS = 2
@@ -435,6 +440,30 @@ def write_checksums(path: str | os.PathLike, target: str | os.PathLike | None = 
     return atomic_write_text(checksum_path(target if target is not None else path), json.dumps(doc))
 
 
+def _sidecar(path: Path) -> tuple[list[str], int]:
+    """``(block hashes, size)`` from the sidecar of ``path``; ``ValueError(reason)`` when it is
+    missing, unreadable, of another format, or disagrees with the file's size."""
+    side = checksum_path(path)
+    try:
+        doc = json.loads(side.read_text())
+        expected = [str(h) for h in doc["blocks"]]
+        if doc.get("algorithm") != "sha256" or int(doc["block"]) != CHECKSUM_BLOCK:
+            raise ValueError(f"checksum file {side.name} of another format")
+        size = int(doc["size"])
+    except FileNotFoundError:
+        raise ValueError(f"no checksum file {side.name} (an interrupted or older write)") from None
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"unreadable checksum file {side.name} ({err})") from None
+    except ValueError as err:
+        if "checksum file" in str(err):
+            raise
+        raise ValueError(f"unreadable checksum file {side.name} ({err})") from None
+    actual = path.stat().st_size
+    if actual != size or len(expected) != -(-size // CHECKSUM_BLOCK):
+        raise ValueError(f"{actual} bytes, its checksum file says {size}")
+    return expected, size
+
+
 def verify_checksums(path: str | os.PathLike, full: bool | None = None) -> str | None:
     """Check a cache file against its sidecar; ``None`` when it matches, else the reason.
 
@@ -454,20 +483,10 @@ def verify_checksums(path: str | os.PathLike, full: bool | None = None) -> str |
     """
     global _opens
     path = Path(path)
-    side = checksum_path(path)
     try:
-        doc = json.loads(side.read_text())
-        expected = list(doc["blocks"])
-        if doc.get("algorithm") != "sha256" or int(doc["block"]) != CHECKSUM_BLOCK:
-            return f"checksum file {side.name} of another format"
-        size = int(doc["size"])
-    except FileNotFoundError:
-        return f"no checksum file {side.name} (an interrupted or older write)"
-    except (ValueError, KeyError, TypeError) as err:
-        return f"unreadable checksum file {side.name} ({err})"
-    actual = path.stat().st_size
-    if actual != size or len(expected) != -(-size // CHECKSUM_BLOCK):
-        return f"{actual} bytes, its checksum file says {size}"
+        expected, size = _sidecar(path)
+    except ValueError as err:
+        return str(err)
     n = len(expected)
     if full or (full is None and size <= VERIFY_FULL_MAX) or n <= VERIFY_SAMPLED_BLOCKS + 2:
         blocks = list(range(n))
@@ -483,6 +502,227 @@ def verify_checksums(path: str | os.PathLike, full: bool | None = None) -> str |
             lo, hi = b * CHECKSUM_BLOCK, min(size, (b + 1) * CHECKSUM_BLOCK)
             return f"checksum mismatch in block {b} (bytes {lo}-{hi}) of {path.name}"
     return None
+
+
+# --------------------------------------------------------------------------- lazy verification
+class CorruptCacheError(ValueError):
+    """A block of a memory-mapped cache entry does not match its checksum (found as it was read).
+
+    The entry has been deleted when this is raised: the analysis that was reading it stops
+    (its numbers would be wrong) and a rerun recomputes the entry.
+    """
+
+
+def _bounding_key(key) -> tuple:
+    """A basic (view-only) index that selects a superset of what ``key`` reads.
+
+    Integers become one-element slices (so the result is a view, never a scalar); integer
+    arrays the slice from their smallest to their largest entry (the whole axis when one is
+    negative); boolean arrays whole axes; slices, ``None`` and ``Ellipsis`` stay. The real indexing has already run (and raised on a bad key).
+    """
+    out = []
+    for k in key if isinstance(key, tuple) else (key,):
+        if k is None or k is Ellipsis or isinstance(k, slice):
+            out.append(k)
+            continue
+        if isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_)):
+            k = int(k)
+            out.append(slice(k, k + 1 if k != -1 else None))  # a view, never a scalar
+            continue
+        a = np.asarray(k)
+        if a.dtype == bool:
+            out.extend([None] if a.ndim == 0 else [slice(None)] * a.ndim)
+        elif a.size == 0:
+            out.append(slice(0, 0))
+        elif a.min() < 0:
+            out.append(slice(None))
+        else:
+            out.append(slice(int(a.min()), int(a.max()) + 1))
+    return tuple(out)
+
+
+def _plain(x):
+    """``x`` with every :class:`VerifiedArray` (also inside lists, tuples, dicts) verified and unwrapped."""
+    if isinstance(x, VerifiedArray):
+        return x.verified()
+    if isinstance(x, (list, tuple)):
+        return type(x)(_plain(v) for v in x)
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    return x
+
+
+class VerifiedArray(np.lib.mixins.NDArrayOperatorsMixin):
+    """A read-only memory map of a large cache entry whose blocks are verified as they are read.
+
+    Opening a 13 GB entry does not re-read it: each :data:`CHECKSUM_BLOCK` block of the file
+    is hashed the first time something reads it, and never again in this process.
+    Indexing (``a[rows]``, ``a[:, cols]``, any basic or fancy index) verifies the blocks that
+    hold the selected elements and returns a plain ndarray (a view of the verified map, or a
+    copy); whole-array use (``np.asarray``, ufuncs and operators, numpy functions,
+    ``ndarray`` methods and attributes other than ``shape``, ``dtype``, ``ndim``, ``size``,
+    ``nbytes``) verifies every block first. A block that does not match raises
+    :class:`CorruptCacheError` naming the file and the block, after deleting the entry, so a
+    damaged cache never yields numbers.
+
+    Not an ``ndarray`` subclass on purpose: code that needs an ``ndarray`` gets one through
+    ``np.asarray`` (verified), and nothing can read the map's memory around the check.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The ``.npy`` entry.
+    expected : sequence of str
+        The sha256 of each block (from its sidecar).
+    companions : sequence of path-like, default=()
+        Other files of the entry, deleted with it when a block is corrupt.
+    """
+
+    def __init__(self, path, expected: Sequence[str], companions: Sequence[os.PathLike] = ()):
+        self.path = Path(path)
+        self._map = np.load(self.path, mmap_mode="r", allow_pickle=False)
+        self._array = self._map.view(np.ndarray)
+        self._raw = np.memmap(self.path, dtype=np.uint8, mode="r")
+        self._start = byte_bounds(self._array)[0] if self._array.size else 0
+        self._offset = int(self._map.offset)
+        self._expected = list(expected)
+        self._block = CHECKSUM_BLOCK
+        self._ok = np.zeros(len(self._expected), dtype=bool)
+        self._lock = threading.Lock()
+        self._companions = [Path(p) for p in companions]
+        if -(-self._raw.size // self._block) != len(self._expected):
+            raise ValueError(f"{self._raw.size} bytes, {len(self._expected)} checksummed blocks")
+
+    # ---- metadata that reads no data
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The array's shape (reads no data)."""
+        return self._array.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The array's dtype (reads no data)."""
+        return self._array.dtype
+
+    @property
+    def ndim(self) -> int:
+        """The number of dimensions (reads no data)."""
+        return self._array.ndim
+
+    @property
+    def size(self) -> int:
+        """The number of elements (reads no data)."""
+        return self._array.size
+
+    @property
+    def nbytes(self) -> int:
+        """The data's size in bytes (reads no data)."""
+        return self._array.nbytes
+
+    def __len__(self) -> int:
+        return len(self._array)
+
+    def __repr__(self) -> str:
+        done = int(self._ok.sum())
+        return (f"VerifiedArray({self.path.name}, shape={self.shape}, dtype={self.dtype}, "
+                f"{done}/{self._ok.size} blocks verified)")
+
+    @property
+    def blocks_verified(self) -> int:
+        """How many of the file's blocks have been verified so far."""
+        return int(self._ok.sum())
+
+    # ---- verification
+    def _verify_bytes(self, lo: int, hi: int) -> None:
+        """Verify the blocks holding file bytes ``[lo, hi)``."""
+        if hi <= lo:
+            return
+        todo = [b for b in range(lo // self._block, (hi - 1) // self._block + 1) if not self._ok[b]]
+        if not todo:
+            return
+        with self._lock:
+            for b in todo:
+                if self._ok[b]:
+                    continue
+                a, z = b * self._block, min(self._raw.size, (b + 1) * self._block)
+                if hashlib.sha256(memoryview(self._raw[a:z])).hexdigest() != self._expected[b]:
+                    self._corrupt(b, a, z)
+                self._ok[b] = True
+
+    def _corrupt(self, b: int, lo: int, hi: int):
+        for p in (self.path, *self._companions):
+            for q in (p, checksum_path(p)):
+                try:
+                    q.unlink(missing_ok=True)
+                except OSError:
+                    pass
+        raise CorruptCacheError(
+            f"cache entry {self.path}: block {b} (bytes {lo}-{hi}) does not match its checksum "
+            "(the file changed after it was written); the entry has been deleted, run again to "
+            "recompute it")
+
+    def _verify_view(self, view: np.ndarray) -> None:
+        if view.size:
+            lo, hi = byte_bounds(view)
+            self._verify_bytes(self._offset + lo - self._start, self._offset + hi - self._start)
+
+    def verified(self) -> np.ndarray:
+        """Verify every block (once) and return the read-only memory map as an ndarray.
+
+        Returns
+        -------
+        ndarray
+            The whole entry, every block verified (a read-only memory map).
+
+        Raises
+        ------
+        CorruptCacheError
+            When a block does not match its checksum (the entry is then deleted).
+        """
+        self._verify_bytes(0, self._raw.size)
+        return self._array
+
+    # ---- reading
+    def __getitem__(self, key):
+        out = self._array[key]
+        self._verify_view(self._array[_bounding_key(key)])
+        return out
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def __setitem__(self, key, value):
+        raise ValueError(f"{self.path.name} is a read-only cache entry")
+
+    def __array__(self, dtype=None, copy=None):
+        a = self.verified()
+        if dtype is not None and np.dtype(dtype) != a.dtype:
+            return a.astype(dtype)
+        return a.copy() if copy else a
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if "out" in kwargs:
+            kwargs["out"] = _plain(kwargs["out"])
+        return getattr(ufunc, method)(*_plain(inputs), **kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        return func(*_plain(args), **_plain(kwargs))
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.verified(), name)
+
+    def __reduce__(self):
+        return (_reopen_verified, (str(self.path), self._expected, [str(p) for p in self._companions]))
+
+
+def _reopen_verified(path, expected, companions):
+    a = VerifiedArray(path, expected, companions)
+    a._verify_bytes(0, 1)  # the header, as on open
+    a._verify_bytes(a._raw.size - 1, a._raw.size)
+    return a
 
 
 # --------------------------------------------------------------------------- the policy
@@ -555,7 +795,7 @@ def load_entry(path: Path, loader: Callable[[Path], Any], check: Callable[[Any],
 
 def _array_check(shape=None, dtype=None, finite: bool = False, rows: int | None = None, ndim: int | None = None):
     def check(a):
-        if not isinstance(a, np.ndarray):
+        if not isinstance(a, (np.ndarray, VerifiedArray)):
             return f"not an array ({type(a).__name__})"
         if shape is not None and tuple(a.shape) != tuple(shape):
             return f"shape {a.shape}, expected {tuple(shape)}"
@@ -574,7 +814,7 @@ def _array_check(shape=None, dtype=None, finite: bool = False, rows: int | None 
 
 def load_npy(path: Path, *, shape=None, dtype=None, finite: bool = False, mmap: bool = False,
              rows: int | None = None, ndim: int | None = None,
-             companions: Sequence[Path] = (), verify: bool | None = None) -> np.ndarray | None:
+             companions: Sequence[Path] = (), verify: bool | None = None):
     """Load a cached ``.npy`` under the one policy (see :func:`load_entry`), checksums verified.
 
     Parameters
@@ -586,7 +826,7 @@ def load_npy(path: Path, *, shape=None, dtype=None, finite: bool = False, mmap: 
     dtype : dtype-like, optional
         Required dtype.
     finite : bool, default=False
-        Require finite values (floating arrays).
+        Require finite values (floating arrays; this reads, and so verifies, the whole file).
     mmap : bool, default=False
         Return a read-only memory map.
     rows : int, optional
@@ -596,20 +836,32 @@ def load_npy(path: Path, *, shape=None, dtype=None, finite: bool = False, mmap: 
     companions : sequence of pathlib.Path, default=()
         Other files of the entry, deleted with it when it is corrupt.
     verify : bool, optional
-        Checksums (:func:`verify_checksums`): ``None`` every block up to
-        :data:`VERIFY_FULL_MAX` bytes, sampled blocks beyond; ``True`` every block;
-        ``False`` only the sidecar's presence and the file size.
+        Checksums: ``None`` (default) every block before returning, except for a memory map of
+        a file over :data:`VERIFY_FULL_MAX` bytes, which is returned as a
+        :class:`VerifiedArray` (first and last blocks verified on open, every other block as it
+        is first read); ``True`` every block before returning; ``False`` only the sidecar's
+        presence and the file size.
 
     Returns
     -------
-    ndarray or None
+    ndarray, VerifiedArray or None
         The array, or ``None`` when the entry is missing or was corrupt (reported and
         deleted: recompute). An entry written by :func:`write_npy` whose checksums do not
         match (or that has none) is corrupt.
     """
     def loader(p):
-        reason = verify_checksums(p, full=verify if verify is not None else None) if verify is not False \
-            else _sidecar_only(p)
+        if verify is False:
+            reason = _sidecar_only(p)
+            if reason:
+                raise ValueError(reason)
+            return np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False)
+        expected, size = _sidecar(p)
+        if mmap and verify is None and size > VERIFY_FULL_MAX:
+            a = VerifiedArray(p, expected, companions)
+            a._verify_bytes(0, 1)  # the header and the first rows
+            a._verify_bytes(size - 1, size)  # a truncated or extended file fails here too
+            return a
+        reason = verify_checksums(p, full=True)
         if reason:
             raise ValueError(reason)
         return np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False)

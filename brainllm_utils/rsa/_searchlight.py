@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._utils.cache import VerifiedArray
 from .._utils.device import resolve_device, tf32
 from .._utils.docs import fill_doc
 from .._utils.numeric import check_choice, check_finite, check_indices, check_int
@@ -208,7 +209,8 @@ def searchlight_rsa(
     method = canonical_method(method)
     data, ids = _patterns_arg(data, "data")
     models = _models_arg(models, ids, reorder)
-    X = data if isinstance(data, np.memmap) else np.asarray(data)
+    # a memory map (or a lazily verified cache entry) is read one group of sample sets at a time
+    X = data if isinstance(data, (np.memmap, VerifiedArray)) else np.asarray(data)
     if X.ndim != 2:
         raise ValueError(f"data must be (n_images, n_voxels), got shape {X.shape}")
     if X.dtype.kind not in "biuf":
