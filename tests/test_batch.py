@@ -410,3 +410,33 @@ def test_the_manifest_records_the_data_used(tiny_root, tree_copy):
     one = batch.data_used_record({"data_home": str(tiny_root), "subject": "subj02"},
                                  notebook=_batch.NOTEBOOK_DIR / "01_feature_spaces.ipynb")
     assert one["subjects"] == ["subj02"]
+
+
+def test_manifest_records_the_partial_data_a_chapter_exported(tree_copy, tiny_root, tmp_path, monkeypatch):
+    """Issue 15: data left out (here a session missing on disk) is in the batch's manifest too."""
+    root = tree_copy()
+    for f in (root / "nsddata_betas/ppdata/subj01/fsaverage/betas_fithrf_GLMdenoise_RR").glob("*session02*"):
+        f.unlink()
+    results = tmp_path / "results"
+    monkeypatch.setenv("BRAINLLM_RESULTS", str(results))
+    src = tmp_path / "nbs"
+    code = ("from brainllm_utils import export\nfrom brainllm_utils.nsd import NSD\n"
+            "nsd = NSD(data_home)\nnsd.betas('subj01', progress=False, cache=False)\n"
+            "export.ExportFolder(run_name or '01_partial', nsd=nsd).close()")
+    _notebook(src / "01_partial.ipynb", "data_home = None\nrun_name = None", code)
+    _notebook(src / "02_plain.ipynb", "data_home = None\nx = 1", "print(x)")
+    out = tmp_path / "out"
+    jobs = batch.plan_jobs(["01_partial", "02_plain"], data_home=root, output_dir=out, notebook_dir=src)
+    assert [r.status for r in batch.run_jobs(jobs, scheduler="serial", progress=False)] == ["executed"] * 2
+    entries = batch.read_manifest(out / "manifest.json")["notebooks"]
+    partial = entries["01_partial.ipynb"]["partial_data"]
+    assert [e["kind"] for e in partial] == ["sessions-missing"], partial
+    assert partial[0]["subject"] == "subj01" and "2" in str(partial[0]["session"])
+    assert entries["02_plain.ipynb"]["partial_data"] is None  # exports nothing
+    # an export older than the job is another run's: not reported as this one's
+    assert batch.exported_partial_data(jobs[0], started="2999-01-01T00:00:00+00:00") is None
+    # a complete copy exports an empty record
+    full = tmp_path / "out-full"
+    jobs = batch.plan_jobs(["01_partial"], data_home=tiny_root, output_dir=full, notebook_dir=src)
+    assert [r.status for r in batch.run_jobs(jobs, scheduler="serial", progress=False)] == ["executed"]
+    assert batch.read_manifest(full / "manifest.json")["notebooks"]["01_partial.ipynb"]["partial_data"] == []

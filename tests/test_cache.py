@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from brainllm_utils._utils import cache as C
-from brainllm_utils._utils.cache import CorruptCacheWarning
+from brainllm_utils._utils.cache import CorruptCacheWarning, write_checksums
 
 GARBAGE = b"\x93NUMPY garbage, not an array" * 3
 
@@ -214,7 +214,11 @@ def test_kind_pos_tags(cache_dir):
     tags = tag_captions(caps)
     paths = _corrupt((cache_dir / "pos_tags").glob("*.json"))
     _recomputed(lambda: tag_captions(caps), tags, paths, equal=lambda a, b: a == b or pytest.fail("tags"))
-    paths[0].write_text(json.dumps([[["only", "one"]]]))  # valid JSON, wrong content
+    paths[0].write_text(json.dumps([[["only", "one"]]]))  # valid JSON, wrong content: its checksum
+    with pytest.warns(CorruptCacheWarning, match="checksum"):
+        assert tag_captions(caps) == tags
+    paths[0].write_text(json.dumps([[["only", "one"]]]))  # ... and with a matching checksum: the check
+    write_checksums(paths[0])
     with pytest.warns(CorruptCacheWarning, match="expected 2"):
         assert tag_captions(caps) == tags
 

@@ -887,3 +887,109 @@ def test_case_count():
     assert len(CASES) >= 45, len(CASES)
     ids = [c.id for c in CASES]
     assert len(set(ids)) == len(ids) and all(i.startswith("row") for i in ids)
+
+
+# ---- row 41 (continued): JSON entries, the betas' partial-data record and training checkpoints
+# carry checksums too: a change into other valid content is found, not used
+JSON_DAMAGES = _cases(41, [(f"json-entry-{k}", k) for k in ("valid-json-edit", "garbage", "sidecar-deleted")])
+
+
+@pytest.mark.parametrize("case", JSON_DAMAGES)
+def test_json_entry_changed_is_recomputed(case, tmp_path):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"tags": [["a", "DET"], ["cat", "NOUN"]]}
+
+    first = C.cached_json("pos_tags", "k" * 24, compute, cache=tmp_path)
+    path = tmp_path / "pos_tags" / ("k" * 24 + ".json")
+    if case == "valid-json-edit":
+        _replace(path, path.read_text().replace("NOUN", "VERB").encode())
+    elif case == "garbage":
+        _replace(path, b"\x00{garbage")
+    else:
+        C.checksum_path(path).unlink()
+    with pytest.warns(C.CorruptCacheWarning, match=r"kkkk\.json"):
+        again = C.cached_json("pos_tags", "k" * 24, compute, cache=tmp_path)
+    assert again == first and len(calls) == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert C.cached_json("pos_tags", "k" * 24, compute, cache=tmp_path) == first and len(calls) == 2
+
+
+RECORD_DAMAGES = _cases(41, [(f"partial-record-{k}", k) for k in ("missing", "valid-json-edit", "emptied",
+                                                                    "garbage")])
+
+
+@pytest.mark.parametrize("case", RECORD_DAMAGES)
+def test_betas_partial_data_record_damaged_is_recomputed_and_warned_again(case, tree_copy, tmp_path):
+    """The record of left-out sessions is part of the betas entry: without it a cache hit would
+    drop the PartialDataWarning and the data report's row, silently."""
+    import nibabel as nib
+
+    from brainllm_utils.nsd import PartialDataWarning
+
+    root = tree_copy()
+    for hemi in ("lh", "rh"):
+        f = root / f"nsddata_betas/ppdata/subj01/fsaverage/betas_fithrf_GLMdenoise_RR/{hemi}.betas_session02.mgh"
+        img = nib.load(f)
+        data = np.full(img.shape, np.nan, dtype=np.asarray(img.dataobj).dtype)
+        f.unlink()
+        nib.save(nib.MGHImage(data, img.affine), f)
+    cache = tmp_path / "cache"
+    with pytest.warns(PartialDataWarning, match="session 2"):
+        clean, ids = NSD(root, cache_dir=cache).betas("subj01", progress=False)
+    clean = np.array(clean)
+    rec = next((cache / "betas").glob("*_partial.json"))
+    if case == "missing":
+        rec.unlink()
+    elif case == "valid-json-edit":
+        _replace(rec, rec.read_text().replace("session 2", "session 9").encode())
+    elif case == "emptied":
+        _replace(rec, b"[]")
+    else:
+        _replace(rec, b"[{garbage")
+    nsd = NSD(root, cache_dir=cache)
+    with pytest.warns(PartialDataWarning, match="session 2") as got:
+        Y, _ = nsd.betas("subj01", progress=False)
+    assert any(issubclass(w.category, C.CorruptCacheWarning) and "subj01_fsaverage" in str(w.message)
+               for w in got), [str(w.message) for w in got]
+    np.testing.assert_array_equal(np.asarray(Y), clean)
+    report = nsd.data_report()
+    assert list(report["kind"]) == ["session-all-nan"] and report["session"].tolist() == [2]
+    nsd = NSD(root, cache_dir=cache)  # the recomputed entry replays its record
+    with pytest.warns(PartialDataWarning, match="session 2"):
+        nsd.betas("subj01", progress=False)
+    assert len(nsd.data_report()) == 1
+
+
+CHECKPOINT_DAMAGES = _cases(41, [("checkpoint-tensor-byte-flipped", "flip"),
+                                 ("checkpoint-sidecar-deleted", "sidecar")])
+
+
+@pytest.mark.parametrize("case", CHECKPOINT_DAMAGES)
+def test_damaged_training_checkpoint_is_not_resumed(case, tmp_path):
+    """A byte flipped inside a tensor still loads with torch.load: only the checksum finds it."""
+    pytest.importorskip("torch")
+    from brainllm_utils import vision
+
+    cfg = vision.BLTConfig(n_layers=3, width=4, image_size=16, n_steps=3, out_dim=6, stem_kernel=3)
+    tc = vision.TrainConfig(epochs=2, batch_size=4, lr=1e-2, warmup_epochs=0)
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 256, (12, 20, 20, 3), dtype=np.uint8)
+    y = rng.standard_normal((12, 6)).astype(np.float32)
+    full = vision.train_network(imgs, y, cfg, tc, seed=1, progress=False, checkpoint_dir=tmp_path / "a")
+    vision.train_network(imgs, y, cfg, tc, seed=1, progress=False, checkpoint_dir=tmp_path / "b", max_epochs=1)
+    ck = tmp_path / "b" / "epoch_001.pt"
+    if case == "flip":
+        data = bytearray(ck.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        _replace(ck, bytes(data))
+        with pytest.raises(ValueError, match="checksum mismatch"):
+            vision.load_checkpoint(ck)
+    else:
+        C.checksum_path(ck).unlink()
+    with pytest.warns(C.CorruptCacheWarning, match="epoch_001.pt"):
+        again = vision.train_network(imgs, y, cfg, tc, seed=1, progress=False, checkpoint_dir=tmp_path / "b")
+    assert again.weights_hash == full.weights_hash  # trained from the start, not from the damage

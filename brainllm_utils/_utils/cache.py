@@ -38,6 +38,7 @@ Every module that caches goes through here, with one policy:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -57,6 +58,7 @@ from .paths import (
     atomic_path,
     atomic_write_text,
     check_free_space,
+    fault_point,
     get_cache_dir,
     remove_stale_temps,
 )
@@ -76,6 +78,8 @@ __all__ = [
     "verify_checksums",
     "checksum_path",
     "write_npy",
+    "checked_write",
+    "verified_loader",
     "cache_key",
     "array_digest",
     "file_identity",
@@ -92,9 +96,9 @@ __all__ = [
 #: changes, and every old entry of that kind is ignored (it has another key).
 CACHE_VERSIONS = {
     # 3: .npy entries carry checksum sidecars (older entries, without, are simply not found)
-    "betas": 3,             # NSD.betas: repeat-averaged betas (+ the nsdIds of the rows)
+    "betas": 4,             # NSD.betas: averaged betas, nsdIds of the rows, partial-data record (4: checksummed)
     "embeddings": 3,        # embed_sentences: one call's rows, and the per-sentence store
-    "pos_tags": 2,          # features: part-of-speech tags of captions
+    "pos_tags": 3,          # features: part-of-speech tags of captions (3: checksummed JSON)
     "encoding": 3,          # chapters 03/04: encoders, decoders, variance partitions
     "searchlight": 3,       # chapter 02: searchlight maps
     "vision_images": 3,     # vision: decoded, cropped COCO images
@@ -911,10 +915,60 @@ def write_npy(path: Path, array) -> Path:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.save(fh, array, allow_pickle=False)
+            fault_point("write_npy.saved")
             fh.flush()
             os.fsync(fh.fileno())
+        fault_point("write_npy.synced")
         write_checksums(tmp, path)  # the sidecar first: the data never appears without it
     return path
+
+
+@contextlib.contextmanager
+def checked_write(path: str | os.PathLike):
+    """Write a cache entry of any format atomically, with its checksum sidecar.
+
+    Yields a temporary path beside ``path``; after the body has written (and closed) it,
+    the sidecar (:func:`write_checksums`) is written and then the data renamed onto
+    ``path``, so the entry never appears without its checksums. Read it back through
+    :func:`verified_loader`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The entry's file (its folder is created).
+
+    Yields
+    ------
+    pathlib.Path
+        The temporary file to write.
+    """
+    with atomic_path(path) as tmp:
+        yield tmp
+        fault_point("checked_write.written")
+        write_checksums(tmp, path)
+
+
+def verified_loader(loader: Callable[[Path], Any]) -> Callable[[Path], Any]:
+    """``loader`` preceded by a full check of the file against its sidecar (for :func:`load_entry`).
+
+    Parameters
+    ----------
+    loader : callable
+        ``loader(path) -> value``.
+
+    Returns
+    -------
+    callable
+        ``load(path)``: raises ``ValueError`` (what is wrong: no sidecar, size, the block)
+        when the file does not match its checksums, else ``loader(path)``.
+    """
+    def load(path):
+        reason = verify_checksums(path, full=True)
+        if reason:
+            raise ValueError(reason)
+        return loader(path)
+
+    return load
 
 
 def save_npy(path: Path, array) -> Path | None:
@@ -967,7 +1021,10 @@ def cached_arrays(kind: str, key: str, names: Sequence[str], compute: Callable[[
     dict of str to ndarray
         The arrays of ``names``.
     """
-    folder = folder if folder is not None else resolve_cache(cache, kind)
+    if folder is not None:
+        remove_stale_temps(folder, depth=0)  # as resolve_cache does for the folders it resolves
+    else:
+        folder = resolve_cache(cache, kind)
     if folder is not None:
         paths = {n: folder / f"{key}_{n}.npy" for n in names}
         if all(p.exists() for p in paths.values()):
@@ -995,6 +1052,9 @@ def cached_json(kind: str, key: str, compute: Callable[[], Any], cache=True,
                 check: Callable[[Any], str | None] | None = None):
     """A JSON-serialisable value from the cache, or computed, saved atomically and returned.
 
+    The entry carries a checksum sidecar (:func:`checked_write`): a file changed after it
+    was written (even into other valid JSON) is a corrupt entry, reported and recomputed.
+
     Parameters
     ----------
     kind : str
@@ -1015,13 +1075,14 @@ def cached_json(kind: str, key: str, compute: Callable[[], Any], cache=True,
     folder = resolve_cache(cache, kind)
     path = folder / f"{key}.json" if folder is not None else None
     if path is not None:
-        value = load_entry(path, lambda p: json.loads(p.read_text()), check)
+        value = load_entry(path, verified_loader(lambda p: json.loads(p.read_text())), check)
         if value is not None:
             return value
     value = compute()
     if path is not None:
         try:
-            atomic_write_text(path, json.dumps(value))
+            with checked_write(path) as tmp:
+                tmp.write_text(json.dumps(value))
         except OSError as err:
             warnings.warn(f"could not write cache entry {path} ({err}); continuing without it",
                       stacklevel=_caller_stacklevel())

@@ -19,6 +19,7 @@ import errno
 import os
 import re
 import shutil
+import signal
 import socket
 import time
 import warnings
@@ -29,6 +30,7 @@ import numpy as np
 from .docs import fill_doc
 
 __all__ = [
+    "fault_point",
     "REPO_ROOT",
     "get_data_home",
     "get_cache_dir",
@@ -178,7 +180,9 @@ def remove_stale_temps(folder: str | os.PathLike, max_age_hours: float = STALE_T
     A temporary file of :func:`atomic_path` is named ``.<name>.<host>.<pid>.<random>.tmp``.
     It is stale when its writer ran on this host and that process is gone (killed with
     ``-9``, crashed), or when it is older than ``max_age_hours`` (a writer elsewhere, or a
-    reused process id). Other hidden ``*.tmp`` files are removed only by age. A file that
+    reused process id). Other hidden ``*.tmp`` files are removed only by age. A hidden
+    ``*.lock`` file of :func:`file_lock` that no process holds (its holder was killed before
+    it could remove it) is removed under its lock, as its holder would have. A file that
     cannot be removed is left (no error).
 
     Parameters
@@ -208,6 +212,10 @@ def remove_stale_temps(folder: str | os.PathLike, max_age_hours: float = STALE_T
                 if depth > 0:
                     removed += remove_stale_temps(e.path, max_age_hours, depth - 1)
                 continue
+            if e.name.startswith(".") and e.name.endswith(".lock"):
+                if _remove_unheld_lock(Path(e.path)):
+                    removed.append(Path(e.path))
+                continue
             if not (e.name.startswith(".") and e.name.endswith(".tmp")):
                 continue
             m = _TMP_RE.match(e.name)
@@ -219,6 +227,30 @@ def remove_stale_temps(folder: str | os.PathLike, max_age_hours: float = STALE_T
         except OSError:
             continue
     return removed
+
+
+def _remove_unheld_lock(path: Path) -> bool:
+    """Remove a :func:`file_lock` file nobody holds (taking the lock first); ``True`` if removed."""
+    import fcntl
+
+    try:
+        fh = open(path, "a")
+    except OSError:
+        return False
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: a live process is computing under it
+            return False
+        try:
+            if os.stat(path).st_ino != os.fstat(fh.fileno()).st_ino:
+                return False
+        except FileNotFoundError:
+            return False
+        os.unlink(path)  # waiters that locked this inode see it is gone and lock the new file
+        return True
+    finally:
+        fh.close()
 
 
 def check_free_space(folder: str | os.PathLike, nbytes: int, what: str = "file") -> None:
@@ -242,6 +274,38 @@ def check_free_space(folder: str | os.PathLike, nbytes: int, what: str = "file")
     if int(nbytes) > free:
         raise CacheFullError(errno.ENOSPC, f"not enough free space in {folder} for the {what}: "
                              f"{int(nbytes):,} bytes needed, {free:,} free")
+
+
+_fault_hits: dict[str, int] = {}
+
+
+def fault_point(name: str) -> None:
+    """A step of a write protocol where the kill -9 tests stop the process (no effect otherwise).
+
+    Every write that must survive a kill (cache entries, the betas, the embedding store,
+    the sandbox tree, the batch's outputs) marks its steps with named points. Two
+    environment variables, read here and nowhere else, make them act:
+    ``BRAINLLM_FAULT_TRACE=<file>`` appends ``name#k`` for the k-th pass of each point in
+    this process, and ``BRAINLLM_FAULT_KILL=name#k`` kills the process with ``SIGKILL`` at
+    that pass (what a power cut, the OOM killer or a scheduler's ``kill -9`` does there).
+    ``tests/test_faults_kill.py`` traces a run, kills a fresh run at every traced pass in
+    turn, reruns, and compares with a clean run.
+
+    Parameters
+    ----------
+    name : str
+        The step, ``"<protocol>.<step>"``.
+    """
+    kill, trace = os.environ.get("BRAINLLM_FAULT_KILL"), os.environ.get("BRAINLLM_FAULT_TRACE")
+    if not kill and not trace:
+        return
+    k = _fault_hits[name] = _fault_hits.get(name, 0) + 1
+    tag = f"{name}#{k}"
+    if trace:
+        with open(trace, "a") as fh:
+            fh.write(tag + "\n")
+    if kill == tag:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _new_temp(path: Path) -> Path:
@@ -281,9 +345,12 @@ def atomic_path(path: str | os.PathLike):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _new_temp(path)
+    fault_point("atomic.temp_created")
     try:
         yield tmp
+        fault_point("atomic.before_rename")
         os.replace(tmp, path)
+        fault_point("atomic.renamed")
     finally:
         try:
             tmp.unlink()
@@ -352,6 +419,7 @@ def allocate_npy(path: str | os.PathLike, shape, dtype=np.float32) -> np.memmap:
             os.ftruncate(fd, offset)
     finally:
         os.close(fd)
+    fault_point("allocate.allocated")
     return np.lib.format.open_memmap(path, mode="r+")
 
 
@@ -496,6 +564,7 @@ def file_lock(path: str | os.PathLike, blocking: bool = True, remove: bool = Fal
         if same:
             break
         fh.close()  # the file we locked was removed by its previous holder: lock the new one
+    fault_point("lock.acquired")
     try:
         yield
     finally:

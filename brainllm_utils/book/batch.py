@@ -69,7 +69,7 @@ from pathlib import Path
 
 from .._utils.cache import cache_key, load_entry
 from .._utils.docs import fill_doc
-from .._utils.paths import REPO_ROOT, atomic_write_text, file_lock, get_data_home
+from .._utils.paths import REPO_ROOT, atomic_write_text, file_lock, get_data_home, remove_stale_temps
 from ..features import RQ2_SPACES
 from ..nsd import NSDFileError, parse_session_spec, subject_name
 from ._execute import (NOTEBOOK_DIR, OUTPUT_DIR, execute_notebook, list_notebooks, notebook_parameters,
@@ -97,6 +97,7 @@ __all__ = [
     "NOTEBOOK_PEAK_GB",
     "default_workers",
     "read_manifest",
+    "exported_partial_data",
     "data_used_record",
     "format_results",
     "package_versions",
@@ -1861,10 +1862,11 @@ def _client(scheduler, workers, threads, cluster_options):
 def _output_lock(folder: Path):
     """One batch run per output folder at a time (an advisory lock the OS drops on exit)."""
     try:
-        with file_lock(folder / ".batch.lock", blocking=False):
+        with file_lock(folder / ".batch.lock", blocking=False, remove=True):
             # temporary files of a killed run: never complete, safe to remove under the lock
             for stale in folder.glob(".*.ipynb.*"):
                 stale.unlink(missing_ok=True)
+            remove_stale_temps(folder, depth=0)  # the manifest's, of a run killed while writing it
             yield
     except BlockingIOError:
         raise _RunRefused(f"another batch run is writing to {folder} (lock "
@@ -1909,8 +1911,49 @@ def _update_manifest(path: Path, job: Job, res: JobResult, started: str, git: di
         "fingerprint": job.fingerprint, "digest": res.digest, "seconds": round(res.seconds, 2),
         "started": started, "finished": _now(), "worker": res.worker, "scheduler": scheduler,
         "git": git, "versions": versions, "data_used": data_used_record(job.parameters, notebook=job.source),
+        "partial_data": exported_partial_data(job, started),
     }
     atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
+
+
+def exported_partial_data(job: Job, started: str | None = None) -> list | None:
+    """What a job's chapter left out of the data, from the results folder it exported.
+
+    A chapter's export (:class:`~brainllm_utils.export.ExportFolder`) records
+    :meth:`NSD.data_report() <brainllm_utils.nsd.NSD.data_report>` (sessions missing or all
+    NaN, images without captions, subjects without betas) in
+    ``<results>/<run_name>/manifest.json``; the batch copies it into its own manifest, so a
+    batch over a partial NSD copy says so beside each notebook.
+
+    Parameters
+    ----------
+    job : Job
+        The job (its ``run_name`` parameter, else its notebook's name, names the folder).
+    started : str, optional
+        When the job started (ISO 8601): an export written before is another run's and is
+        not used.
+
+    Returns
+    -------
+    list of dict or None
+        One record per event (empty: nothing left out); ``None`` when the job exported
+        nothing (a notebook without an export cell) or the export predates ``started``.
+    """
+    import datetime as _dt_mod
+
+    from .._utils.paths import get_results_dir
+
+    name = job.parameters.get(_RUN_NAME) or job.source.stem
+    path = get_results_dir() / str(name) / "manifest.json"
+    try:
+        exported = json.loads(path.read_text())
+        created = _dt_mod.datetime.fromisoformat(exported["created"])
+        partial = exported["partial_data"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if started is not None and created < _dt_mod.datetime.fromisoformat(started):
+        return None
+    return partial if isinstance(partial, list) else None
 
 
 def format_results(results: list[JobResult], manifest: dict | None = None) -> str:

@@ -711,6 +711,19 @@ def _jsonable(value):
     return repr(value)
 
 
+def _report_table(report):
+    """``NSD.data_report()`` with its sessions as numbers where they are one (``"2"`` → 2; a
+    range such as ``"3-4"`` stays text), so that the table keeps numbers as numbers."""
+    import pandas as pd
+
+    report = report.copy()
+    if "session" in report:
+        report["session"] = pd.Series([int(v) if isinstance(v, str) and v.strip().isdigit() else v
+                                       for v in report["session"].tolist()], index=report.index,
+                                      dtype=object)
+    return report
+
+
 class ExportFolder:
     """A chapter's results folder, written file by file, described by a manifest.
 
@@ -900,9 +913,10 @@ class ExportFolder:
         root = None if self.nsd is None else str(self.nsd.root)
         # what the reader left out (sessions missing or all NaN, empty captions, subjects
         # without betas: NSD.data_report), so the files say on how much less data they rest
-        partial = [] if self.nsd is None else self.nsd.data_report().to_dict("records")
+        report = None if self.nsd is None else _report_table(self.nsd.data_report())
+        partial = [] if report is None else report.to_dict("records")
         if partial and "partial_data.csv" not in {e["file"] for e in self.entries}:
-            self.table("partial_data", self.nsd.data_report(),
+            self.table("partial_data", report,
                        description="data the run left out (NSD.data_report: one row per warning)")
         manifest = {
             "chapter": self.chapter,

@@ -70,7 +70,7 @@ from .._utils.cache import (
 )
 from .._utils.device import resolve_device as _resolve_device
 from .._utils.docs import fill_doc
-from .._utils.paths import STALE_TMP_HOURS, atomic_path, file_lock
+from .._utils.paths import STALE_TMP_HOURS, atomic_path, fault_point, file_lock
 from .weights import MPNET, canonical_name, resolve_model
 
 __all__ = [
@@ -864,14 +864,20 @@ def embed_sentences(
         keys = _sentence_keys(unique)
         found, rows = store.lookup(keys)
     todo = np.flatnonzero(~found)
+    if store is not None and writable:
+        lock_path = store.folder.parent / f".{store.folder.name}.lock"
+        if not len(todo) and store.folder.is_dir() and any(store.folder.glob("claim-*.keys")):
+            # a process killed after storing its rows but before releasing its claim: nothing
+            # is left to embed, but its claim file is removed (under the lock, as claims are made)
+            with file_lock(lock_path, remove=True):
+                store.live_claims()
     if len(todo) and store is not None and writable:
         # parallel callers (notebooks on several Dask workers) share the store: under a short
         # lock each one claims the missing sentences nobody else is embedding, embeds them,
         # and waits for the others' claims instead of embedding those twice
-        lock_path = store.folder.parent / f".{store.folder.name}.lock"
         while len(todo):
             claim = None
-            with file_lock(lock_path):
+            with file_lock(lock_path, remove=True):
                 again, more = store.lookup(keys[todo])
                 rows[todo[again]] = more[again]
                 todo = todo[~again]
@@ -894,6 +900,7 @@ def embed_sentences(
                 new = _encode([unique[i] for i in mine], spec, _get_model(spec, dev, prec),
                               batch_size, progress)
                 rows[mine] = new
+                fault_point("embed.encoded")
                 try:
                     store.add(keys[mine], new)
                 except OSError as exc:

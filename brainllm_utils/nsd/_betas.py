@@ -13,16 +13,19 @@ import numpy as np
 from .._utils.cache import (
     CacheUnavailableWarning,
     cache_key,
+    checked_write,
     discard,
     file_identity,
+    load_entry,
     load_npy,
     resolve_cache,
+    verified_loader,
     writable_cache,
     write_checksums,
     write_npy,
 )
 from .._utils.docs import fill_doc
-from .._utils.paths import allocate_npy, atomic_path, atomic_write_text, file_lock, scratch_npy
+from .._utils.paths import allocate_npy, atomic_path, fault_point, file_lock, scratch_npy
 from .layout import EXPDESIGN, SPACES, NSDFileError, _as_int, responses_file
 
 #: Largest difference allowed between two affines of one subject's func1pt8mm grid (mm).
@@ -184,15 +187,15 @@ class _BetasMixin:
             events_path = folder / f"{name}_{space}_{key}_partial.json"
             hit = _cached_betas(y_path, id_path, nsd_ids, cols.size, events_path)
             if hit is not None:
-                self._replay_events(events_path)
-                return hit
+                self._replay_events(hit[2])
+                return hit[0], hit[1]
             if writable_cache(folder):
                 with file_lock(folder / f".{y_path.stem}.lock", remove=True):
                     # a process that held the lock before us may have written the entry
                     hit = _cached_betas(y_path, id_path, nsd_ids, cols.size, events_path)
                     if hit is not None:
-                        self._replay_events(events_path)
-                        return hit
+                        self._replay_events(hit[2])
+                        return hit[0], hit[1]
                     try:
                         with atomic_path(y_path) as tmp:
                             try:
@@ -202,6 +205,7 @@ class _BetasMixin:
                             events = self._average_sessions(out, *args)
                             out.flush()
                             del out
+                            fault_point("betas.flushed")
                             write_checksums(tmp, y_path)  # before the rename: never data without it
                     except _NoRoom as err:
                         warnings.warn(CacheUnavailableWarning(
@@ -209,11 +213,11 @@ class _BetasMixin:
                     else:
                         Y = np.load(y_path, mmap_mode="r")
                         try:
+                            fault_point("betas.data_in_place")
                             _save_events(events_path, events)
                             write_npy(id_path, nsd_ids)  # written last: marks the entry complete
                         except OSError as err:  # the result stands; the entry is removed
-                            events_path.unlink(missing_ok=True)
-                            for p in (id_path, y_path):
+                            for p in (events_path, id_path, y_path):
                                 for q in (p, _sidecar(p)):
                                     q.unlink(missing_ok=True)
                             warnings.warn(CacheUnavailableWarning(
@@ -227,13 +231,9 @@ class _BetasMixin:
         self._average_sessions(out, *args)
         return out, nsd_ids
 
-    def _replay_events(self, path: Path) -> None:
+    def _replay_events(self, events: list) -> None:
         """Warn again about (and record) the partial-data events of a cached betas entry."""
-        try:
-            events = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return
-        for e in events if isinstance(events, list) else []:
+        for e in events:
             if isinstance(e, dict) and {"kind", "message"} <= set(e):
                 self._record(e["kind"], e["message"], subject=e.get("subject"), session=e.get("session"),
                              file=e.get("file"), n_images=e.get("n_images"), stacklevel=4)
@@ -262,6 +262,7 @@ class _BetasMixin:
             _accumulate_rows(out, rows, B, chunk_columns)
             np.add.at(per_session[:, j], rows[rows >= 0], 1.0)
             del B
+            fault_point("betas.session_added")
         events = []
         dead = ~valid.any(axis=1) if n_cols else np.zeros(len(sessions), dtype=bool)
         if dead.any():
@@ -289,6 +290,7 @@ class _BetasMixin:
             block = np.asarray(out[:, c0:c1])
             with np.errstate(invalid="ignore", divide="ignore"):
                 out[:, c0:c1] = np.where(count > 0, block / count, np.nan)
+        fault_point("betas.averaged")
         return events
 
 
@@ -299,11 +301,17 @@ def _check_flag(value, name: str) -> None:
 
 
 def _save_events(path: Path, events: list[dict]) -> None:
-    """Write the partial-data events of a betas cache entry next to it (best effort)."""
-    try:
-        atomic_write_text(path, json.dumps(events))
-    except OSError:
-        pass
+    """Write the partial-data record of a betas cache entry next to it (checksummed; before the
+    ids file, so a complete entry always has it). An ``OSError`` is the caller's to handle."""
+    with checked_write(path) as tmp:
+        tmp.write_text(json.dumps(events))
+
+
+def _check_events(events) -> str | None:
+    if not isinstance(events, list) or not all(isinstance(e, dict) and {"kind", "message"} <= set(e)
+                                               for e in events):
+        return "not a list of partial-data events"
+    return None
 
 
 class _NoRoom(Exception):
@@ -315,10 +323,12 @@ def _sidecar(path: Path) -> Path:
 
 
 def _cached_betas(y_path: Path, id_path: Path, nsd_ids: np.ndarray, n_cols: int, events_path: Path):
-    """``(Y, nsd_ids)`` from a complete, verified cache entry, or ``None`` (missing or discarded).
+    """``(Y, nsd_ids, events)`` from a complete, verified cache entry, or ``None`` (missing or
+    discarded).
 
-    The ids file is written last (after the data, its checksums and the partial-data events):
-    without it (a killed writer) the entry is incomplete.
+    The ids file is written last (after the data, its checksums and the partial-data record):
+    without it (a killed writer) the entry is incomplete; with it, a missing or changed record
+    makes the entry corrupt (its partial-data warnings would be lost).
     """
     if not id_path.exists():
         return None
@@ -328,9 +338,16 @@ def _cached_betas(y_path: Path, id_path: Path, nsd_ids: np.ndarray, n_cols: int,
         return None
     if cached_ids is None:
         return None
+    if not events_path.exists():  # written before the ids: its absence is damage, not "no events"
+        discard([id_path, y_path], f"its partial-data record {events_path.name} is missing")
+        return None
+    events = load_entry(events_path, verified_loader(lambda p: json.loads(p.read_text())), _check_events,
+                        companions=[id_path, y_path])
+    if events is None:
+        return None
     Y = load_npy(y_path, shape=(nsd_ids.size, n_cols), dtype=np.float32, mmap=True,
                  companions=[id_path, events_path])
-    return None if Y is None else (Y, cached_ids)
+    return None if Y is None else (Y, cached_ids, events)
 
 
 def _zscore_columns(B: np.ndarray, zscore: bool, chunk_columns: int) -> np.ndarray:

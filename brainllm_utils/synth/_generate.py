@@ -140,7 +140,7 @@ from pathlib import Path
 import numpy as np
 
 from .._utils.docs import fill_doc
-from .._utils.paths import atomic_save_npy, atomic_write_text, pid_alive
+from .._utils.paths import atomic_save_npy, atomic_write_text, fault_point, pid_alive
 from ..nsd.layout import (
     ANNOTATIONS,
     BETA_VERSION,
@@ -1508,10 +1508,13 @@ def _clean_stale_trees(root):
 def _commit(partial, root):
     """Move the finished tree onto ``root`` (replacing an old one last)."""
     trash = None
+    fault_point("synth.built")
     if root.exists():
         trash = root.parent / f".{root.name}.old-{os.getpid()}-{time.time_ns()}"
         os.replace(root, trash)
+        fault_point("synth.old_moved_aside")
     os.replace(partial, root)
+    fault_point("synth.committed")
     if trash is not None:
         shutil.rmtree(trash) if trash.is_dir() else trash.unlink()
 

@@ -18,10 +18,18 @@ import numpy as np
 
 from .._utils.device import import_torch as _torch
 from .._utils.device import resolve_device as _resolve_device
-from .._utils.cache import array_digest, cache_key, load_entry, resolve_cache
+from .._utils.cache import (
+    array_digest,
+    cache_key,
+    checked_write,
+    checksum_path,
+    load_entry,
+    resolve_cache,
+    verified_loader,
+    verify_checksums,
+)
 from .._utils.docs import fill_doc
 from .._utils.numeric import check_float, check_int
-from .._utils.paths import atomic_path
 from ._pool import TrainingPool, load_training_pool, make_targets
 
 __all__ = ["TrainConfig", "PRESETS", "build_network", "TrainedNetwork", "weights_hash", "train_network",
@@ -298,8 +306,9 @@ def _loss_fn(kind: str):
 
 
 def _atomic_torch_save(obj, path: Path) -> Path:
+    """``torch.save`` atomically, with a checksum sidecar (verified when a checkpoint is resumed)."""
     torch = _torch()
-    with atomic_path(path) as tmp:
+    with checked_write(path) as tmp:
         with open(tmp, "wb") as fh:
             torch.save(obj, fh)
             fh.flush()
@@ -528,7 +537,8 @@ def train_network(images, targets: np.ndarray, config=None, train_config: TrainC
     ckdir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if ckdir is not None and resume:
         for ck in sorted(ckdir.glob("epoch_*.pt"), reverse=True):  # the last good checkpoint
-            state = load_entry(ck, lambda p: torch.load(p, map_location=device, weights_only=True),
+            state = load_entry(ck, verified_loader(lambda p: torch.load(p, map_location=device,
+                                                                        weights_only=True)),
                                check=_check_state)
             if state is None:
                 continue
@@ -614,7 +624,8 @@ def load_checkpoint(path, device="cpu") -> TrainedNetwork:
     Parameters
     ----------
     path : str or path-like
-        An ``epoch_NNN.pt`` file.
+        An ``epoch_NNN.pt`` file. Its checksum sidecar (``epoch_NNN.pt.sha256``), when
+        present, is verified first (one written by an older version has none).
     %(device_cpu)s
 
     Returns
@@ -627,6 +638,10 @@ def load_checkpoint(path, device="cpu") -> TrainedNetwork:
     from ._blt import BLTConfig, BLTNet
 
     device = _resolve_device(device)
+    if checksum_path(path).exists():  # written by this version: the file must match it
+        reason = verify_checksums(path, full=True)
+        if reason:
+            raise ValueError(f"{path}: {reason}; the checkpoint was changed after it was written")
     state = torch.load(path, map_location=device, weights_only=True)
     config = BLTConfig.from_dict(state["config"])
     model = BLTNet(config).to(device)
