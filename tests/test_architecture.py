@@ -29,7 +29,7 @@ PKG = REPO_ROOT / "brainllm_utils"
 LAYERS = {
     "_utils": 0,
     "nsd": 1,
-    "synth": 1,
+    "synth": 2,  # beside features: the positive-control preset embeds captions with its encoder
     "features": 2,
     "rsa": 3,
     "encoding": 3,

@@ -22,6 +22,8 @@ from scipy.io import loadmat
 from brainllm_utils import synth
 from brainllm_utils.synth import _generate
 
+from synth_files import TUNED, digests, fsaverage_streams, inter_subject_agreement
+
 BETAS = "betas_fithrf_GLMdenoise_RR"
 # Real COCO 2017 ids, typed in independently of the generator.
 REAL_COCO_IDS = {
@@ -366,7 +368,8 @@ def test_truth_card_and_features(tree, card):
     for key in ("seed", "preset", "generative_model", "roi_spaces", "snr_ranges", "categories", "actions",
                 "scenes", "n_caption_templates", "role_reversed_pairs", "generation_seconds"):
         assert key in card
-    assert card["roi_spaces"]["early"] == {"lowlevel": 1.0}
+    assert card["roi_spaces"] == synth.ROI_SPACES  # the null world's mixtures
+    assert "sentence" not in card["feature_spaces"] and not (tree / synth.TRUTH_DIR / "features_sentence.npy").exists()
     for space in ("lowlevel", "category", "interaction", "layout"):
         x = synth.load_truth_array(tree, f"features_{space}")
         assert x.shape == (N, card["feature_spaces"][space])
@@ -444,11 +447,14 @@ def test_refuses_nonempty_root_and_bad_preset(tmp_path):
 # The transform files (``nsddata/ppdata/subjXX/transforms/``, 8 per subject) were added later
 # (issue 13, the paper's searchlight) from their own random stream: every older file is
 # unchanged (TINY_FILES_SHA256 leaves them out) and they have their own digest.
+# Tuning shared across subjects (issue 16) changes the betas and ncsnr files only: the tree
+# written with ``shared_tuning=0`` still has these digests; the card was re-pinned then
+# (TINY_CARD_SHA256: format 3, its generative_model text, shared_tuning, sentence_space).
 TINY_FILES_SHA256 = "14c700afc9fb0b32f4076cb4f5b0e5a81069835d5963395033d84846e353a190"
 TINY_N_FILES = 203
 TINY_TRANSFORMS_SHA256 = "e44d97366ead2571037cf5d91cd3f601396f832edcfdc7c2686f525cfc8ca325"
 TINY_N_TRANSFORMS = 24
-TINY_CARD_SHA256 = "19a6f68722e2dff19a90d0f9583ad130415351af8bae6ec0c1051989a28a0add"
+TINY_CARD_SHA256 = "032318a96cf2f0ad7cfce13dfa9e64da34d600f10812e35457dc5ea387f8345f"
 TINY_MAT_SHA256 = "f8d1765410d41c8adb6311bdef681340002d5114efb2dfce41049eb40ad5d5ec"
 
 
@@ -458,23 +464,57 @@ def _sha(data):
     return hashlib.sha256(data).hexdigest()
 
 
-def test_tiny_tree_is_byte_identical_to_before_the_options(tree):
+@pytest.fixture(scope="module")
+def unshared(tmp_path_factory):
+    """The tiny tree (seed 0) without shared tuning: the tree written before the share existed."""
+    root = tmp_path_factory.mktemp("unshared") / "nsd"
+    return synth.make_synthetic_nsd(root, "tiny", seed=0, overrides={"shared_tuning": 0.0})
+
+
+def test_tiny_tree_is_byte_identical_to_before_the_options(tree, unshared):
     skip = {"nsddata/experiments/nsd/nsd_expdesign.mat", "sandbox_truth/card.json"}
-    every = {str(p.relative_to(tree)): _sha(p.read_bytes()) for p in tree.rglob("*")
-             if p.is_file() and str(p.relative_to(tree)) not in skip}
+    every = digests(unshared, skip)
     files = {k: v for k, v in every.items() if "/transforms/" not in k}
     transforms = {k: v for k, v in every.items() if "/transforms/" in k}
     assert len(files) == TINY_N_FILES and len(transforms) == TINY_N_TRANSFORMS
     assert _sha("".join(f"{k} {v}\n" for k, v in sorted(files.items())).encode()) == TINY_FILES_SHA256
     assert _sha("".join(f"{k} {v}\n" for k, v in sorted(transforms.items())).encode()) == TINY_TRANSFORMS_SHA256
+    assert synth.load_truth(unshared)["shared_tuning"] == 0.0
+    # the default share changes every betas and ncsnr file, and nothing else
+    tuned = digests(tree, skip)
+    assert tuned.keys() == every.keys()
+    changed = {k for k in every if every[k] != tuned[k]}
+    expected = {k for k in every if TUNED.fullmatch(k)}
+    # per subject with n sessions: 2n + 2 fsaverage files (lh, rh) and n + 1 volume files
+    assert len(expected) == sum(3 * n + 3 for n in synth.load_truth(tree)["n_sessions"].values())
+    assert changed == expected
     card = synth.load_truth(tree)
     card.pop("generation_seconds")
-    assert card.pop("format") == synth.SANDBOX_FORMAT  # added with the transforms; the rest is unchanged
+    assert card.pop("format") == synth.SANDBOX_FORMAT
     assert "quirks" not in card
+    assert card["shared_tuning"] == synth.SHARED_TUNING and card["sentence_space"] is None
     assert _sha(json.dumps(card, sort_keys=True).encode()) == TINY_CARD_SHA256
     m = loadmat(tree / "nsddata/experiments/nsd/nsd_expdesign.mat")
     assert _sha(b"".join(np.ascontiguousarray(m[k]).tobytes()
                          for k in ("masterordering", "subjectim", "sharedix"))) == TINY_MAT_SHA256
+
+
+# --------------------------------------------------------------------------- shared tuning
+def test_shared_tuning_raises_inter_subject_agreement(tree, unshared):
+    """With the default share the subjects' betas agree vertex by vertex on the shared images,
+    in every streams ROI; without it they do not (nor, with it, outside nsdgeneral)."""
+    labels, names = fsaverage_streams(tree)
+    shared, alone = inter_subject_agreement(tree), inter_subject_agreement(unshared)
+    for roi, k in names.items():
+        if k == 0:
+            continue
+        assert np.nanmean(shared[labels == k]) > 0.15, roi
+        assert np.nanmean(shared[labels == k]) - np.nanmean(alone[labels == k]) > 0.1, roi
+    # with 8 shared images a small ROI's mean r still strays by a few hundredths: pool them
+    assert abs(np.nanmean(alone[labels > 0])) < 0.03
+    nsdgeneral = np.concatenate([_mgh(tree / f"nsddata/freesurfer/fsaverage/label/{h}.nsdgeneral.mgz").ravel()
+                                 for h in ("lh", "rh")])
+    assert abs(np.nanmean(shared[nsdgeneral == 0])) < 0.03  # noise only: nothing shared
 
 
 # --------------------------------------------------------------------------- quirks on the tiny preset
@@ -651,7 +691,9 @@ def test_bad_options_are_refused(tmp_path):
 def test_cli_flags(tmp_path):
     root = tmp_path / "cli"
     synth.main([str(root), "--preset", "tiny", "--data-sessions", "1:3,2:2", "--missing-sessions", "1:2",
-                "--coco-native-sizes", "--no-instance-images", "2", "--caption-variety", "--no-progress"])
+                "--coco-native-sizes", "--no-instance-images", "2", "--caption-variety", "--no-progress",
+                "--shared-tuning", "0.25"])
+    assert synth.load_truth(root)["shared_tuning"] == 0.25
     q = synth.load_truth(root)["quirks"]
     assert q["missing_sessions"] == {"subj01": [2]} and q["no_instance_images"] == 2
     assert synth.load_truth(root)["n_sessions"] == {"subj01": 3, "subj02": 2}
@@ -690,6 +732,9 @@ def test_streamed_betas_match_their_ncsnr(tmp_path):
         planted = synth.load_truth_array(root, f"snr_func1pt8mm_subj{s:02d}").ravel()
         signal = planted > 0.6
         assert np.corrcoef(planted[signal], got[signal])[0, 1] > 0.3
+    # the streamed writers share tuning across subjects too
+    labels, _ = fsaverage_streams(root)
+    assert np.nanmean(inter_subject_agreement(root)[labels > 0]) > 0.15
     # zero outside the brain mask, as NSD's
     mask = np.asarray(nib.load(root / f"nsddata/ppdata/subj{s:02d}/func1pt8mm/brainmask.nii.gz").dataobj) > 0
     assert np.all(np.asarray(imgs[0].dataobj)[~mask] == 0)

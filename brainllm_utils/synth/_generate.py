@@ -43,20 +43,42 @@ counts), ``interaction`` (agent⊗action, patient⊗action, action: role-bound) 
 ``layout`` (coarse occupancy, number/size/position of objects); each is z-scored per
 dimension over the NSD images. For a voxel/vertex v driven by ROI r,
 
-    g_s = Z_s P_s,v / sqrt(d_s)       (P_s,v ~ N(0, 1): subject- and voxel-specific)
+    P_s,v = sqrt(c) S_s,u(v) + sqrt(1 − c) I_s,v      (S, I ~ N(0, 1))
+    g_s = Z_s P_s,v / sqrt(d_s)
     f_v = standardise( Σ_s sqrt(w_r,s) g_s )          (unit variance over the images)
     β[t, v] = scale_n,v · (a_v f_v[image(t)] + e[t, v]) + offset_n,v,  e ~ N(0, 1)
 
 with a_v the true SNR (0 outside nsdgeneral), session n's per-voxel offset and scale,
 and w_r the ROI → space mixture (:data:`ROI_SPACES`). Subjects share the ROI → space
-mapping (so the representational geometry per ROI) but not the voxel weights. No language
-model is involved anywhere.
+mapping (so the representational geometry per ROI) and a share ``c`` of each voxel's
+weights (``shared_tuning``, :data:`SHARED_TUNING` = 0.5 by default): ``S_s,u`` is common to
+all subjects, with ``u(v)`` the fsaverage vertex (a volume voxel takes the column of its
+nearest fsaverage5 vertex), and ``I_s,v`` is the subject's own; so the per-vertex
+inter-participant agreement on the shared images (the paper's Fig. 1d) is positive, as on
+NSD. ``c = 0`` gives the trees written before the share existed (same random streams). No
+language model is involved anywhere in the default presets.
+
+Positive control (``positive``, ``tiny_positive``)
+--------------------------------------------------
+The default (tiny) preset where the ventral and lateral ROIs take half their variance from a
+planted ``sentence`` space (:data:`POSITIVE_ROI_SPACES`): each NSD image's captions, as
+written to the COCO JSON, embedded by all-MiniLM-L6-v2 (:data:`POSITIVE_SENTENCE_MODEL`,
+with the package's encoder :func:`brainllm_utils.features.embeddings.embed_captions`, CPU
+float32, mean over captions as the paper), centred per dimension and divided by the root
+mean variance. MiniLM, not MPNet: the book tests MPNet, which must find the planted
+structure through what the two sentence encoders share. Same seed → the same design,
+images, captions, COCO files, SNR, noise and weights on the other spaces as the default
+(tiny) preset: the betas differ only in the driven ROIs. The card records the mixtures
+(``roi_spaces``), the encoder (``sentence_space``: model, weights sha256, layer, pooling,
+aggregation, scaling, driven ROIs) and ``features_sentence.npy``. Any preset takes
+``roi_spaces`` and ``sentence_model`` (:data:`MODEL_OPTIONS`).
 
 Quirks of real local copies (:data:`OPTIONS`, any preset, off by default)
 -------------------------------------------------------------------------
-Passed as ``overrides`` (or the command line's flags); the ``default`` and ``tiny`` trees
-are byte-for-byte those written before these options existed (pinned by a test), plus the
-transform files added since (from their own random stream; pinned separately).
+Passed as ``overrides`` (or the command line's flags); with ``shared_tuning=0`` the
+``default`` and ``tiny`` trees are byte-for-byte those written before these options existed
+(pinned by a test), plus the transform files added since (from their own random stream;
+pinned separately); the default share changes only the betas and ``ncsnr`` files.
 
 - ``coco_native_sizes=True``: the training-pool JPEGs are rendered at COCO-like native
   sizes (:data:`COCO_SIZES`: 640×480, 500×375, 427×640, ...; seeded draw), and every
@@ -156,11 +178,13 @@ from ..nsd.layout import (
     responses_file,
     subject_name,
 )
+from ..features.weights import MINILM, MPNET, canonical_name
 from . import _mesh, _scenes
 from ._stream import MghTrialWriter, NiftiTrialWriter
 from ._truth import SANDBOX_FORMAT, TRUTH_DIR
 
-__all__ = ["PRESETS", "OPTIONS", "COCO_SIZES", "NSD_GRIDS", "ROI_SPACES", "Design", "compute_ncsnr", "make_synthetic_nsd", "main", "BETAS", "CTABS",
+__all__ = ["PRESETS", "OPTIONS", "MODEL_OPTIONS", "PLANTED_SPACES", "POSITIVE_ROI_SPACES", "POSITIVE_SENTENCE_MODEL",
+           "SHARED_TUNING", "COCO_SIZES", "NSD_GRIDS", "ROI_SPACES", "Design", "compute_ncsnr", "make_synthetic_nsd", "main", "BETAS", "CTABS",
            "GENERATIVE_MODEL", "NSDGENERAL_RADIUS", "N_SUBJECTS", "RESPONSE_COLUMNS", "ROI_ORDER", "SNR_RANGES",
            "STREAMS_NAMES", "STREAMS_SEEDS", "VOLUME_ROIS"]
 
@@ -226,7 +250,8 @@ PRESETS["nsdlike_small"] = dict(
     shared_reversal_pairs=2, subject_reversal_pairs=2, gzip_level=0)
 
 STREAMS_NAMES = list(STREAMS_LABELS)
-#: ROI -> {feature space: variance share}; "other" = nsdgeneral outside the streams.
+#: ROI -> {feature space: variance share}; "other" = nsdgeneral outside the streams. The
+#: null world's mixtures: a preset's ``roi_spaces`` replaces some of them (the positive control).
 ROI_SPACES = {
     "early": {"lowlevel": 1.0},
     "midventral": {"lowlevel": 0.5, "category": 0.5},
@@ -237,6 +262,40 @@ ROI_SPACES = {
     "parietal": {"layout": 1.0},
     "other": {"lowlevel": 0.25, "category": 0.25, "interaction": 0.25, "layout": 0.25},
 }
+#: Spaces an ROI's mixture may name: the four scene-graph spaces and ``sentence``, a sentence
+#: encoder's embedding of each image's captions (mean over captions), planted only where a
+#: preset's ``roi_spaces`` asks for it (computed at generation time with ``sentence_model``).
+PLANTED_SPACES = (*_scenes.FEATURE_SPACES, "sentence")
+#: Default share of each vertex's (voxel's) tuning that all subjects have in common (preset key
+#: ``shared_tuning``): at 0.5 the per-vertex inter-participant agreement on the shared images
+#: is clearly positive (about 0.3-0.5 in the streams' ROIs of the default preset, from 0 before)
+#: while every subject keeps an individual half, as anatomical alignment on fsaverage is loose.
+SHARED_TUNING = 0.5
+#: The positive control's ROIs and mixtures (``roi_spaces`` of the ``positive`` presets): the
+#: ventral and lateral streams' higher ROIs take half their variance from the sentence space
+#: and keep their null-world mixture, halved, for the other half; every other ROI is unchanged.
+POSITIVE_ROI_SPACES = {
+    "ventral": {"sentence": 0.5, "category": 0.5},
+    "lateral": {"sentence": 0.5, "interaction": 0.35, "category": 0.15},
+}
+#: The positive control's planted sentence encoder: not MPNet, the model the book tests, so
+#: that MPNet must find the planted structure through what the two encoders share.
+POSITIVE_SENTENCE_MODEL = MINILM
+#: Settings of the generative model that any preset can take through ``overrides``, with their
+#: defaults; unlike :data:`OPTIONS` they are recorded in the card's own keys.
+#: ``shared_tuning``: float in [0, 1]; ``roi_spaces``: {ROI: {space: share}} replacing those
+#: ROIs' mixtures in :data:`ROI_SPACES` (shares > 0, summing to 1; spaces from
+#: :data:`PLANTED_SPACES`); ``sentence_model``: the encoder of the ``sentence`` space (a name
+#: :func:`brainllm_utils.features.embeddings.get_model_spec` resolves offline), needed exactly
+#: when an ROI plants ``sentence``.
+MODEL_OPTIONS = {"shared_tuning": SHARED_TUNING, "roi_spaces": {}, "sentence_model": None}
+# The positive-control world: the default (tiny) preset with the ventral and lateral ROIs
+# partly driven by MiniLM's caption embeddings; same seed -> same design, images, captions,
+# subjects, noise and per-vertex weights of the other spaces as the default (tiny) preset.
+PRESETS["positive"] = dict(PRESETS["default"], roi_spaces=POSITIVE_ROI_SPACES,
+                           sentence_model=POSITIVE_SENTENCE_MODEL)
+PRESETS["tiny_positive"] = dict(PRESETS["tiny"], roi_spaces=POSITIVE_ROI_SPACES,
+                                sentence_model=POSITIVE_SENTENCE_MODEL)
 #: ROI -> (low, high) of the uniform draw of the true SNR a_v (before border taper).
 SNR_RANGES = {"early": (0.8, 1.5), "midventral": (0.6, 1.2), "midlateral": (0.5, 1.1),
               "midparietal": (0.5, 1.1), "ventral": (0.6, 1.3), "lateral": (0.4, 1.0),
@@ -313,7 +372,7 @@ def _save_mgh(path, data):
 
 _KNOWN_KEYS = {"data_sessions", "trials_per_session", "n_shared", "n_strict", "image_size", "n_pool",
                "n_captions", "shared_reversal_pairs", "subject_reversal_pairs", "grids", "nan_vertices",
-               "zeroed_voxels", "n_subjects", "scale", *OPTIONS}
+               "zeroed_voxels", "n_subjects", "scale", *OPTIONS, *MODEL_OPTIONS}
 
 
 def _is_int(x):
@@ -369,8 +428,9 @@ def _resolve_preset(preset, overrides):
     unknown = sorted(set(overrides) - _KNOWN_KEYS)
     if unknown:
         raise ValueError(f"unknown overrides {unknown} (keys of the overrides argument); known: {sorted(_KNOWN_KEYS)}")
-    cfg = {**OPTIONS, **PRESETS[preset], **overrides}
+    cfg = {**OPTIONS, **MODEL_OPTIONS, **PRESETS[preset], **overrides}
     cfg["name"] = preset
+    _check_model_options(cfg)
     if "n_subjects" in cfg:
         _resolve_nsdlike(cfg, overrides)
     _check_data_sessions(cfg["data_sessions"])
@@ -422,6 +482,55 @@ def _resolve_preset(preset, overrides):
         raise ValueError(f"grids: no volume grid for subjects {no_grid}")
     cfg.update(D=D, K=K, N=N, T=T, S=S)
     return cfg
+
+
+def _is_number(x):
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
+
+
+def _check_model_options(cfg):
+    """Validate :data:`MODEL_OPTIONS` in ``cfg``; set ``cfg["mixtures"]``, every ROI's mixture."""
+    share = cfg["shared_tuning"]
+    if not _is_number(share) or not np.isfinite(share) or not 0 <= share <= 1:
+        raise ValueError(f"shared_tuning must be a finite number in [0, 1] (the share of each vertex's "
+                         f"tuning common to all subjects), got {share!r}")
+    cfg["shared_tuning"] = float(share)
+    spaces = cfg["roi_spaces"]
+    if not isinstance(spaces, dict):
+        raise ValueError(f"roi_spaces must be a dict ROI -> {{space: share}}, got {spaces!r}")
+    mixtures = {roi: dict(mix) for roi, mix in ROI_SPACES.items()}
+    for roi, mix in spaces.items():
+        if roi not in ROI_SPACES:
+            raise ValueError(f"roi_spaces: unknown ROI {roi!r}; choose from {ROI_ORDER}")
+        if not isinstance(mix, dict) or not mix:
+            raise ValueError(f"roi_spaces[{roi!r}] must be a non-empty dict space -> share, got {mix!r}")
+        for space, w in mix.items():
+            if space not in PLANTED_SPACES:
+                raise ValueError(f"roi_spaces[{roi!r}]: unknown space {space!r}; choose from {list(PLANTED_SPACES)}")
+            if not _is_number(w) or not np.isfinite(w) or w <= 0:
+                raise ValueError(f"roi_spaces[{roi!r}][{space!r}] must be a finite number > 0 (leave a space "
+                                 f"out instead of giving it 0), got {w!r}")
+        total = float(sum(mix.values()))
+        if abs(total - 1) > 1e-6:
+            raise ValueError(f"roi_spaces[{roi!r}]: the shares must sum to 1 (variance shares of the ROI's "
+                             f"signal), got {total:g} from {mix}")
+        mixtures[roi] = {space: float(w) for space, w in mix.items()}
+    planted = [roi for roi, mix in mixtures.items() if "sentence" in mix]
+    model = cfg["sentence_model"]
+    if planted and model is None:
+        raise ValueError(f"roi_spaces plants 'sentence' in {planted} but sentence_model is None; name the "
+                         f"sentence encoder (e.g. {MINILM!r})")
+    if model is not None:
+        if not isinstance(model, str) or not model:
+            raise ValueError(f"sentence_model must be a model name (str) or None, got {model!r}")
+        if not planted:
+            raise ValueError(f"sentence_model={model!r} but no ROI plants 'sentence' (roi_spaces "
+                             f"{spaces!r}): it would be computed for nothing")
+        if canonical_name(model) == MPNET:
+            warnings.warn(f"sentence_model={model!r} is the model the book tests: a positive control "
+                          "planted with it is circular (the positive presets use MiniLM)", UserWarning,
+                          stacklevel=4)
+    cfg["mixtures"] = mixtures
 
 
 def _quirks(cfg):
@@ -820,26 +929,114 @@ def _feature_spaces(graphs, images=None, lowlevel=None):
     return out
 
 
-def _signal(rng, features, rows, roi_index):
+def _sentence_space(captions, model, progress=False):
+    """The planted ``sentence`` space: (N, d) float32 and its description for the card.
+
+    Each image's captions (as written to the COCO JSON) are embedded with the package's
+    sentence encoder (:func:`brainllm_utils.features.embeddings.embed_captions`: the model's
+    own pooling and normalisation, mean over the image's captions as the paper), on the CPU
+    in float32 so that a seed gives the same numbers on any machine. The embeddings are
+    centred per dimension and divided by one scalar, the root mean variance over dimensions:
+    unlike the z-scored scene-graph spaces, the encoder's own geometry is kept.
+    """
+    from ..features.embeddings import embed_captions, get_model_spec
+    from ..features.weights import sha256_file
+
+    spec = get_model_spec(model)
+    X = embed_captions(captions, model=model, device="cpu", precision="fp32", cache=True,
+                       progress=bool(progress)).astype(np.float64)
+    X -= X.mean(axis=0)
+    rms = float(np.sqrt(X.var(axis=0).mean()))
+    if not np.isfinite(rms) or rms == 0:
+        raise ValueError(f"sentence_model={model!r}: the caption embeddings do not vary over the images")
+    weights = spec.path / "model.safetensors"
+    config = json.loads((spec.path / "config.json").read_text())
+    n_layers = config.get("num_hidden_layers")
+    info = {"model": spec.name, "weights_sha256": sha256_file(weights) if weights.is_file() else None,
+            "dim": int(spec.dim),
+            "layer": f"last hidden layer ({n_layers} of {n_layers})" if n_layers else "last hidden layer",
+            "pooling": "+".join(spec.pooling) + " over the tokens (attention mask)",
+            "normalize": bool(spec.normalize), "max_seq_length": int(spec.max_seq_length),
+            "device": "cpu", "precision": "fp32",
+            "captions": "each NSD image's captions as written to the COCO captions JSON",
+            "aggregation": "mean of the image's caption embeddings (not re-normalised)",
+            "scaling": f"centred per dimension, divided by the root mean variance over dimensions ({rms:.6g})"}
+    return (X / rms).astype(np.float32), info
+
+
+class _SharedTuning:
+    """The part of each unit's tuning that every subject has in common.
+
+    A unit's weights on space s are ``sqrt(c) · S_s[:, u] + sqrt(1 − c) · I`` with ``I`` the
+    subject's own draw and ``S_s[:, u]`` a column common to all subjects: ``u`` is the
+    fsaverage vertex (or, for a voxel, the nearest fsaverage5 vertex), and the columns come
+    in blocks of :data:`_BLOCK` from one random stream per (space, block), so that any unit's
+    column can be drawn on its own. ``cache``: keep the blocks drawn (fsaverage5-sized meshes).
+    """
+
+    def __init__(self, seed, share, cache=True):
+        self.seed, self.share = seed, float(share)
+        self.a = np.float32(np.sqrt(1.0 - self.share))
+        self.b = np.float32(np.sqrt(self.share))
+        self.cache = {} if cache else None
+
+    def _block(self, space, d, k):
+        key = (space, d, int(k))
+        if self.cache is not None and key in self.cache:
+            return self.cache[key]
+        block = _rng(self.seed, "shared-tuning", space, int(k)).standard_normal((d, _BLOCK), dtype=np.float32)
+        if self.cache is not None:
+            self.cache[key] = block
+        return block
+
+    def columns(self, space, d, units):
+        """(d, len(units)) float32: the shared columns of ``units`` for a space of ``d`` dims."""
+        units = np.asarray(units, np.int64)
+        out = np.empty((d, units.size), np.float32)
+        block_of = units // _BLOCK
+        order = np.argsort(block_of, kind="stable")
+        bounds = np.flatnonzero(np.diff(block_of[order])) + 1
+        for sel in np.split(order, bounds) if units.size else []:
+            k = block_of[sel[0]]
+            out[:, sel] = self._block(space, d, k)[:, units[sel] - k * _BLOCK]
+        return out
+
+    def mix(self, space, P, units):
+        """Individual weights ``P`` (d, len(units)) mixed with the shared columns (``P`` if c = 0)."""
+        if self.share == 0:
+            return P
+        return self.a * P + self.b * self.columns(space, P.shape[0], units)
+
+
+def _signal(rng, features, rows, roi_index, mixtures, tuning, units, extra_rng):
     """Unit-variance signal f (len(rows), V) for voxels with ROI ``roi_index`` (−1: none).
 
     Parameters
     ----------
+    rng : the subject's random stream of the weights on the scene-graph spaces
     features : dict of (N, d_s) arrays
     rows : (K,) int array, nsdIds of the subject's images (the signal is standardised
         over these)
     roi_index : (V,) int array into :data:`ROI_ORDER`, −1 for voxels without signal
+    mixtures : ROI -> {space: share}
+    tuning : :class:`_SharedTuning`
+    units : (V,) int array, the shared-tuning unit of each voxel (see :class:`_SharedTuning`)
+    extra_rng : space -> random stream of the subject's weights on a space beyond the four
+        scene-graph ones (its own stream: the others' draws do not move)
     """
     V = roi_index.size
     f = np.zeros((rows.size, V), np.float32)
-    for space in _scenes.FEATURE_SPACES:
-        mix = np.array([ROI_SPACES[r].get(space, 0.0) for r in ROI_ORDER] + [0.0])
+    for space in PLANTED_SPACES:
+        if space not in features:
+            continue
+        mix = np.array([mixtures[r].get(space, 0.0) for r in ROI_ORDER] + [0.0])
         w = mix[roi_index]
         cols = np.flatnonzero(w > 0)
         if cols.size == 0:
             continue
         X = features[space][rows]
-        P = rng.standard_normal((X.shape[1], cols.size), dtype=np.float32)
+        r = rng if space in _scenes.FEATURE_SPACES else extra_rng(space)
+        P = tuning.mix(space, r.standard_normal((X.shape[1], cols.size), dtype=np.float32), units[cols])
         f[:, cols] += np.sqrt(w[cols]).astype(np.float32) * (X @ P) / np.sqrt(X.shape[1])
     sd = f.std(axis=0)
     return np.where(sd > 0, (f - f.mean(axis=0)) / np.where(sd > 0, sd, 1), 0).astype(np.float32)
@@ -997,7 +1194,7 @@ def _volume_anatomy(shape):
     voxel_mm = ((hi - lo) / (shape - 2)).max()
     dist, nearest = cKDTree(pts).query(mm)
     cortex = mask & (dist <= 0.75 * voxel_mm)
-    return dict(mask=mask, cortex=cortex, mm=mm, voxel_mm=voxel_mm,
+    return dict(mask=mask, cortex=cortex, mm=mm, voxel_mm=voxel_mm, nearest=nearest,
                 streams=np.where(cortex, streams[nearest], 0), nsdgeneral=np.where(cortex, nsdgen[nearest], 0),
                 taper=np.where(cortex, taper[nearest], 0.0))
 
@@ -1059,7 +1256,7 @@ def _subject_signal_rows(design, subject):
     return design.subjectim[subject - 1] - 1  # nsdIds, row q-1 ↔ 10k index q
 
 
-def _write_fsaverage_subject(tree, seed, cfg, design, features, subject, progress):
+def _write_fsaverage_subject(tree, seed, cfg, design, features, subject, progress, tuning):
     labels = _fsaverage_labels()
     streams = np.concatenate([labels[h][0] for h in ("left", "right")])
     nsdgen = np.concatenate([labels[h][1] for h in ("left", "right")])
@@ -1070,7 +1267,8 @@ def _write_fsaverage_subject(tree, seed, cfg, design, features, subject, progres
     rng = _rng(seed, "fsaverage", subject)
     snr = _true_snr(rng, roi, taper)
     active = np.flatnonzero(roi >= 0)
-    signal = _signal(rng, features, _subject_signal_rows(design, subject), roi[active])
+    signal = _signal(rng, features, _subject_signal_rows(design, subject), roi[active], cfg["mixtures"], tuning,
+                     active, lambda space: _rng(seed, "fsaverage-weights", space, subject))
     nan_vertices = np.sort(rng.choice(V, size=cfg["nan_vertices"].get(subject, 0), replace=False))
     folder = tree / beta_dir(subject_name(subject), "fsaverage")
     q_all, _ = design.trials(subject)
@@ -1103,10 +1301,11 @@ def _volume_subject_anatomy(seed, cfg, subject):
     return shape, _affine(shape), anat, rng, roi, snr
 
 
-def _write_volume_subject(tree, seed, cfg, design, features, subject, progress):
+def _write_volume_subject(tree, seed, cfg, design, features, subject, progress, tuning):
     shape, affine, anat, rng, roi, snr = _volume_subject_anatomy(seed, cfg, subject)
     inmask = np.flatnonzero(anat["mask"])
-    signal = _signal(rng, features, _subject_signal_rows(design, subject), roi[inmask])
+    signal = _signal(rng, features, _subject_signal_rows(design, subject), roi[inmask], cfg["mixtures"], tuning,
+                     anat["nearest"][inmask], lambda space: _rng(seed, "volume-weights", space, subject))
     active = np.arange(inmask.size)
     zero_session, n_zero = cfg["zeroed_voxels"].get(subject, (0, 0))
     zeroed = np.sort(rng.choice(inmask.size, size=n_zero, replace=False))
@@ -1259,18 +1458,19 @@ class _StreamedBetas:
     per-unit weights ``W`` of the active units only (never a (K, V) matrix).
     """
 
-    def __init__(self, seed, tag, subject, design, X, roi, snr, cfg):
+    def __init__(self, seed, tag, subject, design, X, roi, snr, cfg, tuning, units):
         self.seed, self.tag, self.subject, self.design, self.X = seed, tag, subject, design, X
         self.snr, self.T = snr, design.T
         self.V = roi.size
         self.active = np.flatnonzero(roi >= 0)
         rng = _rng(seed, f"{tag}-weights", subject)
         blocks = []
-        for space in _scenes.FEATURE_SPACES:
+        for space in cfg["dims"]:  # the spaces of X, in its column order
             d = cfg["dims"][space]
-            mix = np.array([ROI_SPACES[r].get(space, 0.0) for r in ROI_ORDER] + [0.0])
+            mix = np.array([cfg["mixtures"][r].get(space, 0.0) for r in ROI_ORDER] + [0.0])
             w = np.sqrt(mix[roi[self.active]] / d).astype(np.float32)
-            blocks.append(rng.standard_normal((d, self.active.size), dtype=np.float32) * w)
+            P = rng.standard_normal((d, self.active.size), dtype=np.float32)
+            blocks.append(tuning.mix(space, P, units[self.active]) * w)
         self.W = np.concatenate(blocks)  # (sum d_s, n_active)
         rows = design.subjectim[subject - 1] - 1
         self.mu = np.empty(self.active.size, np.float32)
@@ -1333,7 +1533,7 @@ class _StreamedBetas:
         return slice(a, b), out
 
 
-def _stream_fsaverage_subject(tree, seed, cfg, design, X, subject, progress):
+def _stream_fsaverage_subject(tree, seed, cfg, design, X, subject, progress, tuning):
     labels = _fsaverage_labels(cfg["mesh"])
     streams = np.concatenate([labels[h][0] for h in ("left", "right")])
     nsdgen = np.concatenate([labels[h][1] for h in ("left", "right")])
@@ -1344,7 +1544,7 @@ def _stream_fsaverage_subject(tree, seed, cfg, design, X, subject, progress):
     rng = _rng(seed, "fsaverage", subject)
     snr = _true_snr(rng, roi, taper)
     nan_vertices = np.sort(rng.choice(V, size=cfg["nan_vertices"].get(subject, 0), replace=False))
-    sim = _StreamedBetas(seed, "fsaverage", subject, design, X, roi, snr, cfg)
+    sim = _StreamedBetas(seed, "fsaverage", subject, design, X, roi, snr, cfg, tuning, np.arange(V))
     folder = tree / beta_dir(subject_name(subject), "fsaverage")
     for n in range(1, sim.n_sessions + 1):
         if n not in cfg["missing_sessions"].get(subject, ()):
@@ -1368,7 +1568,7 @@ def _stream_fsaverage_subject(tree, seed, cfg, design, X, subject, progress):
     return snr, nan_vertices
 
 
-def _stream_volume_subject(tree, seed, cfg, design, X, subject, progress):
+def _stream_volume_subject(tree, seed, cfg, design, X, subject, progress, tuning):
     shape, affine, anat, rng, roi, snr = _volume_subject_anatomy(seed, cfg, subject)
     inmask = np.flatnonzero(anat["mask"])
     zero_session, n_zero = cfg["zeroed_voxels"].get(subject, (0, 0))
@@ -1376,7 +1576,8 @@ def _stream_volume_subject(tree, seed, cfg, design, X, subject, progress):
     ppdata = tree / f"nsddata/ppdata/{subject_name(subject)}/func1pt8mm"
     _save_nifti(ppdata / "brainmask.nii.gz", anat["mask"].reshape(shape).astype(np.int16), affine)
     _write_volume_rois(ppdata / "roi", anat, shape, affine)
-    sim = _StreamedBetas(seed, "volume", subject, design, X, roi[inmask], snr[inmask], cfg)
+    sim = _StreamedBetas(seed, "volume", subject, design, X, roi[inmask], snr[inmask], cfg, tuning,
+                         anat["nearest"][inmask])
     folder = tree / beta_dir(subject_name(subject), "func1pt8mm")
 
     def stored(beta, n, first=0):
@@ -1409,15 +1610,20 @@ def _stream_volume_subject(tree, seed, cfg, design, X, subject, progress):
 
 GENERATIVE_MODEL = (
     "beta[t, v] = scale[n, v] * (a_v * f_v[image(t)] + e[t, v]) + offset[n, v], e ~ N(0, 1); "
-    "f_v = standardise(sum_s sqrt(w[roi(v), s]) * Z_s @ P_s[:, v] / sqrt(d_s)), P ~ N(0, 1) per subject; "
-    "Z_s = z-scored feature space s over NSD images; scale ~ U(1, 3), offset ~ N(0, 1) per session "
+    "f_v = standardise(sum_s sqrt(w[roi(v), s]) * Z_s @ P_s[:, v] / sqrt(d_s)), P_s[:, v] = sqrt(c) * "
+    "S_s[:, u(v)] + sqrt(1 - c) * I_s[:, v], S ~ N(0, 1) common to all subjects (u(v): the fsaverage "
+    "vertex; for a voxel, its nearest fsaverage5 vertex), I ~ N(0, 1) per subject, c = shared_tuning; "
+    "w = roi_spaces; Z_s = z-scored feature space s over NSD images (sentence, where planted: each "
+    "image's mean caption embedding by sentence_space's model, centred per dimension and divided by "
+    "the root mean variance); scale ~ U(1, 3), offset ~ N(0, 1) per session "
     "and voxel; volume betas stored as int16 round(300 * beta); a_v = U(ROI range) * (1 - 0.4 * "
     "(geodesic distance to seed / radius)^2) inside the streams, U(0.1, 0.4) elsewhere in "
     "nsdgeneral, 0 outside nsdgeneral."
 )
 
 
-def _write_truth(tree, cfg, seed, design, graphs, pool_graphs, pairs, features, subject_truth, t0, extra=None):
+def _write_truth(tree, cfg, seed, design, graphs, pool_graphs, pairs, features, subject_truth, t0, extra=None,
+                 sentence=None):
     folder = tree / TRUTH_DIR
     folder.mkdir(parents=True, exist_ok=True)
     for space, x in features.items():
@@ -1437,7 +1643,9 @@ def _write_truth(tree, cfg, seed, design, graphs, pool_graphs, pairs, features, 
         "subjects_with_data": [int(s) for s in sorted(design.data_sessions)],
         "n_sessions": {subject_name(s): int(n) for s, n in design.data_sessions.items()},
         "generative_model": GENERATIVE_MODEL,
-        "roi_spaces": ROI_SPACES, "snr_ranges": {k: list(v) for k, v in SNR_RANGES.items()},
+        "roi_spaces": cfg["mixtures"], "snr_ranges": {k: list(v) for k, v in SNR_RANGES.items()},
+        "shared_tuning": cfg["shared_tuning"],
+        "sentence_space": sentence,
         "feature_spaces": {s: int(x.shape[1]) for s, x in features.items()},
         "categories": {n: v[0] for n, v in _scenes.CATEGORIES.items()},
         "actions": _scenes.ACTION_NAMES, "scenes": _scenes.SCENE_NAMES,
@@ -1550,8 +1758,8 @@ def _build(tree, cfg, seed, progress, t0):
     no_inst, no_inst_pool = _no_instance_images(seed, cfg)
     counters = {"caption": 0, "instance": 0}
     n_caps, variety = cfg.get("n_captions"), cfg["caption_variety"]
-    entries = _coco_entries(graphs, _captions(seed, graphs, pairs, n_max=n_caps, variety=variety), coco_ids,
-                            splits, nsd_sizes, counters, no_inst)
+    nsd_captions = _captions(seed, graphs, pairs, n_max=n_caps, variety=variety)
+    entries = _coco_entries(graphs, nsd_captions, coco_ids, splits, nsd_sizes, counters, no_inst)
     entries += _coco_entries(pool_graphs, _captions(seed, pool_graphs, tag="pool", n_max=n_caps, variety=variety),
                              pool_ids, pool_splits, pool_sizes, counters, no_inst_pool)
     _write_coco(tree, entries)
@@ -1559,23 +1767,31 @@ def _build(tree, cfg, seed, progress, t0):
     _write_pool_jpegs(tree, seed, pool_graphs, pool_ids, pool_splits, pool_sizes, progress)
     _write_stim_info(tree, seed, design, coco_ids, splits)
 
+    sentence = None
+    if cfg["sentence_model"] is not None:
+        features["sentence"], sentence = _sentence_space(nsd_captions, cfg["sentence_model"], progress is not None)
+        sentence["rois"] = {roi: mix["sentence"] for roi, mix in cfg["mixtures"].items() if "sentence" in mix}
+    del nsd_captions
+
     _write_label_files(tree, subjects, cfg["mesh"])
     truth = {}
+    # the full mesh's shared columns are drawn again per subject (hundreds of MB if kept)
+    tuning = _SharedTuning(seed, cfg["shared_tuning"], cache=cfg["mesh"] == "fsaverage5")
     if cfg["stream"]:
-        cfg["dims"] = {space: int(x.shape[1]) for space, x in features.items()}
-        X = np.concatenate([features[space] for space in _scenes.FEATURE_SPACES], axis=1)
+        cfg["dims"] = {space: int(features[space].shape[1]) for space in PLANTED_SPACES if space in features}
+        X = np.concatenate([features[space] for space in cfg["dims"]], axis=1)
     for s in subjects:
         if cfg["stream"]:
-            snr_fs, nan_v = _stream_fsaverage_subject(tree, seed, cfg, design, X, s, progress)
-            snr_vol, zeroed = _stream_volume_subject(tree, seed, cfg, design, X, s, progress)
+            snr_fs, nan_v = _stream_fsaverage_subject(tree, seed, cfg, design, X, s, progress, tuning)
+            snr_vol, zeroed = _stream_volume_subject(tree, seed, cfg, design, X, s, progress, tuning)
         else:
-            snr_fs, nan_v = _write_fsaverage_subject(tree, seed, cfg, design, features, s, progress)
-            snr_vol, zeroed = _write_volume_subject(tree, seed, cfg, design, features, s, progress)
+            snr_fs, nan_v = _write_fsaverage_subject(tree, seed, cfg, design, features, s, progress, tuning)
+            snr_vol, zeroed = _write_volume_subject(tree, seed, cfg, design, features, s, progress, tuning)
         _write_transforms(tree, seed, cfg, s)
         truth[s] = {"snr_fs": snr_fs, "snr_vol": snr_vol, "nan_vertices": nan_v, "zeroed": zeroed}
     quirks = {"no_instance_nsd_ids": no_inst.tolist(), "no_instance_pool_coco_ids": (500000 + no_inst_pool).tolist(),
               "coco_sizes_drawn": bool(native)}
-    _write_truth(tree, cfg, seed, design, graphs, pool_graphs, pairs, features, truth, t0, quirks)
+    _write_truth(tree, cfg, seed, design, graphs, pool_graphs, pairs, features, truth, t0, quirks, sentence)
 
 
 def _no_instance_images(seed, cfg):
@@ -1598,9 +1814,13 @@ def make_synthetic_nsd(root, preset="default", seed=0, *, overwrite=False, overr
     root : str or path-like
         Destination; built in ``root.parent/.{root.name}.partial-XXXX`` and renamed at the
         end, so an interrupted run never leaves a tree that looks complete.
-    preset : {"default", "tiny", "nsdlike", "nsdlike_small"}, default="default"
+    preset : {"default", "tiny", "positive", "tiny_positive", "nsdlike", "nsdlike_small"}, default="default"
         ``default``: 4 subjects with data, 750 trials per session, 4,950 NSD images
-        (≤ 90 s, < 1 GB); ``tiny``: 3 subjects, 60 trials per session (≈ 2 s, for tests);
+        (≤ 90 s, < 1 GB); ``tiny``: 3 subjects, 60 trials per session (≈ 3 s, for tests);
+        ``positive`` / ``tiny_positive``: the same trees with the ventral and lateral ROIs
+        half driven by MiniLM's caption embeddings (:data:`POSITIVE_ROI_SPACES`; the
+        positive control, see the module docstring; MiniLM runs at generation time, ≈ 2 min
+        more for ``positive`` on one core unless its embedding cache holds the captions);
         ``nsdlike``: NSD's sizes and quirks (see the module docstring: huge at
         ``scale=1``); ``nsdlike_small``: the same quirks, 2 subjects, 1 + 2 sessions of 750
         trials, full fsaverage (for tests).
@@ -1609,9 +1829,11 @@ def make_synthetic_nsd(root, preset="default", seed=0, *, overwrite=False, overr
     overwrite : bool, default=False
         Replace an existing non-empty ``root`` (otherwise ``ValueError``).
     overrides : dict, optional
-        Keys of :data:`PRESETS` entries or :data:`OPTIONS` to change (e.g.
-        ``{"trials_per_session": 150}``, ``{"missing_sessions": {2: [3]}}``; for the
-        nsdlike presets also ``n_subjects`` and ``scale``). Unknown keys raise.
+        Keys of :data:`PRESETS` entries, :data:`OPTIONS` or :data:`MODEL_OPTIONS` to change
+        (e.g. ``{"trials_per_session": 150}``, ``{"missing_sessions": {2: [3]}}``,
+        ``{"shared_tuning": 0.0}``; for the nsdlike presets also ``n_subjects`` and
+        ``scale``). Unknown keys raise. An ``roi_spaces`` override replaces the preset's
+        whole ``roi_spaces`` (the ROIs it does not name keep :data:`ROI_SPACES`).
     progress : bool, optional
         Show a tqdm bar; default: for the ``default`` and ``nsdlike`` presets.
 
@@ -1625,6 +1847,9 @@ def make_synthetic_nsd(root, preset="default", seed=0, *, overwrite=False, overr
     ValueError
         For an invalid argument or override (named in the message, with what was expected),
         a ``root`` that is a file, or a non-empty ``root`` without ``overwrite``.
+    brainllm_utils.features.weights.ModelNotFoundError
+        When a preset plants a ``sentence`` space whose ``sentence_model`` is not available
+        offline (checked before anything is written).
 
     Notes
     -----
@@ -1636,6 +1861,10 @@ def make_synthetic_nsd(root, preset="default", seed=0, *, overwrite=False, overr
     t0 = time.perf_counter()
     _check_arguments(root, preset, seed, overwrite, overrides, progress)
     cfg = _resolve_preset(preset, overrides)
+    if cfg["sentence_model"] is not None:  # fail before writing anything when the encoder is missing
+        from ..features.embeddings import get_model_spec
+
+        get_model_spec(cfg["sentence_model"])
     root = Path(root).expanduser().absolute()
     _check_root(root, overwrite)
     root.parent.mkdir(parents=True, exist_ok=True)
@@ -1645,7 +1874,7 @@ def make_synthetic_nsd(root, preset="default", seed=0, *, overwrite=False, overr
     partial = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-{socket.gethostname()}-{os.getpid()}-",
                                     dir=root.parent))
     bar = None
-    if progress if progress is not None else preset in ("default", "nsdlike"):
+    if progress if progress is not None else preset in ("default", "positive", "nsdlike"):
         from tqdm.auto import tqdm
 
         n_sessions = sum(cfg["data_sessions"].values())
@@ -1716,11 +1945,14 @@ def main(argv=None, prog=None):
     parser.add_argument("--trials-per-session", type=int)
     parser.add_argument("--n-pool", type=int, help="COCO training-pool images")
     parser.add_argument("--image-size", type=int, help="side of the NSD brick's images")
+    parser.add_argument("--shared-tuning", type=float, metavar="C",
+                        help=f"share of each vertex's tuning common to all subjects, in [0, 1] (default {SHARED_TUNING})")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     args = parser.parse_args(argv)
     overrides = {key: getattr(args, key) for key in (
         "data_sessions", "missing_sessions", "coco_native_sizes", "no_instance_images", "caption_variety",
-        "n_subjects", "scale", "trials_per_session", "n_pool", "image_size") if getattr(args, key) is not None}
+        "n_subjects", "scale", "trials_per_session", "n_pool", "image_size", "shared_tuning")
+        if getattr(args, key) is not None}
     t0 = time.perf_counter()
     root = make_synthetic_nsd(args.root, args.preset, args.seed, overwrite=args.overwrite, overrides=overrides,
                               progress=args.progress)

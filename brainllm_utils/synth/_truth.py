@@ -16,9 +16,11 @@ __all__ = ["TRUTH_DIR", "SANDBOX_FORMAT", "load_truth", "is_sandbox", "is_curren
 TRUTH_DIR = "sandbox_truth"
 #: Version of the sandbox's file set, written to the card as ``"format"``. Raised whenever the
 #: generator adds or changes files that the chapters read (2: the func1pt8 → fsaverage
-#: transforms of the paper's searchlight), so that ``make book`` regenerates an older sandbox
-#: instead of stopping at a missing file. A card without the key is format 1.
-SANDBOX_FORMAT = 2
+#: transforms of the paper's searchlight; 3: tuning shared across subjects changes the betas,
+#: and the card gains ``shared_tuning`` and ``sentence_space``), so that ``make book``
+#: regenerates an older sandbox instead of stopping at a missing file or reading betas of
+#: another generative model. A card without the key is format 1.
+SANDBOX_FORMAT = 3
 
 
 @fill_doc
@@ -101,12 +103,17 @@ def truth_table(card):
                          driven_by=mix, snr=f"{lo:.1f}-{hi:.1f}"))
     table = pd.DataFrame(rows).set_index("roi")
     sizes = card["sizes"]
-    table.attrs["caption"] = (
+    caption = (
         f"preset {card['preset']} (seed {card['seed']}): {sizes['n_images']} images, "
         f"{len(card['subjects_with_data'])} subjects, {sizes['trials_per_session']} trials per "
         f"session, {card['n_strict_shared']} shared test images, "
         f"{len(card['role_reversed_pairs'])} role-reversed image pairs"
     )
+    if "shared_tuning" in card:  # format ≥ 3
+        caption += f", {card['shared_tuning']:.0%} of each vertex's tuning shared by the subjects"
+    if card.get("sentence_space"):
+        caption += f"; sentence = {card['sentence_space']['model']}, mean over each image's captions"
+    table.attrs["caption"] = caption
     return table
 
 
