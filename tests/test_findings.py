@@ -407,12 +407,28 @@ def test_encoding_ceiling_row():
     assert good["analysis"] == "Encoding r vs ceiling (Fig. 1d), over 1,200 nsdgeneral vertices"
     assert good["recovered"] == "r = 0.05 with inter-participant agreement, 0.60 with the noise ceiling"
     assert good["expected"] == ("> 0.5 with the noise ceiling (planted SNR); ≈ 0 (|r| < 0.1) with the "
-                                "agreement (own projection per subject)")
+                                "agreement (own projection per subject, no shared tuning)")
     assert findings.encoding_ceiling_row(_rel(0.05), _rel(0.4), sandbox=True)["agrees"] is False
     assert findings.encoding_ceiling_row(_rel(0.3), _rel(0.9), sandbox=True)["agrees"] is False
     nsd = findings.encoding_ceiling_row(_rel(0.3), _rel(0.1))
     assert nsd["agrees"] is True and nsd["expected"] == "> 0 with inter-participant agreement"
     assert findings.encoding_ceiling_row(_rel(-0.1), _rel(0.9))["agrees"] is False
+
+
+def test_encoding_ceiling_row_follows_the_cards_shared_tuning():
+    """With tuning shared by the subjects (truth card's shared_tuning > 0) the agreement must be
+    positive, as in the paper; without, it must be about zero: the same r fails one and passes
+    the other."""
+    shared = findings.encoding_ceiling_row(_rel(0.6), _rel(0.8), sandbox=True, shared_tuning=0.5)
+    assert shared["agrees"] is True and "50% of each vertex's tuning shared" in shared["expected"]
+    assert findings.encoding_ceiling_row(_rel(0.6), _rel(0.8), sandbox=True, shared_tuning=0.0)["agrees"] is False
+    assert findings.encoding_ceiling_row(_rel(0.6), _rel(0.8), sandbox=True)["agrees"] is False  # older card
+    assert findings.encoding_ceiling_row(_rel(-0.2), _rel(0.8), sandbox=True, shared_tuning=0.5)["agrees"] is False
+    assert findings.encoding_ceiling_row(_rel(0.6), _rel(0.3), sandbox=True, shared_tuning=0.5)["agrees"] is False
+    assert findings.encoding_ceiling_row(_rel(0.05), _rel(0.8), sandbox=True, shared_tuning=0.0)["agrees"] is True
+    for bad in (1.5, -0.1, float("nan"), "half"):
+        with pytest.raises((ValueError, TypeError), match="shared_tuning"):
+            findings.encoding_ceiling_row(_rel(0.6), _rel(0.8), sandbox=True, shared_tuning=bad)
 
 
 def test_encoding_ceiling_row_is_not_judged_over_the_whole_surface():

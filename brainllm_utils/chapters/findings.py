@@ -46,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._utils.numeric import check_float
 from .._utils.paths import atomic_write_text, get_results_dir
 from ..encoding import embedding_correlation
 from ..stats import paired_contrast_tests, paired_ttest, trend_over_seeds
@@ -934,16 +935,19 @@ def _over(rel) -> str:
     return f"over {rel.get('n', '?'):,} {where} vertices" if where != "all" else "over all vertices"
 
 
-def encoding_ceiling_row(relation, nc_relation, sandbox: bool = False):
+def encoding_ceiling_row(relation, nc_relation, sandbox: bool = False, shared_tuning: float | None = None):
     """RQ1 (Fig. 1d): encoding accuracy against the ceilings, over the visual vertices.
 
     The relations must be computed over the vertices the claim is about
     (``ceiling_summary(..., mask=...)``, which records ``vertices``): over the whole surface,
     non-visual cortex (r ≈ 0, agreement ≈ 0) makes any encoder "track" the ceiling.
-    Criterion on the sandbox (accuracy follows the planted SNR; subjects share no tuning by
-    construction): r > :data:`NC_MIN_R` with the noise ceiling and \\|r\\| <
-    :data:`AGREEMENT_MAX_ABS_R` with the inter-participant agreement. On real NSD: r > 0
-    with the agreement. A relation over all vertices has no criterion (``agrees`` None).
+    Criterion on the sandbox: r > :data:`NC_MIN_R` with the noise ceiling (accuracy follows
+    the planted SNR), and, with the inter-participant agreement, what the truth card's
+    ``shared_tuning`` implies: r > 0 (the paper's relation) when part of each vertex's tuning
+    is shared by the subjects, \\|r\\| < :data:`AGREEMENT_MAX_ABS_R` when none is (a sandbox
+    of format < 3, or ``shared_tuning=0``: every subject reads the features through its own
+    projection). On real NSD: r > 0 with the agreement. A relation over all vertices has no
+    criterion (``agrees`` None).
 
     Parameters
     ----------
@@ -956,12 +960,17 @@ def encoding_ceiling_row(relation, nc_relation, sandbox: bool = False):
         ``vertices``).
     sandbox : bool
         Whether the data are the generated sandbox.
+    shared_tuning : float, optional
+        Sandbox: the truth card's ``shared_tuning`` (share of each vertex's tuning common to
+        all subjects; ``None``: a card without the key, i.e. none shared).
 
     Returns
     -------
     dict
         A :func:`finding`.
     """
+    if shared_tuning is not None:
+        shared_tuning = check_float(shared_tuning, "shared_tuning", min_value=0.0, max_value=1.0)
     restricted = all(r is None or r.get("vertices", "all") != "all" for r in (relation, nc_relation))
     unrestricted = " (not judged: computed over all vertices, non-visual cortex included)"
     analysis = f"Encoding r vs ceiling (Fig. 1d), {_over(nc_relation)}"
@@ -976,9 +985,13 @@ def encoding_ceiling_row(relation, nc_relation, sandbox: bool = False):
     else:
         text = (f"r = {relation['pearson']:.2f} with inter-participant agreement, "
                 f"{nc_relation['pearson']:.2f} with the noise ceiling")
-        if sandbox:
+        if sandbox and shared_tuning:
+            expected = (f"> {NC_MIN_R} with the noise ceiling (planted SNR); > 0 with the agreement "
+                        f"({shared_tuning:.0%} of each vertex's tuning shared by the subjects)")
+            agrees = nc_relation["pearson"] > NC_MIN_R and relation["pearson"] > 0
+        elif sandbox:
             expected = (f"> {NC_MIN_R} with the noise ceiling (planted SNR); ≈ 0 (|r| < {AGREEMENT_MAX_ABS_R}) "
-                        "with the agreement (own projection per subject)")
+                        "with the agreement (own projection per subject, no shared tuning)")
             agrees = nc_relation["pearson"] > NC_MIN_R and abs(relation["pearson"]) < AGREEMENT_MAX_ABS_R
         else:
             expected = "> 0 with inter-participant agreement"
@@ -1177,7 +1190,8 @@ def shuffled_baseline_row(baseline, feature: str, alpha: float = ALPHA):
 
 def encoding_rows(group, visual, streams, roi_names, relation, nc_relation, ceiling_table, partition,
                   agreement, *, feature: str, word_band: str, order, q: float, n_subjects: int,
-                  sandbox: bool = False, truth=None, recovered=None, baseline=None, rq2=None) -> list[dict]:
+                  sandbox: bool = False, truth=None, recovered=None, baseline=None, rq2=None,
+                  shared_tuning: float | None = None) -> list[dict]:
     """The rows of chapter 03 (encoding), in order.
 
     Parameters
@@ -1213,6 +1227,8 @@ def encoding_rows(group, visual, streams, roi_names, relation, nc_relation, ceil
         The RQ2 comparison of the encoders (``chapters.rq2.rq2_comparison``): adds
         :func:`rq2_controls_row` per ROI of :data:`PAPER_RSA_ROIS` at the end (on the
         sandbox judged against ``truth``).
+    shared_tuning : float, optional
+        Sandbox: the truth card's ``shared_tuning`` (see :func:`encoding_ceiling_row`).
 
     Returns
     -------
@@ -1232,7 +1248,7 @@ def encoding_rows(group, visual, streams, roi_names, relation, nc_relation, ceil
         encoding_fdr_row(group, visual, streams, roi_names, feature=feature, q=q, n_subjects=n_subjects,
                          sandbox=sandbox),
         shuffled_baseline_row(baseline, feature),
-        encoding_ceiling_row(relation, nc_relation, sandbox),
+        encoding_ceiling_row(relation, nc_relation, sandbox, shared_tuning if sandbox else None),
         roi_ceiling_fraction_row(ceiling_table, order, feature, recovered),
         ceiling_fraction_fit_row(recovered),
         variance_partition_row(partition, feature, word_band, truth),
