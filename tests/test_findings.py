@@ -357,6 +357,105 @@ def test_rsa_rows_sandbox_and_nsd():
         findings.rsa_rows(group, ours, sl, tests, ["multihot"], main="mpnet", n_subjects=3, card=CARD)
 
 
+
+#: the positive control's card (synth preset ``positive``): a sentence space planted in
+#: ventral and lateral cortex, parietal as in the null world
+POSITIVE_CARD = {"roi_spaces": {"ventral": {"sentence": 0.5, "category": 0.5},
+                                "lateral": {"sentence": 0.5, "interaction": 0.35, "category": 0.15},
+                                "parietal": {"layout": 1.0}, "early": {"lowlevel": 1.0}}}
+
+
+def test_roi_rsa_row_counts_a_planted_sentence_space_as_caption_content():
+    group = _group(ventral=(0.1, True), lateral=(0.1, True), parietal=(0.01, False))
+    ours = pd.Series({"ventral": 0.4, "lateral": 0.3, "parietal": 0.05})
+    only_sentence = {"roi_spaces": {"ventral": {"sentence": 1.0}, "lateral": {"lowlevel": 1.0}}}
+    row = findings.roi_rsa_row("ventral", group, ours, "mpnet", only_sentence)
+    assert row["expected"] == "> 0, FDR-significant (planted: sentence 100%)" and row["agrees"] is True
+    # without the sentence space the same ROI holds nothing captions describe: it must score lowest
+    no_sentence = {"roi_spaces": {"ventral": {"lowlevel": 1.0}, "lateral": {"lowlevel": 1.0}}}
+    row = findings.roi_rsa_row("ventral", group, ours, "mpnet", no_sentence)
+    assert row["expected"].startswith("lowest of") and row["agrees"] is False
+
+
+def test_category_control_row_follows_the_card():
+    """Null world: the category space must win in ventral cortex; positive world (a sentence
+    space planted there): the full caption must win, the same test on the same table."""
+    controls = ["mpnet_category_all", "multihot"]
+    ahead, behind = _tests(0.1, True, "mpnet_category_all"), _tests(-0.1, True, "mpnet_category_all")
+    pos = findings.category_control_row(ahead, controls, "mpnet", POSITIVE_CARD)
+    assert pos["agrees"] is True
+    assert pos["expected"].startswith("> 0, FDR-significant (planted: sentence 50%, category 50%")
+    assert findings.category_control_row(behind, controls, "mpnet", POSITIVE_CARD)["agrees"] is False
+    assert findings.category_control_row(_tests(0.1, False, "mpnet_category_all"), controls, "mpnet",
+                                         POSITIVE_CARD)["agrees"] is False
+    # the same tables judged by the null world's card: the opposite verdicts
+    assert findings.category_control_row(ahead, controls, "mpnet", CARD)["agrees"] is False
+    assert findings.category_control_row(behind, controls, "mpnet", CARD)["agrees"] is True
+
+
+def _sentence_rq2(diff, p_fdr, roi="ventral"):
+    """An ``rq2_comparison`` table: two category controls, the word average, a content-free
+    word class and nouns (n = 4 subjects)."""
+    spaces = ("multihot", "mpnet_category_all", "mpnet_word_avg", "mpnet_prepositions", "mpnet_nouns")
+    kinds = ("categories", "categories", "word average", "word class", "word class")
+    t = pd.DataFrame([dict(roi=roi, space=s, kind=k, n=4, mean_diff=d, p_fdr=p, significant=p <= 0.05, note="")
+                      for s, k, d, p in zip(spaces, kinds, diff, p_fdr)])
+    t.attrs["main"] = "mpnet"
+    return t
+
+
+def test_rq2_controls_row_where_a_sentence_space_is_planted():
+    # everything beaten except nouns (which carry the planted category content): agrees
+    t = _sentence_rq2([0.1, 0.1, 0.05, 0.2, -0.05], [0.01, 0.01, 0.02, 0.01, 0.3])
+    row = findings.rq2_controls_row(t, "ventral", card=POSITIVE_CARD)
+    assert row["agrees"] is True and row["recovered"].startswith("4 of 4 controls below mpnet")
+    assert row["expected"].startswith("> 0, FDR-significant for each category, word-average and word-class")
+    # the word average not beaten: disagrees
+    t2 = _sentence_rq2([0.1, 0.1, 0.01, 0.2, -0.05], [0.01, 0.01, 0.4, 0.01, 0.3])
+    assert findings.rq2_controls_row(t2, "ventral", card=POSITIVE_CARD)["agrees"] is False
+    # the null world's card judges only the content-free class: the same table agrees
+    null = findings.rq2_controls_row(t2, "ventral", card=CARD)
+    assert null["agrees"] is True and null["recovered"].startswith("1 of 1 controls")
+
+
+def test_sentence_controls_row_found_where_planted_absent_elsewhere():
+    beaten = _sentence_rq2([0.1, 0.1, 0.05, 0.2, -0.05], [0.01, 0.01, 0.02, 0.01, 0.3])
+    not_beaten = _sentence_rq2([0.1, -0.1, 0.05, 0.2, 0.0], [0.01, 0.01, 0.02, 0.01, 0.3])
+    # positive world: the claim must hold
+    row = findings.sentence_controls_row(beaten, "ventral", card=POSITIVE_CARD)
+    assert row["agrees"] is True and row["recovered"].startswith("found: 3 of 3 below mpnet")
+    assert row["expected"] == "found: each > 0, FDR-significant (planted: sentence 50%, category 50%)"
+    assert row["rq"] == "RQ2"
+    assert findings.sentence_controls_row(not_beaten, "ventral", card=POSITIVE_CARD)["agrees"] is False
+    # null world: the claim must be absent
+    row = findings.sentence_controls_row(not_beaten, "ventral", card=CARD)
+    assert row["agrees"] is True and row["recovered"].startswith("absent: 2 of 3")
+    assert row["expected"].startswith("absent: not above every one (no sentence space planted: category 100%")
+    assert findings.sentence_controls_row(beaten, "ventral", card=CARD)["agrees"] is False
+    # real NSD (rq2_controls_row states the paper's claim), a missing ROI, no such control: no row
+    assert findings.sentence_controls_row(beaten, "ventral") is None
+    assert findings.sentence_controls_row(beaten, "lateral", card=CARD) is None
+    only_words = beaten[beaten["kind"] == "word class"]
+    assert findings.sentence_controls_row(only_words, "ventral", card=CARD) is None
+    one = _sentence_rq2([0.1] * 5, [np.nan] * 5)
+    assert findings.sentence_controls_row(one, "ventral", card=CARD)["agrees"] is None
+
+
+def test_rsa_rows_add_the_sentence_rows_on_the_sandbox_only():
+    group = _group(ventral=(0.1, True))
+    ours = pd.Series({"ventral": 0.4})
+    sl = {"reject": np.ones(3, bool), "t": np.ones(3)}
+    rq2 = _sentence_rq2([0.1, 0.1, 0.05, 0.2, -0.05], [0.01, 0.01, 0.02, 0.01, 0.3])
+    oracle = pd.DataFrame({"winner": {"ventral": "truth:sentence"}})
+    rows = findings.rsa_rows(group, ours, sl, _tests(0.1, True), ["multihot"], main="mpnet", n_subjects=3,
+                             card=POSITIVE_CARD, oracle=oracle, rq2=rq2)
+    assert [r["analysis"][:25] for r in rows[-2:]] == ["ROI RSA, ventral: mpnet −", "ROI RSA, ventral: beyond "]
+    assert all(r["agrees"] is True for r in rows), [r for r in rows if r["agrees"] is not True]
+    nsd_rows = findings.rsa_rows(group, ours, sl, _tests(0.1, True), ["multihot"], main="mpnet",
+                                 n_subjects=3, rq2=rq2)
+    assert not any("beyond single words" in r["analysis"] for r in nsd_rows)
+
+
 # --------------------------------------------------------------------------- 03 encoding
 ROI_NAMES = {0: "unknown", 1: "early", 2: "ventral", 3: "lateral", 4: "parietal"}
 #: eight vertices: two per streams ROI; nsdgeneral = the first six
@@ -665,6 +764,18 @@ def test_single_roi_decoding_row_on_the_sandbox():
     assert findings.single_roi_decoding_row(_ident(ventral=0.45), truth)["agrees"] is False
     no_caption_roi = findings.single_roi_decoding_row(_ident(early=0.6), truth)
     assert no_caption_roi["agrees"] is None and no_caption_roi["expected"] == ""
+
+
+def test_single_roi_decoding_row_counts_the_sentence_space():
+    """A positive-control ROI driven half by the sentence space carries caption signal."""
+    truth = pd.DataFrame({"category": {"early": 0.0, "lateral": 0.15}, "interaction": {"early": 0.0, "lateral": 0.35},
+                          "sentence": {"early": 0.0, "lateral": 0.5}, "lowlevel": {"early": 1.0, "lateral": 0.0}})
+    row = findings.single_roi_decoding_row(_ident(early=0.6, lateral=0.7), truth)
+    assert row["agrees"] is True
+    assert row["expected"] == "lateral (planted category/interaction/sentence) above early"
+    # without the sentence column lateral's share (0.5) is not above PLANTED_CAPTION_SHARE
+    no_sentence = findings.single_roi_decoding_row(_ident(early=0.6, lateral=0.7), truth.drop(columns="sentence"))
+    assert no_sentence["agrees"] is None
 
 
 def test_single_roi_decoding_row_on_real_nsd():
@@ -1016,6 +1127,8 @@ FAILING = {
     "training_size_row": lambda: findings.training_size_row(
         _align({0: [0.10, 0.30, 0.60], 1: [0.20, 0.19, 0.18], 2: [0.21, 0.20, 0.19]})),
     "rq2_controls_row": lambda: findings.rq2_controls_row(_rq2([0.1, 0.02, 0.3], [0.01, 0.3, 0.01]), "ventral"),
+    "sentence_controls_row": lambda: findings.sentence_controls_row(  # found in the null world
+        _sentence_rq2([0.1, 0.1, 0.05, 0.2, 0.0], [0.01, 0.01, 0.02, 0.01, 0.3]), "ventral", card=CARD),
 }
 
 #: row function → inputs on which it agrees (agrees True)
@@ -1058,6 +1171,8 @@ PASSING = {
     "training_size_row": lambda: findings.training_size_row(
         _align({0: [0.10, 0.15, 0.20], 1: [0.11, 0.15, 0.21], 2: [0.10, 0.16, 0.19]})),
     "rq2_controls_row": lambda: findings.rq2_controls_row(_rq2([0.1, 0.05, 0.3], [0.01, 0.02, 0.01]), "ventral"),
+    "sentence_controls_row": lambda: findings.sentence_controls_row(  # found where planted
+        _sentence_rq2([0.1, 0.1, 0.05, 0.2, 0.0], [0.01, 0.01, 0.02, 0.01, 0.3]), "ventral", card=POSITIVE_CARD),
 }
 
 
@@ -1112,3 +1227,87 @@ def test_chapter_row_lists_only_build_rows_through_row_functions():
         called = {c.func.id for c in ast.walk(fn) if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)}
         other = sorted(c for c in called & defined if not c.endswith("_row") and c not in helpers)
         assert not other, f"{fn.name} builds rows with {other}: make them *_row functions with failing cases"
+
+
+# --------------------------------------------------------------------------- the two sandbox worlds
+def _world(*rows):
+    """Findings rows ``(analysis, recovered, expected, agrees)`` of chapter 02, RQ2."""
+    return [dict(findings.finding("RQ2", a, rec, exp, ok), chapter="02_rsa") for a, rec, exp, ok in rows]
+
+
+def test_compare_worlds_verdicts():
+    null = _world(("beyond words", "absent", "absent", True), ("fp", "found", "absent", False),
+                  ("missed", "absent", "absent", True), ("rq1", "0.4", "> 0", True),
+                  ("rq1 bad", "-0.1", "> 0", False), ("desc", "3", "", None), ("null only", "1", "", True))
+    pos = _world(("beyond words", "found", "found", True), ("fp", "found", "found", True),
+                 ("missed", "absent", "found", False), ("rq1", "0.5", "> 0", True),
+                 ("rq1 bad", "0.2", "> 0", True), ("desc", "4", "", None), ("pos only", "1", "", True))
+    df = findings.compare_worlds(null, pos)
+    assert list(df.columns) == list(findings.WORLD_FIELDS)
+    verdict = df.set_index("analysis")["verdict"].to_dict()
+    assert verdict == {
+        "beyond words": "found where planted, absent in null",
+        "fp": "cannot tell apart: the null world shows it too",
+        "missed": "missed where planted",
+        "rq1": "agrees in both (same expectation in both worlds)",
+        "rq1 bad": "disagrees in the null world",
+        "desc": findings.NO_CRITERION,
+        "null only": "only in the null world",
+        "pos only": "only in the positive world",
+    }
+    row = df.set_index("analysis").loc["beyond words"]
+    assert row["null"] == "✓ absent" and row["positive"] == "✓ found"
+    assert row["expected_null"] == "absent" and row["expected_positive"] == "found"
+    assert df.set_index("analysis").loc["pos only", "null"] == ""
+    # the same worlds swapped: expectations differ but the "positive" one now fails its own
+    swapped = findings.compare_worlds(pos, null).set_index("analysis")["verdict"]
+    assert swapped["fp"] == "missed where planted"
+
+
+def test_compare_worlds_reads_load_tables_and_refuses_bad_input(tiny_root, tmp_path):
+    nsd = NSD(tiny_root)
+    findings.record("02_rsa", [findings.finding("RQ1", "ROI RSA", 0.4, "> 0", True),
+                               findings.finding("RQ2", "beyond", "absent", "absent", True)], nsd, results_dir=tmp_path)
+    table = findings.load(nsd, results_dir=tmp_path)
+    df = findings.compare_worlds(table, table)
+    assert list(df["verdict"]) == ["agrees in both (same expectation in both worlds)"] * 2
+    assert list(df["rq"]) == ["RQ1", "RQ2"]
+    with pytest.raises(TypeError, match="positive_rows"):
+        findings.compare_worlds(table, "not a table")
+    with pytest.raises(ValueError, match="null_rows: each finding needs"):
+        findings.compare_worlds([{"rq": "RQ1"}], table)
+    with pytest.raises(ValueError, match="recorded twice"):
+        findings.compare_worlds(pd.concat([table, table]), table)
+    with pytest.raises(ValueError, match="'agrees' must be"):
+        findings.compare_worlds([dict(table.iloc[0].to_dict(), agrees="yes")], table)
+
+
+def test_scorecard_file_round_trip_and_absent(tiny_root, tmp_path):
+    nsd = NSD(tiny_root)
+    path = tmp_path / "book" / "positive_world_findings.json"
+    assert findings.load_scorecard(path) is None  # not yet computed: the page says so
+    with pytest.raises(ValueError, match="no findings recorded"):
+        findings.save_scorecard(nsd, path, results_dir=tmp_path)
+    findings.record("02_rsa", [findings.finding("RQ1", "ROI RSA", 0.4, "> 0", True),
+                               findings.finding("RQ2", "x", "3", "", None)], nsd, results_dir=tmp_path)
+    findings.record("02_rsa", [findings.finding("RQ1", "grid", 1.0)], nsd, results_dir=tmp_path,
+                    run="02_rsa__seed-1")  # a grid run: left out, as on the page
+    with pytest.raises(ValueError, match="timings"):
+        findings.save_scorecard(nsd, path, results_dir=tmp_path, timings={"02_rsa": -1.0})
+    findings.save_scorecard(nsd, path, results_dir=tmp_path, timings={"02_rsa": 12.5})
+    card = findings.load_scorecard(path)
+    assert card["world"] == "null" and card["chapters"] == ["02_rsa"] and card["timings_s"] == {"02_rsa": 12.5}
+    assert card["command"] == findings.POSITIVE_COMMAND
+    assert list(card["rows"]["analysis"]) == ["ROI RSA", "x"]
+    assert list(card["rows"]["agrees"]) == [True, None]
+    assert "roi_spaces" in card and "data" not in json.loads(path.read_text())
+    path.write_text(json.dumps([1, 2]))
+    with pytest.raises(ValueError, match="not a scorecard file"):
+        findings.load_scorecard(path)
+
+
+def test_scorecard_is_for_sandbox_worlds_only(tmp_path):
+    from types import SimpleNamespace
+
+    with pytest.raises(ValueError, match="not a generated sandbox"):
+        findings.save_scorecard(SimpleNamespace(root=tmp_path), tmp_path / "x.json", results_dir=tmp_path)

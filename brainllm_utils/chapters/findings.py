@@ -61,6 +61,7 @@ __all__ = [
     "RDM_COMPARISONS", "PAPER_RSA_ROIS", "CATEGORY_CONTROLS", "SEARCHLIGHT_Q", "P_UNCORRECTED",
     "FDR_SLACK", "BEYOND_VENTRAL_ROIS", "NC_MIN_R", "AGREEMENT_MAX_ABS_R", "FRACTION_MIN_R",
     "MOSTLY_POSITIVE", "CAPTION_METRICS", "IDENTIFICATION_CHANCE", "PLANTED_CAPTION_SHARE",
+    "SENTENCE_SPACE", "CAPTION_SPACES",
     "TRANSFER_TARGETS", "OBJECTIVE_CORRECTION", "ALPHA", "MIN_SWEEP_SEEDS",
     # chapter 01
     "closest_planted_space_row", "role_reversal_row", "bag_of_words_row", "model_rdm_row",
@@ -145,6 +146,13 @@ IDENTIFICATION_CHANCE = 0.5
 #: 04: sandbox: an ROI carries caption signal when its planted category + interaction weight
 #: exceeds this
 PLANTED_CAPTION_SHARE = 0.5
+#: sandbox: the planted space of the positive control, a sentence encoder's embedding of the
+#: captions (``synth``'s ``sentence_space``); where a truth card plants it in an ROI, the full
+#: caption carries more than its words there (the paper's hypothesis is true in that ROI)
+SENTENCE_SPACE = "sentence"
+#: sandbox: the planted spaces whose content captions describe (objects, actions, and the
+#: sentence space where the positive control plants it)
+CAPTION_SPACES = ("category", "interaction", SENTENCE_SPACE)
 #: 05: targets of the transfer readout rows, in order
 TRANSFER_TARGETS = ("mpnet", "multihot")
 #: 05: correction of the LLM- vs category-trained paired tests over the ROIs
@@ -573,6 +581,11 @@ def _planted_mix(card, roi) -> str:
     return ", ".join(f"{k} {v:.0%}" for k, v in sorted(mix.items(), key=lambda kv: -kv[1]))
 
 
+def _sentence_planted(card, roi) -> bool:
+    """Whether the truth card plants the :data:`SENTENCE_SPACE` in ``roi`` (positive control)."""
+    return card is not None and card["roi_spaces"].get(roi, {}).get(SENTENCE_SPACE, 0) > 0
+
+
 def _tested_rois(group, ours, main):
     tested = group[group["model"] == main].set_index("roi")
     return tested, [r for r in PAPER_RSA_ROIS if r in ours.index and r in tested.index]
@@ -582,8 +595,9 @@ def roi_rsa_row(roi: str, group, ours, main: str, card=None):
     """RQ1: ``main``'s noise-ceiling-normalised ROI RSA in one of :data:`PAPER_RSA_ROIS`.
 
     Criterion: the group mean r is > 0 and FDR-significant across subjects; on the sandbox,
-    an ROI where nothing captions describe is planted (no ``category`` or ``interaction``)
-    must instead score lowest of the paper's ROIs. With one subject (``group``'s ``n`` < 2:
+    an ROI where nothing captions describe is planted (none of :data:`CAPTION_SPACES`:
+    ``category``, ``interaction``, or the positive control's ``sentence``) must instead
+    score lowest of the paper's ROIs. With one subject (``group``'s ``n`` < 2:
     no leave-one-subject-out ceiling, no group test) the row says :data:`NEEDS_SUBJECTS`.
 
     Parameters
@@ -617,7 +631,7 @@ def roi_rsa_row(roi: str, group, ours, main: str, card=None):
     expected, agrees = "> 0, FDR-significant across subjects", positive
     if card is not None:
         mix = card["roi_spaces"].get(roi, {})
-        if mix.get("category", 0) + mix.get("interaction", 0) > 0:  # objects / actions: captions' topics
+        if sum(mix.get(k, 0) for k in CAPTION_SPACES) > 0:  # objects, actions, sentences: captions' topics
             expected = f"> 0, FDR-significant (planted: {_planted_mix(card, roi)})"
         else:  # nothing captions describe planted there
             expected = f"lowest of {', '.join(paper_rois)} (planted: {_planted_mix(card, roi)})"
@@ -739,8 +753,10 @@ def category_control_row(tests, controls, main: str, card=None, roi: str = "vent
     """RQ2: ``main`` against a category control in ventral cortex (paired over subjects).
 
     Criterion on real NSD: ``main`` ahead, FDR-significant (the full caption beats
-    categories). On the sandbox only categories are planted in ventral cortex, so the
-    category space must win, FDR-significant.
+    categories). On the sandbox the truth card decides: where it plants the
+    :data:`SENTENCE_SPACE` in ``roi`` (the positive control) ``main`` must be ahead,
+    FDR-significant, as on real NSD; elsewhere (the null world: only categories are planted
+    in ventral cortex) the category space must win, FDR-significant.
 
     Parameters
     ----------
@@ -770,14 +786,19 @@ def category_control_row(tests, controls, main: str, card=None, roi: str = "vent
     pair = tests[(tests["roi"] == roi) & (tests["model_b"] == cat_control)] if cat_control else tests.iloc[:0]
     if not len(pair):
         return None
-    sandbox = card is not None
     d, p = float(pair["mean_diff"].iloc[0]), float(pair["p_fdr"].iloc[0])
     sig = bool(pair["significant"].iloc[0])
+    if card is None:
+        expected, ahead = "> 0, FDR-significant (full caption beats categories)", True
+    elif _sentence_planted(card, roi):
+        expected, ahead = (f"> 0, FDR-significant (planted: {_planted_mix(card, roi)}: the sentence space "
+                           "carries what categories miss, the full caption should win)"), True
+    else:
+        expected, ahead = (f"< 0, FDR-significant (planted: {_planted_mix(card, roi)}: the category space "
+                           "should win)"), False
     return finding(
         "RQ2", f"Paired {main} − {cat_control}, {roi} (r difference)", f"{d:+.3f} (p_FDR = {p:.3g})",
-        expected=(f"< 0, FDR-significant (planted: {_planted_mix(card, roi)}: the category space should win)"
-                  if sandbox else "> 0, FDR-significant (full caption beats categories)"),
-        agrees=sig and (d < 0 if sandbox else d > 0),
+        expected=expected, agrees=sig and (d > 0 if ahead else d < 0),
         paper="MPNet above multi-hot and category models (Fig. 3)")
 
 
@@ -849,7 +870,8 @@ def rsa_rows(group, ours, sl, tests, controls, *, main: str, n_subjects: int, ca
         surface searchlight's.
     rq2 : pandas.DataFrame, optional
         The RQ2 comparison (``chapters.rq2.rq2_comparison`` of the ROI RSA): adds
-        :func:`rq2_controls_row` per ROI of :data:`PAPER_RSA_ROIS` at the end.
+        :func:`rq2_controls_row` per ROI of :data:`PAPER_RSA_ROIS` at the end, then (on
+        the sandbox) :func:`sentence_controls_row` per ROI.
 
     Returns
     -------
@@ -865,7 +887,8 @@ def rsa_rows(group, ours, sl, tests, controls, *, main: str, n_subjects: int, ca
                  + [searchlight_row(sl, n_subjects, main, sandbox=card is not None, q=q),
                     category_control_row(tests, controls, main, card),
                     oracle_winner_row(oracle, card)]
-                 + [rq2_controls_row(rq2, roi, method="ROI RSA", card=card) for roi in PAPER_RSA_ROIS])
+                 + [rq2_controls_row(rq2, roi, method="ROI RSA", card=card) for roi in PAPER_RSA_ROIS]
+                 + [sentence_controls_row(rq2, roi, method="ROI RSA", card=card) for roi in PAPER_RSA_ROIS])
 
 
 # ---------------------------------------------------------------------------- 03 encoding
@@ -1359,9 +1382,10 @@ def caption_metric_row(metrics, metric: str, label: str):
 def single_roi_decoding_row(summary, truth=None):
     """RQ3: pairwise identification when decoding from single ROIs.
 
-    Criterion on the sandbox (captions describe categories and interactions, not low-level
-    statistics or layout): the ROIs whose planted category + interaction weight exceeds
-    :data:`PLANTED_CAPTION_SHARE` identify better than the others (or, without others, above
+    Criterion on the sandbox (captions describe categories and interactions, and the
+    positive control's sentence space, not low-level statistics or layout): the ROIs whose
+    planted weight of :data:`CAPTION_SPACES` exceeds :data:`PLANTED_CAPTION_SHARE` identify
+    better than the others (or, without others, above
     chance :data:`IDENTIFICATION_CHANCE`). On real NSD no criterion.
 
     Parameters
@@ -1382,11 +1406,12 @@ def single_roi_decoding_row(summary, truth=None):
     text = " > ".join(f"{r} {v:.3f}" for r, v in ident.items())
     expected, agrees = "", None
     if truth is not None:
-        share = truth.reindex(columns=["category", "interaction"], fill_value=0.0).sum(axis=1)
+        share = truth.reindex(columns=list(CAPTION_SPACES), fill_value=0.0).sum(axis=1)
         cap = [r for r in ident.index if share.get(r, 0.0) > PLANTED_CAPTION_SHARE]
         other = [r for r in ident.index if r not in cap]
         if cap and other:
-            expected = f"{', '.join(cap)} (planted category/interaction) above {', '.join(other)}"
+            planted = "/".join(k for k in CAPTION_SPACES if k in truth.columns and truth.loc[cap, k].gt(0).any())
+            expected = f"{', '.join(cap)} (planted {planted}) above {', '.join(other)}"
             agrees = ident[cap].min() > ident[other].max()
         elif cap:
             expected = f"{', '.join(cap)} above chance {IDENTIFICATION_CHANCE}"
@@ -1743,6 +1768,10 @@ RQ2_NSD_CONTROL_KINDS = ("categories", "word vectors", "word average", "word cla
 #: RQ2, sandbox: the word classes that name no object and no action (nothing of the planted
 #: category or interaction spaces): where those are planted, the full caption must beat them
 RQ2_CONTENT_FREE = ("adjectives", "adverbs", "prepositions")
+#: RQ2, sandbox: the controls of the "beyond single words" claim (the paper's Fig. 3): where
+#: the truth card plants the :data:`SENTENCE_SPACE` the full caption must beat each of them,
+#: where it does not it must not beat them all (:func:`sentence_controls_row`)
+RQ2_SENTENCE_CONTROL_KINDS = ("categories", "word average")
 
 
 def _rq2_sandbox_control(space: str) -> bool:
@@ -1756,11 +1785,15 @@ def rq2_controls_row(table, roi: str, *, method: str = "ROI RSA", card=None):
     ``main − control`` over subjects per ROI, Benjamini–Hochberg FDR over the spaces compared
     in the ROI. Criterion on real NSD (the paper's claim, Fig. 3 and Supp. Fig. 9): for every
     computed control of :data:`RQ2_NSD_CONTROL_KINDS`, the difference is > 0 and
-    FDR-significant. On the sandbox, only in an ROI whose planted category + interaction
-    weight is at least :data:`PLANTED_CAPTION_SHARE` (None elsewhere), and only against the
-    word classes that name neither objects nor actions (:data:`RQ2_CONTENT_FREE`): what is
-    planted there is what nouns and verbs say, so those classes must lose. Controls the run
-    did not compute (no word-vector file) are named in the row, never counted as passes.
+    FDR-significant. On the sandbox the truth card decides. In an ROI where it plants the
+    :data:`SENTENCE_SPACE` (the positive control), against the category and word-average
+    controls (:data:`RQ2_SENTENCE_CONTROL_KINDS`) and the word classes that name neither
+    objects nor actions (:data:`RQ2_CONTENT_FREE`): the sentence space carries what each of
+    them misses. Elsewhere only in an ROI whose planted category + interaction weight is at
+    least :data:`PLANTED_CAPTION_SHARE` (None otherwise), and only against
+    :data:`RQ2_CONTENT_FREE`: what is planted there is what nouns and verbs say, so those
+    classes must lose. Controls the run did not compute (no word-vector file) are named in
+    the row, never counted as passes.
 
     Parameters
     ----------
@@ -1784,7 +1817,11 @@ def rq2_controls_row(table, roi: str, *, method: str = "ROI RSA", card=None):
         return None
     main = table.attrs.get("main", "mpnet")
     t = table[table["roi"] == roi]
-    if card is not None:
+    if card is not None and _sentence_planted(card, roi):
+        t = t[t["space"].map(_rq2_sandbox_control) | t["kind"].isin(RQ2_SENTENCE_CONTROL_KINDS)]
+        expected = (f"> 0, FDR-significant for each category, word-average and word-class control naming "
+                    f"no object or action (planted: {_planted_mix(card, roi)})")
+    elif card is not None:
         mix = card["roi_spaces"].get(roi, {})
         if mix.get("category", 0) + mix.get("interaction", 0) < PLANTED_CAPTION_SHARE:
             return None
@@ -1817,4 +1854,260 @@ def rq2_controls_row(table, roi: str, *, method: str = "ROI RSA", card=None):
     return finding("RQ2", analysis, text, expected=expected, agrees=bool(ok.all()), paper=paper)
 
 
-__all__ += ["RQ2_NSD_CONTROL_KINDS", "RQ2_CONTENT_FREE", "rq2_controls_row"]
+def sentence_controls_row(table, roi: str, *, method: str = "ROI RSA", card=None):
+    """RQ2 (sandbox): "beyond single words" in one of :data:`PAPER_RSA_ROIS`, found or absent as planted.
+
+    The claim that tells the two sandbox worlds apart: the main model above every category
+    and word-average control (:data:`RQ2_SENTENCE_CONTROL_KINDS`), each difference > 0 and
+    FDR-significant (:func:`~brainllm_utils.chapters.rq2.rq2_comparison`'s paired t-test,
+    BH-FDR over the spaces in the ROI). The truth card gives the expected outcome: where it
+    plants the :data:`SENTENCE_SPACE` in ``roi`` (the positive control) the claim must hold;
+    where it does not (the null world, or an ROI the positive control leaves alone) it must
+    not, since nothing there is beyond what the words' categories and averages carry. On
+    real NSD no row (:func:`rq2_controls_row` states the paper's claim).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame or None
+        :func:`~brainllm_utils.chapters.rq2.rq2_comparison` (as in :func:`rq2_controls_row`).
+    roi : str
+        One of :data:`PAPER_RSA_ROIS`.
+    method : str, default="ROI RSA"
+        What the scores are, for the row's text.
+    card : dict, optional
+        The sandbox's truth card (``roi_spaces``); None on real NSD.
+
+    Returns
+    -------
+    dict or None
+        A :func:`finding`; None on real NSD, without the ROI, or without a category or
+        word-average control in the table.
+    """
+    if card is None or table is None or roi not in set(table["roi"]):
+        return None
+    main = table.attrs.get("main", "mpnet")
+    t = table[(table["roi"] == roi) & table["kind"].isin(RQ2_SENTENCE_CONTROL_KINDS)]
+    if not len(t):
+        return None
+    planted = _sentence_planted(card, roi)
+    analysis = (f"{method}, {roi}: beyond single words, {main} above every category and word-average "
+                "control (paired t, BH-FDR over the spaces in the ROI)")
+    expected = (f"found: each > 0, FDR-significant (planted: {_planted_mix(card, roi)})" if planted else
+                f"absent: not above every one (no sentence space planted: {_planted_mix(card, roi) or 'nothing'})")
+    paper = "full caption above categories and word averages (Fig. 3)"
+    done = t[t["note"] == ""]
+    if not len(done) or (done["n"] < 2).any() or not np.isfinite(done["p_fdr"]).all():
+        return not_computed("RQ2", analysis, expected=expected, paper=paper)
+    ok = done["significant"].astype(bool) & (done["mean_diff"] > 0)
+    found = bool(ok.all())
+    text = (f"{'found' if found else 'absent'}: {int(ok.sum())} of {len(done)} below {main}, FDR-significant ("
+            + ", ".join(f"{s} {d:+.3f}, p_FDR = {p:.2g}" for s, d, p in
+                        zip(done["space"], done["mean_diff"], done["p_fdr"])) + ")")
+    return finding("RQ2", analysis, text, expected=expected, agrees=found == planted, paper=paper)
+
+
+__all__ += ["RQ2_NSD_CONTROL_KINDS", "RQ2_CONTENT_FREE", "RQ2_SENTENCE_CONTROL_KINDS", "rq2_controls_row",
+            "sentence_controls_row"]
+
+
+# ---------------------------------------------------------------------------- two sandbox worlds
+#: :func:`compare_worlds`' verdicts, by (expected outcomes differ between the worlds, null row
+#: agrees, positive row agrees); rows without a criterion or in one world only get
+#: :data:`NO_CRITERION` or :data:`ONE_WORLD_ONLY`
+WORLD_VERDICTS = {
+    (True, True, True): "found where planted, absent in null",
+    (True, False, True): "cannot tell apart: the null world shows it too",
+    (True, True, False): "missed where planted",
+    (True, False, False): "disagrees in both worlds",
+    (False, True, True): "agrees in both (same expectation in both worlds)",
+    (False, False, True): "disagrees in the null world",
+    (False, True, False): "disagrees in the positive world",
+    (False, False, False): "disagrees in both worlds",
+}
+#: :func:`compare_worlds`: a row without a criterion (descriptive, not computed) in a world
+NO_CRITERION = "no criterion in one world or both"
+#: :func:`compare_worlds`: a row that only one world recorded ({world} is filled in)
+ONE_WORLD_ONLY = "only in the {world} world"
+#: :func:`compare_worlds`' columns
+WORLD_FIELDS = ("rq", "chapter", "analysis", "null", "positive", "expected_null", "expected_positive",
+                "verdict")
+
+
+def _mark(agrees) -> str:
+    return {True: "✓", False: "✗"}.get(agrees, "–")
+
+
+def _scorecard_rows(rows, name: str) -> list[dict]:
+    """``rows`` (a :func:`load` table or a list of :func:`finding` dicts with ``chapter``) as dicts."""
+    if hasattr(rows, "to_dict"):
+        rows = rows.to_dict("records")
+    if not isinstance(rows, (list, tuple)):
+        raise TypeError(f"{name}: expected a findings table (load) or a list of findings, "
+                        f"got {type(rows).__name__}")
+    out = []
+    for r in rows:
+        if not isinstance(r, dict) or set(FIELDS) - set(r):
+            raise ValueError(f"{name}: each finding needs the fields {list(FIELDS)}, got {r!r}")
+        agrees = r["agrees"]
+        if agrees is not None and not isinstance(agrees, (bool, np.bool_)):
+            agrees = None if isinstance(agrees, float) and math.isnan(agrees) else agrees
+            if agrees is not None and not isinstance(agrees, (bool, np.bool_)):
+                raise ValueError(f"{name}: 'agrees' must be True, False or None, got {agrees!r}")
+        out.append({**{k: r[k] for k in FIELDS}, "rq": str(r["rq"]),
+                    "agrees": None if agrees is None else bool(agrees)})
+    keys = [(r["rq"], r["chapter"], r["analysis"]) for r in out]
+    dup = sorted({k for k in keys if keys.count(k) > 1})
+    if dup:
+        raise ValueError(f"{name}: findings recorded twice (rq, chapter, analysis): {dup[:3]}")
+    return out
+
+
+def compare_worlds(null_rows, positive_rows):
+    """Per claim, the null world's result beside the positive world's, and a verdict.
+
+    The sandbox's two worlds differ only in what drives the brain: the null world plants no
+    sentence space, the positive control (``synth`` preset ``positive``) plants one in some
+    ROIs. Each finding is matched by ``(rq, chapter, analysis)``; its criterion in each world
+    comes from that world's truth card (the ``expected`` text). The verdict
+    (:data:`WORLD_VERDICTS`): where the expected outcomes differ, "found where planted,
+    absent in null" when both worlds agree with their card, "cannot tell apart" when the
+    null world fails its own (absent) expectation while the positive world passes, "missed
+    where planted" when the positive world fails; where the expected outcomes are the same
+    (RQ1: captions describe the planted content in both worlds), whether each world agrees.
+    Rows without a criterion in a world get :data:`NO_CRITERION`; rows of one world only,
+    :data:`ONE_WORLD_ONLY`.
+
+    Parameters
+    ----------
+    null_rows, positive_rows : pandas.DataFrame or list of dict
+        The two worlds' findings (:func:`load`, :func:`load_scorecard`): columns
+        :data:`FIELDS`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per claim, columns :data:`WORLD_FIELDS` (``null`` / ``positive``: the
+        recovered value with ✓, ✗ or – for agrees, empty when the world lacks the row), in
+        the null world's order, then the positive world's own rows; ``rq`` ordered as
+        :data:`RQS`.
+    """
+    import pandas as pd
+
+    null, pos = _scorecard_rows(null_rows, "null_rows"), _scorecard_rows(positive_rows, "positive_rows")
+    pos_by_key = {(r["rq"], r["chapter"], r["analysis"]): r for r in pos}
+    null_keys = {(r["rq"], r["chapter"], r["analysis"]) for r in null}
+    out = []
+    for a in null + [r for r in pos if (r["rq"], r["chapter"], r["analysis"]) not in null_keys]:
+        key = (a["rq"], a["chapter"], a["analysis"])
+        n = a if key in null_keys else None
+        p = pos_by_key.get(key)
+        if n is None or p is None:
+            verdict = ONE_WORLD_ONLY.format(world="positive" if n is None else "null")
+        elif n["agrees"] is None or p["agrees"] is None:
+            verdict = NO_CRITERION
+        else:
+            verdict = WORLD_VERDICTS[(n["expected"] != p["expected"], n["agrees"], p["agrees"])]
+        out.append(dict(
+            rq=a["rq"], chapter=a["chapter"], analysis=a["analysis"],
+            null="" if n is None else f"{_mark(n['agrees'])} {n['recovered']}",
+            positive="" if p is None else f"{_mark(p['agrees'])} {p['recovered']}",
+            expected_null="" if n is None else n["expected"],
+            expected_positive="" if p is None else p["expected"], verdict=verdict))
+    df = pd.DataFrame(out, columns=list(WORLD_FIELDS))
+    if len(df):
+        df["rq"] = pd.Categorical(df["rq"], categories=list(RQS), ordered=True)
+        df = df.sort_values(["rq", "chapter"], kind="stable").reset_index(drop=True)
+    return df
+
+
+#: the positive world's saved scorecard that the summary page reads (repository-relative;
+#: written by ``make positive`` with :func:`save_scorecard`)
+POSITIVE_SCORECARD = Path("book") / "results" / "positive_world_findings.json"
+#: how to regenerate :data:`POSITIVE_SCORECARD`
+POSITIVE_COMMAND = "make positive"
+
+
+def save_scorecard(nsd, path, chapters=None, results_dir=None, timings=None) -> Path:
+    """Write ``nsd``'s recorded findings (:func:`load`) as a small JSON scorecard.
+
+    For a world whose chapters run outside the default book (the positive control, ``make
+    positive``): the summary page reads the file with :func:`load_scorecard`. It holds the
+    findings' rows only (never data), the truth card's ``roi_spaces`` and ``sentence_space``
+    model, and optionally the chapters' run times.
+
+    Parameters
+    ----------
+    nsd : NSD
+        The world's dataset (a generated sandbox: its truth card is recorded).
+    path : str or path-like
+        The JSON file to write (atomically).
+    chapters : list of str, optional
+        Chapters to keep (default: every chapter's own run).
+    results_dir : path, optional
+        Default: ``get_results_dir()``.
+    timings : dict of str to float, optional
+        Seconds per chapter, recorded as they are.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    from .. import synth
+
+    if not synth.is_sandbox(nsd.root):
+        raise ValueError(f"nsd: {nsd.root} is not a generated sandbox (no truth card); a scorecard file "
+                         "is for a sandbox world, never real NSD")
+    rows = load(nsd, chapters=chapters, results_dir=results_dir)
+    if not len(rows):
+        raise ValueError(f"no findings recorded for {nsd.root} (chapters={chapters}); run its chapters first")
+    if timings is not None:
+        if not isinstance(timings, dict) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+                for v in timings.values()):
+            raise ValueError(f"timings: expected {{chapter: seconds ≥ 0}}, got {timings!r}")
+    card = synth.load_truth(nsd.root)
+    sentence = card.get("sentence_space") or {}
+    payload = {
+        "world": "positive" if any(SENTENCE_SPACE in m for m in card["roi_spaces"].values()) else "null",
+        "roi_spaces": card["roi_spaces"], "sentence_model": sentence.get("model"),
+        "chapters": sorted(set(rows["chapter"])), "timings_s": timings,
+        "command": POSITIVE_COMMAND,
+        "rows": [{**r, "rq": str(r["rq"])} for r in rows[list(FIELDS)].to_dict("records")],
+    }
+    path = Path(path)
+    atomic_write_text(path, json.dumps(payload, indent=1, ensure_ascii=False) + "\n")
+    return path
+
+
+def load_scorecard(path):
+    """A scorecard file of :func:`save_scorecard`, or None when there is none.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The JSON file.
+
+    Returns
+    -------
+    scorecard : dict or None
+        The file's fields, with ``rows`` as a :func:`load`-style table (columns
+        :data:`FIELDS`); None when ``path`` does not exist (the world was not run yet: the
+        page says so, with :data:`POSITIVE_COMMAND`).
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
+        raise ValueError(f"{path}: not a scorecard file (expected a JSON object with 'rows')")
+    rows = _scorecard_rows(data["rows"], str(path))
+    df = pd.DataFrame(rows, columns=list(FIELDS))
+    df["rq"] = pd.Categorical(df["rq"], categories=list(RQS), ordered=True)
+    return {**data, "rows": df}
+
+
+__all__ += ["WORLD_VERDICTS", "NO_CRITERION", "ONE_WORLD_ONLY", "WORLD_FIELDS", "compare_worlds",
+            "POSITIVE_SCORECARD", "POSITIVE_COMMAND", "save_scorecard", "load_scorecard"]
