@@ -4,6 +4,9 @@
 #   make book DATA=/path/nsd  the same book on a local NSD copy, with the paper's settings
 #                             (or export BRAINLLM_DATA=/path/nsd)
 #   make test                 the test suite
+#   make positive             the positive-control world (synth preset positive): its chapters
+#                             02 and 04, scored into book/results/positive_world_findings.json,
+#                             which the summary page reads (not part of `make book`: too slow)
 #   make lab                  JupyterLab in this environment, on the kernel "brainllm"
 #                             (no browser is opened where $DISPLAY is unset: open the URL it prints)
 #
@@ -33,7 +36,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export NILEARN_DATA := $(CURDIR)/data/nilearn
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: book test install sandbox notebooks html site-check lab clean clean-book
+.PHONY: book test install sandbox notebooks html site-check lab clean clean-book positive
 
 install: $(STAMP) $(KERNEL)
 
@@ -90,6 +93,31 @@ lab: sandbox
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" \
 		--LabApp.default_url=/lab/tree/notebooks $(LAB_ARGS)
 
+# the positive control (issue 16): the sandbox world where the paper's hypothesis is true (a
+# sentence space planted in ventral and lateral cortex), generated beside data/sandbox; the
+# chapters that score its discriminating claims (02: RQ1, RQ2; 04: RQ3) run through the batch
+# with their own results folder (their exports never replace the null world's), and their
+# findings are saved as the small scorecard the summary page reads ($(POSITIVE_SCORECARD))
+POSITIVE_DATA ?= data/sandbox_positive
+POSITIVE_NOTEBOOKS ?= 02_rsa 04_decoding
+POSITIVE_RESULTS ?= data/results_positive
+POSITIVE_SCORECARD := book/results/positive_world_findings.json
+positive: install
+	@if ! $(PY) -c "import sys; from brainllm_utils.synth import is_current; sys.exit(not is_current('$(POSITIVE_DATA)'))"; then \
+		$(PY) -m brainllm_utils.synth $(POSITIVE_DATA) --preset positive --seed 0 --overwrite; \
+	fi
+	BRAINLLM_RESULTS=$(POSITIVE_RESULTS) $(PY) -m brainllm_utils.batch run --data "$(POSITIVE_DATA)" \
+		--output-dir _build/positive --scheduler $(BOOK_SCHEDULER) --workers $(BOOK_WORKERS) \
+		--threads $(BOOK_THREADS) --timings _build/positive/notebook_timings.md $(BATCH_ARGS) \
+		$(POSITIVE_NOTEBOOKS)
+	$(PY) -c "from brainllm_utils.book.batch import read_manifest; \
+	from brainllm_utils.chapters import findings; from brainllm_utils.nsd import NSD; \
+	runs = read_manifest('_build/positive/manifest.json')['notebooks'].values(); \
+	print(findings.save_scorecard(NSD('$(POSITIVE_DATA)'), '$(POSITIVE_SCORECARD)', \
+	chapters='$(POSITIVE_NOTEBOOKS)'.split(), results_dir='$(POSITIVE_RESULTS)', \
+	timings={e['notebook'].removesuffix('.ipynb'): e['seconds'] for e in runs if not e['grid_point']}))"
+	@cat _build/positive/notebook_timings.md
+
 test: install
 	$(PY) -m pytest
 
@@ -97,4 +125,4 @@ clean-book:
 	rm -rf _build book/notebooks
 
 clean: clean-book
-	rm -rf $(VENV) data/sandbox data/cache
+	rm -rf $(VENV) data/sandbox data/sandbox_positive data/cache

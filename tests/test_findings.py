@@ -1311,3 +1311,18 @@ def test_scorecard_is_for_sandbox_worlds_only(tmp_path):
 
     with pytest.raises(ValueError, match="not a generated sandbox"):
         findings.save_scorecard(SimpleNamespace(root=tmp_path), tmp_path / "x.json", results_dir=tmp_path)
+
+
+def test_world_comparison_says_when_the_positive_world_is_missing():
+    null = pd.DataFrame(_world(("beyond words", "absent", "absent", True)), columns=list(findings.FIELDS))
+    table, counts, message = findings.world_comparison(null, None)
+    assert table is None and counts == {} and message == "not yet computed: run make positive"
+    pos = {"chapters": ["02_rsa"], "rows": pd.DataFrame(_world(("beyond words", "found", "found", True)))}
+    table, counts, message = findings.world_comparison(null, pos)
+    assert counts == {"found where planted, absent in null": 1}
+    assert message == "1 claims of chapters 02_rsa compared" and len(table) == 1
+    # the null world has not run the positive world's chapters: nothing to compare
+    table, counts, message = findings.world_comparison(null.iloc[:0], pos)
+    assert table is None and message.startswith("the null world's chapters 02_rsa have not run yet")
+    with pytest.raises(TypeError, match="scorecard"):
+        findings.world_comparison(null, {"rows": []})

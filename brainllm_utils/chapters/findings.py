@@ -2109,5 +2109,46 @@ def load_scorecard(path):
     return {**data, "rows": df}
 
 
+#: :func:`world_comparison`'s message when the positive world's scorecard file is absent
+NOT_YET_COMPUTED = f"not yet computed: run {POSITIVE_COMMAND}"
+
+
+def world_comparison(null_rows, scorecard):
+    """The summary page's two-world comparison, or the reason there is none.
+
+    Parameters
+    ----------
+    null_rows : pandas.DataFrame
+        The null world's findings (:func:`load` on the default sandbox).
+    scorecard : dict or None
+        The positive world's :func:`load_scorecard`; None when its file is absent.
+
+    Returns
+    -------
+    comparison : pandas.DataFrame or None
+        :func:`compare_worlds` over the chapters the positive world ran (the null world's
+        rows of other chapters left out); None when there is nothing to compare.
+    counts : dict of str to int
+        Claims per verdict (empty without a comparison).
+    message : str
+        :data:`NOT_YET_COMPUTED` without a scorecard; a sentence naming the null world's
+        chapters not yet run when it has none of the positive world's; else how many claims
+        were compared.
+    """
+    if scorecard is None:
+        return None, {}, NOT_YET_COMPUTED
+    if not isinstance(scorecard, dict) or "rows" not in scorecard or "chapters" not in scorecard:
+        raise TypeError(f"scorecard: expected load_scorecard's dict or None, got {type(scorecard).__name__}")
+    chapters = list(scorecard["chapters"])
+    null = null_rows[null_rows["chapter"].isin(chapters)]
+    if not len(null):
+        return None, {}, (f"the null world's chapters {', '.join(chapters)} have not run yet: "
+                          "nothing to compare the positive world with")
+    table = compare_worlds(null, scorecard["rows"])
+    counts = {str(k): int(v) for k, v in table["verdict"].value_counts().items()}
+    return table, counts, f"{len(table)} claims of chapters {', '.join(chapters)} compared"
+
+
 __all__ += ["WORLD_VERDICTS", "NO_CRITERION", "ONE_WORLD_ONLY", "WORLD_FIELDS", "compare_worlds",
-            "POSITIVE_SCORECARD", "POSITIVE_COMMAND", "save_scorecard", "load_scorecard"]
+            "POSITIVE_SCORECARD", "POSITIVE_COMMAND", "save_scorecard", "load_scorecard",
+            "NOT_YET_COMPUTED", "world_comparison"]
