@@ -315,7 +315,7 @@ def test_category_control_row_on_the_sandbox():
     tests = _tests(-0.1, True, control="mpnet_category_all")
     good = findings.category_control_row(tests, controls, "mpnet", CARD)
     assert good["agrees"] is True
-    assert good["expected"] == ("< 0, FDR-significant (planted: category 100%: the category space "
+    assert good["expected"] == ("absent: < 0, FDR-significant (planted: category 100%: the category space "
                                 "should win)")
     assert findings.category_control_row(_tests(0.1, True, "mpnet_category_all"), controls, "mpnet",
                                          CARD)["agrees"] is False
@@ -384,7 +384,7 @@ def test_category_control_row_follows_the_card():
     ahead, behind = _tests(0.1, True, "mpnet_category_all"), _tests(-0.1, True, "mpnet_category_all")
     pos = findings.category_control_row(ahead, controls, "mpnet", POSITIVE_CARD)
     assert pos["agrees"] is True
-    assert pos["expected"].startswith("> 0, FDR-significant (planted: sentence 50%, category 50%")
+    assert pos["expected"].startswith("found: > 0, FDR-significant (planted: sentence 50%, category 50%")
     assert findings.category_control_row(behind, controls, "mpnet", POSITIVE_CARD)["agrees"] is False
     assert findings.category_control_row(_tests(0.1, False, "mpnet_category_all"), controls, "mpnet",
                                          POSITIVE_CARD)["agrees"] is False
@@ -1236,12 +1236,20 @@ def _world(*rows):
 
 
 def test_compare_worlds_verdicts():
-    null = _world(("beyond words", "absent", "absent", True), ("fp", "found", "absent", False),
-                  ("missed", "absent", "absent", True), ("rq1", "0.4", "> 0", True),
-                  ("rq1 bad", "-0.1", "> 0", False), ("desc", "3", "", None), ("null only", "1", "", True))
-    pos = _world(("beyond words", "found", "found", True), ("fp", "found", "found", True),
-                 ("missed", "absent", "found", False), ("rq1", "0.5", "> 0", True),
-                 ("rq1 bad", "0.2", "> 0", True), ("desc", "4", "", None), ("pos only", "1", "", True))
+    null = _world(("beyond words", "absent: 1 of 3", "absent: not all (planted: category 100%)", True),
+                  ("fp", "found: 3 of 3", "absent: not all", False),
+                  ("missed", "absent: 2 of 3", "absent: not all", True),
+                  ("rq1", "0.4", "> 0 (planted: category 100%)", True),
+                  ("rq1 bad", "-0.1", "> 0", False), ("metric", "0.9", "> shuffled 0.175", True),
+                  ("criteria", "2 of 2", "> 0 for each word class", True),
+                  ("desc", "3", "", None), ("null only", "1", "", True))
+    pos = _world(("beyond words", "found: 3 of 3", "found: each > 0 (planted: sentence 50%)", True),
+                 ("fp", "found: 3 of 3", "found: each > 0", True),
+                 ("missed", "absent: 2 of 3", "found: each > 0", False),
+                 ("rq1", "0.5", "> 0 (planted: sentence 50%, category 50%)", True),
+                 ("rq1 bad", "0.2", "> 0", True), ("metric", "1.2", "> shuffled 0.201", True),
+                 ("criteria", "5 of 5", "> 0 for each category, word-average and word class", True),
+                 ("desc", "4", "", None), ("pos only", "1", "", True))
     df = findings.compare_worlds(null, pos)
     assert list(df.columns) == list(findings.WORLD_FIELDS)
     verdict = df.set_index("analysis")["verdict"].to_dict()
@@ -1249,19 +1257,23 @@ def test_compare_worlds_verdicts():
         "beyond words": "found where planted, absent in null",
         "fp": "cannot tell apart: the null world shows it too",
         "missed": "missed where planted",
+        # the planted mixture and a baseline's value differ, the outcome asked for does not
         "rq1": "agrees in both (same expectation in both worlds)",
+        "metric": "agrees in both (same expectation in both worlds)",
         "rq1 bad": "disagrees in the null world",
+        "criteria": "agrees in both (criteria differ with the card)",
         "desc": findings.NO_CRITERION,
         "null only": "only in the null world",
         "pos only": "only in the positive world",
     }
     row = df.set_index("analysis").loc["beyond words"]
-    assert row["null"] == "✓ absent" and row["positive"] == "✓ found"
-    assert row["expected_null"] == "absent" and row["expected_positive"] == "found"
+    assert row["null"] == "✓ absent: 1 of 3" and row["positive"] == "✓ found: 3 of 3"
+    assert row["expected_positive"] == "found: each > 0 (planted: sentence 50%)"
     assert df.set_index("analysis").loc["pos only", "null"] == ""
-    # the same worlds swapped: expectations differ but the "positive" one now fails its own
+    # the worlds swapped: no claim flips from absent to found any more
     swapped = findings.compare_worlds(pos, null).set_index("analysis")["verdict"]
-    assert swapped["fp"] == "missed where planted"
+    assert swapped["beyond words"] == "agrees in both (criteria differ with the card)"
+    assert swapped["fp"] == "disagrees in the positive world"
 
 
 def test_compare_worlds_reads_load_tables_and_refuses_bad_input(tiny_root, tmp_path):
@@ -1314,10 +1326,10 @@ def test_scorecard_is_for_sandbox_worlds_only(tmp_path):
 
 
 def test_world_comparison_says_when_the_positive_world_is_missing():
-    null = pd.DataFrame(_world(("beyond words", "absent", "absent", True)), columns=list(findings.FIELDS))
+    null = pd.DataFrame(_world(("beyond words", "absent: 1", "absent: not all", True)), columns=list(findings.FIELDS))
     table, counts, message = findings.world_comparison(null, None)
     assert table is None and counts == {} and message == "not yet computed: run make positive"
-    pos = {"chapters": ["02_rsa"], "rows": pd.DataFrame(_world(("beyond words", "found", "found", True)))}
+    pos = {"chapters": ["02_rsa"], "rows": pd.DataFrame(_world(("beyond words", "found: 3", "found: all", True)))}
     table, counts, message = findings.world_comparison(null, pos)
     assert counts == {"found where planted, absent in null": 1}
     assert message == "1 claims of chapters 02_rsa compared" and len(table) == 1

@@ -61,7 +61,7 @@ __all__ = [
     "RDM_COMPARISONS", "PAPER_RSA_ROIS", "CATEGORY_CONTROLS", "SEARCHLIGHT_Q", "P_UNCORRECTED",
     "FDR_SLACK", "BEYOND_VENTRAL_ROIS", "NC_MIN_R", "AGREEMENT_MAX_ABS_R", "FRACTION_MIN_R",
     "MOSTLY_POSITIVE", "CAPTION_METRICS", "IDENTIFICATION_CHANCE", "PLANTED_CAPTION_SHARE",
-    "SENTENCE_SPACE", "CAPTION_SPACES",
+    "SENTENCE_SPACE", "CAPTION_SPACES", "FOUND", "ABSENT",
     "TRANSFER_TARGETS", "OBJECTIVE_CORRECTION", "ALPHA", "MIN_SWEEP_SEEDS",
     # chapter 01
     "closest_planted_space_row", "role_reversal_row", "bag_of_words_row", "model_rdm_row",
@@ -153,6 +153,11 @@ SENTENCE_SPACE = "sentence"
 #: sandbox: the planted spaces whose content captions describe (objects, actions, and the
 #: sentence space where the positive control plants it)
 CAPTION_SPACES = ("category", "interaction", SENTENCE_SPACE)
+#: sandbox: how a criterion that the truth card flips between the two worlds
+#: (:func:`category_control_row`, :func:`sentence_controls_row`) starts its expected text:
+#: the paper's effect must be found (a sentence space is planted) or must be absent (none is);
+#: :func:`compare_worlds` reads them
+FOUND, ABSENT = "found: ", "absent: "
 #: 05: targets of the transfer readout rows, in order
 TRANSFER_TARGETS = ("mpnet", "multihot")
 #: 05: correction of the LLM- vs category-trained paired tests over the ROIs
@@ -791,11 +796,11 @@ def category_control_row(tests, controls, main: str, card=None, roi: str = "vent
     if card is None:
         expected, ahead = "> 0, FDR-significant (full caption beats categories)", True
     elif _sentence_planted(card, roi):
-        expected, ahead = (f"> 0, FDR-significant (planted: {_planted_mix(card, roi)}: the sentence space "
-                           "carries what categories miss, the full caption should win)"), True
+        expected, ahead = (f"{FOUND}> 0, FDR-significant (planted: {_planted_mix(card, roi)}: the sentence "
+                           "space carries what categories miss, the full caption should win)"), True
     else:
-        expected, ahead = (f"< 0, FDR-significant (planted: {_planted_mix(card, roi)}: the category space "
-                           "should win)"), False
+        expected, ahead = (f"{ABSENT}< 0, FDR-significant (planted: {_planted_mix(card, roi)}: the category "
+                           "space should win)"), False
     return finding(
         "RQ2", f"Paired {main} − {cat_control}, {roi} (r difference)", f"{d:+.3f} (p_FDR = {p:.3g})",
         expected=expected, agrees=sig and (d > 0 if ahead else d < 0),
@@ -1892,15 +1897,15 @@ def sentence_controls_row(table, roi: str, *, method: str = "ROI RSA", card=None
     planted = _sentence_planted(card, roi)
     analysis = (f"{method}, {roi}: beyond single words, {main} above every category and word-average "
                 "control (paired t, BH-FDR over the spaces in the ROI)")
-    expected = (f"found: each > 0, FDR-significant (planted: {_planted_mix(card, roi)})" if planted else
-                f"absent: not above every one (no sentence space planted: {_planted_mix(card, roi) or 'nothing'})")
+    expected = (f"{FOUND}each > 0, FDR-significant (planted: {_planted_mix(card, roi)})" if planted else
+                f"{ABSENT}not above every one (no sentence space planted: {_planted_mix(card, roi) or 'nothing'})")
     paper = "full caption above categories and word averages (Fig. 3)"
     done = t[t["note"] == ""]
     if not len(done) or (done["n"] < 2).any() or not np.isfinite(done["p_fdr"]).all():
         return not_computed("RQ2", analysis, expected=expected, paper=paper)
     ok = done["significant"].astype(bool) & (done["mean_diff"] > 0)
     found = bool(ok.all())
-    text = (f"{'found' if found else 'absent'}: {int(ok.sum())} of {len(done)} below {main}, FDR-significant ("
+    text = (f"{FOUND if found else ABSENT}{int(ok.sum())} of {len(done)} below {main}, FDR-significant ("
             + ", ".join(f"{s} {d:+.3f}, p_FDR = {p:.2g}" for s, d, p in
                         zip(done["space"], done["mean_diff"], done["p_fdr"])) + ")")
     return finding("RQ2", analysis, text, expected=expected, agrees=found == planted, paper=paper)
@@ -1911,18 +1916,21 @@ __all__ += ["RQ2_NSD_CONTROL_KINDS", "RQ2_CONTENT_FREE", "RQ2_SENTENCE_CONTROL_K
 
 
 # ---------------------------------------------------------------------------- two sandbox worlds
-#: :func:`compare_worlds`' verdicts, by (expected outcomes differ between the worlds, null row
-#: agrees, positive row agrees); rows without a criterion or in one world only get
-#: :data:`NO_CRITERION` or :data:`ONE_WORLD_ONLY`
+#: :func:`compare_worlds`' verdicts, by (kind of claim, null row agrees, positive row agrees);
+#: the kind: ``"flips"`` (the null card expects the effect absent, the positive card found:
+#: :data:`ABSENT` / :data:`FOUND`), ``"same"`` (both cards expect the same outcome),
+#: ``"differs"`` (the cards set different criteria, neither an absence); rows without a
+#: criterion or in one world only get :data:`NO_CRITERION` or :data:`ONE_WORLD_ONLY`
 WORLD_VERDICTS = {
-    (True, True, True): "found where planted, absent in null",
-    (True, False, True): "cannot tell apart: the null world shows it too",
-    (True, True, False): "missed where planted",
-    (True, False, False): "disagrees in both worlds",
-    (False, True, True): "agrees in both (same expectation in both worlds)",
-    (False, False, True): "disagrees in the null world",
-    (False, True, False): "disagrees in the positive world",
-    (False, False, False): "disagrees in both worlds",
+    ("flips", True, True): "found where planted, absent in null",
+    ("flips", False, True): "cannot tell apart: the null world shows it too",
+    ("flips", True, False): "missed where planted",
+    ("flips", False, False): "disagrees in both worlds",
+    ("same", True, True): "agrees in both (same expectation in both worlds)",
+    ("differs", True, True): "agrees in both (criteria differ with the card)",
+    **{(kind, n, p): text for kind in ("same", "differs") for (n, p), text in {
+        (False, True): "disagrees in the null world", (True, False): "disagrees in the positive world",
+        (False, False): "disagrees in both worlds"}.items()},
 }
 #: :func:`compare_worlds`: a row without a criterion (descriptive, not computed) in a world
 NO_CRITERION = "no criterion in one world or both"
@@ -1931,6 +1939,21 @@ ONE_WORLD_ONLY = "only in the {world} world"
 #: :func:`compare_worlds`' columns
 WORLD_FIELDS = ("rq", "chapter", "analysis", "null", "positive", "expected_null", "expected_positive",
                 "verdict")
+
+
+def _outcome(expected: str) -> str:
+    """An expected text without its parentheses and numbers: the outcome it asks for."""
+    import re
+
+    text = re.sub(r"\s*\([^()]*\)", "", expected)
+    return re.sub(r"[-+]?\d+(?:[.,]\d+)*%?", "#", text).strip()
+
+
+def _claim_kind(null_expected: str, positive_expected: str) -> str:
+    """``"flips"``, ``"same"`` or ``"differs"`` (:data:`WORLD_VERDICTS`)."""
+    if null_expected.startswith(ABSENT) and positive_expected.startswith(FOUND):
+        return "flips"
+    return "same" if _outcome(null_expected) == _outcome(positive_expected) else "differs"
 
 
 def _mark(agrees) -> str:
@@ -1969,11 +1992,14 @@ def compare_worlds(null_rows, positive_rows):
     sentence space, the positive control (``synth`` preset ``positive``) plants one in some
     ROIs. Each finding is matched by ``(rq, chapter, analysis)``; its criterion in each world
     comes from that world's truth card (the ``expected`` text). The verdict
-    (:data:`WORLD_VERDICTS`): where the expected outcomes differ, "found where planted,
-    absent in null" when both worlds agree with their card, "cannot tell apart" when the
-    null world fails its own (absent) expectation while the positive world passes, "missed
-    where planted" when the positive world fails; where the expected outcomes are the same
-    (RQ1: captions describe the planted content in both worlds), whether each world agrees.
+    (:data:`WORLD_VERDICTS`): for a claim the cards flip (the null card expects the effect
+    :data:`ABSENT`, the positive card :data:`FOUND`), "found where planted, absent in null"
+    when both worlds agree with their card, "cannot tell apart" when the null world fails
+    its absence while the positive world passes, "missed where planted" when the positive
+    world fails. Otherwise the expected outcomes are compared without their parentheses and
+    numbers (the planted mixture, a baseline's value): the same outcome (RQ1: captions
+    describe the planted content in both worlds) or criteria that differ with the card;
+    then whether each world agrees.
     Rows without a criterion in a world get :data:`NO_CRITERION`; rows of one world only,
     :data:`ONE_WORLD_ONLY`.
 
@@ -2006,7 +2032,7 @@ def compare_worlds(null_rows, positive_rows):
         elif n["agrees"] is None or p["agrees"] is None:
             verdict = NO_CRITERION
         else:
-            verdict = WORLD_VERDICTS[(n["expected"] != p["expected"], n["agrees"], p["agrees"])]
+            verdict = WORLD_VERDICTS[(_claim_kind(n["expected"], p["expected"]), n["agrees"], p["agrees"])]
         out.append(dict(
             rq=a["rq"], chapter=a["chapter"], analysis=a["analysis"],
             null="" if n is None else f"{_mark(n['agrees'])} {n['recovered']}",
