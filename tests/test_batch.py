@@ -366,6 +366,24 @@ def test_summary_runs_last_and_follows_its_inputs(tiny_root, tmp_path):
     assert changed[1].fingerprint != jobs[1].fingerprint, "summary must rerun after its inputs"
 
 
+def test_summary_follows_the_committed_results_it_reads(tiny_root, tmp_path, monkeypatch):
+    """make positive rewrites book/results/positive_world_findings.json: the summary page (and
+    only it) must rerun."""
+    monkeypatch.setattr(_batch, "BOOK_RESULTS", tmp_path / "results")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "world.json").write_text("{}")
+
+    def plan():
+        return batch.plan_jobs(["01_feature_spaces", "06_summary"], data_home=tiny_root,
+                               output_dir=tmp_path / "out")
+
+    before = plan()
+    (tmp_path / "results" / "world.json").write_text('{"rows": []}')
+    after = plan()
+    assert after[0].fingerprint == before[0].fingerprint, "a chapter does not read book/results"
+    assert after[1].fingerprint != before[1].fingerprint, "the summary must rerun"
+
+
 def test_cost_hints_order_the_longest_first():
     hints = {p.stem: _batch._cost_hint(p) for p in _batch.list_notebooks()}
     assert all(v > 0 for v in hints.values()), hints

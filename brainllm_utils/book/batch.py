@@ -354,6 +354,19 @@ def package_fingerprint() -> str:
     return _sha({"versions": package_versions(), "sources": sources})
 
 
+#: Small result files committed under ``book/`` that pages read instead of recomputing (the
+#: positive world's scorecard, ...): part of the summary pages' fingerprints.
+BOOK_RESULTS = REPO_ROOT / "book" / "results"
+
+
+def _committed_results() -> list:
+    """``(name, sha256)`` of each file under :data:`BOOK_RESULTS` (empty when there is none)."""
+    if not BOOK_RESULTS.is_dir():
+        return []
+    return [(p.relative_to(BOOK_RESULTS).as_posix(), _sha(p.read_bytes()))
+            for p in sorted(BOOK_RESULTS.rglob("*")) if p.is_file()]
+
+
 def git_revision() -> dict:
     """The repository's git revision and whether it has uncommitted changes, if it is one.
 
@@ -1233,11 +1246,13 @@ def plan_jobs(notebooks=None, grid: dict | None = None, fixed: dict | None = Non
     if errors:
         head = f"{len(errors)} invalid parameter value(s); nothing was run:\n" if len(errors) > 1 else ""
         raise BatchParameterError(head + "\n".join(errors))
-    # a summary is stale whenever anything it summarises is
+    # a summary is stale whenever anything it summarises is, including the committed results
+    # it reads (make positive rewrites book/results/positive_world_findings.json)
     upstream = sorted(j.fingerprint for j in jobs if j.wave == 0)
+    committed = _committed_results()
     for job in jobs:
         if job.wave:
-            job.fingerprint = _sha({"own": job.fingerprint, "upstream": upstream})
+            job.fingerprint = _sha({"own": job.fingerprint, "upstream": upstream, "committed": committed})
     outputs = [j.output for j in jobs]
     if len(set(outputs)) != len(outputs):
         raise BatchParameterError("two grid points map to the same output notebook")
