@@ -38,13 +38,13 @@ import numpy as np
 from .._utils.numeric import check_int
 from ..nsd import NSD
 from ..synth import N_SUBJECTS, make_synthetic_nsd
-from ._common import subject_image_ids
+from ._common import build_feature_table, subject_image_ids
 from .ch02_rsa import subject_rsa_table
 from .findings import ALPHA
 from .rq2 import rq2_comparison
 
 __all__ = ["WORLDS", "CLAIMS", "CLAIM_ROIS", "ORACLE", "SWEEP_COLUMNS", "world_overrides",
-           "power_world", "score_claims", "power_run", "power_sweep", "power_summary"]
+           "power_world", "world_features", "score_claims", "power_run", "power_sweep", "power_summary"]
 
 #: world → the sandbox preset it is generated from
 WORLDS = {"null": "tiny", "positive": "tiny_positive"}
@@ -154,7 +154,7 @@ def _is_positive_world(nsd) -> bool:
 
 
 def score_claims(nsd, subjects=None, rois=CLAIM_ROIS, alpha: float = ALPHA, seed: int = 0,
-                 results_dir=None, oracle=None, device: str = "cpu", n_images=None):
+                 results_dir=None, oracle=None, device: str = "cpu", n_images=None, features=None):
     """The RQ2 claims on one data root: ``mpnet − control`` per ROI, paired across subjects.
 
     Each subject's ROI RSA (one sample set: ``n_images`` of its 3×-seen images drawn with
@@ -184,6 +184,9 @@ def score_claims(nsd, subjects=None, rois=CLAIM_ROIS, alpha: float = ALPHA, seed
     n_images : int, optional
         Images per subject in the RSA (at least 10 and at most every subject's number of
         3×-seen images; default: all of them).
+    features : dict, optional
+        ``{name: (ids, X)}`` precomputed over sorted ids covering the subjects' images
+        (:func:`world_features`); default: built here.
 
     Returns
     -------
@@ -213,7 +216,8 @@ def score_claims(nsd, subjects=None, rois=CLAIM_ROIS, alpha: float = ALPHA, seed
     if n_images > have:
         raise ValueError(f"n_images={n_images}: the subjects have only {have} images seen 3 times")
     scores = subject_rsa_table(nsd, subjects, feature_spaces=spaces, rois=list(rois), set_size=n_images,
-                               seed=seed, n_sets=1, device=device, results_dir=results_dir, progress=False)
+                               seed=seed, n_sets=1, device=device, results_dir=results_dir, features=features,
+                               progress=False)
     rows = []
     for claim, control in CLAIMS.items():
         test = rq2_comparison(scores, main=_MAIN, spaces=[control], q=alpha, seed=seed).set_index("roi")
@@ -247,15 +251,42 @@ def _check_grid(values, name: str, check) -> list:
     return out
 
 
+def world_features(nsd, subjects=None, oracle=None) -> dict:
+    """The features :func:`score_claims` needs, built once over all the subjects' images.
+
+    Parameters
+    ----------
+    nsd : NSD
+        A data root.
+    subjects : list, optional
+        Subjects (default: all with data).
+    oracle : bool, optional
+        Include :data:`ORACLE` (default: when the root plants a sentence space).
+
+    Returns
+    -------
+    features : dict of str to (ndarray, ndarray)
+        ``{name: (ids, X)}`` for ``mpnet``, the controls of :data:`CLAIMS` (and the oracle),
+        over the sorted union of the subjects' 3×-seen images.
+    """
+    subjects = list(nsd.subjects if subjects is None else subjects)
+    oracle = _is_positive_world(nsd) if oracle is None else bool(oracle)
+    spaces = [_MAIN, *CLAIMS.values()] + ([ORACLE] if oracle else [])
+    ids = np.unique(np.concatenate([subject_image_ids(nsd, s) for s in subjects])).astype(np.int64)
+    return {name: (ids, X) for name, X in build_feature_table(nsd, spaces, ids, progress=False).items()}
+
+
 def _score_world(root, world, seed, images, groups, alpha, workdir):
     """Score the first ``n`` subjects of each group on ``n_images`` of their images, for each
-    group and number of images, in one generated world."""
+    group and number of images, in one generated world (features built once)."""
     nsd = NSD(root, cache_dir=workdir / "betas")
+    features = world_features(nsd, nsd.subjects[:max(groups)], oracle=world == "positive")
     frames = []
     for n_img in images:
         for n in groups:
             df = score_claims(nsd, subjects=nsd.subjects[:n], alpha=alpha, seed=seed, n_images=n_img,
-                              results_dir=workdir / f"results-{n}-{n_img}", oracle=world == "positive")
+                              results_dir=workdir / f"results-{n}-{n_img}", oracle=world == "positive",
+                              features=features)
             df.insert(0, "world", world)
             df.insert(1, "seed", seed)
             frames.append(df)

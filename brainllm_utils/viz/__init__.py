@@ -56,6 +56,9 @@ from .ch06_summary import (
 from .ch07_reproduction import (
     plot_reproduction,
 )
+from .power import (
+    plot_power_curves,
+)
 from .rq2 import (
     plot_rq2_comparison,
 )
@@ -94,4 +97,5 @@ __all__ = [
     "plot_findings",
     "plot_reproduction",
     "plot_rq2_comparison",
+    "plot_power_curves",
 ]
