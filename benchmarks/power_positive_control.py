@@ -3,8 +3,9 @@
 For every seed, one null world (preset ``tiny``) and one positive world (``tiny_positive``:
 ventral and lateral half driven by MiniLM's caption embeddings) are generated with 8
 subjects and the largest number of images per subject; the first 2, 4 and 8 subjects are
-scored on a seeded draw of 30 and 60 of their images with the chapters' RQ2 code (sampled ROI RSA, paired t-test across subjects of ``mpnet −
-control`` at α = 0.05; :mod:`brainllm_utils.chapters.power`). Writes, under ``--out``:
+scored on a seeded draw of 30 and 60 of their images with the chapters' RQ2 code (sampled
+ROI RSA, paired t-test across subjects of ``mpnet − control`` at α = 0.05;
+:mod:`brainllm_utils.chapters.power`). Writes, under ``--out``:
 
 - ``power_runs.csv``: one row per world, seed, group size, images, ROI and claim;
 - ``power_curves.csv``: the rates (false-positive rate in the null world, detection rate
@@ -17,8 +18,11 @@ The files are rewritten after each seed; with ``--max-minutes`` no seed is start
 would (at the pace of the last one) end past the budget, and the JSON says how many seeds
 ran (``complete`` is false when fewer than asked).
 
-Generated data only (never NSD). The default sweep (10 seeds × 2 worlds × 30/60 images ×
-2/4/8 subjects) took about 20 minutes on 2 shared CPU cores; see the JSON for this run's:
+Generated data only (never NSD). The default sweep asks for 10 seeds × 2 worlds × 30/60
+images × 2/4/8 subjects and stops starting seeds after ``--max-minutes`` (18); most of a
+seed's time is MPNet embedding its captions (once per seed: the null and positive worlds of a
+seed share them, through the embedding cache). ``power_settings.json`` records the wall time,
+the seeds run and the machine's load:
 
     .venv/bin/python benchmarks/power_positive_control.py                 # the default sweep
     .venv/bin/python benchmarks/power_positive_control.py --seeds 2 --n-images 30   # a quick look
@@ -27,7 +31,6 @@ Generated data only (never NSD). The default sweep (10 seeds × 2 worlds × 30/6
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import subprocess
@@ -43,11 +46,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def git_revision() -> str:
+    """HEAD's commit, with ``+dirty`` when tracked files differ from it ("" without git)."""
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT,
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT,
                               timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, cwd=ROOT, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
+    return head + ("+dirty" if head and dirty else "")
 
 
 def main(argv=None) -> int:
@@ -61,8 +68,9 @@ def main(argv=None) -> int:
     p.add_argument("--n-captions", type=int, default=3)
     p.add_argument("--out", type=Path, default=ROOT / "book" / "results", help="folder of the result files")
     p.add_argument("--workdir", type=Path, default=None, help="scratch folder (default: a temporary one)")
-    p.add_argument("--max-minutes", type=float, default=None,
-                   help="stop starting seeds that would end past this wall time (the JSON records it)")
+    p.add_argument("--max-minutes", type=float, default=18.0,
+                   help="stop starting seeds that would end past this wall time (the JSON records the "
+                        "seeds run); 0: no limit")
     p.add_argument("--cache-dir", type=Path, default=None,
                    help="caption-embedding cache (default: BRAINLLM_CACHE / the package's cache)")
     args = p.parse_args(argv)
@@ -72,7 +80,7 @@ def main(argv=None) -> int:
         os.environ["BRAINLLM_CACHE"] = str(args.cache_dir)
 
     import brainllm_utils
-    from brainllm_utils.chapters.power import power_summary, power_sweep
+    from brainllm_utils.chapters.power import power_summary, power_sweep, write_results
 
     import pandas as pd
 
@@ -80,6 +88,7 @@ def main(argv=None) -> int:
     print(f"power sweep: seeds {seeds[0]}..{seeds[-1]}, worlds {args.worlds}, subjects {args.n_subjects}, "
           f"images {args.n_images}, alpha {args.alpha}; brainllm_utils {brainllm_utils.__version__}; "
           f"{os.cpu_count()} CPUs", flush=True)
+    revision = git_revision()  # the code that runs: read once, before any result is written
     t0 = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
     frames, done, last = [], [], 0.0
@@ -89,7 +98,7 @@ def main(argv=None) -> int:
 
     for seed in seeds:
         elapsed = time.perf_counter() - t0
-        if args.max_minutes is not None and done and elapsed + last > 60 * args.max_minutes:
+        if args.max_minutes and done and elapsed + last > 60 * args.max_minutes:
             print(f"stopping before seed {seed}: {elapsed:.0f} s spent, a seed takes ~{last:.0f} s, "
                   f"budget {args.max_minutes:g} min", flush=True)
             break
@@ -101,8 +110,6 @@ def main(argv=None) -> int:
         runs = pd.concat(frames, ignore_index=True)
         summary = power_summary(runs, alpha=args.alpha)
         wall = time.perf_counter() - t0
-        runs.to_csv(args.out / "power_runs.csv", index=False, float_format="%.6g")
-        summary.to_csv(args.out / "power_curves.csv", index=False, float_format="%.6g")
         settings = dict(
             command="python benchmarks/power_positive_control.py " + " ".join(sys.argv[1:] if argv is None else argv),
             seeds_asked=seeds, seeds_run=done, complete=len(done) == len(seeds), worlds=args.worlds,
@@ -111,12 +118,12 @@ def main(argv=None) -> int:
                     "subject; each setting scores its first n subjects on a seeded draw of n_images images"),
             presets={"null": "tiny", "positive": "tiny_positive"},
             test="paired t-test across subjects of mpnet - control ROI RSA r (one sample set per subject); "
-                 "detected: p < alpha and mpnet ahead",
+                 "detected: p <= alpha and mpnet ahead",
             intervals="Clopper-Pearson 95 %", brainllm_utils=brainllm_utils.__version__,
-            git_revision=git_revision(), python=platform.python_version(), machine=platform.machine(),
-            cpus=os.cpu_count(), load_average_at_end=list(os.getloadavg()), wall_seconds=round(wall, 1),
+            git_revision=revision, python=platform.python_version(), machine=platform.machine(),
+            cpus=os.cpu_count(), load_average_at_write=list(os.getloadavg()), wall_seconds=round(wall, 1),
             seconds_per_seed=round(wall / len(done), 1), data="generated sandbox worlds only (no NSD data)")
-        (args.out / "power_settings.json").write_text(json.dumps(settings, indent=2) + "\n")
+        write_results(args.out, runs, summary, settings)
         print(f"seed {seed} done in {last:.0f} s ({len(done)}/{len(seeds)}; {wall:.0f} s in all)", flush=True)
     show = summary[["world", "claim", "roi", "n_subjects", "n_images", "n_runs", "rate", "ci_low", "ci_high",
                     "effect_mean", "recovered"]]

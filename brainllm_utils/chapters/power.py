@@ -158,8 +158,9 @@ def score_claims(nsd, subjects=None, rois=CLAIM_ROIS, alpha: float = ALPHA, seed
     """The RQ2 claims on one data root: ``mpnet − control`` per ROI, paired across subjects.
 
     Each subject's ROI RSA (one sample set: ``n_images`` of its 3×-seen images drawn with
-    ``seed``, by default all of them; Pearson of correlation-distance RDMs) for ``mpnet``, each control of :data:`CLAIMS` and, in a
-    positive world, the planted space :data:`ORACLE`; then per claim and ROI
+    ``seed``, by default all of them; Pearson of correlation-distance RDMs) for ``mpnet``,
+    each control of :data:`CLAIMS` and, in a positive world, the planted space
+    :data:`ORACLE`; then per claim and ROI
     :func:`~brainllm_utils.chapters.rq2.rq2_comparison` with the control alone (so the
     FDR step is the identity): a paired t-test over the subjects.
 
@@ -193,8 +194,9 @@ def score_claims(nsd, subjects=None, rois=CLAIM_ROIS, alpha: float = ALPHA, seed
     table : pandas.DataFrame
         One row per ROI and claim: ``roi, claim, control, n_subjects, n_images, mpnet_mean,
         control_mean, effect`` (mean of ``mpnet − control``), ``dz`` (effect / SD of the
-        differences), ``t, p`` (paired t-test), ``significant`` (``p < alpha``, either
-        sign), ``detected`` (the criterion: significant and ``effect > 0``),
+        differences), ``t, p`` (paired t-test), ``significant`` (the package's:
+        ``p ≤ alpha``, either sign), ``detected`` (the criterion: significant and
+        ``effect > 0``),
         ``oracle_effect, oracle_p`` (the same test for :data:`ORACLE` − control; NaN
         without an oracle).
     """
@@ -229,11 +231,11 @@ def score_claims(nsd, subjects=None, rois=CLAIM_ROIS, alpha: float = ALPHA, seed
             row = test.loc[roi]
             d = diffs.loc[roi].to_numpy()
             sd = float(np.std(d, ddof=1))
-            effect, p = float(row["mean_diff"]), float(row["p_ttest"])
+            effect, p, sig = float(row["mean_diff"]), float(row["p_ttest"]), bool(row["significant"])
             rows.append(dict(roi=roi, claim=claim, control=control, n_subjects=len(subjects), n_images=n_images,
                              mpnet_mean=float(row["main_mean"]), control_mean=float(row["space_mean"]),
                              effect=effect, dz=effect / sd if sd > 0 else np.nan, t=float(row["t"]), p=p,
-                             significant=bool(p < alpha), detected=bool(p < alpha and effect > 0),
+                             significant=sig, detected=sig and effect > 0,
                              oracle_effect=float(otest.loc[roi, "mean_diff"]) if oracle else np.nan,
                              oracle_p=float(otest.loc[roi, "p_ttest"]) if oracle else np.nan))
     return pd.DataFrame(rows)
@@ -465,3 +467,83 @@ def power_summary(table, alpha: float = ALPHA, level: float = 0.95):
                          oracle_effect_mean=oracle,
                          recovered=effect / oracle if np.isfinite(oracle) and oracle != 0 else np.nan))
     return pd.DataFrame(rows)
+
+
+#: the result files of the benchmark script (``benchmarks/power_positive_control.py``)
+RESULT_FILES = {"runs": "power_runs.csv", "curves": "power_curves.csv", "settings": "power_settings.json"}
+
+
+def write_results(folder, runs, curves, settings: dict) -> Path:
+    """Write a sweep's tables and settings as :data:`RESULT_FILES` under ``folder``.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        Created when missing.
+    runs : pandas.DataFrame
+        :func:`power_sweep`'s table.
+    curves : pandas.DataFrame
+        :func:`power_summary`'s table.
+    settings : dict
+        JSON-serialisable settings of the run.
+
+    Returns
+    -------
+    folder : pathlib.Path
+        The folder written.
+    """
+    import json
+
+    from .._utils.paths import atomic_write_text
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for key, table in (("runs", runs), ("curves", curves)):
+        atomic_write_text(folder / RESULT_FILES[key], table.to_csv(index=False, float_format="%.6g"))
+    atomic_write_text(folder / RESULT_FILES["settings"], json.dumps(settings, indent=2) + "\n")
+    return folder
+
+
+def read_results(folder):
+    """Read the files :func:`write_results` (or the benchmark script) wrote.
+
+    The ``world`` column holds ``"null"``, which pandas' default reader would turn into
+    NaN: only empty fields are missing values here.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        The folder of :data:`RESULT_FILES`.
+
+    Returns
+    -------
+    runs, curves : pandas.DataFrame
+        The sweep and its summary.
+    settings : dict
+        The run's settings.
+
+    Raises
+    ------
+    FileNotFoundError
+        When a file is missing (the message names the command that writes them).
+    """
+    import json
+
+    import pandas as pd
+
+    folder = Path(folder)
+    missing = [name for name in RESULT_FILES.values() if not (folder / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{folder}: {missing} missing; run `python benchmarks/power_positive_control.py "
+                                f"--out {folder}`")
+    tables = [pd.read_csv(folder / RESULT_FILES[k], keep_default_na=False, na_values=[""])
+              for k in ("runs", "curves")]
+    for t in tables:
+        bad = sorted(set(t["world"]) - set(WORLDS))
+        if bad:
+            raise ValueError(f"{folder}: unknown worlds {bad} in the results")
+    settings = json.loads((folder / RESULT_FILES["settings"]).read_text())
+    return tables[0], tables[1], settings
+
+
+__all__ += ["RESULT_FILES", "write_results", "read_results"]

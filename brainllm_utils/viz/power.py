@@ -10,6 +10,8 @@ from ._axes import get_ax
 __all__ = ["plot_power_curves"]
 
 _STYLE = {"null": ("--", "s"), "positive": ("-", "o")}
+#: horizontal offset (a factor on the log-2 axis) per world, so equal rates stay visible
+_DODGE = {"null": 0.96, "positive": 1.04}
 _LABEL = {"null": "null world (false-positive rate)", "positive": "positive world (detection rate)"}
 
 
@@ -20,8 +22,9 @@ def plot_power_curves(summary, claim: str, roi: str, ax=None, alpha: float | Non
 
     One line per world and number of images per subject: the null world dashed (its rate
     is the false-positive rate of the criterion), the positive world solid (its power);
-    one colour per number of images. Exact binomial intervals as error bars; the nominal
-    level α as a grey horizontal line.
+    one colour per number of images; the worlds are drawn slightly apart on the log-2
+    subjects axis so that equal rates stay visible. Exact binomial intervals as error
+    bars; the nominal level α as a grey horizontal line.
 
     Parameters
     ----------
@@ -71,16 +74,19 @@ def plot_power_curves(summary, claim: str, roi: str, ax=None, alpha: float | Non
             g = d[(d["world"] == world) & (d["n_images"] == n_img)].sort_values("n_subjects")
             if not len(g):
                 continue
-            x, y = g["n_subjects"].to_numpy(float), g["rate"].to_numpy(float)
+            x = g["n_subjects"].to_numpy(float) * _DODGE.get(world, 1.0)
+            y = g["rate"].to_numpy(float)
             yerr = np.vstack([y - g["ci_low"].to_numpy(float), g["ci_high"].to_numpy(float) - y])
             ax.errorbar(x, y, yerr=yerr if intervals else None, ls=ls, marker=marker, color=colour,
                         capsize=3, lw=1.5, label=f"{_LABEL.get(world, world)}, {n_img} images")
     ax.axhline(alpha, color="0.5", lw=1, zorder=0, label=f"α = {alpha:g}")
     subjects = sorted(set(d["n_subjects"]))
-    ax.set_xticks(subjects)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(subjects, [str(n) for n in subjects])
+    ax.minorticks_off()
     ax.set_xlabel("subjects")
     ax.set_ylabel("share of seeds detected")
     ax.set_ylim(-0.03, 1.03)
     ax.set_title(title if title else f"{claim}, {roi}", fontsize=10)
-    ax.legend(fontsize=7, loc="center right")
+    ax.legend(fontsize=7, loc="best")
     return ax
