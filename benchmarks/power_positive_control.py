@@ -57,6 +57,18 @@ def git_revision() -> str:
     return head + ("+dirty" if head and dirty else "")
 
 
+def _resummarise(out: Path, alpha: float) -> int:
+    from brainllm_utils.chapters.power import power_summary, read_results, write_results
+
+    runs, _, settings = read_results(out)
+    summary = power_summary(runs, alpha=alpha)
+    settings["summary_revision"] = git_revision()
+    settings["summary_command"] = "python benchmarks/power_positive_control.py --resummarise"
+    write_results(out, runs, summary, settings)
+    print(f"rewrote {out}/power_curves.csv from {len(runs)} runs ({len(summary)} rows)")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, default=10, help="number of seeds (worlds per setting)")
@@ -73,7 +85,12 @@ def main(argv=None) -> int:
                         "seeds run); 0: no limit")
     p.add_argument("--cache-dir", type=Path, default=None,
                    help="caption-embedding cache (default: BRAINLLM_CACHE / the package's cache)")
+    p.add_argument("--resummarise", action="store_true",
+                   help="run nothing: re-read --out's power_runs.csv and rewrite power_curves.csv with "
+                        "this revision's power_summary (the settings record both revisions)")
     args = p.parse_args(argv)
+    if args.resummarise:
+        return _resummarise(args.out, args.alpha)
     if args.seeds < 1:
         p.error("--seeds must be ≥ 1")
     if args.cache_dir is not None:

@@ -286,3 +286,32 @@ def test_damage_found_mid_analysis_stops_it_and_a_rerun_recomputes(nsd_lazy, cle
     for roi in pats:
         np.testing.assert_array_equal(pats[roi], clean["patterns"][roi])
     np.testing.assert_array_equal(np.asarray(_lazy_betas(nsd_lazy)), clean["betas"])
+
+
+# --------------------------------------------------------------------------- verified once per process
+def test_a_verified_unchanged_file_is_not_hashed_again_but_a_changed_one_is(tmp_path, monkeypatch):
+    """A file whose every block this process verified is not re-hashed while its stat identity
+    (inode, size, mtime, ctime of it and its sidecar) is unchanged; any write changes the
+    identity, so a corruption after the first check is still found."""
+    import time
+
+    monkeypatch.setattr(C, "_VERIFIED", {})
+    path = tmp_path / "entry.npy"
+    np.save(path, np.arange(5000, dtype=np.float64))
+    C.write_checksums(path)
+    calls = []
+    real = C._block_hashes
+    monkeypatch.setattr(C, "_block_hashes", lambda *a: calls.append(1) or real(*a))
+    # a file younger than the stability window is verified every time (coarse file clock)
+    assert C.verify_checksums(path) is None and C.verify_checksums(path) is None
+    assert len(calls) == 2 and not C._VERIFIED
+    time.sleep(C._STABLE_S + 0.1)
+    assert C.verify_checksums(path) is None and len(calls) == 3
+    assert C.verify_checksums(path) is None and C.verify_checksums(path, full=True) is None
+    assert len(calls) == 3  # remembered
+    _flip(path, 200)  # an in-place change: ctime moves
+    assert "checksum mismatch in block 0" in C.verify_checksums(path)
+    assert len(calls) == 4
+    # a replaced file (the same bytes keep their own new identity) is hashed again
+    _replace(path, path.read_bytes())
+    assert C.verify_checksums(path) is not None and len(calls) == 5

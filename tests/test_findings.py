@@ -1084,6 +1084,23 @@ DESCRIPTIVE = {
     "model_rdm_row": "a model-by-model RDM correlation; the paper reports none and claims nothing about it",
 }
 
+def _beyond(gain, n=5):
+    """chapter 04's beyond-labels test: brain identification = labels' + gain (+ noise)."""
+    from brainllm_utils.chapters.ch04_decoding import beyond_labels_table
+
+    rng = np.random.default_rng(3)
+    subjects = [f"subj{i:02d}" for i in range(1, n + 1)]
+    lab = rng.uniform(0.9, 0.95, n)
+    by_roi = pd.DataFrame([dict(subject=s, roi="ventral", identification=v + gain + rng.normal(0, 0.003))
+                           for s, v in zip(subjects, lab)])
+    base = pd.DataFrame([dict(subject=s, control="multihot", identification=v) for s, v in zip(subjects, lab)])
+    return beyond_labels_table(by_roi, base)
+
+
+CARD_POSITIVE = {"roi_spaces": {"ventral": {"sentence": 0.5, "category": 0.5}}}
+CARD_NULL = {"roi_spaces": {"ventral": {"category": 1.0}}}
+
+
 #: row function → inputs on which it disagrees (agrees False)
 FAILING = {
     "closest_planted_space_row": lambda: findings.closest_planted_space_row(_closest(mpnet="layout")),
@@ -1117,6 +1134,7 @@ FAILING = {
     "caption_metric_row": lambda: findings.caption_metric_row(_metrics(0.1, shuffled=0.2), "cider_d", "CIDEr-D"),
     "single_roi_decoding_row": lambda: findings.single_roi_decoding_row(
         _ident(early=0.9, ventral=0.8), TRUTH.loc[["early", "ventral"]]),
+    "beyond_labels_row": lambda: findings.beyond_labels_row(_beyond(0.02), card=CARD_NULL),
     "network_objective_row": lambda: findings.network_objective_row(
         _table(lateral=(0.41, 0.4)), findings.objective_tests(_scores({"lateral": 0.01}, noise=0.05),
                                                               ["lateral"]), "lateral"),
@@ -1162,6 +1180,7 @@ PASSING = {
     "caption_metric_row": lambda: findings.caption_metric_row(_metrics(0.6, shuffled=0.2), "cider_d", "CIDEr-D"),
     "single_roi_decoding_row": lambda: findings.single_roi_decoding_row(
         _ident(early=0.6, ventral=0.8), TRUTH.loc[["early", "ventral"]]),
+    "beyond_labels_row": lambda: findings.beyond_labels_row(_beyond(0.02), card=CARD_POSITIVE),
     "network_objective_row": lambda: findings.network_objective_row(
         _table(ventral=(0.5, 0.4)), findings.objective_tests(_scores({"ventral": 0.1}), ["ventral"]), "ventral"),
     "best_model_row": lambda: findings.best_model_row(_winners(ventral="blt_mpnet")),

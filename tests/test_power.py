@@ -69,7 +69,7 @@ def test_positive_world_is_detected_more_often_than_the_null_world(sweep):
 
 
 def test_summary(sweep):
-    s = power.power_summary(sweep)
+    s = power.power_summary(sweep, combined=False)
     assert len(s) == 8 and (s["n_runs"] == 2).all()
     assert ((s["ci_low"] <= s["rate"]) & (s["rate"] <= s["ci_high"])).all()
     row = s.iloc[0]
@@ -83,6 +83,40 @@ def test_summary(sweep):
         power.power_summary(sweep.drop(columns="detected"))
     with pytest.raises(ValueError, match="level"):
         power.power_summary(sweep, level=1.5)
+
+
+def test_every_control_is_an_intersection_union_claim(sweep):
+    """Detected only where every component claim is; its p the largest, its effect the smallest."""
+    every = power.every_control_runs(sweep)
+    assert tuple(every.columns) == power.SWEEP_COLUMNS and len(every) == len(sweep) // len(power.CLAIMS)
+    assert (every["claim"] == power.EVERY_CONTROL).all()
+    keys = ["world", "seed", "n_subjects", "n_images", "roi"]
+    parts = sweep.groupby(keys).agg(all_detected=("detected", "all"), p_max=("p", "max"),
+                                    effect_min=("effect", "min"), control_max=("control_mean", "max"))
+    joined = every.set_index(keys).join(parts)
+    assert (joined["detected"] == joined["all_detected"]).all()
+    assert np.allclose(joined["p"], joined["p_max"]) and np.allclose(joined["effect"], joined["effect_min"])
+    assert np.allclose(joined["control_mean"], joined["control_max"])
+    # a run that detects one claim only does not detect the combination
+    one = sweep.copy()
+    one["detected"] = one["claim"] == "mpnet_vs_category"
+    assert not power.every_control_runs(one)["detected"].any()
+    one["detected"] = True
+    assert power.every_control_runs(one)["detected"].all()
+    # the summary adds it (its rate can be no larger than any component's)
+    s = power.power_summary(sweep)
+    assert len(s) == 12 and set(s["claim"]) == {*power.CLAIMS, power.EVERY_CONTROL}
+    by = s.set_index(["world", "roi", "n_subjects", "n_images", "claim"])["rate"].unstack("claim")
+    assert (by[power.EVERY_CONTROL] <= by[list(power.CLAIMS)].min(axis=1) + 1e-12).all()
+    # idempotent: a table that already holds the combination is not counted twice
+    again = power.power_summary(pd.concat([sweep, every], ignore_index=True))
+    pd.testing.assert_frame_equal(again, s)
+    with pytest.raises(ValueError, match="one row per claim"):
+        power.every_control_runs(sweep[sweep["claim"] != "mpnet_vs_word_avg"])
+    with pytest.raises(ValueError, match="columns"):
+        power.every_control_runs(sweep.drop(columns="p"))
+    with pytest.raises(TypeError, match="combined"):
+        power.power_summary(sweep, combined="yes")
 
 
 def test_results_round_trip(sweep, tmp_path):

@@ -47,6 +47,7 @@ import math
 import os
 import sys
 import threading
+import time
 import warnings
 from pathlib import Path, PurePath
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -123,6 +124,14 @@ VERIFY_FULL_MAX = 1 << 30
 VERIFY_SAMPLED_BLOCKS = 2
 _CONTENT_HASH_MAX = 64 * 2**20  # file_identity(content=True) hashes files up to this size
 _opens = 0  # loads of large entries so far (rotates the sampled blocks)
+#: Files whose every block this process has verified: path → the stat identity it had (inode,
+#: size, mtime and ctime of the file and of its sidecar). A file is immutable once renamed into
+#: place, so a later load that finds the same identity skips the hashing (a cached betas file is
+#: read dozens of times per chapter). Only files already older than :data:`_STABLE_S` when
+#: verified are remembered: a change made later gets a ctime that cannot equal the old one even
+#: with the kernel's coarse file clock.
+_VERIFIED: dict[str, tuple] = {}
+_STABLE_S = 1.0
 _unwritable: set[str] = set()  # folders already warned about
 
 
@@ -488,12 +497,16 @@ def verify_checksums(path: str | os.PathLike, full: bool | None = None) -> str |
     """
     global _opens
     path = Path(path)
+    identity = _identity(path)
+    if identity is not None and _VERIFIED.get(str(path)) == identity:
+        return None
     try:
         expected, size = _sidecar(path)
     except ValueError as err:
         return str(err)
     n = len(expected)
-    if full or (full is None and size <= VERIFY_FULL_MAX) or n <= VERIFY_SAMPLED_BLOCKS + 2:
+    every = full or (full is None and size <= VERIFY_FULL_MAX) or n <= VERIFY_SAMPLED_BLOCKS + 2
+    if every:
         blocks = list(range(n))
     else:
         _opens += 1
@@ -506,7 +519,19 @@ def verify_checksums(path: str | os.PathLike, full: bool | None = None) -> str |
         if got[b] != expected[b]:
             lo, hi = b * CHECKSUM_BLOCK, min(size, (b + 1) * CHECKSUM_BLOCK)
             return f"checksum mismatch in block {b} (bytes {lo}-{hi}) of {path.name}"
+    if every and identity is not None and identity == _identity(path) \
+            and time.time() - max(identity[3], identity[7]) / 1e9 > _STABLE_S:
+        _VERIFIED[str(path)] = identity
     return None
+
+
+def _identity(path: Path) -> tuple | None:
+    """The stat identity of a cache file and its sidecar (None when either is missing)."""
+    try:
+        a, b = path.stat(), checksum_path(path).stat()
+    except OSError:
+        return None
+    return (a.st_ino, a.st_size, a.st_mtime_ns, a.st_ctime_ns, b.st_ino, b.st_size, b.st_mtime_ns, b.st_ctime_ns)
 
 
 # --------------------------------------------------------------------------- lazy verification

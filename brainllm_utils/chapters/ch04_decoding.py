@@ -30,11 +30,17 @@ from .._utils.docs import fill_doc
 from ._common import _features, _quiet_edges, _read_rows, _split, resolve_subjects
 from .ch03_encoding import _roi_arg
 
-__all__ = ["DECODING_ALPHAS", "decode_subjects", "decode_by_roi", "caption_consistency",
+__all__ = ["DECODING_ALPHAS", "LABEL_ALPHAS", "LABEL_CONTROLS", "decode_subjects", "decode_by_roi",
+           "label_baseline", "beyond_labels_table", "caption_consistency",
            "default_caption_bank", "reconstruct_captions", "caption_metric_table", "gallery_selection"]
 
 #: Ridge penalties for decoding (betas → embedding; more voxels than images on NSD).
 DECODING_ALPHAS = np.logspace(0, 7, 15)
+#: Ridge penalties of the label baseline (category features → embedding; few features).
+LABEL_ALPHAS = np.logspace(-3, 5, 17)
+#: The category-label controls the brain must beat (RQ3 beyond labels): what the image's
+#: COCO category labels alone predict of its caption embedding.
+LABEL_CONTROLS = ("multihot", "mpnet_category_all")
 
 
 @fill_doc
@@ -139,6 +145,136 @@ def decode_by_roi(nsd, subjects=None, rois=("early", "ventral", "lateral", "pari
                              identification=float(1 - dec["rank"][i].mean() / max(n - 1, 1)),
                              n_voxels=int(dec["n_voxels"][i])))
     return pd.DataFrame(rows)
+
+
+@fill_doc
+def label_baseline(nsd, subjects=None, feature: str = "mpnet", controls=LABEL_CONTROLS,
+                   alphas=LABEL_ALPHAS, cv: int = 5, device="auto", cache=True, sessions=None):
+    """What the image's category labels alone predict of its caption embedding, per subject.
+
+    The brain-blind control of RQ3's sentence-level claim: on each subject's own training
+    images (the split of :func:`decode_subjects`), a ridge from a category-label feature space
+    (``controls``) to the decoded embedding; its predictions for the shared test images are
+    scored like the brain's (per-image r, identification rank among the test images). An
+    image's labels know its objects but not what its captions say about them; a brain that
+    carries only category information cannot identify the caption better than its labels.
+
+    Parameters
+    ----------
+    %(nsd)s
+    %(subjects)s
+    %(feature)s
+        The decoded embedding (the target).
+    controls : sequence of str, default=LABEL_CONTROLS
+        Label feature spaces (``features.build`` names), each a baseline.
+    alphas : array-like of float > 0, default=LABEL_ALPHAS
+        Candidate ridge penalties (one chosen per embedding dimension).
+    %(cv)s
+    %(device)s
+    %(cache)s
+    %(sessions)s
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        One row per subject and control: ``subject, control, mean_r, top1,
+        identification`` (mean fraction of other test images beaten, chance 0.5),
+        ``n_train, n_test``.
+    """
+    import pandas as pd
+
+    subjects = resolve_subjects(nsd, subjects)
+    if isinstance(controls, str) or not len(controls):
+        raise ValueError(f"controls={controls!r}: expected a non-empty sequence of feature-space names")
+    alphas = np.asarray(alphas, dtype=np.float64)
+    if alphas.ndim != 1 or not alphas.size or not np.all(np.isfinite(alphas)) or np.any(alphas <= 0):
+        raise ValueError(f"alphas: expected a 1-D array of finite penalties > 0, got {alphas!r}")
+    folder = resolve_cache(cache, "encoding")
+    shared = nsd.shared_test_images(sessions, subjects)
+    rows = []
+    for s in subjects:
+        d = _split(nsd, s, "fsaverage", _roi_arg(nsd, s, "streams"), shared, sessions=sessions)
+        ids = np.concatenate([d.train_ids, d.test_ids])
+        _features(nsd, feature, ids)
+        E_tr, E_te = _features(nsd, feature, d.train_ids), _features(nsd, feature, d.test_ids)
+        n = d.test_ids.size
+        for control in controls:
+            _features(nsd, control, ids)
+            L_tr, L_te = _features(nsd, control, d.train_ids), _features(nsd, control, d.test_ids)
+
+            def compute(L_tr=L_tr, L_te=L_te, E_tr=E_tr):
+                with _quiet_edges():
+                    est = RidgeCV(alphas=alphas, cv=cv, device=device).fit(L_tr, E_tr)
+                return dict(pred=np.asarray(est.predict(L_te), np.float32))
+
+            key = cache_key("encoding", "label_baseline", feature, control, d.train_ids, d.test_ids,
+                            E_tr, L_tr, L_te, alphas, int(cv))
+            pred = cached_arrays("encoding", key, ("pred",), compute, folder=folder)["pred"]
+            rank = identification_rank(pred, E_te)
+            r = embedding_correlation(pred, E_te)
+            rows.append(dict(subject=s, control=control, mean_r=float(r.mean()), top1=float((rank == 0).mean()),
+                             identification=float(1 - rank.mean() / max(n - 1, 1)),
+                             n_train=int(d.train_ids.size), n_test=int(n)))
+    return pd.DataFrame(rows)
+
+
+def beyond_labels_table(by_roi, baseline, rois=None, alpha: float = 0.05, method: str = "holm"):
+    """RQ3 beyond category labels: the brain's identification minus its labels', per ROI.
+
+    Per subject, the brain's pairwise identification when decoding from an ROI
+    (:func:`decode_by_roi`) minus the best label baseline's (:func:`label_baseline`, the
+    largest over its controls, on the same test images); a paired t-test across subjects per
+    ROI (:func:`brainllm_utils.stats.paired_contrast_tests`), corrected over the ROIs.
+
+    Parameters
+    ----------
+    by_roi : pandas.DataFrame
+        :func:`decode_by_roi` (``subject, roi, identification``).
+    baseline : pandas.DataFrame
+        :func:`label_baseline` (``subject, control, identification``) for the same subjects.
+    rois : sequence of str, optional
+        The ROIs tested (default: those of ``by_roi``).
+    alpha : float, default=0.05
+        Level after the correction.
+    method : {"holm", "bh"}, default="holm"
+        Correction over the ROIs.
+
+    Returns
+    -------
+    tests : pandas.DataFrame
+        ``roi, model_a`` ("brain"), ``model_b`` ("labels"), ``n, mean_a, mean_b, mean_diff,
+        t, p, p_adj, significant, correction`` (as :func:`~brainllm_utils.stats.
+        paired_contrast_tests`) and ``control`` (each subject's best control, the
+        distinct ones joined by "/"). Choosing the best control on the test images makes
+        the baseline stronger, so the test conservative.
+    """
+    import pandas as pd
+
+    from ..stats import paired_contrast_tests
+
+    for name, df, cols in (("by_roi", by_roi, {"subject", "roi", "identification"}),
+                           ("baseline", baseline, {"subject", "control", "identification"})):
+        missing = cols - set(getattr(df, "columns", ()))
+        if missing:
+            raise ValueError(f"{name}: expected columns {sorted(cols)}, missing {sorted(missing)}")
+    rois = list(dict.fromkeys(by_roi["roi"])) if rois is None else list(rois)
+    unknown = sorted(set(rois) - set(by_roi["roi"]))
+    if unknown:
+        raise ValueError(f"rois {unknown} are not in by_roi (it has {sorted(set(by_roi['roi']))})")
+    best = baseline.loc[baseline.groupby("subject")["identification"].idxmax()].set_index("subject")
+    missing = sorted(set(by_roi["subject"]) - set(best.index))
+    if missing:
+        raise ValueError(f"baseline has no rows for subjects {missing}")
+    rows = [dict(subject=s, roi=r, model="brain", identification=v)
+            for s, r, v in by_roi[["subject", "roi", "identification"]].itertuples(index=False)
+            if r in rois]
+    rows += [dict(subject=s, roi=r, model="labels", identification=float(best.loc[s, "identification"]))
+             for s in sorted(set(by_roi["subject"])) for r in rois]
+    scores = pd.DataFrame(rows)
+    tests = paired_contrast_tests(scores, "brain", "labels", value="identification", levels=rois,
+                                  method=method, alpha=alpha)
+    tests["control"] = "/".join(sorted(set(best.loc[sorted(set(by_roi["subject"])), "control"])))
+    return tests
 
 
 @fill_doc

@@ -74,7 +74,7 @@ __all__ = [
     "shuffled_baseline_row", "encoding_rows",
     # chapter 04
     "decoding_accuracy_row", "identification_row", "caption_metric_row",
-    "single_roi_decoding_row", "decoding_rows",
+    "single_roi_decoding_row", "BEYOND_LABELS_ROI", "beyond_labels_row", "decoding_rows",
     # chapter 05
     "objective_tests", "network_objective_row", "best_model_row", "transfer_row", "training_size_row",
     "image_to_llm_rows",
@@ -1426,8 +1426,64 @@ def single_roi_decoding_row(summary, truth=None):
                    text, expected, agrees, paper="not in the paper (decodes from all 7 streams ROIs)")
 
 
+#: RQ3 beyond labels: the ROI of the claim (the null world plants only categories there, as
+#: chapter 02's category-control claim, :func:`category_control_row`)
+BEYOND_LABELS_ROI = "ventral"
+
+
+def beyond_labels_row(tests, roi: str = BEYOND_LABELS_ROI, card=None):
+    """RQ3: decoding from ``roi`` identifies the caption better than the image's labels do.
+
+    Criterion: the brain's pairwise identification minus the best label baseline's
+    (:func:`~brainllm_utils.chapters.ch04_decoding.beyond_labels_table`) > 0 and significant
+    after the correction over the ROIs it states. On real NSD the claim is the extension's
+    (a brain carrying only category information cannot beat its labels). On the sandbox the
+    truth card decides: where it plants the :data:`SENTENCE_SPACE` in ``roi`` (the positive
+    control) the claim must hold; where the ROI is driven by categories only (the null
+    world's ventral cortex) it must not.
+
+    Parameters
+    ----------
+    tests : pandas.DataFrame or None
+        :func:`~brainllm_utils.chapters.ch04_decoding.beyond_labels_table`; None or fewer
+        than 2 subjects → :data:`NEEDS_SUBJECTS`.
+    roi : str, default=BEYOND_LABELS_ROI
+        The ROI of the claim.
+    card : dict, optional
+        The sandbox's truth card (``roi_spaces``); None on real NSD.
+
+    Returns
+    -------
+    dict or None
+        A :func:`finding`; None when ``tests`` has no row for ``roi``.
+    """
+    analysis = (f"Decoding from {roi}: identification beyond category labels, brain − best label "
+                "baseline (paired t across subjects)")
+    paper = "not in the paper (extension: the caption's content beyond its objects' labels)"
+    planted = _sentence_planted(card, roi)
+    if card is None:
+        expected = "> 0, significant (the brain carries what the captions say beyond their objects)"
+    elif planted:
+        expected = f"{FOUND}> 0, significant (planted: {_planted_mix(card, roi)})"
+    else:
+        expected = (f"{ABSENT}not above the labels (planted: {_planted_mix(card, roi) or 'nothing'}: "
+                    "nothing beyond the categories to read)")
+    if tests is None or (group_size(tests) or 2) < 2:
+        return not_computed("RQ3", analysis, expected=expected, paper=paper)
+    row = tests[tests["roi"] == roi]
+    if not len(row):
+        return None
+    r = row.iloc[0]
+    d, p = float(r["mean_diff"]), float(r["p_adj"])
+    found = bool(r["significant"]) and d > 0
+    text = (f"{FOUND if found else ABSENT}brain {float(r['mean_a']):.3f} vs labels "
+            f"{float(r['mean_b']):.3f} ({r['control']}): {d:+.3f}, p_adj = {p:.3g}")
+    agrees = found if card is None else found == planted
+    return finding("RQ3", analysis, text, expected=expected, agrees=agrees, paper=paper)
+
+
 def decoding_rows(dec, consistency, metrics, summary, *, feature: str, sandbox: bool = False,
-                  truth=None) -> list[dict]:
+                  truth=None, beyond_labels=None, card=None) -> list[dict]:
     """The rows of chapter 04 (decoding), in order.
 
     Parameters
@@ -1444,17 +1500,27 @@ def decoding_rows(dec, consistency, metrics, summary, *, feature: str, sandbox: 
         Whether the data are the generated sandbox; then ``truth`` is required.
     truth : pandas.DataFrame, optional
         Sandbox: planted weights per ROI.
+    beyond_labels : pandas.DataFrame, optional
+        :func:`~brainllm_utils.chapters.ch04_decoding.beyond_labels_table` (the row of
+        :func:`beyond_labels_row`; left out when None).
+    card : dict, optional
+        Sandbox: the truth card (needed with ``beyond_labels`` on the sandbox).
 
     Returns
     -------
     list of dict
-        :func:`finding` rows: decoding r, identification, caption metrics, single ROIs.
+        :func:`finding` rows: decoding r, identification, caption metrics, single ROIs,
+        identification beyond category labels.
     """
     if sandbox and truth is None:
         raise ValueError("sandbox=True needs truth")
+    if sandbox and beyond_labels is not None and card is None:
+        raise ValueError("sandbox=True with beyond_labels needs card (the truth card)")
     return _kept([decoding_accuracy_row(dec, consistency, feature, sandbox), identification_row(dec)]
                  + [caption_metric_row(metrics, m, label) for m, label in CAPTION_METRICS]
-                 + [single_roi_decoding_row(summary, truth if sandbox else None)])
+                 + [single_roi_decoding_row(summary, truth if sandbox else None)]
+                 + ([beyond_labels_row(beyond_labels, card=card if sandbox else None)]
+                    if beyond_labels is not None else []))
 
 
 # ---------------------------------------------------------------------------- 05 image to LLM

@@ -421,7 +421,56 @@ def _clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]
     return lo, hi
 
 
-def power_summary(table, alpha: float = ALPHA, level: float = 0.95):
+#: the combined claim of :func:`every_control_runs`: ``mpnet`` above every control of
+#: :data:`CLAIMS` at once (chapter 02's "beyond single words" criterion,
+#: :func:`~brainllm_utils.chapters.findings.sentence_controls_row`)
+EVERY_CONTROL = "mpnet_vs_every_control"
+
+
+def every_control_runs(table):
+    """The combined claim per run: ``mpnet`` ahead of every control of :data:`CLAIMS`.
+
+    An intersection-union test: the run *detects* the claim when it detects each component
+    (each difference > 0 and significant); its p-value is the largest component p, its
+    effect the smallest component effect (and likewise the oracle's). Its false-positive
+    rate can be no larger than any component's, so it is calibrated wherever one component
+    is, even when another is not (the word-average comparison in the null world).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`power_sweep` (:data:`SWEEP_COLUMNS`), with every claim of
+        :data:`CLAIMS` for each run and ROI.
+
+    Returns
+    -------
+    runs : pandas.DataFrame
+        :data:`SWEEP_COLUMNS`, one row per ``world, seed, n_subjects, n_images, roi``, claim
+        :data:`EVERY_CONTROL`, ``control`` the controls joined by "+", ``control_mean`` the
+        best control's, ``dz``/``t`` of the component with the smallest effect.
+    """
+    import pandas as pd
+
+    missing = sorted(set(SWEEP_COLUMNS) - set(table.columns))
+    if missing:
+        raise ValueError(f"table: columns {missing} missing (expected power_sweep's table)")
+    keys = ["world", "seed", "n_subjects", "n_images", "roi"]
+    rows = []
+    for key, g in table[table["claim"].isin(list(CLAIMS))].groupby(keys, sort=True):
+        if set(g["claim"]) != set(CLAIMS) or len(g) != len(CLAIMS):
+            raise ValueError(f"run {dict(zip(keys, key))}: expected one row per claim {sorted(CLAIMS)}, got "
+                             f"{sorted(g['claim'])}")
+        weakest = g.loc[g["effect"].idxmin()]
+        rows.append(dict(zip(keys, key), claim=EVERY_CONTROL, control="+".join(CLAIMS.values()),
+                         mpnet_mean=float(g["mpnet_mean"].iloc[0]), control_mean=float(g["control_mean"].max()),
+                         effect=float(g["effect"].min()), dz=float(weakest["dz"]), t=float(weakest["t"]),
+                         p=float(g["p"].max()), significant=bool(g["significant"].astype(bool).all()),
+                         detected=bool(g["detected"].astype(bool).all()),
+                         oracle_effect=float(g["oracle_effect"].min()), oracle_p=float(g["oracle_p"].max())))
+    return pd.DataFrame(rows, columns=list(SWEEP_COLUMNS))
+
+
+def power_summary(table, alpha: float = ALPHA, level: float = 0.95, combined: bool = True):
     """Detection rates and effect sizes per world, claim, ROI and sample size.
 
     Parameters
@@ -432,6 +481,8 @@ def power_summary(table, alpha: float = ALPHA, level: float = 0.95):
         The nominal level, repeated in the table and used by ``alpha_in_ci``.
     level : float, default=0.95
         Confidence level of the exact binomial (Clopper–Pearson) intervals.
+    combined : bool, default=True
+        Add the combined claim :data:`EVERY_CONTROL` (:func:`every_control_runs`).
 
     Returns
     -------
@@ -453,6 +504,10 @@ def power_summary(table, alpha: float = ALPHA, level: float = 0.95):
     missing = sorted(set(SWEEP_COLUMNS) - set(table.columns))
     if missing:
         raise ValueError(f"table: columns {missing} missing (expected power_sweep's table)")
+    if not isinstance(combined, (bool, np.bool_)):
+        raise TypeError(f"combined={combined!r}: expected a bool")
+    if combined:
+        table = pd.concat([table[table["claim"] != EVERY_CONTROL], every_control_runs(table)], ignore_index=True)
     keys = ["world", "claim", "roi", "n_subjects", "n_images"]
     rows = []
     for key, g in table.groupby(keys, sort=True):
@@ -546,4 +601,4 @@ def read_results(folder):
     return tables[0], tables[1], settings
 
 
-__all__ += ["RESULT_FILES", "write_results", "read_results"]
+__all__ += ["RESULT_FILES", "write_results", "read_results", "EVERY_CONTROL", "every_control_runs"]
