@@ -33,14 +33,20 @@ On this module
   timm and open_clip architectures with weights from a local file only, untrained
   baselines (random BLT, a small AlexNet-like net); a missing library or weights file gives
   a :class:`ModelStatus` with the reason, never an error.
+- **User models** (:func:`register_model`, :func:`model_features`): a callable, a torch
+  module read at named layers (forward hooks), or ``"torchvision:<arch>"``,
+  ``"timm:<arch>"``, ``"open_clip:<arch>/<pretrained>"`` with local weights, registered once
+  and used by name (``"<name>"`` or ``"<name>:<layer>"``) in chapter 05's comparison;
+  activations cached per model and layer.
 - **Transfer readout** (:func:`transfer_readout`, :func:`transfer_table`): linear readouts
   from frozen features to caption embeddings (cosine) and multi-hot labels (BCE), scored on
   held-out images against the mean-target floor (and mean average precision).
 
 Modules: ``_pool`` (training pool, targets), ``_blt`` (the network), ``_train`` (presets,
 training, checkpoints), ``_activations``, ``_comparison`` (comparison models), ``_transfer``
-(readouts). Torch is imported lazily: importing this package does not import torch (the
-network classes of ``_blt`` are loaded on first access).
+(readouts), ``_user_models`` (registered user models). Torch is imported lazily: importing
+this package does not import torch (the network classes of ``_blt`` are loaded on first
+access).
 """
 
 from ._activations import LazyImages, extract_activations, layer_names
@@ -72,6 +78,18 @@ from ._train import (
     weights_hash,
 )
 from ._transfer import mean_average_precision, transfer_readout, transfer_readouts, transfer_table
+from ._user_models import (
+    OUTPUT_LAYER,
+    VISION_POOLINGS,
+    VisionModel,
+    get_model,
+    is_registered_model,
+    model_features,
+    parse_model_name,
+    register_model,
+    registered_models,
+    unregister_model,
+)
 
 __all__ = [
     "BLTConfig",
@@ -109,6 +127,16 @@ __all__ = [
     "COMPARISON_MODELS",
     "comparison_model",
     "extract_features",
+    "VisionModel",
+    "VISION_POOLINGS",
+    "OUTPUT_LAYER",
+    "register_model",
+    "unregister_model",
+    "registered_models",
+    "get_model",
+    "parse_model_name",
+    "is_registered_model",
+    "model_features",
     "mean_average_precision",
     "transfer_readout",
     "transfer_readouts",
