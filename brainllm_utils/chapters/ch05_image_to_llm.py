@@ -12,8 +12,9 @@ This module wires them together for the chapter and caches what is slow:
 - :func:`training_table`, :func:`validation_floors`: per-network training time and
   held-out loss/cosine against the mean-target (or base-rate) floor.
 - :func:`network_features`, :func:`comparison_features`: last-layer/last-step activations
-  (cached by weights hash and nsdIds) and comparison-model features, with a table of the
-  models that were skipped and why.
+  (cached by weights hash and nsdIds) and comparison-model features (built-in models and
+  registered user models, one entry per model and layer), with a table of the models that
+  were skipped and why.
 - :func:`average_over_seeds`, :func:`network_rsa_table`: ROI RSA of every seed network,
   averaged over seeds per subject and ROI (the paper's reading: correlation values
   averaged over seeds), next to the caption embeddings and comparison models.
@@ -430,6 +431,10 @@ def comparison_features(nsd, ids, models=("untrained_blt", "untrained_alexnet"),
     Models without a library or local weights are skipped (never downloaded) and listed
     with the reason. With ``blt_config``, ``untrained_blt`` is the chapter's own
     architecture with random weights (``seed``) rather than the ``sandbox`` preset's.
+    Registered user models (:func:`vision.register_model`) come by name beside the built-in
+    ones: ``"<name>"`` (its registered layers) or ``"<name>:<layer>"``; each (model, layer)
+    is one entry ``"<name>:<layer>"`` of the features and the table (activations cached per
+    model and layer, :meth:`vision.VisionModel.activations`).
 
     Parameters
     ----------
@@ -437,7 +442,8 @@ def comparison_features(nsd, ids, models=("untrained_blt", "untrained_alexnet"),
     ids : array-like of int of shape (n_images,)
         nsdIds of the images (the rows).
     models : sequence of str, default=("untrained_blt", "untrained_alexnet")
-        Keys of :data:`vision.COMPARISON_MODELS`.
+        Keys of :data:`vision.COMPARISON_MODELS`, and registered user models by name (or
+        :class:`vision.VisionModel` objects).
     %(device)s
     blt_config : BLTConfig, optional
         Architecture of ``untrained_blt`` (``None``: the ``sandbox`` preset's).
@@ -449,9 +455,11 @@ def comparison_features(nsd, ids, models=("untrained_blt", "untrained_alexnet"),
     Returns
     -------
     features : dict of str to ndarray of float32 of shape (n_images, n_features)
-        The models that ran.
+        The models that ran (user models: one per layer, ``"<name>:<layer>"``), in the order
+        of ``models``.
     status : pandas.DataFrame
-        Indexed by model: ``available, reason, description, training_images``.
+        Indexed by model: ``available, reason, description, training_images`` (user models:
+        one row per layer; ``training_images`` unknown).
     """
     import pandas as pd
 
@@ -459,23 +467,45 @@ def comparison_features(nsd, ids, models=("untrained_blt", "untrained_alexnet"),
     models = list(models)
     if not models:
         return {}, pd.DataFrame(columns=["available", "reason", "description", "training_images"])
-    spec = {m: None for m in models}
-    if blt_config is not None and "untrained_blt" in spec:
-        spec["untrained_blt"] = vision.build_network(blt_config, seed)
+    builtin = [m for m in models if not vision.is_registered_model(m)]
     uniq, inverse = np.unique(ids, return_inverse=True)
-    feats, statuses = vision.extract_features(spec, _nsd_images(nsd, uniq), image_ids=uniq, device=device,
-                                             progress=progress)
-    if not (uniq.size == ids.size and (uniq == ids).all()):
-        feats = {k: v[inverse] for k, v in feats.items()}
-    rows = []
+    images = _nsd_images(nsd, uniq)
+    feats, statuses = {}, []
+    if builtin:
+        spec = {m: None for m in builtin}
+        if blt_config is not None and "untrained_blt" in spec:
+            spec["untrained_blt"] = vision.build_network(blt_config, seed)
+        feats, statuses = vision.extract_features(spec, images, image_ids=uniq, device=device,
+                                                 progress=progress)
+    rows = {}
     for st in statuses:
         kind, desc, n = vision.COMPARISON_MODELS.get(st.name, ("", "", None))
         if st.name == "untrained_blt" and blt_config is not None:
             st.reason = f"random weights (seed {seed}), the chapter's architecture"
             desc = "our BLT, untrained"
-        rows.append(dict(model=st.name, available=st.available, reason=st.reason, description=desc,
-                         training_images=n))
-    return feats, pd.DataFrame(rows).set_index("model")
+        rows[st.name] = dict(model=st.name, available=st.available, reason=st.reason,
+                             description=desc, training_images=n)
+    order, user_feats = [], {}
+    for m in models:  # user models one at a time, everything in the given order
+        if not vision.is_registered_model(m):
+            if m not in order:
+                order.append(m)
+            continue
+        f, sts = vision.model_features([m], images, image_ids=uniq, device=device,
+                                       progress=progress)
+        model = m if isinstance(m, vision.VisionModel) else vision.parse_model_name(m)[0]
+        for st in sts:
+            if st.name in rows:
+                raise ValueError(f"models: {st.name!r} is asked for twice")
+            rows[st.name] = dict(model=st.name, available=st.available, reason=st.reason,
+                                 description=model.description, training_images=None)
+            order.append(st.name)
+        user_feats.update(f)
+    feats = {k: (feats[k] if k in feats else user_feats[k]) for k in order
+             if k in feats or k in user_feats}
+    if not (uniq.size == ids.size and (uniq == ids).all()):
+        feats = {k: v[inverse] for k, v in feats.items()}
+    return feats, pd.DataFrame([rows[k] for k in order]).set_index("model")
 
 
 # --------------------------------------------------------------------------- ROI RSA
