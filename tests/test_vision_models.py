@@ -205,6 +205,12 @@ def test_layer_and_argument_validation(images):
     s = vision.register_model("shared", Shared(), ["act"], preprocess={"size": 16})
     with pytest.raises(ValueError, match="'act' ran 2 times"):
         s.activations(images, cache=False, device="cpu")
+    assert vision.check_model_reference("t:conv1") == "t:conv1"
+    assert vision.check_model_reference("resnet50") == "resnet50"
+    with pytest.raises(ValueError, match="unknown layer"):
+        vision.check_model_reference("t:conv7")
+    with pytest.raises(ValueError, match="unknown vision model 'u:x'.*registered"):
+        vision.check_model_reference("u:x")
     vision.unregister_model("shared")
     assert "shared" not in vision.registered_models()
 

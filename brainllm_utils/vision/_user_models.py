@@ -28,7 +28,7 @@ from ._train import weights_hash
 
 __all__ = ["VisionModel", "VISION_POOLINGS", "OUTPUT_LAYER", "register_model", "unregister_model",
            "registered_models", "get_model", "parse_model_name", "is_registered_model",
-           "model_features"]
+           "check_model_reference", "model_features"]
 
 log = logging.getLogger(__name__)
 
@@ -786,3 +786,38 @@ def is_registered_model(entry: Any) -> bool:
     if isinstance(entry, VisionModel):
         return True
     return isinstance(entry, str) and entry.partition(":")[0] in _REGISTRY
+
+
+def check_model_reference(text) -> str:
+    """Check a comparison-model reference as a plain string (e.g. a batch parameter).
+
+    Accepted: a :data:`~brainllm_utils.vision.COMPARISON_MODELS` name, a registered model's
+    ``"<name>"`` or ``"<name>:<layer>"``. The layer of a torch module or callable is checked
+    now; a library model's when it is loaded (loading it here would read its weights).
+
+    Parameters
+    ----------
+    text : str
+        The reference.
+
+    Returns
+    -------
+    text : str
+        ``text`` unchanged.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name (listing the built-in and registered ones) or layer.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"a vision-model reference must be a str, got {type(text).__name__}")
+    if text in COMPARISON_MODELS:
+        return text
+    if not is_registered_model(text):
+        raise ValueError(f"unknown vision model {text!r}; built-in: {sorted(COMPARISON_MODELS)}; "
+                         f"registered: {registered_models()} (as '<name>' or '<name>:<layer>')")
+    model, layers = parse_model_name(text)
+    if model.kind in ("module", "callable"):
+        model.check_layers(layers)
+    return text
