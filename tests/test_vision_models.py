@@ -118,6 +118,52 @@ def test_default_preprocessing_resizes_to_224_with_imagenet_statistics(images):
                                _manual(net, x, ["conv2"])["conv2"], atol=1e-5, rtol=0)
 
 
+class Tokens(torch.nn.Module):
+    """(n, C, H, W) → ((n, H*W, C) tokens, an auxiliary tensor): a tuple output."""
+
+    def forward(self, x):
+        return x.flatten(2).transpose(1, 2), x.sum()
+
+
+class TokenNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.tokens = Tokens()
+
+    def forward(self, x):
+        return self.tokens(self.conv(x))[0].mean(1)
+
+
+def test_tokens_tuples_and_a_callable_preprocess(images, cache_dir):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = TokenNet()
+    x = _normalise(images, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    with torch.no_grad():
+        conv = net.conv(x)
+    calls = []
+
+    def prep(batch):  # a user transform, as numpy
+        calls.append(len(batch))
+        return ((batch.astype(np.float64) / 255 - 0.5) / 0.25).transpose(0, 3, 1, 2)
+
+    m = vision.register_model("tok", net, ["conv", "tokens"], preprocess=prep)
+    acts = m.activations(images, device="cpu")
+    np.testing.assert_allclose(acts["conv"], conv.mean(dim=(2, 3)).numpy(), atol=1e-6, rtol=0)
+    np.testing.assert_allclose(acts["tokens"], conv.flatten(2).transpose(1, 2).mean(1).numpy(),
+                               atol=1e-6, rtol=0)  # (n, T, D): the mean over tokens
+    assert not list(cache_dir.rglob("*.npy"))  # a callable preprocess without version: uncached
+    f = vision.register_model("tok_flat", net, ["tokens"], preprocess=prep, pooling="flatten", version="a")
+    np.testing.assert_allclose(f.activations(images, device="cpu")["tokens"],
+                               conv.flatten(2).transpose(1, 2).flatten(1).numpy(), atol=1e-6, rtol=0)
+    n = len(calls)
+    f.activations(images, device="cpu")
+    assert len(calls) == n and len(list(cache_dir.rglob("*.npy"))) == 1  # versioned: cached
+    feats, _ = vision.model_features({"tok": ["tokens"], "tok_flat": None}, images, device="cpu")
+    assert list(feats) == ["tok:tokens", "tok_flat:tokens"]
+
+
 def test_user_callable(images, cache_dir):
     calls = []
 
