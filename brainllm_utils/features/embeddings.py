@@ -1,7 +1,11 @@
 """Sentence and caption embeddings with a fast transformers path and a disk cache.
 
 The numbers equal ``SentenceTransformer(path).encode(sentences)`` for the supported
-module stacks (Transformer → Pooling [→ Normalize]); the speed comes from elsewhere:
+module stacks (Transformer → Pooling [→ Normalize]). Any other local Hugging Face model,
+encoder or decoder, runs on the same path with a choice of pooling (mean, first, last or
+max token), hidden layer (one, or a sweep over several read from one forward pass), prompt
+template and normalisation; the numbers equal the model's own ``hidden_states`` pooled
+over the attention mask. The speed comes from elsewhere:
 
 - every distinct sentence is embedded once (duplicates are removed first);
 - sentences are tokenised without padding, sorted by token length and cut into batches
@@ -26,8 +30,11 @@ for ``cache=True`` or the cache root you pass; the package's one cache,
 
 - ``<key>.npy``: the float32 result of one call, ``key`` = the cache key (kind
   ``"embeddings"`` and its version) of the model identity (resolved name, sha256 or
-  size+mtime of the weights file, pooling, normalisation, ``max_seq_length``, precision) and
-  the ordered sentence list. A hit returns without loading the model.
+  size+mtime of the weights file, pooling, normalisation, ``max_seq_length``, precision;
+  and, when set, the layer, prompt, padding side and, for a plain Hugging Face folder, the
+  sha256 of its configuration and tokenizer files) and the ordered sentence list. A hit
+  returns without loading the model. A layer sweep writes one such file (and store) per
+  layer, so asking for one layer later is a hit.
 - ``sentences-<model key>/shard-*.npy``: a per-sentence store (rows plus a
   ``.keys.npy`` file of 16-byte sentence hashes), so a changed list only embeds the new
   sentences. Shards are written atomically with checksum sidecars (vectors first, keys
@@ -41,6 +48,7 @@ full disk (a claim, shard or list file that cannot be written) warns and embeds 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -75,6 +83,7 @@ from .weights import MPNET, canonical_name, resolve_model
 
 __all__ = [
     "DEFAULT_MODEL",
+    "POOLING_MODES",
     "ModelSpec",
     "embed_sentences",
     "embed_captions",
@@ -91,7 +100,16 @@ _CUDA_MAX_BATCH = 4096
 _CUDA_CHUNK = 16384  # sentences tokenised at a time by the CUDA producer thread
 _MAX_SHARDS = 32  # merge the per-sentence store beyond this many shards
 _MODEL_LRU_SIZE = 2
-_SUPPORTED_POOLING = ("cls", "max", "mean", "mean_sqrt_len_tokens")
+_SUPPORTED_POOLING = ("cls", "max", "mean", "mean_sqrt_len_tokens", "last")
+#: The ``pooling`` values a caller may ask for (:func:`embed_sentences`).
+POOLING_MODES = ("mean", "cls", "last", "max")
+_SBERT_POOLING_ALIASES = {"lasttoken": "last"}
+#: Encoder model types read without importing transformers' model tables.
+_KNOWN_ENCODERS = frozenset({"albert", "bert", "camembert", "deberta", "deberta-v2", "distilbert",
+                             "electra", "modernbert", "mpnet", "nomic_bert", "roberta",
+                             "xlm-roberta"})
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".onnx",
+                    ".gguf", ".ot")
 _LEGACY_POOLING = {
     "pooling_mode_cls_token": "cls",
     "pooling_mode_max_tokens": "max",
@@ -128,6 +146,23 @@ class ModelSpec:
         Output dimension.
     weights_id : str
         sha256 of the weights file when known, else its size and mtime.
+    layer : int or None, default=None
+        Index into the model's ``hidden_states`` (as ``transformers`` returns them with
+        ``output_hidden_states=True``: 0 = the embedding output, ``n_layers`` = the last
+        layer), made non-negative; ``None``: the model's ``last_hidden_state`` (the
+        sentence-transformers output).
+    prompt : str or None, default=None
+        Template applied to each sentence before tokenising (``"{caption}"`` replaced by it).
+    padding_side : {"right", "left"}, default="right"
+        Where batches are padded: the tokenizer's side for decoders, always right for
+        encoders. Left padding passes position ids counted from each row's first token.
+    n_layers : int, default=0
+        The model's number of hidden layers (``hidden_states`` has ``n_layers + 1`` entries).
+    decoder : bool, default=False
+        Whether the model is causal (a decoder), read from its config.
+    files_id : str, default=""
+        sha256 of the folder's configuration and tokenizer files, for a plain Hugging Face
+        folder (empty for sentence-transformers folders, keyed as before).
     """
 
     name: str
@@ -138,6 +173,12 @@ class ModelSpec:
     do_lower_case: bool
     dim: int
     weights_id: str
+    layer: int | None = None
+    prompt: str | None = None
+    padding_side: str = "right"
+    n_layers: int = 0
+    decoder: bool = False
+    files_id: str = ""
 
     @property
     def slug(self) -> str:
@@ -169,6 +210,18 @@ class ModelSpec:
             "dim": self.dim,
             "precision": precision,
         }
+        # options that did not exist before enter the key only when set, so the entries of
+        # the sentence-transformers models keep their keys
+        if self.layer is not None:
+            ident["layer"] = int(self.layer)
+        if self.prompt is not None:
+            ident["prompt"] = self.prompt
+        if self.padding_side != "right":
+            ident["padding_side"] = self.padding_side
+        if self.decoder:
+            ident["decoder"] = True
+        if self.files_id:
+            ident["files"] = self.files_id
         return cache_key("embeddings", ident, length=64)
 
 
@@ -197,15 +250,112 @@ def _parse_pooling(cfg: dict) -> tuple[str, ...]:
         modes = (mode,) if isinstance(mode, str) else tuple(mode)
     else:
         modes = tuple(m for k, m in _LEGACY_POOLING.items() if cfg.get(k, False)) or ("mean",)
+    modes = tuple(_SBERT_POOLING_ALIASES.get(m, m) for m in modes)
     bad = [m for m in modes if m not in _SUPPORTED_POOLING]
     if bad:
         raise NotImplementedError(f"pooling mode(s) {bad} not supported; supported: {_SUPPORTED_POOLING}")
     return modes
 
 
-def _model_spec(name: str, folder: Path) -> ModelSpec:
+def _is_decoder(config: dict) -> bool:
+    """Whether a ``config.json`` describes a causal model (read from the config, no weights)."""
+    if config.get("is_decoder"):
+        return True
+    mtype = config.get("model_type")
+    if not mtype or mtype in _KNOWN_ENCODERS:
+        return False
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    # BERT-like models also have a causal head; a model type that only has one is a decoder
+    causal, masked = MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
+    return mtype in causal and mtype not in masked
+
+
+def _n_layers(config: dict, folder: Path) -> int:
+    """Number of hidden layers from ``config.json`` (0 when it does not say)."""
+    for key in ("num_hidden_layers", "n_layer", "num_layers", "n_layers"):
+        value = config.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    try:  # nested or renamed attributes: let transformers read the config
+        from transformers import AutoConfig
+
+        value = getattr(AutoConfig.from_pretrained(str(folder)), "num_hidden_layers", 0)
+    except Exception:  # noqa: BLE001 - an unknown architecture: the layer option is refused later
+        return 0
+    return int(value) if isinstance(value, int) and value > 0 else 0
+
+
+def _files_id(folder: Path) -> str:
+    """sha256 of a folder's configuration and tokenizer files (weights excluded)."""
+    h = hashlib.sha256()
+    for f in sorted(folder.iterdir()):
+        if (not f.is_file() or f.name.startswith(".") or f.name.endswith(_WEIGHT_SUFFIXES)
+                or f.name.endswith(".index.json") or f.stat().st_size > 64 * 2**20):
+            continue
+        h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _check_layer(layer: Any, n_layers: int, name: str) -> int:
+    """``layer`` as a non-negative index into ``hidden_states``; errors say the valid range."""
+    if isinstance(layer, (bool, np.bool_)) or not isinstance(layer, (int, np.integer)):
+        raise TypeError(f"layer must be an int (an index into hidden_states), None, a list of ints "
+                        f"or 'all', got {type(layer).__name__}: {layer!r:.60}")
+    if n_layers <= 0:
+        raise ValueError(f"layer={layer}: the config.json of {name} gives no number of hidden "
+                         "layers (num_hidden_layers), so a layer cannot be checked")
+    if not -(n_layers + 1) <= layer <= n_layers:
+        raise ValueError(f"layer={layer} is out of range for {name}: hidden_states has "
+                         f"{n_layers + 1} entries (0 = embeddings, {n_layers} = last layer; -1 "
+                         f"to -{n_layers + 1} count from the end)")
+    return int(layer) % (n_layers + 1)
+
+
+def _check_options(pooling: Any, prompt: Any, normalize: Any, max_length: Any) -> None:
+    """Type and range checks of the keyword options (the messages name the parameter)."""
+    if pooling is not None:
+        if not isinstance(pooling, str):
+            raise TypeError(f"pooling must be a str or None, got {type(pooling).__name__}: "
+                            f"{pooling!r:.60}")
+        if pooling not in POOLING_MODES:
+            raise ValueError(f"pooling must be one of {POOLING_MODES} or None, got {pooling!r}")
+    if prompt is not None:
+        if not isinstance(prompt, str):
+            raise TypeError(f"prompt must be a str or None, got {type(prompt).__name__}: "
+                            f"{prompt!r:.60}")
+        if prompt.count("{caption}") != 1:
+            raise ValueError("prompt must contain '{caption}' exactly once (where each sentence "
+                             f"goes), found {prompt.count('{caption}')} in {prompt!r:.80}")
+    if normalize is not None and not isinstance(normalize, (bool, np.bool_)):
+        raise TypeError(f"normalize must be a bool or None, got {type(normalize).__name__}: "
+                        f"{normalize!r:.60}")
+    if max_length is not None:
+        if (isinstance(max_length, (bool, np.bool_))
+                or not isinstance(max_length, (int, np.integer))):
+            raise TypeError(f"max_length must be a positive int or None, got "
+                            f"{type(max_length).__name__}: {max_length!r:.60}")
+        if max_length < 1:
+            raise ValueError(f"max_length must be a positive int (tokens) or None, got "
+                             f"{max_length}")
+
+
+def _model_spec(
+    name: str,
+    folder: Path,
+    *,
+    pooling: str | None = None,
+    layer: int | None = None,
+    prompt: str | None = None,
+    normalize: bool | None = None,
+    max_length: int | None = None,
+) -> ModelSpec:
     modules = _read_json(folder / "modules.json")
-    tf_dir, pooling, normalize = folder, ("mean",), False
+    tf_dir, modes, norm = folder, ("mean",), False
+    sbert = modules is not None
     if modules is not None:
         kinds = [(m.get("type", "").rsplit(".", 1)[-1], m.get("path", "")) for m in modules]
         names = [k for k, _ in kinds]
@@ -215,53 +365,124 @@ def _model_spec(name: str, folder: Path) -> ModelSpec:
                 f"{name}: module stack {names} not supported (need Transformer, Pooling[, Normalize])"
             )
         tf_dir = folder / kinds[0][1] if kinds[0][1] else folder
-        normalize = "Normalize" in names
+        norm = "Normalize" in names
         pool_path = next((p for k, p in kinds if k == "Pooling"), None)
-        if pool_path is not None:
+        if pool_path is not None and pooling is None:  # an explicit pooling replaces the config's
             cfg = _read_json(folder / pool_path / "config.json") or {}
-            pooling = _parse_pooling(cfg)
+            modes = _parse_pooling(cfg)
     config = _read_json(tf_dir / "config.json")
     if config is None:
         raise FileNotFoundError(f"{name}: no config.json in {tf_dir}")
-    hidden = int(config.get("hidden_size") or config.get("d_model") or config["dim"])
-    sbert = _read_json(tf_dir / "sentence_bert_config.json") or {}
-    max_len = sbert.get("max_seq_length")
+    if config.get("is_encoder_decoder"):
+        raise NotImplementedError(f"{name}: encoder-decoder models (model_type "
+                                  f"{config.get('model_type')!r}) are not supported; use an "
+                                  "encoder or a decoder model")
+    hidden = next((config[k] for k in ("hidden_size", "d_model", "n_embd", "dim") if config.get(k)),
+                  None)
+    if not isinstance(hidden, int) or hidden < 1:
+        raise ValueError(f"{name}: {tf_dir / 'config.json'} gives no hidden size (hidden_size, "
+                         "d_model, n_embd or dim)")
+    decoder = _is_decoder(config)
+    if not sbert and decoder:
+        modes = ("last",)  # a causal model's summary of a sentence is its last token
+    if pooling is not None:
+        modes = (pooling,)
+    if normalize is not None:
+        norm = bool(normalize)
+    sb_cfg = _read_json(tf_dir / "sentence_bert_config.json") or {}
+    max_len = sb_cfg.get("max_seq_length")
     if max_len is None:
         tok_cfg = _read_json(tf_dir / "tokenizer_config.json") or {}
         max_len = tok_cfg.get("model_max_length") or 512
         if max_len > 100_000:
             max_len = 512
+        positions = config.get("max_position_embeddings") or config.get("n_positions")
+        if isinstance(positions, int) and positions > 0:
+            max_len = min(int(max_len), positions)
+    if max_length is not None:
+        positions = config.get("max_position_embeddings") or config.get("n_positions")
+        if isinstance(positions, int) and positions > 0 and max_length > positions:
+            raise ValueError(f"max_length={max_length} exceeds the {positions} positions of {name} "
+                             "(max_position_embeddings in its config.json)")
+        max_len = int(max_length)
+    n_layers = _n_layers(config, tf_dir)
+    if layer is not None:
+        layer = _check_layer(layer, n_layers, name)
+    padding_side = "right"
+    if decoder:
+        side = (_read_json(tf_dir / "tokenizer_config.json") or {}).get("padding_side", "right")
+        padding_side = side if side in ("left", "right") else "right"
     return ModelSpec(
         name=name,
         path=tf_dir,
         max_seq_length=int(max_len),
-        pooling=pooling,
-        normalize=normalize,
-        do_lower_case=bool(sbert.get("do_lower_case", False)),
-        dim=hidden * len(pooling),
+        pooling=modes,
+        normalize=norm,
+        do_lower_case=bool(sb_cfg.get("do_lower_case", False)),
+        dim=int(hidden) * len(modes),
         weights_id=_weights_id(tf_dir),
+        layer=layer,
+        prompt=prompt,
+        padding_side=padding_side,
+        n_layers=n_layers,
+        decoder=decoder,
+        files_id="" if sbert else _files_id(tf_dir),
     )
 
 
-def get_model_spec(model: str | os.PathLike = DEFAULT_MODEL) -> ModelSpec:
+def get_model_spec(
+    model: str | os.PathLike = DEFAULT_MODEL,
+    *,
+    pooling: str | None = None,
+    layer: int | None = None,
+    prompt: str | None = None,
+    normalize: bool | None = None,
+    max_length: int | None = None,
+) -> ModelSpec:
     """Resolve ``model`` offline and read its sentence-encoder configuration.
 
     Parameters
     ----------
     model : str or path-like, default="sentence-transformers/all-mpnet-base-v2"
         Hub name, alias (``"mpnet"``, ``"minilm"``) or local folder; see
-        :func:`brainllm_utils.weights.resolve_model`.
+        :func:`brainllm_utils.weights.resolve_model`. Any Hugging Face encoder or decoder
+        folder (``config.json``, tokenizer, weights; sentence-transformers files optional).
+    pooling : {"mean", "cls", "last", "max"}, optional
+        Keyword-only. Replaces the model's pooling (default: the sentence-transformers
+        config; else ``"last"`` for a decoder and ``"mean"`` for an encoder).
+    layer : int, optional
+        Keyword-only. Index into ``hidden_states`` (negatives count from the end); default
+        the model's ``last_hidden_state``.
+    prompt : str, optional
+        Keyword-only. Template containing ``"{caption}"`` exactly once.
+    normalize : bool, optional
+        Keyword-only. L2-normalise the pooled vectors (default: whether the model has a
+        sentence-transformers ``Normalize`` module).
+    max_length : int, optional
+        Keyword-only. Truncate inputs to this many tokens (default: the model's
+        ``max_seq_length``, else its tokenizer's ``model_max_length``, at most 512 and the
+        model's positions).
 
     Returns
     -------
     spec : ModelSpec
         The encoder's identity and configuration (no weights loaded).
+
+    Raises
+    ------
+    TypeError, ValueError
+        If an option has the wrong type or value (the message names it).
+    NotImplementedError
+        For encoder-decoder models and sentence-transformers stacks other than
+        Transformer → Pooling [→ Normalize].
     """
+    _check_options(pooling, prompt, normalize, max_length)
     folder = resolve_model(model)
     name = canonical_name(os.fspath(model))
     if Path(name).expanduser().is_dir():
         name = str(folder)
-    return _model_spec(name, folder)
+    return _model_spec(name, folder, pooling=pooling, layer=layer, prompt=prompt,
+                       normalize=normalize, max_length=max_length)
 
 
 # --------------------------------------------------------------------------- devices
@@ -358,8 +579,9 @@ def clear_model_cache() -> None:
 # --------------------------------------------------------------------------- batching
 
 
-def _cuda_token_budget(spec: ModelSpec, loaded: _Loaded) -> int:
-    """Tokens per batch from free GPU memory (inference activations only, generous margin)."""
+def _cuda_token_budget(spec: ModelSpec, loaded: _Loaded, n_out: int = 1) -> int:
+    """Tokens per batch from free GPU memory (inference activations only, generous margin);
+    ``n_out`` layers read per batch (all hidden states are kept when it is more than one)."""
     torch = _torch()
     cfg = loaded.model.config
     hidden = int(getattr(cfg, "hidden_size", 768))
@@ -369,6 +591,8 @@ def _cuda_token_budget(spec: ModelSpec, loaded: _Loaded) -> int:
     # live activations per token: a few hidden-size tensors, the MLP expansion, attention
     # rows (heads × padded length, up to max_seq_length) and the fp32 pooled copy
     per_token = nbytes * (8 * hidden + 2 * inter + 2 * heads * min(spec.max_seq_length, 128)) + 4 * hidden
+    if n_out > 1 or spec.layer is not None:  # output_hidden_states keeps every layer's states
+        per_token += (nbytes + 4) * hidden * (int(getattr(cfg, "num_hidden_layers", 0) or 0) + 1)
     free, _total = torch.cuda.mem_get_info(torch.device(loaded.device))
     return int(np.clip(0.25 * free / per_token, 4096, 262_144))
 
@@ -397,9 +621,14 @@ def _iter_batches(
     else:
         by_chars = np.argsort(-np.fromiter((len(t) for t in texts), dtype=np.int64, count=n), kind="stable")
         chunk_order = [by_chars[i : i + chunk] for i in range(0, n, chunk)]
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad_id = tokenizer.pad_token_id
+    if pad_id is None:  # a decoder without a pad token: any id will do, the mask hides it
+        pad_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
+    left = spec.padding_side == "left"
     for idx in chunk_order:
         batch_texts = [texts[i] for i in idx]
+        if spec.prompt is not None:
+            batch_texts = [spec.prompt.replace("{caption}", t) for t in batch_texts]
         if spec.do_lower_case:
             batch_texts = [t.lower() for t in batch_texts]
         enc = tokenizer(
@@ -412,6 +641,11 @@ def _iter_batches(
             return_token_type_ids=False,
         )["input_ids"]
         lengths = np.fromiter((len(e) for e in enc), dtype=np.int64, count=len(enc))
+        if len(lengths) and not lengths.min():
+            empty = batch_texts[int(np.argmin(lengths))]
+            raise ValueError(f"{spec.name}: the sentence {empty!r:.60} has no tokens (its "
+                             "tokenizer adds no special tokens); drop empty sentences or use a "
+                             "prompt")
         local = np.argsort(-lengths, kind="stable")
         start = 0
         while start < len(local):
@@ -426,9 +660,15 @@ def _iter_batches(
             sel = local[start : start + size]
             sel_len = lengths[sel]
             ids = np.full((len(sel), longest), pad_id, dtype=np.int64)
-            for row, j in enumerate(sel):
-                ids[row, : sel_len[row]] = enc[j]
-            mask = (np.arange(longest)[None, :] < sel_len[:, None]).astype(np.int64)
+            if left:
+                for row, j in enumerate(sel):
+                    ids[row, longest - sel_len[row]:] = enc[j]
+                starts = (longest - sel_len)[:, None]
+                mask = (np.arange(longest)[None, :] >= starts).astype(np.int64)
+            else:
+                for row, j in enumerate(sel):
+                    ids[row, : sel_len[row]] = enc[j]
+                mask = (np.arange(longest)[None, :] < sel_len[:, None]).astype(np.int64)
             ids_t, mask_t = torch.from_numpy(ids), torch.from_numpy(mask)
             if pin:
                 ids_t, mask_t = ids_t.pin_memory(), mask_t.pin_memory()
@@ -473,21 +713,40 @@ def _threaded(gen: Iterator, maxsize: int = 4) -> Iterator:
 
 
 def _pool(hidden, mask, modes: tuple[str, ...]):
-    """Pool token states (batch, len, d) under ``mask`` (batch, len) → (batch, d·len(modes))."""
+    """Pool token states (batch, len, d) under ``mask`` (batch, len) → (batch, d·len(modes)).
+
+    ``cls`` is each row's first unmasked token and ``last`` its last one (right or left
+    padding alike); states under the mask never enter a result (not even as NaN × 0).
+    """
     torch = _torch()
     hidden = hidden.float()
-    maskf = mask.unsqueeze(-1).to(hidden.dtype)
+    keep = mask.unsqueeze(-1).bool()
+    maskf = keep.to(hidden.dtype)
+    rows = torch.arange(hidden.shape[0], device=hidden.device)
     out = []
     for mode in modes:
         if mode == "cls":
-            out.append(hidden[:, 0])
+            out.append(hidden[rows, mask.argmax(dim=1)])  # argmax: the first maximal index
+        elif mode == "last":
+            out.append(hidden[rows, mask.shape[1] - 1 - mask.flip(1).argmax(dim=1)])
         elif mode == "max":
-            out.append(hidden.masked_fill(maskf == 0, float("-inf")).max(dim=1).values)
+            out.append(hidden.masked_fill(~keep, float("-inf")).max(dim=1).values)
         else:
-            total = (hidden * maskf).sum(dim=1)
+            total = torch.where(keep, hidden, 0.0).sum(dim=1)
             count = torch.clamp(maskf.sum(dim=1), min=1e-9)
             out.append(total / (count if mode == "mean" else torch.sqrt(count)))
     return out[0] if len(out) == 1 else torch.cat(out, dim=-1)
+
+
+def _accepts(model, argument: str) -> bool:
+    """Whether ``model.forward`` takes ``argument`` by name."""
+    import inspect
+
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
+    return argument in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 def _encode(
@@ -496,23 +755,39 @@ def _encode(
     loaded: _Loaded,
     batch_size: int | None,
     progress: bool | None,
+    layers: Sequence[int | None] | None = None,
 ) -> np.ndarray:
-    """Embed distinct ``texts`` with the loaded model; float32 (n, dim) in input order."""
+    """Embed distinct ``texts`` with the loaded model, float32 in input order.
+
+    ``layers=None``: spec's own layer, shape (n, dim). A sequence of layers (indices into
+    ``hidden_states``, ``None`` = ``last_hidden_state``): shape (len(layers), n, dim), all
+    read from ONE forward pass per batch.
+    """
     torch = _torch()
     from tqdm.auto import tqdm
 
+    single = layers is None
+    want = (spec.layer,) if single else tuple(layers)
     n = len(texts)
-    out = np.empty((n, spec.dim), dtype=np.float32)
+    out = np.empty((len(want), n, spec.dim), dtype=np.float32)
     if n == 0:
-        return out
+        return out[0] if single else out
     cuda = loaded.device.startswith("cuda")
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
     if cuda:
-        budget, max_batch, chunk = _cuda_token_budget(spec, loaded), _CUDA_MAX_BATCH, _CUDA_CHUNK
+        budget = _cuda_token_budget(spec, loaded, len(want))
+        max_batch, chunk = _CUDA_MAX_BATCH, _CUDA_CHUNK
     else:
         budget, max_batch, chunk = _CPU_TOKEN_BUDGET, _CPU_MAX_BATCH, None
-    batches = _iter_batches(texts, loaded.tokenizer, spec, budget, max_batch, batch_size, chunk, pin=cuda)
+    states = any(layer is not None for layer in want)
+    positions = spec.padding_side == "left"
+    if positions and not _accepts(loaded.model, "position_ids"):
+        raise NotImplementedError(f"{spec.name}: its tokenizer pads on the left but the model "
+                                  "takes no position_ids; set padding_side='right' in its "
+                                  "tokenizer_config.json")
+    batches = _iter_batches(texts, loaded.tokenizer, spec, budget, max_batch, batch_size, chunk,
+                            pin=cuda)
     if cuda:
         batches = _threaded(batches)
     show = n > _PROGRESS_MIN if progress is None else bool(progress)
@@ -523,7 +798,7 @@ def _encode(
     def flush():
         nonlocal pending_bytes
         for idx, emb in pending:
-            out[idx] = emb.cpu().numpy()
+            out[:, idx] = emb.cpu().numpy()
         pending.clear()
         pending_bytes = 0
 
@@ -532,22 +807,43 @@ def _encode(
             for idx, ids, mask in batches:
                 ids = ids.to(loaded.device, non_blocking=True)
                 mask = mask.to(loaded.device, non_blocking=True)
-                hidden = loaded.model(input_ids=ids, attention_mask=mask).last_hidden_state
-                emb = _pool(hidden, mask, spec.pooling)
-                if spec.normalize:
-                    emb = torch.nn.functional.normalize(emb, p=2, dim=1)
+                kwargs = {}
+                if positions:  # left padding: count positions from each row's first token
+                    kwargs["position_ids"] = (mask.cumsum(dim=1) - 1).clamp(min=0)
+                if states:
+                    kwargs["output_hidden_states"] = True
+                result = loaded.model(input_ids=ids, attention_mask=mask, **kwargs)
+                if states and len(result.hidden_states) != spec.n_layers + 1:
+                    raise RuntimeError(f"{spec.name} returned {len(result.hidden_states)} hidden "
+                                       f"states, its config says {spec.n_layers} layers (+1 for "
+                                       "the embeddings)")
+                embs = []
+                for layer in want:
+                    hidden = (result.last_hidden_state if layer is None
+                              else result.hidden_states[layer])
+                    emb = _pool(hidden, mask, spec.pooling)
+                    if spec.normalize:
+                        emb = torch.nn.functional.normalize(emb, p=2, dim=1)
+                    embs.append(emb)
+                emb = torch.stack(embs)
                 if cuda:  # keep results on the GPU; copy back in large, rare flushes
                     pending.append((idx, emb))
                     pending_bytes += emb.numel() * 4
                     if pending_bytes > flush_bytes:
                         flush()
                 else:
-                    out[idx] = emb.numpy()
+                    out[:, idx] = emb.numpy()
                 bar.update(len(idx))
             flush()
     finally:
         bar.close()
-    return out
+    bad = ~np.isfinite(out).all(axis=(0, 2))
+    if bad.any():
+        first = texts[int(np.flatnonzero(bad)[0])]
+        raise RuntimeError(f"{spec.name} gave non-finite embeddings for {int(bad.sum())} of {n} "
+                           f"sentences (first: {first!r:.60}; precision {loaded.precision}: try "
+                           "precision='fp32')")
+    return out[0] if single else out
 
 
 # --------------------------------------------------------------------------- disk cache
@@ -772,6 +1068,189 @@ def _check_sentences(sentences: Any, what: str = "sentences") -> list[str]:
     return items
 
 
+class _LayerStores:
+    """The per-sentence stores of several layers of one model, read and filled together.
+
+    A sentence counts as stored when every layer has it. The first store's lock and claim
+    files stand for the group (a single layer is exactly its store).
+    """
+
+    def __init__(self, stores: Sequence[_SentenceStore]):
+        self.stores = list(stores)
+        self.folder = self.stores[0].folder
+
+    def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return (found (n_layers, n), rows (n_layers, n, dim) float32)."""
+        found = np.zeros((len(self.stores), len(keys)), dtype=bool)
+        rows = np.zeros((len(self.stores), len(keys), self.stores[0].dim), dtype=np.float32)
+        for i, store in enumerate(self.stores):
+            found[i], rows[i] = store.lookup(keys)
+        return found, rows
+
+    def add(self, keys: np.ndarray, rows: np.ndarray, fresh: np.ndarray) -> None:
+        """Store ``rows[i][fresh[i]]`` in layer i's store (what it did not have)."""
+        for i, store in enumerate(self.stores):
+            store.add(keys[fresh[i]], rows[i][fresh[i]])
+
+    def claim(self, keys: np.ndarray):
+        return self.stores[0].claim(keys)
+
+    def live_claims(self) -> np.ndarray:
+        return self.stores[0].live_claims()
+
+
+def _embed_layers(
+    items: list[str],
+    specs: Sequence[ModelSpec],
+    device: Any,
+    precision: str,
+    cache: Any,
+    batch_size: int | None,
+    progress: bool | None,
+) -> np.ndarray:
+    """Rows (len(specs), n, dim) of ``items`` for specs that differ only in their layer.
+
+    All layers come from one forward pass per batch; each layer is cached under its own
+    key (list file and per-sentence store), so a later call for one layer hits.
+    """
+    base = specs[0]
+    n_out, n, dim = len(specs), len(items), base.dim
+    layers = tuple(s.layer for s in specs)
+    dev = _resolve_device(device)
+    prec = _resolve_precision(precision, dev)
+    model_keys = [s.key(prec) for s in specs]
+
+    root = resolve_cache(cache, "embeddings")
+    list_paths: list[Path | None] = [None] * n_out
+    hits: list[np.ndarray | None] = [None] * n_out
+    stores = None
+    writable = False
+    if root is not None:
+        folder = root / base.slug
+        list_paths = [folder / f"{_list_key(k, items)}.npy" for k in model_keys]
+        for i, path in enumerate(list_paths):
+            hits[i] = load_npy(path, shape=(n, dim), dtype=np.float32, finite=True)
+            if hits[i] is None and n_out == 1:
+                break
+        if all(h is not None for h in hits):
+            return np.stack(hits)
+        stores = _LayerStores([_SentenceStore(folder / f"sentences-{k[:16]}", dim)
+                               for k in model_keys])
+        if not writable_cache(folder):  # read-only: read what is there, write nothing
+            writable, list_paths = False, [None] * n_out
+        else:
+            writable = True
+
+    # deduplicate: unique texts in first-occurrence order, inverse map back to rows
+    index: dict[str, int] = {}
+    inverse = np.fromiter((index.setdefault(s, len(index)) for s in items), dtype=np.int64, count=n)
+    unique = list(index)
+    have = np.zeros((n_out, len(unique)), dtype=bool)
+    rows = np.empty((n_out, len(unique), dim), dtype=np.float32)
+    keys = None
+    if stores is not None:
+        keys = _sentence_keys(unique)
+        have, rows = stores.lookup(keys)
+
+    def encode(which: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Embed ``unique[which]`` (every layer); fill the rows no store had; return ``fresh``."""
+        loaded = _get_model(base, dev, prec)
+        new = _encode([unique[i] for i in which], base, loaded, batch_size, progress, layers=layers)
+        fresh = ~have[:, which]
+        for i in range(n_out):
+            rows[i, which[fresh[i]]] = new[i][fresh[i]]
+        have[:, which] = True
+        return new, fresh
+
+    todo = np.flatnonzero(~have.all(axis=0))
+    if stores is not None and writable:
+        lock_path = stores.folder.parent / f".{stores.folder.name}.lock"
+        if not len(todo) and stores.folder.is_dir() and any(stores.folder.glob("claim-*.keys")):
+            # a process killed after storing its rows but before releasing its claim: nothing
+            # is left to embed, but its claim file is removed (under the lock, as claims are made)
+            with file_lock(lock_path, remove=True):
+                stores.live_claims()
+    if len(todo) and stores is not None and writable:
+        # parallel callers (notebooks on several Dask workers) share the store: under a short
+        # lock each one claims the missing sentences nobody else is embedding, embeds them,
+        # and waits for the others' claims instead of embedding those twice
+        while len(todo):
+            claim = None
+            with file_lock(lock_path, remove=True):
+                again, more = stores.lookup(keys[todo])
+                newly = again & ~have[:, todo]
+                for i in range(n_out):
+                    rows[i, todo[newly[i]]] = more[i][newly[i]]
+                have[:, todo] |= again
+                todo = todo[~have[:, todo].all(axis=0)]
+                if not len(todo):
+                    break
+                busy = np.isin(keys[todo], stores.live_claims())
+                mine = todo[~busy]
+                if len(mine):
+                    try:
+                        claim = stores.claim(keys[mine])
+                    except OSError as exc:  # full disk: embed without announcing it
+                        warnings.warn(CacheUnavailableWarning(
+                            f"could not write a claim file in {stores.folder} ({exc}); embedding "
+                            "without sharing the work with other processes"), stacklevel=3)
+                        claim = _NoClaim()
+            if claim is None:
+                time.sleep(0.25)  # the rest is being embedded elsewhere
+                continue
+            try:
+                new, fresh = encode(mine)
+                fault_point("embed.encoded")
+                try:
+                    stores.add(keys[mine], new, fresh)
+                except OSError as exc:
+                    warnings.warn(CacheUnavailableWarning(
+                        f"could not write the embedding store {stores.folder} ({exc})"),
+                        stacklevel=3)
+            finally:
+                claim.release()
+            todo = todo[busy]
+    elif len(todo):  # no cache, or a read-only one
+        encode(todo)
+    result = rows[:, inverse]
+    for i in range(n_out):
+        if hits[i] is not None:
+            result[i] = hits[i]
+        elif list_paths[i] is not None:
+            try:
+                write_npy(list_paths[i], result[i])
+            except OSError as exc:
+                warnings.warn(CacheUnavailableWarning(
+                    f"could not write embedding cache {list_paths[i]} ({exc})"), stacklevel=3)
+    return result
+
+
+def _is_sweep(layer: Any) -> bool:
+    """Whether ``layer`` asks for several layers (``"all"`` or a list of ints)."""
+    if isinstance(layer, str):
+        if layer != "all":
+            raise ValueError(f"layer must be an int, None, 'all' or a list of ints, got {layer!r}")
+        return True
+    return isinstance(layer, (list, tuple, np.ndarray))
+
+
+def _sweep_layers(layer: Any, spec: ModelSpec) -> tuple[int, ...]:
+    """The canonical (non-negative) layers of a sweep request, checked against the model."""
+    if isinstance(layer, str):  # "all"
+        if spec.n_layers <= 0:
+            raise ValueError(f"layer='all': the config.json of {spec.name} gives no number of "
+                             "hidden layers (num_hidden_layers)")
+        return tuple(range(spec.n_layers + 1))
+    items = list(np.asarray(layer).tolist()) if isinstance(layer, np.ndarray) else list(layer)
+    if not items:
+        raise ValueError("layer is an empty list: give at least one layer, or 'all'")
+    out = tuple(_check_layer(v, spec.n_layers, spec.name) for v in items)
+    if len(set(out)) != len(out):
+        raise ValueError(f"layer repeats a layer: {items} are the hidden states {list(out)} "
+                         f"(of {spec.n_layers + 1})")
+    return out
+
+
 @fill_doc
 def embed_sentences(
     sentences: Sequence[str],
@@ -782,13 +1261,26 @@ def embed_sentences(
     *,
     precision: str = "auto",
     progress: bool | None = None,
+    pooling: str | None = None,
+    layer: int | str | Sequence[int] | None = None,
+    prompt: str | None = None,
+    normalize: bool | None = None,
+    max_length: int | None = None,
 ) -> np.ndarray:
-    """Embed sentences with a sentence-transformers model (offline, cached).
+    """Embed sentences with a sentence-transformers or any local Hugging Face model (cached).
 
     Token states are pooled as the model's ``1_Pooling`` config says (mean over the
     attention mask for MPNet and MiniLM) and L2-normalised when the model has a
     ``Normalize`` module (both do), so the output equals
     ``SentenceTransformer(path).encode(sentences)`` (cosine ≥ 0.9999 in float32).
+
+    Any other Hugging Face folder (``config.json``, tokenizer, weights), encoder or decoder
+    (from its config; ``AutoModel`` loads it), works too: by default an encoder is
+    mean-pooled and a decoder read at its last token, neither normalised; ``pooling``,
+    ``layer``, ``prompt``, ``normalize`` and ``max_length`` change that. A decoder without
+    a pad token is padded with its end-of-sequence id (masked, so outputs do not change);
+    a tokenizer that pads on the left gets position ids counted from each row's first token,
+    so every row equals the sentence embedded alone.
 
     Parameters
     ----------
@@ -810,16 +1302,41 @@ def embed_sentences(
     progress : bool, optional
         Keyword-only. Progress bar; default: shown when more than 2,000 sentences must be
         embedded.
+    pooling : {"mean", "cls", "last", "max"}, optional
+        Keyword-only. Over the attention mask: the mean, the first token, the last
+        (non-padding) token, the element-wise maximum. Default: the model's
+        sentence-transformers pooling; else ``"last"`` for a decoder, ``"mean"`` for an
+        encoder.
+    layer : int, "all" or list of int, optional
+        Keyword-only. Index into ``hidden_states`` as ``transformers`` returns them
+        (``output_hidden_states=True``: 0 = embeddings, ``n_layers`` = last; negatives
+        count from the end). Default: ``last_hidden_state`` (today's output for
+        sentence-transformers models). ``"all"`` (every layer) or a list of layers is a
+        sweep: one forward pass per batch, each layer cached under its own key.
+    prompt : str, optional
+        Keyword-only. Template containing ``"{caption}"`` exactly once; each sentence is
+        put in its place before tokenising (truncation then cuts the end).
+    normalize : bool, optional
+        Keyword-only. L2-normalise pooled vectors; default: whether the model has a
+        sentence-transformers ``Normalize`` module.
+    max_length : int, optional
+        Keyword-only. Truncate to this many tokens (default the model's
+        ``max_seq_length``, else its tokenizer's ``model_max_length``, at most 512).
 
     Returns
     -------
-    X : ndarray of float32 of shape (n_sentences, n_dims)
-        One row per input sentence, in input order (768 dims for MPNet, 384 for MiniLM).
+    X : ndarray of float32 of shape (n_sentences, n_dims) or (n_layers, n_sentences, n_dims)
+        One row per input sentence, in input order (768 dims for MPNet, 384 for MiniLM);
+        for a sweep, one such matrix per layer, in the order asked (``"all"``: 0 to
+        ``n_layers``).
 
     Raises
     ------
     TypeError
-        If ``sentences`` is a single string or holds a non-string.
+        If ``sentences`` is a single string or holds a non-string, or an option has the
+        wrong type.
+    ValueError
+        If an option is out of range (the message names it and the valid values).
     brainllm_utils.weights.ModelNotFoundError
         If the model is not available locally.
 
@@ -828,98 +1345,23 @@ def embed_sentences(
     >>> X = embed_sentences(["A cat on a mat.", "Two dogs play."], model="minilm")  # doctest: +SKIP
     >>> X.shape, X.dtype  # doctest: +SKIP
     ((2, 384), dtype('float32'))
+    >>> S = embed_sentences(["A cat."], "minilm", layer="all", pooling="cls")  # doctest: +SKIP
+    >>> S.shape  # doctest: +SKIP
+    (7, 1, 384)
     """
     items = _check_sentences(sentences)
-    spec = get_model_spec(model)
+    sweep = _is_sweep(layer)
+    spec = get_model_spec(model, pooling=pooling, layer=None if sweep else layer, prompt=prompt,
+                          normalize=normalize, max_length=max_length)
+    specs = [spec]
+    if sweep:
+        specs = [dataclasses.replace(spec, layer=v) for v in _sweep_layers(layer, spec)]
     n = len(items)
     if n == 0:
-        return np.zeros((0, spec.dim), dtype=np.float32)
-    dev = _resolve_device(device)
-    prec = _resolve_precision(precision, dev)
-    model_key = spec.key(prec)
-
-    root = resolve_cache(cache, "embeddings")
-    list_path = store = None
-    writable = False
-    if root is not None:
-        folder = root / spec.slug
-        list_path = folder / f"{_list_key(model_key, items)}.npy"
-        hit = load_npy(list_path, shape=(n, spec.dim), dtype=np.float32, finite=True)
-        if hit is not None:
-            return hit
-        store = _SentenceStore(folder / f"sentences-{model_key[:16]}", spec.dim)
-        if not writable_cache(folder):  # read-only: read what is there, write nothing
-            writable, list_path = False, None
-        else:
-            writable = True
-
-    # deduplicate: unique texts in first-occurrence order, inverse map back to rows
-    index: dict[str, int] = {}
-    inverse = np.fromiter((index.setdefault(s, len(index)) for s in items), dtype=np.int64, count=n)
-    unique = list(index)
-    found = np.zeros(len(unique), dtype=bool)
-    rows = np.empty((len(unique), spec.dim), dtype=np.float32)
-    keys = None
-    if store is not None:
-        keys = _sentence_keys(unique)
-        found, rows = store.lookup(keys)
-    todo = np.flatnonzero(~found)
-    if store is not None and writable:
-        lock_path = store.folder.parent / f".{store.folder.name}.lock"
-        if not len(todo) and store.folder.is_dir() and any(store.folder.glob("claim-*.keys")):
-            # a process killed after storing its rows but before releasing its claim: nothing
-            # is left to embed, but its claim file is removed (under the lock, as claims are made)
-            with file_lock(lock_path, remove=True):
-                store.live_claims()
-    if len(todo) and store is not None and writable:
-        # parallel callers (notebooks on several Dask workers) share the store: under a short
-        # lock each one claims the missing sentences nobody else is embedding, embeds them,
-        # and waits for the others' claims instead of embedding those twice
-        while len(todo):
-            claim = None
-            with file_lock(lock_path, remove=True):
-                again, more = store.lookup(keys[todo])
-                rows[todo[again]] = more[again]
-                todo = todo[~again]
-                if not len(todo):
-                    break
-                busy = np.isin(keys[todo], store.live_claims())
-                mine = todo[~busy]
-                if len(mine):
-                    try:
-                        claim = store.claim(keys[mine])
-                    except OSError as exc:  # full disk: embed without announcing it
-                        warnings.warn(CacheUnavailableWarning(
-                            f"could not write a claim file in {store.folder} ({exc}); embedding "
-                            "without sharing the work with other processes"), stacklevel=2)
-                        claim = _NoClaim()
-            if claim is None:
-                time.sleep(0.25)  # the rest is being embedded elsewhere
-                continue
-            try:
-                new = _encode([unique[i] for i in mine], spec, _get_model(spec, dev, prec),
-                              batch_size, progress)
-                rows[mine] = new
-                fault_point("embed.encoded")
-                try:
-                    store.add(keys[mine], new)
-                except OSError as exc:
-                    warnings.warn(CacheUnavailableWarning(
-                        f"could not write the embedding store {store.folder} ({exc})"), stacklevel=2)
-            finally:
-                claim.release()
-            todo = todo[busy]
-    elif len(todo):  # no cache, or a read-only one
-        loaded = _get_model(spec, dev, prec)
-        rows[todo] = _encode([unique[i] for i in todo], spec, loaded, batch_size, progress)
-    result = rows[inverse]
-    if list_path is not None:
-        try:
-            write_npy(list_path, result)
-        except OSError as exc:
-            warnings.warn(CacheUnavailableWarning(f"could not write embedding cache {list_path} ({exc})"),
-                          stacklevel=2)
-    return result
+        empty = np.zeros((len(specs), 0, spec.dim), dtype=np.float32)
+        return empty if sweep else empty[0]
+    out = _embed_layers(items, specs, device, precision, cache, batch_size, progress)
+    return out if sweep else out[0]
 
 
 def embed_captions(
@@ -931,6 +1373,11 @@ def embed_captions(
     *,
     precision: str = "auto",
     progress: bool | None = None,
+    pooling: str | None = None,
+    layer: int | str | Sequence[int] | None = None,
+    prompt: str | None = None,
+    normalize: bool | None = None,
+    max_length: int | None = None,
 ) -> np.ndarray:
     """Embed each image as the mean of its caption embeddings (Doerig et al. 2025).
 
@@ -945,11 +1392,14 @@ def embed_captions(
         Captions of each image (NSD/COCO: usually 5, at least 1).
     model, device, batch_size, cache, precision, progress
         As in :func:`embed_sentences`.
+    pooling, layer, prompt, normalize, max_length
+        Keyword-only, as in :func:`embed_sentences` (the prompt wraps each caption).
 
     Returns
     -------
-    X : ndarray of float32 of shape (n_images, n_dims)
-        Row i is the mean of image i's caption embeddings.
+    X : ndarray of float32 of shape (n_images, n_dims) or (n_layers, n_images, n_dims)
+        Row i is the mean of image i's caption embeddings; a sweep (``layer="all"`` or a
+        list) gives one such matrix per layer.
 
     Raises
     ------
@@ -971,11 +1421,13 @@ def embed_captions(
         flat.extend(caps)
         counts.append(len(caps))
     vecs = embed_sentences(
-        flat, model=model, device=device, batch_size=batch_size, cache=cache, precision=precision, progress=progress
+        flat, model=model, device=device, batch_size=batch_size, cache=cache, precision=precision,
+        progress=progress, pooling=pooling, layer=layer, prompt=prompt, normalize=normalize,
+        max_length=max_length,
     )
     if not counts:
-        return np.zeros((0, vecs.shape[1]), dtype=np.float32)
+        return np.zeros((*vecs.shape[:-2], 0, vecs.shape[-1]), dtype=np.float32)
     counts_arr = np.asarray(counts)
     starts = np.concatenate([[0], np.cumsum(counts_arr)[:-1]])
-    sums = np.add.reduceat(vecs.astype(np.float64), starts, axis=0)
+    sums = np.add.reduceat(vecs.astype(np.float64), starts, axis=vecs.ndim - 2)
     return (sums / counts_arr[:, None]).astype(np.float32)
