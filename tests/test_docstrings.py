@@ -66,6 +66,7 @@ MODULES = [
     "brainllm_utils.features._spaces",
     "brainllm_utils.features._static",
     "brainllm_utils.features.embeddings",
+    "brainllm_utils.features._hf",
     "brainllm_utils.features.weights",
     "brainllm_utils.vision._pool",
     "brainllm_utils.vision._blt",

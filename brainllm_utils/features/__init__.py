@@ -30,6 +30,9 @@ Built-in spaces (``shared/docs/paper_methods.md`` §2):
 ``fasttext_*``/``glove_*`` mean word vectors from a user-supplied ``.vec``/``.txt`` file:
                            ``_all`` (every token, OOV skipped), ``_categories`` (category names,
                            with the paper's renamings), ``_nouns``, ``_verbs`` ...
+``hf:<model>[?options]``   any local Hugging Face encoder or decoder, e.g.
+                           ``hf:<folder>?layer=3&pooling=last&prompt=...``; mean over captions
+                           (syntax in ``_hf``; :func:`layer_sweep` names every layer)
 =========================  =====================================================================
 
 Part-of-speech tagging uses spaCy's ``en_core_web_sm`` 3.8 pipeline (tok2vec + tagger only),
@@ -44,6 +47,7 @@ tools in ``_text``; the sentence encoders live in the public submodules
 """
 
 from . import _spaces, _static  # noqa: F401  (register the built-in spaces)
+from ._hf import HF_OPTIONS, layer_sweep, parse_text_model_name, text_model_name
 from ._registry import (
     RQ2_SPACES,
     FeatureSpace,
@@ -59,6 +63,7 @@ from ._static import load_word_vectors
 from ._text import CATEGORY_RENAMES, POS_FALLBACK, POS_GROUPS, scramble_caption, tag_captions
 from .embeddings import (
     DEFAULT_MODEL,
+    POOLING_MODES,
     ModelSpec,
     clear_model_cache,
     embed_captions,
@@ -100,6 +105,11 @@ __all__ = [
     "embed_captions",
     "get_model_spec",
     "clear_model_cache",
+    "POOLING_MODES",
+    "HF_OPTIONS",
+    "layer_sweep",
+    "parse_text_model_name",
+    "text_model_name",
     "MPNET",
     "MINILM",
     "MPNET_SHA256",

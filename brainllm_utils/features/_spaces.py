@@ -1,10 +1,12 @@
 """The built-in feature spaces (``shared/docs/paper_methods.md`` §2): sentence encoders,
-categories, word averages, word classes and scrambled captions."""
+categories, word averages, word classes and scrambled captions; any local Hugging Face text
+model as ``hf:<model>[?options]`` (``_hf``)."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from ._hf import hf_space
 from ._registry import register, register_pattern
 from ._text import POS_FALLBACK, POS_GROUPS, flat_captions, mean_by_owner, pos_words, scramble_caption, tag_captions
 from .weights import MINILM, MPNET
@@ -49,6 +51,9 @@ def _sbert_factory(nsd, ids, model: str, **options):
 
 
 register_pattern(r"sbert:(?P<model>.+)", _sbert_factory)
+# any local Hugging Face encoder or decoder, options in the name (``_hf``: the syntax); the
+# pattern takes everything after ``hf:`` so that a bad option is named by the parser
+register_pattern(r"hf:(?P<hf_spec>.*)", hf_space)
 
 
 @register("multihot", "COCO category multi-hot vector (instances JSON)", "categories")
