@@ -486,3 +486,32 @@ def test_encoder_decoder_models_are_refused(tmp_path):
                                                     "d_model": 32, "num_layers": 2}))
     with pytest.raises(NotImplementedError, match="encoder-decoder"):
         get_model_spec(folder)
+
+
+def test_sentence_transformers_lasttoken_pooling_matches_sentence_transformers(tmp_path):
+    """A sentence-transformers folder whose Pooling config says ``lasttoken`` is read as
+    ``last`` and agrees with ``SentenceTransformer.encode`` (the outside reference)."""
+    import os
+
+    from sentence_transformers import SentenceTransformer
+
+    from brainllm_utils.weights import MINILM, resolve_model
+
+    src = resolve_model(MINILM)
+    dst = tmp_path / "lasttoken"
+    dst.mkdir()
+    for f in src.iterdir():
+        if f.is_file() and f.name != "modules.json":
+            os.symlink(f, dst / f.name)
+    (dst / "1_Pooling").mkdir()
+    (dst / "1_Pooling" / "config.json").write_text(json.dumps(
+        {"word_embedding_dimension": 384, "pooling_mode_lasttoken": True, "pooling_mode_mean_tokens": False}))
+    (dst / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]))
+    assert get_model_spec(dst).pooling == ("last",)
+    ours = embed_sentences(SENTS, model=dst, cache=False, batch_size=ONE_BATCH)
+    ref = SentenceTransformer(str(dst), device="cpu").encode(SENTS, batch_size=ONE_BATCH, normalize_embeddings=False)
+    np.testing.assert_allclose(ours, ref, atol=1e-5, rtol=1e-5)
+    explicit = embed_sentences(SENTS, model=src, cache=False, batch_size=ONE_BATCH, pooling="last", normalize=False)
+    np.testing.assert_array_equal(explicit, ours)
