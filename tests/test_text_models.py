@@ -515,3 +515,25 @@ def test_sentence_transformers_lasttoken_pooling_matches_sentence_transformers(t
     np.testing.assert_allclose(ours, ref, atol=1e-5, rtol=1e-5)
     explicit = embed_sentences(SENTS, model=src, cache=False, batch_size=ONE_BATCH, pooling="last", normalize=False)
     np.testing.assert_array_equal(explicit, ours)
+
+
+def test_sharded_checkpoints_are_read_and_keyed_by_every_shard(tmp_path, models):
+    """Large models come in shards (an index and several files): they load, give the same
+    numbers, and a touched shard changes the model's cache key."""
+    import os
+
+    from transformers import AutoModel
+
+    folder = tmp_path / "sharded"
+    AutoModel.from_pretrained(str(models["llama-left"])).save_pretrained(folder, max_shard_size="20KB")
+    for f in models["llama-left"].iterdir():
+        if f.name.startswith("tokenizer") or f.name == "special_tokens_map.json":
+            os.symlink(f, folder / f.name)
+    shards = sorted(folder.glob("model-*.safetensors"))
+    assert len(shards) > 1 and not (folder / "model.safetensors").exists()
+    X = embed_sentences(SENTS, model=folder, cache=False, layer="all")
+    ref = embed_sentences(SENTS, model=models["llama-left"], cache=False, layer="all")
+    np.testing.assert_array_equal(X, ref)
+    before = get_model_spec(folder).key("fp32")
+    os.utime(shards[-1], ns=(0, 10**9))
+    assert get_model_spec(folder).key("fp32") != before

@@ -241,7 +241,21 @@ def _weights_id(folder: Path) -> str:
         if f.is_file():
             ident = file_identity(f)
             return f"{fname}:{ident.size}:{ident.mtime_ns}"
-    raise FileNotFoundError(f"no model.safetensors or pytorch_model.bin in {folder}")
+    for fname in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+        index = folder / fname
+        if index.is_file():  # a sharded checkpoint (large models): the index and every shard
+            try:
+                shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise ValueError(f"{index} is not a weights index ({type(exc).__name__}: "
+                                 f"{exc})") from None
+            h = hashlib.sha256(index.read_bytes())
+            for shard in shards:
+                ident = file_identity(folder / shard)  # FileNotFoundError names a missing one
+                h.update(f"\0{shard}:{ident.size}:{ident.mtime_ns}".encode())
+            return f"{fname}:{h.hexdigest()}"
+    raise FileNotFoundError(f"no model.safetensors or pytorch_model.bin (or a sharded index of "
+                            f"them) in {folder}")
 
 
 def _parse_pooling(cfg: dict) -> tuple[str, ...]:
