@@ -199,6 +199,10 @@ def test_specs_read_encoder_and_decoder_from_the_config(models):
     assert (gpt2.decoder, gpt2.pooling, gpt2.padding_side, gpt2.n_layers) == (True, ("last",), "left", 3)
     assert (llama.decoder, llama.pooling, llama.padding_side, llama.n_layers) == (True, ("last",), "right", 2)
     assert bert.padding_side == "right"
+    from transformers import AutoTokenizer
+
+    for kind in ("gpt2-left", "llama-right"):  # decoders without a pad token: padded all the same
+        assert AutoTokenizer.from_pretrained(str(models[kind])).pad_token_id is None
 
 
 @pytest.mark.parametrize("kind", ["bert", "gpt2-right", "gpt2-left", "llama-right", "llama-left"])

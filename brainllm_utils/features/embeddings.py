@@ -796,6 +796,8 @@ def _encode(
         budget, max_batch, chunk = _CPU_TOKEN_BUDGET, _CPU_MAX_BATCH, None
     states = any(layer is not None for layer in want)
     positions = spec.padding_side == "left"
+    # a decoder would also return its key/value cache, which nothing here reads
+    no_kv_cache = spec.decoder and _accepts(loaded.model, "use_cache")
     if positions and not _accepts(loaded.model, "position_ids"):
         raise NotImplementedError(f"{spec.name}: its tokenizer pads on the left but the model "
                                   "takes no position_ids; set padding_side='right' in its "
@@ -826,6 +828,8 @@ def _encode(
                     kwargs["position_ids"] = (mask.cumsum(dim=1) - 1).clamp(min=0)
                 if states:
                     kwargs["output_hidden_states"] = True
+                if no_kv_cache:
+                    kwargs["use_cache"] = False
                 result = loaded.model(input_ids=ids, attention_mask=mask, **kwargs)
                 if states and len(result.hidden_states) != spec.n_layers + 1:
                     raise RuntimeError(f"{spec.name} returned {len(result.hidden_states)} hidden "
