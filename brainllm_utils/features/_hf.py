@@ -259,6 +259,14 @@ def layer_sweep(name: str, layers: str | Sequence[int] = "all") -> list[str]:
         range for the model (read from its config; no weights are loaded).
     brainllm_utils.weights.ModelNotFoundError
         If the model is not available locally.
+
+    Examples
+    --------
+    >>> names = layer_sweep("hf:/models/my-llm?pooling=last")  # doctest: +SKIP
+    >>> names[:2]  # doctest: +SKIP
+    ['hf:/models/my-llm?layer=0&pooling=last&sweep=all',
+     'hf:/models/my-llm?layer=1&pooling=last&sweep=all']
+    >>> X = features.build_many(names, nsd, ids)  # one model run, every layer  # doctest: +SKIP
     """
     model, opts = parse_text_model_name(name)
     for key in ("layer", "sweep"):
