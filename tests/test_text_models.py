@@ -541,3 +541,24 @@ def test_sharded_checkpoints_are_read_and_keyed_by_every_shard(tmp_path, models)
     before = get_model_spec(folder).key("fp32")
     os.utime(shards[-1], ns=(0, 10**9))
     assert get_model_spec(folder).key("fp32") != before
+
+
+def test_sweep_on_the_sandbox_feeds_rsa(tiny_root, models):
+    """Wiring on the real reader: every layer of a sweep built on the generated sandbox is
+    the caption mean of that layer and gives a finite RDM per layer."""
+    from brainllm_utils.nsd import NSD
+    from brainllm_utils.rsa import compute_rdm
+
+    nsd = NSD(tiny_root)
+    ids = np.arange(12)
+    names = features.layer_sweep(f"hf:{models['llama-left']}?pooling=mean&normalize=true")
+    X = features.build_many(names, nsd, ids)
+    direct = embed_captions(nsd.captions(ids), model=models["llama-left"], cache=False, layer="all",
+                            pooling="mean", normalize=True)
+    rdms = []
+    for layer, name in enumerate(names):
+        assert X[name].shape == (12, 32)
+        _close(X[name], direct[layer], err_msg=name)
+        rdms.append(compute_rdm(X[name], device="cpu"))
+        assert rdms[-1].shape == (66,) and np.isfinite(rdms[-1]).all()
+    assert np.abs(rdms[0] - rdms[-1]).max() > 1e-3
