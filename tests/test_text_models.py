@@ -562,3 +562,21 @@ def test_sweep_on_the_sandbox_feeds_rsa(tiny_root, models):
         rdms.append(compute_rdm(X[name], device="cpu"))
         assert rdms[-1].shape == (66,) and np.isfinite(rdms[-1]).all()
     assert np.abs(rdms[0] - rdms[-1]).max() > 1e-3
+
+
+def test_check_text_model_name_checks_against_the_model_without_loading(monkeypatch, models):
+    """What a batch's parameter check can call: the whole name against the model's config."""
+    _forbid_loading(monkeypatch)
+    good = f"hf:{models['gpt2-left']}?layer=-1&pooling=max"
+    assert features.check_text_model_name(good) == good
+    for name in features.layer_sweep(f"hf:{models['bert']}", layers=[0, 2]):
+        assert features.check_text_model_name(name) == name
+    for bad, match in [(f"hf:{models['gpt2-left']}?layer=4", "out of range"),
+                       (f"hf:{models['bert']}?max_length=100", "exceeds the 64 positions"),
+                       (f"hf:{models['bert']}?layer=1&sweep=0,2", "not one of its sweep"),
+                       (f"hf:{models['bert']}?layer=1&sweep=0,9", "out of range"),
+                       ("hf:minilm?colour=red", "unknown option 'colour'")]:
+        with pytest.raises(ValueError, match=match):
+            features.check_text_model_name(bad)
+    with pytest.raises(features.ModelNotFoundError):
+        features.check_text_model_name("hf:no/such-model-here")

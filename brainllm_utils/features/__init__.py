@@ -47,7 +47,13 @@ tools in ``_text``; the sentence encoders live in the public submodules
 """
 
 from . import _spaces, _static  # noqa: F401  (register the built-in spaces)
-from ._hf import HF_OPTIONS, layer_sweep, parse_text_model_name, text_model_name
+from ._hf import (
+    HF_OPTIONS,
+    check_text_model_name,
+    layer_sweep,
+    parse_text_model_name,
+    text_model_name,
+)
 from ._registry import (
     RQ2_SPACES,
     FeatureSpace,
@@ -108,6 +114,7 @@ __all__ = [
     "POOLING_MODES",
     "HF_OPTIONS",
     "layer_sweep",
+    "check_text_model_name",
     "parse_text_model_name",
     "text_model_name",
     "MPNET",

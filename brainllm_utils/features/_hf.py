@@ -46,7 +46,8 @@ from .embeddings import (
     get_model_spec,
 )
 
-__all__ = ["HF_PREFIX", "HF_OPTIONS", "parse_text_model_name", "text_model_name", "layer_sweep"]
+__all__ = ["HF_PREFIX", "HF_OPTIONS", "parse_text_model_name", "text_model_name", "layer_sweep",
+           "check_text_model_name"]
 
 #: The prefix of the Hugging Face feature-space family.
 HF_PREFIX = "hf:"
@@ -281,6 +282,53 @@ def layer_sweep(name: str, layers: str | Sequence[int] = "all") -> list[str]:
     return [text_model_name(model, layer=v, sweep=sweep, **opts) for v in chosen]
 
 
+def check_text_model_name(name: str) -> str:
+    """Check an ``hf:`` name completely without loading weights (for a batch's parameter check).
+
+    Parses the name, resolves the model offline and reads its config: the layer, sweep and
+    ``max_length`` are checked against the model, so a worker never meets a bad name.
+
+    Parameters
+    ----------
+    name : str
+        An ``hf:<model>[?options]`` feature-space name.
+
+    Returns
+    -------
+    name : str
+        ``name``, unchanged.
+
+    Raises
+    ------
+    ValueError
+        If the name is malformed or an option does not fit the model (the message names it).
+    brainllm_utils.weights.ModelNotFoundError
+        If the model is not available locally.
+    NotImplementedError
+        If the model is of a kind that cannot be embedded (an encoder-decoder).
+    """
+    _resolve(name)
+    return name
+
+
+def _resolve(name: str):
+    """``(model, options without layer/sweep, layers to compute, index of this name's layer)``;
+    ``layers`` is None for a single layer (``options`` then keeps ``layer``)."""
+    model, opts = parse_text_model_name(name)
+    sweep = opts.pop("sweep", None)
+    if sweep is None:
+        get_model_spec(model, **opts)  # checks the layer and max_length against the model
+        return model, opts, None, None
+    layer = opts.pop("layer")
+    spec = get_model_spec(model, **opts)
+    chosen = _sweep_layers(sweep, spec)
+    want = _check_layer(layer, spec.n_layers, spec.name)
+    if want not in chosen:
+        raise ValueError(f"{name!r:.80}: layer {layer} is not one of its sweep's layers "
+                         f"{list(chosen)}")
+    return model, opts, chosen, chosen.index(want)
+
+
 def hf_space(nsd, ids, hf_spec: str, **options) -> np.ndarray:
     """Builder of the ``hf:<model>[?options]`` family (``register_pattern``'s factory).
 
@@ -302,18 +350,9 @@ def hf_space(nsd, ids, hf_spec: str, **options) -> np.ndarray:
     X : ndarray of float32 of shape (n_images, n_dims)
         Mean over each image's captions of the pooled hidden states.
     """
-    model, opts = parse_text_model_name(HF_PREFIX + hf_spec)
+    model, opts, chosen, index = _resolve(HF_PREFIX + hf_spec)
     kwargs = {k: options[k] for k in _PASS_THROUGH if k in options}
     captions = nsd.captions(ids)
-    sweep = opts.pop("sweep", None)
-    if sweep is None:
+    if chosen is None:
         return embed_captions(captions, model=model, **opts, **kwargs)
-    layer = opts.pop("layer")
-    spec = get_model_spec(model, **opts)
-    chosen = _sweep_layers(sweep, spec)
-    want = _check_layer(layer, spec.n_layers, spec.name)
-    if want not in chosen:
-        raise ValueError(f"{HF_PREFIX + hf_spec!r:.80}: layer {layer} is not one of its sweep's "
-                         f"layers {list(chosen)}")
-    X = embed_captions(captions, model=model, layer=list(chosen), **opts, **kwargs)
-    return X[chosen.index(want)]
+    return embed_captions(captions, model=model, layer=list(chosen), **opts, **kwargs)[index]
