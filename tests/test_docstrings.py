@@ -74,6 +74,7 @@ MODULES = [
     "brainllm_utils.vision._activations",
     "brainllm_utils.vision._comparison",
     "brainllm_utils.vision._transfer",
+    "brainllm_utils.vision._user_models",
     "brainllm_utils.encoding._sklearn_api",
     "brainllm_utils.encoding._solvers",
     "brainllm_utils.encoding._protocol",

@@ -154,7 +154,7 @@ def _library_builder(kind: str, arch: str, pretrained: str | None, weights) -> C
 class VisionModel:
     """A registered vision model (made by :func:`register_model`; see there for the kinds).
 
-    Attributes
+    Parameters
     ----------
     name : str
         Its registered name.
@@ -162,16 +162,25 @@ class VisionModel:
         What it is.
     source : callable, torch.nn.Module or str
         The callable, the module, or the library name string.
-    layers : tuple of str
+    layers : sequence of str
         The layers read by default (``("output",)`` unless given).
-    pooling : {"mean", "max", "flatten"}
-        How layer activations become vectors.
+    preprocess : callable, dict or None
+        The image preprocessing (:func:`register_model`).
     description : str
         One line for the tables.
     version : str or None
         The user's version tag (part of the cache key).
+    pooling : {"mean", "max", "flatten"}
+        How layer activations become vectors.
     weights : str or None
         A local weights file given at registration (library models).
+
+    Attributes
+    ----------
+    name, kind, source, preprocess, description, version, pooling, weights
+        As given.
+    layers : tuple of str
+        The layers read by default.
     """
 
     def __init__(self, name, kind, source, layers, preprocess, description, version, pooling,
