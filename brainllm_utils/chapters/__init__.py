@@ -9,6 +9,8 @@
 - ``_export``: each chapter's results as files under ``<results>/<chapter>/`` (MGH, GIfTI,
   NIfTI, CSV, parquet, rsatoolbox HDF5) with a manifest of checksums; the notebooks' last
   cell (face: :mod:`brainllm_utils.export`).
+- ``model_comparison``: any feature space (× layer) scored by chapter 02's ROI RSA and
+  chapter 03's encoding, noise-ceiling normalised (the model-comparison page).
 - ``reference``: the paper's reference numbers, as data with their source, and the
   like-with-like lookup (``paper_reference``).
 """
@@ -117,6 +119,12 @@ from .ch05_image_to_llm import (
     transfer_image_ids,
     transfer_summary,
     validation_floors,
+)
+from .model_comparison import (
+    ModelComparison,
+    compare_models,
+    model_layer,
+    summarise_models,
 )
 from .reference import (
     PAPER_ROI_RSA,
@@ -341,4 +349,8 @@ __all__ = [
     "transfer_row",
     "training_size_row",
     "image_to_llm_rows",
+    "ModelComparison",
+    "compare_models",
+    "model_layer",
+    "summarise_models",
 ]

@@ -56,6 +56,9 @@ from .ch06_summary import (
 from .ch07_reproduction import (
     plot_reproduction,
 )
+from .model_comparison import (
+    plot_model_layers,
+)
 from .power import (
     plot_power_curves,
 )
@@ -98,4 +101,5 @@ __all__ = [
     "plot_reproduction",
     "plot_rq2_comparison",
     "plot_power_curves",
+    "plot_model_layers",
 ]
