@@ -128,6 +128,11 @@ PROFILES: dict[str, dict[str, dict]] = {
             "searchlight_n_sets": None, "searchlight_radius": 6,
             "readout_epochs": 200, "num_workers": 4,
         },
+        # MPNet, MiniLM and every RQ2 control (word vectors aside: they need their files), all
+        # sample sets, the paper's single fraction
+        "08_model_comparison": {"models": ["mpnet", *(s for s in RQ2_SPACES
+                                                       if not s.startswith(("fasttext_", "glove_")))],
+                                "n_sets": None, "encoder": "fracridge"},
     },
     "smoke": {
         "01_feature_spaces": {"feature_spaces": ["mpnet", "multihot", "mpnet_word_avg"], "set_size": 12,
@@ -144,6 +149,8 @@ PROFILES: dict[str, dict[str, dict]] = {
             "n_sets": 1, "searchlight_n_sets": 1, "searchlight_radius": 2, "surface_radius_mm": 8.0,
             "readout_epochs": 30, "transfer_on_sample_sets": True,
         },
+        "08_model_comparison": {"models": ["mpnet", "multihot", "mpnet_word_avg"], "set_size": 12,
+                                "n_sets": 1, "cv": 3},
     },
 }
 #: Peak memory (GiB, anonymous, one notebook process) of each chapter under the ``paper`` profile
@@ -160,6 +167,7 @@ NOTEBOOK_PEAK_GB: dict[str, float] = {
     "05_image_to_llm": 3.5,  # training on the streamed pool 3.46 (flat in the pool), then RSA 2.65
     "06_summary": 1.0,  # reads no betas: not measured
     "07_reproduction": 1.0,  # reads no betas: not measured
+    "08_model_comparison": 4.1,  # not measured: chapter 02's ROI RSA, then chapter 03's streamed encoders
 }
 #: Used for a chapter missing from :data:`NOTEBOOK_PEAK_GB` (the budget of issue 12).
 _DEFAULT_PEAK_GB = 8.0
@@ -627,6 +635,18 @@ def _comparison_models():
     return COMPARISON_MODELS
 
 
+def _comparison_metrics():
+    from ..chapters.model_comparison import METRICS
+
+    return METRICS
+
+
+def _comparison_encoders():
+    from ..chapters.model_comparison import ENCODERS
+
+    return ENCODERS
+
+
 def _vision_presets():
     from ..vision import PRESETS as VISION_PRESETS
 
@@ -708,6 +728,14 @@ PARAMETER_RULES: dict[str, _Rule] = {
                             _list_check(_feature_check)),
     "rq2_spaces": _Rule("list", "a list of distinct feature-space names", _list_check(_feature_check, 0)),
     "feature": _Rule("str", "a feature-space name", _feature_check),
+    "models": _Rule("list", "a non-empty list of distinct feature-space names (a layer sweep: one name per "
+                    "layer)", _list_check(_feature_check)),
+    "metrics": _Rule("list", "a non-empty list of distinct metrics of chapters.model_comparison.METRICS",
+                     _list_check(_choice_check(_comparison_metrics))),
+    "encoder": _Rule("str", "an encoder of chapters.model_comparison.ENCODERS ('ridge': a penalty per "
+                     "vertex; 'fracridge': the paper's single fraction)", _choice_check(_comparison_encoders)),
+    "oracles": _Rule("bool", "a boolean: true/false, 1/0 or yes/no (on the sandbox, add the planted "
+                     "truth:* spaces as reference rows)", _as_bool),
     "word_band": _Rule("str", "a feature-space name", _feature_check),
     "set_size": _Rule("int", "an integer ≥ 3 (images per sample set; an RDM correlation needs 3 pairs)",
                       _int_check(3)),
