@@ -78,7 +78,8 @@ class ModelComparison:
     Attributes
     ----------
     table : pandas.DataFrame
-        One row per model, ROI, subject and metric (:data:`TABLE_COLUMNS`): ``model`` (the
+        One row per model, ROI, subject and metric (:data:`TABLE_COLUMNS`), sorted by
+        metric, model, ROI and subject in the order they were asked for: ``model`` (the
         name as given), ``base`` and ``layer`` (:func:`model_layer`), ``roi``, ``subject``,
         ``metric`` (:data:`METRICS`), ``value`` (RSA r, or mean test r over the ROI's
         vertices), ``ceiling`` (the subject's ceiling for that ROI and metric) and
@@ -366,11 +367,18 @@ def compare_models(nsd, models, subjects=None, rois=None, atlas: str = "streams"
     if truth:
         features.update({n: (images, X) for n, X in
                          build_feature_table(nsd, truth, images, progress=False).items()})
+    if "encoding" in metrics:
+        # every image of every subject in one call per space, as chapter 03 builds them: the
+        # same rows (bit for bit), so encoders the chapter fitted are found in the cache
+        for name in _progress_bar([m for m in models if m not in features], "model features",
+                                  progress, unit="model"):
+            _common._features(nsd, name, images, **opts)
     rows, ceilings = [], {}
     if "rsa" in metrics:
         design, needed = rsa_design(nsd, subjects, set_size, seed, n_sets, results_dir, sessions)
         feats = {}
-        for name in _progress_bar(models, "model features (RSA sets)", progress, unit="model"):
+        for name in _progress_bar(models, "model features (RSA sets)",
+                                  progress and "encoding" not in metrics, unit="model"):
             if name in features:
                 _cover(name, features[name][0], needed, "of the RSA sample sets")
                 feats[name] = features[name]
@@ -423,7 +431,12 @@ def compare_models(nsd, models, subjects=None, rois=None, atlas: str = "streams"
     parsed = {m: model_layer(m, vision=m in vision) for m in models}
     table.insert(1, "base", table["model"].map(lambda m: parsed[m][0]))
     table.insert(2, "layer", _layer_column(table["model"].map(lambda m: parsed[m][1])))
-    table = table[TABLE_COLUMNS]
+    # rows in the order asked for: metric, model, ROI, subject
+    order = [{m: i for i, m in enumerate(v)} for v in (list(metrics), models, rois, subjects)]
+    table = table[TABLE_COLUMNS].sort_values(
+        ["metric", "model", "roi", "subject"],
+        key=lambda col: col.map(order[["metric", "model", "roi", "subject"].index(col.name)]),
+        kind="stable").reset_index(drop=True)
     return ModelComparison(table=table, summary=summarise_models(table), ceilings=ceilings)
 
 

@@ -38,8 +38,9 @@ def plot_model_layers(table, metric: str = "rsa", value: str = "normalised", ax=
                       colorbar: bool = True):
     """Heat map of a score per model × layer (rows) and ROI (columns), mean over subjects.
 
-    Rows of the same model family (the table's ``base``) are grouped, ordered by layer and
-    separated by a line, so a layer sweep reads top to bottom. A cell without a value (e.g.
+    Rows of the same model family (the table's ``base``) are grouped and ordered by layer;
+    when a family has several layers, families are separated by a line, so a layer sweep
+    reads top to bottom. A cell without a value (e.g.
     ``normalised`` with one subject, who has no leave-one-subject-out ceiling) is grey with
     "n/a".
 
@@ -102,8 +103,8 @@ def plot_model_layers(table, metric: str = "rsa", value: str = "normalised", ax=
                             color="white" if dark else "black")
                 else:
                     ax.text(j, i, "n/a", ha="center", va="center", fontsize=7, color="0.3")
-    if "base" in d.columns:
-        base = d.drop_duplicates("model").set_index("model")["base"]
+    base = d.drop_duplicates("model").set_index("model")["base"] if "base" in d.columns else None
+    if base is not None and base.loc[rows].duplicated().any():  # a sweep: lines between families
         for i in range(1, len(rows)):
             if base.get(rows[i]) != base.get(rows[i - 1]):
                 ax.axhline(i - 0.5, color="white", linewidth=2)
