@@ -216,6 +216,8 @@ def test_arguments_are_checked_before_anything_runs(nsd, kwargs, match):
     ("hf:/m/llm?layer=3&pooling=last", False, ("hf:/m/llm?pooling=last", 3)),
     ("hf:/m/llm?pooling=last&layer=12", False, ("hf:/m/llm?pooling=last", 12)),
     ("hf:/m/llm?prompt=a&layer=-1&pooling=mean", False, ("hf:/m/llm?prompt=a&pooling=mean", -1)),
+    ("hf:/m/llm?layer=2&pooling=last&sweep=all", False, ("hf:/m/llm?pooling=last", 2)),
+    ("hf:/m/llm?layer=5", False, ("hf:/m/llm", 5)),
     ("alexnet?layer=conv5", False, ("alexnet", "conv5")),
     ("mynet:layer4", True, ("mynet", "layer4")),
     ("mynet:2", True, ("mynet", 2)),

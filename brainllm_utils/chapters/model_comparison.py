@@ -104,7 +104,8 @@ def model_layer(name: str, vision: bool = False):
     """The model and the hidden layer a feature-space name encodes.
 
     A layer is the ``layer=<value>`` option of a name's query part, the syntax of a layer
-    sweep (``hf:<model>?layer=6&pooling=mean``; ``features.layer_sweep`` writes such names);
+    sweep (``hf:<model>?layer=6&pooling=mean``; ``features.layer_sweep`` writes such names,
+    with a ``sweep=`` option, which the family name leaves out too);
     with ``vision=True``, also the part after the first ``:`` of a vision model's
     ``"<name>:<layer>"`` (the names of ``vision.model_features``). Integers are returned as
     ``int``, anything else (a vision layer such as ``conv5``) as ``str``.
@@ -127,6 +128,8 @@ def model_layer(name: str, vision: bool = False):
     --------
     >>> model_layer("hf:gpt2?layer=3&pooling=last")
     ('hf:gpt2?pooling=last', 3)
+    >>> model_layer("hf:gpt2?layer=0&pooling=last&sweep=all")
+    ('hf:gpt2?pooling=last', 0)
     >>> model_layer("alexnet?layer=conv5")
     ('alexnet', 'conv5')
     >>> model_layer("mpnet")
@@ -143,8 +146,10 @@ def model_layer(name: str, vision: bool = False):
             return base, int(raw) if re.fullmatch(r"-?\d+", raw) else raw
         return name, np.nan
     raw = m.group(2)
-    base = name[: m.start()] + (m.group(1) if m.end() < len(name) else "") + name[m.end() + 1:]
-    base = base.replace("?&", "?")
+    head, _, query = name.partition("?")
+    # the family: the name without its layer and sweep options (every layer of a sweep alike)
+    kept = [kv for kv in query.split("&") if kv.split("=", 1)[0] not in ("layer", "sweep")]
+    base = head + ("?" + "&".join(kept) if kept else "")
     layer = int(raw) if re.fullmatch(r"-?\d+", raw) else raw
     return base, layer
 
