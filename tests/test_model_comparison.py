@@ -301,3 +301,46 @@ def test_notebook_parameters_pass_the_batch_checks(tiny_root):
         batch.validate_parameters("08_model_comparison", {"models": ["mpnet_typo"]}, data_home=tiny_root)
     with pytest.raises(batch.BatchParameterError, match="encoder=.*unknown"):
         batch.validate_parameters("08_model_comparison", {"encoder": "lasso"}, data_home=tiny_root)
+
+
+# --------------------------------------------------------------------------- an hf: layer sweep
+def _tiny_gpt2(folder, texts):
+    """A random-weight GPT-2 (3 layers, hidden size 32) with a word-level tokenizer of ``texts``'
+    words, saved with ``save_pretrained`` (no download)."""
+    import re
+
+    import torch
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+    from transformers import GPT2Config, GPT2Model, PreTrainedTokenizerFast
+
+    words = sorted({w for t in texts for w in re.findall(r"\w+|[^\w\s]+", t.lower())})
+    vocab = {t: i for i, t in enumerate(["[UNK]", "<eos>"] + words)}
+    tk = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tk.normalizer = normalizers.Lowercase()
+    tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    torch.manual_seed(0)
+    model = GPT2Model(GPT2Config(vocab_size=len(vocab), n_embd=32, n_layer=3, n_head=4, n_positions=64,
+                                 bos_token_id=1, eos_token_id=1))
+    model.eval().save_pretrained(folder)
+    PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="[UNK]", eos_token="<eos>",
+                            model_max_length=64).save_pretrained(folder)
+    return folder
+
+
+def test_an_hf_layer_sweep_is_scored_layer_by_layer(nsd, images, tmp_path, tiny_root):
+    """A tiny random decoder's layer sweep (``features.layer_sweep`` names) goes through both
+    analyses by name: one row per layer, the family and layer read back, and each layer scored
+    as its own features (built by the registry, given as arrays) are."""
+    folder = _tiny_gpt2(tmp_path / "gpt2", [c for cs in nsd.captions(images) for c in cs])
+    sweep = features.layer_sweep(f"hf:{folder}?pooling=last")
+    assert len(sweep) == 4  # the embeddings and 3 layers
+    res = mc.compare_models(nsd, sweep, rois=["ventral"], **FAST)
+    got = res.table.drop_duplicates("model").set_index("model")
+    assert list(got["layer"]) == [0, 1, 2, 3]
+    assert (got["base"] == f"hf:{folder}?pooling=last").all()
+    arrays = {f"copy{k}": (images, features.build(name, nsd, images)) for k, name in enumerate(sweep)}
+    ref = mc.compare_models(nsd, list(arrays), rois=["ventral"], features=arrays, **FAST)
+    np.testing.assert_allclose(res.table["value"], ref.table["value"], atol=1e-6)
+    batch.validate_parameters("08_model_comparison", {"models": sweep}, data_home=tiny_root)
+    with pytest.raises(ValueError, match="models: .*layer"):
+        mc.compare_models(nsd, [f"hf:{folder}?layer=9"], **FAST)

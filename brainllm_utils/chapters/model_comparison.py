@@ -168,7 +168,8 @@ def _check_models(models) -> list[str]:
 
 
 def _check_registry(name: str) -> None:
-    """The registry's error for an unknown name; an ``sbert:`` model must be on this machine."""
+    """The registry's error for an unknown name; an ``sbert:`` model must be on this machine, an
+    ``hf:`` name must fit its model's config."""
     try:
         _features_pkg.lookup(name)
     except ValueError as err:
@@ -178,6 +179,11 @@ def _check_registry(name: str) -> None:
             _features_pkg.resolve_model(name.split(":", 1)[1])
         except _features_pkg.ModelNotFoundError as err:
             raise ValueError(f"models: {name!r} is not installed on this machine ({err})") from None
+    if name.startswith("hf:"):  # the model's config, layer and options, without its weights
+        try:
+            _features_pkg.check_text_model_name(name)
+        except (ValueError, TypeError, _features_pkg.ModelNotFoundError) as err:
+            raise ValueError(f"models: {err}") from None
 
 
 def _check_features(features, models) -> dict:
