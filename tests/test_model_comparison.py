@@ -344,3 +344,26 @@ def test_an_hf_layer_sweep_is_scored_layer_by_layer(nsd, images, tmp_path, tiny_
     batch.validate_parameters("08_model_comparison", {"models": sweep}, data_home=tiny_root)
     with pytest.raises(ValueError, match="models: .*layer"):
         mc.compare_models(nsd, [f"hf:{folder}?layer=9"], **FAST)
+
+
+def test_a_registered_vision_model_joins_through_its_activations(nsd, images):
+    """A user's vision model (vision.register_model, a callable) at its layer: activations
+    computed by vision.model_features, given as arrays named "<name>:<layer>"."""
+    from brainllm_utils import vision
+
+    def colour_stats(batch):  # (n, H, W, 3) uint8 -> per-channel mean and SD: (n, 6)
+        x = np.asarray(batch, dtype=np.float32) / 255.0
+        return np.concatenate([x.mean((1, 2)), x.std((1, 2))], axis=1)
+
+    vision.register_model("colourstats", colour_stats, version="test-1")
+    try:
+        feats, status = vision.model_features(["colourstats"], nsd.images(images), image_ids=images,
+                                              cache=False)
+    finally:
+        vision.unregister_model("colourstats")
+    assert list(feats) == ["colourstats:output"] and all(s.available for s in status)
+    res = mc.compare_models(nsd, list(feats), rois=["early", "ventral"],
+                            features={k: (images, X) for k, X in feats.items()}, **FAST)
+    row = res.table.iloc[0]
+    assert (row["base"], row["layer"]) == ("colourstats", "output")
+    assert np.isfinite(res.table["value"]).all() and len(res.table) == 2 * len(nsd.subjects) * 2
