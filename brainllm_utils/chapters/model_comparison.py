@@ -379,6 +379,8 @@ def compare_models(nsd, models, subjects=None, rois=None, atlas: str = "streams"
         features.update({n: (images, X) for n, X in
                          build_feature_table(nsd, truth, images, progress=False).items()})
     if "encoding" in metrics:
+        for name, (ids, _) in features.items():  # before anything is computed
+            _cover(name, ids, images, "the encoders use (every subject's 3×-seen images)")
         # every image of every subject in one call per space, as chapter 03 builds them: the
         # same rows (bit for bit), so encoders the chapter fitted are found in the cache
         for name in _progress_bar([m for m in models if m not in features], "model features",
@@ -407,8 +409,6 @@ def compare_models(nsd, models, subjects=None, rois=None, atlas: str = "streams"
                              value=float(r.r), ceiling=float(r.ceiling),
                              normalised=float(r.r_normalised)))
     if "encoding" in metrics:
-        for name, (ids, _) in features.items():
-            _cover(name, ids, images, "the encoders use (every subject's 3×-seen images)")
         labels = nsd.roi_volume(subjects[0], atlas, "fsaverage").ravel()
         code = {v: k for k, v in nsd.roi_labels(atlas).items()}
         mask = np.isin(labels, [code[r] for r in rois])
