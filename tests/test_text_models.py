@@ -51,21 +51,22 @@ def _close(actual, desired, err_msg=""):
 
 
 # ----------------------------------------------------------------------------- tiny models
-def _vocab() -> dict[str, int]:
+def _vocab(texts=()) -> dict[str, int]:
+    """The word-level vocabulary of the test sentences (and of ``texts``, e.g. a sandbox's captions)."""
     import re
 
     words = sorted({w for s in SENTS + [PROMPT.replace("{caption}", "")] + [c for cs in CAPTIONS for c in cs]
-                    for w in re.findall(r"\w+|[^\w\s]+", s.lower())})
+                    + list(texts) for w in re.findall(r"\w+|[^\w\s]+", s.lower())})
     return {t: i for i, t in enumerate(SPECIALS + words)}
 
 
-def _tokenizer(folder: Path, kind: str, padding_side: str = "right"):
+def _tokenizer(folder: Path, kind: str, padding_side: str = "right", texts=()):
     """A word-level fast tokenizer saved in ``folder``: BERT-style ([CLS] x [SEP], a pad
     token), GPT-2-style (no special tokens, no pad token) or Llama-style (<bos> x, no pad)."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    vocab = _vocab()
+    vocab = _vocab(texts)
     tk = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     tk.normalizer = normalizers.Lowercase()
     tk.pre_tokenizer = pre_tokenizers.Whitespace()
@@ -90,12 +91,12 @@ def _tokenizer(folder: Path, kind: str, padding_side: str = "right"):
     return fast
 
 
-def _build(folder: Path, kind: str, padding_side: str = "right") -> Path:
+def _build(folder: Path, kind: str, padding_side: str = "right", texts=()) -> Path:
     import torch
     from transformers import BertConfig, BertModel, GPT2Config, GPT2Model, LlamaConfig, LlamaModel
 
     folder.mkdir(parents=True)
-    vocab = _vocab()
+    vocab = _vocab(texts)
     torch.manual_seed(0)
     if kind == "bert":
         model = BertModel(BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=3,
@@ -114,7 +115,7 @@ def _build(folder: Path, kind: str, padding_side: str = "right") -> Path:
             if p.dim() > 1:
                 p.normal_(0.0, 0.2)
     model.eval().save_pretrained(folder)
-    _tokenizer(folder, kind, padding_side)
+    _tokenizer(folder, kind, padding_side, texts)
     return folder
 
 
