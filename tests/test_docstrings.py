@@ -65,6 +65,8 @@ MODULES = [
     "brainllm_utils.features._text",
     "brainllm_utils.features._spaces",
     "brainllm_utils.features._static",
+    "brainllm_utils.features._precomputed",
+    "brainllm_utils.features._plugins",
     "brainllm_utils.features.embeddings",
     "brainllm_utils.features._hf",
     "brainllm_utils.features.weights",

@@ -490,6 +490,9 @@ def check_plugins(config=None, *, entry_points: bool = True) -> PluginReport:
     return report
 
 
+_registry.set_plugin_hooks(ensure_plugins, plugin_problems)
+
+
 def _sha_file(path) -> str:
     try:
         return hashlib.sha256(Path(path).read_bytes()).hexdigest()

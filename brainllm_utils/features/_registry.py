@@ -83,11 +83,28 @@ def _origin(fn) -> str:
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
 
 
+#: set by ``_plugins`` when it is imported (the registry imports nothing of it: no circle):
+#: ``ensure`` loads the user's plugins, ``problems`` lists what failed to load
+_PLUGIN_HOOKS: dict[str, Callable] = {}
+
+
+def set_plugin_hooks(ensure: Callable, problems: Callable) -> None:
+    """Install the plugin loader that every lookup calls first (done by ``_plugins``).
+
+    Parameters
+    ----------
+    ensure : callable
+        ``ensure()`` loads the user's plugins once (never raises).
+    problems : callable
+        ``problems() -> list of str``: what failed to load, for an unknown name's message.
+    """
+    _PLUGIN_HOOKS.update(ensure=ensure, problems=problems)
+
+
 def _ensure_plugins() -> None:
     """Load the user's plugins (entry points, config file) once, before any lookup."""
-    from ._plugins import ensure_plugins
-
-    ensure_plugins()
+    if "ensure" in _PLUGIN_HOOKS:
+        _PLUGIN_HOOKS["ensure"]()
 
 
 def register(name: str, description: str, group: str = "other"):
@@ -241,9 +258,7 @@ def lookup(name: str):
         m = pattern.fullmatch(name)
         if m:
             return factory, m.groupdict()
-    from ._plugins import plugin_problems
-
-    problems = plugin_problems()
+    problems = _PLUGIN_HOOKS["problems"]() if "problems" in _PLUGIN_HOOKS else []
     note = ("; plugins that failed to load: " + "; ".join(problems)) if problems else ""
     raise ValueError(f"unknown feature space {name!r}; available: {available()}{note}")
 
