@@ -298,17 +298,27 @@ def test_a_bad_config_stops_the_batch_before_anything_runs(problem, tiny_root, t
 @pytest.mark.slow
 def test_user_spaces_reach_the_kernel_on_a_dask_worker(tiny_root, tmp_path, monkeypatch):
     """End to end: the config (a plugin module and a precomputed file) is given only to the
-    batch; a notebook run by a papermill kernel on a LocalCluster worker process builds both
-    spaces and gets exactly the parent's numbers."""
+    batch, an entry point is installed; a notebook run by a papermill kernel on a LocalCluster
+    worker process builds every space and gets exactly the parent's numbers."""
     p = _project(tmp_path)
     src = _notebook(tmp_path / "nbs")
-    names = [p["space"], p["file_space"], f"precomputed:{p['path']}"]
+    # and an installed package's entry point (its site folder on the kernels' PYTHONPATH)
+    tag = uuid.uuid4().hex[:8]
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / f"mylab_ep_{tag}.py").write_text(PLUGIN_SOURCE.format(space=f"ep_space_{tag}"))
+    _dist_info(site, f"mylab-dist-{tag}", f"mod = mylab_ep_{tag}")
+    monkeypatch.syspath_prepend(str(site))
+    _plugins._STATE["entry_points_scanned"] = False
+    names = [p["space"], p["file_space"], f"precomputed:{p['path']}", f"ep_space_{tag}"]
     jobs = batch.plan_jobs(["01_user_spaces"], fixed={"feature_spaces": names, "ids": IDS},
                            data_home=tiny_root, output_dir=tmp_path / "out", notebook_dir=src,
                            config=p["config"])
     assert os.environ["BRAINLLM_CONFIG"] == ""  # the parent's environment names no config
+    pythonpath = os.pathsep.join([str(site)] + [x for x in [os.environ.get("PYTHONPATH")] if x])
     (res,) = batch.run_jobs(jobs, scheduler="local", workers=1, progress=False,
-                            env={"BRAINLLM_CACHE": str(tmp_path / "kernel_cache")})
+                            env={"BRAINLLM_CACHE": str(tmp_path / "kernel_cache"),
+                                 "PYTHONPATH": pythonpath})
     assert res.status == "executed"
     worker_pid = int(res.worker.rsplit(":", 1)[1])
     assert worker_pid != os.getpid()
@@ -318,6 +328,7 @@ def test_user_spaces_reach_the_kernel_on_a_dask_worker(tiny_root, tmp_path, monk
     np.testing.assert_array_equal(np.float32(got["spaces"][p["space"]]), _expected_plugin(IDS))
     np.testing.assert_array_equal(np.float32(got["spaces"][p["file_space"]]), p["truth"](IDS))
     np.testing.assert_array_equal(np.float32(got["spaces"][names[2]]), p["truth"](IDS))
+    np.testing.assert_array_equal(np.float32(got["spaces"][names[3]]), _expected_plugin(IDS))
     for name in names:  # the parent builds the same numbers
         np.testing.assert_array_equal(np.float32(got["spaces"][name]),
                                       features.build(name, None, IDS))

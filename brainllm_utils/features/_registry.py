@@ -64,6 +64,10 @@ _BUILTIN_FAMILIES = (
 )
 
 
+#: the built-in families' patterns (registered in ``_spaces`` and ``_static``) -> their row
+_BUILTIN_PATTERNS = {r"sbert:(?P<model>.+)": 0, r"(?P<lib>fasttext|glove)_(?P<kind>[a-z]+)": 1}
+
+
 def _same_builder(a, b) -> bool:
     """Whether two builders are the same code: one object, equal dataclass builders (a
     file registered twice), or functions of the same module and qualified name (a plugin
@@ -209,8 +213,16 @@ def available() -> list[str]:
             + [d for d, _, _ in _FAMILIES.values()])
 
 
-def describe():
+def describe(names=None):
     """A DataFrame of the registered spaces: name, group, description.
+
+    Parameters
+    ----------
+    names : iterable of str, optional
+        Describe exactly these names, in this order (a name of a pattern family, such as
+        ``precomputed:<path>`` or ``sbert:<model>``, gets its family's group and
+        description; an unknown name raises as :func:`lookup`). ``None``: every registered
+        space, then the pattern families.
 
     Returns
     -------
@@ -221,10 +233,31 @@ def describe():
     import pandas as pd
 
     _ensure_plugins()
-    rows = [dict(name=s.name, group=s.group, description=s.description) for s in _REGISTRY.values()]
-    rows += [dict(name=n, group=g, description=d) for n, g, d in _BUILTIN_FAMILIES]
-    rows += [dict(name=n, group=g, description=d) for n, g, d in _FAMILIES.values()]
-    return pd.DataFrame(rows).set_index("name")
+    if names is None:
+        rows = [dict(name=s.name, group=s.group, description=s.description)
+                for s in _REGISTRY.values()]
+        rows += [dict(name=n, group=g, description=d) for n, g, d in _BUILTIN_FAMILIES]
+        rows += [dict(name=n, group=g, description=d) for n, g, d in _FAMILIES.values()]
+        return pd.DataFrame(rows).set_index("name")
+    if isinstance(names, str):
+        raise TypeError(f"names must be a list of feature-space names, not a single string "
+                        f"{names!r}; wrap it in a list")
+    rows = []
+    for name in names:
+        lookup(name)  # an unknown name raises, naming the available ones
+        if name in _REGISTRY:
+            s = _REGISTRY[name]
+            rows.append(dict(name=name, group=s.group, description=s.description))
+            continue
+        pattern = next(p.pattern for p, _ in _PATTERNS if p.fullmatch(name))
+        if pattern in _FAMILIES:
+            _, group, description = _FAMILIES[pattern]
+        elif pattern in _BUILTIN_PATTERNS:
+            _, group, description = _BUILTIN_FAMILIES[_BUILTIN_PATTERNS[pattern]]
+        else:  # a family registered without a display name
+            group, description = "other", ""
+        rows.append(dict(name=name, group=group, description=description))
+    return pd.DataFrame(rows, columns=["name", "group", "description"]).set_index("name")
 
 
 def lookup(name: str):
