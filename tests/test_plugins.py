@@ -321,6 +321,8 @@ def test_user_spaces_reach_the_kernel_on_a_dask_worker(tiny_root, tmp_path, monk
                                  "PYTHONPATH": pythonpath})
     assert res.status == "executed"
     worker_pid = int(res.worker.rsplit(":", 1)[1])
+    manifest = batch.read_manifest(tmp_path / "out" / "manifest.json")["notebooks"]
+    assert manifest["01_user_spaces.ipynb"]["config"] == str(p["config"].resolve())
     assert worker_pid != os.getpid()
     got = _printed(jobs[0].output)
     assert got["pid"] not in (os.getpid(), worker_pid)

@@ -2000,9 +2000,10 @@ def read_manifest(path) -> dict:
     An entry describes the last executed run of that output notebook: source ``notebook``,
     ``parameters``, ``grid_point``, ``fingerprint``, output ``digest``, ``seconds``,
     ``started`` and ``finished`` (UTC), ``worker``, ``scheduler``, ``git``
-    (:func:`git_revision`), ``versions`` (:func:`package_versions`) and ``data_used``
+    (:func:`git_revision`), ``versions`` (:func:`package_versions`), ``data_used``
     (:func:`data_used_record`: the subjects and sessions; ``None`` for a notebook without a
-    ``sessions`` parameter).
+    ``sessions`` parameter), ``partial_data`` and ``config`` (the plugin config file the
+    job's kernel loaded, :attr:`Job.config`).
 
     Parameters
     ----------
@@ -2029,6 +2030,7 @@ def _update_manifest(path: Path, job: Job, res: JobResult, started: str, git: di
         "started": started, "finished": _now(), "worker": res.worker, "scheduler": scheduler,
         "git": git, "versions": versions, "data_used": data_used_record(job.parameters, notebook=job.source),
         "partial_data": exported_partial_data(job, started),
+        "config": job.config,
     }
     atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
 
