@@ -28,7 +28,12 @@ def _isolated(cache_dir, monkeypatch):
     state = {k: (set(v) if isinstance(v, set) else dict(v) if isinstance(v, dict) else v)
              for k, v in _plugins._STATE.items()}
     path, modules = list(sys.path), set(sys.modules)
+    from brainllm_utils.vision import _user_models
+
+    vision_models = dict(_user_models._REGISTRY)
     yield
+    _user_models._REGISTRY.clear()
+    _user_models._REGISTRY.update(vision_models)
     _registry._REGISTRY.clear()
     _registry._REGISTRY.update(saved[0])
     _registry._PATTERNS[:] = saved[1]
@@ -366,3 +371,46 @@ def test_chapter_01_runs_user_spaces_on_a_dask_worker(tiny_root, tmp_path):
     assert set(names) <= set(M.index)
     assert np.isfinite(M.loc[names[0], names[1]]) and M.loc[names[0], names[0]] == pytest.approx(1)
 
+
+
+VISION_PLUGIN = PLUGIN_SOURCE + '''
+
+from brainllm_utils import vision
+
+vision.register_model("{space}_net", lambda images: images.reshape(len(images), -1)[:, :4] / 255.0,
+                      description="a user callable", version="1")
+'''
+
+
+def test_vision_models_of_a_plugin_are_loaded_and_checked_by_the_batch(tiny_root, tmp_path,
+                                                                        monkeypatch):
+    from brainllm_utils import vision
+
+    p = _project(tmp_path, module_source=VISION_PLUGIN)
+    net = f"{p['space']}_net"
+    monkeypatch.setenv("BRAINLLM_CONFIG", str(p["config"]))
+    assert net in vision.registered_models()  # loaded by the vision lookup itself
+    monkeypatch.setenv("BRAINLLM_CONFIG", "")
+    src = tmp_path / "nbs"
+    nb = new_notebook()
+    params = new_code_cell("data_home = None\ncomparison_models = []\nfeature_spaces = ['multihot']")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [new_markdown_cell("# 01_vision"), params, new_code_cell("print(1)")]
+    src.mkdir()
+    nbformat.write(nb, src / "01_vision.ipynb")
+
+    def plan(**fixed):
+        return batch.plan_jobs(["01_vision"], data_home=tiny_root, output_dir=tmp_path / "out",
+                               notebook_dir=src, config=p["config"], fixed=fixed)
+
+    (job,) = plan(comparison_models=["untrained_alexnet", net, f"{net}:output"])
+    assert job.parameters["comparison_models"][1] == net
+    with pytest.raises(batch.BatchParameterError, match=r"comparison_models=.*unknown vision model "
+                                                        r"'nope_net'.*registered: \[.*_net"):
+        plan(comparison_models=["nope_net"])
+    # hf: names are checked before the start too (parsed, the model's config read)
+    with pytest.raises(batch.BatchParameterError, match=r"feature_spaces=.*'hf:.*no_model_here' is "
+                                                        r"not installed: model .* not available"):
+        plan(feature_spaces=[f"hf:{tmp_path / 'no_model_here'}"])
+    with pytest.raises(batch.BatchParameterError, match=r"unknown option 'bogus'"):
+        plan(feature_spaces=["hf:x?bogus=1"])

@@ -120,9 +120,13 @@ def test_build_by_registered_name_and_by_path(fmt, tmp_path):
     np.testing.assert_array_equal(features.build("user_feats", None, want, device="cpu"), expected)
     np.testing.assert_array_equal(features.build(f"precomputed:{path}", None, want), expected)
     assert features.describe().loc["user_feats", "description"] == "mine"
-    named = features.describe(["user_feats", f"precomputed:{path}", "sbert:x", "multihot"])
-    assert list(named.index) == ["user_feats", f"precomputed:{path}", "sbert:x", "multihot"]
-    assert list(named["group"]) == ["precomputed", "precomputed", "encoders", "categories"]
+    named = features.describe(["user_feats", f"precomputed:{path}", "sbert:x", "multihot",
+                               "hf:x?layer=1"])
+    assert list(named.index) == ["user_feats", f"precomputed:{path}", "sbert:x", "multihot",
+                                 "hf:x?layer=1"]
+    assert list(named["group"]) == ["precomputed", "precomputed", "encoders", "categories",
+                                    "encoders"]
+    assert "Hugging Face" in named.loc["hf:x?layer=1", "description"]
     with pytest.raises(ValueError, match="unknown feature space 'nope'"):
         features.describe(["nope"])
     with pytest.raises(TypeError, match="not a single string"):

@@ -565,6 +565,13 @@ def _feature_check(value, ctx=None):
             features.resolve_model(value.split(":", 1)[1])
         except features.ModelNotFoundError as err:
             raise ValueError(f"{value!r} is not installed: {err}") from None
+    if value.startswith("hf:"):
+        try:  # parsed, the model found and its config read (no weights loaded)
+            features.check_text_model_name(value)
+        except features.ModelNotFoundError as err:
+            raise ValueError(f"{value!r} is not installed: {err}") from None
+        except NotImplementedError as err:
+            raise ValueError(str(err)) from None
     space = features.precomputed_space(value)
     if space is not None:  # a file: read and validated now, not in a kernel an hour later
         try:
@@ -661,6 +668,18 @@ def _comparison_encoders():
     from ..chapters.model_comparison import ENCODERS
 
     return ENCODERS
+
+
+def _vision_model_check(value, ctx=None):
+    """A built-in comparison model, or a registered one as '<name>' / '<name>:<layer>'."""
+    from .. import vision
+
+    if not isinstance(value, str):
+        raise ValueError(f"not a vision-model name ({type(value).__name__})")
+    try:
+        return vision.check_model_reference(value)
+    except (TypeError, ValueError) as err:
+        raise ValueError(str(err)) from None
 
 
 def _vision_presets():
@@ -797,8 +816,9 @@ PARAMETER_RULES: dict[str, _Rule] = {
     "size_sweep": _Rule("list", "a list of distinct integers ≥ 1 (training-set sizes)",
                         _list_check(_int_check(1), 0)),
     "size_sweep_seeds": _Rule("list", "a non-empty list of distinct integers ≥ 0", _list_check(_int_check(0))),
-    "comparison_models": _Rule("list", "a list of distinct vision.COMPARISON_MODELS names",
-                               _list_check(_choice_check(_comparison_models), 0)),
+    "comparison_models": _Rule("list", "a list of distinct vision.COMPARISON_MODELS names or "
+                               "registered vision models ('<name>' or '<name>:<layer>')",
+                               _list_check(_vision_model_check, 0)),
     "readout_epochs": _Rule("int", "an integer ≥ 1", _int_check(1)),
     "transfer_on_sample_sets": _Rule("bool", "a boolean: true/false, 1/0 or yes/no", _as_bool),
     "num_workers": _Rule("int", "an integer ≥ 0 (loader processes)", _int_check(0)),

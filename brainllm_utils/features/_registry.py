@@ -61,11 +61,14 @@ _BUILTIN_FAMILIES = (
     ("fasttext_<kind> / glove_<kind>", "static word vectors",
      "mean word vectors from a user-supplied file; kind = all, categories, "
      "nouns, verbs, adjectives, adverbs, prepositions"),
+    ("hf:<model>[?options]", "encoders",
+     "any local Hugging Face encoder or decoder (pooling, layer, prompt), mean over captions"),
 )
 
 
 #: the built-in families' patterns (registered in ``_spaces`` and ``_static``) -> their row
-_BUILTIN_PATTERNS = {r"sbert:(?P<model>.+)": 0, r"(?P<lib>fasttext|glove)_(?P<kind>[a-z]+)": 1}
+_BUILTIN_PATTERNS = {r"sbert:(?P<model>.+)": 0, r"(?P<lib>fasttext|glove)_(?P<kind>[a-z]+)": 1,
+                     r"hf:(?P<hf_spec>.*)": 2}
 
 
 def _same_builder(a, b) -> bool:
@@ -204,12 +207,14 @@ def available() -> list[str]:
     -------
     names : list of str
         The registered names, sorted, then the pattern families (``"sbert:<model>"``,
-        ``"fasttext_<kind>"``, ``"glove_<kind>"``, then those registered with a ``display``
+        ``"fasttext_<kind>"``, ``"glove_<kind>"``, ``"hf:<model>[?options]"``, then those
+        registered with a ``display``
         name, e.g. ``"precomputed:<path>"``). User plugins are loaded first
         (:func:`~brainllm_utils.features.ensure_plugins`).
     """
     _ensure_plugins()
-    return (sorted(_REGISTRY) + ["sbert:<model>", "fasttext_<kind>", "glove_<kind>"]
+    return (sorted(_REGISTRY) + ["sbert:<model>", "fasttext_<kind>", "glove_<kind>",
+                                 "hf:<model>[?options]"]
             + [d for d, _, _ in _FAMILIES.values()])
 
 

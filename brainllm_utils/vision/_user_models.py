@@ -652,6 +652,14 @@ def unregister_model(name: str) -> None:
     del _REGISTRY[name]
 
 
+def _load_plugins() -> None:
+    """The user's plugin modules (config file, entry points) register their models here too:
+    load them once per process before a lookup (``features.ensure_plugins``)."""
+    from ..features import ensure_plugins
+
+    ensure_plugins()
+
+
 def registered_models() -> list[str]:
     """Names of the registered vision models, sorted.
 
@@ -660,6 +668,7 @@ def registered_models() -> list[str]:
     names : list of str
         The names (:func:`register_model`).
     """
+    _load_plugins()
     return sorted(_REGISTRY)
 
 
@@ -683,6 +692,7 @@ def get_model(name: str) -> VisionModel:
     """
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {type(name).__name__}")
+    _load_plugins()
     if name not in _REGISTRY:
         raise ValueError(f"no vision model {name!r} is registered; "
                          f"registered: {registered_models()}")
@@ -794,6 +804,7 @@ def is_registered_model(entry: Any) -> bool:
     """
     if isinstance(entry, VisionModel):
         return True
+    _load_plugins()
     return isinstance(entry, str) and entry.partition(":")[0] in _REGISTRY
 
 
