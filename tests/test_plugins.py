@@ -414,3 +414,20 @@ def test_vision_models_of_a_plugin_are_loaded_and_checked_by_the_batch(tiny_root
         plan(feature_spaces=[f"hf:{tmp_path / 'no_model_here'}"])
     with pytest.raises(batch.BatchParameterError, match=r"unknown option 'bogus'"):
         plan(feature_spaces=["hf:x?bogus=1"])
+
+
+def test_a_relative_hf_model_folder_is_made_absolute_for_the_kernels(tiny_root, tmp_path,
+                                                                    monkeypatch):
+    from test_text_models import _build
+
+    _build(tmp_path / "project" / "models" / "tiny_bert", "bert")
+    src = _notebook(tmp_path / "nbs")
+    monkeypatch.chdir(tmp_path / "project")
+    name = "hf:models/tiny_bert?layer=2&pooling=cls"
+    (job,) = batch.plan_jobs(["01_user_spaces"], fixed={"feature_spaces": [name]},
+                             data_home=tiny_root, output_dir=tmp_path / "out", notebook_dir=src)
+    folder = (tmp_path / "project" / "models" / "tiny_bert").resolve()
+    assert job.parameters["feature_spaces"] == [
+        features.text_model_name(str(folder), layer=2, pooling="cls")]
+    assert features.parse_text_model_name(job.parameters["feature_spaces"][0]) == (
+        str(folder), {"layer": 2, "pooling": "cls"})

@@ -572,6 +572,10 @@ def _feature_check(value, ctx=None):
             raise ValueError(f"{value!r} is not installed: {err}") from None
         except NotImplementedError as err:
             raise ValueError(str(err)) from None
+        model, options = features.parse_text_model_name(value)
+        if not Path(model).expanduser().is_absolute() and Path(model).expanduser().is_dir():
+            # a folder relative to here: absolute, as kernels run in their output folder
+            value = features.text_model_name(str(Path(model).expanduser().resolve()), **options)
     space = features.precomputed_space(value)
     if space is not None:  # a file: read and validated now, not in a kernel an hour later
         try:
