@@ -431,3 +431,18 @@ def test_a_relative_hf_model_folder_is_made_absolute_for_the_kernels(tiny_root, 
         features.text_model_name(str(folder), layer=2, pooling="cls")]
     assert features.parse_text_model_name(job.parameters["feature_spaces"][0]) == (
         str(folder), {"layer": 2, "pooling": "cls"})
+
+
+def test_the_command_line_takes_the_config(tiny_root, tmp_path):
+    p = _project(tmp_path)
+    src = _notebook(tmp_path / "nbs")
+    out = tmp_path / "out"
+    names = [p["space"], p["file_space"]]
+    rc = batch.main(["run", "01_user_spaces", "--data", str(tiny_root), "--notebook-dir", str(src),
+                     "--output-dir", str(out), "--scheduler", "serial", "--config", str(p["config"]),
+                     "--set", f"feature_spaces={json.dumps(names)}", "--set", f"ids={json.dumps(IDS)}"])
+    assert rc == 0
+    got = _printed(out / "01_user_spaces.ipynb")
+    assert got["config"] == str(p["config"].resolve())
+    np.testing.assert_array_equal(np.float32(got["spaces"][names[0]]), _expected_plugin(IDS))
+    np.testing.assert_array_equal(np.float32(got["spaces"][names[1]]), p["truth"](IDS))
