@@ -656,12 +656,6 @@ def _choice_check(choices_of):
     return check
 
 
-def _comparison_models():
-    from ..vision import COMPARISON_MODELS
-
-    return COMPARISON_MODELS
-
-
 def _comparison_metrics():
     from ..chapters.model_comparison import METRICS
 
