@@ -163,3 +163,31 @@ def test_the_book_extension_drops_repeated_inline_scripts():
     context = {"script_files": list(scripts)}
     sphinx_ext.dedupe_scripts(None, "page", "page.html", context, None)
     assert context["script_files"] == [scripts[0], scripts[1], scripts[4]]
+
+
+def test_a_run_without_a_report_is_repeated_with_more_virtual_time(tmp_path, monkeypatch):
+    """Chromium can dump a page before the probe reports (a stalled WebGL viewer): the run is
+    repeated with twice the virtual time, and the page fails only when every run lacks it."""
+    import json
+    import subprocess
+
+    from brainllm_utils.book import site_check as sc
+
+    page = _page(tmp_path, "p.html", TEXT)
+    report = json.dumps({"title": "p", "h1": "p", "text_chars": 1000}).replace('"', "&quot;")
+    budgets, answers = [], []
+
+    def fake_run(cmd, timeout):
+        budgets.append(next(int(f.split("=")[1]) for f in cmd if f.startswith("--virtual-time-budget=")))
+        out = answers.pop(0) if answers else ""
+        return subprocess.CompletedProcess(cmd, 0, stdout=out, stderr="")
+
+    monkeypatch.setattr(sc, "_run", fake_run)
+    answers[:] = ["", f'<pre id="{sc._MARK}">{report}</pre>']
+    r = sc.check_page(page, chromium="chromium", budget_ms=1000)
+    assert r.error is None and r.attempts == 2 and r.title == "p" and budgets == [1000, 2000]
+    budgets.clear()
+    answers[:] = []
+    r = sc.check_page(page, chromium="chromium", budget_ms=1000)
+    assert "rendered no report" in r.error and r.attempts == 1 + sc.NO_REPORT_RETRIES
+    assert budgets == [1000 * 2 ** k for k in range(1 + sc.NO_REPORT_RETRIES)]

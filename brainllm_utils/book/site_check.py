@@ -43,7 +43,8 @@ from pathlib import Path
 
 from .._utils.docs import fill_doc
 
-__all__ = ["CHROMIUM_FLAGS", "PageReport", "find_chromium", "toc_pages", "check_page", "check_site", "main"]
+__all__ = ["CHROMIUM_FLAGS", "NO_REPORT_RETRIES", "PageReport", "find_chromium", "toc_pages", "check_page",
+           "check_site", "main"]
 
 #: flags from shared/docs/toolchain.md (offline, no profile in $HOME, root-safe)
 #: (``--enable-unsafe-swiftshader``: WebGL in software for the surface viewers; the pages
@@ -52,6 +53,9 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--enable-unsaf
                   "--disable-background-networking", "--disable-component-update",
                   "--disable-sync", "--no-first-run", "--hide-scrollbars",
                   "--allow-file-access-from-files"]
+#: Chromium runs repeated, each with twice the virtual time, when a run dumps the page before
+#: the probe has reported (seen on pages with a WebGL viewer under load); then the page fails
+NO_REPORT_RETRIES = 2
 _MARK = "brainllm-site-check"
 _ERRORS = "__brainllmSiteErrors"
 #: tallest window for a viewer screenshot (pixels; Chromium's limit is 16,384)
@@ -183,6 +187,9 @@ class PageReport:
         Whether the screenshot is blank (grey-level standard deviation below 2).
     error : str or None
         Why the page could not be checked (missing, timeout, no report).
+    attempts : int
+        Chromium runs it took to get the page's report (more than one when a run dumped the
+        page before the probe reported; see :data:`NO_REPORT_RETRIES`).
     """
 
     page: str
@@ -198,6 +205,7 @@ class PageReport:
     viewer_screenshot: str | None = None
     blank_screenshot: bool = False
     error: str | None = None
+    attempts: int = 0
 
     @property
     def broken_viewers(self) -> list:
@@ -376,9 +384,18 @@ def check_page(page, chromium: str | None = None, screenshot=None,
         flags = CHROMIUM_FLAGS + [f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}"]
         try:
             probe_copy.write_text(_before_body_end(html, _PROBE))
-            proc = _run([chromium, *flags, "--enable-logging=stderr", "--v=0", "--dump-dom",
-                         probe_copy.as_uri()], timeout)
-            m = re.search(rf'<pre id="{_MARK}">(.*?)</pre>', proc.stdout, re.S)
+            # a page whose WebGL viewer stalls the software renderer can dump its DOM before the
+            # probe has written its report: such a run is repeated (up to NO_REPORT_RETRIES
+            # times, each with twice the virtual time) before the page is failed
+            for attempt in range(1 + NO_REPORT_RETRIES):
+                run_flags = [f for f in flags if not f.startswith("--virtual-time-budget=")]
+                run_flags.append(f"--virtual-time-budget={budget_ms * 2 ** attempt}")
+                proc = _run([chromium, *run_flags, "--enable-logging=stderr", "--v=0", "--dump-dom",
+                             probe_copy.as_uri()], timeout)
+                m = re.search(rf'<pre id="{_MARK}">(.*?)</pre>', proc.stdout, re.S)
+                if m:
+                    break
+            report.attempts = attempt + 1
             if not m:
                 report.error = (f"Chromium rendered no report (rc {proc.returncode}): "
                                 f"{proc.stderr.strip()[-300:]}")
