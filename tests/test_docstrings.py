@@ -119,6 +119,7 @@ MODULES = [
     "brainllm_utils.book.site_check",
     "brainllm_utils.book.cli",
     "brainllm_utils.book.sphinx_ext",
+    "brainllm_utils.book.install",
 ]
 
 

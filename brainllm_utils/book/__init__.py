@@ -1,7 +1,8 @@
 """Layer 6: the book runner — papermill execution (``_execute``), the resumable Dask batch over
 notebooks × parameter grids (:mod:`~brainllm_utils.book.batch`), the headless-Chromium check
-of the built book (:mod:`~brainllm_utils.book.site_check`) and the ``brainllm`` console command
-(:mod:`~brainllm_utils.book.cli`).
+of the built book (:mod:`~brainllm_utils.book.site_check`), the ``brainllm`` console command
+(:mod:`~brainllm_utils.book.cli`) and the environment installer ``make`` runs by path
+(:mod:`~brainllm_utils.book.install`, standard library only).
 
 Source notebooks live in ``notebooks/`` (no outputs); executed copies go to
 ``book/notebooks/`` (git-ignored), which ``_toc.yml`` lists. Jupyter Book runs with
