@@ -196,8 +196,12 @@ class _StimuliMixin:
                         f"RGB image per row of {self.root / 'nsddata/experiments/nsd/nsd_stim_info_merged.csv'}")
                 if ids.size and (ids.min() < 0 or ids.max() >= brick.shape[0]):
                     raise ValueError(f"nsd_ids must lie in 0..{brick.shape[0] - 1}")
-                uniq, inverse = np.unique(ids, return_inverse=True)  # h5py needs increasing
-                data = brick[uniq] if uniq.size else np.zeros((0, *brick.shape[1:]), np.uint8)
+                uniq, inverse = np.unique(ids, return_inverse=True)
+                # row by row: a list index makes h5py build a point selection that reads ~90×
+                # slower (0.71 s vs 0.008 s for 128 of the sandbox's gzip-chunked rows)
+                data = np.empty((uniq.size, *brick.shape[1:]), np.uint8)
+                for k, i in enumerate(uniq.tolist()):
+                    data[k] = brick[i]
         except NSDFileError:
             raise
         except (OSError, KeyError) as err:
