@@ -168,3 +168,19 @@ def test_other_encoders_by_name(embed):
     assert X.shape == (1, 384)
     Y = features.build("sbert:sentence-transformers/all-MiniLM-L6-v2", FakeNSD(), [0])
     np.testing.assert_allclose(X, Y, atol=1e-6)
+def test_mean_by_owner_equals_a_float64_scatter_add():
+    """features._text.mean_by_owner (a sparse indicator product) against numpy's unbuffered
+    np.add.at in float64: equal to the last bit, for shuffled owners and single items."""
+    from brainllm_utils.features._text import mean_by_owner
+
+    rng = np.random.default_rng(3)
+    for n, m in [(50, 400), (5, 5), (1, 3)]:
+        owner = rng.permutation(np.concatenate([np.arange(n), rng.integers(0, n, m - n)]))
+        V = rng.standard_normal((m, 7)).astype(np.float32)
+        ref = np.zeros((n, 7))
+        np.add.at(ref, owner, V.astype(np.float64))
+        ref = (ref / np.bincount(owner, minlength=n)[:, None]).astype(np.float32)
+        got = mean_by_owner(V, owner, n)
+        assert got.dtype == np.float32 and np.array_equal(got, ref)
+    with pytest.raises(ValueError, match=r"images \[1\] have no items"):
+        mean_by_owner(np.ones((2, 3), np.float32), np.array([0, 2]), 3)
