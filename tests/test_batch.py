@@ -458,3 +458,17 @@ def test_manifest_records_the_partial_data_a_chapter_exported(tree_copy, tiny_ro
     jobs = batch.plan_jobs(["01_partial"], data_home=tiny_root, output_dir=full, notebook_dir=src)
     assert [r.status for r in batch.run_jobs(jobs, scheduler="serial", progress=False)] == ["executed"]
     assert batch.read_manifest(full / "manifest.json")["notebooks"]["01_partial.ipynb"]["partial_data"] == []
+
+
+def test_local_cluster_workers_run_without_the_profiler():
+    """make_cluster("local") starts its workers with LOCAL_DASK_CONFIG (no 10 ms stack
+    sampler, a 2 s resource monitor), and leaves this process's Dask configuration as it was."""
+    import dask
+    from distributed import Client
+
+    before = dask.config.get("distributed.worker.profile.enabled")
+    with batch.make_cluster("local", workers=1) as cluster, Client(cluster) as client:
+        got = client.run(lambda: (dask.config.get("distributed.worker.profile.enabled"),
+                                  dask.config.get("distributed.admin.system-monitor.interval")))
+    assert list(got.values()) == [(False, "2s")]
+    assert dask.config.get("distributed.worker.profile.enabled") == before
