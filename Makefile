@@ -35,6 +35,10 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 export NILEARN_DATA := $(CURDIR)/data/nilearn
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
+# the venv's modules compile to .pyc once, on first import (uv installs them without): where
+# the environment forbids writing bytecode, every kernel, worker and test process would compile
+# torch, transformers, scikit-learn... again (19 s instead of 6 s per process, measured)
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: book test install sandbox notebooks html site-check lab clean clean-book positive
 

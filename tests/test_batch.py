@@ -472,3 +472,20 @@ def test_local_cluster_workers_run_without_the_profiler():
                                   dask.config.get("distributed.admin.system-monitor.interval")))
     assert list(got.values()) == [(False, "2s")]
     assert dask.config.get("distributed.worker.profile.enabled") == before
+
+
+def test_local_cluster_runs_the_longest_waiting_job_next(tiny_root, tmp_path):
+    """On a 1-worker LocalCluster, jobs start one at a time in decreasing cost (the last
+    run's seconds in the manifest): the longest first, whatever the planning order."""
+    jobs = batch.plan_jobs(["00_data_tour"], grid={"subject": ["subj01", "subj02"]},
+                           data_home=tiny_root, smoke=True, output_dir=tmp_path)
+    manifest = tmp_path / "manifest.json"
+    # the planning order's last job was the longest last time
+    manifest.write_text(json.dumps({"notebooks": {
+        jobs[0].output.name: {"seconds": 5.0}, jobs[1].output.name: {"seconds": 500.0}}}))
+    results = batch.run_jobs(jobs, scheduler="local", workers=1, progress=False, force=True,
+                             env={"BRAINLLM_CACHE": str(tmp_path / "cache")})
+    assert [r.status for r in results] == ["executed", "executed"]
+    entries = batch.read_manifest(manifest)["notebooks"]
+    first, second = (entries[j.output.name] for j in jobs)
+    assert second["started"] < second["finished"] <= first["started"], (first, second)

@@ -1853,7 +1853,9 @@ def run_jobs(jobs: list[Job], scheduler="local", workers: int = 2, threads: int 
     (:attr:`Job.wave`); within a wave the longest are submitted first (the seconds of their
     last run in the manifest, else the notebook's ``metadata.brainllm.cost_hint_seconds``),
     so that on a small cluster the longest chapter
-    does not start last. Results come back in job order; the manifest (default
+    does not start last; on a ``"local"`` cluster one job per worker thread is submitted and
+    the longest waiting one follows whenever a job finishes (longest-processing-time-first
+    list scheduling; Dask would otherwise place every job on a worker at once). Results come back in job order; the manifest (default
     ``<output_dir>/manifest.json``) is updated after each job. Failures raise
     :class:`BatchError` at the end (unless ``raise_on_failure=False``) after every other job
     has run; a failed notebook is kept under ``<output_dir>/.failed/``. One batch run writes
@@ -1968,14 +1970,32 @@ def run_jobs(jobs: list[Job], scheduler="local", workers: int = 2, threads: int 
             with _client(scheduler, workers, threads, cluster_options or {}) as client:
                 from distributed import as_completed
 
+                def submit(i):
+                    return client.submit(_run_one, spec(jobs[i]), pure=False,
+                                         key=f"nb-{jobs[i].name}-{uuid.uuid4().hex[:8]}",
+                                         priority=int(cost[i]))
+
                 for wave in waves:
-                    futures = {client.submit(_run_one, spec(jobs[i]), pure=False,
-                                             key=f"nb-{jobs[i].name}-{uuid.uuid4().hex[:8]}",
-                                             priority=int(cost[i])): i
-                               for i in sorted(todo, key=lambda i: -cost[i])
-                               if jobs[i].wave == wave}  # submitted longest first, too
-                    for fut in as_completed(futures):
-                        finish(futures[fut], fut.result())
+                    queue = sorted((i for i in todo if jobs[i].wave == wave), key=lambda i: -cost[i])
+                    if scheduler != "local":  # all at once, longest first (workers may join later)
+                        futures = {submit(i): i for i in queue}
+                        for fut in as_completed(futures):
+                            finish(futures[fut], fut.result())
+                        continue
+                    # a local cluster: one job per worker thread, the longest waiting job next
+                    # whenever one finishes (Dask placed every job on a worker at once and ran
+                    # a long chapter after the short ones: 02 last, 90 s more on 2 workers)
+                    slots = max(1, sum(client.nthreads().values()))
+                    futures = {submit(i): i for i in queue[:slots]}
+                    queue = queue[slots:]
+                    done = as_completed(list(futures))
+                    for fut in done:
+                        finish(futures.pop(fut), fut.result())
+                        if queue:
+                            i = queue.pop(0)
+                            nxt = submit(i)
+                            futures[nxt] = i
+                            done.add(nxt)
         bar.close()
     ordered = [results[i] for i in range(len(jobs))]
     failed = [r for r in ordered if r.status == "failed"]
