@@ -38,6 +38,7 @@ MODULES = [
     "brainllm_utils._utils.device",
     "brainllm_utils._utils.cache",
     "brainllm_utils._utils.numeric",
+    "brainllm_utils._utils.benchrecord",
     "brainllm_utils.rsa._ceiling",
     "brainllm_utils.rsa._compare",
     "brainllm_utils.rsa._condensed",
