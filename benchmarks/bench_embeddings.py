@@ -13,6 +13,7 @@ checks the 20,000 sentences/s target.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -79,12 +80,15 @@ def main(argv=None) -> int:
     p.add_argument("--st-batch-sizes", default="32,256", help="comma-separated; best is reported")
     p.add_argument("--batch-size", type=int, default=None, help="ours (default: automatic)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", type=Path, default=None,
+                   help="also write the settings, every repeat, medians and ratios here")
     args = p.parse_args(argv)
 
     import torch
     from sentence_transformers import SentenceTransformer
 
     import brainllm_utils
+    from brainllm_utils._utils.benchrecord import environment, interleaved_order
     from brainllm_utils.embeddings import embed_sentences, get_model_spec
     from brainllm_utils.weights import resolve_model
 
@@ -135,8 +139,9 @@ def main(argv=None) -> int:
     sync()
     times = {k: [] for k in runs}
     outputs = {}
-    for rep in range(args.repeats):
-        for name, fn in runs.items():  # interleaved
+    for rep, order in enumerate(interleaved_order(list(runs), args.repeats)):
+        for name in order:  # interleaved: the order alternates between repeats
+            fn = runs[name]
             sync()
             t0 = time.perf_counter()
             out = fn(sentences)
@@ -166,6 +171,15 @@ def main(argv=None) -> int:
         print(f"agreement ours bf16 vs st fp32: min cosine {cos_min(outputs['ours bf16'], ref):.5f}")
         ok = rate["ours bf16"] >= TARGET_CUDA
         print(f"target {TARGET_CUDA:,} sent/s (ours bf16): {'PASS' if ok else 'FAIL'} ({rate['ours bf16']:,.0f})")
+    if args.json:
+        agree = {k: {"min_cosine": cos_min(outputs[k], ref),
+                     "max_abs_diff": float(np.abs(outputs[k] - ref).max())}
+                 for k in runs if k.startswith("ours")}
+        args.json.write_text(json.dumps({
+            "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            "model": spec.name, "device": device, "n": len(sentences), "runs": times,
+            "rate": rate, "best_st_fp32": best_st32, "st_default": f"st fp32 b{st_sizes[0]}",
+            "agreement_vs_st_fp32": agree, "environment": environment()}, indent=1))
     return 0
 
 

@@ -398,6 +398,9 @@ def main() -> int:
                     "the 163,842-vertex icosphere fsaverage and its surf/ files, NSD's grids, COCO's "
                     "native image sizes; 2 subjects × each --session-series value, every session on "
                     "disk): the image series only, at 327,684 vertices")
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="runs of each case at each size; the row holds their medians and the runs")
+    ap.add_argument("--warmup", type=int, default=0, help="untimed runs of each case before the repeats")
     ap.add_argument("--json", help="also write the measurements here")
     ap.add_argument("--report", help="only print the tables of measurements written by --json "
                     "(comma-separated files; a later file's rows replace an earlier one's)")
@@ -411,7 +414,8 @@ def main() -> int:
     if args.report:
         merged = {}
         for f in args.report.split(","):
-            for r in json.loads(Path(f).read_text()):
+            data = json.loads(Path(f).read_text())
+            for r in data["rows"] if isinstance(data, dict) else data:
                 merged[(r["case"], r["sessions"], r["vertices"])] = r
         report(list(merged.values()), [c for c in cases if any(k[0] == c for k in merged)], args.base_sessions)
         return 0
@@ -442,21 +446,36 @@ def main() -> int:
                 continue  # the searchlight needs a mesh: icosphere vertex counts only
             # every case computes from the betas cache: results cached by an earlier case or run
             # (fitted encoders, sample sets) are removed first
-            for kind in ("encoding", "searchlight", "results"):
-                subprocess.run(["rm", "-rf", str(root / "cache" / kind)], check=True)
-            out = subprocess.run([sys.executable, __file__, "--run-case", case, "--root", str(root)],
-                                 capture_output=True, text=True)
-            if out.returncode != 0:
-                print(out.stderr[-3000:], file=sys.stderr)
-                raise SystemExit(f"case {case} failed on {root}")
-            r = json.loads(out.stdout.strip().splitlines()[-1])
+            runs = []
+            for k in range(args.warmup + args.repeats):
+                if case == "betas" and k:  # each run builds the betas cache from the session files
+                    subprocess.run(["rm", "-rf", str(root / "cache")], check=True)
+                for kind in ("encoding", "searchlight", "results"):
+                    subprocess.run(["rm", "-rf", str(root / "cache" / kind)], check=True)
+                out = subprocess.run([sys.executable, __file__, "--run-case", case, "--root", str(root)],
+                                     capture_output=True, text=True)
+                if out.returncode != 0:
+                    print(out.stderr[-3000:], file=sys.stderr)
+                    raise SystemExit(f"case {case} failed on {root}")
+                if k >= args.warmup:
+                    runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            r = dict(runs[0])
+            if args.repeats > 1:  # medians of the repeats, and every run
+                for key in ("seconds", "peak_anon_mb", "peak_rss_mb", "vmhwm_mb"):
+                    r[key] = float(np.median([x[key] for x in runs]))
+                r["runs"] = runs
             r.update(sessions=n_sess, images=n_sess * T // 3, vertices=2 * n_vert)
             rows.append(r)
             print(f"{case:>6s}  {r['images']:6d} images  {r['vertices']:7d} vertices  {r['seconds']:7.1f} s  "
                   f"peak anonymous {r['peak_anon_mb']:7.0f} MB  peak RSS {r['peak_rss_mb']:7.0f} MB  "
                   f"VmHWM {r['vmhwm_mb']:7.0f} MB", flush=True)
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from brainllm_utils._utils.benchrecord import environment
+
+        settings = {k: v for k, v in vars(args).items() if k not in ("run_case", "root", "report")}
+        Path(args.json).write_text(json.dumps({"settings": settings, "rows": rows,
+                                               "environment": environment()}, indent=1))
     report(rows, cases, args.base_sessions)
     return 0
 

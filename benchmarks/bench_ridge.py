@@ -186,7 +186,10 @@ def main(argv=None):
     if "banded_default" not in args.skip and "banded" not in args.skip:
         results.append(run_pair(f"Banded h{args.n_iter}/o{len(grid)}", lambda: h_fit_predict_banded(args.n_iter), lambda: o_fit_predict_banded(None), br))
     if args.json:
-        Path(args.json).write_text(json.dumps(dict(args=vars(args), cpu=cpu, gpu=gpu, results=results), indent=2))
+        from brainllm_utils._utils.benchrecord import environment
+
+        Path(args.json).write_text(json.dumps(dict(args=vars(args), cpu=cpu, gpu=gpu, results=results,
+                                                   environment=environment()), indent=2))
     return results
 
 

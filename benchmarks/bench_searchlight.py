@@ -207,10 +207,12 @@ def main(argv=None):
     print("command:", " ".join([Path(sys.executable).name] + sys.argv))
     results = {"args": {k: str(v) for k, v in a.items()}, "cpu": _cpu_model()}
 
+    from brainllm_utils._utils.benchrecord import environment, interleaved_order
+
     if not a["skip_peer"]:
         runs = {"ours_rdm": [], "ours_feat": [], "peer": []}
-        for _ in range(a["repeats"]):
-            for job in ("ours_rdm", "peer", "ours_feat"):
+        for order in interleaved_order(("ours_rdm", "peer", "ours_feat"), a["repeats"]):
+            for job in order:  # the order alternates between repeats
                 runs[job].append(_run(job, a))
         med = {k: float(np.median([r["seconds"] / r["n"] for r in v])) for k, v in runs.items()}
         o, p = runs["ours_rdm"][0], runs["peer"][0]
@@ -236,6 +238,8 @@ def main(argv=None):
                           "speedup": med["peer"] / med[k]}
         results["peer"] = {"s_per_centre": med["peer"], "peak_mb": p["peak_mb"], "n": p["n"],
                            "extrapolated_gb": ext_mem}
+        results["runs_s_per_centre"] = {k: [r["seconds"] / r["n"] for r in v] for k, v in runs.items()}
+        results["volume"] = {"n_centres": n_all, "mean_size": o["mean_size"], "max_size": o["max_size"]}
 
     # NSD-shape run: our engine with sets of 100 images and radius-6 spheres
     ctx = mp.get_context("spawn")
@@ -271,6 +275,7 @@ def main(argv=None):
     print("(rsatoolbox: measured per-centre time rescaled by (100 / n_stimuli)^2 x (NSD / benchmark "
           "sphere size), a rough n^2 v model; its RDM store is n_centres x 4,950 float64 per set.)")
     if a["json"]:
+        results["environment"] = environment()
         a["json"].write_text(json.dumps(results, indent=2, default=float))
 
 
