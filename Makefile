@@ -9,6 +9,10 @@
 #                             which the summary page reads (not part of `make book`: too slow)
 #   make lab                  JupyterLab in this environment, on the kernel "brainllm"
 #                             (no browser is opened where $DISPLAY is unset: open the URL it prints)
+#   make bench                every side-by-side benchmark against the peer libraries (~20 min on
+#                             2 cores; run it on an idle machine): docs/benchmarks.json and the
+#                             tables of docs/benchmarks.md (BENCH_ARGS="--only ridge" runs one,
+#                             BENCH_ARGS=--report only regenerates the tables)
 #
 # Notebooks run through brainllm_utils.batch on a 2-worker Dask LocalCluster; finished
 # notebooks (same parameters, data and package) are skipped on a rerun.
@@ -40,7 +44,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 # torch, transformers, scikit-learn... again (19 s instead of 6 s per process, measured)
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: book test install sandbox notebooks html site-check lab clean clean-book positive
+.PHONY: book test install sandbox notebooks html site-check lab clean clean-book positive bench
 
 install: $(STAMP) $(KERNEL)
 
@@ -128,6 +132,12 @@ positive: install
 
 test: install
 	$(PY) -m pytest
+
+# each benchmark runs in its own process with its thread variables set by run_all (they
+# override the one-thread defaults above); a run under load is kept but marked unreliable
+BENCH_ARGS ?=
+bench: install
+	$(PY) benchmarks/run_all.py $(BENCH_ARGS)
 
 clean-book:
 	rm -rf _build book/notebooks
