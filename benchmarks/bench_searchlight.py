@@ -130,12 +130,24 @@ def _child(job, a, q):
     q.put(out)
 
 
+def _result(q, p):
+    """The child's result; fails (instead of waiting for ever) when the child died first."""
+    import queue
+
+    while True:
+        try:
+            return q.get(timeout=5)
+        except queue.Empty:
+            if not p.is_alive():
+                raise SystemExit(f"a benchmark process exited (code {p.exitcode}) before reporting")
+
+
 def _run(job, a):
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     p = ctx.Process(target=_child, args=(job, a, q))
     p.start()
-    res = q.get()
+    res = _result(q, p)
     p.join()
     return res
 
@@ -246,7 +258,7 @@ def main(argv=None):
     q = ctx.Queue()
     pr = ctx.Process(target=_nsd_child, args=(a, q))
     pr.start()
-    nsd = q.get()
+    nsd = _result(q, pr)
     pr.join()
     per = nsd["seconds"] / (nsd["n_centres"] * nsd["n_sets"])
     print(f"\nNSD shape ({a['device']}): {nsd['n_sets']} sets x 100 images x {nsd['n_centres']} centres "

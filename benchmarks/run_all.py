@@ -1,6 +1,6 @@
 """Run every side-by-side benchmark (``make bench``) and regenerate docs/benchmarks.md's tables.
 
-    python benchmarks/run_all.py                    # all CPU benchmarks (~15-20 min on 2 idle cores)
+    python benchmarks/run_all.py                    # all CPU benchmarks (~20 min, 2 idle cores)
     python benchmarks/run_all.py --only ridge       # one (or several: --only ridge,banded)
     python benchmarks/run_all.py --report           # only regenerate the tables; runs nothing
     python benchmarks/run_all.py --list             # the benchmarks and their commands
@@ -74,7 +74,8 @@ def _embedding_rows(d: dict) -> list:
     text = f"min cosine {agree['min_cosine']:.7f}, max abs diff {agree['max_abs_diff']:.1e}"
     size = f"{n:,} captions, fp32, {d['settings']['threads']} threads"
     rows = []
-    for ref, what in ((d["best_st_fp32"], "its best batch size"), (d["st_default"], "its default batch")):
+    for ref, what in ((d["best_st_fp32"], "its best batch size"),
+                      (d["st_default"], "its default batch")):
         batch = ref.rsplit(" b", 1)[-1]
         rows.append(br.summarise_row(
             f"{d['model']}: ours vs sentence-transformers at {what}", size, "sent/s",
@@ -93,10 +94,12 @@ def _ridge_rows(d: dict) -> list:
                 f"alphas agree {100 * r['alpha_agree']:.1f} %")
         if "gamma_agree" in r:
             text += f"; band weights agree {100 * r['gamma_agree']:.1f} %"
-        name = r["name"].replace("Banded same-", "BandedRidgeCV, the same ").replace("γ", " band weights")
+        name = r["name"].replace("Banded same-", "BandedRidgeCV, the same ")
+        name = name.replace("γ", " band weights")
         if name.startswith("Banded h"):
             h, o = name[len("Banded h"):].split("/o")
-            name = f"BandedRidgeCV, each tool's default search (himalaya {h} draws, ours {o} weights)"
+            name = (f"BandedRidgeCV, each tool's default search (himalaya {h} draws, "
+                    f"ours {o} weights)")
         rows.append(br.summarise_row(name, size, "s", r["ours_runs"], r["himalaya_runs"],
                                      "himalaya", agreement=text))
     return rows
@@ -110,7 +113,8 @@ def _searchlight_rows(d: dict) -> list:
     ms = {k: [1e3 * x for x in v] for k, v in runs.items()}
     rows = []
     for k, label in (("ours_rdm", "searchlight RSA, model as an RDM (Gram form)"),
-                     ("ours_feat", f"searchlight RSA, model as {a['model_dim']}-d features (low-rank)")):
+                     ("ours_feat",
+                      f"searchlight RSA, model as {a['model_dim']}-d features (low-rank)")):
         rows.append(br.summarise_row(label, size, "ms/centre", ms[k], ms["peer"], "rsatoolbox",
                                      agreement=f"max abs Δr {d[k]['max_abs_dr']:.1e}"))
     nsd = d["nsd_run"]
@@ -152,7 +156,8 @@ def _readout_rows(d: dict) -> list:
             f"→ {s['dim']}, {s['epochs']} epochs, {d['threads']} thread(s)")
     return [br.summarise_row("transfer readouts side by side (`vision.transfer_readouts`)", size,
                              "s", d["runs"]["many"], d["runs"]["one"], "one at a time",
-                             agreement=f"max abs prediction diff {d['max_abs_prediction_diff']:.1e}")]
+                             agreement="max abs prediction diff "
+                                       f"{d['max_abs_prediction_diff']:.1e}")]
 
 
 def _r(a):
@@ -162,7 +167,8 @@ def _r(a):
 BENCHMARKS = [
     Bench("embeddings_minilm", "Sentence embeddings, all-MiniLM-L6-v2, vs sentence-transformers",
           "bench_embeddings.py",
-          lambda a: ["--model", "minilm", "--n", "2000", "--device", "cpu", "--threads", "2", *_r(a)],
+          lambda a: ["--model", "minilm", "--n", "2000", "--device", "cpu", "--threads", "2",
+                     *_r(a)],
           _embedding_rows, threads=2,
           quick=lambda a: ["--model", "minilm", "--n", "64", "--threads", "2", *_r(a)]),
     Bench("embeddings_mpnet", "Sentence embeddings, all-mpnet-base-v2, vs sentence-transformers",
@@ -187,9 +193,11 @@ BENCHMARKS = [
     Bench("searchlight", "Searchlight RSA vs rsatoolbox", "bench_searchlight.py",
           lambda a: [*_r(a), "--nsd-centres", "2000", "--nsd-sets", "2", "--threads", "1"],
           _searchlight_rows, threads=1,
-          quick=lambda a: [*_r(a), "--n-centres", "300", "--n-stimuli", "60", "--peer-centres", "30",
-                           "--nsd-centres", "100", "--nsd-sets", "1", "--threads", "1"],
-          cuda=lambda a: ["--device", "cuda", *_r(a), "--nsd-sets", "100", "--nsd-centres", "100000",
+          quick=lambda a: [*_r(a), "--n-centres", "300", "--n-stimuli", "60", "--peer-centres",
+                           "30",
+                           "--nsd-centres", "400", "--nsd-sets", "1", "--threads", "1"],
+          cuda=lambda a: ["--device", "cuda", *_r(a), "--nsd-sets", "100", "--nsd-centres",
+                          "100000",
                           "--threads", "1"]),
     Bench("nsd_reader", "NSD reader: the betas cache of a whole fsaverage surface",
           "bench_nsd_memory.py",
@@ -206,7 +214,8 @@ BENCHMARKS = [
                            "--threads", "1", "--epochs", "1", "--n-val", "16", *_r(a)],
           cuda=lambda a: ["run", str(Path(a.workdir) / "pool.npz"), "--preset", "sandbox_gpu",
                           "--device", "cuda", "--epochs", "1", "--warmup", "128", *_r(a)],
-          prepare=lambda a: ["synth", str(Path(a.workdir) / ("pool_quick.npz" if a.quick else "pool.npz")),
+          prepare=lambda a: ["synth",
+                             str(Path(a.workdir) / ("pool_quick.npz" if a.quick else "pool.npz")),
                              "--n", "96" if a.quick else "2200"]),
     Bench("readout", "Transfer readouts: side by side vs one at a time", "bench_readout.py",
           lambda a: ["--readouts", "5", "--epochs", "20", "--threads", "1", *_r(a)], _readout_rows,
@@ -269,7 +278,13 @@ def run_one(bench: Bench, a: argparse.Namespace) -> dict | None:
         before = br.load_average()
         t0 = time.perf_counter()
         sampler.start()
-        proc = subprocess.run([*argv, "--json", str(out)], env=env, cwd=ROOT)
+        try:
+            proc = subprocess.run([*argv, "--json", str(out)], env=env, cwd=ROOT, timeout=a.timeout)
+        except subprocess.TimeoutExpired:
+            sampler.stop()
+            print(f"== {name} FAILED: still running after {a.timeout} s (stopped)", file=sys.stderr,
+                  flush=True)
+            return None
         wall = time.perf_counter() - t0
         after = br.load_average()
         during = sampler.stop()
@@ -317,7 +332,8 @@ def write_report(results: dict, docs: Path) -> bool:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", action="append", default=None,
                     help="benchmark name(s), comma-separated or repeated (default: all)")
     ap.add_argument("--report", action="store_true", help="regenerate the docs tables only")
@@ -326,8 +342,11 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=REPEATS, help="repeats per benchmark (≥ 3)")
     ap.add_argument("--quick", action="store_true",
                     help="tiny sizes into a scratch results file (checks the tooling only)")
-    ap.add_argument("--results", type=Path, default=None, help=f"default: {RESULTS.relative_to(ROOT)}")
+    ap.add_argument("--results", type=Path, default=None,
+                    help=f"default: {RESULTS.relative_to(ROOT)}")
     ap.add_argument("--docs", type=Path, default=DOCS, help="the page whose tables are regenerated")
+    ap.add_argument("--timeout", type=float, default=1800,
+                    help="seconds after which one benchmark is stopped and counted as failed")
     ap.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "brainllm_bench"),
                     help="scratch files (NSD-shaped roots, the training pool)")
     a = ap.parse_args(argv)
@@ -345,7 +364,8 @@ def main(argv=None) -> int:
     if a.list:
         for n in names:
             b = BY_NAME[n]
-            print(f"{n:18s} {b.title}\n{'':18s} {br.command_line(['python', str(HERE / b.script), *b.args(a)])}"
+            command = br.command_line(["python", str(HERE / b.script), *b.args(a)])
+            print(f"{n:18s} {b.title}\n{'':18s} {command}"
                   f"  (threads {b.threads})")
         return 0
     if a.report:
@@ -362,7 +382,8 @@ def main(argv=None) -> int:
         results["benchmarks"][entry["name"]] = entry
         results_path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(results_path, json.dumps(results, indent=1, ensure_ascii=False) + "\n")
-    print(f"\n{len(names) - len(failed)} of {len(names)} benchmarks in {time.perf_counter() - t0:.0f} s; "
+    print(f"\n{len(names) - len(failed)} of {len(names)} benchmarks in "
+          f"{time.perf_counter() - t0:.0f} s; "
           f"results in {results_path}", flush=True)
     if not a.quick:
         write_report(results, a.docs)

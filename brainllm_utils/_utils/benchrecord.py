@@ -482,10 +482,19 @@ def _ratio(row: Mapping) -> tuple[str, str]:
 
 
 def _blas_text(env: Mapping) -> str:
-    libs = [f"{lib['internal_api']} {lib['version'] or '?'} "
-            f"({lib['architecture'] or 'no kernel name'}, {lib['num_threads']} threads)"
-            for lib in env["blas"]]
-    return "; ".join(libs) or "none loaded"
+    """Each library once, e.g. ``openblas 0.3.30 (SkylakeX; 2 threads; libscipy_openblas64_)``."""
+    libs = []
+    for lib in env["blas"]:
+        what = " ".join(x for x in (lib["internal_api"], lib["version"]) if x)
+        n = lib["num_threads"]
+        detail = [lib["architecture"], f"{n} thread{'s' * (n != 1)}"]
+        path = lib.get("filepath")
+        if path:
+            detail.append(os.path.basename(path).split(".")[0].split("-")[0])
+        text = f"{what} ({'; '.join(x for x in detail if x)})"
+        if text not in libs:
+            libs.append(text)
+    return ", ".join(sorted(libs)) or "none loaded"
 
 
 def render_table(entry: Mapping) -> str:
@@ -613,13 +622,17 @@ def git_commit() -> str:
     Returns
     -------
     str
-        E.g. ``"c8aa0ea"`` or ``"c8aa0ea+dirty"``; ``"unknown"`` outside a git checkout.
+        E.g. ``"c8aa0ea"`` or ``"c8aa0ea+dirty"`` (changes to ``docs/benchmarks.json`` and
+        ``docs/benchmarks.md``, which a run writes, do not count); ``"unknown"`` outside a git
+        checkout.
     """
     try:
         sha = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
                              capture_output=True, text=True, check=True).stdout.strip()
+        # the results file and its page change during a run: not a change of the code measured
         dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain",
-                                "--untracked-files=no"], capture_output=True, text=True,
+                                "--untracked-files=no", "--", ".", ":!docs/benchmarks.json",
+                                ":!docs/benchmarks.md"], capture_output=True, text=True,
                                check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
