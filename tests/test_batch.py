@@ -489,3 +489,38 @@ def test_local_cluster_runs_the_longest_waiting_job_next(tiny_root, tmp_path):
     entries = batch.read_manifest(manifest)["notebooks"]
     first, second = (entries[j.output.name] for j in jobs)
     assert second["started"] < second["finished"] <= first["started"], (first, second)
+
+
+def test_kernels_on_local_workers_do_not_inherit_the_nannys_malloc_setting(tiny_root, tmp_path,
+                                                                          monkeypatch):
+    """A Dask nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its worker (glibc then gives freed
+    memory back at once, and a kernel re-faults every large temporary): a notebook's kernel on
+    a local worker gets this process's value instead, unset when it has none; the thread
+    variables are still the batch's, and env= still overrides."""
+    src = tmp_path / "nbs"
+    code = ("import json, os\nkeys = ['MALLOC_TRIM_THRESHOLD_', 'OMP_NUM_THREADS', 'MINE']\n"
+            "json.dump({k: os.environ.get(k) for k in keys}, open(out, 'w'))")
+    _notebook(src / "01_env.ipynb", "out = None", code)
+    seen = {}
+    for case, client_value, extra in (("unset", None, {}), ("set", "131072", {"MINE": "1"})):
+        if client_value is None:
+            monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+        else:
+            monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", client_value)
+        target = tmp_path / f"{case}.json"
+        jobs = batch.plan_jobs(["01_env"], fixed={"out": str(target)}, data_home=tiny_root,
+                               notebook_dir=src, output_dir=tmp_path / case)
+        results = batch.run_jobs(jobs, scheduler="local", workers=1, threads=2, progress=False,
+                                 env=extra)
+        assert [r.status for r in results] == ["executed"], results
+        seen[case] = json.loads(target.read_text())
+    assert seen["unset"] == {"MALLOC_TRIM_THRESHOLD_": None, "OMP_NUM_THREADS": "2", "MINE": None}
+    assert seen["set"] == {"MALLOC_TRIM_THRESHOLD_": "131072", "OMP_NUM_THREADS": "2", "MINE": "1"}
+
+
+def test_environment_sets_unsets_and_restores(monkeypatch):
+    monkeypatch.setenv("BRAINLLM_T_A", "a")
+    monkeypatch.delenv("BRAINLLM_T_B", raising=False)
+    with _batch._environment({"BRAINLLM_T_A": None, "BRAINLLM_T_B": 3}):
+        assert "BRAINLLM_T_A" not in os.environ and os.environ["BRAINLLM_T_B"] == "3"
+    assert os.environ["BRAINLLM_T_A"] == "a" and "BRAINLLM_T_B" not in os.environ
