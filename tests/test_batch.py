@@ -524,3 +524,36 @@ def test_environment_sets_unsets_and_restores(monkeypatch):
     with _batch._environment({"BRAINLLM_T_A": None, "BRAINLLM_T_B": 3}):
         assert "BRAINLLM_T_A" not in os.environ and os.environ["BRAINLLM_T_B"] == "3"
     assert os.environ["BRAINLLM_T_A"] == "a" and "BRAINLLM_T_B" not in os.environ
+
+
+def test_a_given_client_gets_every_job_of_a_wave_at_once(toy_notebooks, tiny_root, tmp_path):
+    """With a Client (or a scheduler address) every job of a wave is submitted at once
+    (workers may join later): all are with the scheduler while the first still runs."""
+    from distributed import Client, LocalCluster
+
+    out, flag = tmp_path / "out", tmp_path / "flag"
+    flag.write_text("")
+    common = dict(data_home=tiny_root, output_dir=out, notebook_dir=toy_notebooks)
+    jobs = batch.plan_jobs(["03_wait"], fixed={"flag": str(flag)}, **common) \
+        + batch.plan_jobs(["01_square"], grid={"x": [2, 3]}, **common)
+    seen = {}
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        import threading
+
+        def watch():  # while 03_wait holds the only worker, the others wait with the scheduler
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                tasks = client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+                if tasks >= len(jobs):
+                    seen["tasks"] = tasks
+                    break
+                time.sleep(0.2)
+            flag.unlink()
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        results = batch.run_jobs(jobs, scheduler=client, progress=False)
+        watcher.join()
+    assert seen.get("tasks") == len(jobs)
+    assert [r.status for r in results] == ["executed"] * len(jobs)

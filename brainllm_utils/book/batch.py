@@ -1780,8 +1780,9 @@ def make_cluster(scheduler: str = "local", workers: int = 2, threads: int = 1,
     """A Dask cluster object for ``scheduler`` ``"local"`` or ``"slurm"``.
 
     ``local``: a :class:`distributed.LocalCluster` of ``workers`` single-threaded worker
-    processes (no dashboard, :data:`LOCAL_DASK_CONFIG`). ``slurm``: a :class:`dask_jobqueue.SLURMCluster` whose every
-    SLURM job is one worker with ``threads`` cores, scaled to ``workers`` jobs; ``options``
+    processes (no dashboard, :data:`LOCAL_DASK_CONFIG`). ``slurm``: a
+    :class:`dask_jobqueue.SLURMCluster` whose every SLURM job is one worker with ``threads``
+    cores, scaled to ``workers`` jobs; ``options``
     pass through (``queue``, ``account``, ``memory``, ``walltime``, ``job_extra_directives``,
     ``job_script_prologue``, ``log_directory``, ...: every keyword of dask-jobqueue 0.9's
     ``SLURMCluster``, type-checked; an unknown one is refused with the list of accepted ones).
@@ -1883,10 +1884,11 @@ def run_jobs(jobs: list[Job], scheduler="local", workers: int = 2, threads: int 
     so registrations reach every kernel on every worker. Jobs run wave by wave
     (:attr:`Job.wave`); within a wave the longest are submitted first (the seconds of their
     last run in the manifest, else the notebook's ``metadata.brainllm.cost_hint_seconds``),
-    so that on a small cluster the longest chapter
-    does not start last; on a ``"local"`` cluster one job per worker thread is submitted and
-    the longest waiting one follows whenever a job finishes (longest-processing-time-first
-    list scheduling; Dask would otherwise place every job on a worker at once). Results come back in job order; the manifest (default
+    so that on a small cluster the longest chapter does not start last; on a ``"local"``
+    cluster one job per worker thread is submitted and the longest waiting one follows
+    whenever a job finishes (longest-processing-time-first list scheduling; Dask would
+    otherwise place every job on a worker at once). Results come back in job order; the
+    manifest (default
     ``<output_dir>/manifest.json``) is updated after each job. Failures raise
     :class:`BatchError` at the end (unless ``raise_on_failure=False``) after every other job
     has run; a failed notebook is kept under ``<output_dir>/.failed/``. One batch run writes
@@ -2012,15 +2014,12 @@ def run_jobs(jobs: list[Job], scheduler="local", workers: int = 2, threads: int 
 
                 for wave in waves:
                     queue = sorted((i for i in todo if jobs[i].wave == wave), key=lambda i: -cost[i])
-                    if scheduler != "local":  # all at once, longest first (workers may join later)
-                        futures = {submit(i): i for i in queue}
-                        for fut in as_completed(futures):
-                            finish(futures[fut], fut.result())
-                        continue
                     # a local cluster: one job per worker thread, the longest waiting job next
                     # whenever one finishes (Dask placed every job on a worker at once and ran
-                    # a long chapter after the short ones: 02 last, 90 s more on 2 workers)
-                    slots = max(1, sum(client.nthreads().values()))
+                    # a long chapter after the short ones: 02 last, 90 s more on 2 workers);
+                    # elsewhere all at once, longest first (workers may join later)
+                    slots = max(1, sum(client.nthreads().values())) if scheduler == "local" \
+                        else len(queue)
                     futures = {submit(i): i for i in queue[:slots]}
                     queue = queue[slots:]
                     done = as_completed(list(futures))
