@@ -187,6 +187,29 @@ def test_global_alpha_and_groups_splitter(rng):
     np.testing.assert_allclose(g.cv_scores_, ref, atol=1e-9)
 
 
+def test_splits_that_do_not_partition_the_samples(rng):
+    """K-fold validation sets partition the samples (the full X'X and X'Y are then the folds'
+    sums); ShuffleSplit's overlap and miss samples: the scores still match scikit-learn's
+    Ridge fold by fold, and the refit on all samples matches Ridge."""
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import KFold, ShuffleSplit
+
+    X, Y = _data(rng, t=12)
+    alphas = np.logspace(-2, 4, 7)
+    for cv in (KFold(4), ShuffleSplit(3, test_size=0.3, random_state=0)):
+        m = RidgeCV(alphas=alphas, cv=cv, device="cpu", dtype="float64").fit(X, Y)
+        splits = list(cv.split(X))
+        ref = np.zeros((len(alphas), Y.shape[1]))
+        for tr, va in splits:
+            for ai, a in enumerate(alphas):
+                pred = Ridge(alpha=a).fit(X[tr], Y[tr]).predict(X[va])
+                ref[ai] += enc.r2_score(Y[va], pred) / len(splits)
+        np.testing.assert_allclose(m.cv_scores_, ref, atol=1e-9)
+        for j in (0, 5):
+            r = Ridge(alpha=m.best_alphas_[j]).fit(X, Y[:, j])
+            np.testing.assert_allclose(m.coef_[:, j], r.coef_, rtol=1e-7, atol=1e-9)
+
+
 def test_pearson_scoring_and_edge_warning(rng):
     X, Y = _data(rng, t=10)
     with pytest.warns(UserWarning, match="edge of the grid"):
