@@ -12,7 +12,10 @@ torch is imported. The scripts warm up, interleave the compared tools (the order
 between repeats) and write every repeat to a JSON file; the script records its environment
 (:func:`brainllm_utils._utils.benchrecord.environment`) in that process. This driver reads
 the 1-minute load average just before and after the process: a run whose load exceeded the
-core count is kept but marked **unreliable**, and its numbers are not quoted.
+core count is kept but marked **unreliable**, and its numbers are not quoted. Before each
+benchmark it waits (up to ``--settle-timeout`` s, default 300) for the load average to fall
+to half the cores: the previous benchmark's own load fades with a 60 s time constant and
+would otherwise count against the next one.
 
 Results: ``docs/benchmarks.json``, one entry per benchmark (its last run; ``--only`` merges
 one into the file). It lives beside the page it generates, not under ``book/results/``:
@@ -49,6 +52,9 @@ RESULTS = ROOT / "docs" / "benchmarks.json"
 DOCS = ROOT / "docs" / "benchmarks.md"
 #: Repeats of every benchmark (medians of these; the issue asks for ≥ 3).
 REPEATS = 3
+#: Before each benchmark, the 1-minute load average is waited for down to this fraction of
+#: the cores (the previous benchmark's own load fades; ``--settle-timeout`` caps the wait).
+SETTLED_LOAD = 0.5
 
 
 @dataclasses.dataclass
@@ -274,6 +280,11 @@ def run_one(bench: Bench, a: argparse.Namespace) -> dict | None:
     with tempfile.TemporaryDirectory(dir=a.workdir) as tmp:
         out = Path(tmp) / "result.json"
         date, commit = br.utc_now(), br.git_commit()
+        settled, waited = (None, 0.0) if a.settle_timeout == 0 else br.wait_for_load(
+            SETTLED_LOAD * os.cpu_count(), a.settle_timeout)
+        if waited >= 1:
+            print(f"== {name}: waited {waited:.0f} s for the load average to settle "
+                  f"({settled:.2f})", flush=True)
         sampler = LoadSampler()
         before = br.load_average()
         t0 = time.perf_counter()
@@ -302,7 +313,7 @@ def run_one(bench: Bench, a: argparse.Namespace) -> dict | None:
                      "thread_variables": {v: env[v] for v in br.THREAD_VARIABLES}},
         "environment": env_rec,
         "load": {"before": before, "after": after, "cores": cores,
-                 "max_during": max(during, default=None)},
+                 "max_during": max(during, default=None), "settle_wait_s": round(waited, 1)},
         "reliable": reliable, "unreliable_reason": reason, "wall_s": round(wall, 1),
         "rows": bench.rows(data), "raw": data,
     }
@@ -347,9 +358,16 @@ def main(argv=None) -> int:
     ap.add_argument("--docs", type=Path, default=DOCS, help="the page whose tables are regenerated")
     ap.add_argument("--timeout", type=float, default=1800,
                     help="seconds after which one benchmark is stopped and counted as failed")
+    ap.add_argument("--settle-timeout", type=float, default=None,
+                    help="longest wait (s) before each benchmark for the 1-minute load average "
+                         f"to fall to {SETTLED_LOAD:g} × cores (default 300; 0 with --quick)")
     ap.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "brainllm_bench"),
                     help="scratch files (NSD-shaped roots, the training pool)")
     a = ap.parse_args(argv)
+    if a.settle_timeout is None:
+        a.settle_timeout = 0.0 if a.quick else 300.0
+    if not a.settle_timeout >= 0:
+        ap.error(f"--settle-timeout {a.settle_timeout!r}: expected seconds ≥ 0")
     if a.repeats < 3 and not a.quick:
         ap.error("--repeats must be ≥ 3 (medians of at least 3 interleaved repeats)")
     if a.device not in ("cpu", "cuda") and not a.device.startswith("cuda:"):

@@ -9,6 +9,7 @@ import json
 import os
 import statistics
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -111,7 +112,7 @@ def test_run_all_applies_the_load_rule_to_injected_loads(tmp_path, monkeypatch):
                      lambda d: [br.summarise_row("case", "size", "s", d["runs"], d["ref"], "peer")],
                      threads=1)
     args = argparse.Namespace(device="cpu", quick=False, repeats=3, timeout=300,
-                              workdir=str(tmp_path / "work"))
+                              workdir=str(tmp_path / "work"), settle_timeout=0.0)
 
     class NoSampler:  # the loads come from the injected values only
         def start(self):
@@ -135,10 +136,67 @@ def test_run_all_applies_the_load_rule_to_injected_loads(tmp_path, monkeypatch):
         assert entry["rows"][0]["ours"] == 3.0 and entry["rows"][0]["ratio"] == 2.0
 
 
+def test_wait_for_load_waits_until_the_load_settles_or_the_timeout():
+    now = [0.0]
+
+    def sleep(dt):
+        now[0] += dt
+
+    loads = iter([2.0, 1.6, 1.2, 0.9, 0.5])
+    load, waited = br.wait_for_load(1.0, 60, poll=5, read=lambda: [next(loads), 0, 0],
+                                    sleep=sleep, clock=lambda: now[0])
+    assert (load, waited) == (0.9, 15.0)
+    # never below the threshold: returns at the timeout with the last reading
+    now[0] = 0.0
+    load, waited = br.wait_for_load(0.5, 12, poll=5, read=lambda: 1.7, sleep=sleep,
+                                    clock=lambda: now[0])
+    assert (load, waited) == (1.7, 12.0)
+    # already settled: no wait
+    assert br.wait_for_load(1.0, 60, read=lambda: [0.2, 0, 0], sleep=sleep,
+                            clock=lambda: 0.0) == (0.2, 0.0)
+
+
+@pytest.mark.parametrize("kwargs, match", [(dict(threshold=-1.0, timeout=1), "threshold"),
+                                           (dict(threshold=1.0, timeout=float("nan")), "timeout"),
+                                           (dict(threshold=True, timeout=1), "threshold"),
+                                           (dict(threshold=1.0, timeout=1, poll=0), "poll")])
+def test_wait_for_load_checks_its_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        br.wait_for_load(read=lambda: 0.0, **kwargs)
+
+
+def test_run_all_waits_for_the_previous_load_to_fade(tmp_path, monkeypatch):
+    """Before a benchmark the driver waits for the load average to fall to half the cores
+    (the previous benchmark's own load), records the wait, and judges the run by the loads
+    read after it."""
+    ra = _run_all()
+    script = tmp_path / "bench_fake.py"
+    script.write_text(
+        "import json, sys\nfrom brainllm_utils._utils.benchrecord import environment\n"
+        "json.dump({'runs': [1.0, 1.0, 1.0], 'environment': environment()}, "
+        "open(sys.argv[sys.argv.index('--json') + 1], 'w'))\n")
+    bench = ra.Bench("fake", "A fake benchmark", str(script), lambda a: [],
+                     lambda d: [br.summarise_row("case", "size", "s", d["runs"])], threads=1)
+    args = argparse.Namespace(device="cpu", quick=False, repeats=3, timeout=300,
+                              workdir=str(tmp_path / "work"), settle_timeout=300.0)
+    cores = os.cpu_count()
+    # the previous benchmark's load (cores + 0.3) fades below cores / 2, then the run
+    seq = iter([cores + 0.3, cores * 0.75, cores * 0.4, cores * 0.4, cores * 0.9])
+    monkeypatch.setattr(ra.br, "load_average", lambda: [next(seq, 0.0), 0.0, 0.0])
+    slept = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    entry = ra.run_one(bench, args)
+    br.validate_entry(entry)
+    assert [d for d in slept if d >= 1] == [5.0, 5.0] and entry["reliable"] is True
+    assert entry["load"]["before"][0] == cores * 0.4 and entry["load"]["after"][0] == cores * 0.9
+    assert entry["load"]["settle_wait_s"] >= 0
+
+
 def test_run_all_checks_its_arguments(capsys):
     ra = _run_all()
     for argv, match in ((["--repeats", "2"], "≥ 3"), (["--only", "nope"], "unknown benchmark"),
-                        (["--device", "tpu"], "--device")):
+                        (["--device", "tpu"], "--device"),
+                        (["--settle-timeout", "-1"], "--settle-timeout")):
         with pytest.raises(SystemExit):
             ra.main(argv)
         assert match in capsys.readouterr().err

@@ -41,6 +41,7 @@ __all__ = [
     "package_versions",
     "environment",
     "load_average",
+    "wait_for_load",
     "assess_load",
     "interleaved_order",
     "median_spread",
@@ -195,6 +196,54 @@ def load_average() -> list[float]:
         Three values; runnable (and uninterruptible) tasks averaged over those windows.
     """
     return [float(x) for x in os.getloadavg()]
+
+
+def wait_for_load(threshold: float, timeout: float, poll: float = 5.0, read=None,
+                  sleep=None, clock=None) -> tuple[float, float]:
+    """Wait until the 1-minute load average is at most ``threshold``, or ``timeout`` passed.
+
+    The 1-minute load average decays with a 60 s time constant: right after a benchmark that
+    kept 2 cores busy it still reads ≈ 2, and the next benchmark's own threads would then take
+    it over the core count (:func:`assess_load`) on an idle machine. Run between benchmarks,
+    this lets the previous one's load fade (from 2 to 1: about 40 s).
+
+    Parameters
+    ----------
+    threshold : float
+        Load to wait for (≥ 0).
+    timeout : float
+        Longest wait in seconds (≥ 0); the load is then returned as it is.
+    poll : float, default=5.0
+        Seconds between readings (> 0).
+    read, sleep, clock : callable, optional
+        The load reader (default :func:`load_average`), ``time.sleep`` and
+        ``time.monotonic`` (replaceable in tests).
+
+    Returns
+    -------
+    load : float
+        The last 1-minute load average read.
+    waited : float
+        Seconds waited.
+    """
+    import time
+
+    for name, value, low in (("threshold", threshold, 0.0), ("timeout", timeout, 0.0)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value) or value < low:
+            raise ValueError(f"{name} must be a finite number ≥ {low:g}, got {value!r}")
+    if isinstance(poll, bool) or not isinstance(poll, (int, float)) or not poll > 0:
+        raise ValueError(f"poll must be a number of seconds > 0, got {poll!r}")
+    read = read or load_average
+    sleep = sleep or time.sleep
+    clock = clock or time.monotonic
+    start = clock()
+    while True:
+        load = _one_minute(read(), "load")
+        waited = clock() - start
+        if load <= threshold or waited >= timeout:
+            return load, waited
+        sleep(min(poll, timeout - waited))
 
 
 def _one_minute(load, name: str) -> float:
