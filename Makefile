@@ -9,7 +9,7 @@
 #                             which the summary page reads (not part of `make book`: too slow)
 #   make lab                  JupyterLab in this environment, on the kernel "brainllm"
 #                             (no browser is opened where $DISPLAY is unset: open the URL it prints)
-#   make bench                every side-by-side benchmark against the peer libraries (est. 20 min on
+#   make bench                every side-by-side benchmark against the peer libraries (20 min on
 #                             2 cores; run it on an idle machine): docs/benchmarks.json and the
 #                             tables of docs/benchmarks.md (BENCH_ARGS="--only ridge" runs one,
 #                             BENCH_ARGS=--report only regenerates the tables)

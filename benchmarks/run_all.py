@@ -1,6 +1,6 @@
 """Run every side-by-side benchmark (``make bench``) and regenerate docs/benchmarks.md's tables.
 
-    python benchmarks/run_all.py                    # all CPU benchmarks (est. 20 min, 2 idle cores)
+    python benchmarks/run_all.py                    # all CPU benchmarks (20 min on 2 idle cores)
     python benchmarks/run_all.py --only ridge       # one (or several: --only ridge,banded)
     python benchmarks/run_all.py --report           # only regenerate the tables; runs nothing
     python benchmarks/run_all.py --list             # the benchmarks and their commands
