@@ -425,7 +425,7 @@ class _Problem:
             C = self.X.T @ Yc
         ysum = Yc.to(torch.float64).sum(0)
         for fi, f in enumerate(self.folds):
-            Yv = vals[fi]
+            Yv, vals[fi] = vals[fi], None  # each fold's copy lives only for its own step
             yv64 = Yv.to(torch.float64)
             yv_sum = yv64.sum(0)
             mu = (ysum - yv_sum) / f.n_train if self.fit_intercept else torch.zeros_like(ysum)
