@@ -72,6 +72,46 @@ def test_chromium_sees_good_broken_traceback_and_empty_pages(site, tmp_path):
     assert not list(tmp_path.glob(".*.check.html")), "probe copies left behind"
 
 
+
+def test_site_pages_come_back_in_page_order_whatever_the_workers(tmp_path, monkeypatch):
+    """Pages run largest first on two workers, but the reports follow the page order."""
+    import threading
+
+    from brainllm_utils.book import site_check as impl
+
+    pages = [_page(tmp_path, f"p{i}.html", TEXT * (i + 1)) for i in range(5)]
+    started, lock = [], threading.Lock()
+
+    def fake(page, chromium=None, screenshot=None):
+        with lock:
+            started.append(Path(page).name)
+        return impl.PageReport(page=str(page), screenshot=str(screenshot))
+
+    monkeypatch.setattr(impl, "check_page", fake)
+    for workers in (1, 2, 4):
+        started.clear()
+        reports = site_check.check_site(tmp_path, tmp_path / "shots", pages=pages, workers=workers)
+        assert [Path(r.page).name for r in reports] == [p.name for p in pages]
+        assert [Path(r.screenshot).name for r in reports] == [f"p{i}.png" for i in range(5)]
+        if workers == 1:
+            assert started == [p.name for p in pages]
+        else:  # the largest page (the last one here) is submitted first
+            assert started[0] == "p4.html" and sorted(started) == [p.name for p in pages]
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="workers"):
+            site_check.check_site(tmp_path, pages=pages, workers=bad)
+
+
+@needs_chromium
+def test_two_workers_report_what_one_does(site, tmp_path):
+    pages = list(site.values())
+    one = site_check.check_site(tmp_path, tmp_path / "one", pages=pages, workers=1)
+    two = site_check.check_site(tmp_path, tmp_path / "two", pages=pages, workers=2)
+    assert [r.ok for r in one] == [r.ok for r in two] == [True, False, False, False]
+    assert [(r.images, r.broken, r.traceback) for r in one] == \
+        [(r.images, r.broken, r.traceback) for r in two]
+    assert all(Path(r.screenshot).parent.name == "two" for r in two)
+
 # ------------------------------------------------------------ JavaScript errors and surface viewers
 def _frame(inner: str, width=700, height=450) -> str:
     """An ``<iframe srcdoc>`` as notebooks show HTML documents (nilearn's views)."""
