@@ -22,7 +22,9 @@ from .chapters import (
     subject_rsa_table,
     subject_sets,
     surface_searchlight,
+    surface_searchlights,
     volume_searchlight,
+    volume_searchlights,
     winner_table,
 )
 
@@ -48,6 +50,8 @@ __all__ = [
     "paper_reference_numbers",
     "fsaverage_mesh",
     "surface_searchlight",
+    "surface_searchlights",
     "volume_searchlight",
+    "volume_searchlights",
     "group_searchlight_test",
 ]

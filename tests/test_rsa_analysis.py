@@ -242,6 +242,35 @@ def test_surface_and_volume_searchlight_cached(nsd, results):
     assert np.isfinite(v).sum() > 10 and not np.isfinite(v[~nsd.brainmask("subj01")]).any()
 
 
+
+def test_batched_searchlights_equal_one_model_at_a_time(nsd, results, tmp_path):
+    """surface_searchlights / volume_searchlights: each map equals the one-model searchlight
+    (uncached), each is cached under the one-model key (a later one-model call reads it),
+    and the models come back in the order given."""
+    ids, sets = ra.subject_sets(nsd, "subj01", 10, 0, 2, results)
+    used = np.unique(sets)
+    models = {m: (ids[used], synth.load_truth_array(nsd.root, f"features_{m[6:]}")[ids[used]])
+              for m in reversed(TRUTH)}
+    kw = dict(set_size=10, n_sets=2, device="cpu", results_dir=results)
+    for batched, single, size in ((ra.surface_searchlights, ra.surface_searchlight, {"radius_mm": 8.0}),
+                                  (ra.volume_searchlights, ra.volume_searchlight, {"radius": 2.0})):
+        cache = tmp_path / batched.__name__
+        maps = batched(nsd, "subj01", models, cache=cache, **size, **kw)
+        assert list(maps) == list(models)
+        for name, fx in models.items():
+            alone = single(nsd, "subj01", name, features=fx, cache=False, **size, **kw)
+            assert np.isfinite(alone).sum() > 10
+            np.testing.assert_allclose(maps[name], alone, rtol=0, atol=2e-6, equal_nan=True)
+            hit = single(nsd, "subj01", name, features=fx, cache=cache, **size, **kw)
+            np.testing.assert_array_equal(hit, maps[name])
+        with pytest.raises(ValueError, match="models"):
+            batched(nsd, "subj01", {}, **size, **kw)
+    # names alone: the registry's feature spaces, built for the sets' images
+    named = ra.surface_searchlights(nsd, "subj01", [TRUTH[0]], radius_mm=8.0, cache=False, **kw)
+    alone = ra.surface_searchlight(nsd, "subj01", TRUTH[0], radius_mm=8.0, features=models[TRUTH[0]],
+                                   cache=False, **kw)
+    np.testing.assert_allclose(named[TRUTH[0]], alone, rtol=0, atol=2e-6, equal_nan=True)
+
 def test_searchlight_centre_matches_direct_rsa(nsd, results):
     """One disc's value equals the sampled RSA of that disc's vertices."""
     from brainllm_utils.rsa import sampled_rsa

@@ -64,7 +64,9 @@ from .ch02_rsa import (
     subject_rdms,
     subject_rsa_table,
     surface_searchlight,
+    surface_searchlights,
     volume_searchlight,
+    volume_searchlights,
     winner_table,
 )
 from .ch03_encoding import (
@@ -236,7 +238,9 @@ __all__ = [
     "winner_table",
     "fsaverage_mesh",
     "surface_searchlight",
+    "surface_searchlights",
     "volume_searchlight",
+    "volume_searchlights",
     "group_searchlight_test",
     "paper_rsa_comparison",
     "DEFAULT_ALPHAS",

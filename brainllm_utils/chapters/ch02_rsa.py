@@ -47,7 +47,7 @@ from ._common import _progress_bar
 
 __all__ = ["STREAMS_ROIS", "PAPER_ROIS", "roi_patterns", "loso_ceilings", "subject_rdms", "subject_rsa_table",
            "paired_differences", "winner_table", "fsaverage_mesh", "surface_searchlight",
-           "volume_searchlight", "group_searchlight_test", "paper_rsa_comparison",
+           "surface_searchlights", "volume_searchlight", "volume_searchlights", "group_searchlight_test", "paper_rsa_comparison",
            "paper_searchlight_maps", "searchlight_difference_test", "significant_by_roi"]
 
 #: The seven stream ROIs (NSD ``streams`` atlas), in the atlas's order.
@@ -568,27 +568,138 @@ _DISCS: dict = {}  # (n_vertices, hemi, radius, mesh, mask digest) -> (centres, 
 SEARCHLIGHT_CHUNK_ENTRIES = 2**24
 
 
-def _chunked_searchlight(Y, neigh, cols, X_rows, set_rows, device) -> np.ndarray:
-    """``searchlight_rsa(Y, neighbourhoods, X_rows, sets=set_rows)[0]`` with the
-    neighbourhoods ``neigh`` (indices into ``cols``) remapped to columns of ``Y`` one chunk
-    of centres at a time: neither a remapped copy of every neighbourhood nor their padded
-    array is ever whole in memory."""
+def _chunked_searchlight(Y, neigh, cols, models, set_rows, device) -> np.ndarray:
+    """``searchlight_rsa(Y, neighbourhoods, models, sets=set_rows)`` (one row per model of
+    ``models``, a list of model rows) with the neighbourhoods ``neigh`` (indices into
+    ``cols``) remapped to columns of ``Y`` one chunk of centres at a time: neither a remapped
+    copy of every neighbourhood nor their padded array is ever whole in memory. The models
+    share each neighbourhood's brain patterns (gathered, centred and multiplied once)."""
     n = len(neigh)
     if n == 0:
-        return np.zeros(0, dtype=np.float32)
+        return np.zeros((len(models), 0), dtype=np.float32)
     cols = np.asarray(cols, dtype=np.int64)
     longest = max(1, max(np.size(a) for a in neigh))
     step = max(1, SEARCHLIGHT_CHUNK_ENTRIES // longest)
     if step >= n:
-        return searchlight_rsa(Y, _global_neighbourhoods(neigh, cols), X_rows, sets=set_rows,
-                               device=device, progress=False)[0]
+        return np.asarray(searchlight_rsa(Y, _global_neighbourhoods(neigh, cols), list(models),
+                                          sets=set_rows, device=device, progress=False))
     parts = []
     for c0 in range(0, n, step):
         chunk = _global_neighbourhoods(neigh[c0:c0 + step], cols)
-        parts.append(np.asarray(searchlight_rsa(Y, chunk, X_rows, sets=set_rows, device=device,
-                                                progress=False)[0]))
+        parts.append(np.asarray(searchlight_rsa(Y, chunk, list(models), sets=set_rows, device=device,
+                                                progress=False)))
         del chunk
-    return np.concatenate(parts)
+    return np.concatenate(parts, axis=1)
+
+
+def _check_models(models) -> dict:
+    """``models`` of the batched searchlights as ``{name: features or None}``."""
+    if isinstance(models, str):
+        models = [models]
+    if not isinstance(models, dict):
+        models = {m: None for m in models}
+    if not models or not all(isinstance(m, str) for m in models):
+        raise ValueError("models: expected a non-empty dict {name: (ids, X) or None} or a list of "
+                         f"feature-space names, got {list(models)!r}")
+    return dict(models)
+
+
+def _batched_maps(nsd, subject, kind, space, models, size, set_size, seed, n_sets, results_dir,
+                  feature_options, cache, sessions, shape, compute) -> dict:
+    """Every model's searchlight map: cached maps are read, the others computed together
+    (``compute(Y, set_rows, used_rows, [X_rows, ...])`` → one map per model) and cached one
+    by one, under the key each would have alone."""
+    inputs = {name: _searchlight_inputs(nsd, subject, kind, space, name, size, set_size, seed, n_sets, fx,
+                                        results_dir, feature_options, cache, sessions)
+              for name, fx in models.items()}
+    out, todo = {}, []
+    for name, (path, _, _) in inputs.items():
+        hit = load_npy(path, shape=shape, dtype=np.float32) if path is not None else None
+        if hit is None:
+            todo.append(name)
+        else:
+            out[name] = hit
+    if todo:
+        loaded = [inputs[name][1]() for name in todo]
+        set_rows, Y, used_rows, _ = loaded[0]
+        for name, m in zip(todo, compute(Y, set_rows, used_rows, [entry[3] for entry in loaded])):
+            path = inputs[name][0]
+            if path is not None:
+                save_npy(path, m)
+            out[name] = m
+    return {name: out[name] for name in models}
+
+
+@fill_doc
+def surface_searchlights(nsd, subject, models, radius_mm: float = 10.0, set_size: int = 100,
+                         seed: int = 0, n_sets: int | None = None, device: str = "auto",
+                         results_dir=None, cache: bool = True, sessions=None, progress: bool = True,
+                         **feature_options) -> dict:
+    """:func:`surface_searchlight` for several models of one subject at once.
+
+    The maps are those of :func:`surface_searchlight` (each cached under the key it would
+    have alone, so either function finds the other's maps), but the models not yet cached
+    go through one searchlight: every disc's brain patterns are gathered, centred and
+    multiplied once for all of them, which makes k models cost little more than one.
+
+    Parameters
+    ----------
+    %(nsd)s
+    %(subject)s
+    models : dict of str to (array-like, array-like) or None, or sequence of str
+        ``{name: (ids, X)}``: precomputed features ``X`` whose rows are the sorted nsdIds
+        ``ids`` (covering the sets' images), or ``None`` (or a list of names): the registry
+        feature space of that name (:func:`build_feature_table`).
+    radius_mm : float, default=10.0
+        Geodesic radius of the discs, in mm.
+    %(set_size)s
+    %(sets_seed)s
+    %(n_sets)s
+    %(device)s
+    %(results_dir)s
+    %(cache)s
+    %(sessions)s
+    progress : bool, default=True
+        Show a progress bar over the two hemispheres (none when every map is cached).
+    %(feature_options)s
+
+    Returns
+    -------
+    maps : dict of str to ndarray of float32 of shape (n_vertices_lh + n_vertices_rh,)
+        Per model (in the order given), mean-over-sets Pearson r per centre vertex, NaN
+        where no disc was centred.
+
+    Raises
+    ------
+    ValueError
+        When ``models`` is empty or names something other than strings.
+    """
+    models = _check_models(models)
+    n_lh, n_rh = nsd.n_vertices()
+
+    def compute(Y, set_rows, used_rows, X_list):
+        out = np.full((len(X_list), n_lh + n_rh), np.nan, dtype=np.float32)
+        finite = _finite_columns(Y, used_rows)
+        mesh_id = _mesh_identity(nsd)
+        hemis = (("left", 0, n_lh), ("right", n_lh, n_rh))
+        label = next(iter(models)) if len(models) == 1 else f"{len(X_list)} models"
+        for hemi, off, nv in _progress_bar(hemis, f"searchlight {subject} {label}", progress,
+                                           unit="hemisphere", leave=False):
+            mask = finite[off: off + nv]
+            key = (nv, hemi, float(radius_mm), repr(mesh_id), array_digest(mask))
+            if key not in _DISCS:
+                centres, neigh = surface_neighbourhoods(fsaverage_mesh(nsd, hemi), radius_mm, mask=mask)
+                # kept for the next feature space as int32 (indices of < 2**31 vertices): half the bytes
+                for i, a in enumerate(neigh):
+                    neigh[i] = a.astype(np.int32)
+                _DISCS[key] = centres, neigh
+            centres, neigh = _DISCS[key]
+            cols = off + np.flatnonzero(mask)
+            out[:, cols[centres]] = _chunked_searchlight(Y, neigh, cols, X_list, set_rows, device)
+        return list(out)
+
+    return _batched_maps(nsd, subject, "surface", "fsaverage", models, radius_mm, set_size, seed,
+                         n_sets, results_dir, feature_options, cache, sessions, (n_lh + n_rh,), compute)
 
 
 @fill_doc
@@ -633,35 +744,10 @@ def surface_searchlight(nsd, subject, feature_space: str = "mpnet", radius_mm: f
     r : ndarray of float32 of shape (n_vertices_lh + n_vertices_rh,)
         Mean-over-sets Pearson r per centre vertex, NaN where no disc was centred.
     """
-    path, load, X = _searchlight_inputs(nsd, subject, "surface", "fsaverage", feature_space,
-                                        radius_mm, set_size, seed, n_sets, features, results_dir,
-                                        feature_options, cache, sessions)
-    n_lh, n_rh = nsd.n_vertices()
-    if path is not None:
-        hit = load_npy(path, shape=(n_lh + n_rh,), dtype=np.float32)
-        if hit is not None:
-            return hit
-    set_rows, Y, used_rows, X_rows = load()
-    out = np.full(n_lh + n_rh, np.nan, dtype=np.float32)
-    finite = _finite_columns(Y, used_rows)
-    mesh_id = _mesh_identity(nsd)
-    hemis = (("left", 0, n_lh), ("right", n_lh, n_rh))
-    for hemi, off, nv in _progress_bar(hemis, f"searchlight {subject} {feature_space}", progress,
-                                       unit="hemisphere", leave=False):
-        mask = finite[off: off + nv]
-        key = (nv, hemi, float(radius_mm), repr(mesh_id), array_digest(mask))
-        if key not in _DISCS:
-            centres, neigh = surface_neighbourhoods(fsaverage_mesh(nsd, hemi), radius_mm, mask=mask)
-            # kept for the next feature space as int32 (indices of < 2**31 vertices): half the bytes
-            for i, a in enumerate(neigh):
-                neigh[i] = a.astype(np.int32)
-            _DISCS[key] = centres, neigh
-        centres, neigh = _DISCS[key]
-        cols = off + np.flatnonzero(mask)
-        out[cols[centres]] = _chunked_searchlight(Y, neigh, cols, X_rows, set_rows, device)
-    if path is not None:
-        save_npy(path, out)
-    return out
+    return surface_searchlights(nsd, subject, {feature_space: features}, radius_mm=radius_mm,
+                                set_size=set_size, seed=seed, n_sets=n_sets, device=device,
+                                results_dir=results_dir, cache=cache, sessions=sessions,
+                                progress=progress, **feature_options)[feature_space]
 
 
 @fill_doc
@@ -702,25 +788,65 @@ def volume_searchlight(nsd, subject, feature_space: str = "mpnet", radius: float
     r : ndarray of float32 of shape (X, Y, Z)
         Mean-over-sets Pearson r per centre voxel, NaN elsewhere.
     """
-    path, load, X = _searchlight_inputs(nsd, subject, "volume", "func1pt8mm", feature_space,
-                                        radius, set_size, seed, n_sets, features, results_dir,
-                                        feature_options, cache, sessions)
+    return volume_searchlights(nsd, subject, {feature_space: features}, radius=radius,
+                               set_size=set_size, seed=seed, n_sets=n_sets, device=device,
+                               results_dir=results_dir, cache=cache, sessions=sessions,
+                               **feature_options)[feature_space]
+
+
+@fill_doc
+def volume_searchlights(nsd, subject, models, radius: float = 3.0, set_size: int = 100,
+                        seed: int = 0, n_sets: int | None = None, device: str = "auto",
+                        results_dir=None, cache: bool = True, sessions=None,
+                        **feature_options) -> dict:
+    """:func:`volume_searchlight` for several models of one subject at once.
+
+    The maps equal :func:`volume_searchlight`'s (each cached under the key it would have
+    alone); the models not yet cached share one searchlight, in which each sphere's brain
+    patterns are gathered, centred and multiplied once for all of them.
+
+    Parameters
+    ----------
+    %(nsd)s
+    %(subject)s
+    models : dict of str to (array-like, array-like) or None, or sequence of str
+        As :func:`surface_searchlights`.
+    radius : float, default=3.0
+        Sphere radius in voxels (1.8 mm each).
+    %(set_size)s
+    %(sets_seed)s
+    %(n_sets)s
+    %(device)s
+    %(results_dir)s
+    %(cache)s
+    %(sessions)s
+    %(feature_options)s
+
+    Returns
+    -------
+    maps : dict of str to ndarray of float32 of shape (X, Y, Z)
+        Per model (in the order given), mean-over-sets Pearson r per centre voxel, NaN
+        elsewhere.
+
+    Raises
+    ------
+    ValueError
+        When ``models`` is empty or names something other than strings.
+    """
+    models = _check_models(models)
     brain = nsd.brainmask(subject)
-    if path is not None:
-        hit = load_npy(path, shape=brain.shape, dtype=np.float32)
-        if hit is not None:
-            return hit
-    set_rows, Y, used_rows, X_rows = load()
-    finite = _finite_columns(Y, used_rows, nonconstant=True)
-    mask = np.zeros(brain.size, dtype=bool)
-    mask[np.flatnonzero(brain.ravel())[finite]] = True
-    mask = mask.reshape(brain.shape)
-    centres, neigh = volume_neighbourhoods(mask, radius)
-    r = _chunked_searchlight(Y, list(neigh), np.flatnonzero(finite), X_rows, set_rows, device)
-    out = to_volume(r, mask, centres)
-    if path is not None:
-        save_npy(path, out)
-    return out
+
+    def compute(Y, set_rows, used_rows, X_list):
+        finite = _finite_columns(Y, used_rows, nonconstant=True)
+        mask = np.zeros(brain.size, dtype=bool)
+        mask[np.flatnonzero(brain.ravel())[finite]] = True
+        mask = mask.reshape(brain.shape)
+        centres, neigh = volume_neighbourhoods(mask, radius)
+        r = _chunked_searchlight(Y, list(neigh), np.flatnonzero(finite), X_list, set_rows, device)
+        return [to_volume(row, mask, centres) for row in r]
+
+    return _batched_maps(nsd, subject, "volume", "func1pt8mm", models, radius, set_size, seed,
+                         n_sets, results_dir, feature_options, cache, sessions, brain.shape, compute)
 
 
 @fill_doc
@@ -863,10 +989,10 @@ def paper_searchlight_maps(nsd, subjects=None, features=None, radius: float = 6.
         transforms = load_fsaverage_transforms(nsd, s)
         out["n_sets"][s] = int(subject_sets(nsd, s, set_size, seed, n_sets, results_dir, sessions)[1].shape[0])
         centres = None
-        for model, fx in features.items():
-            vol = volume_searchlight(nsd, s, model, radius=radius, set_size=set_size, seed=seed,
-                                     n_sets=n_sets, device=device, features=fx, results_dir=results_dir,
-                                     cache=cache, sessions=sessions)
+        vols = volume_searchlights(nsd, s, features, radius=radius, set_size=set_size, seed=seed,
+                                   n_sets=n_sets, device=device, results_dir=results_dir, cache=cache,
+                                   sessions=sessions)
+        for model, vol in vols.items():
             out["volume"][model][s] = vol
             out["fsaverage"][model][s] = project_to_fsaverage(vol, s, nsd, interp=interp,
                                                               transforms=transforms)

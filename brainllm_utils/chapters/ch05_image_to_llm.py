@@ -46,7 +46,7 @@ from .ch02_rsa import (
     paper_searchlight_maps,
     searchlight_difference_test,
     subject_rsa_table,
-    surface_searchlight,
+    surface_searchlights,
 )
 from ._common import _progress_bar, rsa_design, subject_image_ids
 from .reference import paper_reference, paper_transfer_numbers
@@ -601,7 +601,8 @@ def searchlight_contrast(nsd, feats_a: dict, feats_b: dict, ids, subjects=None, 
 
     Every network in ``feats_a`` and ``feats_b`` gets a surface searchlight map per
     subject (:func:`.ch02_rsa.surface_searchlight`, cached under a key that includes the
-    content of its features); the maps of each group are averaged over its networks (seeds);
+    content of its features; all networks of a subject go through one searchlight,
+    :func:`.ch02_rsa.surface_searchlights`); the maps of each group are averaged over its networks (seeds);
     the per-subject difference A − B is tested across subjects at every vertex (two-sided
     one-sample t-test, BH-FDR at ``q``; :func:`.ch02_rsa.group_searchlight_test`).
 
@@ -623,7 +624,7 @@ def searchlight_contrast(nsd, feats_a: dict, feats_b: dict, ids, subjects=None, 
     %(q)s
     %(sessions)s
     progress : bool, default=True
-        Show a progress bar (tqdm; a widget in a notebook) over the subjects (once for A's networks, once for B's).
+        Show a progress bar (tqdm; a widget in a notebook) over the subjects.
 
     Returns
     -------
@@ -636,18 +637,16 @@ def searchlight_contrast(nsd, feats_a: dict, feats_b: dict, ids, subjects=None, 
     ids = np.asarray(ids, dtype=np.int64)
     subjects = list(nsd.subjects if subjects is None else subjects)
 
-    def group_maps(feats):
-        out = {}
-        bar = _progress_bar(subjects, "searchlights", progress, unit="subject")
-        for s in bar:
-            maps = [surface_searchlight(nsd, s, name, radius_mm=radius_mm, set_size=set_size,
-                                           seed=seed, n_sets=n_sets, device=device, features=(ids, X),
-                                           sessions=sessions, progress=False)
-                    for name, X in feats.items()]
-            out[s] = np.mean(maps, axis=0)
-        return out
-
-    a, b = group_maps(feats_a), group_maps(feats_b)
+    # every network of both groups in one searchlight per subject (the discs' brain patterns
+    # are shared), then each group's maps averaged over its networks
+    models = {**{f"a:{k}": (ids, X) for k, X in feats_a.items()},
+              **{f"b:{k}": (ids, X) for k, X in feats_b.items()}}
+    a, b = {}, {}
+    for s in _progress_bar(subjects, "searchlights", progress, unit="subject"):
+        maps = surface_searchlights(nsd, s, models, radius_mm=radius_mm, set_size=set_size, seed=seed,
+                                    n_sets=n_sets, device=device, sessions=sessions, progress=False)
+        a[s] = np.mean([maps[f"a:{k}"] for k in feats_a], axis=0)
+        b[s] = np.mean([maps[f"b:{k}"] for k in feats_b], axis=0)
     diff = {s: a[s] - b[s] for s in subjects}
     if len(subjects) < 2:
         return {"a": a, "b": b, "diff": diff, "test": None, "test_a": None, "test_b": None}
