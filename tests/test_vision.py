@@ -109,6 +109,55 @@ def test_training_lowers_loss_and_is_seeded(rng):
         np.testing.assert_array_equal(A[k], B[k])
 
 
+
+def test_train_precision_resolves_auto_by_hardware(monkeypatch):
+    """"auto": bf16 on CUDA and on a CPU with native bf16, float32 elsewhere; explicit
+    precisions are kept; anything else is refused."""
+    from brainllm_utils.vision import _train
+
+    monkeypatch.setattr(_train, "_cpu_has_bf16", lambda: True)
+    assert vision.train_precision("auto", "cpu") == "bf16"
+    assert vision.train_precision("float32", "cpu") == "float32"
+    monkeypatch.setattr(_train, "_cpu_has_bf16", lambda: False)
+    assert vision.train_precision("auto", "cpu") == "float32"
+    assert vision.train_precision("bf16", "cpu") == "bf16"
+    assert vision.train_precision("auto", "cuda:1") == "bf16"
+    assert vision.train_precision("auto", "mps") == "float32"
+    with pytest.raises(ValueError, match="precision"):
+        vision.train_precision("fp16", "cpu")
+
+
+def test_bf16_training_on_the_cpu_is_seeded_and_recorded(rng):
+    """CPU bf16 autocast (what "auto" picks on a CPU with native bf16) trains, is reproducible
+    seed for seed, differs from float32, and every epoch records the precision it ran in."""
+    imgs = _images(rng, 32, 20)
+    y = _targets(imgs)
+    tc = dataclasses.replace(TINY_TRAIN, epochs=3, augment=False, precision="bf16")
+    net = vision.train_network(imgs, y, TINY_CFG, tc, seed=0, progress=False)
+    again = vision.train_network(imgs, y, TINY_CFG, tc, seed=0, progress=False)
+    f32 = vision.train_network(imgs, y, TINY_CFG, dataclasses.replace(tc, precision="float32"), seed=0,
+                               progress=False)
+    assert net.weights_hash == again.weights_hash != f32.weights_hash
+    assert [h["precision"] for h in net.history] == ["bf16"] * 3
+    assert [h["precision"] for h in f32.history] == ["float32"] * 3
+    assert net.history[-1]["loss"] < net.history[0]["loss"]
+
+
+def test_saved_networks_are_keyed_on_the_resolved_precision(tiny_root, tmp_path, monkeypatch):
+    """A network trained in bf16 is not the float32 one: "auto" resolved on different
+    hardware gives another checkpoint folder."""
+    from brainllm_utils.vision import _train
+
+    monkeypatch.setenv("BRAINLLM_CACHE", str(tmp_path / "cache"))
+    pool = vision.load_training_pool(tiny_root)
+    kw = dict(seed=0, preset="tiny", pool=pool, progress=False, n_val=8, device="cpu")
+    monkeypatch.setattr(_train, "_cpu_has_bf16", lambda: False)
+    a = vision.train_or_load(tiny_root, "multihot", **kw)
+    monkeypatch.setattr(_train, "_cpu_has_bf16", lambda: True)
+    b = vision.train_or_load(tiny_root, "multihot", **kw)
+    assert a.checkpoint != b.checkpoint
+    assert a.history[-1]["precision"] == "float32" and b.history[-1]["precision"] == "bf16"
+
 def test_bce_objective_trains(rng):
     imgs = _images(rng, 32, 20)
     labels = (_targets(imgs) > 0.1).astype(np.float32)
