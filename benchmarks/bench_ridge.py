@@ -11,6 +11,12 @@ Data (peers.md Benchmark A): i.i.d. Gaussian bands A (768) and B (300); a third 
 targets A-only, a third B-only, a third mixed (weight a ~ U(0, 1) on A); signal variance
 1, noise SD 2 (ceiling of r = 1/√5 ≈ 0.447). Timings = fit + predict. Runs of ours and
 himalaya are interleaved (the order alternates) so machine load hits both alike.
+
+``--isolate`` runs every timed repeat of each tool in a fresh process (that process makes the
+data, warms its tool up on a small slice, times one fit + predict and hands back its
+predictions and choices): himalaya's numpy backend (OpenBLAS's thread pool) and ours (torch's
+OpenMP pool) then never share a process, whose two sets of spinning threads can otherwise
+hold 2 cores at a load above 2 and slow whichever tool runs second.
 """
 
 from __future__ import annotations
@@ -65,6 +71,177 @@ def pearson(P, Y):
     return pearson_r(np.asarray(P, dtype=np.float64), Y)
 
 
+CASES = ("ridge", "banded_same", "banded_default")
+
+
+def _case_name(case, args, n_same, n_grid):
+    return {"ridge": "RidgeCV", "banded_same": f"Banded same-{n_same}γ",
+            "banded_default": f"Banded h{args.n_iter}/o{n_grid}"}[case]
+
+
+def _pearson_np(P, Y):
+    """Column-wise Pearson r (numpy, float64): the isolated driver imports neither tool."""
+    P = np.asarray(P, np.float64) - np.mean(P, 0)
+    Y = np.asarray(Y, np.float64) - np.mean(Y, 0)
+    return (P * Y).sum(0) / np.sqrt((P * P).sum(0) * (Y * Y).sum(0))
+
+
+def _child(args):
+    """One timed fit + predict of one tool (``--child h|o``) on one case, in this process."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(args.threads)
+    alphas = np.logspace(*args.alphas[:2], int(args.alphas[2]))
+    XA, XB, Y, XAt, XBt, Yt, _ = make_data(args.n_train, args.n_test, *args.bands, args.targets)
+    X, Xt = np.concatenate([XA, XB], 1), np.concatenate([XAt, XBt], 1)
+    small = slice(0, 200)
+    out = {}
+    if args.child == "h":
+        from himalaya.backend import set_backend
+        from himalaya.ridge import GroupRidgeCV as HGroup
+        from himalaya.ridge import RidgeCV as HRidge
+        from himalaya.scoring import r2_score as h_r2
+
+        hb = args.himalaya_backend or ("torch_cuda" if args.device.startswith("cuda") else "numpy")
+        backend = set_backend(hb, on_error="raise")
+        if hb.startswith("torch"):
+            import torch
+
+            torch.set_num_threads(args.threads)
+        from brainllm_utils.encoding import band_weight_grid
+
+        grid = band_weight_grid(2)
+        same = grid[grid.min(1) > 0]
+
+        def fit(Xa, Xb, Xall, Yy, Xta, Xtb, Xtall):
+            if args.case == "ridge":
+                m = HRidge(alphas=alphas, cv=args.cv, fit_intercept=True, solver_params=dict(score_func=h_r2))
+                m.fit(Xall, Yy)
+                return m, backend.to_numpy(m.predict(Xtall))
+            gam = same if args.case == "banded_same" else args.n_iter
+            sp = dict(n_iter=gam, alphas=alphas, score_func=h_r2, progress_bar=False)
+            m = HGroup(groups="input", cv=args.cv, fit_intercept=True, solver_params=sp, random_state=0)
+            m.fit([Xa, Xb], Yy)
+            return m, backend.to_numpy(m.predict([Xta, Xtb]))
+
+        fit(XA[small], XB[small], X[small], Y[small, :50], XAt[:20], XBt[:20], Xt[:20])  # warm-up
+        sync(args.device)
+        t0 = time.perf_counter()
+        m, P = fit(XA, XB, X, Y, XAt, XBt, Xt)
+        sync(args.device)
+        out["seconds"] = time.perf_counter() - t0
+        out["alphas"] = backend.to_numpy(m.best_alphas_)
+        if args.case != "ridge":
+            out["gammas"] = np.exp(backend.to_numpy(m.deltas_)) * out["alphas"][None]
+    else:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        from brainllm_utils.encoding import BandedRidgeCV, RidgeCV, band_weight_grid
+
+        grid = band_weight_grid(2)
+        same = grid[grid.min(1) > 0]
+
+        def fit(Xa, Xb, Xall, Yy, Xta, Xtb, Xtall):
+            if args.case == "ridge":
+                m = RidgeCV(alphas=alphas, cv=args.cv, device=args.device, allow_tf32=args.tf32)
+                m.fit(Xall, Yy)
+                return m, m.predict(Xtall)
+            gam = same if args.case == "banded_same" else None
+            m = BandedRidgeCV(alphas=alphas, cv=args.cv, device=args.device, band_weights=gam,
+                              allow_tf32=args.tf32)
+            m.fit([Xa, Xb], Yy)
+            return m, m.predict([Xta, Xtb])
+
+        fit(XA[small], XB[small], X[small], Y[small, :50], XAt[:20], XBt[:20], Xt[:20])  # warm-up
+        sync(args.device)
+        t0 = time.perf_counter()
+        m, P = fit(XA, XB, X, Y, XAt, XBt, Xt)
+        sync(args.device)
+        out["seconds"] = time.perf_counter() - t0
+        out["alphas"] = np.asarray(m.best_alphas_)
+        if args.case != "ridge":
+            out["gammas"] = np.asarray(m.best_band_weights_)
+    out["pred"] = np.asarray(P, np.float32)
+    out["torch_loaded"] = np.array("torch" in sys.modules)  # the isolation's check (himalaya: False)
+    np.savez(args.out, **out)
+    return out
+
+
+def _isolated(args, argv):
+    """Every timed repeat of each tool in a fresh process (``--isolate``); same results format."""
+    import tempfile
+
+    from brainllm_utils.encoding import band_weight_grid
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    base = [a for a in argv if a not in ("--isolate",)]
+    if "--json" in base:  # the children write no JSON
+        i = base.index("--json")
+        del base[i:i + 2]
+    grid = band_weight_grid(2)
+    n_same = int((grid.min(1) > 0).sum())
+    cases = [c for c in CASES if c not in args.skip
+             and not (c.startswith("banded") and "banded" in args.skip)]
+    _, _, _, _, _, Yt, _ = make_data(args.n_train, args.n_test, *args.bands, args.targets)
+    print(f"# bench_ridge (isolated processes): n_train={args.n_train} n_test={args.n_test} "
+          f"bands={args.bands} targets={args.targets} alphas=logspace({args.alphas[0]:g},"
+          f"{args.alphas[1]:g},{int(args.alphas[2])}) cv={args.cv} threads={args.threads}", flush=True)
+    results = []
+    k = args.targets // 3
+    with tempfile.TemporaryDirectory() as tmp:
+        for case in cases:
+            repeats = args.repeats if case == "ridge" else (args.banded_repeats or args.repeats)
+            runs = {"h": [], "o": []}
+            last = {}
+            for r in range(repeats):
+                for who in (("h", "o") if r % 2 == 0 else ("o", "h")):
+                    out = Path(tmp) / f"{case}_{who}_{r}.npz"
+                    subprocess.run([sys.executable, str(Path(__file__).resolve()), *base, "--child", who,
+                                    "--case", case, "--out", str(out)], check=True)
+                    with np.load(out) as z:
+                        last[who] = {key: z[key] for key in z.files}
+                    if who == "h" and args.himalaya_backend in (None, "numpy") and not args.device.startswith("cuda") \
+                            and bool(last[who]["torch_loaded"]):
+                        raise RuntimeError("the himalaya process imported torch: the tools were not isolated")
+                    runs[who].append(float(last[who]["seconds"]))
+            h, o = last["h"], last["o"]
+            rh, ro = _pearson_np(h["pred"], Yt), _pearson_np(o["pred"], Yt)
+            th, to = runs["h"], runs["o"]
+            res = dict(
+                name=_case_name(case, args, n_same, len(grid)),
+                himalaya_s=statistics.median(th), ours_s=statistics.median(to),
+                himalaya_runs=th, ours_runs=to, ratio=statistics.median(th) / statistics.median(to),
+                r_himalaya=float(rh.mean()), r_ours=float(ro.mean()),
+                r_b_only_himalaya=float(rh[k:2 * k].mean()), r_b_only_ours=float(ro[k:2 * k].mean()),
+                alpha_agree=float(np.mean(np.isclose(h["alphas"], o["alphas"], rtol=1e-4))),
+                max_abs_pred_diff=float(np.max(np.abs(h["pred"] - o["pred"]))),
+                isolated=True,
+            )
+            if "gammas" in o:
+                res["gamma_agree"] = float(np.mean(np.all(np.isclose(h["gammas"], o["gammas"], atol=1e-4), 0)))
+                res["ours_A_share"] = [float(np.median(o["gammas"][0, sl]))
+                                       for sl in (slice(0, k), slice(k, 2 * k), slice(2 * k, None))]
+            print(f"{res['name']:<16} himalaya {res['himalaya_s']:8.2f} s  ours {res['ours_s']:7.2f} s  "
+                  f"ratio {res['ratio']:5.1f}x  mean r {res['r_himalaya']:.4f} / {res['r_ours']:.4f}  "
+                  f"alpha agree {100 * res['alpha_agree']:.1f}%"
+                  + (f"  gamma agree {100 * res['gamma_agree']:.1f}%" if "gamma_agree" in res else "")
+                  + f"  runs h={['%.2f' % x for x in th]} o={['%.2f' % x for x in to]}", flush=True)
+            results.append(res)
+    if args.json:
+        from brainllm_utils._utils.benchrecord import environment
+
+        cpu = "?"
+        try:
+            cpu = [line.split(":", 1)[1].strip() for line in subprocess.run(
+                ["lscpu"], capture_output=True, text=True).stdout.splitlines() if line.startswith("Model name")][0]
+        except Exception:
+            pass
+        Path(args.json).write_text(json.dumps(dict(args=vars(args), cpu=cpu, gpu=None, results=results,
+                                                   environment=environment()), indent=2))
+    return results
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
@@ -82,7 +259,16 @@ def main(argv=None):
     ap.add_argument("--tf32", action="store_true", help="allow TF32 in ours (GPU)")
     ap.add_argument("--skip", nargs="*", default=[], choices=["ridge", "banded", "banded_same", "banded_default"])
     ap.add_argument("--json", default=None, help="write results here")
+    ap.add_argument("--isolate", action="store_true",
+                    help="each timed repeat of each tool in its own process")
+    ap.add_argument("--child", choices=["h", "o"], default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--case", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--out", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.child:
+        return _child(args)
+    if args.isolate:
+        return _isolated(args, argv)
 
     import torch
     from threadpoolctl import threadpool_limits

@@ -400,3 +400,43 @@ def test_run_all_rows_from_a_ridge_result():
     assert rows[0]["ratio"] == pytest.approx(9.8 / 3.9) and rows[0]["reference_name"] == "himalaya"
     assert "5,000 targets, 15 alphas, 5 folds, 2 threads" in rows[0]["size"]
     assert "band weights agree 99.0 %" in rows[1]["agreement"]
+
+
+def test_isolated_ridge_benchmark_runs_each_tool_in_its_own_process(tmp_path):
+    """bench_ridge --isolate: every repeat of each tool is a fresh process (the himalaya one
+    never imports torch), and the results equal an in-process run's choices."""
+    pytest.importorskip("himalaya")
+    path = REPO_ROOT / "benchmarks" / "bench_ridge.py"
+    spec = importlib.util.spec_from_file_location("brainllm_bench_ridge", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    size = ["--n-train", "120", "--n-test", "40", "--bands", "12", "6", "--targets", "30",
+            "--alphas", "-1", "4", "6", "--cv", "3", "--n-iter", "2", "--threads", "1", "--repeats", "2"]
+    out = tmp_path / "iso.json"
+    iso = bench.main(size + ["--isolate", "--json", str(out)])
+    inproc = bench.main(size)
+    assert [r["name"] for r in iso] == [r["name"] for r in inproc] == \
+        ["RidgeCV", "Banded same-11γ", "Banded h2/o13"]
+    for a, b in zip(iso, inproc):
+        assert a["isolated"] and len(a["himalaya_runs"]) == len(a["ours_runs"]) == 2
+        assert a["alpha_agree"] == pytest.approx(b["alpha_agree"])
+        assert a["r_ours"] == pytest.approx(b["r_ours"], abs=1e-6)
+        assert a["r_himalaya"] == pytest.approx(b["r_himalaya"], abs=1e-6)
+    assert json.loads(out.read_text())["results"][0]["name"] == "RidgeCV"
+
+
+def test_embedding_rows_compare_once_when_the_best_batch_is_the_default():
+    ra = _run_all()
+    d = {"n": 600, "model": "m", "settings": {"threads": 2},
+         "runs": {"ours fp32": [10.0, 10.0, 10.0], "st fp32 b32": [12.0, 12.0, 12.0],
+                  "st fp32 b256": [15.0, 15.0, 15.0]},
+         "agreement_vs_st_fp32": {"ours fp32": {"min_cosine": 0.9999999, "max_abs_diff": 2e-7}},
+         "best_st_fp32": "st fp32 b32", "st_default": "st fp32 b32"}
+    rows = ra._embedding_rows(copy.deepcopy(d))
+    assert len(rows) == 1 and "default batch, also its best" in rows[0]["case"]
+    assert rows[0]["ratio"] == pytest.approx(1.2)
+    d["best_st_fp32"] = "st fp32 b256"
+    d["runs"]["st fp32 b256"] = [11.0, 11.0, 11.0]
+    rows = ra._embedding_rows(d)
+    assert [r["case"].split(" at ")[1] for r in rows] == ["its best batch size", "its default batch"]
+    assert rows[0]["ratio"] == pytest.approx(1.1)
