@@ -125,17 +125,9 @@ def _child(args):
             m.fit([Xa, Xb], Yy)
             return m, backend.to_numpy(m.predict([Xta, Xtb]))
 
-        with warnings.catch_warnings():  # the small slice's edge-of-grid and solver notes
-            warnings.simplefilter("ignore")
-            fit(XA[small], XB[small], X[small], Y[small, :50], XAt[:20], XBt[:20], Xt[:20])  # warm-up
-        sync(args.device)
-        t0 = time.perf_counter()
-        m, P = fit(XA, XB, X, Y, XAt, XBt, Xt)
-        sync(args.device)
-        out["seconds"] = time.perf_counter() - t0
-        out["alphas"] = backend.to_numpy(m.best_alphas_)
-        if args.case != "ridge":
-            out["gammas"] = np.exp(backend.to_numpy(m.deltas_)) * out["alphas"][None]
+        def choices(m):
+            a = backend.to_numpy(m.best_alphas_)
+            return a, (None if args.case == "ridge" else np.exp(backend.to_numpy(m.deltas_)) * a[None])
     else:
         import torch
 
@@ -156,17 +148,20 @@ def _child(args):
             m.fit([Xa, Xb], Yy)
             return m, m.predict([Xta, Xtb])
 
-        with warnings.catch_warnings():  # the small slice's edge-of-grid and solver notes
-            warnings.simplefilter("ignore")
-            fit(XA[small], XB[small], X[small], Y[small, :50], XAt[:20], XBt[:20], Xt[:20])  # warm-up
-        sync(args.device)
-        t0 = time.perf_counter()
-        m, P = fit(XA, XB, X, Y, XAt, XBt, Xt)
-        sync(args.device)
-        out["seconds"] = time.perf_counter() - t0
-        out["alphas"] = np.asarray(m.best_alphas_)
-        if args.case != "ridge":
-            out["gammas"] = np.asarray(m.best_band_weights_)
+        def choices(m):
+            return np.asarray(m.best_alphas_), (None if args.case == "ridge" else np.asarray(m.best_band_weights_))
+
+    with warnings.catch_warnings():  # the small slice's edge-of-grid and solver notes
+        warnings.simplefilter("ignore")
+        fit(XA[small], XB[small], X[small], Y[small, :50], XAt[:20], XBt[:20], Xt[:20])  # warm-up
+    sync(args.device)
+    t0 = time.perf_counter()
+    m, P = fit(XA, XB, X, Y, XAt, XBt, Xt)
+    sync(args.device)
+    out["seconds"] = time.perf_counter() - t0
+    out["alphas"], gammas = choices(m)
+    if gammas is not None:
+        out["gammas"] = gammas
     out["pred"] = np.asarray(P, np.float32)
     out["torch_loaded"] = np.array("torch" in sys.modules)  # the isolation's check (himalaya: False)
     np.savez(args.out, **out)
