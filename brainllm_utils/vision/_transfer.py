@@ -202,9 +202,10 @@ def transfer_readouts(features, Y_train, Y_test, kind: str = "cosine", *, epochs
                 # loss_r = mean_b (1 − cos_rb); d cos/d o = (ŷ − cos · o/‖o‖) / ‖o‖
                 norm = out.norm(dim=2, keepdim=True).clamp_min_(eps)  # (R, batch, 1)
                 u = out.div_(norm)  # o/‖o‖, in place: out is not needed again
-                cos = torch.einsum("rbk,bk->rb", u, y_unit[idx])
+                yb = y_unit[idx]  # the batch's target unit vectors, gathered once
+                cos = torch.einsum("rbk,bk->rb", u, yb)
                 per = 1 - cos.mean(1)
-                grad = u.mul_(cos.unsqueeze(2)).sub_(y_unit[idx]).div_(norm).mul_(1.0 / m)
+                grad = u.mul_(cos.unsqueeze(2)).sub_(yb).div_(norm).mul_(1.0 / m)
             else:
                 # loss_r = mean_(b, k) BCE(σ(o), y); d/d o = (σ(o) − y) / (batch · k)
                 target = yt[idx]
