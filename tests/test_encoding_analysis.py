@@ -284,6 +284,33 @@ def test_decode_by_roi(nsd, cache_dir):
     assert df.query("roi == 'early'")["n_voxels"].iloc[0] == early
 
 
+def test_cache_false_reads_and_writes_no_cache(nsd, cache_dir):
+    """``cache=False`` used to reach the default cache folder (BRAINLLM_CACHE) anyway: the
+    functions passed ``folder=None`` to ``cached_arrays``, which then resolved ``cache=True``.
+    """
+    from brainllm_utils.chapters import ch03_encoding, ch04_decoding
+
+    roi = ("streams", "early")
+    calls = [
+        lambda: ea.fit_encoders(nsd, feature="multihot", roi=roi, alphas=ALPHAS, cv=3, device="cpu",
+                                cache=False),
+        lambda: ch03_encoding.fit_encoders_fracridge(nsd, feature="multihot", roi=roi, fractions=[0.3, 0.7],
+                                                     cv=3, device="cpu", cache=False),
+        lambda: ea.variance_partition(nsd, bands=("multihot", "multihot"), roi=roi, alphas=ALPHAS,
+                                      cv=3, n_ratios=3, device="cpu", cache=False),
+        lambda: ea.decode_subjects(nsd, feature="multihot", alphas=ALPHAS, cv=3, device="cpu",
+                                   cache=False),
+        lambda: ch04_decoding.label_baseline(nsd, feature="multihot", controls=("multihot",),
+                                             alphas=ALPHAS, cv=3, device="cpu", cache=False),
+    ]
+    for call in calls:
+        call()
+        assert not (cache_dir / "encoding").exists() or not any((cache_dir / "encoding").iterdir())
+    # and with the cache on, the same calls do write there (the check above can fail)
+    ea.fit_encoders(nsd, feature="multihot", roi=roi, alphas=ALPHAS, cv=3, device="cpu")
+    assert any((cache_dir / "encoding").iterdir())
+
+
 def test_caption_consistency_identical_captions(nsd):
     ids = nsd.shared_test_images()[:3]
     same = lambda s, **k: np.tile(np.arange(16, dtype=np.float32), (len(s), 1))  # noqa: E731

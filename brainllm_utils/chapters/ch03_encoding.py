@@ -378,8 +378,8 @@ def fit_encoders(nsd, subjects=None, feature: str = "mpnet", space: str = "fsave
         else:
             key = cache_key("encoding", "fit_encoders", d.key, feature, opts, X_tr, X_te,
                             "estimator", _estimator_identity(estimator))
-        out = cached_arrays("encoding", key, ("r", "alphas", "coef", "intercept"), compute, folder=folder,
-                            mmap=True)
+        out = cached_arrays("encoding", key, ("r", "alphas", "coef", "intercept"), compute, cache=cache,
+                            folder=folder, mmap=True)
         R[i, d.columns] = out["r"]
         A[i, d.columns] = out["alphas"]
         encoders[s] = (out["coef"], out["intercept"])
@@ -878,7 +878,7 @@ def variance_partition(nsd, subjects=None, bands=("mpnet", "mpnet_word_avg"), ro
 
         key = cache_key("encoding", "variance_partition", d.key, list(bands), Xa_tr, Xb_tr, Xa_te, Xb_te,
                         alphas, int(cv), grid)
-        res = cached_arrays("encoding", key, names, compute, folder=folder)
+        res = cached_arrays("encoding", key, names, compute, cache=cache, folder=folder)
         for k in names:
             out[k][i, d.columns] = res[k]
     out["subjects"] = subjects
@@ -1314,7 +1314,7 @@ def fit_encoders_fracridge(nsd, subjects=None, feature: str = "mpnet", space: st
             return out
 
         key = cache_key("encoding", "fit_encoders_fracridge", d.key, feature, opts, X_tr, X_te, grid, int(cv))
-        out = cached_arrays("encoding", key, ("r", "alphas", "curve", "fraction"), compute, folder=folder)
+        out = cached_arrays("encoding", key, ("r", "alphas", "curve", "fraction"), compute, cache=cache, folder=folder)
         R[i, d.columns] = out["r"]
         A[i, d.columns] = out["alphas"]
         chosen[s], curves[s] = float(out["fraction"][0]), np.asarray(out["curve"])

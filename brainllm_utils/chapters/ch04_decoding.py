@@ -97,7 +97,7 @@ def decode_subjects(nsd, subjects=None, feature: str = "mpnet", roi="streams",
                         alphas=est.best_alphas_.astype(np.float32))
 
         key = cache_key("encoding", "decode_subjects", d.key, feature, E_tr, alphas, int(cv))
-        res = cached_arrays("encoding", key, ("pred", "alphas"), compute, folder=folder)
+        res = cached_arrays("encoding", key, ("pred", "alphas"), compute, cache=cache, folder=folder)
         preds.append(res["pred"])
         alph.append(res["alphas"])
         n_vox.append(int(X_tr.shape[1]))
@@ -209,7 +209,7 @@ def label_baseline(nsd, subjects=None, feature: str = "mpnet", controls=LABEL_CO
 
             key = cache_key("encoding", "label_baseline", feature, control, d.train_ids, d.test_ids,
                             E_tr, L_tr, L_te, alphas, int(cv))
-            pred = cached_arrays("encoding", key, ("pred",), compute, folder=folder)["pred"]
+            pred = cached_arrays("encoding", key, ("pred",), compute, cache=cache, folder=folder)["pred"]
             rank = identification_rank(pred, E_te)
             r = embedding_correlation(pred, E_te)
             rows.append(dict(subject=s, control=control, mean_r=float(r.mean()), top1=float((rank == 0).mean()),
