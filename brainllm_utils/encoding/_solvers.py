@@ -331,6 +331,7 @@ class _Problem:
                 self.xsum = X64.sum(0)
             del X64
         self._cache: dict = {}
+        self.chunk_C = None
         self.cache_systems = False
 
     # -- per band-weighting scale vector (sqrt γ per feature)
@@ -368,11 +369,16 @@ class _Problem:
         m = xs / n_tr if self.fit_intercept else torch.zeros_like(xs)
         if self.fit_intercept:
             G = G - n_tr * torch.outer(m, m)
-        da = d[active]
-        Ga = G[active][:, active] * da[:, None] * da[None, :]
-        s, V = self._eigh(Ga)
-        Vd = torch.zeros((self.p, V.shape[1]), dtype=torch.float64, device=self.device)
-        Vd[active] = V * da[:, None]  # β = Vd diag(1/(s+α)) Vdᵀ Xᵀy
+        if len(active) == self.p:  # every band weighted (plain ridge): no gathers
+            scaled = bool((d != 1).any())
+            s, V = self._eigh(G * d[:, None] * d[None, :] if scaled else G)  # _eigh copies
+            Vd = V.mul_(d[:, None]) if scaled else V  # β = Vd diag(1/(s+α)) Vdᵀ Xᵀy
+        else:
+            da = d[active]
+            Ga = G[active][:, active] * da[:, None] * da[None, :]
+            s, V = self._eigh(Ga)
+            Vd = torch.zeros((self.p, V.shape[1]), dtype=torch.float64, device=self.device)
+            Vd[active] = V * da[:, None]
         W = None
         if fold is not None:
             f = self.folds[fold]
@@ -423,6 +429,7 @@ class _Problem:
                 C += Cv
         else:
             C = self.X.T @ Yc
+        self.chunk_C = C  # this chunk's XᵀY (primal), which the refit of one chunk reuses
         ysum = Yc.to(torch.float64).sum(0)
         for fi, f in enumerate(self.folds):
             Yv, vals[fi] = vals[fi], None  # each fold's copy lives only for its own step
@@ -443,15 +450,19 @@ class _Problem:
             out.append(d)
         return out
 
-    def project(self, sysd, fold, fd, Yc):
-        """Z = basisᵀ · centred training cross-product, shape (r, tc)."""
+    def project_t(self, sysd, fold, fd, Yc):
+        """Zᵀ = (basisᵀ · centred training cross-product)ᵀ, target-major, shape (tc, r)."""
         if self.kernel:
             Ytr = Yc[sysd["tr"]] - fd["mu"].to(self.dtype)
-            return sysd["U"].T @ Ytr
-        return sysd["Vd"].T @ fd["Ctr"]
+            return Ytr.T @ sysd["U"]
+        return fd["Ctr"].T @ sysd["Vd"]
 
-    def refit(self, gi, gamma, Yc, alphas_t):
-        """Coefficients (p, tc) and intercept (tc,) for per-target alphas ``alphas_t``."""
+    def refit(self, gi, gamma, Yc, alphas_t, Z=None, C=None):
+        """Coefficients (p, tc) and intercept (tc,) for per-target alphas ``alphas_t``.
+
+        ``Z``: the centred targets already projected on the full-data basis (what this
+        computes first), or, primal form only, ``C``: the uncentred ``XᵀY`` of these targets.
+        """
         torch = _torch()
         sysd = self.system(gi, gamma, None)
         s = sysd["s"]
@@ -459,8 +470,8 @@ class _Problem:
         mu = ysum / self.n if self.fit_intercept else torch.zeros_like(ysum)
         filt = (1.0 / (s[:, None] + alphas_t[None, :])).to(self.dtype)  # (r, tc)
         if self.kernel:
-            Yc0 = Yc - mu.to(self.dtype)
-            Z = sysd["U"].T @ Yc0
+            if Z is None:
+                Z = sysd["U"].T @ (Yc - mu.to(self.dtype))
             dual = sysd["U"] @ (filt * Z)
             m = self.xsum / self.n if self.fit_intercept else torch.zeros_like(self.xsum)
             m_d = m.to(self.dtype)
@@ -472,10 +483,11 @@ class _Problem:
                 coef[c0:c1] = (self.X[:, c0:c1] - m_d[c0:c1]).T @ dual
             coef = coef * (self.scale(gamma) ** 2).to(self.dtype)[:, None]
         else:
-            C = self.X.T @ Yc
-            if self.fit_intercept:
-                C = C - torch.outer(self.xsum.to(self.dtype), mu.to(self.dtype))
-            Z = sysd["Vd"].T @ C
+            if Z is None:
+                C = self.X.T @ Yc if C is None else C
+                if self.fit_intercept:
+                    C = C - torch.outer(self.xsum.to(self.dtype), mu.to(self.dtype))
+                Z = sysd["Vd"].T @ C
             coef = sysd["Vd"] @ (filt * Z)
             m = sysd["m"]
         intercept = mu - m @ coef.to(torch.float64) if self.fit_intercept else torch.zeros_like(mu)
@@ -483,60 +495,66 @@ class _Problem:
 
 
 def _score_block(P_or_R, fd, scoring, is_residual, n_val):
-    """Score one candidate: returns float64 (tc,)."""
+    """Score one candidate from target-major rows ``(tc, n_val)``: returns float64 (tc,)."""
     torch = _torch()
     if is_residual:
-        # a squared norm, not (R * R).sum(0): 3× slower on the CPU, but each column's value
-        # does not depend on the others (the sum's order does), so that streamed targets score
-        # as the whole
-        sse = torch.linalg.vector_norm(P_or_R, dim=0).to(torch.float64) ** 2
+        # a squared norm along each row, not (R * R).sum(1): each target's value does not
+        # depend on the others (the sum's order does), so that streamed targets score as the
+        # whole
+        sse = torch.linalg.vector_norm(P_or_R, dim=1).to(torch.float64) ** 2
         if scoring == "neg_mse":
             return -sse / n_val
         sst = fd["sst"]
         return torch.where(sst > 0, 1.0 - sse / torch.where(sst > 0, sst, 1.0), 0.0)
     # pearson on predictions
-    P = P_or_R
-    Pc = P - P.mean(0)
-    yc = fd["yc"]
-    num = (Pc * yc).sum(0).to(torch.float64)
-    den = (torch.linalg.vector_norm(Pc, dim=0).to(torch.float64) * fd["ynorm"])
+    Pc = P_or_R - P_or_R.mean(1, keepdim=True)
+    num = (Pc * fd["ycT"]).sum(1).to(torch.float64)
+    den = (torch.linalg.vector_norm(Pc, dim=1).to(torch.float64) * fd["ynorm"])
     return torch.where(den > 0, num / torch.where(den > 0, den, 1.0), 0.0)
 
 
-def _fold_scores(prob, sysd, fold, fd, Yc, alphas64, scoring, filt_fn=None):
-    """Scores (n_cand, tc) for one fold's eigensystem and all candidates."""
+def _fold_scores(prob, sysd, fold, fd, Yc, alphas64, scoring, filt_fn=None, ZT=None):
+    """Scores (n_cand, tc) for one fold's eigensystem and all candidates.
+
+    Works target-major: the projected targets ``Zᵀ`` (tc, r), the validation targets
+    ``ỹᵀ`` (tc, n_val) and each candidate's residual ``ỹᵀ − Zᵀ diag(f) Wᵀ`` (one ``addmm``
+    into a reused buffer), whose rows are then reduced along contiguous memory (on the CPU
+    this layout runs the GEMM about 10 % faster and the row norms 10× faster than the
+    sample-major one). ``ZT``: the projection when the caller already made it.
+    """
     torch = _torch()
-    W, s = sysd["W"], sysd["s"]
-    Z = prob.project(sysd, fold, fd, Yc)
-    ytil = fd["ytil"]
-    n_val = ytil.shape[0]
-    if scoring == "pearson" and "yc" not in fd:
-        fd["yc"] = ytil - ytil.mean(0)
-        fd["ynorm"] = torch.linalg.vector_norm(fd["yc"], dim=0).to(torch.float64)
+    s = sysd["s"]
+    if ZT is None:
+        ZT = prob.project_t(sysd, fold, fd, Yc)
+    WT = sysd["W"].T.contiguous()  # (r, n_val)
+    if "ytilT" not in fd:
+        fd["ytilT"] = fd["ytil"].T.contiguous()
+    ytT = fd["ytilT"]
+    tc, n_val = ytT.shape
+    if scoring == "pearson" and "ycT" not in fd:
+        fd["ycT"] = ytT - ytT.mean(1, keepdim=True)
+        fd["ynorm"] = torch.linalg.vector_norm(fd["ycT"], dim=1).to(torch.float64)
     n_cand = len(alphas64) if filt_fn is None else filt_fn.n_cand
-    out = torch.empty((n_cand, ytil.shape[1]), dtype=torch.float64, device=prob.device)
+    out = torch.empty((n_cand, tc), dtype=torch.float64, device=prob.device)
+    buf = torch.empty((tc, n_val), dtype=prob.dtype, device=prob.device)
     for a in range(n_cand):
         if filt_fn is None:
-            Wd = W * (1.0 / (s + alphas64[a])).to(prob.dtype)[None, :]
-            if scoring == "pearson":
-                out[a] = _score_block(Wd @ Z, fd, scoring, False, n_val)
-            else:
-                R = torch.addmm(ytil, Wd, Z, beta=1.0, alpha=-1.0)
-                out[a] = _score_block(R, fd, scoring, True, n_val)
-        else:  # per-target filters (fractional ridge)
-            F = filt_fn(s, Z, a)  # (r, tc) dtype
-            if scoring == "pearson":
-                out[a] = _score_block(W @ (F * Z), fd, scoring, False, n_val)
-            else:
-                R = torch.addmm(ytil, W, F * Z, beta=1.0, alpha=-1.0)
-                out[a] = _score_block(R, fd, scoring, True, n_val)
+            A, B = ZT, WT * (1.0 / (s + alphas64[a])).to(prob.dtype)[:, None]
+        else:  # per-target filters (fractional ridge), target-major (tc, r)
+            A, B = filt_fn(s, a) * ZT, WT
+        if scoring == "pearson":
+            out[a] = _score_block(torch.mm(A, B, out=buf), fd, scoring, False, n_val)
+        else:
+            R = torch.addmm(ytT, A, B, beta=1.0, alpha=-1.0, out=buf)
+            out[a] = _score_block(R, fd, scoring, True, n_val)
     return out
 
 
 def _chunk_size(prob, t, n_cand_total, budget, n_gammas):
     p_or_n = prob.n if prob.kernel else prob.p
     n_val = max(len(f.val) for f in prob.folds)
-    per_t = 4 * (3 * prob.n + len(prob.folds) * (0 if prob.kernel else prob.p) + 2 * n_val + 3 * p_or_n)
+    per_t = 4 * (3 * prob.n + (len(prob.folds) + 1) * (0 if prob.kernel else prob.p) + 3 * n_val
+                 + 3 * p_or_n)
     per_t += 8 * (n_cand_total + 4 * n_gammas + 16)
     fixed = 4 * (prob.n * prob.p) * 3
     avail = max(budget - fixed, per_t)
@@ -657,6 +675,9 @@ def cv_search(
                 best_a[idx] = amax.cpu().numpy()[bm]
             best_score[ch] = cur.cpu().numpy()
             del fds, Yc
+        # one chunk: its XᵀY serves the refit too (primal form); else one per chunk there
+        C_all = prob.chunk_C if len(chunks) == 1 else None
+        prob.chunk_C = None
         if not local:
             gsel = glob / t + np.log(alphas)[None, :] * 1e-10
             gi, ai = np.unravel_index(np.argmax(gsel), gsel.shape)
@@ -670,7 +691,12 @@ def cv_search(
             for gi in np.unique(best_g[ch]):
                 sel = np.flatnonzero(best_g[ch] == gi)
                 at = a64[torch.as_tensor(best_a[ch][sel], device=device)]
-                c, b = prob.refit(gi, gammas[gi], Yc[:, torch.as_tensor(sel, device=device)], at)
+                if len(sel) == Yc.shape[1]:  # every target of the chunk: no gathered copies
+                    c, b = prob.refit(gi, gammas[gi], Yc, at, C=C_all)
+                else:
+                    tsel = torch.as_tensor(sel, device=device)
+                    c, b = prob.refit(gi, gammas[gi], Yc[:, tsel], at,
+                                      C=None if C_all is None else C_all[:, tsel])
                 coef[:, ch.start + sel] = c.cpu().numpy()
                 intercept[ch.start + sel] = b.cpu().numpy()
             del Yc
@@ -848,17 +874,17 @@ def frac_ridge_search(X, Y, *, fracs, splits, fit_intercept, scoring, per_target
         acc = torch.zeros((len(fracs), Y.shape[1]), dtype=torch.float64, device=device)
         for fi in range(len(prob.folds)):
             sysd = prob.system(0, [1.0], fi)
-            Z = prob.project(sysd, fi, fds[fi], Yc)
+            ZT = prob.project_t(sysd, fi, fds[fi], Yc)
             w = sysd["s"] if prob.kernel else torch.ones_like(sysd["s"])
-            A = _fraction_alphas(sysd["s"], Z, w, fracs)
+            A = _fraction_alphas(sysd["s"], ZT.T, w, fracs)
 
             class _F:
                 n_cand = len(fracs)
 
-                def __call__(self_, s, Z_, a):
-                    return (1.0 / (s[:, None] + A[a][None, :])).to(dtype)
+                def __call__(self_, s, a):  # target-major filters (tc, r)
+                    return (1.0 / (s[None, :] + A[a][:, None])).to(dtype)
 
-            acc += _fold_scores(prob, sysd, fi, fds[fi], Yc, None, scoring, filt_fn=_F())
+            acc += _fold_scores(prob, sysd, fi, fds[fi], Yc, None, scoring, filt_fn=_F(), ZT=ZT)
         acc /= len(prob.folds)
         cv_scores = acc.cpu().numpy()
         if per_target:
@@ -880,6 +906,6 @@ def frac_ridge_search(X, Y, *, fracs, splits, fit_intercept, scoring, per_target
             w = torch.ones_like(sysd["s"])
         A = _fraction_alphas(sysd["s"], Zf, w, fracs)  # (F, t)
         at = A.gather(0, torch.as_tensor(best, device=device)[None]).squeeze(0)
-        coef, b = prob.refit(0, [1.0], Yc, at)
+        coef, b = prob.refit(0, [1.0], Yc, at, Z=Zf)
     return dict(cv_scores=cv_scores, best=best, alphas=at.cpu().numpy(), coef=coef.cpu().numpy(),
                 intercept=b.cpu().numpy())
