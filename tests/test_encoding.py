@@ -380,6 +380,52 @@ def test_fraction_alphas_direct(rng):
             assert A[fi, j] == pytest.approx(ref, rel=1e-7, abs=1e-7)
 
 
+def test_fraction_alphas_off_grid_roots_and_block_sizes(rng):
+    """Roots at both ends of the start grid (a fraction of 1e-16: α beyond its top; 1.049: α
+    just above −s_min) and inside it reach their fraction to 1e-10, and the Newton stage gives
+    the same alphas (to 1e-12) in cache-sized blocks, one target at a time and in one block."""
+    X = rng.standard_normal((80, 12))
+    X[:, 0] *= 1e-3  # ill-conditioned: s spans 6 decades
+    Y = X @ rng.standard_normal((12, 30)) + rng.standard_normal((80, 30))
+    Xc, Yc = X - X.mean(0), Y - Y.mean(0)
+    s, V = np.linalg.eigh(Xc.T @ Xc)
+    Z = V.T @ Xc.T @ Yc
+    fr = np.array([1e-16, 1e-3, 0.3, 0.999, 1.0, 1.049])
+    args = (torch.from_numpy(s), torch.from_numpy(Z), torch.ones(12, dtype=torch.float64), fr)
+    A = _solvers._fraction_alphas(*args).numpy()
+    ols = np.sqrt(np.sum(Z**2 / s[:, None] ** 2, 0))
+    for fi, f in enumerate(fr):
+        got = np.sqrt(np.sum(Z**2 / (s[:, None] + A[fi][None, :]) ** 2, 0))
+        np.testing.assert_allclose(got, f * ols, rtol=1e-10)
+    assert np.all(A[0] > s.max() * 1e12) and np.all((A[-1] < 0) & (A[-1] > -s.min()))
+    np.testing.assert_allclose(A[4], 0.0, atol=1e-9 * s.min())
+    for kw in ({"newton_elements": 1}, {"newton_elements": 2**30}, {"n_grid": 16, "chunk_elements": 50}):
+        np.testing.assert_allclose(_solvers._fraction_alphas(*args, **kw).numpy(), A, rtol=1e-12,
+                                   atol=1e-12 * s.min())
+
+
+def test_fracridgecv_refit_false_keeps_the_cv_only(rng):
+    """refit=False: the same CV scores and choices as refit=True, no coefficients, and
+    predict raises NotFittedError; a refit=True fit afterwards predicts again."""
+    from sklearn.exceptions import NotFittedError
+
+    X, Y = _data(rng, n=90, p=10, t=6)
+    full = enc.FracRidgeCV(fractions=[0.2, 0.6, 1.0], cv=3, fraction_per_target=True, device="cpu").fit(X, Y)
+    est = enc.FracRidgeCV(fractions=[0.2, 0.6, 1.0], cv=3, fraction_per_target=True, device="cpu",
+                          refit=False).fit(X, Y)
+    np.testing.assert_array_equal(est.cv_scores_, full.cv_scores_)
+    np.testing.assert_array_equal(est.best_fractions_, full.best_fractions_)
+    assert not hasattr(est, "coef_") and not hasattr(est, "best_alphas_")
+    with pytest.raises(NotFittedError, match="refit=False"):
+        est.predict(X)
+    est.set_params(refit=True).fit(X, Y)
+    np.testing.assert_allclose(est.predict(X), full.predict(X))
+    est.set_params(refit=False).fit(X, Y)  # a later refit=False fit drops the old coefficients
+    assert not hasattr(est, "coef_")
+    with pytest.raises(ValueError, match="refit"):
+        enc.FracRidgeCV(refit="yes").fit(X, Y)
+
+
 def test_fracridgecv_whole_brain_matches_direct(rng):
     from sklearn.linear_model import Ridge
 

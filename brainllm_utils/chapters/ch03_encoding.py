@@ -1292,7 +1292,7 @@ def fit_encoders_fracridge(nsd, subjects=None, feature: str = "mpnet", space: st
             for b in blocks:  # pass 1: validation R² of every fraction, summed over valid vertices
                 Y_tr, _, valid = d.block(b)
                 est = FracRidgeCV(fractions=grid, cv=int(cv), device=device, fraction_per_target=True,
-                                  ).fit(X_tr, Y_tr[:, valid]) if valid.any() else None
+                                  refit=False).fit(X_tr, Y_tr[:, valid]) if valid.any() else None
                 if est is not None:
                     total += est.cv_scores_.sum(1)
                     count += int(valid.sum())

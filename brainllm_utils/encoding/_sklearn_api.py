@@ -161,6 +161,11 @@ class _Base(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     def _validate_x(self, X):
         check_is_fitted(self)
+        if not hasattr(self, "coef_"):  # FracRidgeCV(refit=False): CV scores only
+            from sklearn.exceptions import NotFittedError
+
+            raise NotFittedError(f"This {type(self).__name__} was fitted with refit=False: it holds the "
+                                 "CV scores only; fit it with refit=True to predict")
         return validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
 
     def _finish(self, P):
@@ -713,7 +718,8 @@ class FracRidgeCV(_Base):
     """Fractional ridge (Rokem & Kay 2020) with K-fold selection of the fraction.
 
     For each target and fraction ``f`` the penalty ``α`` solves
-    ``‖β_α‖ = f·‖β_OLS‖`` (exactly, by bisection in float64 on the fold's eigenvalues).
+    ``‖β_α‖ = f·‖β_OLS‖`` (exactly, to ~1e-12, by Newton's method in float64 on the fold's
+    eigenvalues).
     ``fraction_per_target=False`` (default) is the paper's protocol: one fraction for the
     whole brain by the mean CV R² over targets (Doerig et al. 2025 used
     ``np.linspace(0.05, 1.05, 20)``, 5-fold unshuffled KFold, ``fit_intercept=True``).
@@ -733,17 +739,22 @@ class FracRidgeCV(_Base):
     %(solver)s
     %(ridge_dtype)s
     %(allow_tf32)s
+    refit : bool, default=True
+        Refit on all samples with the chosen fraction(s). ``False``: only the CV scores and
+        choices (``cv_scores_``, ``best_fractions_``, ``fractions_``), as scikit-learn's
+        ``GridSearchCV(refit=False)``; ``predict`` then raises ``NotFittedError``. For a
+        search whose refit is done elsewhere (it costs about one more fold).
 
     Attributes
     ----------
     best_fractions_ : ndarray of shape (n_targets,)
         The chosen fraction of each target.
     best_alphas_ : ndarray of shape (n_targets,)
-        The penalty of each target on all training data for its fraction.
+        The penalty of each target on all training data for its fraction (``refit=True``).
     coef_ : ndarray of shape (n_features, n_targets)
-        Coefficients refitted on all samples.
+        Coefficients refitted on all samples (``refit=True``).
     intercept_ : ndarray of shape (n_targets,)
-        Intercepts (zeros without ``fit_intercept``).
+        Intercepts (zeros without ``fit_intercept``; ``refit=True``).
     cv_scores_ : ndarray of shape (n_fractions, n_targets)
         Mean validation score over folds for every fraction.
     fractions_ : ndarray of shape (n_fractions,)
@@ -776,6 +787,7 @@ class FracRidgeCV(_Base):
         solver="auto",
         dtype="float32",
         allow_tf32=False,
+        refit=True,
     ):
         self.fractions = fractions
         self.cv = cv
@@ -786,6 +798,7 @@ class FracRidgeCV(_Base):
         self.solver = solver
         self.dtype = dtype
         self.allow_tf32 = allow_tf32
+        self.refit = refit
 
     @fill_doc
     def fit(self, X, Y, groups=None):
@@ -805,16 +818,20 @@ class FracRidgeCV(_Base):
         dtype, device = self._common_params()
         fracs = _check_grid(self, "fractions", np.linspace(0.05, 1.05, 20))
         per_target = _check_bool(self, "fraction_per_target")
+        refit = _check_bool(self, "refit")
         X, Y = self._validate_xy(X, Y, dtype)
         splits = _splits(self, _check_cv(self), X.shape[0], X, Y, groups)
         res = frac_ridge_search(X, Y, fracs=fracs, splits=splits, fit_intercept=bool(self.fit_intercept),
                                 scoring=self.scoring, per_target=per_target,
                                 solver=self.solver, device=device, dtype=dtype,
-                                allow_tf32=bool(self.allow_tf32))
+                                allow_tf32=bool(self.allow_tf32), refit=refit)
+        for name in ("best_alphas_", "coef_", "intercept_"):  # a refit=False fit drops the last ones
+            self.__dict__.pop(name, None)
         self.cv_scores_ = res["cv_scores"]
         self.best_fractions_ = fracs[res["best"]]
-        self.best_alphas_ = res["alphas"]
-        self.coef_ = res["coef"]
-        self.intercept_ = res["intercept"] if self.fit_intercept else np.zeros(Y.shape[1])
         self.fractions_ = fracs
+        if refit:
+            self.best_alphas_ = res["alphas"]
+            self.coef_ = res["coef"]
+            self.intercept_ = res["intercept"] if self.fit_intercept else np.zeros(Y.shape[1])
         return self
