@@ -12,6 +12,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# "auto" precisions resolve to float32 on every CPU (embeddings compared with their
+# references, trainings with their recorded values); tests of the bf16 path set it themselves
+os.environ["BRAINLLM_CPU_BF16"] = "0"
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -254,6 +254,40 @@ def test_device_auto_is_cpu_without_cuda():
         E._resolve_precision("int4", "cpu")
 
 
+def test_auto_precision_follows_the_cpus_native_bf16(monkeypatch):
+    """"auto" on a CPU: bf16 where it runs natively (the probe, or BRAINLLM_CPU_BF16=1),
+    else fp32; explicit precisions are kept; a bad override is an error naming it."""
+    from brainllm_utils._utils import device as D
+
+    monkeypatch.setenv("BRAINLLM_CPU_BF16", "1")
+    assert E._resolve_precision("auto", "cpu") == "bf16"
+    assert E._resolve_precision("fp32", "cpu") == "fp32"
+    monkeypatch.setenv("BRAINLLM_CPU_BF16", "0")
+    assert E._resolve_precision("auto", "cpu") == "fp32"
+    assert E._resolve_precision("bf16", "cpu") == "bf16"
+    monkeypatch.setenv("BRAINLLM_CPU_BF16", "yes")
+    with pytest.raises(ValueError, match="BRAINLLM_CPU_BF16"):
+        E._resolve_precision("auto", "cpu")
+    monkeypatch.delenv("BRAINLLM_CPU_BF16")
+    assert D.cpu_has_native_bf16() in (True, False)
+    assert E._resolve_precision("auto", "cpu") == ("bf16" if D.cpu_has_native_bf16() else "fp32")
+
+
+def test_cpu_bf16_embeddings_agree_with_fp32_and_are_cached_apart(monkeypatch, tmp_path, mpnet_dir):
+    """MPNet in bf16 on the CPU ("auto" where the CPU has native bf16): cosine ≥ 0.999 to
+    fp32 for every caption (0.9999 measured), a different cache entry from fp32's."""
+    monkeypatch.setenv("BRAINLLM_CPU_BF16", "1")
+    caps = ["A cat is held by a woman near the shore.", "Two men ride horses down a dusty road.",
+            "A plate of pasta with tomato sauce and basil.", "A red bus parked beside a tall building.",
+            "Children play football on a green field at sunset.", "A laptop and a cup of coffee on a desk."]
+    ref = embed_sentences(caps, model=mpnet_dir, device="cpu", precision="fp32", cache=tmp_path)
+    auto = embed_sentences(caps, model=mpnet_dir, device="cpu", cache=tmp_path)
+    cos = (ref * auto).sum(1) / np.linalg.norm(ref, axis=1) / np.linalg.norm(auto, axis=1)
+    assert cos.min() >= E.BF16_MIN_COSINE and not np.array_equal(ref, auto)
+    np.testing.assert_array_equal(embed_sentences(caps, model=mpnet_dir, device="cpu", precision="bf16",
+                                                  cache=tmp_path), auto)
+
+
 def test_duplicates_embedded_once(monkeypatch, minilm_dir):
     seen = []
     real = E._encode

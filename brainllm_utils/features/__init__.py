@@ -105,6 +105,8 @@ from .embeddings import (
     clear_model_cache,
     embed_captions,
     embed_sentences,
+    BF16_MIN_COSINE,
+    embedding_precision,
     get_model_spec,
 )
 from .weights import (
@@ -142,6 +144,8 @@ __all__ = [
     "embed_captions",
     "get_model_spec",
     "clear_model_cache",
+    "embedding_precision",
+    "BF16_MIN_COSINE",
     "POOLING_MODES",
     "HF_OPTIONS",
     "layer_sweep",

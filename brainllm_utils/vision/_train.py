@@ -284,10 +284,9 @@ class _Deterministic:
 
 def _cpu_has_bf16() -> bool:
     """Whether this CPU runs bf16 natively in oneDNN (AVX512-BF16 or AMX)."""
-    try:
-        return bool(_torch().ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # a torch without the probe: assume not
-        return False
+    from .._utils.device import cpu_has_native_bf16
+
+    return cpu_has_native_bf16()
 
 
 def train_precision(precision: str, device: str) -> str:
