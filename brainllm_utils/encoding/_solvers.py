@@ -519,8 +519,8 @@ def _fold_scores(prob, sysd, fold, fd, Yc, alphas64, scoring, filt_fn=None, ZT=N
     Works target-major: the projected targets ``Zᵀ`` (tc, r), the validation targets
     ``ỹᵀ`` (tc, n_val) and each candidate's residual ``ỹᵀ − Zᵀ diag(f) Wᵀ`` (one ``addmm``
     into a reused buffer), whose rows are then reduced along contiguous memory (on the CPU
-    this layout runs the GEMM about 10 % faster and the row norms 10× faster than the
-    sample-major one). ``ZT``: the projection when the caller already made it.
+    the row norms run 10× faster than the sample-major layout's column norms; the GEMM runs
+    about as fast). ``ZT``: the projection when the caller already made it.
     """
     torch = _torch()
     s = sysd["s"]
