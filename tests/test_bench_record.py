@@ -411,12 +411,12 @@ def test_isolated_ridge_benchmark_runs_each_tool_in_its_own_process(tmp_path):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     size = ["--n-train", "120", "--n-test", "40", "--bands", "12", "6", "--targets", "30",
-            "--alphas", "-1", "4", "6", "--cv", "3", "--n-iter", "2", "--threads", "1", "--repeats", "2"]
+            "--alphas", "-1", "4", "6", "--cv", "3", "--n-iter", "2", "--threads", "1", "--repeats", "2",
+            "--skip", "banded_default"]  # the default-search case runs the same child code
     out = tmp_path / "iso.json"
     iso = bench.main(size + ["--isolate", "--json", str(out)])
     inproc = bench.main(size)
-    assert [r["name"] for r in iso] == [r["name"] for r in inproc] == \
-        ["RidgeCV", "Banded same-11γ", "Banded h2/o13"]
+    assert [r["name"] for r in iso] == [r["name"] for r in inproc] == ["RidgeCV", "Banded same-11γ"]
     for a, b in zip(iso, inproc):
         assert a["isolated"] and len(a["himalaya_runs"]) == len(a["ours_runs"]) == 2
         assert a["alpha_agree"] == pytest.approx(b["alpha_agree"])

@@ -183,6 +183,10 @@ def test_a_surface_view_renders_offline_and_is_screenshot(tmp_path):
     assert viewer["plot"] and viewer["canvases"] >= 1 and viewer["width"] > 500
     shot = Path(report.viewer_screenshot)
     assert shot.name == "viewer__viewer.png"
+    # the page's own screenshot is the first 1280×900 of the same render, not blank
+    with Image.open(report.screenshot) as im:
+        assert im.size == (1280, 900)
+    assert not report.blank_screenshot
     with Image.open(shot) as im:
         arr = np.asarray(im.convert("RGB"), dtype=np.int16)
     # the viewer is in view: coloured (map) pixels and grey cortex, not just page text

@@ -7,7 +7,8 @@ rendered text shows a Python traceback, the page title and the amount of text, t
 JavaScript errors of the page and of its inline frames, and whether every interactive
 surface viewer (:func:`brainllm_utils.viz.view_surface_map`, nilearn's ``view_surf``) drew
 its plotly graph. A screenshot of each page (1280×900) is saved, and for a page with a
-viewer a second one of the first viewer (``<page>__viewer.png``). A page passes
+viewer a second one of the first viewer (``<page>__viewer.png``; both from one render of a
+window tall enough to hold the viewer, the page's cut from its top). A page passes
 when it has a title and text, every image loaded, no traceback is shown, no JavaScript
 error was raised, every viewer rendered, and its screenshot is not blank.
 
@@ -411,17 +412,22 @@ def check_page(page, chromium: str | None = None, screenshot=None,
             if screenshot is not None:
                 screenshot = Path(screenshot)
                 screenshot.parent.mkdir(parents=True, exist_ok=True)
-                _run([chromium, *flags, f"--screenshot={screenshot}", "--window-size=1280,900",
-                      page.as_uri()], timeout)
+                if report.viewers:
+                    # one render for both pictures: a WebGL viewer costs Chromium's software
+                    # renderer ~10 CPU-seconds a run; the page's 1280×900 screenshot is the
+                    # top of the tall one, cut before the tall one is cropped to the viewer
+                    report.viewer_screenshot = _viewer_screenshot(
+                        chromium, flags, page, report.viewers[0],
+                        screenshot.with_name(f"{screenshot.stem}__viewer.png"), timeout,
+                        page_shot=screenshot)
+                else:
+                    _run([chromium, *flags, f"--screenshot={screenshot}", "--window-size=1280,900",
+                          page.as_uri()], timeout)
                 if screenshot.is_file() and screenshot.stat().st_size > 0:
                     report.screenshot = str(screenshot)
                     report.blank_screenshot = _blank(screenshot)
                 else:
                     report.error = report.error or "Chromium wrote no screenshot"
-                if report.viewers:
-                    report.viewer_screenshot = _viewer_screenshot(
-                        chromium, flags, page, report.viewers[0],
-                        screenshot.with_name(f"{screenshot.stem}__viewer.png"), timeout)
         except subprocess.TimeoutExpired:
             report.error = f"Chromium timed out after {timeout} s"
         finally:
@@ -429,21 +435,26 @@ def check_page(page, chromium: str | None = None, screenshot=None,
     return report
 
 
-def _viewer_screenshot(chromium, flags, page: Path, viewer: dict, shot: Path, timeout):
+def _viewer_screenshot(chromium, flags, page: Path, viewer: dict, shot: Path, timeout,
+                       page_shot: Path | None = None):
     """A 1280-wide screenshot of the page down to the viewer, cropped around it.
 
-    A window tall enough to hold the viewer (at most ``_MAX_SHOT_HEIGHT``) shows it without
-    scrolling; the picture is then cut to the viewer and 150 pixels above and below.
+    A window tall enough to hold the viewer (at most ``_MAX_SHOT_HEIGHT``, at least 900)
+    shows it without scrolling; the picture is then cut to the viewer and 150 pixels above
+    and below. ``page_shot``: where the window's top 1280×900 is saved first (the page's
+    screenshot, from the same render).
     """
     from PIL import Image
 
     top, height = int(viewer.get("top", 0)), int(viewer.get("height", 0))
-    window = min(top + height + 200, _MAX_SHOT_HEIGHT)
+    window = max(900, min(top + height + 200, _MAX_SHOT_HEIGHT))
     _run([chromium, *flags, f"--screenshot={shot}", f"--window-size=1280,{window}",
           page.as_uri()], timeout)
     if not (shot.is_file() and shot.stat().st_size > 0):
         return None
     with Image.open(shot) as im:
+        if page_shot is not None:
+            im.crop((0, 0, im.width, min(im.height, 900))).save(page_shot)
         box = (0, max(0, min(top - 150, im.height - 900)), im.width,
                min(im.height, top + height + 150))
         im.crop(box).save(shot)
