@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -164,7 +165,20 @@ def _child(args):
         out["gammas"] = gammas
     out["pred"] = np.asarray(P, np.float32)
     out["torch_loaded"] = np.array("torch" in sys.modules)  # the isolation's check (himalaya: False)
+    out["peer_env_seen"] = np.array(json.dumps({k: os.environ.get(k) for k in _peer_env(args.peer_env)}))
     np.savez(args.out, **out)
+    return out
+
+
+def _peer_env(items):
+    """``KEY=VALUE`` strings of ``--peer-env`` as a dict (the himalaya processes' extra
+    environment); a malformed item raises ``SystemExit`` naming it."""
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not key.replace("_", "").isalnum():
+            raise SystemExit(f"--peer-env: expected KEY=VALUE, got {item!r}")
+        out[key] = value
     return out
 
 
@@ -176,6 +190,7 @@ def _isolated(args, argv):
 
     argv = list(sys.argv[1:] if argv is None else argv)
     base = [a for a in argv if a not in ("--isolate",)]
+    peer_env = _peer_env(args.peer_env)
     if "--json" in base:  # the children write no JSON
         i = base.index("--json")
         del base[i:i + 2]
@@ -197,13 +212,19 @@ def _isolated(args, argv):
             for r in range(repeats):
                 for who in (("h", "o") if r % 2 == 0 else ("o", "h")):
                     out = Path(tmp) / f"{case}_{who}_{r}.npz"
+                    env = {**os.environ, **(peer_env if who == "h" else {})}
                     subprocess.run([sys.executable, str(Path(__file__).resolve()), *base, "--child", who,
-                                    "--case", case, "--out", str(out)], check=True)
+                                    "--case", case, "--out", str(out)], check=True, env=env)
                     with np.load(out) as z:
                         last[who] = {key: z[key] for key in z.files}
                     if who == "h" and args.himalaya_backend in (None, "numpy") and not args.device.startswith("cuda") \
                             and bool(last[who]["torch_loaded"]):
                         raise RuntimeError("the himalaya process imported torch: the tools were not isolated")
+                    seen = json.loads(str(last[who]["peer_env_seen"]))
+                    want = peer_env if who == "h" else {k: os.environ.get(k) for k in peer_env}
+                    if seen != want:
+                        raise RuntimeError(f"--peer-env: the {'himalaya' if who == 'h' else 'brainllm'} "
+                                           f"process saw {seen}, expected {want}")
                     runs[who].append(float(last[who]["seconds"]))
             h, o = last["h"], last["o"]
             rh, ro = _pearson_np(h["pred"], Yt), _pearson_np(o["pred"], Yt)
@@ -217,6 +238,7 @@ def _isolated(args, argv):
                 alpha_agree=float(np.mean(np.isclose(h["alphas"], o["alphas"], rtol=1e-4))),
                 max_abs_pred_diff=float(np.max(np.abs(h["pred"] - o["pred"]))),
                 isolated=True,
+                peer_env=peer_env,
             )
             if "gammas" in o:
                 res["gamma_agree"] = float(np.mean(np.all(np.isclose(h["gammas"], o["gammas"], atol=1e-4), 0)))
@@ -261,6 +283,10 @@ def main(argv=None):
     ap.add_argument("--json", default=None, help="write results here")
     ap.add_argument("--isolate", action="store_true",
                     help="each timed repeat of each tool in its own process")
+    ap.add_argument("--peer-env", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra environment of the himalaya processes only (with --isolate), e.g. "
+                         "OPENBLAS_THREAD_TIMEOUT=4: its two OpenBLAS pools (numpy's and scipy's) then "
+                         "sleep when idle instead of spinning beside each other")
     ap.add_argument("--child", choices=["h", "o"], default=None, help=argparse.SUPPRESS)
     ap.add_argument("--case", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=None, help=argparse.SUPPRESS)
@@ -269,6 +295,8 @@ def main(argv=None):
         return _child(args)
     if args.isolate:
         return _isolated(args, argv)
+    if args.peer_env:
+        raise SystemExit("--peer-env needs --isolate (the himalaya processes' own environment)")
 
     import torch
     from threadpoolctl import threadpool_limits

@@ -108,8 +108,11 @@ def _ridge_rows(d: dict) -> list:
             h, o = name[len("Banded h"):].split("/o")
             name = (f"BandedRidgeCV, each tool's default search (himalaya {h} draws, "
                     f"ours {o} weights)")
+        peer = "himalaya"
+        if r.get("peer_env"):  # the peer's processes ran with these variables (bench_ridge --peer-env)
+            peer += " (" + ", ".join(f"{k}={v}" for k, v in r["peer_env"].items()) + ")"
         rows.append(br.summarise_row(name, size, "s", r["ours_runs"], r["himalaya_runs"],
-                                     "himalaya", agreement=text))
+                                     peer, agreement=text))
     return rows
 
 
@@ -168,6 +171,14 @@ def _readout_rows(d: dict) -> list:
                                        f"{d['max_abs_prediction_diff']:.1e}")]
 
 
+#: BandedRidgeCV's peer runs with its idle OpenBLAS workers sleeping at once: himalaya's numpy
+#: backend drives two OpenBLAS libraries (numpy's and scipy's), and the pool that has just worked
+#: spin-waits beside the other, so its process ran 3 threads on 2 cores (load above the cores)
+#: and took longer (29.8 s against 23.0 s at the documented size, 2026-12-01). RidgeCV's peer
+#: keeps the default, which is faster there (11.5 s against 16.1 s).
+_BANDED_PEER_ENV = ["--peer-env", "OPENBLAS_THREAD_TIMEOUT=4"]
+
+
 def _r(a):
     return ["--repeats", str(a.repeats)]
 
@@ -194,11 +205,12 @@ BENCHMARKS = [
                           "100000", "--alphas", "-2", "6", "17", *_r(a), "--skip", "banded"]),
     Bench("banded", "BandedRidgeCV vs himalaya (reduced CPU size)", "bench_ridge.py",
           lambda a: ["--n-train", "1000", "--n-test", "250", "--bands", "384", "150", "--targets",
-                     "2000", "--skip", "ridge", "--threads", "2", *_r(a), "--isolate"], _ridge_rows,
+                     "2000", "--skip", "ridge", "--threads", "2", *_r(a), "--isolate",
+                     *_BANDED_PEER_ENV], _ridge_rows,
           threads=2,
           quick=lambda a: ["--n-train", "200", "--n-test", "50", "--bands", "40", "20", "--targets",
                            "90", "--skip", "ridge", "--threads", "2", "--n-iter", "3", *_r(a),
-                           "--isolate"],
+                           "--isolate", *_BANDED_PEER_ENV],
           cuda=lambda a: ["--device", "cuda", "--n-train", "9000", "--n-test", "515", "--targets",
                           "100000", "--alphas", "-2", "6", "17", "--skip", "ridge", *_r(a)]),
     Bench("searchlight", "Searchlight RSA vs rsatoolbox", "bench_searchlight.py",

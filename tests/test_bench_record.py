@@ -414,7 +414,9 @@ def test_isolated_ridge_benchmark_runs_each_tool_in_its_own_process(tmp_path):
             "--alphas", "-1", "4", "6", "--cv", "3", "--n-iter", "2", "--threads", "1", "--repeats", "2",
             "--skip", "banded_default"]  # the default-search case runs the same child code
     out = tmp_path / "iso.json"
-    iso = bench.main(size + ["--isolate", "--json", str(out)])
+    # the peer's extra environment reaches its processes only (bench_ridge checks; recorded)
+    iso = bench.main(size + ["--isolate", "--json", str(out), "--peer-env", "BRAINLLM_TEST_PEER_ENV=7"])
+    assert all(r["peer_env"] == {"BRAINLLM_TEST_PEER_ENV": "7"} for r in iso)
     inproc = bench.main(size)
     assert [r["name"] for r in iso] == [r["name"] for r in inproc] == ["RidgeCV", "Banded same-11γ"]
     for a, b in zip(iso, inproc):
@@ -423,6 +425,10 @@ def test_isolated_ridge_benchmark_runs_each_tool_in_its_own_process(tmp_path):
         assert a["r_ours"] == pytest.approx(b["r_ours"], abs=1e-6)
         assert a["r_himalaya"] == pytest.approx(b["r_himalaya"], abs=1e-6)
     assert json.loads(out.read_text())["results"][0]["name"] == "RidgeCV"
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        bench._peer_env(["no-equals-sign"])
+    with pytest.raises(SystemExit, match="needs --isolate"):
+        bench.main(size + ["--peer-env", "A=1"])
 
 
 def test_embedding_rows_compare_once_when_the_best_batch_is_the_default():
