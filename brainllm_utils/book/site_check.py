@@ -61,6 +61,8 @@ _MARK = "brainllm-site-check"
 _ERRORS = "__brainllmSiteErrors"
 #: tallest window for a viewer screenshot (pixels; Chromium's limit is 16,384)
 _MAX_SHOT_HEIGHT = 16000
+#: the page screenshot's window (pixels)
+_SHOT_WIDTH, _SHOT_HEIGHT = 1280, 900
 
 # runs first in the page and in every srcdoc frame: records what the console shows as errors
 # (in a frame, into the top page's list: srcdoc frames share its origin)
@@ -421,8 +423,8 @@ def check_page(page, chromium: str | None = None, screenshot=None,
                         screenshot.with_name(f"{screenshot.stem}__viewer.png"), timeout,
                         page_shot=screenshot)
                 else:
-                    _run([chromium, *flags, f"--screenshot={screenshot}", "--window-size=1280,900",
-                          page.as_uri()], timeout)
+                    _run([chromium, *flags, f"--screenshot={screenshot}",
+                          f"--window-size={_SHOT_WIDTH},{_SHOT_HEIGHT}", page.as_uri()], timeout)
                 if screenshot.is_file() and screenshot.stat().st_size > 0:
                     report.screenshot = str(screenshot)
                     report.blank_screenshot = _blank(screenshot)
@@ -447,15 +449,15 @@ def _viewer_screenshot(chromium, flags, page: Path, viewer: dict, shot: Path, ti
     from PIL import Image
 
     top, height = int(viewer.get("top", 0)), int(viewer.get("height", 0))
-    window = max(900, min(top + height + 200, _MAX_SHOT_HEIGHT))
-    _run([chromium, *flags, f"--screenshot={shot}", f"--window-size=1280,{window}",
+    window = max(_SHOT_HEIGHT, min(top + height + 200, _MAX_SHOT_HEIGHT))
+    _run([chromium, *flags, f"--screenshot={shot}", f"--window-size={_SHOT_WIDTH},{window}",
           page.as_uri()], timeout)
     if not (shot.is_file() and shot.stat().st_size > 0):
         return None
     with Image.open(shot) as im:
         if page_shot is not None:
-            im.crop((0, 0, im.width, min(im.height, 900))).save(page_shot)
-        box = (0, max(0, min(top - 150, im.height - 900)), im.width,
+            im.crop((0, 0, im.width, min(im.height, _SHOT_HEIGHT))).save(page_shot)
+        box = (0, max(0, min(top - 150, im.height - _SHOT_HEIGHT)), im.width,
                min(im.height, top + height + 150))
         im.crop(box).save(shot)
     return str(shot)
