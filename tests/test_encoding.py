@@ -586,3 +586,44 @@ def test_fraction_alphas_kernel_form_and_zero_targets(rng):
             assert got == pytest.approx(f * ols, rel=1e-10)
     assert np.all(A[:, 7] == 0.0) and np.isfinite(A).all()
     assert np.all(np.delete(A[fr > 1], 7, axis=1) < 0) and np.all(A[fr < 1][:, [0, 13]] > 0)
+
+
+def test_solver_scratch_helpers():
+    """The solver's in-place helpers: a validation fold is a view only when its indices are
+    one ascending run; float64 column sums by blocks equal numpy's; a scratch buffer is reused
+    (same storage) and regrown when too small."""
+    import torch
+
+    assert _solvers._run(np.arange(3, 9)) == (3, 9)
+    for idx in (np.array([0, 2, 3]), np.array([4, 3]), np.array([], dtype=int), np.array([1.0, 2.0]),
+                np.array([-1, 0])):
+        assert _solvers._run(idx) is None
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((37, 5)).astype(np.float32)
+    got = _solvers._colsum64(torch.from_numpy(A), block_bytes=80).numpy()  # 2 rows per block
+    np.testing.assert_allclose(got, A.astype(np.float64).sum(0), rtol=0, atol=1e-12)
+    X = rng.standard_normal((20, 3)).astype(np.float32)
+    prob = _solvers._Problem([X], _solvers.kfold_splits(20, 4), fit_intercept=True, solver="primal",
+                             device=torch.device("cpu"), dtype=torch.float32)
+    assert [f.val_range for f in prob.folds] == [(0, 5), (5, 10), (10, 15), (15, 20)]
+    a = prob.buffer("x", (4, 5))
+    b = prob.buffer("x", (2, 3))
+    assert b.data_ptr() == a.data_ptr() and b.shape == (2, 3) and b.is_contiguous()
+    c = prob.buffer("x", (10, 10))
+    assert c.shape == (10, 10) and c.numel() == 100
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("t", [1, 7])
+def test_fit_leaves_the_inputs_untouched(rng, dtype, t):
+    """The solver centres and subtracts in place on its own scratch memory: the caller's X and
+    Y (which torch shares without a copy) keep their values, for one target too (whose
+    transposed view is already contiguous)."""
+    X, Y = _data(rng, t=t)
+    X, Y = X.astype(dtype), Y.astype(dtype)
+    X0, Y0 = X.copy(), Y.copy()
+    RidgeCV(alphas=np.logspace(-1, 3, 5), device="cpu", dtype=dtype).fit(X, Y)
+    XA, XB = X[:, :6], X[:, 6:]
+    BandedRidgeCV(alphas=np.logspace(-1, 3, 5), device="cpu", dtype=dtype).fit([XA, XB], Y)
+    np.testing.assert_array_equal(X, X0)
+    np.testing.assert_array_equal(Y, Y0)
