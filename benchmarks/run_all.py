@@ -18,7 +18,12 @@ to half the cores: the previous benchmark's own load fades with a 60 s time cons
 would otherwise count against the next one.
 
 Results: ``docs/benchmarks.json``, one entry per benchmark (its last run; ``--only`` merges
-one into the file). It lives beside the page it generates, not under ``book/results/``:
+one into the file). An entry keeps the earlier reliable runs of the same code (a hash of the
+package, these scripts and the pins; up to ``benchrecord.MAX_RUNS`` runs in all) and the
+tables quote medians and ranges over all of them: the machine's speed drifts more between
+runs than within one run's repeats. Before a run replaces its record, its ratios are
+checked against the range the record reported; the result is printed (``reproduced`` or
+``OUTSIDE``), stored with the entry and stated under its table. It lives beside the page it generates, not under ``book/results/``:
 the files there are part of the book's summary-page fingerprints, and a benchmark run must
 not make the book rebuild. The page's tables sit between ``<!-- bench:NAME -->`` markers;
 the prose around them is written by hand.
@@ -277,7 +282,7 @@ class LoadSampler(threading.Thread):
         return self.samples
 
 
-def run_one(bench: Bench, a: argparse.Namespace) -> dict | None:
+def run_one(bench: Bench, a: argparse.Namespace, fingerprint: str = "") -> dict | None:
     """Run one benchmark in its own process; the results entry, or ``None`` if it failed."""
     cuda = a.device.startswith("cuda")
     make_args = bench.quick if a.quick else bench.cuda if cuda else bench.args
@@ -332,13 +337,29 @@ def run_one(bench: Bench, a: argparse.Namespace) -> dict | None:
         "load": {"before": before, "after": after, "cores": cores,
                  "max_during": max(during, default=None), "settle_wait_s": round(waited, 1)},
         "reliable": reliable, "unreliable_reason": reason, "wall_s": round(wall, 1),
-        "rows": bench.rows(data), "raw": data,
+        "rows": bench.rows(data), "raw": data, "fingerprint": fingerprint,
     }
     br.validate_entry(entry)
     verdict = "reliable" if reliable else f"UNRELIABLE ({reason})"
     print(f"== {name}: {wall:.0f} s; load {before[0]:.2f} → {after[0]:.2f} on {cores} cores: "
           f"{verdict}", flush=True)
     return entry
+
+
+def report_reproduction(entry: dict, old: dict | None) -> None:
+    """Print how this run's ratios compare with the spread its record reported."""
+    rep, name = entry.get("reproduction"), entry["name"]
+    if rep is None:
+        why = ("no earlier run" if old is None else
+               "the record measured other code" if old.get("fingerprint") != entry["fingerprint"]
+               else "this run or the record is unreliable")
+        print(f"== {name}: no reproduction check ({why})", flush=True)
+        return
+    for r in rep["rows"]:
+        verdict = "reproduced" if r["within"] else "OUTSIDE"
+        print(f"== {name}: {r['case']}: {r['ratio']:.2f}× against the recorded "
+              f"{r['recorded_ratio']:.2f}× ({r['recorded_min']:.2f}–{r['recorded_max']:.2f}×, "
+              f"{rep['against_runs']} run(s)): {verdict}", flush=True)
 
 
 def load_results(path: Path) -> dict:
@@ -408,12 +429,17 @@ def main(argv=None) -> int:
         print(f"{a.docs}: {'tables regenerated' if changed else 'already up to date'}")
         return 0
     results = load_results(results_path)
+    fingerprint = br.code_fingerprint(ROOT)
     failed, t0 = [], time.perf_counter()
     for n in names:
-        entry = run_one(BY_NAME[n], a)
+        entry = run_one(BY_NAME[n], a, fingerprint)
         if entry is None:
             failed.append(n)
             continue
+        old = results["benchmarks"].get(entry["name"])
+        entry["reproduction"] = br.reproduction(entry, old) if entry["reliable"] else None
+        report_reproduction(entry, old)
+        br.merge_history(entry, old)
         results["benchmarks"][entry["name"]] = entry
         results_path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(results_path, json.dumps(results, indent=1, ensure_ascii=False) + "\n")

@@ -300,8 +300,8 @@ def test_docs_generator_renders_the_tables_from_a_results_file():
     lines = table.splitlines()
     assert lines[0].startswith("| case | size | reference | ours | speed-up")
     assert lines[2] == ("| RidgeCV | 2,000 × 1,068 | himalaya: 9.80 s | 4.00 s | **2.45×** "
-                        "| 2.31–2.59× | 3 | alphas agree 100.0 % |")
-    assert lines[3] == "| peak memory | 500 images | — | 1,540 MB | — | — | 3 | — |"
+                        "| 2.31–2.59× | 1 × 3 | alphas agree 100.0 % |")
+    assert lines[3] == "| peak memory | 500 images | — | 1,540 MB | — | — | 1 × 3 | — |"
     provenance = lines[-1]
     for text in ("2026-12-01 09:00 UTC", "abc1234", "bench_ridge.py --threads 2",
                  "Test CPU @ 1.00GHz", "2 cores", "openblas 0.3.29 (SkylakeX; 2 threads; x)",
@@ -446,3 +446,143 @@ def test_embedding_rows_compare_once_when_the_best_batch_is_the_default():
     rows = ra._embedding_rows(d)
     assert [r["case"].split(" at ")[1] for r in rows] == ["its best batch size", "its default batch"]
     assert rows[0]["ratio"] == pytest.approx(1.1)
+
+
+# ----------------------------------------------------------------------------- runs of the same code
+def test_code_fingerprint_follows_the_contents_of_the_code(tmp_path):
+    (tmp_path / "brainllm_utils").mkdir()
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "brainllm_utils" / "a.py").write_text("x = 1\n")
+    (tmp_path / "benchmarks" / "b.py").write_text("y = 2\n")
+    (tmp_path / "notes.md").write_text("not code\n")
+    f0 = br.code_fingerprint(tmp_path)
+    assert len(f0) == 16 and br.code_fingerprint(tmp_path) == f0
+    (tmp_path / "notes.md").write_text("changed, still not code\n")
+    assert br.code_fingerprint(tmp_path) == f0
+    (tmp_path / "brainllm_utils" / "a.py").write_text("x = 2\n")
+    assert br.code_fingerprint(tmp_path) != f0
+    (tmp_path / "brainllm_utils" / "a.py").write_text("x = 1\n")
+    assert br.code_fingerprint(tmp_path) == f0
+    (tmp_path / "benchmarks" / "b.py").rename(tmp_path / "benchmarks" / "c.py")  # a rename counts
+    assert br.code_fingerprint(tmp_path) != f0
+    with pytest.raises(ValueError, match="no file"):
+        br.code_fingerprint(tmp_path / "benchmarks", globs=("*.txt",))
+    assert br.code_fingerprint() == br.code_fingerprint(REPO_ROOT)
+
+
+def _run(date, ours, ref, fingerprint="f1", reliable=True):
+    e = _entry(reliable=reliable)
+    e["date"] = date
+    e["rows"] = [br.summarise_row("RidgeCV", "2,000 × 1,068", "s", ours, ref, "himalaya",
+                                  agreement="alphas agree 100.0 %")]
+    e["fingerprint"] = fingerprint
+    return e
+
+
+def test_history_keeps_the_reliable_runs_of_the_same_code_only():
+    a = br.merge_history(_run("d1", [4.0, 4.1, 3.9], [10.0, 10.2, 9.9]), None)
+    assert a["history"] == []
+    b = br.merge_history(_run("d2", [3.6, 3.7, 3.8], [11.0, 11.1, 10.9]), a)
+    assert [h["date"] for h in b["history"]] == ["d1"]
+    assert b["history"][0]["rows"][0]["ours_runs"] == [4.0, 4.1, 3.9]
+    bad = br.merge_history(_run("d3", [9.0, 9.0, 9.0], [9.0, 9.0, 9.0], reliable=False), b)
+    assert [h["date"] for h in bad["history"]] == ["d1", "d2"]  # kept for the next run
+    c = br.merge_history(_run("d4", [3.5, 3.6, 3.7], [10.5, 10.6, 10.4]), bad)
+    assert [h["date"] for h in c["history"]] == ["d1", "d2"]  # the unreliable run is not pooled
+    other = br.merge_history(_run("d5", [3.0, 3.1, 3.2], [10.0, 10.0, 10.0], fingerprint="f2"), c)
+    assert other["history"] == []  # the code changed: earlier runs say nothing about it
+    runs = None
+    for i in range(8):
+        runs = br.merge_history(_run(f"e{i}", [4.0, 4.0, 4.0], [8.0, 8.0, 8.0]), runs)
+    assert [h["date"] for h in runs["history"]] == ["e3", "e4", "e5", "e6"]  # MAX_RUNS = 5 in all
+    assert len(br.merge_history(_run("x", [1.0] * 3, [2.0] * 3), runs, max_runs=1)["history"]) == 0
+    with pytest.raises(ValueError, match="fingerprint"):
+        br.merge_history({"name": "ridge"}, None)
+    br.validate_entry(c)
+
+
+def test_pooled_rows_are_the_medians_and_paired_ratios_of_every_repeat():
+    a = br.merge_history(_run("d1", [4.0, 4.4, 3.9], [10.0, 10.2, 9.9]), None)
+    b = br.merge_history(_run("d2", [3.6, 3.7, 3.8], [11.0, 11.6, 10.9]), a)
+    (row,) = br.pooled_rows(b)
+    ours = [4.0, 4.4, 3.9, 3.6, 3.7, 3.8]
+    ref = [10.0, 10.2, 9.9, 11.0, 11.6, 10.9]
+    paired = np.array(ours)[[3, 4, 5, 0, 1, 2]] ** -1 * np.array(ref)[[3, 4, 5, 0, 1, 2]]
+    assert row["n_runs"] == 2 and row["ours"] == pytest.approx(np.median(ours))
+    assert row["reference"] == pytest.approx(np.median(ref))
+    assert row["ratio"] == pytest.approx(np.median(ref) / np.median(ours))
+    assert (row["ratio_min"], row["ratio_max"]) == pytest.approx((paired.min(), paired.max()))
+    (alone,) = br.pooled_rows(a)
+    assert alone["n_runs"] == 1 and alone["ratio"] == a["rows"][0]["ratio"]
+    c = _run("d3", [4.0] * 3, [8.0] * 3)
+    c["rows"][0]["size"] = "another size"
+    c["history"] = b["history"] + [br._run_record(b)]
+    assert br.pooled_rows(c)[0]["n_runs"] == 1  # rows of another size are not pooled
+
+
+def test_reproduction_checks_a_new_run_against_the_recorded_spread():
+    rec = br.merge_history(_run("d1", [4.0, 4.2, 3.8], [10.0, 10.0, 10.0]), None)
+    # recorded paired ratios 2.38–2.63: 2.50 is inside, 3.00 is not
+    inside = br.reproduction(_run("d2", [4.0] * 3, [10.0] * 3), rec)
+    assert inside["all_within"] and inside["against_runs"] == 1
+    assert inside["rows"][0]["recorded_min"] == pytest.approx(10 / 4.2)
+    outside = br.reproduction(_run("d2", [4.0] * 3, [12.0] * 3), rec)
+    assert not outside["all_within"] and outside["rows"][0]["within"] is False
+    assert br.reproduction(_run("d2", [4.0] * 3, [10.0] * 3, fingerprint="f2"), rec) is None
+    assert br.reproduction(_run("d2", [4.0] * 3, [10.0] * 3), None) is None
+    assert br.reproduction(_run("d2", [4.0] * 3, [10.0] * 3),
+                           _run("d1", [4.0] * 3, [10.0] * 3, reliable=False)) is None
+    # the pooled record's wider range is what a new run is checked against
+    rec2 = br.merge_history(_run("d3", [3.0] * 3, [10.0] * 3), rec)
+    wide = br.reproduction(_run("d4", [4.0] * 3, [12.0] * 3), rec2)
+    assert wide["against_runs"] == 2 and wide["all_within"]
+
+
+def test_the_table_says_which_runs_it_pools_and_whether_this_run_reproduced():
+    rec = br.merge_history(_run("2026-12-01 10:00 UTC", [4.0, 4.2, 3.8], [10.0] * 3), None)
+    new = _run("2026-12-01 11:00 UTC", [4.0] * 3, [12.0] * 3)
+    new["reproduction"] = br.reproduction(new, rec)
+    br.merge_history(new, rec)
+    table = br.render_table(new)
+    assert "| 2 × 3 |" in table
+    assert "pool this run with 1 earlier run of the same code: 2026-12-01 10:00 UTC (`abc1234`)" in table
+    assert "reproduced 0 of 1 ratio within the range the 1 earlier run reported" in table
+    assert "outside: RidgeCV 3.00× against 2.38–2.63×" in table
+    bad = copy.deepcopy(new)
+    bad["history"][0]["rows"][0].pop("ours_runs")
+    with pytest.raises(ValueError, match="ours_runs"):
+        br.validate_entry(bad)
+    bad = copy.deepcopy(new)
+    bad["fingerprint"] = 3
+    with pytest.raises(ValueError, match="fingerprint"):
+        br.validate_entry(bad)
+
+
+def test_run_all_pools_a_second_run_of_the_same_code(tmp_path, monkeypatch, capsys):
+    """Two runs of one benchmark through the driver's main: the second is checked against the
+    first's range, printed, and pooled with it."""
+    ra = _run_all()
+    script = tmp_path / "bench_fake.py"
+    script.write_text(
+        "import json, sys\n"
+        "from brainllm_utils._utils.benchrecord import environment\n"
+        "out = sys.argv[sys.argv.index('--json') + 1]\n"
+        "json.dump({'runs': [3.0, 2.0, 4.0], 'ref': [6.0, 6.0, 6.0], 'environment': environment()},"
+        " open(out, 'w'))\n")
+    bench = ra.Bench("fake", "A fake benchmark", str(script), lambda a: [],
+                     lambda d: [br.summarise_row("case", "size", "s", d["runs"], d["ref"], "peer")])
+    monkeypatch.setitem(ra.BY_NAME, "fake", bench)
+    monkeypatch.setattr(ra.br, "load_average", lambda: [0.0, 0.0, 0.0])
+    results, docs = tmp_path / "r.json", tmp_path / "page.md"
+    docs.write_text("<!-- bench:fake -->\n<!-- /bench:fake -->\n")
+    argv = ["--only", "fake", "--results", str(results), "--docs", str(docs), "--settle-timeout",
+            "0", "--workdir", str(tmp_path / "w")]
+    assert ra.main(argv) == 0
+    assert "no reproduction check (no earlier run)" in capsys.readouterr().out
+    assert ra.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "case: 2.00× against the recorded 2.00× (1.50–3.00×, 1 run(s)): reproduced" in out
+    entry = json.loads(results.read_text())["benchmarks"]["fake"]
+    assert entry["fingerprint"] == br.code_fingerprint() and len(entry["history"]) == 1
+    assert entry["reproduction"]["all_within"] is True
+    assert "| 2 × 3 |" in docs.read_text()

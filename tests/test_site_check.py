@@ -235,3 +235,28 @@ def test_a_run_without_a_report_is_repeated_with_more_virtual_time(tmp_path, mon
     r = sc.check_page(page, chromium="chromium", budget_ms=1000)
     assert "rendered no report" in r.error and r.attempts == 1 + sc.NO_REPORT_RETRIES
     assert budgets == [1000 * 2 ** k for k in range(1 + sc.NO_REPORT_RETRIES)]
+
+
+def test_a_stale_screenshot_does_not_pass_for_a_failed_render(tmp_path, monkeypatch):
+    """A picture left at the screenshot's path by an earlier run is not this run's: when
+    Chromium writes none, the page fails with "wrote no screenshot"."""
+    import json
+    import subprocess
+
+    from PIL import Image
+
+    from brainllm_utils.book import site_check as sc
+
+    page = _page(tmp_path, "p.html", TEXT)
+    report = json.dumps({"title": "p", "h1": "p", "text_chars": 1000}).replace('"', "&quot;")
+
+    def fake_run(cmd, timeout):  # reports, but never writes a screenshot
+        return subprocess.CompletedProcess(cmd, 0, stdout=f'<pre id="{sc._MARK}">{report}</pre>',
+                                           stderr="")
+
+    monkeypatch.setattr(sc, "_run", fake_run)
+    shot = tmp_path / "shots" / "p.png"
+    shot.parent.mkdir()
+    Image.new("RGB", (1280, 900), (255, 255, 255)).save(shot)  # an earlier run's
+    r = sc.check_page(page, chromium="chromium", screenshot=shot)
+    assert r.error == "Chromium wrote no screenshot" and r.screenshot is None and not shot.exists()

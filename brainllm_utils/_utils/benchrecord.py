@@ -15,11 +15,19 @@ This module holds the parts that do not depend on any one benchmark:
 - :func:`validate_entry`, :func:`render_table`, :func:`render_block`, :func:`update_markdown`:
   the results file's schema and the markdown generated from it. A table is rendered only
   from a complete, reliable entry.
+- :func:`code_fingerprint`, :func:`merge_history`, :func:`pooled_rows`, :func:`reproduction`:
+  runs of the same code are pooled. One run's three repeats span a minute or two, and the
+  machine's speed drifts more than that between runs (two idle runs an hour apart moved
+  some medians outside each other's ranges), so an entry keeps the earlier reliable runs of
+  the code it measured (same fingerprint of the package, the benchmark scripts and the
+  pins), the tables quote medians and ranges over all of them, and each new run is checked
+  against the spread the page reported before it (:func:`reproduction`).
 """
 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import math
 import os
 import platform
@@ -55,6 +63,12 @@ __all__ = [
     "git_commit",
     "utc_now",
     "command_line",
+    "CODE_GLOBS",
+    "MAX_RUNS",
+    "code_fingerprint",
+    "merge_history",
+    "pooled_rows",
+    "reproduction",
 ]
 
 #: Thread variables recorded with every run (fixed by ``run_all`` before numpy/torch import).
@@ -81,6 +95,14 @@ ROW_FIELDS = {"case": str, "size": str, "unit": str, "higher_is_better": bool,
               "reference": (int, float, type(None)), "reference_runs": (list, type(None)),
               "ratio": (int, float, type(None)), "ratio_min": (int, float, type(None)),
               "ratio_max": (int, float, type(None)), "agreement": str}
+
+
+#: The files whose contents are "the code measured" (:func:`code_fingerprint`).
+CODE_GLOBS = ("brainllm_utils/**/*.py", "benchmarks/*.py", "requirements.txt", "pyproject.toml")
+#: Runs of the same code pooled per benchmark (the newest, including the current one).
+MAX_RUNS = 5
+#: Optional fields of an entry and their types (absent in records older than pooling).
+OPTIONAL_ENTRY_FIELDS = {"fingerprint": str, "history": list, "reproduction": (dict, type(None))}
 
 
 class UnreliableRunError(ValueError):
@@ -463,6 +485,13 @@ def validate_entry(entry: Mapping) -> None:
         raise ValueError(f"{where}: rows must not be empty")
     for i, row in enumerate(entry["rows"]):
         _check_fields(row, ROW_FIELDS, f"{where}: rows[{i}]")
+    _check_fields(entry, {k: t for k, t in OPTIONAL_ENTRY_FIELDS.items() if k in entry}, where)
+    for i, run in enumerate(entry.get("history", [])):
+        _check_fields(run, {"date": str, "commit": str, "rows": list}, f"{where}: history[{i}]")
+        for j, row in enumerate(run["rows"]):
+            _check_fields(row, {"case": str, "size": str, "ours_runs": list,
+                                "reference_runs": (list, type(None))},
+                          f"{where}: history[{i}].rows[{j}]")
 
 
 def validate_results(results: Mapping) -> None:
@@ -558,8 +587,10 @@ def render_table(entry: Mapping) -> str:
     -------
     str
         A table (case, size, reference, ours, speed-up of the medians, its range over the
-        repeats, agreement) and one line: date, commit, command, CPU, cores, BLAS, threads,
-        versions and the load before/after.
+        paired repeats, runs and repeats, agreement) pooled over the runs of the same code
+        the entry holds (:func:`pooled_rows`), and one line: date, commit, command, CPU,
+        cores, BLAS, threads, versions, the load before/after, the earlier runs pooled and
+        whether this run fell within their spread (:func:`reproduction`).
 
     Raises
     ------
@@ -573,15 +604,18 @@ def render_table(entry: Mapping) -> str:
                                  f"({entry.get('unreliable_reason') or 'load above the cores'}): "
                                  "not quotable")
     lines = ["| case | size | reference | ours | speed-up (medians) | range over repeats "
-             "| repeats | agreement |",
+             "| runs × repeats | agreement |",
              "|---|---|---:|---:|---:|---:|---:|---|"]
-    for row in entry["rows"]:
+    for row, own in zip(pooled_rows(entry), entry["rows"]):
         ref = ("—" if row["reference"] is None
                else f"{row['reference_name']}: {_value(row['reference'], row['unit'])}")
         ratio, spread = _ratio(row)
         ours = _value(row["ours"], row["unit"])
+        n_rep = len(row["ours_runs"])
+        runs = (f"{row['n_runs']} × {len(own['ours_runs'])}"
+                if n_rep == row["n_runs"] * len(own["ours_runs"]) else f"{row['n_runs']} runs, {n_rep}")
         lines.append(f"| {row['case']} | {row['size']} | {ref} | {ours} | {ratio} | {spread} "
-                     f"| {len(row['ours_runs'])} | {row['agreement'] or '—'} |")
+                     f"| {runs} | {row['agreement'] or '—'} |")
     env, load = entry["environment"], entry["load"]
     th = env["threads"]
     threads = ", ".join(f"{k}={th.get(k) if th.get(k) is not None else 'unset'}"
@@ -595,8 +629,28 @@ def render_table(entry: Mapping) -> str:
                  f"{env['cpu_model']}, {env['n_cores']} cores; BLAS "
                  f"{_blas_text(env)}; threads {threads}; {versions}. Load average "
                  f"{load['before'][0]:.2f} before, {load['after'][0]:.2f} after "
-                 f"(≤ {load['cores']} cores: reliable).*")
+                 f"(≤ {load['cores']} cores: reliable).{_pooling_text(entry)}*")
     return "\n".join(lines)
+
+
+def _pooling_text(entry: Mapping) -> str:
+    """The provenance line's note on the earlier runs pooled and the reproduction check."""
+    out = ""
+    history = entry.get("history", [])
+    if history:
+        runs = "; ".join(f"{h['date']} (`{h['commit']}`)" for h in history)
+        out += (f" Medians and ranges pool this run with {len(history)} earlier run"
+                f"{'s' * (len(history) != 1)} of the same code: {runs}.")
+    rep = entry.get("reproduction")
+    if rep and rep["rows"]:
+        inside = sum(r["within"] for r in rep["rows"])
+        outside = [f"{r['case']} {r['ratio']:.2f}× against {r['recorded_min']:.2f}–"
+                   f"{r['recorded_max']:.2f}×" for r in rep["rows"] if not r["within"]]
+        out += (f" This run reproduced {inside} of {len(rep['rows'])} ratio"
+                f"{'s' * (len(rep['rows']) != 1)} within the range the {rep['against_runs']} "
+                f"earlier run{'s' * (rep['against_runs'] != 1)} reported")
+        out += f" (outside: {'; '.join(outside)})." if outside else "."
+    return out
 
 
 def render_block(results: Mapping, name: str) -> str:
@@ -722,3 +776,153 @@ def command_line(argv: Sequence[str]) -> str:
             a = a[len(str(REPO_ROOT)) + 1:]
         out.append(a)
     return " ".join(out)
+
+
+# ----------------------------------------------------------------------------- runs of the same code
+def code_fingerprint(root=None, globs: Sequence[str] = CODE_GLOBS) -> str:
+    """A short hash of the code a benchmark measures (the files ``globs`` matches).
+
+    The names and bytes of every matching file under ``root``, in sorted order, are hashed.
+
+    Parameters
+    ----------
+    root : path-like, optional
+        The checkout (default: this repository).
+    globs : sequence of str, default=:data:`CODE_GLOBS`
+        ``pathlib`` patterns relative to ``root``.
+
+    Returns
+    -------
+    str
+        16 hex digits; equal for two checkouts exactly when those files are equal.
+
+    Raises
+    ------
+    ValueError
+        When no file matches (the fingerprint would not describe any code).
+    """
+    from pathlib import Path
+
+    root = Path(REPO_ROOT if root is None else root)
+    files = sorted({p for g in globs for p in root.glob(g) if p.is_file() and "__pycache__" not in p.parts})
+    if not files:
+        raise ValueError(f"code_fingerprint: no file under {root} matches {list(globs)}")
+    h = hashlib.sha256()
+    for p in files:
+        h.update(p.relative_to(root).as_posix().encode() + b"\0")
+        h.update(p.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def _run_record(entry: Mapping) -> dict:
+    """What the history keeps of one run: its date, commit and each row's repeats."""
+    return {"date": entry["date"], "commit": entry["commit"],
+            "rows": [{"case": r["case"], "size": r["size"], "ours_runs": list(r["ours_runs"]),
+                      "reference_runs": None if r["reference_runs"] is None
+                      else list(r["reference_runs"])} for r in entry["rows"]]}
+
+
+def merge_history(new: dict, old: Mapping | None, max_runs: int = MAX_RUNS) -> dict:
+    """``new`` with the earlier reliable runs of the same code in ``new["history"]``.
+
+    Parameters
+    ----------
+    new : dict
+        The entry just run, with its ``fingerprint`` (:func:`code_fingerprint`).
+    old : mapping or None
+        The entry it replaces in the results file.
+    max_runs : int, default=:data:`MAX_RUNS`
+        Runs kept in all, ``new`` included (the oldest are dropped).
+
+    Returns
+    -------
+    dict
+        ``new`` (modified in place): ``history`` holds ``old``'s history and ``old`` itself
+        (when reliable) if both measured the same code; otherwise it is empty (the code
+        changed: earlier runs say nothing about this one).
+    """
+    max_runs = check_int(max_runs, "max_runs", min_value=1)
+    if "fingerprint" not in new:
+        raise ValueError(f"benchmark {new.get('name', '?')!r}: merge_history needs the new "
+                         "entry's 'fingerprint'")
+    prior = []
+    if old is not None and old.get("fingerprint") == new["fingerprint"]:
+        prior = list(old.get("history", []))
+        if old.get("reliable"):
+            prior.append(_run_record(old))
+    new["history"] = prior[max(0, len(prior) - (max_runs - 1)):] if max_runs > 1 else []
+    return new
+
+
+def pooled_rows(entry: Mapping) -> list[dict]:
+    """The entry's rows over every run it holds: its own repeats and its history's.
+
+    A history row is pooled with a row of the same ``case`` and ``size``; medians, the ratio
+    (of the pooled medians) and its range (over every paired repeat) are recomputed by
+    :func:`summarise_row`.
+
+    Parameters
+    ----------
+    entry : mapping
+        One benchmark's entry (validated).
+
+    Returns
+    -------
+    list of dict
+        One row per row of ``entry`` (the :data:`ROW_FIELDS`), plus ``n_runs``: how many
+        runs it pools (1 without history).
+    """
+    out = []
+    for row in entry["rows"]:
+        ours, ref, n = list(row["ours_runs"]), list(row["reference_runs"] or []), 1
+        for run in entry.get("history", []):
+            for h in run["rows"]:
+                if (h["case"], h["size"]) != (row["case"], row["size"]):
+                    continue
+                if (h["reference_runs"] is None) != (row["reference_runs"] is None):
+                    continue
+                ours += h["ours_runs"]
+                ref += h["reference_runs"] or []
+                n += 1
+        pooled = summarise_row(row["case"], row["size"], row["unit"], ours,
+                               ref if row["reference_runs"] is not None else None,
+                               row["reference_name"], higher_is_better=row["higher_is_better"],
+                               agreement=row["agreement"])
+        pooled["n_runs"] = n
+        out.append(pooled)
+    return out
+
+
+def reproduction(new: Mapping, old: Mapping | None) -> dict | None:
+    """Whether a new run's ratios fall within the spread the recorded runs report.
+
+    Parameters
+    ----------
+    new : mapping
+        The entry just run (its own rows, not pooled).
+    old : mapping or None
+        The recorded entry of the same benchmark.
+
+    Returns
+    -------
+    dict or None
+        ``None`` when there is nothing to check against (no record, another code
+        fingerprint, or a record marked unreliable). Otherwise ``against_runs`` (how many
+        recorded runs), ``rows`` (per ratio: ``case``, ``ratio`` of this run, the recorded
+        ``recorded_ratio``, ``recorded_min``, ``recorded_max`` and ``within``) and
+        ``all_within``.
+    """
+    if (old is None or "fingerprint" not in old or old.get("fingerprint") != new.get("fingerprint")
+            or not quotable(old)):
+        return None
+    recorded = {(r["case"], r["size"]): r for r in pooled_rows(old)}
+    rows = []
+    for r in new["rows"]:
+        rec = recorded.get((r["case"], r["size"]))
+        if r["ratio"] is None or rec is None or rec["ratio"] is None:
+            continue
+        rows.append({"case": r["case"], "ratio": r["ratio"], "recorded_ratio": rec["ratio"],
+                     "recorded_min": rec["ratio_min"], "recorded_max": rec["ratio_max"],
+                     "within": bool(rec["ratio_min"] <= r["ratio"] <= rec["ratio_max"])})
+    n_runs = max((r["n_runs"] for r in recorded.values()), default=0)
+    return {"against_runs": n_runs, "rows": rows, "all_within": all(r["within"] for r in rows)}

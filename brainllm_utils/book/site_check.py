@@ -414,6 +414,8 @@ def check_page(page, chromium: str | None = None, screenshot=None,
             if screenshot is not None:
                 screenshot = Path(screenshot)
                 screenshot.parent.mkdir(parents=True, exist_ok=True)
+                # an earlier run's picture at the same path must not pass for this run's
+                screenshot.unlink(missing_ok=True)
                 if report.viewers:
                     # one render for both pictures: a WebGL viewer costs Chromium's software
                     # renderer ~10 CPU-seconds a run; the page's 1280×900 screenshot is the
@@ -450,6 +452,7 @@ def _viewer_screenshot(chromium, flags, page: Path, viewer: dict, shot: Path, ti
 
     top, height = int(viewer.get("top", 0)), int(viewer.get("height", 0))
     window = max(_SHOT_HEIGHT, min(top + height + 200, _MAX_SHOT_HEIGHT))
+    shot.unlink(missing_ok=True)  # never an earlier run's picture
     _run([chromium, *flags, f"--screenshot={shot}", f"--window-size={_SHOT_WIDTH},{window}",
           page.as_uri()], timeout)
     if not (shot.is_file() and shot.stat().st_size > 0):
