@@ -75,6 +75,24 @@ class Bench:
     quick: Callable[[argparse.Namespace], list] | None = None  # tiny size (--quick)
     cuda: Callable[[argparse.Namespace], list] | None = None  # reference GPU size (--device cuda)
     prepare: Callable[[argparse.Namespace], list] | None = None  # a command run first (untimed)
+    #: the package code it measures (globs; with :data:`COMMON_CODE` and its script, the
+    #: fingerprint under which its runs are pooled)
+    code: tuple = ("brainllm_utils/**/*.py",)
+
+
+#: Code every benchmark depends on: the package's root and shared helpers, and the pins.
+COMMON_CODE = ("brainllm_utils/__init__.py", "brainllm_utils/_utils/*.py", "requirements.txt",
+               "pyproject.toml")
+
+
+def fingerprint(bench: Bench) -> str:
+    """The hash of the code one benchmark measures, its script included (its runs pool only
+    under an equal one)."""
+    import hashlib
+
+    package = br.code_fingerprint(ROOT, (*COMMON_CODE, *bench.code))
+    script = (HERE / bench.script).read_bytes()
+    return hashlib.sha256(package.encode() + b"\0" + script).hexdigest()[:16]
 
 
 # ----------------------------------------------------------------------------- rows
@@ -85,10 +103,12 @@ def _embedding_rows(d: dict) -> list:
     text = f"min cosine {agree['min_cosine']:.7f}, max abs diff {agree['max_abs_diff']:.1e}"
     size = f"{n:,} captions, fp32, {d['settings']['threads']} threads"
     rows = []
-    refs = [(d["best_st_fp32"], "its best batch size"), (d["st_default"], "its default batch")]
-    if d["best_st_fp32"] == d["st_default"]:  # one comparison, not the same row twice
-        refs = [(d["st_default"], "its default batch, also its best")]
-    for ref, what in refs:
+    # the same two rows whichever batch won this run, so that runs pool row by row: against
+    # sentence-transformers' best batch of the sweep (named in the reference column) and its
+    # default (the two coincide when the default won)
+    swept = ", ".join(k.rsplit(" b", 1)[-1] for k in runs if k.startswith("st fp32 b"))
+    for ref, what in ((d["best_st_fp32"], f"its best batch of {swept}"),
+                      (d["st_default"], "its default batch")):
         batch = ref.rsplit(" b", 1)[-1]
         rows.append(br.summarise_row(
             f"{d['model']}: ours vs sentence-transformers at {what}", size, "sent/s",
@@ -188,22 +208,27 @@ def _r(a):
     return ["--repeats", str(a.repeats)]
 
 
+#: The package code of the embedding benchmarks and of the vision ones (which read NSD's layout).
+_EMBED_CODE = ("brainllm_utils/features/**/*.py", "brainllm_utils/embeddings.py",
+               "brainllm_utils/weights.py")
+_VISION_CODE = ("brainllm_utils/vision/**/*.py", "brainllm_utils/nsd/**/*.py")
+
 BENCHMARKS = [
     Bench("embeddings_minilm", "Sentence embeddings, all-MiniLM-L6-v2, vs sentence-transformers",
           "bench_embeddings.py",
           lambda a: ["--model", "minilm", "--n", "2000", "--device", "cpu", "--threads", "2",
                      *_r(a)],
-          _embedding_rows, threads=2,
+          _embedding_rows, threads=2, code=_EMBED_CODE,
           quick=lambda a: ["--model", "minilm", "--n", "64", "--threads", "2", *_r(a)]),
     Bench("embeddings_mpnet", "Sentence embeddings, all-mpnet-base-v2, vs sentence-transformers",
           "bench_embeddings.py",
           lambda a: ["--model", "mpnet", "--n", "600", "--device", "cpu", "--threads", "2", *_r(a)],
-          _embedding_rows, threads=2,
+          _embedding_rows, threads=2, code=_EMBED_CODE,
           quick=lambda a: ["--model", "mpnet", "--n", "32", "--threads", "2", *_r(a)],
           cuda=lambda a: ["--model", "mpnet", "--n", "100000", "--device", "cuda", *_r(a)]),
     Bench("ridge", "RidgeCV vs himalaya (peers.md Benchmark A)", "bench_ridge.py",
           lambda a: ["--threads", "2", *_r(a), "--skip", "banded", "--isolate"], _ridge_rows,
-          threads=2,
+          threads=2, code=("brainllm_utils/encoding/**/*.py",),
           quick=lambda a: ["--threads", "2", *_r(a), "--skip", "banded", "--n-train", "300",
                            "--n-test", "100", "--targets", "300", "--isolate"],
           cuda=lambda a: ["--device", "cuda", "--n-train", "9000", "--n-test", "515", "--targets",
@@ -212,7 +237,7 @@ BENCHMARKS = [
           lambda a: ["--n-train", "1000", "--n-test", "250", "--bands", "384", "150", "--targets",
                      "2000", "--skip", "ridge", "--threads", "2", *_r(a), "--isolate",
                      *_BANDED_PEER_ENV], _ridge_rows,
-          threads=2,
+          threads=2, code=("brainllm_utils/encoding/**/*.py",),
           quick=lambda a: ["--n-train", "200", "--n-test", "50", "--bands", "40", "20", "--targets",
                            "90", "--skip", "ridge", "--threads", "2", "--n-iter", "3", *_r(a),
                            "--isolate", *_BANDED_PEER_ENV],
@@ -221,6 +246,7 @@ BENCHMARKS = [
     Bench("searchlight", "Searchlight RSA vs rsatoolbox", "bench_searchlight.py",
           lambda a: [*_r(a), "--nsd-centres", "2000", "--nsd-sets", "2", "--threads", "1"],
           _searchlight_rows, threads=1,
+          code=("brainllm_utils/searchlight.py", "brainllm_utils/rsa/**/*.py"),
           quick=lambda a: [*_r(a), "--n-centres", "300", "--n-stimuli", "60", "--peer-centres",
                            "30",
                            "--nsd-centres", "400", "--nsd-sets", "1", "--threads", "1"],
@@ -238,6 +264,7 @@ BENCHMARKS = [
     Bench("training", "BLT network training (chapter 05)", "bench_training.py",
           lambda a: ["run", str(Path(a.workdir) / "pool.npz"), "--preset", "sandbox", "--threads",
                      "1", "--epochs", "1", "--warmup", "128", *_r(a)], _training_rows, threads=1,
+          code=_VISION_CODE,
           quick=lambda a: ["run", str(Path(a.workdir) / "pool_quick.npz"), "--preset", "tiny",
                            "--threads", "1", "--epochs", "1", "--n-val", "16", *_r(a)],
           cuda=lambda a: ["run", str(Path(a.workdir) / "pool.npz"), "--preset", "sandbox_gpu",
@@ -247,8 +274,9 @@ BENCHMARKS = [
                              "--n", "96" if a.quick else "2200"]),
     Bench("readout", "Transfer readouts: side by side vs one at a time", "bench_readout.py",
           lambda a: ["--readouts", "5", "--epochs", "20", "--threads", "1", *_r(a)], _readout_rows,
-          threads=1, quick=lambda a: ["--readouts", "2", "--n", "300", "--n-test", "50", "--epochs",
-                                      "2", "--threads", "1", *_r(a)]),
+          threads=1, code=_VISION_CODE,
+          quick=lambda a: ["--readouts", "2", "--n", "300", "--n-test", "50", "--epochs", "2",
+                           "--threads", "1", *_r(a)]),
 ]
 BY_NAME = {b.name: b for b in BENCHMARKS}
 
@@ -282,7 +310,7 @@ class LoadSampler(threading.Thread):
         return self.samples
 
 
-def run_one(bench: Bench, a: argparse.Namespace, fingerprint: str = "") -> dict | None:
+def run_one(bench: Bench, a: argparse.Namespace, code: str = "") -> dict | None:
     """Run one benchmark in its own process; the results entry, or ``None`` if it failed."""
     cuda = a.device.startswith("cuda")
     make_args = bench.quick if a.quick else bench.cuda if cuda else bench.args
@@ -337,7 +365,7 @@ def run_one(bench: Bench, a: argparse.Namespace, fingerprint: str = "") -> dict 
         "load": {"before": before, "after": after, "cores": cores,
                  "max_during": max(during, default=None), "settle_wait_s": round(waited, 1)},
         "reliable": reliable, "unreliable_reason": reason, "wall_s": round(wall, 1),
-        "rows": bench.rows(data), "raw": data, "fingerprint": fingerprint,
+        "rows": bench.rows(data), "raw": data, "fingerprint": code,
     }
     br.validate_entry(entry)
     verdict = "reliable" if reliable else f"UNRELIABLE ({reason})"
@@ -355,6 +383,8 @@ def report_reproduction(entry: dict, old: dict | None) -> None:
                else "this run or the record is unreliable")
         print(f"== {name}: no reproduction check ({why})", flush=True)
         return
+    if not rep["rows"]:
+        print(f"== {name}: no ratio of this run matches a row of the record", flush=True)
     for r in rep["rows"]:
         verdict = "reproduced" if r["within"] else "OUTSIDE"
         print(f"== {name}: {r['case']}: {r['ratio']:.2f}× against the recorded "
@@ -429,10 +459,9 @@ def main(argv=None) -> int:
         print(f"{a.docs}: {'tables regenerated' if changed else 'already up to date'}")
         return 0
     results = load_results(results_path)
-    fingerprint = br.code_fingerprint(ROOT)
     failed, t0 = [], time.perf_counter()
     for n in names:
-        entry = run_one(BY_NAME[n], a, fingerprint)
+        entry = run_one(BY_NAME[n], a, fingerprint(BY_NAME[n]))
         if entry is None:
             failed.append(n)
             continue

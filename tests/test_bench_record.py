@@ -431,7 +431,9 @@ def test_isolated_ridge_benchmark_runs_each_tool_in_its_own_process(tmp_path):
         bench.main(size + ["--peer-env", "A=1"])
 
 
-def test_embedding_rows_compare_once_when_the_best_batch_is_the_default():
+def test_embedding_rows_are_the_same_two_whichever_batch_won():
+    """Runs pool row by row, so the rows keep their names whichever of sentence-transformers'
+    batches was fastest: its best batch of the sweep (named in the reference) and its default."""
     ra = _run_all()
     d = {"n": 600, "model": "m", "settings": {"threads": 2},
          "runs": {"ours fp32": [10.0, 10.0, 10.0], "st fp32 b32": [12.0, 12.0, 12.0],
@@ -439,13 +441,35 @@ def test_embedding_rows_compare_once_when_the_best_batch_is_the_default():
          "agreement_vs_st_fp32": {"ours fp32": {"min_cosine": 0.9999999, "max_abs_diff": 2e-7}},
          "best_st_fp32": "st fp32 b32", "st_default": "st fp32 b32"}
     rows = ra._embedding_rows(copy.deepcopy(d))
-    assert len(rows) == 1 and "default batch, also its best" in rows[0]["case"]
-    assert rows[0]["ratio"] == pytest.approx(1.2)
+    cases = [r["case"].split(" at ")[1] for r in rows]
+    assert cases == ["its best batch of 32, 256", "its default batch"]
+    assert [r["ratio"] for r in rows] == pytest.approx([1.2, 1.2])
+    assert rows[0]["reference_name"] == "sentence-transformers `encode` (batch 32)"
     d["best_st_fp32"] = "st fp32 b256"
     d["runs"]["st fp32 b256"] = [11.0, 11.0, 11.0]
     rows = ra._embedding_rows(d)
-    assert [r["case"].split(" at ")[1] for r in rows] == ["its best batch size", "its default batch"]
-    assert rows[0]["ratio"] == pytest.approx(1.1)
+    assert [r["case"].split(" at ")[1] for r in rows] == cases
+    assert [r["ratio"] for r in rows] == pytest.approx([1.1, 1.2])
+    assert rows[0]["reference_name"] == "sentence-transformers `encode` (batch 256)"
+
+
+def test_each_benchmark_is_fingerprinted_by_the_code_it_measures(tmp_path, monkeypatch):
+    """A change to the ridge solver starts a new series for the ridge benchmarks only; the
+    recorder and the driver never count."""
+    ra = _run_all()
+    before = {b.name: ra.fingerprint(b) for b in ra.BENCHMARKS}
+    assert before["ridge"] == before["banded"] and before["ridge"] != before["searchlight"]
+    real = br.code_fingerprint
+
+    def with_edit(root=None, globs=br.CODE_GLOBS, exclude=br.RECORDER_FILES):
+        h = real(root, globs, exclude)
+        return h + "*" if any("encoding" in g for g in globs) else h  # as if encoding changed
+
+    monkeypatch.setattr(ra.br, "code_fingerprint", with_edit)
+    after = {b.name: ra.fingerprint(b) for b in ra.BENCHMARKS}
+    assert {n for n in before if before[n] != after[n]} == {"ridge", "banded"}
+    assert not {"brainllm_utils/_utils/benchrecord.py", "benchmarks/run_all.py"} - set(
+        br.RECORDER_FILES)
 
 
 # ----------------------------------------------------------------------------- runs of the same code
@@ -583,6 +607,6 @@ def test_run_all_pools_a_second_run_of_the_same_code(tmp_path, monkeypatch, caps
     out = capsys.readouterr().out
     assert "case: 2.00× against the recorded 2.00× (1.50–3.00×, 1 run(s)): reproduced" in out
     entry = json.loads(results.read_text())["benchmarks"]["fake"]
-    assert entry["fingerprint"] == br.code_fingerprint() and len(entry["history"]) == 1
+    assert entry["fingerprint"] == ra.fingerprint(bench) and len(entry["history"]) == 1
     assert entry["reproduction"]["all_within"] is True
     assert "| 2 × 3 |" in docs.read_text()

@@ -64,6 +64,7 @@ __all__ = [
     "utc_now",
     "command_line",
     "CODE_GLOBS",
+    "RECORDER_FILES",
     "MAX_RUNS",
     "code_fingerprint",
     "merge_history",
@@ -97,8 +98,11 @@ ROW_FIELDS = {"case": str, "size": str, "unit": str, "higher_is_better": bool,
               "ratio_max": (int, float, type(None)), "agreement": str}
 
 
-#: The files whose contents are "the code measured" (:func:`code_fingerprint`).
+#: The files whose contents are "the code measured" (:func:`code_fingerprint`): by default the
+#: whole package, the benchmark scripts and the pins; ``run_all`` narrows it per benchmark.
 CODE_GLOBS = ("brainllm_utils/**/*.py", "benchmarks/*.py", "requirements.txt", "pyproject.toml")
+#: Files that record a run rather than run it (never part of a fingerprint).
+RECORDER_FILES = ("brainllm_utils/_utils/benchrecord.py", "benchmarks/run_all.py")
 #: Runs of the same code pooled per benchmark (the newest, including the current one).
 MAX_RUNS = 5
 #: Optional fields of an entry and their types (absent in records older than pooling).
@@ -779,7 +783,8 @@ def command_line(argv: Sequence[str]) -> str:
 
 
 # ----------------------------------------------------------------------------- runs of the same code
-def code_fingerprint(root=None, globs: Sequence[str] = CODE_GLOBS) -> str:
+def code_fingerprint(root=None, globs: Sequence[str] = CODE_GLOBS,
+                     exclude: Sequence[str] = RECORDER_FILES) -> str:
     """A short hash of the code a benchmark measures (the files ``globs`` matches).
 
     The names and bytes of every matching file under ``root``, in sorted order, are hashed.
@@ -790,6 +795,9 @@ def code_fingerprint(root=None, globs: Sequence[str] = CODE_GLOBS) -> str:
         The checkout (default: this repository).
     globs : sequence of str, default=:data:`CODE_GLOBS`
         ``pathlib`` patterns relative to ``root``.
+    exclude : sequence of str, default=:data:`RECORDER_FILES`
+        Paths relative to ``root`` left out (the recorder and the driver: they format and
+        store results, they do not run the code measured).
 
     Returns
     -------
@@ -804,7 +812,9 @@ def code_fingerprint(root=None, globs: Sequence[str] = CODE_GLOBS) -> str:
     from pathlib import Path
 
     root = Path(REPO_ROOT if root is None else root)
-    files = sorted({p for g in globs for p in root.glob(g) if p.is_file() and "__pycache__" not in p.parts})
+    skip = {root / e for e in exclude}
+    files = sorted({p for g in globs for p in root.glob(g)
+                    if p.is_file() and "__pycache__" not in p.parts and p not in skip})
     if not files:
         raise ValueError(f"code_fingerprint: no file under {root} matches {list(globs)}")
     h = hashlib.sha256()
