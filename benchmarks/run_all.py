@@ -384,7 +384,10 @@ def report_reproduction(entry: dict, old: dict | None) -> None:
         print(f"== {name}: no reproduction check ({why})", flush=True)
         return
     if not rep["rows"]:
-        print(f"== {name}: no ratio of this run matches a row of the record", flush=True)
+        what = ("its rows have no reference (nothing to compare)"
+                if all(r["ratio"] is None for r in entry["rows"])
+                else "no ratio of this run matches a row of the record")
+        print(f"== {name}: no reproduction check ({what})", flush=True)
     for r in rep["rows"]:
         verdict = "reproduced" if r["within"] else "OUTSIDE"
         print(f"== {name}: {r['case']}: {r['ratio']:.2f}× against the recorded "
