@@ -19,11 +19,13 @@ would otherwise count against the next one.
 
 Results: ``docs/benchmarks.json``, one entry per benchmark (its last run; ``--only`` merges
 one into the file). An entry keeps the earlier reliable runs of the same code (a hash of the
-package, these scripts and the pins; up to ``benchrecord.MAX_RUNS`` runs in all) and the
-tables quote medians and ranges over all of them: the machine's speed drifts more between
-runs than within one run's repeats. Before a run replaces its record, its ratios are
-checked against the range the record reported; the result is printed (``reproduced`` or
-``OUTSIDE``), stored with the entry and stated under its table. It lives beside the page it generates, not under ``book/results/``:
+benchmark's script, the package modules it runs and the pins, :func:`fingerprint`; never
+this driver or the recorder; up to ``benchrecord.MAX_RUNS`` runs in all) and the tables
+quote medians and ranges over all of them: the machine's speed drifts more between runs
+than within one run's repeats. Before a run replaces its record, its ratios are checked
+against the range the record reported; the result is printed (``reproduced`` or
+``OUTSIDE``), stored with the entry and stated under its table. The file lives beside the
+page it generates, not under ``book/results/``:
 the files there are part of the book's summary-page fingerprints, and a benchmark run must
 not make the book rebuild. The page's tables sit between ``<!-- bench:NAME -->`` markers;
 the prose around them is written by hand.
