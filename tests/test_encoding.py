@@ -627,3 +627,119 @@ def test_fit_leaves_the_inputs_untouched(rng, dtype, t):
     BandedRidgeCV(alphas=np.logspace(-1, 3, 5), device="cpu", dtype=dtype).fit([XA, XB], Y)
     np.testing.assert_array_equal(X, X0)
     np.testing.assert_array_equal(Y, Y0)
+
+
+def _all_fold_scores(X, Y, dtype, scoring, solver="primal", alphas=np.logspace(-2, 4, 9)):
+    """Every fold's validation scores (n_folds, n_alphas, t) from the solver's own steps."""
+    import torch
+
+    dt = {"float32": torch.float32, "float64": torch.float64}[dtype]
+    prob = _solvers._Problem([X], _solvers.kfold_splits(len(X), 4), fit_intercept=True, solver=solver,
+                             device=torch.device("cpu"), dtype=dt)
+    Yc = torch.as_tensor(Y).to(dt)
+    fds = prob.chunk_data(Yc)
+    a64 = torch.as_tensor(alphas, dtype=torch.float64)
+    return np.stack([_solvers._fold_scores(prob, prob.system(0, np.ones(1), fi), fi, fds[fi], Yc, a64,
+                                           scoring).numpy() for fi in range(len(prob.folds))])
+
+
+def _spectra(rng, kind):
+    n, p, t = 160, 24, 9
+    X = rng.standard_normal((n, p))
+    if kind == "duplicated":  # rank-deficient: a zero eigenvalue per duplicated column
+        X[:, 12:] = X[:, :12]
+    elif kind == "one_hot":  # rare categories: columns constant over most training folds
+        X[:, :8] = (rng.uniform(size=(n, 8)) < 0.03).astype(float)
+    elif kind == "near_duplicated":
+        X[:, 12:] = X[:, :12] + 1e-4 * rng.standard_normal((n, 12))
+    elif kind == "wide":  # the kernel form (p > n)
+        X = rng.standard_normal((n, 200))
+    Y = X[:, :6] @ rng.standard_normal((6, t)) + rng.standard_normal((n, t)) + 2.0
+    # float32-representable, so that the float32 and float64 problems see the same data
+    return X.astype(np.float32).astype(np.float64), Y.astype(np.float32).astype(np.float64)
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "duplicated", "one_hot", "near_duplicated", "wide"])
+@pytest.mark.parametrize("scoring", ["r2", "neg_mse", "pearson"])
+def test_partial_fraction_scores_match_the_direct_ones(rng, monkeypatch, kind, scoring):
+    """Float32 scoring by partial fractions (float64 shared products) gives every fold's
+    validation scores of a float64 solve to float32's accuracy, on Gram spectra with zero,
+    clustered and rare-feature eigenvalues and in the kernel form; and at least as closely as
+    the per-alpha float32 products it replaces."""
+    X, Y = _spectra(rng, kind)
+    solver = "kernel" if kind == "wide" else "primal"
+    ref = _all_fold_scores(X, Y, "float64", scoring, solver)
+    calls = []
+    real = _solvers._pf_fold_scores
+    monkeypatch.setattr(_solvers, "_pf_fold_scores", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(_solvers, "_pf_worth", lambda *a, **k: True)
+    pf = _all_fold_scores(X, Y, "float32", scoring, solver)
+    assert len(calls) == 4  # every fold took the partial fractions
+    monkeypatch.setattr(_solvers, "_pf_worth", lambda *a, **k: False)
+    direct = _all_fold_scores(X, Y, "float32", scoring, solver)
+    assert len(calls) == 4
+    scale = np.abs(ref).max() if scoring == "neg_mse" else 1.0
+    err_pf, err_direct = np.abs(pf - ref).max() / scale, np.abs(direct - ref).max() / scale
+    assert err_pf < 2e-5, (kind, scoring, err_pf)
+    assert err_pf <= 2 * err_direct + 1e-9, (kind, scoring, err_pf, err_direct)
+
+
+def test_partial_fraction_ties_are_summed_directly():
+    """Eigenvalues equal to or within ``_PF_RELGAP`` of a neighbour (where 1/(s_k − s_j)
+    cancels), or at float64's rounding level, go to the directly summed set; with them the
+    squared norms of ``W diag(f) z`` equal the direct float64 ones for a training matrix with
+    tied, near-tied and zero eigenvalues and any validation block; a distinct spectrum uses no
+    direct set."""
+    import torch
+
+    rng = np.random.default_rng(3)
+    r, n_tr, n_val, t = 12, 40, 7, 5
+    s = torch.tensor([0.0, 0.0, 1e-15, 1e-12, 0.5, 0.5, 0.5 * (1 + 1e-9), 2.0, 3.0, 4.0, 4.0 * (1 + 2e-4), 30.0],
+                     dtype=torch.float64)
+    # a training matrix with this Gram spectrum (Xtr = Q diag(√s) Vᵀ) and a validation block
+    # that need not follow it (rare features): z = Vᵀ Xtrᵀ y = √s ∘ Qᵀy, W = Xval V
+    Q = torch.linalg.qr(torch.as_tensor(rng.standard_normal((n_tr, r))))[0]
+    V = torch.linalg.qr(torch.as_tensor(rng.standard_normal((r, r))))[0]
+    W = torch.as_tensor(rng.standard_normal((n_val, r))) @ V
+    Z = (torch.sqrt(s) * (torch.as_tensor(rng.standard_normal((t, n_tr))) @ Q)).to(torch.float32)
+    plan = _solvers._pf_plan(s, W)
+    # 1e-12 is 1e3 times its neighbour, 4·(1 + 2e-4) twice the gap; 1e-15 is rounding level
+    assert plan["idx"].tolist() == [0, 1, 2, 4, 5, 6]
+    assert len(_solvers._pf_plan(torch.linspace(1, 12, r, dtype=torch.float64), W)["idx"]) == 0
+    # y = 0: the squared residual is the prediction's squared norm
+    fd = {"ytilT": torch.zeros((t, n_val), dtype=torch.float32), "sst": torch.ones(t, dtype=torch.float64)}
+    alphas = torch.tensor([1e-6, 1e-3, 0.1, 10.0], dtype=torch.float64)
+    prob = _solvers._Problem([np.zeros((8, 2), np.float32)], _solvers.kfold_splits(8, 2), fit_intercept=False,
+                             solver="primal", device=torch.device("cpu"), dtype=torch.float32)
+    got = -_solvers._pf_fold_scores(prob, plan, s, Z, fd, alphas, "neg_mse", n_val).numpy() * n_val
+    Z64 = Z.to(torch.float64)
+    want = np.stack([(torch.linalg.vector_norm((Z64 / (s + a)) @ W.T, dim=1) ** 2).numpy() for a in alphas])
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+    # the same spectrum without the direct set: the tied pairs' 1/(s_k − s_j) break it
+    bad = dict(plan, idx=plan["idx"][:0], H_S=plan["H_S"][:0, :0], W_S=plan["W_S"][:, :0])
+    D = s[None, :] - s[:, None]
+    D.fill_diagonal_(1.0)
+    with np.errstate(all="ignore"):
+        bad["M"] = (W.T @ W / D).fill_diagonal_(0.0)
+        bad["hd"] = torch.diagonal(W.T @ W).clone()
+        broken = -_solvers._pf_fold_scores(prob, bad, s, Z, fd, alphas, "neg_mse", n_val).numpy() * n_val
+    assert not np.allclose(broken, want, rtol=1e-6)
+
+
+def test_ridgecv_float32_partial_fractions_match_float64(rng, monkeypatch):
+    """At a size where partial fractions pay (15 alphas, 80 validation samples, 40 features)
+    RidgeCV in float32 takes them by itself, and its cross-validated scores and chosen alphas
+    equal the float64 fit's."""
+    X = rng.standard_normal((400, 40)).astype(np.float32)
+    Y = (X[:, :10] @ rng.standard_normal((10, 25)) * rng.uniform(0, 1, 25)
+         + 3 * rng.standard_normal((400, 25))).astype(np.float32)
+    calls = []
+    real = _solvers._pf_fold_scores
+    monkeypatch.setattr(_solvers, "_pf_fold_scores", lambda *a, **k: calls.append(1) or real(*a, **k))
+    alphas = np.logspace(-1, 5, 15)
+    a = RidgeCV(alphas=alphas, device="cpu", dtype="float32").fit(X, Y)
+    assert len(calls) == 5
+    b = RidgeCV(alphas=alphas, device="cpu", dtype="float64").fit(X, Y)
+    assert len(calls) == 5  # float64 keeps the per-alpha products
+    np.testing.assert_allclose(a.cv_scores_, b.cv_scores_, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(a.best_alphas_, b.best_alphas_)
