@@ -743,3 +743,20 @@ def test_ridgecv_float32_partial_fractions_match_float64(rng, monkeypatch):
     assert len(calls) == 5  # float64 keeps the per-alpha products
     np.testing.assert_allclose(a.cv_scores_, b.cv_scores_, rtol=0, atol=1e-6)
     np.testing.assert_array_equal(a.best_alphas_, b.best_alphas_)
+
+
+def test_partial_fraction_cost_model():
+    """Partial fractions are taken where their shared products cost less than the per-alpha
+    ones (Benchmark A's 1,068 features, 400 validation samples, 15 alphas), not for wide
+    bases, few alphas or a spectrum of ties, and never for float64 data or off the CPU."""
+    import torch
+
+    assert _solvers._pf_worth(1068, 400, 15)
+    assert not _solvers._pf_worth(5000, 400, 15)  # r² outgrows the per-alpha products
+    assert not _solvers._pf_worth(1068, 400, 3)
+    assert not _solvers._pf_worth(1068, 400, 15, n_close=1068)  # every pair summed directly
+    X = np.random.default_rng(0).standard_normal((200, 20)).astype(np.float32)
+    for dtype, want in ((torch.float32, True), (torch.float64, False)):
+        prob = _solvers._Problem([X], _solvers.kfold_splits(200, 5), fit_intercept=True, solver="primal",
+                                 device=torch.device("cpu"), dtype=dtype)
+        assert _solvers._pf_candidates(prob, 15) is want
