@@ -643,6 +643,14 @@ def _all_fold_scores(X, Y, dtype, scoring, solver="primal", alphas=np.logspace(-
                                            scoring).numpy() for fi in range(len(prob.folds))])
 
 
+def _count_pf_calls(monkeypatch):
+    """A list that grows by one each time a fold is scored by partial fractions."""
+    calls = []
+    real = _solvers._pf_fold_scores
+    monkeypatch.setattr(_solvers, "_pf_fold_scores", lambda *a, **k: calls.append(1) or real(*a, **k))
+    return calls
+
+
 def _spectra(rng, kind):
     n, p, t = 160, 24, 9
     X = rng.standard_normal((n, p))
@@ -669,9 +677,7 @@ def test_partial_fraction_scores_match_the_direct_ones(rng, monkeypatch, kind, s
     X, Y = _spectra(rng, kind)
     solver = "kernel" if kind == "wide" else "primal"
     ref = _all_fold_scores(X, Y, "float64", scoring, solver)
-    calls = []
-    real = _solvers._pf_fold_scores
-    monkeypatch.setattr(_solvers, "_pf_fold_scores", lambda *a, **k: calls.append(1) or real(*a, **k))
+    calls = _count_pf_calls(monkeypatch)
     monkeypatch.setattr(_solvers, "_pf_worth", lambda *a, **k: True)
     pf = _all_fold_scores(X, Y, "float32", scoring, solver)
     assert len(calls) == 4  # every fold took the partial fractions
@@ -719,10 +725,9 @@ def test_partial_fraction_ties_are_summed_directly():
     bad = dict(plan, idx=plan["idx"][:0], H_S=plan["H_S"][:0, :0], W_S=plan["W_S"][:, :0])
     D = s[None, :] - s[:, None]
     D.fill_diagonal_(1.0)
-    with np.errstate(all="ignore"):
-        bad["M"] = (W.T @ W / D).fill_diagonal_(0.0)
-        bad["hd"] = torch.diagonal(W.T @ W).clone()
-        broken = -_solvers._pf_fold_scores(prob, bad, s, Z, fd, alphas, "neg_mse", n_val).numpy() * n_val
+    bad["M"] = (W.T @ W / D).fill_diagonal_(0.0)
+    bad["hd"] = torch.diagonal(W.T @ W).clone()
+    broken = -_solvers._pf_fold_scores(prob, bad, s, Z, fd, alphas, "neg_mse", n_val).numpy() * n_val
     assert not np.allclose(broken, want, rtol=1e-6)
 
 
@@ -733,9 +738,7 @@ def test_ridgecv_float32_partial_fractions_match_float64(rng, monkeypatch):
     X = rng.standard_normal((400, 40)).astype(np.float32)
     Y = (X[:, :10] @ rng.standard_normal((10, 25)) * rng.uniform(0, 1, 25)
          + 3 * rng.standard_normal((400, 25))).astype(np.float32)
-    calls = []
-    real = _solvers._pf_fold_scores
-    monkeypatch.setattr(_solvers, "_pf_fold_scores", lambda *a, **k: calls.append(1) or real(*a, **k))
+    calls = _count_pf_calls(monkeypatch)
     alphas = np.logspace(-1, 5, 15)
     a = RidgeCV(alphas=alphas, device="cpu", dtype="float32").fit(X, Y)
     assert len(calls) == 5
